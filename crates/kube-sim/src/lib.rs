@@ -1,0 +1,1 @@
+//! kube-sim: a loopback Kubernetes API simulator.

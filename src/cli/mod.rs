@@ -1,0 +1,46 @@
+//! The command line: one file per subcommand, each with its `Args` and a `run()` returning an [`Exit`].
+
+use crate::Exit;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod completions;
+
+/// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
+#[derive(Debug, Parser)]
+#[command(name = "backup-ns", version, about, after_help = Exit::HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format: `human` for terminals, `json` for CronJobs and log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "BACKUP_NS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace). BACKUP_NS_LOG overrides with a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+}
+
+/// Routes a parsed command line to its subcommand.
+pub fn dispatch(cli: Cli) -> Exit {
+    match cli.command {
+        Command::Completions(args) => completions::run(args),
+    }
+}

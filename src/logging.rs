@@ -1,0 +1,25 @@
+//! Log setup: human-readable on a terminal, one JSON object per line for CronJobs (`--log-format json`).
+
+use crate::cli::{GlobalArgs, LogFormat};
+use is_terminal::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global tracing subscriber. Logs go to stderr so stdout stays machine-readable.
+pub fn init(global: &GlobalArgs) {
+    let default_level = match global.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("BACKUP_NS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("backup_ns={default_level},warn")));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (e.g. in tests that call `run` twice) is harmless, so the error is ignored on purpose.
+    let _ = match global.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.with_ansi(ansi).with_target(false).try_init(),
+    };
+}
