@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Makes sure the external tools the test suite drives are present. On CI (CI=true, running as root) missing
+# Debian packages are installed; elsewhere the script only reports what to install. Tests that need a tool still
+# fail loudly on their own if it is missing: this script is a convenience, not a way to skip anything.
+set -euo pipefail
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/"$1" >/dev/null 2>&1; }
+
+have initdb    || missing+=(postgresql)
+have pg_dump   || missing+=(postgresql-client)
+have mariadbd  || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+have mysqldump || missing+=(mariadb-client)
+have unshare   || missing+=(util-linux)
+have runuser   || missing+=(util-linux)
+have tar       || missing+=(tar)
+have gzip      || missing+=(gzip)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
+    echo "ensure-tools: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "ensure-tools: missing tools; install with: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
+
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "ensure-tools: kubectl is not installed; the kubectl fidelity tests will fail." >&2
+  echo "  Install a kubectl client (e.g. 'apt-get install kubectl' from the Kubernetes apt repository)." >&2
+fi
