@@ -730,12 +730,18 @@ impl Cx<'_> {
         })
     }
 
-    /// Finds the script next to the plan, in its `hooks/` dir, or in `../hooks/`, and compiles it.
+    /// Finds the script next to the plan, in its `hooks/` dir, in its parent (the repository root when plans live
+    /// in `plans/`), or in `../hooks/`, and compiles it.
     fn resolve_script(&mut self, script: &str, span: Range<usize>) -> Option<PathBuf> {
         let given = Path::new(script);
         let candidates: Vec<PathBuf> = match self.ctx.base_dir {
             _ if given.is_absolute() => vec![given.to_path_buf()],
-            Some(base) => vec![base.join(given), base.join("hooks").join(given), base.join("..").join("hooks").join(given)],
+            Some(base) => vec![
+                base.join(given),
+                base.join("hooks").join(given),
+                base.join("..").join(given),
+                base.join("..").join("hooks").join(given),
+            ],
             None => vec![given.to_path_buf()],
         };
         let Some(found) = candidates.iter().find(|p| p.is_file()) else {

@@ -232,7 +232,17 @@ impl Diag {
 
     /// Renders with miette's graphical handler, no colour, at a fixed width (stable for golden tests).
     pub fn render(&self, width: usize) -> String {
-        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        self.render_styled(width, false)
+    }
+
+    /// Renders for a terminal; `color` picks miette's coloured unicode theme.
+    pub fn render_styled(&self, width: usize, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
             .with_width(width)
             .with_links(false);
         let mut out = String::new();

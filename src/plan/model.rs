@@ -188,7 +188,7 @@ pub struct MysqlHook {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RhaiHook {
-    /// Script path, resolved relative to the plan file, then its `hooks/` dir, then `../hooks/`.
+    /// Script path, resolved relative to the plan file's dir, then its `hooks/`, then `..`, then `../hooks/`.
     #[schemars(with = "String")]
     pub script: PathBuf,
     /// Default workload for the script's `exec` calls.
