@@ -126,12 +126,17 @@ impl Cx<'_> {
     }
 
     fn wrong_type(&mut self, node: &Node, expected: &str, what: &str, help: &str) {
+        let help = if help.is_empty() {
+            format!("`{what}` takes {expected}; see the plan reference in the README or `backup-ns schema`")
+        } else {
+            help.to_string()
+        };
         self.err(
             Code::WrongType,
             node.span.clone(),
             format!("`{what}` must be {expected}, found {}", node.kind.type_name()),
             &format!("expected {expected}"),
-            help,
+            &help,
         );
     }
 

@@ -88,7 +88,12 @@ pub fn qualified_name(s: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("name part must not be empty".into());
     }
-    label_value(name).map_err(|e| format!("name part `{name}` {}", e.replace("a label value", "a key name")))
+    label_value(name).map_err(|e| {
+        format!(
+            "name part `{name}` {}",
+            e.replace("a label value", "a key name").replace("label values allow", "key names allow")
+        )
+    })
 }
 
 /// Why a nameTemplate cannot be rendered.
