@@ -75,8 +75,11 @@ pub fn load_effective(
     };
     if path.is_some() && is_bak_env(env) {
         warnings.push(
-            Diag::warning(Code::EnvCompat, "BAK_* variables are ignored because a plan file is given")
-                .help("remove the BAK_* variables, or drop the plan file to use them"),
+            Diag::warning(
+                Code::EnvCompat,
+                "BAK_* variables are ignored because a plan file is given",
+            )
+            .help("remove the BAK_* variables, or drop the plan file to use them"),
         );
     }
 
@@ -90,7 +93,10 @@ pub fn load_effective(
         });
     }
     let base_json = serde_json::to_value(&base).map_err(|e| {
-        Diagnostics(vec![Diag::error(Code::Io, format!("cannot merge settings: {e}"))])
+        Diagnostics(vec![Diag::error(
+            Code::Io,
+            format!("cannot merge settings: {e}"),
+        )])
     })?;
     let mut base_json = base_json;
     // A retention policy is one value: an override replaces it instead of merging tier by tier.
@@ -104,7 +110,10 @@ pub fn load_effective(
         .merge(Serialized::defaults(Value::Object(flag_layer)))
         .extract()
         .map_err(|e| {
-            Diagnostics(vec![Diag::error(Code::EnvCompat, format!("cannot merge settings: {e}"))])
+            Diagnostics(vec![Diag::error(
+                Code::EnvCompat,
+                format!("cannot merge settings: {e}"),
+            )])
         })?;
     let profiles = profiles.unwrap_or_default();
     let (plan, diags) = plan_from_document(
@@ -117,7 +126,11 @@ pub fn load_effective(
             // The merged document repeats the base plan's warnings; keep the base ones (they point at the file).
             let fresh: Vec<Diag> = diags
                 .into_iter()
-                .filter(|d| !warnings.iter().any(|w| w.code == d.code && w.message == d.message))
+                .filter(|d| {
+                    !warnings
+                        .iter()
+                        .any(|w| w.code == d.code && w.message == d.message)
+                })
                 .collect();
             warnings.extend(fresh);
             Ok(LoadedPlan {
@@ -145,7 +158,7 @@ pub fn env_layer(env: &EnvMap) -> Result<Map<String, Value>, Diagnostics> {
         let path: Vec<String> = rest.split("__").map(camel_case).collect();
         match parse_value(key, value) {
             Ok(v) => insert_path(&mut out, &path, v),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
     if diags.is_empty() {
@@ -169,7 +182,7 @@ fn flag_layer(overrides: &Overrides) -> Result<Map<String, Value>, Diagnostics> 
         let path: Vec<String> = key.split('.').map(str::to_string).collect();
         match parse_value(&format!("--set {key}"), value) {
             Ok(v) => insert_path(&mut out, &path, v),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
     if let Some(ns) = &overrides.namespace {
@@ -204,14 +217,16 @@ fn camel_case(word: &str) -> String {
 }
 
 /// A value parsed like a YAML scalar or flow collection (`true`, `5`, `[a, b]`, `{daily: 3}`), else a string.
-fn parse_value(name: &str, value: &str) -> Result<Value, Diag> {
+fn parse_value(name: &str, value: &str) -> Result<Value, Box<Diag>> {
     let source = SourceFile::new(name, value);
     let mut diags = Vec::new();
     match parse(&source, Format::Yaml, &mut diags) {
         Some(node) if diags.is_empty() => Ok(to_json(&node)),
-        _ if value.starts_with(['[', '{']) => Err(diags.into_iter().next().unwrap_or_else(|| {
-            Diag::error(Code::EnvCompat, format!("{name} is not a valid value"))
-        })),
+        _ if value.starts_with(['[', '{']) => {
+            Err(Box::new(diags.into_iter().next().unwrap_or_else(|| {
+                Diag::error(Code::EnvCompat, format!("{name} is not a valid value"))
+            })))
+        }
         _ => Ok(Value::String(value.to_string())),
     }
 }
@@ -242,7 +257,10 @@ mod tests {
     use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> EnvMap {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn plan_file(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -269,8 +287,13 @@ mod tests {
 
     #[test]
     fn flags_beat_env_which_beats_the_plan_file() {
-        let (_dir, path) = plan_file("name: app\ntargets: [data]\nnamespace: from-file\ndryRun: false\nsnapshot:\n  readyTimeout: 5m\n");
-        let e = env(&[("BACKUP_NS_NAMESPACE", "from-env"), ("BACKUP_NS_SNAPSHOT__READY_TIMEOUT", "7m")]);
+        let (_dir, path) = plan_file(
+            "name: app\ntargets: [data]\nnamespace: from-file\ndryRun: false\nsnapshot:\n  readyTimeout: 5m\n",
+        );
+        let e = env(&[
+            ("BACKUP_NS_NAMESPACE", "from-env"),
+            ("BACKUP_NS_SNAPSHOT__READY_TIMEOUT", "7m"),
+        ]);
         let flags = Overrides {
             namespace: Some("from-flag".into()),
             dry_run: Some(true),
@@ -282,7 +305,10 @@ mod tests {
         assert_eq!(loaded.plan.snapshot.ready_timeout, Duration::from_secs(420));
         let only_file = load_effective(Some(&path), &EnvMap::new(), &Overrides::default()).unwrap();
         assert_eq!(only_file.plan.namespace.as_deref(), Some("from-file"));
-        assert_eq!(only_file.plan.snapshot.ready_timeout, Duration::from_secs(300));
+        assert_eq!(
+            only_file.plan.snapshot.ready_timeout,
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
@@ -301,13 +327,21 @@ mod tests {
             ..Overrides::default()
         };
         let loaded = load_effective(Some(&path), &EnvMap::new(), &flags).unwrap();
-        assert_eq!(loaded.plan.retention.counts_json(), serde_json::json!({"days": 3}));
+        assert_eq!(
+            loaded.plan.retention.counts_json(),
+            serde_json::json!({"days": 3})
+        );
         assert!(loaded.plan.lock.enabled);
     }
 
     #[test]
     fn without_a_plan_file_the_bak_env_is_used() {
-        let loaded = load_effective(None, &env(&[("BAK_DB_SKIP", "true")]), &Overrides::default()).unwrap();
+        let loaded = load_effective(
+            None,
+            &env(&[("BAK_DB_SKIP", "true")]),
+            &Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(loaded.origin, Origin::BakEnv);
         assert!(loaded.plan.hooks.pre.is_empty());
         let err = load_effective(None, &EnvMap::new(), &Overrides::default()).unwrap_err();

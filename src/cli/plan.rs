@@ -140,7 +140,8 @@ pub fn run_with_env(args: PlanArgs, env: &EnvMap) -> Exit {
                 Ok(loaded) => {
                     print_diags(&loaded.warnings);
                     if redacted {
-                        let json = serde_json::to_string_pretty(&loaded.plan.redacted_json()).unwrap_or_default();
+                        let json = serde_json::to_string_pretty(&loaded.plan.redacted_json())
+                            .unwrap_or_default();
                         return emit(&(json + "\n"));
                     }
                     match render(&loaded.plan, format) {

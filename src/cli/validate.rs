@@ -61,14 +61,22 @@ pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, St
     if files.is_empty() {
         return Err(format!(
             "no plan files (*.yaml, *.yml, *.toml) found in {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let profiles = match profiles {
         Some(file) => match Profiles::with_file(file) {
             Ok(p) => Some(p),
             Err(diags) if diags.iter().all(|d| d.code == plan::Code::Io) => {
-                return Err(diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "));
+                return Err(diags
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "));
             }
             Err(diags) => {
                 return Ok(Report {
@@ -115,12 +123,18 @@ pub fn run(args: ValidateArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let warnings = report.diagnostics.0.iter().filter(|d| !d.is_error()).count();
+    let warnings = report
+        .diagnostics
+        .0
+        .iter()
+        .filter(|d| !d.is_error())
+        .count();
     let errors = report.diagnostics.0.len() - warnings;
     let mut stdout = std::io::stdout().lock();
     match args.format {
         DiagFormat::Json => {
-            let json = serde_json::to_string_pretty(&report.diagnostics.to_json()).unwrap_or_else(|_| "[]".into());
+            let json = serde_json::to_string_pretty(&report.diagnostics.to_json())
+                .unwrap_or_else(|_| "[]".into());
             let _ = writeln!(stdout, "{json}");
         }
         DiagFormat::Human => {

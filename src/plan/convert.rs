@@ -117,30 +117,43 @@ impl<'n> Fields<'n> {
 impl Cx<'_> {
     fn err(&mut self, code: Code, span: Range<usize>, message: String, label: &str, help: &str) {
         let d = Diag::error(code, message).at(&self.src, span, label);
-        self.diags.push(if help.is_empty() { d } else { d.help(help) });
+        self.diags
+            .push(if help.is_empty() { d } else { d.help(help) });
     }
 
     fn warn(&mut self, code: Code, span: Range<usize>, message: String, label: &str, help: &str) {
-        let d = Diag::warning(code, message).at(&self.src, span, label).help(help);
+        let d = Diag::warning(code, message)
+            .at(&self.src, span, label)
+            .help(help);
         self.diags.push(d);
     }
 
     fn wrong_type(&mut self, node: &Node, expected: &str, what: &str, help: &str) {
         let help = if help.is_empty() {
-            format!("`{what}` takes {expected}; see the plan reference in the README or `backup-ns schema`")
+            format!(
+                "`{what}` takes {expected}; see the plan reference in the README or `backup-ns schema`"
+            )
         } else {
             help.to_string()
         };
         self.err(
             Code::WrongType,
             node.span.clone(),
-            format!("`{what}` must be {expected}, found {}", node.kind.type_name()),
+            format!(
+                "`{what}` must be {expected}, found {}",
+                node.kind.type_name()
+            ),
             &format!("expected {expected}"),
             &help,
         );
     }
 
-    fn fields<'n>(&mut self, node: &'n Node, what: &str, anchor: Range<usize>) -> Option<Fields<'n>> {
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        anchor: Range<usize>,
+    ) -> Option<Fields<'n>> {
         match &node.kind {
             NodeKind::Map(entries) => Some(Fields {
                 entries,
@@ -196,7 +209,12 @@ impl Cx<'_> {
         match &node.kind {
             NodeKind::Str(s) => Some(s.clone()),
             _ => {
-                self.wrong_type(node, "a string", what, "quote the value to make it a string");
+                self.wrong_type(
+                    node,
+                    "a string",
+                    what,
+                    "quote the value to make it a string",
+                );
                 None
             }
         }
@@ -222,17 +240,36 @@ impl Cx<'_> {
     }
 
     /// An integer in `min..=max`; `code` is used when out of range.
-    fn int(&mut self, f: &mut Fields<'_>, key: &'static str, min: i128, max: i128, code: Code) -> Option<i128> {
+    fn int(
+        &mut self,
+        f: &mut Fields<'_>,
+        key: &'static str,
+        min: i128,
+        max: i128,
+        code: Code,
+    ) -> Option<i128> {
         let node = f.get(key)?;
         match node.kind {
             NodeKind::Int(i) if (min..=max).contains(&i) => Some(i),
             NodeKind::Int(i) => {
                 let (msg, label) = if i < 0 && code == Code::NegativeCount {
-                    (format!("`{key}` is {i}; counts cannot be negative"), "negative count")
+                    (
+                        format!("`{key}` is {i}; counts cannot be negative"),
+                        "negative count",
+                    )
                 } else {
-                    (format!("`{key}` is {i}; it must be between {min} and {max}"), "out of range")
+                    (
+                        format!("`{key}` is {i}; it must be between {min} and {max}"),
+                        "out of range",
+                    )
                 };
-                self.err(code, node.span.clone(), msg, label, &format!("use a value from {min} to {max}"));
+                self.err(
+                    code,
+                    node.span.clone(),
+                    msg,
+                    label,
+                    &format!("use a value from {min} to {max}"),
+                );
                 None
             }
             _ => {
@@ -288,7 +325,13 @@ impl Cx<'_> {
         }
     }
 
-    fn choice<T: Copy>(&mut self, f: &mut Fields<'_>, key: &'static str, choices: &[(&'static str, T)], default: T) -> T {
+    fn choice<T: Copy>(
+        &mut self,
+        f: &mut Fields<'_>,
+        key: &'static str,
+        choices: &[(&'static str, T)],
+        default: T,
+    ) -> T {
         let Some(node) = f.get(key) else {
             return default;
         };
@@ -326,7 +369,11 @@ impl Cx<'_> {
         }
     }
 
-    fn string_map(&mut self, node: &Node, what: &str) -> Vec<(String, Range<usize>, String, Range<usize>)> {
+    fn string_map(
+        &mut self,
+        node: &Node,
+        what: &str,
+    ) -> Vec<(String, Range<usize>, String, Range<usize>)> {
         match &node.kind {
             NodeKind::Map(entries) => entries
                 .iter()
@@ -334,7 +381,12 @@ impl Cx<'_> {
                     let value = match &v.kind {
                         NodeKind::Str(s) => s.clone(),
                         _ => {
-                            self.wrong_type(v, "a string", &format!("{what}.{}", k.name), "quote the value");
+                            self.wrong_type(
+                                v,
+                                "a string",
+                                &format!("{what}.{}", k.name),
+                                "quote the value",
+                            );
                             return None;
                         }
                     };
@@ -361,7 +413,14 @@ impl Cx<'_> {
         }
     }
 
-    fn name_check(&mut self, value: &str, span: Range<usize>, what: &str, rule: fn(&str) -> Result<(), String>, help: &str) {
+    fn name_check(
+        &mut self,
+        value: &str,
+        span: Range<usize>,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+        help: &str,
+    ) {
         if let Err(why) = rule(value) {
             self.err(
                 Code::InvalidName,
@@ -393,7 +452,13 @@ impl Cx<'_> {
         };
         let namespace = f.get("namespace").and_then(|n| {
             let s = self.string(n, "namespace")?;
-            self.name_check(&s, n.span.clone(), "namespace", rules::dns1123_label, "namespaces are DNS-1123 labels");
+            self.name_check(
+                &s,
+                n.span.clone(),
+                "namespace",
+                rules::dns1123_label,
+                "namespaces are DNS-1123 labels",
+            );
             Some(s)
         });
 
@@ -404,12 +469,21 @@ impl Cx<'_> {
         };
         let target_names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
         let snapshot = match f.get("snapshot") {
-            Some(n) => self.snapshot(n, f.key_span("snapshot").unwrap_or(n.span.clone()), &target_names, name.as_deref()),
+            Some(n) => self.snapshot(
+                n,
+                f.key_span("snapshot").unwrap_or(n.span.clone()),
+                &target_names,
+                name.as_deref(),
+            ),
             None => {
                 let snap = Snapshot::default();
                 // The default template can still overflow with long PVC names.
-                if let Err(why) = rules::check_template(&snap.name_template, &target_names, name.as_deref().unwrap_or("plan"), None)
-                    && let Some((_, span)) = targets.iter().max_by_key(|(t, _)| t.len())
+                if let Err(why) = rules::check_template(
+                    &snap.name_template,
+                    &target_names,
+                    name.as_deref().unwrap_or("plan"),
+                    None,
+                ) && let Some((_, span)) = targets.iter().max_by_key(|(t, _)| t.len())
                 {
                     self.err(
                         Code::NameTemplate,
@@ -423,7 +497,9 @@ impl Cx<'_> {
             }
         };
         let retention = match f.get("retention") {
-            Some(n) => self.retention(n, f.key_span("retention")).unwrap_or_default(),
+            Some(n) => self
+                .retention(n, f.key_span("retention"))
+                .unwrap_or_default(),
             None => Retention::default(),
         };
         let lock = match f.get("lock") {
@@ -452,7 +528,11 @@ impl Cx<'_> {
 
     fn targets(&mut self, f: &mut Fields<'_>) -> Vec<(String, Range<usize>)> {
         let Some(node) = f.get("targets") else {
-            self.missing(f, "targets", "list the PVCs to snapshot, e.g. `targets: [data]`");
+            self.missing(
+                f,
+                "targets",
+                "list the PVCs to snapshot, e.g. `targets: [data]`",
+            );
             return Vec::new();
         };
         let list = self.string_list(node, "targets");
@@ -477,10 +557,13 @@ impl Cx<'_> {
                 self.err(Code::InvalidName, span.clone(), format!("target PVC `{name}` is not a valid name"), &why, "PVC names are DNS-1123 names: lowercase letters, digits, `-` and `.`");
             }
             if let Some((_, first)) = seen.iter().find(|(n, _)| n == name) {
-                let d = Diag::error(Code::DuplicateTarget, format!("PVC `{name}` is listed twice"))
-                    .at(&self.src, span.clone(), "duplicate")
-                    .also(first.clone(), "first listed here")
-                    .help("remove the duplicate; each PVC is snapshotted once per run");
+                let d = Diag::error(
+                    Code::DuplicateTarget,
+                    format!("PVC `{name}` is listed twice"),
+                )
+                .at(&self.src, span.clone(), "duplicate")
+                .also(first.clone(), "first listed here")
+                .help("remove the duplicate; each PVC is snapshotted once per run");
                 self.diags.push(d);
             } else {
                 seen.push((name.clone(), span.clone()));
@@ -510,7 +593,12 @@ impl Cx<'_> {
         match &node.kind {
             NodeKind::Seq(items) => items.iter().filter_map(|n| self.hook(n, post)).collect(),
             _ => {
-                self.wrong_type(node, "a list of hooks", what, "each hook is a mapping with a `type`");
+                self.wrong_type(
+                    node,
+                    "a list of hooks",
+                    what,
+                    "each hook is a mapping with a `type`",
+                );
                 Vec::new()
             }
         }
@@ -523,7 +611,11 @@ impl Cx<'_> {
         };
         let mut f = self.fields(node, "a hook", anchor)?;
         let Some(type_node) = f.get("type") else {
-            self.missing(&f, "type", "set `type` to one of postgres, mysql, rhai, exec");
+            self.missing(
+                &f,
+                "type",
+                "set `type` to one of postgres, mysql, rhai, exec",
+            );
             return None;
         };
         let type_name = self.string(type_node, "type")?;
@@ -532,22 +624,44 @@ impl Cx<'_> {
                 Some(s) => format!("did you mean `{s}`? hook types: postgres, mysql, rhai, exec"),
                 None => "hook types: postgres, mysql, rhai, exec".to_string(),
             };
-            self.err(Code::UnknownHookType, type_node.span.clone(), format!("unknown hook type `{type_name}`"), "unknown hook type", &help);
+            self.err(
+                Code::UnknownHookType,
+                type_node.span.clone(),
+                format!("unknown hook type `{type_name}`"),
+                "unknown hook type",
+                &help,
+            );
             return None;
         };
         f.what = format!("{type_name} hook");
         let timeout = self.duration(&mut f, "timeout", Hook::default_timeout(kind));
-        let on_error = self.choice(&mut f, "onError", &[("fail", OnError::Fail), ("continue", OnError::Continue)], OnError::Fail);
+        let on_error = self.choice(
+            &mut f,
+            "onError",
+            &[("fail", OnError::Fail), ("continue", OnError::Continue)],
+            OnError::Fail,
+        );
         let when = if post {
             if f.get("when").is_some() {
-                Some(self.choice(&mut f, "when", &[("success", When::Success), ("always", When::Always)], When::Success))
+                Some(self.choice(
+                    &mut f,
+                    "when",
+                    &[("success", When::Success), ("always", When::Always)],
+                    When::Success,
+                ))
             } else {
                 None
             }
         } else {
             if let Some(n) = f.get("when") {
                 let span = f.key_span("when").unwrap_or(n.span.clone());
-                self.err(Code::WhenOnPreHook, span, "`when` is only allowed on post-hooks".into(), "pre-hooks always run", "remove `when`, or move this hook to `hooks.post`");
+                self.err(
+                    Code::WhenOnPreHook,
+                    span,
+                    "`when` is only allowed on post-hooks".into(),
+                    "pre-hooks always run",
+                    "remove `when`, or move this hook to `hooks.post`",
+                );
             }
             None
         };
@@ -569,18 +683,34 @@ impl Cx<'_> {
     fn workload(&mut self, f: &mut Fields<'_>, required: bool) -> Option<WorkloadRef> {
         let Some(node) = f.get("workload") else {
             if required {
-                self.missing(f, "workload", "set `workload: deployment/NAME` (or statefulset/NAME, pod/NAME)");
+                self.missing(
+                    f,
+                    "workload",
+                    "set `workload: deployment/NAME` (or statefulset/NAME, pod/NAME)",
+                );
             }
             return None;
         };
         let text = self.string(node, "workload")?;
         match text.parse::<WorkloadRef>() {
             Ok(w) => {
-                self.name_check(&w.name, node.span.clone(), "workload name", rules::dns1123_subdomain, "workload names are DNS-1123 names");
+                self.name_check(
+                    &w.name,
+                    node.span.clone(),
+                    "workload name",
+                    rules::dns1123_subdomain,
+                    "workload names are DNS-1123 names",
+                );
                 Some(w)
             }
             Err(e) => {
-                self.err(Code::BadWorkload, node.span.clone(), format!("malformed workload reference `{text}`"), &e.to_string(), "write `deployment/NAME`, `statefulset/NAME` or `pod/NAME`");
+                self.err(
+                    Code::BadWorkload,
+                    node.span.clone(),
+                    format!("malformed workload reference `{text}`"),
+                    &e.to_string(),
+                    "write `deployment/NAME`, `statefulset/NAME` or `pod/NAME`",
+                );
                 None
             }
         }
@@ -590,7 +720,13 @@ impl Cx<'_> {
         match f.get("container") {
             Some(node) => {
                 let s = self.string(node, "container")?;
-                self.name_check(&s, node.span.clone(), "container name", rules::dns1123_label, "container names are DNS-1123 labels");
+                self.name_check(
+                    &s,
+                    node.span.clone(),
+                    "container name",
+                    rules::dns1123_label,
+                    "container names are DNS-1123 labels",
+                );
                 Some(s)
             }
             None => match default {
@@ -606,7 +742,16 @@ impl Cx<'_> {
     fn db_dump(&mut self, f: &mut Fields<'_>, d: &DbDefaults) -> Option<DbDump> {
         let workload = self.workload(f, true);
         let container = self.container(f, Some(d.container));
-        let compression = self.choice(f, "compression", &[("gzip", Compression::Gzip), ("zstd", Compression::Zstd), ("none", Compression::None)], Compression::Gzip);
+        let compression = self.choice(
+            f,
+            "compression",
+            &[
+                ("gzip", Compression::Gzip),
+                ("zstd", Compression::Zstd),
+                ("none", Compression::None),
+            ],
+            Compression::Gzip,
+        );
         let dump_file = match f.get("dumpFile") {
             Some(node) => {
                 let s = self.string(node, "dumpFile");
@@ -615,11 +760,21 @@ impl Cx<'_> {
                 }
                 s
             }
-            None => Some(format!("{}/dump.sql{}", d.data_dir, compression_suffix(compression))),
+            None => Some(format!(
+                "{}/dump.sql{}",
+                d.data_dir,
+                compression_suffix(compression)
+            )),
         };
-        let host = self.opt_string(f, "host").unwrap_or_else(|| "127.0.0.1".into());
-        let port = self.int(f, "port", 1, 65535, Code::OutOfRange).map_or(d.port, |p| p as u16);
-        let user = self.opt_string(f, "user").unwrap_or_else(|| d.user.to_string());
+        let host = self
+            .opt_string(f, "host")
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = self
+            .int(f, "port", 1, 65535, Code::OutOfRange)
+            .map_or(d.port, |p| p as u16);
+        let user = self
+            .opt_string(f, "user")
+            .unwrap_or_else(|| d.user.to_string());
         let password = match f.get("password") {
             Some(node) => {
                 let p = self.string(node, "password");
@@ -632,14 +787,19 @@ impl Cx<'_> {
                         node.span.clone(),
                         "literal password in the plan".into(),
                         "this secret ends up in Git and in the plan annotation (redacted)",
-                        &format!("reference the container's env instead, e.g. `password: \"{}\"`", d.password),
+                        &format!(
+                            "reference the container's env instead, e.g. `password: \"{}\"`",
+                            d.password
+                        ),
                     );
                 }
                 p
             }
             None => Some(d.password.to_string()),
         };
-        let database = self.opt_string(f, "database").unwrap_or_else(|| d.database.to_string());
+        let database = self
+            .opt_string(f, "database")
+            .unwrap_or_else(|| d.database.to_string());
         let threshold = match f.get("threshold") {
             Some(node) => match node.kind {
                 NodeKind::Int(t) if (1..=100).contains(&t) => t as u8,
@@ -655,7 +815,11 @@ impl Cx<'_> {
             None => DEFAULT_THRESHOLD,
         };
         let extra_args = match f.get("extraArgs") {
-            Some(n) => self.string_list(n, "extraArgs").into_iter().map(|(s, _)| s).collect(),
+            Some(n) => self
+                .string_list(n, "extraArgs")
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect(),
             None => Vec::new(),
         };
         Some(DbDump {
@@ -675,14 +839,39 @@ impl Cx<'_> {
 
     fn dump_path_check(&mut self, path: &str, span: Range<usize>, d: &DbDefaults) {
         if !path.starts_with('/') {
-            self.err(Code::BadPath, span, format!("dump path `{path}` is not absolute"), "relative path", &format!("use an absolute path inside the container, e.g. `{}/dump.sql.gz`", d.data_dir));
+            self.err(
+                Code::BadPath,
+                span,
+                format!("dump path `{path}` is not absolute"),
+                "relative path",
+                &format!(
+                    "use an absolute path inside the container, e.g. `{}/dump.sql.gz`",
+                    d.data_dir
+                ),
+            );
             return;
         }
         if path.ends_with('/') {
-            self.err(Code::BadPath, span, format!("dump path `{path}` is a directory"), "needs a file name", "end the path with a file name such as `dump.sql.gz`");
+            self.err(
+                Code::BadPath,
+                span,
+                format!("dump path `{path}` is a directory"),
+                "needs a file name",
+                "end the path with a file name such as `dump.sql.gz`",
+            );
             return;
         }
-        const USUAL: [&str; 9] = ["/var/lib/postgresql/", "/var/lib/mysql/", "/var/lib/mariadb/", "/bitnami/", "/data/", "/mnt/", "/srv/", "/backup", "/var/backups/"];
+        const USUAL: [&str; 9] = [
+            "/var/lib/postgresql/",
+            "/var/lib/mysql/",
+            "/var/lib/mariadb/",
+            "/bitnami/",
+            "/data/",
+            "/mnt/",
+            "/srv/",
+            "/backup",
+            "/var/backups/",
+        ];
         if !USUAL.iter().any(|p| path.starts_with(p)) {
             self.warn(
                 Code::DumpPathUnusual,
@@ -695,13 +884,20 @@ impl Cx<'_> {
     }
 
     fn postgres(&mut self, f: &mut Fields<'_>) -> Option<PostgresHook> {
-        let format = self.choice(f, "format", &[("plain", PgFormat::Plain), ("custom", PgFormat::Custom)], PgFormat::Plain);
+        let format = self.choice(
+            f,
+            "format",
+            &[("plain", PgFormat::Plain), ("custom", PgFormat::Custom)],
+            PgFormat::Plain,
+        );
         let dump = self.db_dump(f, &POSTGRES)?;
         Some(PostgresHook { dump, format })
     }
 
     fn mysql(&mut self, f: &mut Fields<'_>) -> Option<MysqlHook> {
-        let default_character_set = self.opt_string(f, "defaultCharacterSet").unwrap_or_else(|| "utf8".into());
+        let default_character_set = self
+            .opt_string(f, "defaultCharacterSet")
+            .unwrap_or_else(|| "utf8".into());
         let single_transaction = self.bool(f, "singleTransaction", false);
         let dump = self.db_dump(f, &MYSQL)?;
         Some(MysqlHook {
@@ -750,14 +946,29 @@ impl Cx<'_> {
             None => vec![given.to_path_buf()],
         };
         let Some(found) = candidates.iter().find(|p| p.is_file()) else {
-            let tried: Vec<String> = candidates.iter().map(|p| format!("`{}`", p.display())).collect();
-            self.err(Code::HookScriptMissing, span, format!("rhai script `{script}` not found"), "no such file", &format!("looked for {}", tried.join(", ")));
+            let tried: Vec<String> = candidates
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect();
+            self.err(
+                Code::HookScriptMissing,
+                span,
+                format!("rhai script `{script}` not found"),
+                "no such file",
+                &format!("looked for {}", tried.join(", ")),
+            );
             return None;
         };
         let text = match std::fs::read_to_string(found) {
             Ok(t) => t,
             Err(e) => {
-                self.err(Code::Io, span, format!("cannot read rhai script `{}`: {e}", found.display()), "unreadable", "check the file's permissions");
+                self.err(
+                    Code::Io,
+                    span,
+                    format!("cannot read rhai script `{}`: {e}", found.display()),
+                    "unreadable",
+                    "check the file's permissions",
+                );
                 return None;
             }
         };
@@ -772,9 +983,15 @@ impl Cx<'_> {
             let (pline, pcol) = self.src.line_col(span.start);
             let message = err.0.to_string();
             self.diags.push(
-                Diag::error(Code::HookScriptSyntax, format!("rhai script `{script}` does not compile: {message}"))
-                    .at(&script_src, offset..offset, message)
-                    .help(format!("referenced from {}:{pline}:{pcol}; fix the script's syntax", self.src.name)),
+                Diag::error(
+                    Code::HookScriptSyntax,
+                    format!("rhai script `{script}` does not compile: {message}"),
+                )
+                .at(&script_src, offset..offset, message)
+                .help(format!(
+                    "referenced from {}:{pline}:{pcol}; fix the script's syntax",
+                    self.src.name
+                )),
             );
             return None;
         }
@@ -787,8 +1004,16 @@ impl Cx<'_> {
         let command = match f.get("command") {
             Some(node) => {
                 let list = self.string_list(node, "command");
-                if matches!(node.kind, NodeKind::Seq(_)) && list.first().is_none_or(|(s, _)| s.trim().is_empty()) {
-                    self.err(Code::EmptyCommand, node.span.clone(), "exec hook has an empty command".into(), "nothing to run", "give the program and its arguments, e.g. `command: [sh, -c, \"sync\"]`");
+                if matches!(node.kind, NodeKind::Seq(_))
+                    && list.first().is_none_or(|(s, _)| s.trim().is_empty())
+                {
+                    self.err(
+                        Code::EmptyCommand,
+                        node.span.clone(),
+                        "exec hook has an empty command".into(),
+                        "nothing to run",
+                        "give the program and its arguments, e.g. `command: [sh, -c, \"sync\"]`",
+                    );
                     None
                 } else if matches!(node.kind, NodeKind::Seq(_)) {
                     Some(list.into_iter().map(|(s, _)| s).collect::<Vec<_>>())
@@ -797,7 +1022,11 @@ impl Cx<'_> {
                 }
             }
             None => {
-                self.missing(f, "command", "give the program and its arguments, e.g. `command: [sh, -c, \"sync\"]`");
+                self.missing(
+                    f,
+                    "command",
+                    "give the program and its arguments, e.g. `command: [sh, -c, \"sync\"]`",
+                );
                 None
             }
         };
@@ -808,7 +1037,13 @@ impl Cx<'_> {
         })
     }
 
-    fn snapshot(&mut self, node: &Node, anchor: Range<usize>, targets: &[String], plan_name: Option<&str>) -> Snapshot {
+    fn snapshot(
+        &mut self,
+        node: &Node,
+        anchor: Range<usize>,
+        targets: &[String],
+        plan_name: Option<&str>,
+    ) -> Snapshot {
         let def = Snapshot::default();
         let Some(mut f) = self.fields(node, "snapshot", anchor) else {
             return def;
@@ -818,13 +1053,25 @@ impl Cx<'_> {
             if s.is_empty() {
                 return None;
             }
-            self.name_check(&s, n.span.clone(), "VolumeSnapshotClass", rules::dns1123_subdomain, "leave `class` empty to use the cluster's default class");
+            self.name_check(
+                &s,
+                n.span.clone(),
+                "VolumeSnapshotClass",
+                rules::dns1123_subdomain,
+                "leave `class` empty to use the cluster's default class",
+            );
             Some(s)
         });
         let rand = f.get("rand").and_then(|n| {
             let s = self.string(n, "rand")?;
             if let Err(why) = rules::dns1123_label(&s) {
-                self.err(Code::InvalidName, n.span.clone(), format!("`rand` value `{s}` cannot be part of a snapshot name"), &why, "use lowercase letters and digits");
+                self.err(
+                    Code::InvalidName,
+                    n.span.clone(),
+                    format!("`rand` value `{s}` cannot be part of a snapshot name"),
+                    &why,
+                    "use lowercase letters and digits",
+                );
                 return None;
             }
             Some(s)
@@ -832,17 +1079,33 @@ impl Cx<'_> {
         let name_template = match f.get("nameTemplate") {
             Some(n) => match self.string(n, "nameTemplate") {
                 Some(t) => {
-                    if let Err(why) = rules::check_template(&t, targets, plan_name.unwrap_or("plan"), rand.as_deref()) {
+                    if let Err(why) = rules::check_template(
+                        &t,
+                        targets,
+                        plan_name.unwrap_or("plan"),
+                        rand.as_deref(),
+                    ) {
                         self.err(Code::NameTemplate, n.span.clone(), "nameTemplate can produce an invalid VolumeSnapshot name".into(), &why, "snapshot names must be DNS-1123 names of at most 63 characters; shorten the template or the PVC names");
                     } else if !t.contains("{timestamp}") && !t.contains("{rand}") {
-                        self.warn(Code::NameTemplateNotUnique, n.span.clone(), "nameTemplate has neither {timestamp} nor {rand}".into(), "every run renders the same name", "add `{timestamp}` or `{rand}` so runs do not collide");
+                        self.warn(
+                            Code::NameTemplateNotUnique,
+                            n.span.clone(),
+                            "nameTemplate has neither {timestamp} nor {rand}".into(),
+                            "every run renders the same name",
+                            "add `{timestamp}` or `{rand}` so runs do not collide",
+                        );
                     }
                     t
                 }
                 None => def.name_template.clone(),
             },
             None => {
-                if let Err(why) = rules::check_template(&def.name_template, targets, plan_name.unwrap_or("plan"), rand.as_deref()) {
+                if let Err(why) = rules::check_template(
+                    &def.name_template,
+                    targets,
+                    plan_name.unwrap_or("plan"),
+                    rand.as_deref(),
+                ) {
                     let span = f.anchor.clone();
                     self.err(Code::NameTemplate, span, "the default nameTemplate `{pvc}-{timestamp}-{rand}` is too long for these targets".into(), &why, "set `nameTemplate` to something shorter, e.g. `{plan}-{timestamp}-{rand}`");
                 }
@@ -859,12 +1122,34 @@ impl Cx<'_> {
             Some(n) => self.labels(n, "annotations", false),
             None => BTreeMap::new(),
         };
-        let consistency = self.choice(&mut f, "consistency", &[("individual", Consistency::Individual), ("group", Consistency::Group)], Consistency::Individual);
-        let backup_type = self.choice(&mut f, "type", &[("cronjob", BackupType::Cronjob), ("adhoc", BackupType::Adhoc)], BackupType::Adhoc);
+        let consistency = self.choice(
+            &mut f,
+            "consistency",
+            &[
+                ("individual", Consistency::Individual),
+                ("group", Consistency::Group),
+            ],
+            Consistency::Individual,
+        );
+        let backup_type = self.choice(
+            &mut f,
+            "type",
+            &[
+                ("cronjob", BackupType::Cronjob),
+                ("adhoc", BackupType::Adhoc),
+            ],
+            BackupType::Adhoc,
+        );
         let pod = f.get("pod").and_then(|n| {
             let s = self.string(n, "pod")?;
             if let Err(why) = rules::label_value(&s) {
-                self.err(Code::InvalidLabel, n.span.clone(), format!("`pod` value `{s}` is not a valid label value"), &why, "it becomes the `backup-ns.sh/pod` label");
+                self.err(
+                    Code::InvalidLabel,
+                    n.span.clone(),
+                    format!("`pod` value `{s}` is not a valid label value"),
+                    &why,
+                    "it becomes the `backup-ns.sh/pod` label",
+                );
             }
             if s.is_empty() { None } else { Some(s) }
         });
@@ -883,13 +1168,24 @@ impl Cx<'_> {
         }
     }
 
-    fn labels(&mut self, node: &Node, what: &str, values_are_labels: bool) -> BTreeMap<String, String> {
+    fn labels(
+        &mut self,
+        node: &Node,
+        what: &str,
+        values_are_labels: bool,
+    ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (key, key_span, value, value_span) in self.string_map(node, what) {
             if let Err(why) = rules::qualified_name(&key) {
                 self.err(Code::InvalidLabel, key_span.clone(), format!("`{key}` is not a valid {} key", &what[..what.len() - 1]), &why, "keys are `[prefix/]name`: prefix a DNS subdomain, name at most 63 of letters, digits, `-`, `_`, `.`");
             } else if key.starts_with("backup-ns.sh/") {
-                self.err(Code::InvalidLabel, key_span.clone(), format!("`{key}` is managed by backup-ns"), "reserved prefix", "keys under `backup-ns.sh/` are set by backup-ns itself; pick another prefix");
+                self.err(
+                    Code::InvalidLabel,
+                    key_span.clone(),
+                    format!("`{key}` is managed by backup-ns"),
+                    "reserved prefix",
+                    "keys under `backup-ns.sh/` are set by backup-ns itself; pick another prefix",
+                );
             }
             if values_are_labels && let Err(why) = rules::label_value(&value) {
                 self.err(Code::InvalidLabel, value_span, format!("`{value}` is not a valid label value"), &why, "label values are at most 63 letters, digits, `-`, `_` or `.`, starting and ending alphanumeric");
@@ -901,16 +1197,25 @@ impl Cx<'_> {
 
     fn profile(&mut self, name: &str, node: &Node) -> Option<Retention> {
         match self.ctx.profiles.get(name) {
-                Some(r) => Some(r),
-                None => {
-                    let names = self.ctx.profiles.names();
-                    let help = match suggest(name, names.iter().map(String::as_str)) {
-                        Some(s) => format!("did you mean `{s}`? known profiles: {}", names.join(", ")),
-                        None => format!("known profiles: {} (add more in retention-profiles.yaml beside the plan, or pass --profiles FILE)", names.join(", ")),
-                    };
-                    self.err(Code::UnknownProfile, node.span.clone(), format!("unknown retention profile `{name}`"), "no such profile", &help);
-                    None
-                }
+            Some(r) => Some(r),
+            None => {
+                let names = self.ctx.profiles.names();
+                let help = match suggest(name, names.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`? known profiles: {}", names.join(", ")),
+                    None => format!(
+                        "known profiles: {} (add more in retention-profiles.yaml beside the plan, or pass --profiles FILE)",
+                        names.join(", ")
+                    ),
+                };
+                self.err(
+                    Code::UnknownProfile,
+                    node.span.clone(),
+                    format!("unknown retention profile `{name}`"),
+                    "no such profile",
+                    &help,
+                );
+                None
+            }
         }
     }
 
@@ -922,7 +1227,11 @@ impl Cx<'_> {
         let mut f = self.fields(node, "retention", anchor.clone())?;
         let count = |cx: &mut Self, f: &mut Fields<'_>, key: &'static str| -> (Option<u32>, bool) {
             let present = f.get(key).is_some();
-            (cx.int(f, key, 0, i128::from(u32::MAX), Code::NegativeCount).map(|v| v as u32), present)
+            (
+                cx.int(f, key, 0, i128::from(u32::MAX), Code::NegativeCount)
+                    .map(|v| v as u32),
+                present,
+            )
         };
         let (daily, d_p) = count(self, &mut f, "daily");
         let (weekly, w_p) = count(self, &mut f, "weekly");
@@ -932,7 +1241,9 @@ impl Cx<'_> {
         let any_tier = d_p || w_p || m_p || y_p;
         // `{profile: NAME}` alone references a profile; with counts it is a resolved policy that remembers
         // its profile's name (the form plans serialise to).
-        let profile = f.get("profile").and_then(|n| self.string(n, "profile").map(|s| (s, n)));
+        let profile = f
+            .get("profile")
+            .and_then(|n| self.string(n, "profile").map(|s| (s, n)));
         if let Some((name, pnode)) = &profile
             && !any_tier
             && !days_p
@@ -947,18 +1258,35 @@ impl Cx<'_> {
         };
         self.finish(f);
         if days_p && any_tier {
-            self.err(Code::RetentionMixed, span, "retention mixes `days` with daily/weekly/monthly/yearly".into(), "pick one kind of policy", "use either `days: N` (delete after N days) or tier counts, not both");
+            self.err(
+                Code::RetentionMixed,
+                span,
+                "retention mixes `days` with daily/weekly/monthly/yearly".into(),
+                "pick one kind of policy",
+                "use either `days: N` (delete after N days) or tier counts, not both",
+            );
             return None;
         }
         if days_p {
             let days = days?;
             if days == 0 {
-                self.err(Code::RetentionEmpty, span, "retention `days: 0` keeps nothing".into(), "keeps nothing", "use at least `days: 1`");
+                self.err(
+                    Code::RetentionEmpty,
+                    span,
+                    "retention `days: 0` keeps nothing".into(),
+                    "keeps nothing",
+                    "use at least `days: 1`",
+                );
                 return None;
             }
             return Some(Retention::Days { profile, days });
         }
-        let (daily, weekly, monthly, yearly) = (daily.unwrap_or(0), weekly.unwrap_or(0), monthly.unwrap_or(0), yearly.unwrap_or(0));
+        let (daily, weekly, monthly, yearly) = (
+            daily.unwrap_or(0),
+            weekly.unwrap_or(0),
+            monthly.unwrap_or(0),
+            yearly.unwrap_or(0),
+        );
         if daily + weekly + monthly + yearly == 0 {
             if !self.diags.iter().any(|d| d.code == Code::NegativeCount) {
                 self.err(Code::RetentionEmpty, span, "retention keeps no tier".into(), "no tier with a count above 0", "set at least one of daily, weekly, monthly, yearly (defaults are 7/4/12), or `days: N`");
@@ -984,14 +1312,22 @@ impl Cx<'_> {
             Some(n) => match self.string(n, "dir") {
                 Some(d) if d.starts_with('/') => d,
                 Some(d) => {
-                    self.err(Code::BadPath, n.span.clone(), format!("lock dir `{d}` is not absolute"), "relative path", "use the absolute hostPath mount, e.g. `/mnt/host-backup-locks`");
+                    self.err(
+                        Code::BadPath,
+                        n.span.clone(),
+                        format!("lock dir `{d}` is not absolute"),
+                        "relative path",
+                        "use the absolute hostPath mount, e.g. `/mnt/host-backup-locks`",
+                    );
                     def.dir.clone()
                 }
                 None => def.dir.clone(),
             },
             None => def.dir.clone(),
         };
-        let slots = self.int(&mut f, "slots", 1, 1024, Code::OutOfRange).map(|s| s as u32);
+        let slots = self
+            .int(&mut f, "slots", 1, 1024, Code::OutOfRange)
+            .map(|s| s as u32);
         let timeout = self.duration(&mut f, "timeout", def.timeout);
         self.finish(f);
         Lock {

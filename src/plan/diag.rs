@@ -179,7 +179,12 @@ impl Diag {
     }
 
     /// Points the diagnostic at `span` in `source` with a label text.
-    pub fn at(mut self, source: &Arc<SourceFile>, span: Range<usize>, label: impl Into<String>) -> Diag {
+    pub fn at(
+        mut self,
+        source: &Arc<SourceFile>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Diag {
         self.source = Some(Arc::clone(source));
         self.primary = Some(Label {
             span,
@@ -323,9 +328,7 @@ impl miette::Diagnostic for MietteDiag<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        if self.diag.primary.is_none() {
-            return None;
-        }
+        self.diag.primary.as_ref()?;
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }
 
@@ -357,8 +360,16 @@ impl Diagnostics {
     /// Sorts by file, then position, then code, so output is stable whatever order checks ran in.
     pub fn sort(&mut self) {
         self.0.sort_by(|a, b| {
-            let ka = (a.location(), a.primary.as_ref().map(|l| l.span.start), a.code);
-            let kb = (b.location(), b.primary.as_ref().map(|l| l.span.start), b.code);
+            let ka = (
+                a.location(),
+                a.primary.as_ref().map(|l| l.span.start),
+                a.code,
+            );
+            let kb = (
+                b.location(),
+                b.primary.as_ref().map(|l| l.span.start),
+                b.code,
+            );
             ka.cmp(&kb)
         });
     }
@@ -400,7 +411,11 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for code in Code::ALL {
             assert!(code.as_str().starts_with("plan::"), "{}", code.as_str());
-            assert!(seen.insert(code.as_str()), "duplicate code {}", code.as_str());
+            assert!(
+                seen.insert(code.as_str()),
+                "duplicate code {}",
+                code.as_str()
+            );
             assert!(!code.describe().is_empty());
         }
     }

@@ -84,7 +84,11 @@ pub fn bak_env_document(env: &EnvMap) -> Result<(Value, Vec<Diag>), Vec<Diag>> {
 /// The plan equivalent to a `BAK_*` environment, validated like a plan file.
 pub fn plan_from_bak_env(env: &EnvMap) -> Result<(Plan, Vec<Diag>), Vec<Diag>> {
     let (doc, mut diags) = bak_env_document(env)?;
-    let (plan, mut more) = plan_from_document(&doc, "plan generated from BAK_* environment", &Profiles::builtin());
+    let (plan, mut more) = plan_from_document(
+        &doc,
+        "plan generated from BAK_* environment",
+        &Profiles::builtin(),
+    );
     diags.append(&mut more);
     match plan {
         Some(p) => Ok((p, diags)),
@@ -94,7 +98,11 @@ pub fn plan_from_bak_env(env: &EnvMap) -> Result<(Plan, Vec<Diag>), Vec<Diag>> {
 
 /// Validates a plan document that has no file of its own (env, merged layers). It is rendered as YAML so
 /// diagnostics can still show a snippet with the offending line.
-pub fn plan_from_document(doc: &Value, name: &str, profiles: &Profiles) -> (Option<Plan>, Vec<Diag>) {
+pub fn plan_from_document(
+    doc: &Value,
+    name: &str,
+    profiles: &Profiles,
+) -> (Option<Plan>, Vec<Diag>) {
     let text = serde_saphyr::to_string(doc).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
     let source = SourceFile::new(name, text);
     let mut diags = Vec::new();
@@ -176,7 +184,11 @@ impl<'e> Reader<'e> {
             Some("1" | "t" | "T" | "true" | "TRUE" | "True") => true,
             Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
             Some(other) => {
-                self.bad(key, format!("{key}={other} is not a boolean"), "use `true` or `false`");
+                self.bad(
+                    key,
+                    format!("{key}={other} is not a boolean"),
+                    "use `true` or `false`",
+                );
                 default
             }
         }
@@ -188,7 +200,11 @@ impl<'e> Reader<'e> {
             Some(v) => match v.trim().parse::<i64>() {
                 Ok(i) => i,
                 Err(_) => {
-                    self.bad(key, format!("{key}={v} is not a whole number"), "use digits only, e.g. `30`");
+                    self.bad(
+                        key,
+                        format!("{key}={v} is not a whole number"),
+                        "use digits only, e.g. `30`",
+                    );
                     default
                 }
             },
@@ -228,9 +244,12 @@ impl<'e> Reader<'e> {
         if skip && (pg || my) {
             let span = self.span_of("BAK_DB_SKIP");
             self.diags.push(
-                Diag::warning(Code::EnvCompat, "BAK_DB_SKIP=true wins over BAK_DB_POSTGRES/BAK_DB_MYSQL")
-                    .at(&self.source, span, "no database dump will run")
-                    .help("unset BAK_DB_SKIP to dump the database before the snapshot"),
+                Diag::warning(
+                    Code::EnvCompat,
+                    "BAK_DB_SKIP=true wins over BAK_DB_POSTGRES/BAK_DB_MYSQL",
+                )
+                .at(&self.source, span, "no database dump will run")
+                .help("unset BAK_DB_SKIP to dump the database before the snapshot"),
             );
         }
         if !pre.is_empty() {
@@ -307,7 +326,11 @@ impl<'e> Reader<'e> {
     }
 
     fn db_hook(&mut self, kind: &str, prefix: &str, threshold: i64) -> Value {
-        let d = if kind == "postgres" { &POSTGRES } else { &MYSQL };
+        let d = if kind == "postgres" {
+            &POSTGRES
+        } else {
+            &MYSQL
+        };
         let key = |suffix: &str| format!("{prefix}_{suffix}");
         let mut hook = Map::new();
         hook.insert("type".into(), json!(kind));
@@ -324,9 +347,15 @@ impl<'e> Reader<'e> {
             json!(self.str(&key("DUMP_FILE"), &format!("{}/dump.sql.gz", d.data_dir))),
         );
         hook.insert("host".into(), json!(self.str(&key("HOST"), "127.0.0.1")));
-        hook.insert("port".into(), json!(self.int(&key("PORT"), i64::from(d.port))));
+        hook.insert(
+            "port".into(),
+            json!(self.int(&key("PORT"), i64::from(d.port))),
+        );
         hook.insert("user".into(), json!(self.str(&key("USER"), d.user)));
-        hook.insert("password".into(), json!(self.str(&key("PASSWORD"), d.password)));
+        hook.insert(
+            "password".into(),
+            json!(self.str(&key("PASSWORD"), d.password)),
+        );
         hook.insert("database".into(), json!(self.str(&key("DB"), d.database)));
         hook.insert("threshold".into(), json!(threshold));
         if kind == "mysql" {
@@ -356,7 +385,13 @@ mod tests {
         let (plan, warnings) = plan_from_bak_env(&env(&[("BAK_DB_POSTGRES", "true")])).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(plan.targets, vec!["data"]);
-        assert_eq!(plan.retention, Retention::Days { profile: None, days: 30 });
+        assert_eq!(
+            plan.retention,
+            Retention::Days {
+                profile: None,
+                days: 30
+            }
+        );
         assert_eq!(plan.snapshot.ready_timeout, Duration::from_secs(900));
         assert!(!plan.lock.enabled);
         assert_eq!(plan.lock.timeout, Duration::from_secs(3600));
@@ -396,7 +431,10 @@ mod tests {
         let lines: Vec<usize> = errs.iter().map(|d| d.location().1).collect();
         // The listing is sorted: BAK_DB_SKIP is line 1, BAK_FLOCK_COUNT line 2.
         assert!(lines.contains(&1) && lines.contains(&2), "{lines:?}");
-        assert!(errs.iter().all(|d| d.code == Code::EnvCompat || d.is_error()));
+        assert!(
+            errs.iter()
+                .all(|d| d.code == Code::EnvCompat || d.is_error())
+        );
     }
 
     #[test]
@@ -409,7 +447,10 @@ mod tests {
     fn go_name_templates_and_tier_retention_are_translated() {
         let (plan, _) = plan_from_bak_env(&env(&[
             ("BAK_DB_SKIP", "true"),
-            ("BAK_VS_NAME_TEMPLATE", "{{ .pvcName }}-{{ .rand }}-{{ .timestamp }}"),
+            (
+                "BAK_VS_NAME_TEMPLATE",
+                "{{ .pvcName }}-{{ .rand }}-{{ .timestamp }}",
+            ),
             ("BAK_LABEL_VS_RETAIN", "daily_weekly_monthly"),
             ("RETAIN_LAST_DAILY", "3"),
         ]))
@@ -417,7 +458,13 @@ mod tests {
         assert_eq!(plan.snapshot.name_template, "{pvc}-{rand}-{timestamp}");
         assert_eq!(
             plan.retention,
-            Retention::Tiers { profile: None, daily: 3, weekly: 4, monthly: 12, yearly: 0 }
+            Retention::Tiers {
+                profile: None,
+                daily: 3,
+                weekly: 4,
+                monthly: 12,
+                yearly: 0
+            }
         );
     }
 

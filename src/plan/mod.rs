@@ -71,8 +71,11 @@ pub fn load_file(path: &Path, profiles: Option<&Profiles>) -> (Option<Plan>, Vec
             return (
                 None,
                 vec![
-                    Diag::error(Code::Io, format!("cannot read plan {}: {e}", path.display()))
-                        .help("check the path and its permissions"),
+                    Diag::error(
+                        Code::Io,
+                        format!("cannot read plan {}: {e}", path.display()),
+                    )
+                    .help("check the path and its permissions"),
                 ],
             );
         }
@@ -119,7 +122,8 @@ pub fn is_plan_file(path: &Path) -> bool {
 pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if meta.is_dir() {
             walk(path, &mut out)?;
         } else {

@@ -192,7 +192,11 @@ pub struct RhaiHook {
     #[schemars(with = "String")]
     pub script: PathBuf,
     /// Default workload for the script's `exec` calls.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "display_opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "display_opt"
+    )]
     #[schemars(with = "Option<WorkloadString>")]
     pub workload: Option<WorkloadRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,7 +364,9 @@ impl Retention {
     /// The profile name this policy came from, if any.
     pub fn profile(&self) -> Option<&str> {
         match self {
-            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => profile.as_deref(),
+            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => {
+                profile.as_deref()
+            }
         }
     }
 
@@ -382,7 +388,8 @@ impl Retention {
                 yearly,
                 ..
             } => {
-                let mut v = serde_json::json!({"daily": daily, "weekly": weekly, "monthly": monthly});
+                let mut v =
+                    serde_json::json!({"daily": daily, "weekly": weekly, "monthly": monthly});
                 if *yearly > 0 {
                     v["yearly"] = serde_json::json!(yearly);
                 }
@@ -471,9 +478,17 @@ pub fn is_env_ref(value: &str) -> bool {
 /// True for keys that usually carry secrets.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "apikey", "api_key", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 fn redact_password(p: &mut String) {
@@ -528,7 +543,10 @@ fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S:
     s.collect_str(v)
 }
 
-fn display_opt<S: Serializer, T: std::fmt::Display>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+fn display_opt<S: Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => s.collect_str(v),
         None => s.serialize_none(),

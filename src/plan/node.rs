@@ -90,7 +90,9 @@ fn scan_error(source: &Arc<SourceFile>, err: &ScanError) -> Diag {
         .unwrap_or_else(|| source.offset_of(marker.line(), marker.col() + 1));
     Diag::error(Code::Syntax, format!("invalid YAML: {}", err.info()))
         .at(source, offset..offset, err.info().to_string())
-        .help("fix the YAML syntax; `backup-ns validate` checks everything else once the file parses")
+        .help(
+            "fix the YAML syntax; `backup-ns validate` checks everything else once the file parses",
+        )
 }
 
 /// Builds nodes from the YAML event stream. Only the first document is used; more documents are an error
@@ -158,7 +160,11 @@ impl YamlBuilder<'_> {
                 if self.documents > 1 {
                     diags.push(
                         Diag::error(Code::Syntax, "a plan file holds exactly one YAML document")
-                            .at(self.source, range.start..range.end.max(range.start + 3), "second document starts here")
+                            .at(
+                                self.source,
+                                range.start..range.end.max(range.start + 3),
+                                "second document starts here",
+                            )
                             .help("put each plan in its own file"),
                     );
                     return true;
@@ -272,10 +278,13 @@ impl YamlBuilder<'_> {
                 Some(key) => {
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
                         diags.push(
-                            Diag::error(Code::DuplicateKey, format!("duplicate key `{}`", key.name))
-                                .at(self.source, key.span.clone(), "second occurrence")
-                                .also(first.span.clone(), "first occurrence")
-                                .help("remove one of them; a key may appear once per mapping"),
+                            Diag::error(
+                                Code::DuplicateKey,
+                                format!("duplicate key `{}`", key.name),
+                            )
+                            .at(self.source, key.span.clone(), "second occurrence")
+                            .also(first.span.clone(), "first occurrence")
+                            .help("remove one of them; a key may appear once per mapping"),
                         );
                     } else {
                         entries.push((key, node));
@@ -290,9 +299,12 @@ impl YamlBuilder<'_> {
                         NodeKind::Null => String::new(),
                         NodeKind::Seq(_) | NodeKind::Map(_) => {
                             diags.push(
-                                Diag::error(Code::WrongType, "a mapping key must be a plain string")
-                                    .at(self.source, node.span.clone(), "complex key")
-                                    .help("plan keys are plain words such as `name` or `targets`"),
+                                Diag::error(
+                                    Code::WrongType,
+                                    "a mapping key must be a plain string",
+                                )
+                                .at(self.source, node.span.clone(), "complex key")
+                                .help("plan keys are plain words such as `name` or `targets`"),
                             );
                             String::from("\u{0}complex")
                         }
@@ -322,7 +334,9 @@ fn resolve_plain(value: &str) -> NodeKind {
         .trim_start_matches(['-', '+'])
         .starts_with(|c: char| c.is_ascii_digit() || c == '.');
     if looks_numeric
-        && value.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
         && let Ok(f) = value.parse::<f64>()
     {
         return NodeKind::Float(f);
@@ -436,7 +450,9 @@ pub fn from_json(value: &serde_json::Value, span: Range<usize>) -> Node {
             },
         },
         Value::String(s) => NodeKind::Str(s.clone()),
-        Value::Array(items) => NodeKind::Seq(items.iter().map(|v| from_json(v, span.clone())).collect()),
+        Value::Array(items) => {
+            NodeKind::Seq(items.iter().map(|v| from_json(v, span.clone())).collect())
+        }
         Value::Object(map) => NodeKind::Map(
             map.iter()
                 .map(|(k, v)| {

@@ -149,7 +149,10 @@ impl Profiles {
             other => diags.push(
                 Diag::error(
                     Code::WrongType,
-                    format!("a profiles file must be a mapping of profile names, found {}", other.type_name()),
+                    format!(
+                        "a profiles file must be a mapping of profile names, found {}",
+                        other.type_name()
+                    ),
                 )
                 .at(&source, root.span.clone(), "expected a mapping")
                 .help("write `name: { daily: 7, weekly: 4, monthly: 12 }` per profile"),
@@ -198,13 +201,24 @@ mod tests {
             Format::Yaml,
         )
         .unwrap();
-        assert!(matches!(p.get("gold"), Some(Retention::Tiers { yearly: 5, .. })));
-        assert!(matches!(p.get("adhoc"), Some(Retention::Days { days: 3, .. })));
+        assert!(matches!(
+            p.get("gold"),
+            Some(Retention::Tiers { yearly: 5, .. })
+        ));
+        assert!(matches!(
+            p.get("adhoc"),
+            Some(Retention::Days { days: 3, .. })
+        ));
     }
 
     #[test]
     fn bad_profiles_in_the_file_are_all_reported() {
-        let err = Profiles::with_source("p.toml", "[a]\ndaily = -1\n[b]\nnothing = 1\n", Format::Toml).unwrap_err();
+        let err = Profiles::with_source(
+            "p.toml",
+            "[a]\ndaily = -1\n[b]\nnothing = 1\n",
+            Format::Toml,
+        )
+        .unwrap_err();
         let codes: Vec<Code> = err.iter().map(|d| d.code).collect();
         assert!(codes.contains(&Code::NegativeCount), "{codes:?}");
         assert!(codes.contains(&Code::UnknownKey), "{codes:?}");

@@ -17,7 +17,10 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > 63 {
-        return Err(format!("is {} characters long; at most 63 are allowed", s.len()));
+        return Err(format!(
+            "is {} characters long; at most 63 are allowed",
+            s.len()
+        ));
     }
     if let Some(c) = s.chars().find(|c| !is_lower_alnum(*c) && *c != '-') {
         return Err(format!(
@@ -36,9 +39,15 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if s.len() > 253 {
-        return Err(format!("is {} characters long; at most 253 are allowed", s.len()));
+        return Err(format!(
+            "is {} characters long; at most 253 are allowed",
+            s.len()
+        ));
     }
-    if let Some(c) = s.chars().find(|c| !is_lower_alnum(*c) && *c != '-' && *c != '.') {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !is_lower_alnum(*c) && *c != '-' && *c != '.')
+    {
         return Err(format!(
             "contains `{c}`; only lowercase letters, digits, `-` and `.` are allowed"
         ));
@@ -46,7 +55,8 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     for part in s.split('.') {
         if part.is_empty() || part.starts_with('-') || part.ends_with('-') {
             return Err(
-                "every dot-separated part must start and end with a lowercase letter or digit".into(),
+                "every dot-separated part must start and end with a lowercase letter or digit"
+                    .into(),
             );
         }
     }
@@ -63,7 +73,10 @@ pub fn label_value(s: &str) -> Result<(), String> {
         return Ok(());
     }
     if s.len() > 63 {
-        return Err(format!("is {} characters long; a label value allows at most 63", s.len()));
+        return Err(format!(
+            "is {} characters long; a label value allows at most 63",
+            s.len()
+        ));
     }
     if let Some(c) = s.chars().find(|c| !is_alnum(*c) && !"-_.".contains(*c)) {
         return Err(format!(
@@ -91,7 +104,8 @@ pub fn qualified_name(s: &str) -> Result<(), String> {
     label_value(name).map_err(|e| {
         format!(
             "name part `{name}` {}",
-            e.replace("a label value", "a key name").replace("label values allow", "key names allow")
+            e.replace("a label value", "a key name")
+                .replace("label values allow", "key names allow")
         )
     })
 }
@@ -145,13 +159,14 @@ pub fn check_template(
         .map_or("data", String::as_str);
     let worst_rand = "z".repeat(RAND_LEN);
     let rand = rand.unwrap_or(&worst_rand);
-    let rendered = render_template(template, longest, WORST_TIMESTAMP, rand, plan).map_err(|e| match e {
-        TemplateError::UnknownPlaceholder(p) => format!(
-            "unknown placeholder `{{{p}}}`; use {}",
-            PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-        ),
-        TemplateError::Unclosed => "a `{` is never closed".to_string(),
-    })?;
+    let rendered =
+        render_template(template, longest, WORST_TIMESTAMP, rand, plan).map_err(|e| match e {
+            TemplateError::UnknownPlaceholder(p) => format!(
+                "unknown placeholder `{{{p}}}`; use {}",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            ),
+            TemplateError::Unclosed => "a `{` is never closed".to_string(),
+        })?;
     if rendered.len() > 63 {
         return Err(format!(
             "renders to {} characters for PVC `{longest}` (`{rendered}`); at most 63 are allowed",
@@ -226,13 +241,17 @@ mod tests {
 
     #[test]
     fn templates_render_every_placeholder() {
-        let out = render_template("{plan}-{pvc}-{timestamp}-{rand}", "data", "T", "r", "p").unwrap();
+        let out =
+            render_template("{plan}-{pvc}-{timestamp}-{rand}", "data", "T", "r", "p").unwrap();
         assert_eq!(out, "p-data-T-r");
         assert_eq!(
             render_template("{nope}", "", "", "", ""),
             Err(TemplateError::UnknownPlaceholder("nope".into()))
         );
-        assert_eq!(render_template("{pvc", "", "", "", ""), Err(TemplateError::Unclosed));
+        assert_eq!(
+            render_template("{pvc", "", "", "", ""),
+            Err(TemplateError::Unclosed)
+        );
     }
 
     #[test]

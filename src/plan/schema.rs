@@ -68,11 +68,24 @@ mod tests {
         let text = plan_schema_json();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let props = &v["properties"];
-        for key in ["name", "namespace", "targets", "hooks", "snapshot", "retention", "lock", "dryRun", "vars"] {
+        for key in [
+            "name",
+            "namespace",
+            "targets",
+            "hooks",
+            "snapshot",
+            "retention",
+            "lock",
+            "dryRun",
+            "vars",
+        ] {
             assert!(props.get(key).is_some(), "schema lacks `{key}`");
         }
         assert_eq!(v["required"], serde_json::json!(["name", "targets"]));
-        assert_eq!(v["$defs"]["PostgresHook"]["required"], serde_json::json!(["workload"]));
+        assert_eq!(
+            v["$defs"]["PostgresHook"]["required"],
+            serde_json::json!(["workload"])
+        );
         assert_eq!(v["$defs"]["Retention"]["anyOf"][0]["type"], "string");
     }
 }

@@ -40,10 +40,16 @@ fn validate_exits_1_and_prints_json_for_an_invalid_plan() {
     for item in items {
         let obj = item.as_object().unwrap();
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["code", "column", "file", "line", "message", "severity"]);
+        assert_eq!(
+            keys,
+            ["code", "column", "file", "line", "message", "severity"]
+        );
         assert_eq!(item["code"], "plan::unknown-key");
         assert_eq!(item["severity"], "error");
-        assert_eq!((item["line"].as_u64(), item["column"].as_u64()), (Some(4), Some(1)));
+        assert_eq!(
+            (item["line"].as_u64(), item["column"].as_u64()),
+            (Some(4), Some(1))
+        );
         assert!(item["message"].as_str().unwrap().contains("taregts"));
     }
 }
@@ -66,7 +72,12 @@ fn validate_reports_every_problem_of_a_file_not_just_the_first() {
         .stdout
         .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let codes: Vec<&str> = json.as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
     assert_eq!(
         codes,
         [
@@ -83,7 +94,10 @@ fn validate_reports_every_problem_of_a_file_not_just_the_first() {
 fn validate_renders_human_diagnostics_with_snippet_and_help() {
     backup_ns()
         .env("COLUMNS", "100")
-        .args(["validate", "tests/fixtures/plans/invalid/unknown-key-nested.yaml"])
+        .args([
+            "validate",
+            "tests/fixtures/plans/invalid/unknown-key-nested.yaml",
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("plan::unknown-key"))
@@ -99,7 +113,10 @@ fn warnings_pass_unless_denied() {
         .assert()
         .code(0)
         .stderr(predicate::str::contains("plan::literal-secret"));
-    backup_ns().args(["validate", "--deny-warnings", fixture]).assert().code(1);
+    backup_ns()
+        .args(["validate", "--deny-warnings", fixture])
+        .assert()
+        .code(1);
 }
 
 #[test]
@@ -109,7 +126,10 @@ fn validate_exits_2_on_usage_errors() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("does/not/exist.yaml"));
-    backup_ns().args(["validate", "--format", "xml", "plans/"]).assert().code(2);
+    backup_ns()
+        .args(["validate", "--format", "xml", "plans/"])
+        .assert()
+        .code(2);
     backup_ns().args(["validate"]).assert().code(2);
     let empty = tempfile::tempdir().unwrap();
     backup_ns()
@@ -134,9 +154,18 @@ fn validate_help_documents_the_exit_codes() {
 
 #[test]
 fn schema_command_prints_the_committed_schema() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/plan.schema.json"))
-        .expect("schema/plan.schema.json is committed");
-    let out = backup_ns().arg("schema").assert().code(0).get_output().stdout.clone();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/plan.schema.json"
+    ))
+    .expect("schema/plan.schema.json is committed");
+    let out = backup_ns()
+        .arg("schema")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     assert!(
         String::from_utf8(out).unwrap() == committed,
         "schema/plan.schema.json is stale; regenerate it with `cargo run -q -- schema > schema/plan.schema.json`"
@@ -150,13 +179,23 @@ fn plan_from_env_fails_with_exit_1_on_bad_values() {
         .env("BAK_DB_POSTGRES", "maybe")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("BAK_DB_POSTGRES=maybe is not a boolean"));
+        .stderr(predicate::str::contains(
+            "BAK_DB_POSTGRES=maybe is not a boolean",
+        ));
 }
 
 #[test]
 fn plan_show_applies_env_and_flag_layers() {
     let out = backup_ns()
-        .args(["plan", "show", "plans/postgres-app.yaml", "--format", "json", "--namespace", "from-flag"])
+        .args([
+            "plan",
+            "show",
+            "plans/postgres-app.yaml",
+            "--format",
+            "json",
+            "--namespace",
+            "from-flag",
+        ])
         .env("BACKUP_NS_SNAPSHOT__READY_TIMEOUT", "20m")
         .env("BACKUP_NS_NAMESPACE", "from-env")
         .assert()

@@ -4,7 +4,8 @@
 use backup_ns::plan::Code;
 
 fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md exists")
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md exists")
 }
 
 fn collect_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
@@ -33,18 +34,31 @@ fn the_plan_reference_documents_every_schema_key() {
         serde_json::from_str(&backup_ns::plan::schema::plan_schema_json()).unwrap();
     let mut keys = std::collections::BTreeSet::new();
     collect_keys(&schema, &mut keys);
-    let missing: Vec<&String> = keys.iter().filter(|k| !reference.contains(&format!("`{k}`"))).collect();
-    assert!(missing.is_empty(), "README plan reference lacks keys: {missing:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !reference.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README plan reference lacks keys: {missing:?}"
+    );
 }
 
 #[test]
 fn the_readme_lists_every_diagnostic_code_and_validate_exit_code() {
     let readme = readme();
     for code in Code::ALL {
-        assert!(readme.contains(code.as_str()), "README lacks {}", code.as_str());
+        assert!(
+            readme.contains(code.as_str()),
+            "README lacks {}",
+            code.as_str()
+        );
     }
     for line in ["| 0 |", "| 1 |", "| 2 |"] {
-        assert!(readme.contains(line), "README lacks the exit code row `{line}`");
+        assert!(
+            readme.contains(line),
+            "README lacks the exit code row `{line}`"
+        );
     }
 }
 

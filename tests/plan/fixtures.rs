@@ -38,16 +38,27 @@ fn expectations(path: &Path) -> Vec<Expectation> {
         let (file, line_no, col) = match parts.as_slice() {
             [file, l, c] => (path.parent().unwrap().join(file), *l, *c),
             [l, c] => (path.to_path_buf(), *l, *c),
-            _ => panic!("{}: expectation location `{loc}` is not [FILE:]LINE:COL", path.display()),
+            _ => panic!(
+                "{}: expectation location `{loc}` is not [FILE:]LINE:COL",
+                path.display()
+            ),
         };
         out.push(Expectation {
             code: code.to_string(),
             file,
-            line: line_no.parse().unwrap_or_else(|_| panic!("{}: bad line in `{loc}`", path.display())),
-            column: col.parse().unwrap_or_else(|_| panic!("{}: bad column in `{loc}`", path.display())),
+            line: line_no
+                .parse()
+                .unwrap_or_else(|_| panic!("{}: bad line in `{loc}`", path.display())),
+            column: col
+                .parse()
+                .unwrap_or_else(|_| panic!("{}: bad column in `{loc}`", path.display())),
         });
     }
-    assert!(!out.is_empty(), "{} has no `# expect:` line", path.display());
+    assert!(
+        !out.is_empty(),
+        "{} has no `# expect:` line",
+        path.display()
+    );
     out
 }
 
@@ -76,10 +87,17 @@ fn each_fixture_reports_its_diagnostic_at_the_stated_line_and_column() {
     let mut failures = Vec::new();
     for path in fixtures() {
         let (valid, diags) = diagnostics_of(&path);
-        let is_warning_fixture = path.file_name().unwrap().to_string_lossy().starts_with("warning-");
+        let is_warning_fixture = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("warning-");
         if is_warning_fixture {
             if !valid {
-                failures.push(format!("{}: a warning-only fixture must still load", path.display()));
+                failures.push(format!(
+                    "{}: a warning-only fixture must still load",
+                    path.display()
+                ));
             }
         } else if valid {
             failures.push(format!("{}: loaded without errors", path.display()));
@@ -119,8 +137,18 @@ fn every_diagnostic_has_a_label_on_a_span_and_help() {
     for path in fixtures() {
         let (_, diags) = diagnostics_of(&path);
         for d in diags {
-            assert!(d.primary.is_some(), "{}: {} has no label", path.display(), d.code.as_str());
-            assert!(d.help.is_some(), "{}: {} has no help", path.display(), d.code.as_str());
+            assert!(
+                d.primary.is_some(),
+                "{}: {} has no label",
+                path.display(),
+                d.code.as_str()
+            );
+            assert!(
+                d.help.is_some(),
+                "{}: {} has no help",
+                path.display(),
+                d.code.as_str()
+            );
         }
     }
 }
@@ -131,7 +159,11 @@ fn rendered_diagnostics_match_the_golden_files() {
         let (_, diags) = diagnostics_of(&path);
         let mut diags = Diagnostics(diags);
         diags.sort();
-        let name = path.file_name().unwrap().to_string_lossy().replace('.', "_");
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "_");
         insta::with_settings!({
             snapshot_path => "snapshots",
             prepend_module_to_snapshot => false,

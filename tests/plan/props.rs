@@ -6,18 +6,57 @@ use proptest::prelude::*;
 use std::path::Path;
 
 const KEYS: &[&str] = &[
-    "name", "namespace", "targets", "hooks", "pre", "post", "type", "workload", "container", "timeout",
-    "onError", "when", "dumpFile", "threshold", "port", "password", "script", "command", "snapshot",
-    "nameTemplate", "readyTimeout", "labels", "retention", "daily", "days", "lock", "slots", "dryRun", "vars",
-    "postgres", "exec", "rhai",
+    "name",
+    "namespace",
+    "targets",
+    "hooks",
+    "pre",
+    "post",
+    "type",
+    "workload",
+    "container",
+    "timeout",
+    "onError",
+    "when",
+    "dumpFile",
+    "threshold",
+    "port",
+    "password",
+    "script",
+    "command",
+    "snapshot",
+    "nameTemplate",
+    "readyTimeout",
+    "labels",
+    "retention",
+    "daily",
+    "days",
+    "lock",
+    "slots",
+    "dryRun",
+    "vars",
+    "postgres",
+    "exec",
+    "rhai",
 ];
 
 fn check(text: &str, format: Format) {
     let source = SourceFile::new("prop", text);
-    let (plan, diags) = load_source(&source, format, Some(Path::new("plans")), &Profiles::builtin());
+    let (plan, diags) = load_source(
+        &source,
+        format,
+        Some(Path::new("plans")),
+        &Profiles::builtin(),
+    );
     match plan {
-        Some(_) => assert!(diags.iter().all(|d| !d.is_error()), "a plan with errors was returned"),
-        None => assert!(diags.iter().any(|d| d.is_error()), "no plan and no error for:\n{text}"),
+        Some(_) => assert!(
+            diags.iter().all(|d| !d.is_error()),
+            "a plan with errors was returned"
+        ),
+        None => assert!(
+            diags.iter().any(|d| d.is_error()),
+            "no plan and no error for:\n{text}"
+        ),
     }
     for d in &diags {
         // Rendering and locating must not panic either, whatever the spans are.
@@ -42,8 +81,12 @@ fn tree() -> impl Strategy<Value = serde_json::Value> {
     scalar().prop_recursive(4, 40, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
-            prop::collection::btree_map(prop::sample::select(KEYS).prop_map(str::to_string), inner, 0..6)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(
+                prop::sample::select(KEYS).prop_map(str::to_string),
+                inner,
+                0..6
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -26,7 +26,10 @@ fn envx_adhoc() -> EnvMap {
 }
 
 fn env(pairs: &[(&str, &str)]) -> EnvMap {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn reload(text: &str, ext: &str) -> Plan {
@@ -48,7 +51,13 @@ fn the_readme_cronjob_env_maps_to_the_expected_plan() {
     assert!(plan.lock.enabled);
     assert_eq!(
         plan.retention,
-        Retention::Tiers { profile: None, daily: 7, weekly: 4, monthly: 12, yearly: 0 }
+        Retention::Tiers {
+            profile: None,
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            yearly: 0
+        }
     );
     assert!(matches!(plan.hooks.pre[0].action, HookAction::Postgres(_)));
 }
@@ -59,7 +68,11 @@ fn bak_envs_round_trip_through_yaml_and_toml_plan_files() {
         let (plan, _) = plan_from_bak_env(&env).unwrap();
         for (format, ext) in [(PlanFormat::Yaml, "yaml"), (PlanFormat::Toml, "toml")] {
             let text = render(&plan, format).unwrap();
-            assert_eq!(reload(&text, ext), plan, "{ext} round-trip changed the plan:\n{text}");
+            assert_eq!(
+                reload(&text, ext),
+                plan,
+                "{ext} round-trip changed the plan:\n{text}"
+            );
         }
     }
 }
@@ -68,7 +81,8 @@ fn bak_envs_round_trip_through_yaml_and_toml_plan_files() {
 fn the_binary_prints_a_plan_that_loads_back_to_the_same_plan() {
     for format in ["yaml", "toml"] {
         let mut cmd = Command::cargo_bin("backup-ns").unwrap();
-        cmd.env_clear().args(["plan", "from-env", "--format", format]);
+        cmd.env_clear()
+            .args(["plan", "from-env", "--format", format]);
         for (k, v) in envx_adhoc() {
             cmd.env(k, v);
         }
@@ -76,7 +90,13 @@ fn the_binary_prints_a_plan_that_loads_back_to_the_same_plan() {
         let text = String::from_utf8(out).unwrap();
         let (expected, _) = plan_from_bak_env(&envx_adhoc()).unwrap();
         assert_eq!(reload(&text, format), expected);
-        assert_eq!(expected.retention, Retention::Days { profile: None, days: 30 });
+        assert_eq!(
+            expected.retention,
+            Retention::Days {
+                profile: None,
+                days: 30
+            }
+        );
         assert!(!expected.lock.enabled);
     }
 }
@@ -94,13 +114,30 @@ fn every_example_plan_round_trips_through_its_printed_form() {
         let dir = tempfile::tempdir().unwrap();
         // The rhai script path is already resolved; keep it reachable from the temp dir.
         let printed = dir.path().join("plan.yaml");
-        std::fs::write(&printed, text.replace("script: plans/", &format!("script: {}/plans/", env!("CARGO_MANIFEST_DIR")))).unwrap();
+        std::fs::write(
+            &printed,
+            text.replace(
+                "script: plans/",
+                &format!("script: {}/plans/", env!("CARGO_MANIFEST_DIR")),
+            ),
+        )
+        .unwrap();
         let (again, diags) = load_file(&printed, None);
-        let mut again = again.unwrap_or_else(|| panic!("{}: printed form does not load: {diags:?}", path.display()));
+        let mut again = again
+            .unwrap_or_else(|| panic!("{}: printed form does not load: {diags:?}", path.display()));
         // Restore the script paths for the comparison.
-        for hook in again.hooks.pre.iter_mut().chain(again.hooks.post.iter_mut()) {
+        for hook in again
+            .hooks
+            .pre
+            .iter_mut()
+            .chain(again.hooks.post.iter_mut())
+        {
             if let HookAction::Rhai(r) = &mut hook.action {
-                let rel = r.script.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_path_buf();
+                let rel = r
+                    .script
+                    .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                    .unwrap()
+                    .to_path_buf();
                 r.script = rel.strip_prefix("/").unwrap_or(&rel).to_path_buf();
             }
         }
