@@ -94,6 +94,10 @@ pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, St
         diagnostics: Diagnostics::default(),
     };
     for file in files {
+        // An unreadable file is a usage error (exit 2), unlike a readable file with bad content (exit 1).
+        if let Err(e) = std::fs::File::open(&file) {
+            return Err(format!("cannot read {}: {e}", file.display()));
+        }
         let (plan, diags) = plan::load_file(&file, profiles.as_ref());
         if plan.is_some() {
             report.valid.push(file);

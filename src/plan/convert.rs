@@ -402,10 +402,27 @@ impl Cx<'_> {
 
     fn json_map(&mut self, node: &Node, what: &str) -> BTreeMap<String, serde_json::Value> {
         match &node.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| (k.name.clone(), super::node::to_json(v)))
-                .collect(),
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    if is_secret_key(&k.name)
+                        && let NodeKind::Str(value) = &v.kind
+                        && !value.is_empty()
+                        && !is_env_ref(value)
+                    {
+                        self.warn(
+                            Code::LiteralSecret,
+                            v.span.clone(),
+                            format!("literal secret in `{what}.{}`", k.name),
+                            "this secret ends up in Git (it is redacted in the plan annotation)",
+                            "read it inside the container instead, e.g. from an env reference such as `${API_TOKEN}`",
+                        );
+                    }
+                }
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), super::node::to_json(v)))
+                    .collect()
+            }
             _ => {
                 self.wrong_type(node, "a mapping", what, "");
                 BTreeMap::new()
@@ -468,11 +485,17 @@ impl Cx<'_> {
             None => Hooks::default(),
         };
         let target_names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
+        // Invalid PVC names are reported once, as names; the template check only looks at the valid ones.
+        let valid_targets: Vec<String> = target_names
+            .iter()
+            .filter(|t| rules::dns1123_subdomain(t).is_ok() && t.len() <= 63)
+            .cloned()
+            .collect();
         let snapshot = match f.get("snapshot") {
             Some(n) => self.snapshot(
                 n,
                 f.key_span("snapshot").unwrap_or(n.span.clone()),
-                &target_names,
+                &valid_targets,
                 name.as_deref(),
             ),
             None => {
@@ -480,10 +503,13 @@ impl Cx<'_> {
                 // The default template can still overflow with long PVC names.
                 if let Err(why) = rules::check_template(
                     &snap.name_template,
-                    &target_names,
+                    &valid_targets,
                     name.as_deref().unwrap_or("plan"),
                     None,
-                ) && let Some((_, span)) = targets.iter().max_by_key(|(t, _)| t.len())
+                ) && let Some((_, span)) = targets
+                    .iter()
+                    .filter(|(t, _)| valid_targets.contains(t))
+                    .max_by_key(|(t, _)| t.len())
                 {
                     self.err(
                         Code::NameTemplate,
@@ -1378,6 +1404,215 @@ fn compression_suffix(c: Compression) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::plan::node::{Format, parse};
+
+    fn load(yaml: &str) -> (Option<Plan>, Vec<Diag>) {
+        let src = SourceFile::new("t.yaml", yaml);
+        let mut diags = Vec::new();
+        let root = parse(&src, Format::Yaml, &mut diags).expect("test YAML parses");
+        let profiles = Profiles::builtin();
+        let ctx = Context {
+            base_dir: None,
+            profiles: &profiles,
+        };
+        let (plan, mut more) = convert_plan(&root, &src, &ctx);
+        diags.append(&mut more);
+        (plan, diags)
+    }
+
+    fn codes(yaml: &str) -> Vec<Code> {
+        load(yaml).1.iter().map(|d| d.code).collect()
+    }
+
+    const BASE: &str = "name: app\ntargets: [data]\n";
+
+    #[test]
+    fn a_minimal_plan_gets_every_default() {
+        let (plan, diags) = load(BASE);
+        assert!(diags.is_empty(), "{diags:?}");
+        let plan = plan.unwrap();
+        assert_eq!(plan, Plan::new("app", ["data"]));
+        assert_eq!(plan.snapshot.name_template, DEFAULT_NAME_TEMPLATE);
+        assert_eq!(plan.retention, Retention::default());
+        assert!(plan.snapshot.wait_until_ready);
+        assert!(!plan.lock.enabled);
+    }
+
+    #[test]
+    fn each_check_reports_its_own_code() {
+        let hook = |body: &str| format!("{BASE}hooks:\n  pre:\n    - {body}\n");
+        let post = |body: &str| format!("{BASE}hooks:\n  post:\n    - {body}\n");
+        let cases: Vec<(String, Code)> = vec![
+            (format!("{BASE}colour: red\n"), Code::UnknownKey),
+            ("targets: [data]\n".into(), Code::MissingField),
+            ("name: app\ntargets: data\n".into(), Code::WrongType),
+            ("name: app\ntargets: []\n".into(), Code::NoTargets),
+            ("name: app\ntargets: [a, a]\n".into(), Code::DuplicateTarget),
+            ("name: App\ntargets: [a]\n".into(), Code::InvalidName),
+            (
+                format!("{BASE}snapshot:\n  readyTimeout: 5 parsecs\n"),
+                Code::BadDuration,
+            ),
+            (
+                format!("{BASE}snapshot:\n  readyTimeout: 0s\n"),
+                Code::BadDuration,
+            ),
+            (
+                format!("{BASE}snapshot:\n  consistency: crash\n"),
+                Code::UnknownVariant,
+            ),
+            (
+                format!("{BASE}snapshot:\n  nameTemplate: \"{{pvc}}-{{when}}\"\n"),
+                Code::NameTemplate,
+            ),
+            (
+                format!("{BASE}snapshot:\n  nameTemplate: \"{{pvc}}\"\n"),
+                Code::NameTemplateNotUnique,
+            ),
+            (
+                format!("{BASE}snapshot:\n  labels: {{\"a b\": x}}\n"),
+                Code::InvalidLabel,
+            ),
+            (
+                format!("{BASE}snapshot:\n  labels: {{team: \"-x\"}}\n"),
+                Code::InvalidLabel,
+            ),
+            (format!("{BASE}retention: {{}}\n"), Code::RetentionEmpty),
+            (
+                format!("{BASE}retention: {{days: 0}}\n"),
+                Code::RetentionEmpty,
+            ),
+            (
+                format!("{BASE}retention: {{days: 3, weekly: 1}}\n"),
+                Code::RetentionMixed,
+            ),
+            (
+                format!("{BASE}retention: {{monthly: -2}}\n"),
+                Code::NegativeCount,
+            ),
+            (format!("{BASE}retention: gold\n"), Code::UnknownProfile),
+            (format!("{BASE}lock: {{slots: 0}}\n"), Code::OutOfRange),
+            (format!("{BASE}lock: {{dir: locks}}\n"), Code::BadPath),
+            (hook("{type: postgres, workload: app}"), Code::BadWorkload),
+            (
+                hook("{type: postgres, workload: deployment/db, threshold: 0}"),
+                Code::ThresholdRange,
+            ),
+            (
+                hook("{type: mysql, workload: deployment/db, port: 0}"),
+                Code::OutOfRange,
+            ),
+            (
+                hook("{type: postgres, workload: deployment/db, dumpFile: /tmp/x.gz}"),
+                Code::DumpPathUnusual,
+            ),
+            (
+                hook("{type: postgres, workload: deployment/db, dumpFile: x.gz}"),
+                Code::BadPath,
+            ),
+            (
+                hook("{type: mysql, workload: deployment/db, password: secret}"),
+                Code::LiteralSecret,
+            ),
+            (
+                hook("{type: exec, workload: deployment/a, container: a, command: [\"\"]}"),
+                Code::EmptyCommand,
+            ),
+            (
+                hook(
+                    "{type: exec, workload: deployment/a, container: a, command: [x], when: always}",
+                ),
+                Code::WhenOnPreHook,
+            ),
+            (hook("{type: backup}"), Code::UnknownHookType),
+            (hook("{workload: deployment/a}"), Code::MissingField),
+            (
+                hook("{type: rhai, script: /nonexistent/x.rhai}"),
+                Code::HookScriptMissing,
+            ),
+            (
+                post(
+                    "{type: exec, workload: deployment/a, container: a, command: [x], when: later}",
+                ),
+                Code::UnknownVariant,
+            ),
+            (
+                format!("{BASE}vars: {{apiToken: abc123}}\n"),
+                Code::LiteralSecret,
+            ),
+        ];
+        for (yaml, code) in cases {
+            let found = codes(&yaml);
+            assert!(
+                found.contains(&code),
+                "expected {} for:\n{yaml}\ngot {found:?}",
+                code.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn warnings_do_not_block_the_plan_but_errors_do() {
+        let (plan, diags) = load(&format!("{BASE}snapshot:\n  nameTemplate: \"{{pvc}}\"\n"));
+        assert!(plan.is_some());
+        assert!(diags.iter().all(|d| !d.is_error()));
+        let (plan, _) = load("name: app\ntargets: [a, a]\n");
+        assert!(plan.is_none());
+    }
+
+    #[test]
+    fn all_problems_are_collected_not_just_the_first() {
+        let found = codes("name: App\ntargets: [a, a]\nlock: {slots: 0}\ncolour: red\n");
+        for code in [
+            Code::InvalidName,
+            Code::DuplicateTarget,
+            Code::OutOfRange,
+            Code::UnknownKey,
+        ] {
+            assert!(found.contains(&code), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let (_, diags) = load("# café ☕\nname: app\ntargets: [dätä, Éx]\n");
+        let locs: Vec<(usize, usize)> = diags
+            .iter()
+            .map(|d| (d.location().1, d.location().2))
+            .collect();
+        assert_eq!(locs, [(3, 11), (3, 17)], "{diags:?}");
+    }
+
+    #[test]
+    fn a_profile_reference_resolves_with_its_name() {
+        let (plan, _) = load(&format!("{BASE}retention: {{profile: adhoc}}\n"));
+        assert_eq!(
+            plan.unwrap().retention,
+            Retention::Days {
+                profile: Some("adhoc".into()),
+                days: 30
+            }
+        );
+    }
+
+    #[test]
+    fn db_hooks_default_to_the_original_container_env_credentials() {
+        let (plan, diags) = load(&format!(
+            "{BASE}hooks:\n  pre:\n    - {{type: postgres, workload: sts/db, compression: zstd}}\n"
+        ));
+        assert!(diags.is_empty(), "{diags:?}");
+        let plan = plan.unwrap();
+        let HookAction::Postgres(pg) = &plan.hooks.pre[0].action else {
+            panic!("expected postgres");
+        };
+        assert_eq!(pg.dump.user, "${POSTGRES_USER}");
+        assert_eq!(pg.dump.password, "${POSTGRES_PASSWORD}");
+        assert_eq!(pg.dump.database, "${POSTGRES_DB}");
+        assert_eq!(pg.dump.dump_file, "/var/lib/postgresql/data/dump.sql.zst");
+        assert_eq!(pg.dump.threshold, 90);
+        assert_eq!(plan.hooks.pre[0].timeout, Duration::from_secs(3600));
+    }
 
     #[test]
     fn suggestions_tolerate_case_and_separators() {

@@ -217,7 +217,8 @@ impl Diag {
                 let (line, column) = src.line_col(label.span.start);
                 (src.name.clone(), line, column)
             }
-            (Some(src), None) => (src.name.clone(), 0, 0),
+            // A problem with the whole file (e.g. unreadable) is reported at its start.
+            (Some(src), None) => (src.name.clone(), 1, 1),
             _ => (String::new(), 0, 0),
         }
     }

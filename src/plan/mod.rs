@@ -70,13 +70,14 @@ pub fn load_file(path: &Path, profiles: Option<&Profiles>) -> (Option<Plan>, Vec
         Err(e) => {
             return (
                 None,
-                vec![
-                    Diag::error(
+                vec![Diag {
+                    source: Some(SourceFile::new(path.display().to_string(), "")),
+                    ..Diag::error(
                         Code::Io,
                         format!("cannot read plan {}: {e}", path.display()),
                     )
-                    .help("check the path and its permissions"),
-                ],
+                    .help("check the path, its permissions and that it is UTF-8 text")
+                }],
             );
         }
     };

@@ -300,6 +300,17 @@ impl Default for Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The VolumeSnapshot name for one PVC. `timestamp` is `YYYY-MM-DD-HHMMSS` in local time; `rand` is used
+    /// when [`Snapshot::rand`] is not fixed. Validation guarantees the template only has known placeholders
+    /// and that the result fits 63 characters for every target.
+    pub fn render_name(&self, pvc: &str, timestamp: &str, rand: &str, plan: &str) -> String {
+        let rand = self.rand.as_deref().unwrap_or(rand);
+        super::rules::render_template(&self.name_template, pvc, timestamp, rand, plan)
+            .unwrap_or_else(|_| format!("{pvc}-{timestamp}-{rand}"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
@@ -440,6 +451,26 @@ impl Lock {
 }
 
 impl Plan {
+    /// A plan with every default: what a file with only `name` and `targets` loads to. Handy for tests of other
+    /// subsystems (`Plan::new("app", ["data"])`).
+    pub fn new<I, S>(name: &str, targets: I) -> Plan
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Plan {
+            name: name.to_string(),
+            namespace: None,
+            targets: targets.into_iter().map(Into::into).collect(),
+            hooks: Hooks::default(),
+            snapshot: Snapshot::default(),
+            retention: Retention::default(),
+            lock: Lock::default(),
+            dry_run: false,
+            vars: BTreeMap::new(),
+        }
+    }
+
     /// The plan as JSON with secrets removed: literal passwords and `vars`/`args` whose key looks secret
     /// become `"<redacted>"`. Env references such as `${POSTGRES_PASSWORD}` are kept (they are not secrets).
     /// This is what goes into the `backup-ns.sh/plan` annotation.
@@ -599,6 +630,61 @@ mod tests {
         };
         assert_eq!(days.counts_json().to_string(), r#"{"days":30}"#);
         assert_eq!(days.retain_label(), "days");
+    }
+
+    #[test]
+    fn redacted_json_hides_literal_secrets_but_keeps_env_refs() {
+        let mut plan = Plan::new("app", ["data"]);
+        let dump = |password: &str| DbDump {
+            workload: "deployment/db".parse().unwrap(),
+            container: "db".into(),
+            dump_file: "/var/lib/mysql/dump.sql.gz".into(),
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: "root".into(),
+            password: password.into(),
+            database: "shop".into(),
+            threshold: 90,
+            compression: Compression::Gzip,
+            extra_args: vec![],
+        };
+        for password in ["hunter2", "${MYSQL_ROOT_PASSWORD}"] {
+            plan.hooks.pre.push(Hook {
+                action: HookAction::Mysql(MysqlHook {
+                    dump: dump(password),
+                    default_character_set: "utf8".into(),
+                    single_transaction: false,
+                }),
+                timeout: Duration::from_secs(60),
+                on_error: OnError::Fail,
+                when: None,
+            });
+        }
+        plan.vars
+            .insert("apiToken".into(), serde_json::json!("abc"));
+        plan.vars
+            .insert("channel".into(), serde_json::json!("#ops"));
+        let json = plan.redacted_json();
+        let text = json.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
+        assert_eq!(json["hooks"]["pre"][0]["password"], REDACTED);
+        assert_eq!(
+            json["hooks"]["pre"][1]["password"],
+            "${MYSQL_ROOT_PASSWORD}"
+        );
+        assert_eq!(json["vars"]["channel"], "#ops");
+    }
+
+    #[test]
+    fn snapshot_names_render_from_the_template() {
+        let mut snap = Snapshot::default();
+        assert_eq!(
+            snap.render_name("data", "2025-01-08-164308", "dcdkes", "app"),
+            "data-2025-01-08-164308-dcdkes"
+        );
+        snap.rand = Some("fixed".into());
+        snap.name_template = "{plan}-{pvc}-{rand}".into();
+        assert_eq!(snap.render_name("data", "t", "r", "app"), "app-data-fixed");
     }
 
     #[test]

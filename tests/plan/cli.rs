@@ -141,6 +141,28 @@ fn validate_exits_2_on_usage_errors() {
 }
 
 #[test]
+fn a_plan_that_is_not_utf8_is_invalid_with_a_located_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("latin1.yaml");
+    std::fs::write(&plan, b"name: caf\xe9\ntargets: [data]\n").unwrap();
+    let out = backup_ns()
+        .args(["validate", "--format", "json"])
+        .arg(&plan)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json[0]["code"], "plan::io");
+    assert_eq!(json[0]["file"], plan.display().to_string());
+    assert_eq!(
+        (json[0]["line"].as_u64(), json[0]["column"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[test]
 fn validate_help_documents_the_exit_codes() {
     backup_ns()
         .args(["validate", "--help"])
