@@ -138,6 +138,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
+        /// Keys that came from a `<<` merge; explicit keys override them instead of being duplicates.
+        merged: Vec<String>,
     },
 }
 
@@ -213,6 +215,7 @@ impl YamlBuilder<'_> {
                     anchor,
                     entries: Vec::new(),
                     pending_key: None,
+                    merged: Vec::new(),
                 });
                 false
             }
@@ -273,10 +276,47 @@ impl YamlBuilder<'_> {
             Some(Frame::Map {
                 entries,
                 pending_key,
+                merged,
                 ..
             }) => match pending_key.take() {
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
+                    if key.name == "<<" {
+                        // YAML merge key: `<<: *defaults` copies the anchored mapping's entries that are not set
+                        // explicitly (a list of mappings merges each, earlier ones first).
+                        let sources = match node.kind {
+                            NodeKind::Seq(items) => items,
+                            other => vec![Node {
+                                span: node.span,
+                                kind: other,
+                            }],
+                        };
+                        for source in sources {
+                            match source.kind {
+                                NodeKind::Map(merged_entries) => {
+                                    for (k, v) in merged_entries {
+                                        if !entries.iter().any(|(e, _)| e.name == k.name) {
+                                            merged.push(k.name.clone());
+                                            entries.push((k, v));
+                                        }
+                                    }
+                                }
+                                _ => diags.push(
+                                    Diag::error(
+                                        Code::WrongType,
+                                        "a YAML merge key (`<<`) needs a mapping",
+                                    )
+                                    .at(self.source, source.span.clone(), "not a mapping")
+                                    .help("merge an anchored mapping, e.g. `<<: *hook-defaults`"),
+                                ),
+                            }
+                        }
+                    } else if let Some(pos) = merged.iter().position(|m| *m == key.name) {
+                        merged.remove(pos);
+                        entries.retain(|(k, _)| k.name != key.name);
+                        entries.push((key, node));
+                    } else if let Some((first, _)) =
+                        entries.iter().find(|(k, _)| k.name == key.name)
+                    {
                         diags.push(
                             Diag::error(
                                 Code::DuplicateKey,
@@ -434,41 +474,7 @@ fn toml_value(value: &toml::Spanned<toml::de::DeValue<'_>>) -> Node {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// JSON (the merged settings layers arrive as serde_json values)
-
-/// Converts a JSON value into nodes that all point at `span` (used for values with no file of their own).
-pub fn from_json(value: &serde_json::Value, span: Range<usize>) -> Node {
-    use serde_json::Value;
-    let kind = match value {
-        Value::Null => NodeKind::Null,
-        Value::Bool(b) => NodeKind::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => NodeKind::Int(i128::from(i)),
-            None => match n.as_u64() {
-                Some(u) => NodeKind::Int(i128::from(u)),
-                None => NodeKind::Float(n.as_f64().unwrap_or(f64::NAN)),
-            },
-        },
-        Value::String(s) => NodeKind::Str(s.clone()),
-        Value::Array(items) => {
-            NodeKind::Seq(items.iter().map(|v| from_json(v, span.clone())).collect())
-        }
-        Value::Object(map) => NodeKind::Map(
-            map.iter()
-                .map(|(k, v)| {
-                    (
-                        Key {
-                            name: k.clone(),
-                            span: span.clone(),
-                        },
-                        from_json(v, span.clone()),
-                    )
-                })
-                .collect(),
-        ),
-    };
-    Node { span, kind }
-}
+// JSON
 
 /// Converts nodes back into JSON (for `vars`/`args` and for layering with figment).
 pub fn to_json(node: &Node) -> serde_json::Value {
@@ -589,6 +595,15 @@ mod tests {
         let (node, diags) = toml("name = \n");
         assert!(node.is_none());
         assert_eq!(diags[0].code, Code::Syntax);
+    }
+
+    #[test]
+    fn yaml_merge_keys_fill_in_missing_entries() {
+        let (node, diags) = yaml("base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        let node = node.unwrap();
+        let x = to_json(&entries(&node)[1].1);
+        assert_eq!(x, serde_json::json!({"a": 1, "b": 3}));
     }
 
     #[test]

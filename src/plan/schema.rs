@@ -35,6 +35,11 @@ fn fit_to_file_format(schema: &mut serde_json::Value) {
             def.insert("required".into(), json!(required));
         }
     }
+    // Hook properties come from the hook itself and from its `type` variant; reject anything else, as the
+    // validator does.
+    if let Some(hook) = defs.get_mut("Hook").and_then(Value::as_object_mut) {
+        hook.insert("unevaluatedProperties".into(), json!(false));
+    }
     if let Some(variants) = defs
         .get_mut("Retention")
         .and_then(|r| r.get_mut("anyOf"))

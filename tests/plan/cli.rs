@@ -230,3 +230,30 @@ fn plan_show_applies_env_and_flag_layers() {
     assert_eq!(json["snapshot"]["readyTimeout"], "20m");
     assert_eq!(json["retention"]["profile"], "standard");
 }
+
+#[test]
+fn validate_uses_a_shared_profiles_file_given_with_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("shared.yaml");
+    std::fs::write(&profiles, "platinum: { daily: 30, monthly: 36 }\n").unwrap();
+    let plans = dir.path().join("plans");
+    std::fs::create_dir(&plans).unwrap();
+    std::fs::write(
+        plans.join("p.yaml"),
+        "name: app\ntargets: [data]\nretention: platinum\n",
+    )
+    .unwrap();
+    backup_ns()
+        .arg("validate")
+        .arg(&plans)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("plan::unknown-profile"));
+    backup_ns()
+        .arg("validate")
+        .arg("--profiles")
+        .arg(&profiles)
+        .arg(&plans)
+        .assert()
+        .code(0);
+}
