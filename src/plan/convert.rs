@@ -196,6 +196,17 @@ impl Cx<'_> {
     }
 
     fn missing(&mut self, f: &Fields<'_>, key: &str, help: &str) {
+        // `targets:` with no value is present but empty: point at the key itself.
+        if let Some(span) = f.key_span(key) {
+            self.err(
+                Code::MissingField,
+                span,
+                format!("the required field `{key}` of {} has no value", f.what),
+                "no value",
+                help,
+            );
+            return;
+        }
         self.err(
             Code::MissingField,
             f.anchor.clone(),
@@ -1550,6 +1561,14 @@ mod tests {
                 code.as_str()
             );
         }
+    }
+
+    #[test]
+    fn a_required_key_without_value_is_reported_at_the_key() {
+        let (_, diags) = load("name: app\ntargets:\n");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, Code::MissingField);
+        assert_eq!((diags[0].location().1, diags[0].location().2), (2, 1));
     }
 
     #[test]

@@ -118,6 +118,15 @@ pub fn plan_from_document(
     (plan, diags)
 }
 
+/// The original's `backup-ns.sh/env-config` annotation: every `BAK_*` variable except passwords, one
+/// `KEY='value'` per line, sorted (single quotes inside values are escaped shell-style).
+pub fn env_config_annotation(env: &EnvMap) -> String {
+    env.iter()
+        .filter(|(k, _)| k.starts_with("BAK_") && !k.contains("PASSWORD"))
+        .map(|(k, v)| format!("{k}='{}'\n", v.replace('\'', "'\\''")))
+        .collect()
+}
+
 struct Reader<'e> {
     env: &'e EnvMap,
     /// A listing of the relevant variables, one `KEY=value` per line, that diagnostics point into.
@@ -434,6 +443,20 @@ mod tests {
         assert!(
             errs.iter()
                 .all(|d| d.code == Code::EnvCompat || d.is_error())
+        );
+    }
+
+    #[test]
+    fn the_env_config_annotation_lists_bak_vars_without_passwords() {
+        let text = env_config_annotation(&env(&[
+            ("BAK_DB_POSTGRES", "true"),
+            ("BAK_DB_POSTGRES_PASSWORD", "hunter2"),
+            ("BAK_LABEL_VS_POD", "it's"),
+            ("HOME", "/root"),
+        ]));
+        assert_eq!(
+            text,
+            "BAK_DB_POSTGRES='true'\nBAK_LABEL_VS_POD='it'\\''s'\n"
         );
     }
 
