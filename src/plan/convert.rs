@@ -250,7 +250,7 @@ impl Cx<'_> {
         }
     }
 
-    /// An integer in `min..=max`; `code` is used when out of range.
+    /// An integer in `min..=max`; `code` (`NegativeCount` or `OutOfRange`) is used below `min`.
     fn int(
         &mut self,
         f: &mut Fields<'_>,
@@ -263,13 +263,15 @@ impl Cx<'_> {
         match node.kind {
             NodeKind::Int(i) if (min..=max).contains(&i) => Some(i),
             NodeKind::Int(i) => {
-                let (msg, label) = if i < 0 && code == Code::NegativeCount {
+                let (code, msg, label) = if i < 0 && code == Code::NegativeCount {
                     (
+                        code,
                         format!("`{key}` is {i}; counts cannot be negative"),
                         "negative count",
                     )
                 } else {
                     (
+                        Code::OutOfRange,
                         format!("`{key}` is {i}; it must be between {min} and {max}"),
                         "out of range",
                     )
@@ -1265,7 +1267,7 @@ impl Cx<'_> {
         let count = |cx: &mut Self, f: &mut Fields<'_>, key: &'static str| -> (Option<u32>, bool) {
             let present = f.get(key).is_some();
             (
-                cx.int(f, key, 0, i128::from(u32::MAX), Code::NegativeCount)
+                cx.int(f, key, 0, MAX_COUNT, Code::NegativeCount)
                     .map(|v| v as u32),
                 present,
             )
@@ -1318,14 +1320,21 @@ impl Cx<'_> {
             }
             return Some(Retention::Days { profile, days });
         }
+        // A count that was given but rejected has its own diagnostic; no policy, and no "keeps nothing" on top.
+        let rejected = [(d_p, daily), (w_p, weekly), (m_p, monthly), (y_p, yearly)]
+            .iter()
+            .any(|(present, value)| *present && value.is_none());
+        if rejected {
+            return None;
+        }
         let (daily, weekly, monthly, yearly) = (
             daily.unwrap_or(0),
             weekly.unwrap_or(0),
             monthly.unwrap_or(0),
             yearly.unwrap_or(0),
         );
-        if daily + weekly + monthly + yearly == 0 {
-            if !self.diags.iter().any(|d| d.code == Code::NegativeCount) {
+        if [daily, weekly, monthly, yearly].iter().all(|c| *c == 0) {
+            {
                 self.err(Code::RetentionEmpty, span, "retention keeps no tier".into(), "no tier with a count above 0", "set at least one of daily, weekly, monthly, yearly (defaults are 7/4/12), or `days: N`");
             }
             return None;
@@ -1375,6 +1384,9 @@ impl Cx<'_> {
         }
     }
 }
+
+/// The largest retention count or `days` accepted (about 270 years of dailies); more is surely a typo.
+const MAX_COUNT: i128 = 100_000;
 
 /// Defaults for a database hook, as in the original's BAK_DB_* variables.
 pub struct DbDefaults {
@@ -1501,6 +1513,14 @@ mod tests {
             (
                 format!("{BASE}retention: {{monthly: -2}}\n"),
                 Code::NegativeCount,
+            ),
+            (
+                format!("{BASE}retention: {{daily: 99999999999}}\n"),
+                Code::OutOfRange,
+            ),
+            (
+                format!("{BASE}retention: {{daily: 4294967295, weekly: 4294967295}}\n"),
+                Code::OutOfRange,
             ),
             (format!("{BASE}retention: gold\n"), Code::UnknownProfile),
             (format!("{BASE}lock: {{slots: 0}}\n"), Code::OutOfRange),

@@ -70,6 +70,7 @@ fn scalar() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         (-5i64..70000).prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
         "[a-z0-9{}/._ -]{0,12}".prop_map(serde_json::Value::from),
         prop::sample::select(KEYS).prop_map(serde_json::Value::from),
         Just(serde_json::Value::from("15m")),
