@@ -329,8 +329,8 @@ impl Cx<'_> {
                 self.err(
                     Code::BadDuration,
                     node.span.clone(),
-                    format!("`{key}` is not a valid duration: {e}"),
-                    "not a duration",
+                    format!("`{key}` is not a valid duration: `{text}`"),
+                    &format!("not a duration ({e})"),
                     "write a duration with a unit, e.g. `30s`, `15m` or `1h30m`",
                 );
                 default
