@@ -8,6 +8,8 @@ pub mod cli;
 pub mod engine;
 pub mod exit;
 pub mod logging;
+pub mod plan;
+pub mod settings;
 
 pub use exit::Exit;
 

@@ -4,6 +4,9 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
+pub mod plan;
+pub mod schema;
+pub mod validate;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
 #[derive(Debug, Parser)]
@@ -36,11 +39,20 @@ pub enum LogFormat {
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Check plan files offline; report every problem with file, line, column and help (exit 0/1/2).
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of plan files.
+    Schema(schema::SchemaArgs),
+    /// Show plans as backup-ns understands them (`from-env`, `show`).
+    Plan(plan::PlanArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
 pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Completions(args) => completions::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Plan(args) => plan::run(args),
     }
 }

@@ -1,0 +1,169 @@
+//! `backup-ns validate PATH...`: check plan files offline and report every problem with its location.
+
+use crate::Exit;
+use crate::plan::{self, Diag, Diagnostics, Profiles};
+use clap::{Args, ValueEnum};
+use is_terminal::IsTerminal;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagFormat {
+    /// Rendered diagnostics with source snippets (stderr) and one `valid: FILE` line per good plan (stdout).
+    Human,
+    /// One JSON array of {file, line, column, severity, code, message} on stdout (line/column 1-based).
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Checks syntax, unknown keys (with suggestions), missing fields and wrong types, durations, Kubernetes names and
+labels, workload references, duplicate targets, retention profiles, the worst-case snapshot name, rhai hook
+scripts (missing or not compiling, reported at the script's own line and column), thresholds and empty exec
+commands. Warnings (e.g. a literal password, a dump path outside the usual data mounts) do not fail validation
+unless --deny-warnings is given.
+
+Exit codes:
+  0  every plan is valid (warnings allowed)
+  1  at least one plan is invalid
+  2  usage error: bad flags, an unreadable path, no plan files found, or an unreadable --profiles file
+
+Examples:
+  backup-ns validate plans/
+  backup-ns validate plans/app.yaml plans/db.toml
+  backup-ns validate --format json plans/ > diagnostics.json
+  backup-ns validate --profiles shared/retention-profiles.yaml plans/")]
+pub struct ValidateArgs {
+    /// Plan files or directories (searched recursively for *.yaml, *.yml and *.toml).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
+    pub format: DiagFormat,
+    /// Retention profiles file. Default: `retention-profiles.yaml|yml|toml` beside each plan, plus built-ins.
+    #[arg(long, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+}
+
+/// The outcome of validating a set of paths, independent of how it is printed.
+pub struct Report {
+    pub valid: Vec<PathBuf>,
+    pub invalid: Vec<PathBuf>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Validates every plan under `paths`. `Err` is a usage problem (exit 2) with its message.
+pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, String> {
+    let files = plan::plan_files(paths)?;
+    if files.is_empty() {
+        return Err(format!(
+            "no plan files (*.yaml, *.yml, *.toml) found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let profiles = match profiles {
+        Some(file) => match Profiles::with_file(file) {
+            Ok(p) => Some(p),
+            Err(diags) if diags.iter().all(|d| d.code == plan::Code::Io) => {
+                return Err(diags
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "));
+            }
+            Err(diags) => {
+                return Ok(Report {
+                    valid: Vec::new(),
+                    invalid: vec![file.clone()],
+                    diagnostics: Diagnostics(diags),
+                });
+            }
+        },
+        None => None,
+    };
+    let mut report = Report {
+        valid: Vec::new(),
+        invalid: Vec::new(),
+        diagnostics: Diagnostics::default(),
+    };
+    for file in files {
+        // An unreadable file is a usage error (exit 2), unlike a readable file with bad content (exit 1).
+        if let Err(e) = std::fs::File::open(&file) {
+            return Err(format!("cannot read {}: {e}", file.display()));
+        }
+        let (plan, diags) = plan::load_file(&file, profiles.as_ref());
+        if plan.is_some() {
+            report.valid.push(file);
+        } else {
+            report.invalid.push(file);
+        }
+        for d in diags {
+            // A shared profiles file is loaded once per plan; report each of its problems once.
+            if !report.diagnostics.0.iter().any(|e| same(e, &d)) {
+                report.diagnostics.0.push(d);
+            }
+        }
+    }
+    report.diagnostics.sort();
+    Ok(report)
+}
+
+fn same(a: &Diag, b: &Diag) -> bool {
+    a.code == b.code && a.message == b.message && a.location() == b.location()
+}
+
+pub fn run(args: ValidateArgs) -> Exit {
+    let report = match check(&args.paths, args.profiles.as_ref()) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Exit::Usage;
+        }
+    };
+    let warnings = report
+        .diagnostics
+        .0
+        .iter()
+        .filter(|d| !d.is_error())
+        .count();
+    let errors = report.diagnostics.0.len() - warnings;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        DiagFormat::Json => {
+            let json = serde_json::to_string_pretty(&report.diagnostics.to_json())
+                .unwrap_or_else(|_| "[]".into());
+            let _ = writeln!(stdout, "{json}");
+        }
+        DiagFormat::Human => {
+            let width = std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(100);
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            for d in &report.diagnostics.0 {
+                eprintln!("{}", d.render_styled(width, color));
+            }
+            for file in &report.valid {
+                let _ = writeln!(stdout, "valid: {}", file.display());
+            }
+            eprintln!(
+                "{} plan(s) checked: {} valid, {} invalid; {errors} error(s), {warnings} warning(s)",
+                report.valid.len() + report.invalid.len(),
+                report.valid.len(),
+                report.invalid.len(),
+            );
+        }
+    }
+    if !report.invalid.is_empty() || (args.deny_warnings && warnings > 0) {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
+}

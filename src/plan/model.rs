@@ -1,0 +1,699 @@
+//! The validated plan: what the engine consumes. No spans, every default applied, every check passed.
+//!
+//! The serde/schemars attributes describe the plan *file* format, so the same types generate the JSON Schema
+//! (`backup-ns schema`), print plans (`plan from-env`) and serialise the redacted annotation.
+
+use crate::engine::ports::WorkloadRef;
+use schemars::JsonSchema;
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default snapshot name: the original's `{{ .pvcName }}-{{ .timestamp }}-{{ .rand }}`.
+pub const DEFAULT_NAME_TEMPLATE: &str = "{pvc}-{timestamp}-{rand}";
+/// The hostPath-mounted directory for the lock slot files (as in the original).
+pub const DEFAULT_LOCK_DIR: &str = "/mnt/host-backup-locks";
+/// Default disk-usage threshold in percent before a dump is attempted.
+pub const DEFAULT_THRESHOLD: u8 = 90;
+
+/// A backup plan: which PVCs of which namespace to snapshot, what to run before and after, how long to keep.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "backup-ns plan")]
+pub struct Plan {
+    /// Plan name (DNS-1123 label). Written into the `backup-ns.sh/plan` label.
+    pub name: String,
+    /// Namespace to back up. When absent: `--namespace`, then the in-cluster service-account namespace, then
+    /// the kubeconfig context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// PVC names to snapshot (at least one, no duplicates).
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub hooks: Hooks,
+    #[serde(default)]
+    pub snapshot: Snapshot,
+    /// A named profile (`standard`, `adhoc` or one from the profiles file) or an inline policy.
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub lock: Lock,
+    /// Run every check and print what would be created, but write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Variables handed to rhai hooks as `vars`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// Hooks run in order before (`pre`) and after (`post`) the snapshots.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<Hook>,
+}
+
+/// One hook. `type` picks the action; `timeout`, `onError` and (post-hooks only) `when` apply to all.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hook {
+    #[serde(flatten)]
+    pub action: HookAction,
+    /// How long the hook may run (e.g. `30m`).
+    #[serde(with = "duration_str")]
+    #[schemars(with = "DurationString")]
+    pub timeout: Duration,
+    /// `fail` stops the backup; `continue` logs and goes on.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Post-hooks only: run after a successful backup (`success`) or always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+}
+
+impl Hook {
+    /// The default timeout for each hook type: dumps can take long, scripts and commands should not.
+    pub fn default_timeout(kind: HookKind) -> Duration {
+        match kind {
+            HookKind::Postgres | HookKind::Mysql => Duration::from_secs(3600),
+            HookKind::Rhai | HookKind::Exec => Duration::from_secs(600),
+        }
+    }
+
+    /// `when` as it applies: post-hooks default to `success`.
+    pub fn when(&self) -> When {
+        self.when.unwrap_or_default()
+    }
+}
+
+/// The hook types, for messages and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Postgres,
+    Mysql,
+    Rhai,
+    Exec,
+}
+
+impl HookKind {
+    pub const ALL: [&'static str; 4] = ["postgres", "mysql", "rhai", "exec"];
+
+    pub fn parse(s: &str) -> Option<HookKind> {
+        match s {
+            "postgres" => Some(HookKind::Postgres),
+            "mysql" => Some(HookKind::Mysql),
+            "rhai" => Some(HookKind::Rhai),
+            "exec" => Some(HookKind::Exec),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum HookAction {
+    /// Dump PostgreSQL with `pg_dump` inside the database container.
+    Postgres(PostgresHook),
+    /// Dump MySQL or MariaDB with `mysqldump` inside the database container.
+    Mysql(MysqlHook),
+    /// Run a rhai script (sandboxed) that may exec into containers.
+    Rhai(RhaiHook),
+    /// Run a plain command in a container.
+    Exec(ExecHook),
+}
+
+impl HookAction {
+    pub fn kind(&self) -> HookKind {
+        match self {
+            HookAction::Postgres(_) => HookKind::Postgres,
+            HookAction::Mysql(_) => HookKind::Mysql,
+            HookAction::Rhai(_) => HookKind::Rhai,
+            HookAction::Exec(_) => HookKind::Exec,
+        }
+    }
+}
+
+/// Options shared by the database dump hooks.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DbDump {
+    /// Workload to exec into: `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
+    #[serde(serialize_with = "display")]
+    #[schemars(with = "WorkloadString")]
+    pub workload: WorkloadRef,
+    /// Container in that workload's pod.
+    pub container: String,
+    /// Absolute path of the gzip'd dump inside the container; it should live on a snapshotted PVC.
+    pub dump_file: String,
+    pub host: String,
+    pub port: u16,
+    /// Evaluated inside the container, so `${POSTGRES_USER}` reads the container's own env.
+    pub user: String,
+    /// Prefer an env reference such as `${POSTGRES_PASSWORD}`; literals draw a warning.
+    pub password: String,
+    pub database: String,
+    /// Fail before dumping when the dump directory's disk is fuller than this (percent, 1..=100).
+    pub threshold: u8,
+    pub compression: Compression,
+    /// Extra arguments appended to the dump command (each quoted safely).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresHook {
+    #[serde(flatten)]
+    pub dump: DbDump,
+    /// `plain` SQL (like the original) or pg_dump's `custom` archive format.
+    pub format: PgFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MysqlHook {
+    #[serde(flatten)]
+    pub dump: DbDump,
+    /// `--default-character-set` for mysqldump.
+    pub default_character_set: String,
+    /// Use `--single-transaction` (consistent InnoDB dumps without table locks) instead of `--lock-tables`.
+    pub single_transaction: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RhaiHook {
+    /// Script path, resolved relative to the plan file's dir, then its `hooks/`, then `..`, then `../hooks/`.
+    #[schemars(with = "String")]
+    pub script: PathBuf,
+    /// Default workload for the script's `exec` calls.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "display_opt"
+    )]
+    #[schemars(with = "Option<WorkloadString>")]
+    pub workload: Option<WorkloadRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Inline arguments, visible to the script as `args`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub args: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecHook {
+    #[serde(serialize_with = "display")]
+    #[schemars(with = "WorkloadString")]
+    pub workload: WorkloadRef,
+    pub container: String,
+    /// Program and arguments (not run through a shell unless you write `["sh", "-c", "..."]`).
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Fail,
+    Continue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    #[default]
+    Success,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PgFormat {
+    #[default]
+    Plain,
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// How the VolumeSnapshots are made and named.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// VolumeSnapshotClass; absent = the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Placeholders: `{pvc}`, `{timestamp}` (`2006-01-02-150405`, local time), `{rand}` (6 letters), `{plan}`.
+    pub name_template: String,
+    pub wait_until_ready: bool,
+    #[serde(with = "duration_str")]
+    #[schemars(with = "DurationString")]
+    pub ready_timeout: Duration,
+    /// Extra labels on every VolumeSnapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every VolumeSnapshot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `individual` snapshots per PVC, or one VolumeGroupSnapshot over all targets.
+    pub consistency: Consistency,
+    /// Value of the `backup-ns.sh/type` label (`BAK_LABEL_VS_TYPE`).
+    #[serde(rename = "type")]
+    pub backup_type: BackupType,
+    /// Value of the `backup-ns.sh/pod` label (`BAK_LABEL_VS_POD`), e.g. the CronJob's pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Fixed value for `{rand}` (`BAK_VS_RAND`); random per run when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rand: Option<String>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            class: None,
+            name_template: DEFAULT_NAME_TEMPLATE.to_string(),
+            wait_until_ready: true,
+            ready_timeout: Duration::from_secs(15 * 60),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            consistency: Consistency::Individual,
+            backup_type: BackupType::Adhoc,
+            pod: None,
+            rand: None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// The VolumeSnapshot name for one PVC. `timestamp` is `YYYY-MM-DD-HHMMSS` in local time; `rand` is used
+    /// when [`Snapshot::rand`] is not fixed. Validation guarantees the template only has known placeholders
+    /// and that the result fits 63 characters for every target.
+    pub fn render_name(&self, pvc: &str, timestamp: &str, rand: &str, plan: &str) -> String {
+        let rand = self.rand.as_deref().unwrap_or(rand);
+        super::rules::render_template(&self.name_template, pvc, timestamp, rand, plan)
+            .unwrap_or_else(|_| format!("{pvc}-{timestamp}-{rand}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    #[default]
+    Individual,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupType {
+    Cronjob,
+    #[default]
+    Adhoc,
+}
+
+impl BackupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Cronjob => "cronjob",
+            BackupType::Adhoc => "adhoc",
+        }
+    }
+}
+
+/// A resolved retention policy. Named profiles are resolved at load time; `profile` keeps the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Retention {
+    /// Grandfather-father-son: keep the newest N per tier (label `retain=daily_weekly_monthly`).
+    Tiers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        daily: u32,
+        weekly: u32,
+        monthly: u32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        yearly: u32,
+    },
+    /// Time to live: delete N days after creation (label `retain=days`).
+    Days {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        days: u32,
+    },
+}
+
+impl Default for Retention {
+    /// 7 daily, 4 weekly, 12 monthly, as in the original.
+    fn default() -> Self {
+        Retention::Tiers {
+            profile: None,
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            yearly: 0,
+        }
+    }
+}
+
+impl Retention {
+    /// The profile name this policy came from, if any.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => {
+                profile.as_deref()
+            }
+        }
+    }
+
+    /// The value of the `backup-ns.sh/retain` label.
+    pub fn retain_label(&self) -> &'static str {
+        match self {
+            Retention::Tiers { .. } => "daily_weekly_monthly",
+            Retention::Days { .. } => "days",
+        }
+    }
+
+    /// The policy counts for the `backup-ns.sh/retention` annotation, e.g. `{"daily":7,"weekly":4,"monthly":12}`.
+    pub fn counts_json(&self) -> serde_json::Value {
+        match self {
+            Retention::Tiers {
+                daily,
+                weekly,
+                monthly,
+                yearly,
+                ..
+            } => {
+                let mut v =
+                    serde_json::json!({"daily": daily, "weekly": weekly, "monthly": monthly});
+                if *yearly > 0 {
+                    v["yearly"] = serde_json::json!(yearly);
+                }
+                v
+            }
+            Retention::Days { days, .. } => serde_json::json!({ "days": days }),
+        }
+    }
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Node-level lock slots so that few backups run at once on one node.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lock {
+    pub enabled: bool,
+    pub dir: String,
+    /// Number of slot files `1.lock … N.lock`; absent = number of CPUs / 2, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u32>,
+    #[serde(with = "duration_str")]
+    #[schemars(with = "DurationString")]
+    pub timeout: Duration,
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock {
+            enabled: false,
+            dir: DEFAULT_LOCK_DIR.to_string(),
+            slots: None,
+            timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Lock {
+    /// The slot count in effect: the configured one, else max(1, CPUs / 2).
+    pub fn slots(&self) -> u32 {
+        self.slots.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            u32::try_from(cpus / 2).unwrap_or(u32::MAX).max(1)
+        })
+    }
+}
+
+impl Plan {
+    /// A plan with every default: what a file with only `name` and `targets` loads to. Handy for tests of other
+    /// subsystems (`Plan::new("app", ["data"])`).
+    pub fn new<I, S>(name: &str, targets: I) -> Plan
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Plan {
+            name: name.to_string(),
+            namespace: None,
+            targets: targets.into_iter().map(Into::into).collect(),
+            hooks: Hooks::default(),
+            snapshot: Snapshot::default(),
+            retention: Retention::default(),
+            lock: Lock::default(),
+            dry_run: false,
+            vars: BTreeMap::new(),
+        }
+    }
+
+    /// The plan as JSON with secrets removed: literal passwords and `vars`/`args` whose key looks secret
+    /// become `"<redacted>"`. Env references such as `${POSTGRES_PASSWORD}` are kept (they are not secrets).
+    /// This is what goes into the `backup-ns.sh/plan` annotation.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let mut plan = self.clone();
+        for hook in plan.hooks.pre.iter_mut().chain(plan.hooks.post.iter_mut()) {
+            match &mut hook.action {
+                HookAction::Postgres(h) => redact_password(&mut h.dump.password),
+                HookAction::Mysql(h) => redact_password(&mut h.dump.password),
+                HookAction::Rhai(h) => redact_map(&mut h.args),
+                HookAction::Exec(_) => {}
+            }
+        }
+        redact_map(&mut plan.vars);
+        serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The marker written instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// True when the whole value is one container env reference (`${NAME}` or `$NAME`).
+pub fn is_env_ref(value: &str) -> bool {
+    let name = if let Some(inner) = value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        inner
+    } else if let Some(inner) = value.strip_prefix('$') {
+        inner
+    } else {
+        return false;
+    };
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// True for keys that usually carry secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "credential",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+fn redact_password(p: &mut String) {
+    if !p.is_empty() && !is_env_ref(p) {
+        *p = REDACTED.to_string();
+    }
+}
+
+fn redact_map(map: &mut BTreeMap<String, serde_json::Value>) {
+    for (k, v) in map.iter_mut() {
+        if is_secret_key(k) {
+            *v = serde_json::Value::String(REDACTED.to_string());
+        }
+    }
+}
+
+/// Schema stand-in: a human-friendly duration string.
+struct DurationString;
+
+impl JsonSchema for DurationString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A human-friendly duration such as `30s`, `15m` or `1h30m`.",
+            "pattern": r"^\s*([0-9]+\s*(ns|us|µs|ms|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|week|weeks)\s*)+$"
+        })
+    }
+}
+
+/// Schema stand-in: a workload reference.
+struct WorkloadString;
+
+impl JsonSchema for WorkloadString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Workload".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "`deployment/NAME`, `statefulset/NAME` or `pod/NAME` (short forms deploy/, sts/, po/ also work).",
+            "pattern": "^(deployment|deployments|deploy|statefulset|statefulsets|sts|pod|pods|po)/.+$"
+        })
+    }
+}
+
+fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn display_opt<S: Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+/// Durations as humantime strings (`15m`, `1h 30m`).
+pub mod duration_str {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format(*d))
+    }
+
+    /// Compact form without spaces (`1h30m`), so it reads like what users write.
+    pub fn format(d: Duration) -> String {
+        humantime::format_duration(d).to_string().replace(' ', "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_refs_are_recognised_and_literals_are_not() {
+        assert!(is_env_ref("${POSTGRES_PASSWORD}"));
+        assert!(is_env_ref("$MYSQL_ROOT_PASSWORD"));
+        assert!(!is_env_ref("hunter2"));
+        assert!(!is_env_ref("${}"));
+        assert!(!is_env_ref("${A}x"));
+    }
+
+    #[test]
+    fn durations_print_compactly() {
+        assert_eq!(duration_str::format(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(duration_str::format(Duration::from_secs(900)), "15m");
+    }
+
+    #[test]
+    fn retention_counts_match_the_annotation_format() {
+        assert_eq!(
+            Retention::default().counts_json().to_string(),
+            r#"{"daily":7,"monthly":12,"weekly":4}"#
+        );
+        let days = Retention::Days {
+            profile: None,
+            days: 30,
+        };
+        assert_eq!(days.counts_json().to_string(), r#"{"days":30}"#);
+        assert_eq!(days.retain_label(), "days");
+    }
+
+    #[test]
+    fn redacted_json_hides_literal_secrets_but_keeps_env_refs() {
+        let mut plan = Plan::new("app", ["data"]);
+        let dump = |password: &str| DbDump {
+            workload: "deployment/db".parse().unwrap(),
+            container: "db".into(),
+            dump_file: "/var/lib/mysql/dump.sql.gz".into(),
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: "root".into(),
+            password: password.into(),
+            database: "shop".into(),
+            threshold: 90,
+            compression: Compression::Gzip,
+            extra_args: vec![],
+        };
+        for password in ["hunter2", "${MYSQL_ROOT_PASSWORD}"] {
+            plan.hooks.pre.push(Hook {
+                action: HookAction::Mysql(MysqlHook {
+                    dump: dump(password),
+                    default_character_set: "utf8".into(),
+                    single_transaction: false,
+                }),
+                timeout: Duration::from_secs(60),
+                on_error: OnError::Fail,
+                when: None,
+            });
+        }
+        plan.vars
+            .insert("apiToken".into(), serde_json::json!("abc"));
+        plan.vars
+            .insert("channel".into(), serde_json::json!("#ops"));
+        let json = plan.redacted_json();
+        let text = json.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("abc"), "{text}");
+        assert_eq!(json["hooks"]["pre"][0]["password"], REDACTED);
+        assert_eq!(
+            json["hooks"]["pre"][1]["password"],
+            "${MYSQL_ROOT_PASSWORD}"
+        );
+        assert_eq!(json["vars"]["channel"], "#ops");
+    }
+
+    #[test]
+    fn snapshot_names_render_from_the_template() {
+        let mut snap = Snapshot::default();
+        assert_eq!(
+            snap.render_name("data", "2025-01-08-164308", "dcdkes", "app"),
+            "data-2025-01-08-164308-dcdkes"
+        );
+        snap.rand = Some("fixed".into());
+        snap.name_template = "{plan}-{pvc}-{rand}".into();
+        assert_eq!(snap.render_name("data", "t", "r", "app"), "app-data-fixed");
+    }
+
+    #[test]
+    fn lock_slots_default_to_at_least_one() {
+        assert!(Lock::default().slots() >= 1);
+        let fixed = Lock {
+            slots: Some(3),
+            ..Lock::default()
+        };
+        assert_eq!(fixed.slots(), 3);
+    }
+}

@@ -1,0 +1,226 @@
+//! Named retention profiles: built-ins plus a shared profiles file.
+//!
+//! A profiles file (`retention-profiles.yaml`/`.yml`/`.toml` beside the plans, or `--profiles FILE`) is a
+//! mapping from profile name to an inline policy:
+//!
+//! ```yaml
+//! gold: { daily: 14, weekly: 8, monthly: 24, yearly: 5 }
+//! scratch: { days: 3 }
+//! ```
+//!
+//! File profiles override built-ins of the same name.
+
+use super::convert::convert_retention;
+use super::diag::{Code, Diag, SourceFile};
+use super::model::Retention;
+use super::node::{self, Format, NodeKind};
+use super::rules;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File names looked for beside a plan when no `--profiles` is given.
+pub const PROFILE_FILE_NAMES: [&str; 3] = [
+    "retention-profiles.yaml",
+    "retention-profiles.yml",
+    "retention-profiles.toml",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profiles {
+    map: BTreeMap<String, Retention>,
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Profiles::builtin()
+    }
+}
+
+impl Profiles {
+    /// `standard` = 7 daily / 4 weekly / 12 monthly (the original's defaults); `adhoc` = delete after 30 days
+    /// (the original's adhoc default); `extended` = 14 / 8 / 24 / 5 yearly.
+    pub fn builtin() -> Profiles {
+        let mut map = BTreeMap::new();
+        map.insert(
+            "standard".to_string(),
+            Retention::Tiers {
+                profile: None,
+                daily: 7,
+                weekly: 4,
+                monthly: 12,
+                yearly: 0,
+            },
+        );
+        map.insert(
+            "adhoc".to_string(),
+            Retention::Days {
+                profile: None,
+                days: 30,
+            },
+        );
+        map.insert(
+            "extended".to_string(),
+            Retention::Tiers {
+                profile: None,
+                daily: 14,
+                weekly: 8,
+                monthly: 24,
+                yearly: 5,
+            },
+        );
+        Profiles { map }
+    }
+
+    /// The policy of a profile, tagged with its name.
+    pub fn get(&self, name: &str) -> Option<Retention> {
+        let mut r = self.map.get(name)?.clone();
+        match &mut r {
+            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => {
+                *profile = Some(name.to_string());
+            }
+        }
+        Some(r)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
+    /// The profiles file beside a plan, if there is one.
+    pub fn discover(plan_dir: &Path) -> Option<PathBuf> {
+        PROFILE_FILE_NAMES
+            .iter()
+            .map(|n| plan_dir.join(n))
+            .find(|p| p.is_file())
+    }
+
+    /// Built-ins plus the profiles in `path`. Every problem in the file is reported.
+    pub fn with_file(path: &Path) -> Result<Profiles, Vec<Diag>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diag::error(
+                Code::Io,
+                format!("cannot read profiles file {}: {e}", path.display()),
+            )]
+        })?;
+        let format = Format::from_path(path).unwrap_or(Format::Yaml);
+        Profiles::with_source(&path.display().to_string(), &text, format)
+    }
+
+    /// Built-ins plus the profiles in a source text.
+    pub fn with_source(name: &str, text: &str, format: Format) -> Result<Profiles, Vec<Diag>> {
+        let source = SourceFile::new(name, text);
+        let mut diags = Vec::new();
+        let mut profiles = Profiles::builtin();
+        let Some(root) = node::parse(&source, format, &mut diags) else {
+            return Err(diags);
+        };
+        let builtins = Profiles::builtin();
+        match &root.kind {
+            NodeKind::Map(entries) => {
+                for (key, value) in entries {
+                    if let Err(why) = rules::label_value(&key.name).and_then(|()| {
+                        if key.name.is_empty() {
+                            Err("must not be empty".to_string())
+                        } else {
+                            Ok(())
+                        }
+                    }) {
+                        diags.push(
+                            Diag::error(Code::InvalidName, format!("profile name `{}` is invalid", key.name))
+                                .at(&source, key.span.clone(), why)
+                                .help("profile names become part of annotations; use letters, digits, `-`, `_`, `.`"),
+                        );
+                        continue;
+                    }
+                    if matches!(value.kind, NodeKind::Str(_)) {
+                        diags.push(
+                            Diag::error(Code::WrongType, "a profile must be an inline policy, not another profile's name")
+                                .at(&source, value.span.clone(), "expected a mapping")
+                                .help("write the counts, e.g. `{ daily: 7, weekly: 4, monthly: 12 }` or `{ days: 30 }`"),
+                        );
+                        continue;
+                    }
+                    if let Some(r) = convert_retention(value, &source, &builtins, &mut diags) {
+                        profiles.map.insert(key.name.clone(), r);
+                    }
+                }
+            }
+            NodeKind::Null => {}
+            other => diags.push(
+                Diag::error(
+                    Code::WrongType,
+                    format!(
+                        "a profiles file must be a mapping of profile names, found {}",
+                        other.type_name()
+                    ),
+                )
+                .at(&source, root.span.clone(), "expected a mapping")
+                .help("write `name: { daily: 7, weekly: 4, monthly: 12 }` per profile"),
+            ),
+        }
+        if diags.iter().any(Diag::is_error) {
+            Err(diags)
+        } else {
+            Ok(profiles)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_match_the_original_defaults() {
+        let p = Profiles::builtin();
+        assert_eq!(
+            p.get("standard"),
+            Some(Retention::Tiers {
+                profile: Some("standard".into()),
+                daily: 7,
+                weekly: 4,
+                monthly: 12,
+                yearly: 0
+            })
+        );
+        assert_eq!(
+            p.get("adhoc"),
+            Some(Retention::Days {
+                profile: Some("adhoc".into()),
+                days: 30
+            })
+        );
+        assert_eq!(p.get("nope"), None);
+    }
+
+    #[test]
+    fn profiles_file_adds_and_overrides_profiles() {
+        let p = Profiles::with_source(
+            "p.yaml",
+            "gold: { daily: 14, weekly: 8, monthly: 24, yearly: 5 }\nadhoc: { days: 3 }\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(matches!(
+            p.get("gold"),
+            Some(Retention::Tiers { yearly: 5, .. })
+        ));
+        assert!(matches!(
+            p.get("adhoc"),
+            Some(Retention::Days { days: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_profiles_in_the_file_are_all_reported() {
+        let err = Profiles::with_source(
+            "p.toml",
+            "[a]\ndaily = -1\n[b]\nnothing = 1\n",
+            Format::Toml,
+        )
+        .unwrap_err();
+        let codes: Vec<Code> = err.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&Code::NegativeCount), "{codes:?}");
+        assert!(codes.contains(&Code::UnknownKey), "{codes:?}");
+    }
+}
