@@ -10,6 +10,7 @@ pub mod engine;
 pub mod exit;
 pub mod labels;
 pub mod logging;
+pub mod retention;
 
 pub use exit::Exit;
 
