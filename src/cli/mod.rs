@@ -4,6 +4,7 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
+pub mod retention;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
 #[derive(Debug, Parser)]
@@ -36,11 +37,14 @@ pub enum LogFormat {
 pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
+    /// Retention: simulate which nightly backups a policy keeps.
+    Retention(retention::RetentionArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
 pub fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Completions(args) => completions::run(args),
+        Command::Retention(args) => retention::run(args),
     }
 }
