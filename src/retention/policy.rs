@@ -348,11 +348,63 @@ fn newest_first(a: &Snapshot, b: &Snapshot) -> Ordering {
     .then_with(|| a.name.cmp(&b.name))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Retain {
+    #[default]
+    Unmanaged,
+    Gfs,
+    Days,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum DeleteAfter {
+    #[default]
+    Absent,
+    Date(NaiveDate),
+    Unparsable,
+}
+
+/// What the phases need from a snapshot's labels, read in one pass over them so the phases do no map lookups.
+#[derive(Debug, Clone, Copy, Default)]
+struct Facts {
+    retain: Retain,
+    /// Bit `n` set: carries the label of `Tier::ALL[n]`.
+    tiers: u8,
+    delete_after: DeleteAfter,
+}
+
+fn facts_of(s: &Snapshot) -> Facts {
+    let mut f = Facts::default();
+    for (key, value) in &s.labels {
+        match key.as_str() {
+            RETAIN => {
+                f.retain = match value.as_str() {
+                    RETAIN_GFS => Retain::Gfs,
+                    RETAIN_DAYS_MODE => Retain::Days,
+                    _ => Retain::Other,
+                }
+            }
+            labels::DAILY => f.tiers |= 1,
+            labels::WEEKLY => f.tiers |= 2,
+            labels::MONTHLY => f.tiers |= 4,
+            labels::YEARLY => f.tiers |= 8,
+            DELETE_AFTER => {
+                f.delete_after =
+                    labels::parse_date(value).map_or(DeleteAfter::Unparsable, DeleteAfter::Date)
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
 /// Plans retention for `snapshots` (any mix of namespaces and PVCs, managed or not) at `clock`'s now.
 pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> RetentionPlan {
     let today = clock.today();
+    let facts: Vec<Facts> = snapshots.iter().map(facts_of).collect();
     let mut order: Vec<usize> = (0..snapshots.len())
-        .filter(|&i| snapshots[i].is_managed())
+        .filter(|&i| facts[i].retain != Retain::Unmanaged)
         .collect();
     order.sort_unstable_by(|&a, &b| {
         let (x, y) = (&snapshots[a], &snapshots[b]);
@@ -370,7 +422,14 @@ pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> Retenti
         while end < order.len() && snapshots[order[end]].namespace == *ns {
             end += 1;
         }
-        plan_namespace(snapshots, &order[start..end], options, today, &mut out);
+        plan_namespace(
+            snapshots,
+            &facts,
+            &order[start..end],
+            options,
+            today,
+            &mut out,
+        );
         start = end;
     }
     out
@@ -378,6 +437,7 @@ pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> Retenti
 
 fn plan_namespace(
     snapshots: &[Snapshot],
+    facts: &[Facts],
     group: &[usize],
     options: &Options,
     today: NaiveDate,
@@ -391,7 +451,7 @@ fn plan_namespace(
         while end < group.len() && snapshots[group[end]].pvc == *pvc {
             end += 1;
         }
-        plan_pvc(snapshots, &group[start..end], options, today, out);
+        plan_pvc(snapshots, facts, &group[start..end], options, today, out);
         start = end;
     }
     guard_namespace(snapshots, group, options, first_decision, out);
@@ -415,6 +475,7 @@ fn report(s: &Snapshot, problem: Problem) -> Decision {
 /// Plans one PVC. `group` holds its managed snapshots, newest first.
 fn plan_pvc(
     snapshots: &[Snapshot],
+    facts: &[Facts],
     group: &[usize],
     options: &Options,
     today: NaiveDate,
@@ -430,11 +491,7 @@ fn plan_pvc(
     // the tier phase because marks written now always lie in the future.
     let due = |i: usize| {
         Some(i) != protected
-            && snapshots[i]
-                .labels
-                .get(DELETE_AFTER)
-                .and_then(|v| labels::parse_date(v))
-                .is_some_and(|date| date < today)
+            && matches!(facts[i].delete_after, DeleteAfter::Date(date) if date < today)
     };
 
     // Policy: the newest GFS snapshot that carries an annotation and is not about to be swept decides. Skipping
@@ -442,9 +499,11 @@ fn plan_pvc(
     // policy.
     let mut counts = options.defaults;
     let mut source = PolicySource::Defaults;
-    if let Some(i) = group.iter().copied().find(|&i| {
-        snapshots[i].retain() == Some(RETAIN_GFS) && snapshots[i].retention.is_some() && !due(i)
-    }) {
+    if let Some(i) = group
+        .iter()
+        .copied()
+        .find(|&i| facts[i].retain == Retain::Gfs && snapshots[i].retention.is_some() && !due(i))
+    {
         let s = &snapshots[i];
         let value = s.retention.as_deref().unwrap_or_default();
         match RetentionCounts::from_annotation(value) {
@@ -475,16 +534,10 @@ fn plan_pvc(
         if s.created.is_none() {
             out.decisions.push(report(s, Problem::MissingCreationTime));
         }
-        if let Some(value) = s.retain()
-            && value != RETAIN_GFS
-            && value != RETAIN_DAYS_MODE
-        {
-            out.decisions.push(report(
-                s,
-                Problem::UnknownRetainValue {
-                    value: value.to_string(),
-                },
-            ));
+        if facts[i].retain == Retain::Other {
+            let value = s.retain().unwrap_or_default().to_string();
+            out.decisions
+                .push(report(s, Problem::UnknownRetainValue { value }));
         }
     }
     if options.phases.tiers {
@@ -493,15 +546,13 @@ fn plan_pvc(
             let mut rank = 0usize;
             for (k, &i) in group.iter().enumerate() {
                 let s = &snapshots[i];
-                let Some(value) = s.labels.get(tier.key()) else {
-                    continue;
-                };
-                if !s.ready || s.created.is_none() {
+                if facts[i].tiers & (1 << bit) == 0 || !s.ready || s.created.is_none() {
                     continue;
                 }
                 rank += 1;
                 if rank > keep {
                     removed[k] |= 1 << bit;
+                    let value = s.labels.get(tier.key()).map_or("", String::as_str);
                     out.decisions.push(decision(
                         s,
                         Action::RemoveLabel { tier },
@@ -520,13 +571,10 @@ fn plan_pvc(
     if options.phases.mark {
         for (k, &i) in group.iter().enumerate() {
             let s = &snapshots[i];
-            if s.retain() != Some(RETAIN_GFS) || s.labels.contains_key(DELETE_AFTER) {
+            if facts[i].retain != Retain::Gfs || facts[i].delete_after != DeleteAfter::Absent {
                 continue;
             }
-            let has_tier = Tier::ALL
-                .into_iter()
-                .enumerate()
-                .any(|(bit, t)| s.labels.contains_key(t.key()) && removed[k] & (1 << bit) == 0);
+            let has_tier = facts[i].tiers & !removed[k] != 0;
             if has_tier || s.created.is_none() {
                 continue;
             }
@@ -558,17 +606,15 @@ fn plan_pvc(
     if options.phases.sweep {
         for &i in group {
             let s = &snapshots[i];
-            let Some(value) = s.labels.get(DELETE_AFTER) else {
-                continue;
-            };
-            let Some(date) = labels::parse_date(value) else {
-                out.decisions.push(report(
-                    s,
-                    Problem::DeleteAfterUnparsable {
-                        value: value.clone(),
-                    },
-                ));
-                continue;
+            let date = match facts[i].delete_after {
+                DeleteAfter::Absent => continue,
+                DeleteAfter::Date(date) => date,
+                DeleteAfter::Unparsable => {
+                    let value = s.labels.get(DELETE_AFTER).cloned().unwrap_or_default();
+                    out.decisions
+                        .push(report(s, Problem::DeleteAfterUnparsable { value }));
+                    continue;
+                }
             };
             if date >= today {
                 continue;
