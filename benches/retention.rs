@@ -70,6 +70,7 @@ fn template_history() -> (Vec<Snapshot>, chrono::DateTime<Utc>) {
             created: Some(t),
             ready: true,
             content: Some(format!("snapcontent-{night}")),
+            deleting: false,
         });
         if night < 365 {
             let p = policy::plan(&live, &options, &clock.at(t + Duration::minutes(1)));

@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub ready: bool,
     /// `status.boundVolumeSnapshotContentName`: the applier patches its deletionPolicy before deleting.
     pub content: Option<String>,
+    /// `metadata.deletionTimestamp` is set: the object is already going away. Such snapshots are left out of
+    /// planning entirely, so they neither hold a tier slot nor count as a PVC's newest backup.
+    pub deleting: bool,
 }
 
 /// Why a VolumeSnapshot JSON object could not be read.
@@ -125,6 +128,7 @@ impl Snapshot {
             content: status["boundVolumeSnapshotContentName"]
                 .as_str()
                 .map(str::to_string),
+            deleting: !meta["deletionTimestamp"].is_null(),
             namespace,
             name,
         })
@@ -404,7 +408,7 @@ pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> Retenti
     let today = clock.today();
     let facts: Vec<Facts> = snapshots.iter().map(facts_of).collect();
     let mut order: Vec<usize> = (0..snapshots.len())
-        .filter(|&i| facts[i].retain != Retain::Unmanaged)
+        .filter(|&i| facts[i].retain != Retain::Unmanaged && !snapshots[i].deleting)
         .collect();
     order.sort_unstable_by(|&a, &b| {
         let (x, y) = (&snapshots[a], &snapshots[b]);

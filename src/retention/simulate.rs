@@ -242,6 +242,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
             created: Some(at),
             ready: true,
             content: None,
+            deleting: false,
         });
 
         // Retention runs right after the snapshot, as in `run`.

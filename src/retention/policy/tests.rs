@@ -30,6 +30,7 @@ fn snap(ns: &str, name: &str) -> Snapshot {
         created: None,
         ready: true,
         content: None,
+        deleting: false,
     }
 }
 
@@ -1239,4 +1240,39 @@ fn yearly_tier_is_kept_like_the_others() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_snapshot_being_deleted_is_not_the_newest_backup_and_holds_no_slot() {
+    let mut going = snap("ns", "going")
+        .gfs()
+        .label(DAILY, "2025-01-03")
+        .created("2025-01-03T00:00:00Z");
+    going.deleting = true;
+    let snapshots = vec![
+        snap("ns", "a")
+            .gfs()
+            .label(DAILY, "2025-01-01")
+            .created("2025-01-01T00:00:00Z"),
+        snap("ns", "b")
+            .gfs()
+            .label(DAILY, "2025-01-02")
+            .created("2025-01-02T00:00:00Z"),
+        going,
+    ];
+    let opts = Options {
+        defaults: TierCounts {
+            daily: 2,
+            ..TierCounts::default()
+        },
+        ..Options::default()
+    };
+    let p = plan(&snapshots, &opts, &clock("2025-01-03T12:00:00Z"));
+    assert_eq!(changes(&p), vec![]);
+    assert!(p.decisions.iter().all(|d| d.name != "going"));
+
+    let vs = serde_json::json!({
+        "metadata": {"name": "x", "namespace": "ns", "deletionTimestamp": "2025-01-03T00:00:00Z"},
+    });
+    assert!(Snapshot::from_volume_snapshot(&vs).unwrap().deleting);
 }
