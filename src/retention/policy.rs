@@ -330,6 +330,86 @@ impl RetentionPlan {
     }
 }
 
+impl Action {
+    /// Short text for the ACTION column of `retention plan`.
+    pub fn label(&self) -> String {
+        match self {
+            Action::RemoveLabel { tier } => format!("remove {tier}"),
+            Action::Mark { delete_after } => format!("mark {delete_after}"),
+            Action::Delete => "delete".to_string(),
+            Action::Report { .. } => "report".to_string(),
+        }
+    }
+}
+
+impl RetentionPlan {
+    /// The terminal table of `retention plan` / `prune --dry-run`: one row per decision with its reason, then the
+    /// guard verdicts and a one-line summary.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let rows: Vec<[String; 5]> = self
+            .decisions
+            .iter()
+            .map(|d| {
+                [
+                    d.namespace.clone(),
+                    display_pvc(&d.pvc).to_string(),
+                    d.name.clone(),
+                    d.action.label(),
+                    d.reason.clone(),
+                ]
+            })
+            .collect();
+        let header = ["NAMESPACE", "PVC", "SNAPSHOT", "ACTION", "REASON"].map(str::to_string);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        if rows.is_empty() {
+            out.push_str("Nothing to do.\n");
+        } else {
+            for row in std::iter::once(&header).chain(&rows) {
+                let mut line = String::new();
+                for (k, cell) in row.iter().enumerate() {
+                    if k + 1 == row.len() {
+                        line.push_str(cell);
+                    } else {
+                        let _ = write!(line, "{cell:<w$}  ", w = widths[k]);
+                    }
+                }
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+        }
+        for g in &self.guards {
+            let verdict = match (g.tripped, g.forced) {
+                (false, _) => "ok",
+                (true, true) => "TRIPPED (forced)",
+                (true, false) => "TRIPPED",
+            };
+            let _ = writeln!(out, "guard {}: {verdict}: {}", g.namespace, g.reason);
+        }
+        let count = |f: fn(&Action) -> bool| self.decisions.iter().filter(|d| f(&d.action)).count();
+        let refused = self
+            .guards
+            .iter()
+            .filter(|g| g.tripped && !g.forced)
+            .count();
+        let _ = writeln!(
+            out,
+            "{} label removal(s), {} mark(s), {} deletion(s), {} report(s); guard refused in {refused} namespace(s)",
+            count(|a| matches!(a, Action::RemoveLabel { .. })),
+            count(|a| matches!(a, Action::Mark { .. })),
+            count(|a| matches!(a, Action::Delete)),
+            count(|a| matches!(a, Action::Report { .. })),
+        );
+        out
+    }
+}
+
 fn ordinal(n: usize) -> String {
     let suffix = match (n % 10, n % 100) {
         (_, 11..=13) => "th",

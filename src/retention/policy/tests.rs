@@ -1276,3 +1276,22 @@ fn a_snapshot_being_deleted_is_not_the_newest_backup_and_holds_no_slot() {
     });
     assert!(Snapshot::from_volume_snapshot(&vs).unwrap().deleting);
 }
+
+#[test]
+fn the_plan_renders_as_a_table_with_reasons_guards_and_a_summary() {
+    let mut snapshots = readme_sample();
+    nightly(&mut snapshots, utc("2025-01-10T00:17:11Z"));
+    snapshots.push(
+        snap("go-starter-dev", "data-broken")
+            .label(RETAIN, "days")
+            .label(DELETE_AFTER, "someday")
+            .created("2024-06-01T00:00:00Z"),
+    );
+    let p = plan(
+        &snapshots,
+        &original_options(),
+        &clock("2025-01-10T00:20:00Z"),
+    );
+    insta::assert_snapshot!("plan_table", p.render_text());
+    insta::assert_json_snapshot!("plan_decisions_json", p.decisions);
+}
