@@ -3,7 +3,6 @@
 
 use crate::Exit;
 use crate::clock::Clock;
-use crate::labels::TierCounts;
 use crate::retention::simulate::{self, PolicySpec, Scenario};
 use chrono::{NaiveDate, NaiveTime};
 use clap::{Args, Subcommand, ValueEnum};
@@ -41,8 +40,8 @@ Examples:
   backup-ns retention simulate --policy daily=14,monthly=24,yearly=5 --start 2025-01-01 --days 1200
   backup-ns retention simulate --policy days=30 --days 90 -o json | jq '.checkpoints[-1]'
 
-Tiers left out of --policy use the defaults daily=7 weekly=4 monthly=12 yearly=0 (the original's
-RETAIN_LAST_DAILY/WEEKLY/MONTHLY). BACKUP_NS_NOW and TZ set today's date and the zone of the calendar.")]
+Tiers left out of --policy use the controller defaults: RETAIN_LAST_DAILY/WEEKLY/MONTHLY/YEARLY when set,
+else 7/4/12/0 as in the original. BACKUP_NS_NOW and TZ set today's date and the zone of the calendar.")]
 pub struct SimulateArgs {
     /// Retention counts: `daily=N,weekly=N,monthly=N[,yearly=N]` or `days=N`.
     #[arg(
@@ -95,6 +94,13 @@ fn run_simulate(args: SimulateArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    let defaults = match crate::retention::defaults_from_env(|k| std::env::var(k).ok()) {
+        Ok(defaults) => defaults,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
     let start = args.start.unwrap_or_else(|| clock.today());
     let days = match args.until {
         None => args.days,
@@ -108,7 +114,7 @@ fn run_simulate(args: SimulateArgs) -> Exit {
     };
     let scenario = Scenario {
         policy: args.policy.0,
-        defaults: TierCounts::ORIGINAL_DEFAULTS,
+        defaults,
         start,
         days,
         at: args.at,

@@ -8,6 +8,6 @@ pub mod policy;
 pub mod simulate;
 
 pub use policy::{
-    Action, Decision, GuardVerdict, Options, Phases, PolicySource, Problem, PvcPolicy,
-    RetentionPlan, Snapshot, SnapshotError, apply_decisions, plan,
+    Action, Decision, DefaultsError, Guard, GuardVerdict, Options, Phases, PolicySource, Problem,
+    PvcPolicy, RetentionPlan, Snapshot, SnapshotError, apply_decisions, defaults_from_env, plan,
 };

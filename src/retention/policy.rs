@@ -178,6 +178,42 @@ impl Default for Guard {
     }
 }
 
+/// Why a controller default from the environment is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}=`{value}` is not a whole number of snapshots (0 to 100000)")]
+pub struct DefaultsError {
+    pub var: &'static str,
+    pub value: String,
+}
+
+/// Reads the original's `RETAIN_LAST_DAILY` / `RETAIN_LAST_WEEKLY` / `RETAIN_LAST_MONTHLY` (and our
+/// `RETAIN_LAST_YEARLY`) through `get`, falling back to 7/4/12/0 for unset or empty variables. `get` is usually
+/// `|k| std::env::var(k).ok()`; tests pass a map.
+pub fn defaults_from_env(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<TierCounts, DefaultsError> {
+    let base = TierCounts::ORIGINAL_DEFAULTS;
+    let read = |var: &'static str, fallback: u32| -> Result<u32, DefaultsError> {
+        match get(var).as_deref().map(str::trim) {
+            None | Some("") => Ok(fallback),
+            Some(value) => value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 100_000)
+                .ok_or_else(|| DefaultsError {
+                    var,
+                    value: value.to_string(),
+                }),
+        }
+    };
+    Ok(TierCounts {
+        daily: read("RETAIN_LAST_DAILY", base.daily)?,
+        weekly: read("RETAIN_LAST_WEEKLY", base.weekly)?,
+        monthly: read("RETAIN_LAST_MONTHLY", base.monthly)?,
+        yearly: read("RETAIN_LAST_YEARLY", base.yearly)?,
+    })
+}
+
 /// Settings of one retention run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {

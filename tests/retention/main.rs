@@ -149,3 +149,33 @@ fn until_before_start_and_zero_days_are_usage_errors() {
     assert_eq!(code, 2);
     assert_eq!(stderr, "error: --days must be between 1 and 20000, got 0\n");
 }
+
+#[test]
+fn tiers_left_out_of_the_policy_use_the_retain_last_defaults() {
+    let out = backup_ns()
+        .env("RETAIN_LAST_WEEKLY", "1")
+        .args([
+            "retention",
+            "simulate",
+            "--policy",
+            "daily=2",
+            "--days",
+            "3",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("run backup-ns");
+    assert!(out.status.success());
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(
+        value["counts"],
+        serde_json::json!({"daily": 2, "weekly": 1, "monthly": 12, "yearly": 0})
+    );
+    let (code, stderr) = failure(&["retention", "simulate"], &[("RETAIN_LAST_DAILY", "lots")]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "error: RETAIN_LAST_DAILY=`lots` is not a whole number of snapshots (0 to 100000)\n"
+    );
+}

@@ -1295,3 +1295,24 @@ fn the_plan_renders_as_a_table_with_reasons_guards_and_a_summary() {
     insta::assert_snapshot!("plan_table", p.render_text());
     insta::assert_json_snapshot!("plan_decisions_json", p.decisions);
 }
+
+#[test]
+fn controller_defaults_come_from_the_originals_retain_last_variables() {
+    let env: HashMap<&str, &str> =
+        HashMap::from([("RETAIN_LAST_DAILY", "14"), ("RETAIN_LAST_MONTHLY", "")]);
+    let get = |k: &str| env.get(k).map(|v| v.to_string());
+    assert_eq!(
+        defaults_from_env(get).unwrap(),
+        TierCounts {
+            daily: 14,
+            weekly: 4,
+            monthly: 12,
+            yearly: 0
+        }
+    );
+    let bad = |k: &str| (k == "RETAIN_LAST_WEEKLY").then(|| "four".to_string());
+    assert_eq!(
+        defaults_from_env(bad).unwrap_err().to_string(),
+        "RETAIN_LAST_WEEKLY=`four` is not a whole number of snapshots (0 to 100000)"
+    );
+}
