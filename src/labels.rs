@@ -838,6 +838,47 @@ mod tests {
         }
 
         #[test]
+        fn each_pvc_gets_exactly_one_holder_per_tier_period(
+            steps in prop::collection::vec((0..2usize, 1..(3 * 24 * 60i64)), 1..60),
+            tz in prop::sample::select(vec![chrono_tz::UTC, chrono_tz::Europe::Vienna, chrono_tz::Asia::Tokyo]),
+        ) {
+            // Backups of two PVCs at increasing random times; every one becomes ready.
+            let counts = TierCounts { yearly: 1, ..TierCounts::ORIGINAL_DEFAULTS };
+            let mut now = Utc.with_ymd_and_hms(2024, 12, 20, 0, 0, 0).unwrap();
+            let mut history: Vec<(BTreeMap<String, String>, DateTime<Utc>)> = Vec::new();
+            for (pvc, gap) in steps {
+                now += chrono::Duration::minutes(gap);
+                let pvc = ["data", "db"][pvc];
+                let clock = Clock::fixed(now, tz);
+                let prior: Vec<PriorSnapshot<'_>> = history
+                    .iter()
+                    .map(|(l, c)| PriorSnapshot { labels: l, created: Some(*c), ready: true })
+                    .collect();
+                let mut new = creation_labels(pvc, &RetainMode::Gfs(counts), &prior, &clock);
+                new.insert(PVC.to_string(), pvc.to_string());
+                history.push((new, now));
+            }
+            for pvc in ["data", "db"] {
+                let taken: Vec<_> = history.iter().filter(|(l, _)| l[PVC] == pvc).collect();
+                for tier in Tier::ALL {
+                    let mut periods: Vec<String> = taken
+                        .iter()
+                        .map(|(_, c)| tier.value_for(c.with_timezone(&tz).date_naive()))
+                        .collect();
+                    periods.sort();
+                    periods.dedup();
+                    let mut holders: Vec<String> = taken
+                        .iter()
+                        .filter_map(|(l, _)| l.get(tier.key()).cloned())
+                        .collect();
+                    holders.sort();
+                    // Exactly one holder per period: no duplicates, none missing.
+                    prop_assert_eq!(holders, periods, "{} {}", pvc, tier);
+                }
+            }
+        }
+
+        #[test]
         fn sanitized_values_are_always_valid(s in ".{0,100}") {
             prop_assert!(is_valid_label_value(&sanitize_label_value(&s)));
         }
