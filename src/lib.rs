@@ -5,11 +5,14 @@
 //! `cli` holds one file per subcommand; `exit` maps every outcome to a documented exit code.
 
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod exit;
+pub mod labels;
 pub mod logging;
 pub mod plan;
 pub mod settings;
+pub mod retention;
 
 pub use exit::Exit;
 

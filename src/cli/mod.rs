@@ -7,6 +7,7 @@ mod completions;
 pub mod plan;
 pub mod schema;
 pub mod validate;
+pub mod retention;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
 #[derive(Debug, Parser)]
@@ -45,6 +46,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Show plans as backup-ns understands them (`from-env`, `show`).
     Plan(plan::PlanArgs),
+    /// Retention: simulate which nightly backups a policy keeps.
+    Retention(retention::RetentionArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -54,5 +57,6 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Retention(args) => retention::run(args),
     }
 }

@@ -1,0 +1,886 @@
+//! The `backup-ns.sh/*` label and annotation vocabulary, the tier value formats, and the rule that decides which
+//! retention labels a new snapshot gets.
+//!
+//! Labels are the whole retention state: a snapshot's tier labels say which GFS slots it fills, `delete-after` says
+//! when it may go, and removing `retain` by hand pins it forever. Everything that writes or reads those labels goes
+//! through this module so the formats cannot drift apart.
+//!
+//! # Tier value formats
+//! | tier    | key                    | value        | example      |
+//! |---------|------------------------|--------------|--------------|
+//! | daily   | `backup-ns.sh/daily`   | `YYYY-MM-DD` | `2025-01-09` |
+//! | weekly  | `backup-ns.sh/weekly`  | `YYYY-wNN`   | `2025-w02`   |
+//! | monthly | `backup-ns.sh/monthly` | `YYYY-MM`    | `2025-01`    |
+//! | yearly  | `backup-ns.sh/yearly`  | `YYYY`       | `2025`       |
+//!
+//! The weekly value uses the **ISO week-year**, not the calendar year: 2024-12-30 is a Monday in ISO week 1 of
+//! 2025, so it is `2025-w01`. Pairing the ISO week number with the calendar year would give `2024-w01` and collide
+//! with the first week of January 2024. The original wrote `wNN` without any year, so week 2 of 2024 and of 2025
+//! looked identical and the "first snapshot of this week" check skipped a whole week after New Year. The legacy
+//! `wNN` form is still recognised (see [`TierValue::LegacyWeekly`]).
+
+use crate::clock::Clock;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Prefix of every backup-ns label and annotation key.
+pub const PREFIX: &str = "backup-ns.sh/";
+
+/// `retain`: `daily_weekly_monthly` or `days`. Its presence marks a snapshot as managed by retention; removing it
+/// by hand keeps the snapshot forever.
+pub const RETAIN: &str = "backup-ns.sh/retain";
+/// Tier label: `YYYY-MM-DD`.
+pub const DAILY: &str = "backup-ns.sh/daily";
+/// Tier label: `YYYY-wNN` (ISO week-year); legacy `wNN` is read.
+pub const WEEKLY: &str = "backup-ns.sh/weekly";
+/// Tier label: `YYYY-MM`.
+pub const MONTHLY: &str = "backup-ns.sh/monthly";
+/// Tier label: `YYYY`.
+pub const YEARLY: &str = "backup-ns.sh/yearly";
+/// `YYYY-MM-DD`: the snapshot is deleted once this date is in the past.
+pub const DELETE_AFTER: &str = "backup-ns.sh/delete-after";
+/// For `retain=days`: the number of days the snapshot is kept.
+pub const RETAIN_DAYS: &str = "backup-ns.sh/retain-days";
+/// `cronjob` or `adhoc`.
+pub const TYPE: &str = "backup-ns.sh/type";
+/// The job pod that took the snapshot.
+pub const POD: &str = "backup-ns.sh/pod";
+/// The PVC the snapshot was taken of.
+pub const PVC: &str = "backup-ns.sh/pvc";
+/// The plan that took the snapshot.
+pub const PLAN: &str = "backup-ns.sh/plan";
+
+/// Annotation: the effective plan, redacted, as JSON.
+pub const ANNOTATION_PLAN: &str = "backup-ns.sh/plan";
+/// Annotation: the hook results as JSON.
+pub const ANNOTATION_HOOKS: &str = "backup-ns.sh/hooks";
+/// Annotation: the retention counts as JSON ([`RetentionCounts`]).
+pub const ANNOTATION_RETENTION: &str = "backup-ns.sh/retention";
+/// Annotation written by the original: its `BAK_*` settings, one `KEY='value'` per line.
+pub const ANNOTATION_ENV_CONFIG: &str = "backup-ns.sh/env-config";
+
+/// Value of [`RETAIN`] for grandfather-father-son retention.
+pub const RETAIN_GFS: &str = "daily_weekly_monthly";
+/// Value of [`RETAIN`] for "keep N days" retention.
+pub const RETAIN_DAYS_MODE: &str = "days";
+
+/// Value of [`TYPE`] for snapshots taken by the CronJob.
+pub const TYPE_CRONJOB: &str = "cronjob";
+/// Value of [`TYPE`] for snapshots taken by hand.
+pub const TYPE_ADHOC: &str = "adhoc";
+
+/// One GFS tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+impl Tier {
+    /// Every tier, shortest period first.
+    pub const ALL: [Tier; 4] = [Tier::Daily, Tier::Weekly, Tier::Monthly, Tier::Yearly];
+
+    /// The label key of this tier.
+    pub fn key(self) -> &'static str {
+        match self {
+            Tier::Daily => DAILY,
+            Tier::Weekly => WEEKLY,
+            Tier::Monthly => MONTHLY,
+            Tier::Yearly => YEARLY,
+        }
+    }
+
+    /// The lowercase name (`daily`, ...), as used in `--policy` and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Daily => "daily",
+            Tier::Weekly => "weekly",
+            Tier::Monthly => "monthly",
+            Tier::Yearly => "yearly",
+        }
+    }
+
+    /// The label value for the period containing the local date `date`.
+    pub fn value_for(self, date: NaiveDate) -> String {
+        match self {
+            Tier::Daily => date.format("%Y-%m-%d").to_string(),
+            Tier::Weekly => {
+                let week = date.iso_week();
+                format!("{:04}-w{:02}", week.year(), week.week())
+            }
+            Tier::Monthly => format!("{:04}-{:02}", date.year(), date.month()),
+            Tier::Yearly => format!("{:04}", date.year()),
+        }
+    }
+
+    /// The period of `date` in this tier, for comparing with a parsed label value.
+    pub fn period_of(self, date: NaiveDate) -> TierValue {
+        match self {
+            Tier::Daily => TierValue::Daily(date),
+            Tier::Weekly => {
+                let week = date.iso_week();
+                TierValue::Weekly {
+                    year: week.year(),
+                    week: week.week(),
+                }
+            }
+            Tier::Monthly => TierValue::Monthly {
+                year: date.year(),
+                month: date.month(),
+            },
+            Tier::Yearly => TierValue::Yearly(date.year()),
+        }
+    }
+
+    /// Parses a label value of this tier. `None` for anything that is not one of the documented formats.
+    pub fn parse_value(self, value: &str) -> Option<TierValue> {
+        match self {
+            Tier::Daily => parse_date(value).map(TierValue::Daily),
+            Tier::Weekly => parse_weekly(value),
+            Tier::Monthly => {
+                let (y, m) = split_exact(value, 4, '-', 2)?;
+                let (year, month) = (y.parse().ok()?, m.parse().ok()?);
+                NaiveDate::from_ymd_opt(year, month, 1)?;
+                Some(TierValue::Monthly { year, month })
+            }
+            Tier::Yearly => {
+                if value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()) {
+                    value.parse().ok().map(TierValue::Yearly)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed tier label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TierValue {
+    Daily(NaiveDate),
+    /// `YYYY-wNN`: ISO week `week` of ISO week-year `year`.
+    Weekly {
+        year: i32,
+        week: u32,
+    },
+    /// The original's `wNN`: an ISO week number without a year. It can only be matched against a period together
+    /// with the snapshot's creation date.
+    LegacyWeekly {
+        week: u32,
+    },
+    Monthly {
+        year: i32,
+        month: u32,
+    },
+    Yearly(i32),
+}
+
+fn split_exact(value: &str, left: usize, sep: char, right: usize) -> Option<(&str, &str)> {
+    let (a, b) = value.split_once(sep)?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit());
+    (digits(a, left) && digits(b, right)).then_some((a, b))
+}
+
+fn parse_weekly(value: &str) -> Option<TierValue> {
+    let valid_week = |w: u32| (1..=53).contains(&w);
+    if let Some(rest) = value.strip_prefix('w') {
+        // Legacy `wNN` from the original.
+        if rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit()) {
+            let week: u32 = rest.parse().ok()?;
+            return valid_week(week).then_some(TierValue::LegacyWeekly { week });
+        }
+        return None;
+    }
+    let (y, w) = value.split_once("-w")?;
+    if y.len() != 4 || w.len() != 2 || !y.bytes().chain(w.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, week): (i32, u32) = (y.parse().ok()?, w.parse().ok()?);
+    // Reject week 53 in years that have only 52 ISO weeks.
+    NaiveDate::from_isoywd_opt(year, week, chrono::Weekday::Mon)?;
+    Some(TierValue::Weekly { year, week })
+}
+
+/// Formats a `delete-after` (or daily) date: `YYYY-MM-DD`.
+pub fn format_date(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// Parses a `delete-after` date strictly: exactly `YYYY-MM-DD`, a real calendar date. Anything else is `None`;
+/// retention reports such values instead of guessing.
+pub fn parse_date(value: &str) -> Option<NaiveDate> {
+    let b = value.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
+}
+
+/// The retention counts annotation (`backup-ns.sh/retention`): `{"daily":7,"weekly":4,"monthly":12}` (any subset,
+/// optionally `yearly`) or `{"days":30}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionCounts {
+    /// GFS counts; `None` means "use the controller's default for this tier".
+    Tiers {
+        daily: Option<u32>,
+        weekly: Option<u32>,
+        monthly: Option<u32>,
+        yearly: Option<u32>,
+    },
+    /// Keep each snapshot this many days.
+    Days(u32),
+}
+
+/// The wire shape of [`RetentionCounts`]: one flat object, so that `{"days":30}` and `{"daily":7}` read naturally.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    daily: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weekly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    monthly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    yearly: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    days: Option<u32>,
+}
+
+impl Serialize for RetentionCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = match *self {
+            RetentionCounts::Tiers {
+                daily,
+                weekly,
+                monthly,
+                yearly,
+            } => RawCounts {
+                daily,
+                weekly,
+                monthly,
+                yearly,
+                days: None,
+            },
+            RetentionCounts::Days(days) => RawCounts {
+                daily: None,
+                weekly: None,
+                monthly: None,
+                yearly: None,
+                days: Some(days),
+            },
+        };
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RetentionCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawCounts::deserialize(d)?;
+        match raw.days {
+            Some(days) => {
+                if raw.daily.is_some()
+                    || raw.weekly.is_some()
+                    || raw.monthly.is_some()
+                    || raw.yearly.is_some()
+                {
+                    return Err(serde::de::Error::custom(
+                        "`days` cannot be combined with daily/weekly/monthly/yearly",
+                    ));
+                }
+                Ok(RetentionCounts::Days(days))
+            }
+            None => Ok(RetentionCounts::Tiers {
+                daily: raw.daily,
+                weekly: raw.weekly,
+                monthly: raw.monthly,
+                yearly: raw.yearly,
+            }),
+        }
+    }
+}
+
+impl RetentionCounts {
+    /// Parses the annotation value.
+    pub fn from_annotation(value: &str) -> Result<RetentionCounts, serde_json::Error> {
+        serde_json::from_str(value)
+    }
+
+    /// The annotation value (compact JSON).
+    pub fn to_annotation(&self) -> String {
+        // Serialising plain integers into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Fully resolved GFS counts: how many ready snapshots per PVC keep each tier label. 0 disables a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierCounts {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+    pub yearly: u32,
+}
+
+impl TierCounts {
+    /// The original's defaults: `RETAIN_LAST_DAILY=7`, `RETAIN_LAST_WEEKLY=4`, `RETAIN_LAST_MONTHLY=12`; no
+    /// yearly tier.
+    pub const ORIGINAL_DEFAULTS: TierCounts = TierCounts {
+        daily: 7,
+        weekly: 4,
+        monthly: 12,
+        yearly: 0,
+    };
+
+    /// The count of one tier.
+    pub fn get(&self, tier: Tier) -> u32 {
+        match tier {
+            Tier::Daily => self.daily,
+            Tier::Weekly => self.weekly,
+            Tier::Monthly => self.monthly,
+            Tier::Yearly => self.yearly,
+        }
+    }
+
+    /// Fills the tiers an annotation leaves out from `self` (the defaults).
+    pub fn overlay(&self, counts: &RetentionCounts) -> TierCounts {
+        match *counts {
+            RetentionCounts::Tiers {
+                daily,
+                weekly,
+                monthly,
+                yearly,
+            } => TierCounts {
+                daily: daily.unwrap_or(self.daily),
+                weekly: weekly.unwrap_or(self.weekly),
+                monthly: monthly.unwrap_or(self.monthly),
+                yearly: yearly.unwrap_or(self.yearly),
+            },
+            RetentionCounts::Days(_) => *self,
+        }
+    }
+}
+
+impl Default for TierCounts {
+    fn default() -> Self {
+        TierCounts::ORIGINAL_DEFAULTS
+    }
+}
+
+/// How a new snapshot is retained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainMode {
+    /// GFS: tier labels for each tier whose count is above 0.
+    Gfs(TierCounts),
+    /// Keep for N days: `retain=days`, `retain-days=N`, `delete-after=today+N`.
+    Days(u32),
+}
+
+/// What the creation rule needs to know about a snapshot that already exists.
+#[derive(Debug, Clone, Copy)]
+pub struct PriorSnapshot<'a> {
+    pub labels: &'a BTreeMap<String, String>,
+    /// `status.creationTime`, else `metadata.creationTimestamp`.
+    pub created: Option<DateTime<Utc>>,
+    /// `status.readyToUse`. Snapshots that never became ready do not claim a period.
+    pub ready: bool,
+}
+
+/// The retention labels for a new snapshot of `pvc`, taken now.
+///
+/// A tier label is given when no ready snapshot **of the same PVC** already holds that tier's current period
+/// (calendar day, ISO week, month, year in the clock's zone). `prior` may contain snapshots of other PVCs and
+/// unmanaged ones; they are filtered here, so the per-PVC rule cannot be forgotten by a caller (the original
+/// checked namespace-wide, so a second PVC never got tier labels).
+///
+/// A legacy `wNN` value holds the current week only if its snapshot was created in the current ISO week, because
+/// the number alone repeats every year.
+pub fn creation_labels(
+    pvc: &str,
+    mode: &RetainMode,
+    prior: &[PriorSnapshot<'_>],
+    clock: &Clock,
+) -> BTreeMap<String, String> {
+    let today = clock.today();
+    let mut labels = BTreeMap::new();
+    match *mode {
+        RetainMode::Days(days) => {
+            labels.insert(RETAIN.to_string(), RETAIN_DAYS_MODE.to_string());
+            labels.insert(RETAIN_DAYS.to_string(), days.to_string());
+            let until = today
+                .checked_add_days(chrono::Days::new(u64::from(days)))
+                .unwrap_or(NaiveDate::MAX);
+            labels.insert(DELETE_AFTER.to_string(), format_date(until));
+        }
+        RetainMode::Gfs(counts) => {
+            labels.insert(RETAIN.to_string(), RETAIN_GFS.to_string());
+            let same_pvc: Vec<&PriorSnapshot<'_>> = prior
+                .iter()
+                .filter(|p| p.ready && p.labels.get(PVC).map(String::as_str) == Some(pvc))
+                .collect();
+            for tier in Tier::ALL {
+                if counts.get(tier) == 0 {
+                    continue;
+                }
+                let current = tier.period_of(today);
+                let taken = same_pvc.iter().any(|p| {
+                    p.labels
+                        .get(tier.key())
+                        .is_some_and(|v| holds_period(tier, v, p.created, current, clock))
+                });
+                if !taken {
+                    labels.insert(tier.key().to_string(), tier.value_for(today));
+                }
+            }
+        }
+    }
+    labels
+}
+
+fn holds_period(
+    tier: Tier,
+    value: &str,
+    created: Option<DateTime<Utc>>,
+    current: TierValue,
+    clock: &Clock,
+) -> bool {
+    match tier.parse_value(value) {
+        Some(TierValue::LegacyWeekly { week }) => {
+            let created_week =
+                created.map(|c| tier.period_of(c.with_timezone(&clock.tz()).date_naive()));
+            matches!(current, TierValue::Weekly { week: w, .. } if w == week)
+                && created_week == Some(current)
+        }
+        Some(parsed) => parsed == current,
+        None => false,
+    }
+}
+
+/// Why a label value is not valid in Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelValueError {
+    #[error("label value `{value}` is {len} characters long; at most 63 are allowed")]
+    TooLong { value: String, len: usize },
+    #[error(
+        "label value `{value}` must consist of letters, digits, `-`, `_` or `.`, and begin and end with a letter \
+         or digit"
+    )]
+    Charset { value: String },
+}
+
+/// Checks a label value against Kubernetes' rule: empty, or at most 63 characters of `[A-Za-z0-9._-]` beginning
+/// and ending with an alphanumeric character.
+pub fn validate_label_value(value: &str) -> Result<(), LabelValueError> {
+    if value.len() > 63 {
+        return Err(LabelValueError::TooLong {
+            value: value.to_string(),
+            len: value.len(),
+        });
+    }
+    if value.is_empty() {
+        return Ok(());
+    }
+    let b = value.as_bytes();
+    let inner_ok = b
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    let ends_ok = b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric();
+    if inner_ok && ends_ok {
+        Ok(())
+    } else {
+        Err(LabelValueError::Charset {
+            value: value.to_string(),
+        })
+    }
+}
+
+/// True when `value` is a valid label value.
+pub fn is_valid_label_value(value: &str) -> bool {
+    validate_label_value(value).is_ok()
+}
+
+/// Turns arbitrary text (a plan or pod name) into a valid label value: invalid characters become `-`, the result is
+/// cut to 63 characters and trimmed to alphanumeric ends. May return an empty string, which is a valid value.
+pub fn sanitize_label_value(value: &str) -> String {
+    let mapped: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    mapped
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn clock(rfc3339: &str, tz: &str) -> Clock {
+        Clock::from_vars(Some(rfc3339), Some(tz)).unwrap()
+    }
+
+    #[test]
+    fn tier_values_follow_the_documented_formats() {
+        let date = d("2025-01-09");
+        assert_eq!(Tier::Daily.value_for(date), "2025-01-09");
+        assert_eq!(Tier::Weekly.value_for(date), "2025-w02");
+        assert_eq!(Tier::Monthly.value_for(date), "2025-01");
+        assert_eq!(Tier::Yearly.value_for(date), "2025");
+    }
+
+    #[test]
+    fn weekly_values_use_the_iso_week_year_so_they_do_not_collide_across_years() {
+        // Monday 2024-12-30 belongs to ISO week 1 of 2025; Sunday 2024-12-29 to week 52 of 2024.
+        assert_eq!(Tier::Weekly.value_for(d("2024-12-30")), "2025-w01");
+        assert_eq!(Tier::Weekly.value_for(d("2024-12-29")), "2024-w52");
+        // 2021-01-03 is still in ISO week 53 of 2020.
+        assert_eq!(Tier::Weekly.value_for(d("2021-01-03")), "2020-w53");
+        assert_ne!(
+            Tier::Weekly.value_for(d("2024-01-03")),
+            Tier::Weekly.value_for(d("2025-01-01"))
+        );
+    }
+
+    #[test]
+    fn legacy_week_values_are_recognised() {
+        assert_eq!(
+            Tier::Weekly.parse_value("w02"),
+            Some(TierValue::LegacyWeekly { week: 2 })
+        );
+        assert_eq!(
+            Tier::Weekly.parse_value("2025-w02"),
+            Some(TierValue::Weekly {
+                year: 2025,
+                week: 2
+            })
+        );
+        for bad in [
+            "w2", "w54", "w00", "2025-w2", "2021-w53", "25-w01", "2025w01", "",
+        ] {
+            assert_eq!(Tier::Weekly.parse_value(bad), None, "{bad}");
+        }
+        assert!(Tier::Weekly.parse_value("2020-w53").is_some());
+    }
+
+    #[test]
+    fn delete_after_dates_parse_strictly() {
+        assert_eq!(parse_date("2025-01-09"), Some(d("2025-01-09")));
+        for bad in [
+            "2025-1-09",
+            "2025-02-30",
+            "20250109",
+            "2025-01-09x",
+            " 2025-01-09",
+            "",
+            "yesterday",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert_eq!(format_date(d("2025-01-09")), "2025-01-09");
+    }
+
+    #[test]
+    fn monthly_and_yearly_values_parse() {
+        assert_eq!(
+            Tier::Monthly.parse_value("2024-12"),
+            Some(TierValue::Monthly {
+                year: 2024,
+                month: 12
+            })
+        );
+        assert_eq!(Tier::Monthly.parse_value("2024-13"), None);
+        assert_eq!(
+            Tier::Yearly.parse_value("2024"),
+            Some(TierValue::Yearly(2024))
+        );
+        assert_eq!(Tier::Yearly.parse_value("24"), None);
+    }
+
+    #[test]
+    fn retention_annotation_round_trips_both_shapes() {
+        let gfs =
+            RetentionCounts::from_annotation(r#"{"daily":7,"weekly":4,"monthly":12}"#).unwrap();
+        assert_eq!(
+            gfs,
+            RetentionCounts::Tiers {
+                daily: Some(7),
+                weekly: Some(4),
+                monthly: Some(12),
+                yearly: None
+            }
+        );
+        assert_eq!(
+            gfs.to_annotation(),
+            r#"{"daily":7,"weekly":4,"monthly":12}"#
+        );
+        let days = RetentionCounts::from_annotation(r#"{"days":30}"#).unwrap();
+        assert_eq!(days, RetentionCounts::Days(30));
+        assert_eq!(days.to_annotation(), r#"{"days":30}"#);
+    }
+
+    #[test]
+    fn retention_annotation_rejects_mixed_and_unknown_fields() {
+        assert!(RetentionCounts::from_annotation(r#"{"days":30,"daily":7}"#).is_err());
+        assert!(RetentionCounts::from_annotation(r#"{"hourly":3}"#).is_err());
+        assert!(RetentionCounts::from_annotation(r#"{"daily":-1}"#).is_err());
+        assert!(RetentionCounts::from_annotation("not json").is_err());
+    }
+
+    #[test]
+    fn annotation_overlays_defaults_tier_by_tier() {
+        let counts = RetentionCounts::from_annotation(r#"{"daily":3,"yearly":2}"#).unwrap();
+        assert_eq!(
+            TierCounts::ORIGINAL_DEFAULTS.overlay(&counts),
+            TierCounts {
+                daily: 3,
+                weekly: 4,
+                monthly: 12,
+                yearly: 2
+            }
+        );
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn first_snapshot_of_a_new_year_gets_every_tier() {
+        let c = clock("2025-01-01T00:17:09Z", "UTC");
+        let counts = TierCounts {
+            yearly: 1,
+            ..TierCounts::ORIGINAL_DEFAULTS
+        };
+        let got = creation_labels("data", &RetainMode::Gfs(counts), &[], &c);
+        assert_eq!(
+            got,
+            labels(&[
+                (RETAIN, RETAIN_GFS),
+                (DAILY, "2025-01-01"),
+                (WEEKLY, "2025-w01"),
+                (MONTHLY, "2025-01"),
+                (YEARLY, "2025"),
+            ])
+        );
+    }
+
+    #[test]
+    fn second_snapshot_of_the_day_gets_no_tier_labels() {
+        let c = clock("2025-01-08T18:00:09Z", "UTC");
+        let first = labels(&[
+            (PVC, "data"),
+            (RETAIN, RETAIN_GFS),
+            (DAILY, "2025-01-08"),
+            (WEEKLY, "2025-w02"),
+            (MONTHLY, "2025-01"),
+        ]);
+        let prior = [PriorSnapshot {
+            labels: &first,
+            created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 6).unwrap()),
+            ready: true,
+        }];
+        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+        assert_eq!(got, labels(&[(RETAIN, RETAIN_GFS)]));
+    }
+
+    #[test]
+    fn tier_check_is_per_pvc_not_per_namespace() {
+        let c = clock("2025-01-08T00:20:00Z", "UTC");
+        let other = labels(&[(PVC, "logs"), (RETAIN, RETAIN_GFS), (DAILY, "2025-01-08")]);
+        let prior = [PriorSnapshot {
+            labels: &other,
+            created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 0).unwrap()),
+            ready: true,
+        }];
+        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+        assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-08"));
+    }
+
+    #[test]
+    fn a_snapshot_that_never_became_ready_does_not_claim_the_day() {
+        let c = clock("2025-01-08T01:00:00Z", "UTC");
+        let failed = labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (DAILY, "2025-01-08")]);
+        let prior = [PriorSnapshot {
+            labels: &failed,
+            created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 0).unwrap()),
+            ready: false,
+        }];
+        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+        assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-08"));
+    }
+
+    #[test]
+    fn legacy_week_label_from_last_year_does_not_block_this_week() {
+        // `w02` written in January 2024 must not stop week 2 of 2025 from getting its weekly label.
+        let c = clock("2025-01-06T00:30:00Z", "UTC");
+        let old = labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (WEEKLY, "w02")]);
+        let same_week = labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (WEEKLY, "w02")]);
+        let last_year = [PriorSnapshot {
+            labels: &old,
+            created: Some(Utc.with_ymd_and_hms(2024, 1, 8, 0, 17, 0).unwrap()),
+            ready: true,
+        }];
+        let mode = RetainMode::Gfs(TierCounts::default());
+        let got = creation_labels("data", &mode, &last_year, &c);
+        assert_eq!(got.get(WEEKLY).map(String::as_str), Some("2025-w02"));
+        let this_week = [PriorSnapshot {
+            labels: &same_week,
+            created: Some(Utc.with_ymd_and_hms(2025, 1, 6, 0, 17, 0).unwrap()),
+            ready: true,
+        }];
+        let got = creation_labels("data", &mode, &this_week, &c);
+        assert_eq!(got.get(WEEKLY), None);
+    }
+
+    #[test]
+    fn tier_periods_are_taken_in_the_clock_zone() {
+        // 23:30 UTC on 2024-12-31 is already 2025 in Vienna.
+        let c = clock("2024-12-31T23:30:00Z", "Europe/Vienna");
+        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &[], &c);
+        assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-01"));
+        assert_eq!(got.get(MONTHLY).map(String::as_str), Some("2025-01"));
+    }
+
+    #[test]
+    fn disabled_tiers_get_no_label() {
+        let c = clock("2025-01-01T00:00:00Z", "UTC");
+        let counts = TierCounts {
+            daily: 0,
+            weekly: 0,
+            monthly: 3,
+            yearly: 0,
+        };
+        let got = creation_labels("data", &RetainMode::Gfs(counts), &[], &c);
+        assert_eq!(got, labels(&[(RETAIN, RETAIN_GFS), (MONTHLY, "2025-01")]));
+    }
+
+    #[test]
+    fn days_mode_sets_retain_days_and_delete_after() {
+        let c = clock("2025-01-07T18:27:42Z", "UTC");
+        let got = creation_labels("data", &RetainMode::Days(30), &[], &c);
+        assert_eq!(
+            got,
+            labels(&[
+                (RETAIN, RETAIN_DAYS_MODE),
+                (RETAIN_DAYS, "30"),
+                (DELETE_AFTER, "2025-02-06"),
+            ])
+        );
+    }
+
+    #[test]
+    fn label_values_are_validated() {
+        assert!(is_valid_label_value(""));
+        assert!(is_valid_label_value("2025-w01"));
+        assert!(is_valid_label_value("daily_weekly_monthly"));
+        assert!(!is_valid_label_value("-leading"));
+        assert!(!is_valid_label_value("trailing."));
+        assert!(!is_valid_label_value("has space"));
+        assert!(matches!(
+            validate_label_value(&"a".repeat(64)),
+            Err(LabelValueError::TooLong { len: 64, .. })
+        ));
+        assert!(is_valid_label_value(&"a".repeat(63)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_generated_tier_value_is_a_valid_label_and_parses_back(days in 0i64..200_000) {
+            let date = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Duration::days(days);
+            for tier in Tier::ALL {
+                let value = tier.value_for(date);
+                prop_assert!(is_valid_label_value(&value), "{value}");
+                prop_assert_eq!(tier.parse_value(&value), Some(tier.period_of(date)));
+            }
+        }
+
+        #[test]
+        fn weekly_values_of_dates_more_than_a_week_apart_differ(a in 0i64..100_000, gap in 7i64..5_000) {
+            let base = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+            let x = base + chrono::Duration::days(a);
+            let y = x + chrono::Duration::days(gap);
+            prop_assert_ne!(Tier::Weekly.value_for(x), Tier::Weekly.value_for(y));
+        }
+
+        #[test]
+        fn each_pvc_gets_exactly_one_holder_per_tier_period(
+            steps in prop::collection::vec((0..2usize, 1..(3 * 24 * 60i64)), 1..60),
+            tz in prop::sample::select(vec![chrono_tz::UTC, chrono_tz::Europe::Vienna, chrono_tz::Asia::Tokyo]),
+        ) {
+            // Backups of two PVCs at increasing random times; every one becomes ready.
+            let counts = TierCounts { yearly: 1, ..TierCounts::ORIGINAL_DEFAULTS };
+            let mut now = Utc.with_ymd_and_hms(2024, 12, 20, 0, 0, 0).unwrap();
+            let mut history: Vec<(BTreeMap<String, String>, DateTime<Utc>)> = Vec::new();
+            for (pvc, gap) in steps {
+                now += chrono::Duration::minutes(gap);
+                let pvc = ["data", "db"][pvc];
+                let clock = Clock::fixed(now, tz);
+                let prior: Vec<PriorSnapshot<'_>> = history
+                    .iter()
+                    .map(|(l, c)| PriorSnapshot { labels: l, created: Some(*c), ready: true })
+                    .collect();
+                let mut new = creation_labels(pvc, &RetainMode::Gfs(counts), &prior, &clock);
+                new.insert(PVC.to_string(), pvc.to_string());
+                history.push((new, now));
+            }
+            for pvc in ["data", "db"] {
+                let taken: Vec<_> = history.iter().filter(|(l, _)| l[PVC] == pvc).collect();
+                for tier in Tier::ALL {
+                    let mut periods: Vec<String> = taken
+                        .iter()
+                        .map(|(_, c)| tier.value_for(c.with_timezone(&tz).date_naive()))
+                        .collect();
+                    periods.sort();
+                    periods.dedup();
+                    let mut holders: Vec<String> = taken
+                        .iter()
+                        .filter_map(|(l, _)| l.get(tier.key()).cloned())
+                        .collect();
+                    holders.sort();
+                    // Exactly one holder per period: no duplicates, none missing.
+                    prop_assert_eq!(holders, periods, "{} {}", pvc, tier);
+                }
+            }
+        }
+
+        #[test]
+        fn sanitized_values_are_always_valid(s in ".{0,100}") {
+            prop_assert!(is_valid_label_value(&sanitize_label_value(&s)));
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Retention: which snapshots keep their tier labels, which are marked for deletion, which are deleted.
+//!
+//! `policy` is the pure planner (snapshots + per-PVC policy + clock → decisions with reasons); `simulate` replays
+//! nightly backups through that same planner to show what survives. The cluster layer lists VolumeSnapshots, turns
+//! them into [`policy::Snapshot`]s, calls [`policy::plan`] and applies the decisions; nothing here does I/O.
+
+pub mod policy;
+pub mod simulate;
+
+pub use policy::{
+    Action, Decision, DefaultsError, Guard, GuardVerdict, Options, Phases, PolicySource, Problem,
+    PvcPolicy, RetentionPlan, Snapshot, SnapshotError, apply_decisions, defaults_from_env, plan,
+};
