@@ -11,8 +11,8 @@ pub mod exit;
 pub mod labels;
 pub mod logging;
 pub mod plan;
-pub mod settings;
 pub mod retention;
+pub mod settings;
 
 pub use exit::Exit;
 

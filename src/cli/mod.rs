@@ -5,9 +5,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
 pub mod plan;
+pub mod retention;
 pub mod schema;
 pub mod validate;
-pub mod retention;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
 #[derive(Debug, Parser)]
