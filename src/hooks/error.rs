@@ -18,7 +18,10 @@ pub enum HookError {
         tool: String,
     },
 
-    #[error("hook `{hook}`: check failed in {target}: {reason}{}", tail_suffix(stderr_tail))]
+    #[error(
+        "hook `{hook}`: check failed in {target}: {reason}{}",
+        tail_suffix(stderr_tail)
+    )]
     CheckFailed {
         hook: String,
         target: String,
@@ -37,7 +40,10 @@ pub enum HookError {
         threshold_percent: u8,
     },
 
-    #[error("hook `{hook}`: dump failed in {target}: {reason}{}", tail_suffix(stderr_tail))]
+    #[error(
+        "hook `{hook}`: dump failed in {target}: {reason}{}",
+        tail_suffix(stderr_tail)
+    )]
     DumpFailed {
         hook: String,
         target: String,
@@ -46,7 +52,10 @@ pub enum HookError {
         stderr_tail: String,
     },
 
-    #[error("hook `{hook}`: command exited with status {exit_code} in {target}{}", tail_suffix(stderr_tail))]
+    #[error(
+        "hook `{hook}`: command exited with status {exit_code} in {target}{}",
+        tail_suffix(stderr_tail)
+    )]
     CommandFailed {
         hook: String,
         target: String,
@@ -74,14 +83,14 @@ pub enum HookError {
     Exec {
         hook: String,
         #[source]
-        source: ExecError,
+        source: Box<ExecError>,
     },
 
     #[error("hook `{hook}`: {source}")]
     Resolve {
         hook: String,
         #[source]
-        source: ResolveError,
+        source: Box<ResolveError>,
     },
 
     #[error("hook `{hook}`: unexpected output from {target}: {message}")]

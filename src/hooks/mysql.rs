@@ -62,12 +62,10 @@ impl Default for MysqlDump {
 }
 
 impl MysqlDump {
-    /// Password first, then the tool detection that sets `$bns_client` and `$bns_dumper`.
+    /// Tool detection (sets `$bns_client` and `$bns_dumper`), the check that referenced container env vars
+    /// exist, then the password.
     fn preamble(&self) -> String {
         let mut s = String::new();
-        if let Some(password) = &self.password {
-            s.push_str(&password.export_line("MYSQL_PWD"));
-        }
         let pairs: &[(&str, &str)] = match self.flavor {
             MysqlFlavor::Auto => &[("mariadb", "mariadb-dump"), ("mysql", "mysqldump")],
             MysqlFlavor::Mariadb => &[("mariadb", "mariadb-dump")],
@@ -86,6 +84,15 @@ impl MysqlDump {
             "if [ -z \"$bns_dumper\" ]; then echo '{MARKER}missing_tool={}'; exit 1; fi",
             wanted.join(" or ")
         );
+        s.push_str(&script::env_guard(
+            [&self.host, &self.user, &self.database]
+                .into_iter()
+                .map(String::as_str)
+                .chain(self.password.iter().map(Secret::expose)),
+        ));
+        if let Some(password) = &self.password {
+            s.push_str(&password.export_line("MYSQL_PWD"));
+        }
         s
     }
 
@@ -110,7 +117,9 @@ impl MysqlDump {
             ..files.clone()
         }));
         s.push_str(&self.preamble());
-        s.push_str(&tool_check(&self.compression.tool().into_iter().collect::<Vec<_>>()));
+        s.push_str(&tool_check(
+            &self.compression.tool().into_iter().collect::<Vec<_>>(),
+        ));
         let _ = writeln!(
             s,
             "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {}) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",

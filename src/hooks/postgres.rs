@@ -67,9 +67,14 @@ impl PostgresDump {
         tools
     }
 
-    /// Secret first, before anything else could print: then the connection environment.
+    /// Referenced container env vars must exist; then the secret, before anything could print; then the rest.
     fn connection_env(&self) -> String {
-        let mut s = String::new();
+        let mut s = script::env_guard(
+            [&self.host, &self.user, &self.database]
+                .into_iter()
+                .map(String::as_str)
+                .chain(self.password.iter().map(Secret::expose)),
+        );
         if let Some(password) = &self.password {
             s.push_str(&password.export_line("PGPASSWORD"));
         }
@@ -93,8 +98,8 @@ impl PostgresDump {
             partial: None,
             ..files.clone()
         }));
-        s.push_str(&self.connection_env());
         s.push_str(&tool_check(&self.tools()));
+        s.push_str(&self.connection_env());
         s.push_str(&format!(
             "bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1') || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
              if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\

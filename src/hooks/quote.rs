@@ -144,8 +144,20 @@ mod tests {
     fn env_refs_expand_and_everything_else_stays_literal() {
         let env = [("PW", "s3 cr*t"), ("X", "x")];
         assert_eq!(sh_printf(&quote_with_env("${PW}"), &env), "s3 cr*t");
-        assert_eq!(sh_printf(&quote_with_env("--user=${X}!"), &env), "--user=x!");
-        for literal in ["$X", "${1}", "${X:-y}", "$(echo hi)", "`id`", "${", "${X", "$"] {
+        assert_eq!(
+            sh_printf(&quote_with_env("--user=${X}!"), &env),
+            "--user=x!"
+        );
+        for literal in [
+            "$X",
+            "${1}",
+            "${X:-y}",
+            "$(echo hi)",
+            "`id`",
+            "${",
+            "${X",
+            "$",
+        ] {
             assert_eq!(sh_printf(&quote_with_env(literal), &env), literal);
         }
     }

@@ -106,10 +106,7 @@ impl ScriptDiagnostic {
         let line = pos.line().unwrap_or(0);
         let column = pos.position().unwrap_or(0);
         let span = byte_offset(source, line, column).map(|offset| {
-            let len = source[offset..]
-                .chars()
-                .next()
-                .map_or(0, char::len_utf8);
+            let len = source[offset..].chars().next().map_or(0, char::len_utf8);
             SourceSpan::new(offset.into(), len)
         });
         ScriptDiagnostic {
@@ -160,22 +157,29 @@ fn sandbox_engine(limits: &RhaiLimits) -> Engine {
 }
 
 /// Compiles a script from source; `path` names it in diagnostics.
-pub fn compile_source(path: &str, source: &str) -> Result<AST, ScriptDiagnostic> {
+pub fn compile_source(path: &str, source: &str) -> Result<AST, Box<ScriptDiagnostic>> {
     sandbox_engine(&RhaiLimits::default())
         .compile(source)
-        .map_err(|e| ScriptDiagnostic::new(path, source, e.err_type().to_string(), e.position()))
+        .map_err(|e| {
+            Box::new(ScriptDiagnostic::new(
+                path,
+                source,
+                e.err_type().to_string(),
+                e.position(),
+            ))
+        })
 }
 
 /// Reads and compiles a script file (the plan validator uses this).
-pub fn compile(path: &Path) -> Result<AST, ScriptDiagnostic> {
+pub fn compile(path: &Path) -> Result<AST, Box<ScriptDiagnostic>> {
     let shown = path.display().to_string();
     let source = std::fs::read_to_string(path).map_err(|e| {
-        ScriptDiagnostic::new(
+        Box::new(ScriptDiagnostic::new(
             &shown,
             "",
             format!("cannot read the script: {e}"),
             Position::NONE,
-        )
+        ))
     })?;
     compile_source(&shown, &source)
 }
@@ -231,7 +235,11 @@ impl Sandbox {
                 .into_array()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|a| a.into_string().map_err(|t| runtime_error(format!("exec: argv items must be strings, found {t}"))))
+                .map(|a| {
+                    a.into_string().map_err(|t| {
+                        runtime_error(format!("exec: argv items must be strings, found {t}"))
+                    })
+                })
                 .collect::<Result<Vec<String>, _>>()?;
             if argv.is_empty() {
                 return Err(runtime_error("exec: the argv array is empty"));
@@ -267,7 +275,9 @@ impl Sandbox {
                 Ok(result) => Ok(result),
                 Err(ExecError::Timeout { .. }) => {
                     let cleanup = kill(&*self.ctx.exec, &target, &files).await;
-                    Err(format!("exec in {workload} timed out (the hook's time ran out); {cleanup}"))
+                    Err(format!(
+                        "exec in {workload} timed out (the hook's time ran out); {cleanup}"
+                    ))
                 }
                 Err(e) => {
                     let _ = kill(&*self.ctx.exec, &target, &files).await;
@@ -338,7 +348,9 @@ fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
     let s = Arc::clone(sandbox);
     engine.register_fn(
         "exec",
-        move |workload: &str, container: &str, command: Dynamic| s.exec(workload, container, command),
+        move |workload: &str, container: &str, command: Dynamic| {
+            s.exec(workload, container, command)
+        },
     );
     let s = Arc::clone(sandbox);
     engine.register_fn(
@@ -369,7 +381,9 @@ fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
     let s = Arc::clone(sandbox);
     engine.register_fn("sleep", move |secs: f64| s.sleep(seconds(secs)?));
     let s = Arc::clone(sandbox);
-    engine.register_fn("sleep", move |text: ImmutableString| s.sleep(parse_sleep(&text)?));
+    engine.register_fn("sleep", move |text: ImmutableString| {
+        s.sleep(parse_sleep(&text)?)
+    });
     let s = Arc::clone(sandbox);
     engine.register_fn("now", move || -> String {
         (s.ctx.now)().to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -380,9 +394,9 @@ fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
 /// Runs a rhai hook to completion (or failure) within `hook.timeout`.
 pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookError> {
     let start = Instant::now();
-    let ast = compile_source(&hook.path, &hook.source).map_err(|d| HookError::Script {
+    let ast = compile_source(&hook.path, &hook.source).map_err(|diagnostic| HookError::Script {
         hook: hook.name.clone(),
-        diagnostic: Box::new(d),
+        diagnostic,
     })?;
     let sandbox = Arc::new(Sandbox {
         ctx: ctx.clone(),
@@ -398,7 +412,12 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
         let engine = run_engine(&thread_sandbox, &thread_hook.limits);
         let mut scope = Scope::new();
         scope.push_constant("namespace", thread_hook.namespace.clone());
-        let targets: Array = thread_hook.targets.iter().cloned().map(Dynamic::from).collect();
+        let targets: Array = thread_hook
+            .targets
+            .iter()
+            .cloned()
+            .map(Dynamic::from)
+            .collect();
         scope.push_constant("targets", targets);
         let vars: Map = thread_hook
             .vars
@@ -410,11 +429,7 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
     })
     .await;
 
-    let log = sandbox
-        .log
-        .lock()
-        .map(|l| l.join("\n"))
-        .unwrap_or_default();
+    let log = sandbox.log.lock().map(|l| l.join("\n")).unwrap_or_default();
     let result = match outcome {
         Ok(result) => result,
         Err(join) => {
@@ -458,7 +473,8 @@ fn script_error(hook: &RhaiHook, mut err: EvalAltResult) -> HookError {
     let pos = err.take_position();
     let message = match &err {
         EvalAltResult::ErrorTerminated(..) => {
-            let diagnostic = ScriptDiagnostic::new(&hook.path, &hook.source, "stopped here".into(), pos);
+            let diagnostic =
+                ScriptDiagnostic::new(&hook.path, &hook.source, "stopped here".into(), pos);
             return HookError::Timeout {
                 hook: hook.name.clone(),
                 target: format!("rhai script {}", hook.path),
@@ -482,7 +498,12 @@ fn script_error(hook: &RhaiHook, mut err: EvalAltResult) -> HookError {
     };
     HookError::Script {
         hook: hook.name.clone(),
-        diagnostic: Box::new(ScriptDiagnostic::new(&hook.path, &hook.source, message, pos)),
+        diagnostic: Box::new(ScriptDiagnostic::new(
+            &hook.path,
+            &hook.source,
+            message,
+            pos,
+        )),
     }
 }
 

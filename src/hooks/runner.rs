@@ -9,7 +9,9 @@ use super::postgres::PostgresDump;
 use super::report::{HookKind, HookReport, TAIL_LIMIT, tail};
 use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
-use crate::engine::ports::{ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
+use crate::engine::ports::{
+    ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink,
+};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -196,9 +198,7 @@ impl<'a> Runner<'a> {
             return Err(self.invalid("the dump path contains a NUL or newline"));
         }
         if threshold > 100 {
-            return Err(self.invalid(&format!(
-                "the space threshold {threshold}% is above 100%"
-            )));
+            return Err(self.invalid(&format!("the space threshold {threshold}% is above 100%")));
         }
         Ok(RunFiles::for_dump(dump_path, &self.token))
     }
@@ -244,9 +244,10 @@ impl<'a> Runner<'a> {
             return Err(HookError::CheckFailed {
                 hook: self.hook.name.clone(),
                 target: self.target.to_string(),
-                reason: out
-                    .get("error")
-                    .map_or_else(|| format!("exit status {}", checked.exit_code), str::to_string),
+                reason: out.get("error").map_or_else(
+                    || format!("exit status {}", checked.exit_code),
+                    str::to_string,
+                ),
                 stderr_tail: tail(&stderr, TAIL_LIMIT),
             });
         }
@@ -278,9 +279,10 @@ impl<'a> Runner<'a> {
             return Err(HookError::DumpFailed {
                 hook: self.hook.name.clone(),
                 target: self.target.to_string(),
-                reason: out
-                    .get("error")
-                    .map_or_else(|| format!("exit status {}", dumped.exit_code), str::to_string),
+                reason: out.get("error").map_or_else(
+                    || format!("exit status {}", dumped.exit_code),
+                    str::to_string,
+                ),
                 exit_code: dumped.exit_code,
                 stderr_tail: tail(&stderr, TAIL_LIMIT),
             });
@@ -368,7 +370,7 @@ impl<'a> Runner<'a> {
                 let _ = kill(self.exec, self.target, files).await;
                 Err(HookError::Exec {
                     hook: self.hook.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })
             }
             None => Err(HookError::Cancelled {

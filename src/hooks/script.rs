@@ -138,9 +138,7 @@ pub fn cleanup_traps(files: &RunFiles) -> String {
 
 /// Shell lines that report `df -P -k` of `dir_var` (a shell expression) between markers.
 pub fn df_report(dir_expr: &str) -> String {
-    format!(
-        "echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n"
-    )
+    format!("echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n")
 }
 
 /// The dump part shared by PostgreSQL and MySQL: `dump_command` (already quoted shell) is piped through the
@@ -185,6 +183,25 @@ pub fn dump_body(
         "echo \"{MARKER}tool_version=$({version_command} 2>&1 | head -n 1)\"\n"
     ));
     s.push_str(&df_report("\"$bns_dir\""));
+    s
+}
+
+/// Lines that fail the script with a clear message when a `${NAME}` reference in `values` names a variable the
+/// container does not have (instead of the shell's terse "parameter not set").
+pub fn env_guard<'v>(values: impl IntoIterator<Item = &'v str>) -> String {
+    let mut names: Vec<&str> = values
+        .into_iter()
+        .flat_map(super::quote::env_refs)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut s = String::new();
+    for name in names {
+        let _ = writeln!(
+            s,
+            "[ -n \"${{{name}+set}}\" ] || {{ echo '{MARKER}error=environment variable {name} is not set in the container'; exit 1; }}"
+        );
+    }
     s
 }
 
@@ -376,7 +393,10 @@ mod tests {
     fn df_garbage_is_an_error_not_a_guess() {
         assert!(parse_df("").is_err());
         assert!(parse_df("df: /nope: No such file or directory\n").is_err());
-        assert!(parse_df("Filesystem 1024-blocks Used Available Capacity Mounted on\nx 1 2 %\n").is_err());
+        assert!(
+            parse_df("Filesystem 1024-blocks Used Available Capacity Mounted on\nx 1 2 %\n")
+                .is_err()
+        );
     }
 
     #[test]
@@ -386,8 +406,16 @@ mod tests {
                    /dev/x 10 5 5 50% /\nbackup-ns: df-end\n";
         let parsed = ScriptOutput::parse(out);
         assert_eq!(parsed.get("size"), Some("42"));
-        assert_eq!(parsed.get("tool_version"), Some("pg_dump (PostgreSQL) 15.2"));
-        assert_eq!(parse_df(parsed.df.as_deref().unwrap()).unwrap().used_percent, 50);
+        assert_eq!(
+            parsed.get("tool_version"),
+            Some("pg_dump (PostgreSQL) 15.2")
+        );
+        assert_eq!(
+            parse_df(parsed.df.as_deref().unwrap())
+                .unwrap()
+                .used_percent,
+            50
+        );
     }
 
     #[test]

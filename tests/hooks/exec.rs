@@ -16,7 +16,12 @@ fn exec_hook(command: ExecCommand) -> Hook {
 async fn exec_hooks_run_argv_and_scripts_over_stdin() {
     let exec = LocalExec::new();
     let report = hooks::run(
-        &exec_hook(ExecCommand::Argv(vec!["printf".into(), "%s|".into(), "a b".into(), "$(id)".into()])),
+        &exec_hook(ExecCommand::Argv(vec![
+            "printf".into(),
+            "%s|".into(),
+            "a b".into(),
+            "$(id)".into(),
+        ])),
         &exec,
         &target(),
         Duration::from_secs(30),
@@ -26,7 +31,8 @@ async fn exec_hooks_run_argv_and_scripts_over_stdin() {
     assert_eq!(report.stdout_tail, "a b|$(id)|");
     assert_eq!(report.exit_code, Some(0));
 
-    let script = "set -e\nx=1\necho \"out $x\"\necho err >&2\n[ -z \"${bns_pidfile:-}\" ] || echo leaked\n";
+    let script =
+        "set -e\nx=1\necho \"out $x\"\necho err >&2\n[ -z \"${bns_pidfile:-}\" ] || echo leaked\n";
     let report = hooks::run(
         &exec_hook(ExecCommand::Script(script.into())),
         &exec,
@@ -45,7 +51,9 @@ async fn exec_hooks_run_argv_and_scripts_over_stdin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_hook_failure_carries_status_and_stderr() {
     let err = hooks::run(
-        &exec_hook(ExecCommand::Script("echo 'maintenance endpoint down' >&2; exit 3".into())),
+        &exec_hook(ExecCommand::Script(
+            "echo 'maintenance endpoint down' >&2; exit 3".into(),
+        )),
         &LocalExec::new(),
         &target(),
         Duration::from_secs(30),
@@ -66,7 +74,10 @@ async fn exec_hook_failure_carries_status_and_stderr() {
 async fn exec_hook_timeout_kills_the_remote_process() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
-    let script = format!("sh -c 'echo $$ > \"{}\"; exec sleep 120'\n", pid_file.display());
+    let script = format!(
+        "sh -c 'echo $$ > \"{}\"; exec sleep 120'\n",
+        pid_file.display()
+    );
     let exec = LocalExec::new();
     let err = hooks::run(
         &exec_hook(ExecCommand::Script(script)),
@@ -77,7 +88,10 @@ async fn exec_hook_timeout_kills_the_remote_process() {
     .await
     .expect_err("times out");
     assert!(err.is_timeout(), "{err:?}");
-    assert!(err.to_string().contains("did not finish within 2s"), "{err}");
+    assert!(
+        err.to_string().contains("did not finish within 2s"),
+        "{err}"
+    );
     assert!(err.to_string().contains("was killed"), "{err}");
     let pid = read_pid(&pid_file, 5);
     assert!(process_is_gone(pid), "sleep {pid} still runs");
@@ -87,7 +101,10 @@ async fn exec_hook_timeout_kills_the_remote_process() {
 async fn cancellation_kills_the_remote_process() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
-    let script = format!("sh -c 'echo $$ > \"{}\"; exec sleep 120'\n", pid_file.display());
+    let script = format!(
+        "sh -c 'echo $$ > \"{}\"; exec sleep 120'\n",
+        pid_file.display()
+    );
     let err = hooks::run_until(
         &exec_hook(ExecCommand::Script(script)),
         &LocalExec::new(),

@@ -53,13 +53,22 @@ async fn mariadb_dump_restores_into_an_empty_database_with_identical_rows() {
     let size = std::fs::metadata(&dump_path).expect("dump exists").len();
     assert_eq!(report.dump_size, Some(size));
     let version = report.tool_version.unwrap_or_default();
-    assert!(version.contains("mariadb-dump") || version.contains("mysqldump"), "{version}");
+    assert!(
+        version.contains("mariadb-dump") || version.contains("mysqldump"),
+        "{version}"
+    );
     assert_eq!(listing(dumps.path()), ["dump.sql.zst"]);
 
     let sql = decompress("zstd", &dump_path);
     let text = String::from_utf8_lossy(&sql);
-    assert!(text.contains("DROP TABLE IF EXISTS `items`"), "add-drop-table");
-    assert!(!text.contains("CREATE DATABASE"), "restorable into any database");
+    assert!(
+        text.contains("DROP TABLE IF EXISTS `items`"),
+        "add-drop-table"
+    );
+    assert!(
+        !text.contains("CREATE DATABASE"),
+        "restorable into any database"
+    );
     db.create_database("restored");
     db.load("restored", &sql);
     assert_eq!(db.sql("restored", CHECKSUM), db.sql("shop", CHECKSUM));
@@ -104,7 +113,10 @@ async fn mariadb_injection_attempt_is_dumped_literally() {
     let pwned = work.path().join("x");
     let evil_db = format!("a'; touch {}; '", pwned.display());
     db.create_database(&evil_db);
-    db.sql(&evil_db, "CREATE TABLE literal_marker (v TEXT); INSERT INTO literal_marker VALUES ('ok')");
+    db.sql(
+        &evil_db,
+        "CREATE TABLE literal_marker (v TEXT); INSERT INTO literal_marker VALUES ('ok')",
+    );
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
     let params = MysqlDump {
@@ -121,5 +133,8 @@ async fn mariadb_injection_attempt_is_dumped_literally() {
     let sql = String::from_utf8(decompress("gzip", &dump_path)).unwrap();
     assert!(sql.contains("literal_marker"));
     assert!(!pwned.exists(), "the injected command ran");
-    assert!(listing(work.path()).is_empty(), "nothing was created in the working directory");
+    assert!(
+        listing(work.path()).is_empty(),
+        "nothing was created in the working directory"
+    );
 }

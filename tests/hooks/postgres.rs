@@ -2,7 +2,9 @@
 
 use crate::support::local_exec::LocalExec;
 use crate::support::postgres::Postgres;
-use crate::{assert_scripts_only_on_stdin, decompress, fake_tool, listing, process_is_gone, read_pid, target};
+use crate::{
+    assert_scripts_only_on_stdin, decompress, fake_tool, listing, process_is_gone, read_pid, target,
+};
 use backup_ns::hooks::{self, Hook, HookAction, HookError, PostgresDump, Secret};
 use std::time::Duration;
 
@@ -54,13 +56,27 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
 
     let size = std::fs::metadata(&dump_path).expect("dump exists").len();
     assert_eq!(report.dump_size, Some(size));
-    assert!(report.tool_version.as_deref().unwrap_or("").starts_with("pg_dump (PostgreSQL)"), "{report:?}");
+    assert!(
+        report
+            .tool_version
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("pg_dump (PostgreSQL)"),
+        "{report:?}"
+    );
     assert!(report.disk.is_some());
     assert_eq!(report.previous_dump.as_deref(), Some("none"));
-    assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "no partial or pid file is left");
+    assert_eq!(
+        listing(dumps.path()),
+        ["dump.sql.gz"],
+        "no partial or pid file is left"
+    );
 
     let sql = decompress("gzip", &dump_path);
-    assert!(String::from_utf8_lossy(&sql).contains("DROP TABLE IF EXISTS"), "plain --clean --if-exists dump");
+    assert!(
+        String::from_utf8_lossy(&sql).contains("DROP TABLE IF EXISTS"),
+        "plain --clean --if-exists dump"
+    );
     pg.create_database("restored");
     pg.load("restored", &sql);
     assert_eq!(pg.psql("restored", CHECKSUM), pg.psql("shop", CHECKSUM));
@@ -70,7 +86,10 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
     assert_scripts_only_on_stdin(&records, &pg.password);
     for record in &records {
         let script = String::from_utf8_lossy(&record.stdin);
-        assert!(!script.contains(&pg.password), "an env-provided password never leaves the container");
+        assert!(
+            !script.contains(&pg.password),
+            "an env-provided password never leaves the container"
+        );
     }
 
     // A second run sees the previous dump and replaces it atomically.
@@ -82,7 +101,12 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
     )
     .await
     .expect("second dump succeeds");
-    assert!(again.previous_dump.unwrap().starts_with(&format!("{size} bytes")));
+    assert!(
+        again
+            .previous_dump
+            .unwrap()
+            .starts_with(&format!("{size} bytes"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +157,10 @@ async fn postgres_injection_attempt_is_dumped_literally() {
     let pwned = marker.path().join("x");
     let evil_db = format!("a'; touch {}; '", pwned.display());
     pg.create_database(&evil_db);
-    pg.psql(&evil_db, "CREATE TABLE literal_marker (v text); INSERT INTO literal_marker VALUES ('ok')");
+    pg.psql(
+        &evil_db,
+        "CREATE TABLE literal_marker (v text); INSERT INTO literal_marker VALUES ('ok')",
+    );
     // The dump directory has a quote and a `$(...)` in its name too.
     let parent = tempfile::tempdir().unwrap();
     let dumps = parent.path().join("it's $(touch x) dir");
@@ -152,7 +179,10 @@ async fn postgres_injection_attempt_is_dumped_literally() {
         .expect("the oddly named database is dumped");
 
     let sql = String::from_utf8(decompress("gzip", &dump_path)).unwrap();
-    assert!(sql.contains("literal_marker"), "dumped the database named literally");
+    assert!(
+        sql.contains("literal_marker"),
+        "dumped the database named literally"
+    );
     assert!(!pwned.exists(), "the injected command ran");
     assert!(!parent.path().join("x").exists() && !dumps.join("x").exists());
 }
@@ -175,13 +205,21 @@ async fn postgres_space_threshold_exceeded_fails_before_dumping() {
         .await
         .expect_err("threshold trips");
     match &err {
-        HookError::SpaceThreshold { used_percent, threshold_percent: 0, dir, .. } => {
+        HookError::SpaceThreshold {
+            used_percent,
+            threshold_percent: 0,
+            dir,
+            ..
+        } => {
             assert!(*used_percent >= 1);
             assert_eq!(dir, dumps.path().to_str().unwrap());
         }
         other => panic!("expected SpaceThreshold, got {other:?}"),
     }
-    assert!(err.to_string().contains("above the threshold of 0%"), "{err}");
+    assert!(
+        err.to_string().contains("above the threshold of 0%"),
+        "{err}"
+    );
     assert_eq!(exec.records().len(), 1, "the dump never started");
     assert!(listing(dumps.path()).is_empty());
 }
@@ -215,11 +253,23 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
         .await
         .expect_err("times out");
     assert!(err.is_timeout(), "{err:?}");
-    assert!(err.to_string().contains("was killed and the partial dump removed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("was killed and the partial dump removed"),
+        "{err}"
+    );
     let pid = read_pid(&pid_file, 5);
     assert!(process_is_gone(pid), "the remote pg_dump {pid} still runs");
-    assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "no partial file is left");
-    assert_eq!(std::fs::read(&dump_path).unwrap(), b"previous dump", "the previous dump is untouched");
+    assert_eq!(
+        listing(dumps.path()),
+        ["dump.sql.gz"],
+        "no partial file is left"
+    );
+    assert_eq!(
+        std::fs::read(&dump_path).unwrap(),
+        b"previous dump",
+        "the previous dump is untouched"
+    );
     let records = exec.records();
     assert_eq!(records.len(), 3, "check, dump, kill");
     assert!(String::from_utf8_lossy(&records[2].stdin).contains("kill -TERM"));
@@ -240,7 +290,10 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
 
     for (body, reason) in [
         ("exit 0", "empty dump"),
-        ("echo 'partial SQL'; echo 'pg_dump: error: connection lost' >&2; exit 1", "dump tool exited with status 1"),
+        (
+            "echo 'partial SQL'; echo 'pg_dump: error: connection lost' >&2; exit 1",
+            "dump tool exited with status 1",
+        ),
     ] {
         let fakes = tempfile::tempdir().unwrap();
         fake_tool(
@@ -249,14 +302,23 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
             &format!("case \"$1\" in --version) echo 'pg_dump (fake) 1'; exit 0;; esac\n{body}"),
         );
         let exec = LocalExec::new().path_prepend(fakes.path());
-        let err = hooks::run(&named(params.clone()), &exec, &target(), Duration::from_secs(60))
-            .await
-            .expect_err("the dump fails");
+        let err = hooks::run(
+            &named(params.clone()),
+            &exec,
+            &target(),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect_err("the dump fails");
         match &err {
             HookError::DumpFailed { reason: r, .. } => assert_eq!(r, reason),
             other => panic!("expected DumpFailed, got {other:?}"),
         }
-        assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "partial file removed");
+        assert_eq!(
+            listing(dumps.path()),
+            ["dump.sql.gz"],
+            "partial file removed"
+        );
         assert_eq!(std::fs::read(&dump_path).unwrap(), b"previous dump");
     }
 }
@@ -296,5 +358,32 @@ async fn dry_run_check_reports_tools_and_disk_without_dumping() {
     let err = hooks::check(&named(params), &exec, &target(), Duration::from_secs(60))
         .await
         .expect_err("no tools on PATH");
-    assert!(matches!(&err, HookError::ToolMissing { tool, .. } if tool == "psql"), "{err:?}");
+    assert!(
+        matches!(&err, HookError::ToolMissing { tool, .. } if tool == "psql"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_container_env_is_named_in_the_error() {
+    let dumps = tempfile::tempdir().unwrap();
+    let params = PostgresDump {
+        dump_path: dumps.path().join("dump.sql.gz").to_str().unwrap().into(),
+        ..PostgresDump::default()
+    };
+    let exec = LocalExec::new()
+        .env("POSTGRES_USER", "app")
+        .env("POSTGRES_DB", "app");
+    let err = hooks::check(&named(params), &exec, &target(), Duration::from_secs(60))
+        .await
+        .expect_err("POSTGRES_PASSWORD is not set");
+    match &err {
+        HookError::CheckFailed { reason, .. } => {
+            assert_eq!(
+                reason,
+                "environment variable POSTGRES_PASSWORD is not set in the container"
+            );
+        }
+        other => panic!("expected CheckFailed, got {other:?}"),
+    }
 }

@@ -53,29 +53,46 @@ warn("script=" + s.stdout);
 "#)
     .await
     .expect("script succeeds");
-    assert!(report.stdout_tail.contains("stdout=out|stderr=err\n"), "{}", report.stdout_tail);
-    assert!(report.stdout_tail.contains("warning: script=from script"), "{}", report.stdout_tail);
+    assert!(
+        report.stdout_tail.contains("stdout=out|stderr=err\n"),
+        "{}",
+        report.stdout_tail
+    );
+    assert!(
+        report.stdout_tail.contains("warning: script=from script"),
+        "{}",
+        report.stdout_tail
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_ok_throws_on_a_non_zero_exit_with_the_call_site() {
-    let err = run("let a = 1;\n  exec_ok(\"deployment/app\", \"app\", \"echo boom >&2; exit 7\");\n")
-        .await
-        .expect_err("exec_ok throws");
+    let err =
+        run("let a = 1;\n  exec_ok(\"deployment/app\", \"app\", \"echo boom >&2; exit 7\");\n")
+            .await
+            .expect_err("exec_ok throws");
     let d = diagnostic(&err);
     assert_eq!((d.line, d.column), (2, 3), "{d}");
-    assert!(d.message.contains("exited with status 7: boom"), "{}", d.message);
+    assert!(
+        d.message.contains("exited with status 7: boom"),
+        "{}",
+        d.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_stops_the_hook_with_its_message_and_position() {
-    let err = run("log(\"start\");\nif true {\n    fail(\"cache not flushed\");\n}\nlog(\"never\");\n")
-        .await
-        .expect_err("fail() fails");
+    let err =
+        run("log(\"start\");\nif true {\n    fail(\"cache not flushed\");\n}\nlog(\"never\");\n")
+            .await
+            .expect_err("fail() fails");
     let d = diagnostic(&err);
     assert_eq!(d.message, "cache not flushed");
     assert_eq!((d.line, d.column), (3, 5));
-    assert_eq!(err.to_string(), "hook `custom`: hooks/custom.rhai:3:5: cache not flushed");
+    assert_eq!(
+        err.to_string(),
+        "hook `custom`: hooks/custom.rhai:3:5: cache not flushed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,49 +100,86 @@ async fn script_sees_namespace_targets_vars_and_now() {
     let report = run(r#"log(namespace + " " + targets.len() + " " + targets[1] + " " + vars.mode + " " + now());"#)
         .await
         .expect("runs");
-    assert_eq!(report.stdout_tail, "shop 2 uploads fast 2025-03-01T12:00:00Z");
+    assert_eq!(
+        report.stdout_tail,
+        "shop 2 uploads fast 2025-03-01T12:00:00Z"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_workloads_and_bad_arguments_are_script_errors() {
-    let err = run("exec(\"deployment/nope\", \"app\", \"true\");").await.expect_err("unknown");
-    assert!(diagnostic(&err).message.contains("deployment/nope not found in namespace shop"));
-    let err = run("exec(\"nope\", \"app\", \"true\");").await.expect_err("malformed");
+    let err = run("exec(\"deployment/nope\", \"app\", \"true\");")
+        .await
+        .expect_err("unknown");
+    assert!(
+        diagnostic(&err)
+            .message
+            .contains("deployment/nope not found in namespace shop")
+    );
+    let err = run("exec(\"nope\", \"app\", \"true\");")
+        .await
+        .expect_err("malformed");
     assert!(diagnostic(&err).message.contains("expected KIND/NAME"));
-    let err = run("exec(\"deployment/app\", \"app\", 42);").await.expect_err("bad type");
-    assert!(diagnostic(&err).message.contains("array of strings or a script string"));
+    let err = run("exec(\"deployment/app\", \"app\", 42);")
+        .await
+        .expect_err("bad type");
+    assert!(
+        diagnostic(&err)
+            .message
+            .contains("array of strings or a script string")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_trip_with_clear_messages() {
     let mut h = hook("let x = 0; loop { x += 1; }");
     h.limits.max_operations = 10_000;
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("ops limit");
-    assert!(diagnostic(&err).message.contains("limit of 10000 operations"), "{err}");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("ops limit");
+    assert!(
+        diagnostic(&err)
+            .message
+            .contains("limit of 10000 operations"),
+        "{err}"
+    );
 
-    let err = run("fn f(n) { f(n + 1) } f(0);").await.expect_err("recursion");
-    assert!(diagnostic(&err).message.contains("call depth limit of 32"), "{err}");
+    let err = run("fn f(n) { f(n + 1) } f(0);")
+        .await
+        .expect_err("recursion");
+    assert!(
+        diagnostic(&err).message.contains("call depth limit of 32"),
+        "{err}"
+    );
 
     let mut h = hook("let s = \"x\"; loop { s += s; }");
     h.limits.max_string_size = 1024;
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("string size");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("string size");
     assert!(diagnostic(&err).message.contains("size limit"), "{err}");
 
     let mut h = hook("let a = []; loop { a.push(1); }");
     h.limits.max_array_size = 100;
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("array size");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("array size");
     assert!(diagnostic(&err).message.contains("size limit"), "{err}");
 
     let mut h = hook("let x = 0;\nloop { x += 1; }");
     h.timeout = Duration::from_millis(300);
     let started = std::time::Instant::now();
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("wall clock");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("wall clock");
     assert!(err.is_timeout(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
     let mut h = hook("sleep(\"10s\");");
     h.timeout = Duration::from_millis(300);
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("sleep past the deadline");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("sleep past the deadline");
     assert!(err.is_timeout(), "{err:?}");
 }
 
@@ -138,7 +192,9 @@ async fn exec_inside_a_script_is_killed_when_the_script_times_out() {
         pid_file.display()
     ));
     h.timeout = Duration::from_secs(2);
-    let err = rhai::run(&h, &context(LocalExec::new())).await.expect_err("times out");
+    let err = rhai::run(&h, &context(LocalExec::new()))
+        .await
+        .expect_err("times out");
     assert!(diagnostic(&err).message.contains("was killed"), "{err}");
     let pid = crate::read_pid(&pid_file, 5);
     assert!(crate::process_is_gone(pid), "sleep {pid} still runs");
@@ -163,11 +219,12 @@ async fn runtime_errors_inside_functions_point_into_the_function() {
 
 #[test]
 fn compile_errors_are_miette_diagnostics_with_line_and_column() {
-    let d = rhai::compile_source("hooks/bad.rhai", "let ok = 1;\nlet = 2;\n").expect_err("syntax error");
+    let d = rhai::compile_source("hooks/bad.rhai", "let ok = 1;\nlet = 2;\n")
+        .expect_err("syntax error");
     assert_eq!((d.line, d.column), (2, 5));
     let mut rendered = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .render_report(&mut rendered, &d)
+        .render_report(&mut rendered, &*d)
         .unwrap();
     assert!(rendered.contains("hooks/bad.rhai:2:5"), "{rendered}");
     assert!(rendered.contains("let = 2;"), "{rendered}");
@@ -182,11 +239,23 @@ fn shipped_example_hooks_compile() {
         if path.extension().is_some_and(|e| e == "rhai") {
             rhai::compile(&path).unwrap_or_else(|d| panic!("{d}"));
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.starts_with("//"), "{} starts with a usage comment", path.display());
+            assert!(
+                text.starts_with("//"),
+                "{} starts with a usage comment",
+                path.display()
+            );
             seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
-    for expected in ["redis-bgsave.rhai", "mongodump.rhai", "maintenance-on.rhai", "maintenance-off.rhai"] {
-        assert!(seen.iter().any(|s| s == expected), "missing hooks/{expected}");
+    for expected in [
+        "redis-bgsave.rhai",
+        "mongodump.rhai",
+        "maintenance-on.rhai",
+        "maintenance-off.rhai",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == expected),
+            "missing hooks/{expected}"
+        );
     }
 }

@@ -10,11 +10,9 @@ pub fn find(names: &[&str], extra_dirs: &[PathBuf]) -> Option<PathBuf> {
         .chain(extra_dirs.iter().cloned())
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
         .collect();
-    names.iter().find_map(|name| {
-        dirs.iter()
-            .map(|d| d.join(name))
-            .find(|p| is_executable(p))
-    })
+    names
+        .iter()
+        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p)))
 }
 
 /// Like [`find`], but fails the test with the install hint.
@@ -47,6 +45,6 @@ pub fn postgres_dirs() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     dirs.into_iter().map(|(_, d)| d).collect()
 }

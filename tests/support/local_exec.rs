@@ -151,9 +151,9 @@ impl ContainerExec for LocalExec {
                         let mut buf = Vec::new();
                         out_pipe.read_to_end(&mut buf).await.map(|_| buf)
                     }
-                    StdoutSink::Writer(writer) => {
-                        tokio::io::copy(&mut out_pipe, writer).await.map(|_| Vec::new())
-                    }
+                    StdoutSink::Writer(writer) => tokio::io::copy(&mut out_pipe, writer)
+                        .await
+                        .map(|_| Vec::new()),
                 }
             };
             let read_err = async move {

@@ -23,9 +23,11 @@ pub struct Mariadb {
 impl Mariadb {
     /// Starts a fresh server. Panics (failing the test) with an install hint when the binaries are missing.
     pub fn start() -> Mariadb {
-        let install_db = binaries::require(&["mariadb-install-db", "mysql_install_db"], &[], INSTALL);
+        let install_db =
+            binaries::require(&["mariadb-install-db", "mysql_install_db"], &[], INSTALL);
         let server = binaries::require(&["mariadbd", "mysqld"], &[], INSTALL);
-        let client = binaries::require(&["mariadb", "mysql"], &[], "apt-get install mariadb-client");
+        let client =
+            binaries::require(&["mariadb", "mysql"], &[], "apt-get install mariadb-client");
         let (uid, gid) = super::os_user_ids("mysql");
 
         let dir = tempfile::Builder::new()
@@ -37,7 +39,11 @@ impl Mariadb {
         let out = Command::new(&install_db)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"])
+            .args([
+                "--user=mysql",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ])
             .output()
             .expect("running mariadb-install-db");
         assert!(
@@ -56,7 +62,10 @@ impl Mariadb {
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", socket.display()))
-                .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    dir.path().join("mysqld.pid").display()
+                ))
                 .arg(format!("--log-error={}", log_path.display()))
                 .arg(format!("--port={port}"))
                 .args([
@@ -66,6 +75,8 @@ impl Mariadb {
                     "--innodb-buffer-pool-size=16M",
                     "--innodb-flush-log-at-trx-commit=0",
                     "--skip-log-bin",
+                    "--character-set-server=utf8mb4",
+                    "--collation-server=utf8mb4_unicode_ci",
                 ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -122,7 +133,7 @@ impl Mariadb {
         let mut child = Command::new(&self.client)
             .arg("--no-defaults")
             .arg(format!("--socket={}", self.socket().display()))
-            .args(["-uroot", "--batch"])
+            .args(["-uroot", "--batch", "--default-character-set=utf8mb4"])
             .arg(db)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -163,7 +174,12 @@ fn sql_at(client: &Path, socket: &Path, db: &str, sql: &str) -> Result<String, S
     let mut cmd = Command::new(client);
     cmd.arg("--no-defaults")
         .arg(format!("--socket={}", socket.display()))
-        .args(["-uroot", "--batch", "--skip-column-names"])
+        .args([
+            "-uroot",
+            "--batch",
+            "--skip-column-names",
+            "--default-character-set=utf8mb4",
+        ])
         .arg("-e")
         .arg(sql);
     if !db.is_empty() {

@@ -26,7 +26,10 @@ impl Postgres {
         let initdb = binaries::require(&["initdb"], &binaries::postgres_dirs(), INSTALL);
         // postgres and initdb must be the same major version: take the server from initdb's own directory.
         let initdb = std::fs::canonicalize(&initdb).unwrap_or(initdb);
-        let bin_dir = initdb.parent().expect("initdb has a directory").to_path_buf();
+        let bin_dir = initdb
+            .parent()
+            .expect("initdb has a directory")
+            .to_path_buf();
         for tool in ["postgres", "psql", "pg_ctl"] {
             assert!(
                 bin_dir.join(tool).exists() || binaries::find(&[tool], &[]).is_some(),
@@ -97,7 +100,13 @@ impl Postgres {
                 .spawn()
                 .expect("starting postgres");
             let mut child = child;
-            if wait_ready(&mut child, &bin_dir, dir.path(), port, Duration::from_secs(60)) {
+            if wait_ready(
+                &mut child,
+                &bin_dir,
+                dir.path(),
+                port,
+                Duration::from_secs(60),
+            ) {
                 let server = Postgres {
                     dir,
                     bin_dir,
@@ -172,7 +181,6 @@ impl Postgres {
             &format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")),
         );
     }
-
 }
 
 impl Drop for Postgres {
@@ -190,9 +198,24 @@ fn tool(bin_dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-fn psql_at(bin_dir: &Path, socket_dir: &Path, port: u16, db: &str, sql: &str) -> Result<String, String> {
+fn psql_at(
+    bin_dir: &Path,
+    socket_dir: &Path,
+    port: u16,
+    db: &str,
+    sql: &str,
+) -> Result<String, String> {
     let out = Command::new(tool(bin_dir, "psql"))
-        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "postgres",
+        ])
         .arg("-h")
         .arg(socket_dir)
         .arg("-p")
@@ -211,7 +234,13 @@ fn psql_at(bin_dir: &Path, socket_dir: &Path, port: u16, db: &str, sql: &str) ->
     }
 }
 
-fn wait_ready(child: &mut Child, bin_dir: &Path, socket_dir: &Path, port: u16, limit: Duration) -> bool {
+fn wait_ready(
+    child: &mut Child,
+    bin_dir: &Path,
+    socket_dir: &Path,
+    port: u16,
+    limit: Duration,
+) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Ok(Some(_)) = child.try_wait() {
