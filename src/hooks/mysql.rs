@@ -4,7 +4,6 @@
 //! `mysqldump`), because MariaDB images are dropping the `mysql*` names. The password travels as `MYSQL_PWD`;
 //! every option value is attached with `=` and the database name follows `--`, so no value can become an option.
 
-use super::postgres::tool_check;
 use super::quote::{quote, quote_with_env};
 use super::script::{self, Compression, MARKER, RunFiles};
 use super::secret::Secret;
@@ -117,9 +116,8 @@ impl MysqlDump {
             ..files.clone()
         }));
         s.push_str(&self.preamble());
-        s.push_str(&tool_check(
-            &self.compression.tool().into_iter().collect::<Vec<_>>(),
-        ));
+        s.push_str(&self.compression.select());
+        s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         let _ = writeln!(
             s,
             "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {}) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",

@@ -61,12 +61,6 @@ impl Default for PostgresDump {
 }
 
 impl PostgresDump {
-    fn tools(&self) -> Vec<&'static str> {
-        let mut tools = vec!["psql", "pg_dump"];
-        tools.extend(self.compression.tool());
-        tools
-    }
-
     /// Referenced container env vars must exist; then the secret, before anything could print; then the rest.
     fn connection_env(&self) -> String {
         let mut s = script::env_guard(
@@ -98,7 +92,9 @@ impl PostgresDump {
             partial: None,
             ..files.clone()
         }));
-        s.push_str(&tool_check(&self.tools()));
+        s.push_str(&tool_check(&["psql", "pg_dump"]));
+        s.push_str(&self.compression.select());
+        s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         s.push_str(&self.connection_env());
         s.push_str(&format!(
             "bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1') || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
@@ -146,7 +142,7 @@ impl PostgresDump {
 }
 
 /// Lines that fail the script with `missing_tool=NAME` when a tool is not on the container's PATH.
-pub(crate) fn tool_check(tools: &[&str]) -> String {
+fn tool_check(tools: &[&str]) -> String {
     let mut s = String::new();
     for tool in tools {
         let _ = writeln!(
@@ -182,7 +178,8 @@ mod tests {
     fn defaults_dump_plain_clean_if_exists_through_gzip() {
         let script = PostgresDump::default().dump_script(&files());
         assert!(script.contains("pg_dump --format=plain --clean --if-exists || bns_status"));
-        assert!(script.contains("| gzip -c > \"$bns_tmp\""));
+        assert!(script.contains("| bns_compress > \"$bns_tmp\""));
+        assert!(script.contains("bns_compress() { gzip -c; }"));
         assert!(script.contains("PGDATABASE=\"${POSTGRES_DB}\"; export PGDATABASE"));
     }
 

@@ -41,6 +41,10 @@ pub struct HookReport {
     pub dump_path: Option<String>,
     /// Bytes of the (compressed) dump file.
     pub dump_size: Option<u64>,
+    /// What the dump really used: `gzip`, `zstd` or `none` (zstd falls back to gzip when not installed).
+    pub compression: Option<String>,
+    /// Warnings the scripts reported (e.g. the zstd fallback); the engine logs them.
+    pub warnings: Vec<String>,
     /// First line of `pg_dump --version` / `mariadb-dump --version`.
     pub tool_version: Option<String>,
     /// The dump that was there before this run, as the check script saw it.

@@ -453,6 +453,8 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
             checked_only: false,
             dump_path: None,
             dump_size: None,
+            compression: None,
+            warnings: Vec::new(),
             tool_version: None,
             previous_dump: None,
             disk: None,

@@ -212,6 +212,8 @@ impl<'a> Runner<'a> {
             checked_only: self.check_only,
             dump_path: None,
             dump_size: None,
+            compression: None,
+            warnings: Vec::new(),
             tool_version: None,
             previous_dump: None,
             disk: None,
@@ -253,6 +255,8 @@ impl<'a> Runner<'a> {
         }
         let disk = self.disk(&out)?;
         report.previous_dump = out.get("previous_dump").map(str::to_string);
+        report.compression = out.get("compression").map(str::to_string);
+        report.warnings = out.all("warning");
         report.tool_version = out.get("tool_version").map(str::to_string);
         report.disk = Some(disk);
         if disk.used_percent > plan.threshold_percent {
@@ -292,6 +296,8 @@ impl<'a> Runner<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| self.output_error("the dump script did not report the dump size"))?;
         report.dump_size = Some(size);
+        report.compression = out.get("compression").map(str::to_string);
+        report.warnings = out.all("warning");
         report.tool_version = out
             .get("tool_version")
             .map(str::to_string)
@@ -399,6 +405,16 @@ pub async fn kill(exec: &dyn ContainerExec, target: &ContainerRef, files: &RunFi
     match exec.exec(request, StdoutSink::Capture).await {
         Ok(result) if result.success() => {
             let out = ScriptOutput::parse(&String::from_utf8_lossy(&result.stdout));
+            if out.get("pidfile") == Some("missing") {
+                return format!(
+                    "the remote process had not recorded its pid (read-only directory?) and may still run{}",
+                    if files.partial.is_some() {
+                        "; the partial dump was removed"
+                    } else {
+                        ""
+                    }
+                );
+            }
             match out.get("killed") {
                 Some(pids) if !pids.is_empty() => {
                     format!("the remote process (pid {pids}) was killed{removed}")

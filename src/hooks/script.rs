@@ -18,35 +18,34 @@ pub enum Compression {
     /// `gzip -c`, the original's format (`dump.sql.gz`).
     #[default]
     Gzip,
-    /// `zstd -q -c`: faster and smaller. The check fails when the container has no `zstd`.
+    /// `zstd -q -c`: faster and smaller; falls back to gzip (with a warning) when the container has no `zstd`.
     Zstd,
     /// Written as the tool produced it (for `pg_dump --format=custom`, which compresses itself).
     None,
 }
 
 impl Compression {
-    /// The tool the container must have, if any.
-    pub fn tool(self) -> Option<&'static str> {
+    /// Shell lines that define `bns_compress` / `bns_decompress` and set `$bns_compression` to what is really
+    /// used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning
+    /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there.
+    pub fn select(self) -> String {
+        const GZIP: &str =
+            "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_compression=gzip\n";
+        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_compression=zstd\n";
+        let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
         match self {
-            Compression::Gzip => Some("gzip"),
-            Compression::Zstd => Some("zstd"),
-            Compression::None => None,
-        }
-    }
-
-    fn compress(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip -c",
-            Compression::Zstd => "zstd -q -c",
-            Compression::None => "cat",
-        }
-    }
-
-    fn decompress(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip -dc",
-            Compression::Zstd => "zstd -q -dc",
-            Compression::None => "cat",
+            Compression::None => {
+                "bns_compress() { cat; }\nbns_decompress() { cat; }\nbns_compression=none\n"
+                    .to_string()
+            }
+            Compression::Gzip => format!(
+                "if command -v gzip >/dev/null 2>&1; then\n{GZIP}else\n{}fi\n",
+                missing("gzip")
+            ),
+            Compression::Zstd => format!(
+                "if command -v zstd >/dev/null 2>&1; then\n{ZSTD}elif command -v gzip >/dev/null 2>&1; then\n{GZIP}echo '{MARKER}warning=zstd is not installed in the container; compressing with gzip'\nelse\n{}fi\n",
+                missing("zstd or gzip")
+            ),
         }
     }
 }
@@ -152,7 +151,7 @@ pub fn dump_body(
     version_command: &str,
 ) -> String {
     let (dir, _) = split_path(dump_path);
-    let mut s = String::new();
+    let mut s = compression.select();
     let _ = writeln!(s, "bns_dump={}", quote(dump_path));
     let _ = writeln!(s, "bns_dir={}", quote(dir));
     s.push_str(&format!(
@@ -160,17 +159,14 @@ pub fn dump_body(
     ));
     let _ = writeln!(
         s,
-        "{{ bns_status=0; {dump_command} || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | {} > \"$bns_tmp\"",
-        compression.compress()
+        "{{ bns_status=0; {dump_command} || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
     );
     s.push_str("read -r bns_status < \"$bns_rc\"\n");
     s.push_str(&format!(
         "if [ \"$bns_status\" != 0 ]; then echo \"{MARKER}error=dump tool exited with status $bns_status\"; exit 1; fi\n"
     ));
-    let _ = writeln!(
-        s,
-        "bns_first=$({} < \"$bns_tmp\" | dd bs=1 count=1 2>/dev/null | wc -c)",
-        compression.decompress()
+    s.push_str(
+        "bns_first=$(bns_decompress < \"$bns_tmp\" | dd bs=1 count=1 2>/dev/null | wc -c)\n",
     );
     s.push_str(&format!(
         "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
@@ -179,6 +175,7 @@ pub fn dump_body(
     s.push_str("mv -f \"$bns_tmp\" \"$bns_dump\"\n");
     s.push_str("sync \"$bns_dir\" 2>/dev/null || true\n");
     s.push_str(&format!("echo \"{MARKER}size=$(wc -c < \"$bns_dump\")\"\n"));
+    s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
     s.push_str(&format!(
         "echo \"{MARKER}tool_version=$({version_command} 2>&1 | head -n 1)\"\n"
     ));
@@ -248,6 +245,8 @@ if { read -r bns_pid bns_group < "$bns_pidfile"; } 2>/dev/null; then
     sleep 1
   done
   [ -n "${bns_alive:-}" ] && kill -KILL $bns_alive 2>/dev/null
+else
+  echo 'backup-ns: pidfile=missing'
 fi
 "#,
     );
@@ -295,6 +294,15 @@ impl ScriptOutput {
             }
         }
         out
+    }
+
+    /// Every value reported for `key`, in order (e.g. all `warning`s).
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.facts
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The last value reported for `key`.

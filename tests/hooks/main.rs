@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod examples;
 mod exec;
 mod mariadb;
 mod postgres;

@@ -52,6 +52,8 @@ async fn mariadb_dump_restores_into_an_empty_database_with_identical_rows() {
         .expect("dump succeeds");
     let size = std::fs::metadata(&dump_path).expect("dump exists").len();
     assert_eq!(report.dump_size, Some(size));
+    assert_eq!(report.compression.as_deref(), Some("zstd"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let version = report.tool_version.unwrap_or_default();
     assert!(
         version.contains("mariadb-dump") || version.contains("mysqldump"),

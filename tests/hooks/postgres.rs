@@ -387,3 +387,49 @@ async fn missing_container_env_is_named_in_the_error() {
         other => panic!("expected CheckFailed, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
+    let pg = Postgres::start();
+    // A container with the PostgreSQL client tools and gzip, but no zstd.
+    let bare = tempfile::tempdir().unwrap();
+    let pg_dirs = crate::support::binaries::postgres_dirs();
+    for tool in [
+        "sh", "rm", "cat", "df", "wc", "head", "date", "gzip", "dd", "mv", "sync", "psql",
+        "pg_dump",
+    ] {
+        let real = crate::support::binaries::find(&[tool], &pg_dirs).expect("tool present");
+        // Debian's /usr/bin/psql is a perl wrapper: prefer the real binaries of the newest server version.
+        let real = pg_dirs
+            .iter()
+            .map(|d| d.join(tool))
+            .find(|p| p.exists())
+            .unwrap_or(real);
+        std::os::unix::fs::symlink(real, bare.path().join(tool)).unwrap();
+    }
+    let exec = LocalExec::new().env("PATH", bare.path().to_str().unwrap());
+    let dumps = tempfile::tempdir().unwrap();
+    let dump_path = dumps.path().join("dump.sql.zst");
+    let params = PostgresDump {
+        user: pg.user.clone(),
+        password: Some(Secret::new(pg.password.clone())),
+        database: "postgres".into(),
+        compression: hooks::Compression::Zstd,
+        ..hook(&pg, dump_path.to_str().unwrap())
+    };
+    let report = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
+        .await
+        .expect("dump succeeds with gzip");
+    assert_eq!(report.compression.as_deref(), Some("gzip"));
+    assert_eq!(
+        report.warnings,
+        ["zstd is not installed in the container; compressing with gzip"]
+    );
+    assert!(!decompress("gzip", &dump_path).is_empty());
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["kind"], "postgres");
+    assert_eq!(json["dump_size"], report.dump_size.unwrap());
+    assert!(json["duration_ms"].is_u64());
+    assert!(!json.to_string().contains(&pg.password));
+}
