@@ -192,6 +192,8 @@ struct Sandbox {
     namespace: String,
     deadline: Instant,
     log: Mutex<Vec<String>>,
+    /// Set by [`run_until`] when the engine cancels the hook (SIGTERM/SIGINT).
+    cancelled: tokio::sync::watch::Receiver<bool>,
 }
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -206,6 +208,10 @@ fn runtime_error(message: impl Into<String>) -> Box<EvalAltResult> {
 impl Sandbox {
     fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
     }
 
     fn log(&self, level: tracing::Level, message: &str) {
@@ -252,7 +258,7 @@ impl Sandbox {
             )));
         };
         let remaining = self.remaining();
-        if remaining.is_zero() {
+        if remaining.is_zero() || self.is_cancelled() {
             return Err(terminated());
         }
         let token = new_token();
@@ -271,7 +277,15 @@ impl Sandbox {
                 stdin: Stdin::Bytes(script.into_bytes()),
                 timeout: Some(remaining),
             };
-            match self.ctx.exec.exec(request, StdoutSink::Capture).await {
+            let mut cancelled = self.cancelled.clone();
+            let outcome = tokio::select! {
+                outcome = self.ctx.exec.exec(request, StdoutSink::Capture) => outcome,
+                _ = cancelled.wait_for(|c| *c) => {
+                    let cleanup = kill(&*self.ctx.exec, &target, &files).await;
+                    return Err(format!("exec in {workload} was cancelled; {cleanup}"));
+                }
+            };
+            match outcome {
                 Ok(result) => Ok(result),
                 Err(ExecError::Timeout { .. }) => {
                     let cleanup = kill(&*self.ctx.exec, &target, &files).await;
@@ -285,6 +299,9 @@ impl Sandbox {
                 }
             }
         });
+        if self.is_cancelled() {
+            return Err(terminated());
+        }
         let result = outcome.map_err(runtime_error)?;
         let mut map = Map::new();
         map.insert("code".into(), Dynamic::from(i64::from(result.exit_code)));
@@ -299,18 +316,30 @@ impl Sandbox {
         Ok(map)
     }
 
+    /// Sleeps in short steps so that cancellation and the deadline stop it promptly.
     fn sleep(&self, duration: Duration) -> RhaiResult<()> {
-        let remaining = self.remaining();
-        if duration > remaining {
-            std::thread::sleep(remaining);
-            return Err(terminated());
+        let until = Instant::now() + duration;
+        loop {
+            if self.is_cancelled() {
+                return Err(terminated());
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            if now >= self.deadline {
+                return Err(terminated());
+            }
+            let step = until
+                .min(self.deadline)
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            std::thread::sleep(step);
         }
-        std::thread::sleep(duration);
-        Ok(())
     }
 }
 
-/// The error raised when the wall-clock limit is reached outside `on_progress`.
+/// The error raised when the wall-clock limit is reached or the hook is cancelled outside `on_progress`.
 fn terminated() -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(
         Dynamic::from("timeout"),
@@ -332,7 +361,10 @@ fn seconds(value: f64) -> RhaiResult<Duration> {
 fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
     let mut engine = sandbox_engine(limits);
     let deadline = sandbox.deadline;
-    engine.on_progress(move |_| (Instant::now() >= deadline).then(|| Dynamic::from("timeout")));
+    let cancelled = sandbox.cancelled.clone();
+    engine.on_progress(move |_| {
+        (Instant::now() >= deadline || *cancelled.borrow()).then(|| Dynamic::from("stopped"))
+    });
 
     let s = Arc::clone(sandbox);
     engine.on_print(move |text| s.log(tracing::Level::INFO, text));
@@ -393,7 +425,18 @@ fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
 
 /// Runs a rhai hook to completion (or failure) within `hook.timeout`.
 pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookError> {
+    run_until(hook, ctx, std::future::pending::<()>()).await
+}
+
+/// Like [`run`], but stops the script when `cancel` completes (SIGTERM/SIGINT in the engine): the running `exec`
+/// (if any) is killed in its container and [`HookError::Cancelled`] is returned.
+pub async fn run_until(
+    hook: &RhaiHook,
+    ctx: &RhaiContext,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<HookReport, HookError> {
     let start = Instant::now();
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let ast = compile_source(&hook.path, &hook.source).map_err(|diagnostic| HookError::Script {
         hook: hook.name.clone(),
         diagnostic,
@@ -405,10 +448,11 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
         namespace: hook.namespace.clone(),
         deadline: start + hook.timeout,
         log: Mutex::new(Vec::new()),
+        cancelled: cancel_rx,
     });
     let thread_sandbox = Arc::clone(&sandbox);
     let thread_hook = hook.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let mut script = tokio::task::spawn_blocking(move || {
         let engine = run_engine(&thread_sandbox, &thread_hook.limits);
         let mut scope = Scope::new();
         scope.push_constant("namespace", thread_hook.namespace.clone());
@@ -426,8 +470,21 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
             .collect();
         scope.push_constant("vars", vars);
         engine.run_ast_with_scope(&mut scope, &ast)
-    })
-    .await;
+    });
+    let outcome = tokio::select! {
+        outcome = &mut script => outcome,
+        () = cancel => {
+            let _ = cancel_tx.send(true);
+            // The script stops at its next operation, sleep step or exec; wait so its exec is cleaned up.
+            let _ = script.await;
+            let log = sandbox.log.lock().map(|l| l.join("\n")).unwrap_or_default();
+            return Err(HookError::Cancelled {
+                hook: hook.name.clone(),
+                target: format!("rhai script {}", hook.path),
+                cleanup: format!("the script was stopped{}", last_line(&log)),
+            });
+        }
+    };
 
     let log = sandbox.log.lock().map(|l| l.join("\n")).unwrap_or_default();
     let result = match outcome {
@@ -464,6 +521,13 @@ pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookE
         }),
         Err(err) => Err(script_error(hook, *err)),
     }
+}
+
+fn last_line(log: &str) -> String {
+    log.lines()
+        .last()
+        .map(|l| format!(" after logging `{l}`"))
+        .unwrap_or_default()
 }
 
 /// Maps a rhai error to a [`HookError`]: the innermost error's message and position (so an error inside a script

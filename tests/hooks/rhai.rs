@@ -259,3 +259,45 @@ fn shipped_example_hooks_compile() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_the_script_and_kills_its_exec() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let h = hook(&format!(
+        "log(\"before\");\nexec(\"deployment/app\", \"app\", \"sh -c 'echo $$ > {}; exec sleep 120'\");\nlog(\"after\");",
+        pid_file.display()
+    ));
+    let started = std::time::Instant::now();
+    let err = rhai::run_until(
+        &h,
+        &context(LocalExec::new()),
+        tokio::time::sleep(Duration::from_millis(1500)),
+    )
+    .await
+    .expect_err("cancelled");
+    assert!(matches!(err, HookError::Cancelled { .. }), "{err:?}");
+    assert!(err.to_string().contains("after logging `before`"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let pid = crate::read_pid(&pid_file, 5);
+    assert!(crate::process_is_gone(pid), "sleep {pid} still runs");
+
+    // A script busy in a loop or a sleep stops too.
+    for source in ["loop { }", "sleep(60);"] {
+        let started = std::time::Instant::now();
+        let mut h = hook(source);
+        h.limits.max_operations = 0; // unlimited: only cancellation can stop it
+        let err = rhai::run_until(
+            &h,
+            &context(LocalExec::new()),
+            tokio::time::sleep(Duration::from_millis(300)),
+        )
+        .await
+        .expect_err("cancelled");
+        assert!(
+            matches!(err, HookError::Cancelled { .. }),
+            "{source}: {err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{source}");
+    }
+}
