@@ -40,10 +40,7 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
     // The original's defaults: user, password and database come from the container's own env.
-    let exec = LocalExec::new()
-        .env("POSTGRES_USER", &pg.user)
-        .env("POSTGRES_PASSWORD", &pg.password)
-        .env("POSTGRES_DB", "shop");
+    let exec = LocalExec::new().envs(pg.container_env("shop"));
 
     let report = hooks::run(
         &named(hook(&pg, dump_path.to_str().unwrap())),
@@ -432,4 +429,39 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     assert_eq!(json["dump_size"], report.dump_size.unwrap());
     assert!(json["duration_ms"].is_u64());
     assert!(!json.to_string().contains(&pg.password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_scripts_work_under_dash_and_bash() {
+    let pg = Postgres::start();
+    pg.create_database("shop");
+    pg.load("shop", SEED.as_bytes());
+    for shell in ["dash", "bash"] {
+        // `sh` in the "container" is this shell.
+        let bin = tempfile::tempdir().unwrap();
+        let real =
+            crate::support::binaries::require(&[shell], &[], &format!("apt-get install {shell}"));
+        std::os::unix::fs::symlink(real, bin.path().join("sh")).unwrap();
+        let exec = LocalExec::new().path_prepend(bin.path());
+        let dumps = tempfile::tempdir().unwrap();
+        let dump_path = dumps.path().join("dump.sql.gz");
+        let params = PostgresDump {
+            user: pg.user.clone(),
+            password: Some(Secret::new(pg.password.clone())),
+            database: "shop".into(),
+            ..hook(&pg, dump_path.to_str().unwrap())
+        };
+        hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("dump under {shell}: {e}"));
+        let restored = format!("restored_{shell}");
+        pg.create_database(&restored);
+        pg.load(&restored, &decompress("gzip", &dump_path));
+        assert_eq!(
+            pg.psql(&restored, CHECKSUM),
+            pg.psql("shop", CHECKSUM),
+            "{shell}"
+        );
+        assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "{shell}");
+    }
 }

@@ -52,6 +52,12 @@ impl LocalExec {
         self
     }
 
+    /// Sets several variables, e.g. `Postgres::container_env`.
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> LocalExec {
+        self.env.extend(vars);
+        self
+    }
+
     /// Puts `dir` first on PATH (for fake tools).
     pub fn path_prepend(mut self, dir: &std::path::Path) -> LocalExec {
         let path = self.env.get("PATH").cloned().unwrap_or_default();

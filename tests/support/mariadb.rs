@@ -108,6 +108,17 @@ impl Mariadb {
         panic!("mariadbd did not start after 5 attempts; last log:\n{last_log}");
     }
 
+    /// The env an official `mariadb` image's container would have for database `db`: `MYSQL_USER`,
+    /// `MYSQL_PASSWORD`, `MYSQL_DATABASE`, and `MYSQL_ROOT_PASSWORD` (the test user's, as it has all privileges).
+    pub fn container_env(&self, db: &str) -> Vec<(String, String)> {
+        vec![
+            ("MYSQL_USER".into(), self.user.clone()),
+            ("MYSQL_PASSWORD".into(), self.password.clone()),
+            ("MYSQL_DATABASE".into(), db.into()),
+            ("MYSQL_ROOT_PASSWORD".into(), self.password.clone()),
+        ]
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -128,6 +128,16 @@ impl Postgres {
         panic!("postgres did not start after 5 attempts; last log:\n{last_log}");
     }
 
+    /// The env an official `postgres` image's container would have for database `db`: `POSTGRES_USER`,
+    /// `POSTGRES_PASSWORD`, `POSTGRES_DB` (give it to `LocalExec::envs` to use the hooks' defaults).
+    pub fn container_env(&self, db: &str) -> Vec<(String, String)> {
+        vec![
+            ("POSTGRES_USER".into(), self.user.clone()),
+            ("POSTGRES_PASSWORD".into(), self.password.clone()),
+            ("POSTGRES_DB".into(), db.into()),
+        ]
+    }
+
     /// The temp dir (holds the data dir and the socket); tests may put dump dirs elsewhere.
     pub fn dir(&self) -> &Path {
         self.dir.path()
