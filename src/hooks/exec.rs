@@ -1,9 +1,12 @@
 //! Plain `exec` hook: a command (argv) or a shell script run in the target container.
 //!
 //! Both are wrapped in a generated script sent to `sh -s`, so even a plain argv never appears in the exec URL
-//! (the apiserver audit log) and the runner gets a pid file to kill the command on timeout. A user script runs
-//! in its own `sh -s`, fed through a here-document with a unique delimiter, so our strict mode does not change
-//! its semantics.
+//! (the apiserver audit log) and the runner gets a pid file to kill the command on timeout.
+//!
+//! The command's stdin is `/dev/null`: `sh -s` is still reading the rest of our script from stdin, and a command
+//! that reads stdin (a REPL-ish CLI, `mysql` without `-e`) would otherwise swallow it. A user script is carried
+//! in a single-quoted variable and `eval`ed in a subshell with the shell's default options (not our `set -eu`),
+//! outside any `||` context so that its own `set -e` keeps working.
 
 use super::quote::quote;
 use super::script::{self, RunFiles};
@@ -19,28 +22,23 @@ pub enum ExecCommand {
 
 impl ExecCommand {
     /// The wrapper script: pid file, cleanup trap, the command as a child (so the trap still runs), its status.
-    pub fn script(&self, files: &RunFiles, token: &str) -> String {
+    pub fn script(&self, files: &RunFiles) -> String {
         let mut s = script::prelude(files);
         s.push_str(&script::cleanup_traps(files));
-        s.push_str("bns_status=0\n");
         match self {
             ExecCommand::Argv(argv) => {
                 let words: Vec<String> = argv.iter().map(|a| quote(a)).collect();
+                s.push_str("bns_status=0\n");
                 s.push_str(&words.join(" "));
-                s.push_str(" || bns_status=$?\n");
+                s.push_str(" </dev/null || bns_status=$?\n");
             }
             ExecCommand::Script(body) => {
-                let mut delimiter = format!("BACKUP_NS_SCRIPT_{token}");
-                while body.lines().any(|l| l == delimiter) {
-                    delimiter.push('X');
-                }
-                s.push_str(&format!("sh -s <<'{delimiter}' || bns_status=$?\n"));
-                s.push_str(body);
-                if !body.ends_with('\n') {
-                    s.push('\n');
-                }
-                s.push_str(&delimiter);
-                s.push('\n');
+                s.push_str(&format!("bns_script={}\n", quote(body)));
+                s.push_str("set +e\n");
+                s.push_str(
+                    "( unset -f bns_pgid bns_cleanup; unset bns_pidfile bns_s; set +eu; eval \"$bns_script\" ) </dev/null\n",
+                );
+                s.push_str("bns_status=$?\n");
             }
         }
         s.push_str("exit \"$bns_status\"\n");
@@ -53,17 +51,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn argv_words_are_quoted() {
+    fn argv_words_are_quoted_and_read_no_stdin() {
         let cmd = ExecCommand::Argv(vec!["echo".into(), "a b".into(), "$(id)".into()]);
-        let s = cmd.script(&RunFiles::for_command("t"), "t");
-        assert!(s.contains("'echo' 'a b' '$(id)' || bns_status=$?"));
+        let s = cmd.script(&RunFiles::for_command("t"));
+        assert!(s.contains("'echo' 'a b' '$(id)' </dev/null || bns_status=$?"));
     }
 
     #[test]
-    fn heredoc_delimiter_never_collides_with_the_script() {
-        let cmd = ExecCommand::Script("echo hi\nBACKUP_NS_SCRIPT_t\n".into());
-        let s = cmd.script(&RunFiles::for_command("t"), "t");
-        assert!(s.contains("<<'BACKUP_NS_SCRIPT_tX'"));
-        assert!(s.ends_with("BACKUP_NS_SCRIPT_tX\nexit \"$bns_status\"\n"));
+    fn user_scripts_travel_quoted_in_a_variable() {
+        let cmd = ExecCommand::Script("echo 'hi'\nexit 3\n".into());
+        let s = cmd.script(&RunFiles::for_command("t"));
+        assert!(s.contains("bns_script='echo '\\''hi'\\''\nexit 3\n'\n"));
+        assert!(s.ends_with("bns_status=$?\nexit \"$bns_status\"\n"));
     }
 }

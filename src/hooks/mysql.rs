@@ -120,7 +120,7 @@ impl MysqlDump {
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         let _ = writeln!(
             s,
-            "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {}) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",
+            "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {} </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",
             self.connection_args(),
             quote_with_env(&self.database)
         );
@@ -136,6 +136,8 @@ impl MysqlDump {
             dir = quote(dir)
         ));
         s.push_str(&script::df_report(&quote(dir)));
+        // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+        s.push_str("exit 0\n");
         s
     }
 

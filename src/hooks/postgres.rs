@@ -97,7 +97,7 @@ impl PostgresDump {
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         s.push_str(&self.connection_env());
         s.push_str(&format!(
-            "bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1') || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
+            "bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1' </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
              if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
              echo '{MARKER}connected=yes'\n\
              echo \"{MARKER}tool_version=$(pg_dump --version 2>&1 | head -n 1)\"\n"
@@ -109,6 +109,8 @@ impl PostgresDump {
             dir = quote(dir)
         ));
         s.push_str(&script::df_report(&quote(dir)));
+        // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+        s.push_str("exit 0\n");
         s
     }
 
@@ -177,7 +179,7 @@ mod tests {
     #[test]
     fn defaults_dump_plain_clean_if_exists_through_gzip() {
         let script = PostgresDump::default().dump_script(&files());
-        assert!(script.contains("pg_dump --format=plain --clean --if-exists || bns_status"));
+        assert!(script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status"));
         assert!(script.contains("| bns_compress > \"$bns_tmp\""));
         assert!(script.contains("bns_compress() { gzip -c; }"));
         assert!(script.contains("PGDATABASE=\"${POSTGRES_DB}\"; export PGDATABASE"));

@@ -263,7 +263,7 @@ impl Sandbox {
         }
         let token = new_token();
         let files = RunFiles::for_command(&token);
-        let script = command.script(&files, &token);
+        let script = command.script(&files);
         let outcome = self.runtime.block_on(async {
             let target = self
                 .ctx

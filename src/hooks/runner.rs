@@ -161,7 +161,7 @@ impl<'a> Runner<'a> {
                 }
                 let files = RunFiles::for_command(&self.token);
                 let result = self
-                    .script(command.script(&files, &self.token), &files, &mut cancel)
+                    .script(command.script(&files), &files, &mut cancel)
                     .await?;
                 let (stdout, stderr) = self.redacted(&result);
                 if !result.success() {

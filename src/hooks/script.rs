@@ -159,7 +159,7 @@ pub fn dump_body(
     ));
     let _ = writeln!(
         s,
-        "{{ bns_status=0; {dump_command} || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
+        "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
     );
     s.push_str("read -r bns_status < \"$bns_rc\"\n");
     s.push_str(&format!(
@@ -180,6 +180,8 @@ pub fn dump_body(
         "echo \"{MARKER}tool_version=$({version_command} 2>&1 | head -n 1)\"\n"
     ));
     s.push_str(&df_report("\"$bns_dir\""));
+    // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+    s.push_str("exit 0\n");
     s
 }
 

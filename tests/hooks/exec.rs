@@ -118,3 +118,43 @@ async fn cancellation_kills_the_remote_process() {
     let pid = read_pid(&pid_file, 5);
     assert!(process_is_gone(pid), "sleep {pid} still runs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_read_stdin_do_not_swallow_the_script_and_set_e_still_works() {
+    let exec = LocalExec::new();
+    let run = |command: ExecCommand| {
+        let exec = &exec;
+        async move {
+            hooks::run(
+                &exec_hook(command),
+                exec,
+                &target(),
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    };
+    let report = run(ExecCommand::Argv(vec!["cat".into()]))
+        .await
+        .expect("cat reads /dev/null");
+    assert_eq!(report.stdout_tail, "");
+    let report = run(ExecCommand::Script("cat\necho after".into()))
+        .await
+        .expect("script continues");
+    assert_eq!(report.stdout_tail, "after\n");
+    let err = run(ExecCommand::Script(
+        "set -e\nfalse\necho not reached".into(),
+    ))
+    .await
+    .expect_err("set -e stops the user script");
+    assert!(
+        matches!(err, HookError::CommandFailed { exit_code: 1, .. }),
+        "{err:?}"
+    );
+    let report = run(ExecCommand::Script(
+        "false\necho without set -e it goes on".into(),
+    ))
+    .await
+    .expect("no errexit by default");
+    assert_eq!(report.stdout_tail, "without set -e it goes on\n");
+}
