@@ -20,7 +20,8 @@ pub enum MysqlFlavor {
     Mariadb,
 }
 
-/// Everything the MySQL/MariaDB hook needs. String values may contain `${VAR}` references to the container's env.
+/// Everything the MySQL/MariaDB hook needs. `host`, `user`, `database` and `password` may contain `${VAR}`
+/// references to the container's env; `dump_path`, `default_character_set` and `extra_args` are always literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlDump {
     pub host: String,

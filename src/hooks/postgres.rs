@@ -20,7 +20,8 @@ pub enum PgFormat {
     Custom,
 }
 
-/// Everything the PostgreSQL hook needs. String values may contain `${VAR}` references to the container's env.
+/// Everything the PostgreSQL hook needs. `host`, `user`, `database` and `password` may contain `${VAR}`
+/// references to the container's env; `dump_path` and `extra_args` are always literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresDump {
     pub host: String,
@@ -179,7 +180,9 @@ mod tests {
     #[test]
     fn defaults_dump_plain_clean_if_exists_through_gzip() {
         let script = PostgresDump::default().dump_script(&files());
-        assert!(script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status"));
+        assert!(
+            script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status")
+        );
         assert!(script.contains("| bns_compress > \"$bns_tmp\""));
         assert!(script.contains("bns_compress() { gzip -c; }"));
         assert!(script.contains("PGDATABASE=\"${POSTGRES_DB}\"; export PGDATABASE"));

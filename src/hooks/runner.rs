@@ -64,6 +64,7 @@ pub async fn run(
 
 /// Like [`run`], but stops when `cancel` completes (SIGTERM/SIGINT in the engine): the remote process is killed,
 /// the partial dump removed, and [`HookError::Cancelled`] returned.
+#[tracing::instrument(skip_all, fields(hook = %hook.name, kind = hook.kind().as_str(), target = %target))]
 pub async fn run_until(
     hook: &Hook,
     exec: &dyn ContainerExec,
@@ -71,22 +72,45 @@ pub async fn run_until(
     timeout: Duration,
     cancel: impl Future<Output = ()>,
 ) -> Result<HookReport, HookError> {
-    Runner::new(hook, exec, target, timeout, false)
+    let outcome = Runner::new(hook, exec, target, timeout, false)
         .go(cancel)
-        .await
+        .await;
+    trace_outcome(&outcome);
+    outcome
+}
+
+/// One log line per hook with what the run summary needs; never the script, never a secret.
+fn trace_outcome(outcome: &Result<HookReport, HookError>) {
+    match outcome {
+        Ok(report) => {
+            for warning in &report.warnings {
+                tracing::warn!("{warning}");
+            }
+            tracing::info!(
+                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+                dump_size = report.dump_size,
+                tool_version = report.tool_version.as_deref(),
+                "hook succeeded"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "hook failed"),
+    }
 }
 
 /// Only the read-only checks of `hook` (for `--dry-run`): tools, `SELECT 1`, previous dump and free space.
 /// Exec hooks have no check and return an empty report.
+#[tracing::instrument(skip_all, fields(hook = %hook.name, kind = hook.kind().as_str(), target = %target, dry_run = true))]
 pub async fn check(
     hook: &Hook,
     exec: &dyn ContainerExec,
     target: &ContainerRef,
     timeout: Duration,
 ) -> Result<HookReport, HookError> {
-    Runner::new(hook, exec, target, timeout, true)
+    let outcome = Runner::new(hook, exec, target, timeout, true)
         .go(std::future::pending::<()>())
-        .await
+        .await;
+    trace_outcome(&outcome);
+    outcome
 }
 
 struct Runner<'a> {
