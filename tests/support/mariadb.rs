@@ -34,6 +34,9 @@ impl Mariadb {
             .prefix("bns-my-")
             .tempdir()
             .expect("temp dir for mariadb");
+        // A private tmpdir: parallel servers must not share /tmp for their internal temp tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("tmpdir for mariadb");
         super::chown_tree(dir.path(), uid, gid);
         let data = dir.path().join("data");
         let out = Command::new(&install_db)
@@ -44,6 +47,8 @@ impl Mariadb {
                 "--skip-test-db",
                 "--auth-root-authentication-method=socket",
             ])
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
             .output()
             .expect("running mariadb-install-db");
         assert!(
@@ -68,6 +73,7 @@ impl Mariadb {
                 ))
                 .arg(format!("--log-error={}", log_path.display()))
                 .arg(format!("--port={port}"))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args([
                     "--bind-address=127.0.0.1",
                     "--user=mysql",
