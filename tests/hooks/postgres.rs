@@ -246,7 +246,7 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
         ..hook(&pg, dump_path.to_str().unwrap())
     };
 
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(4))
+    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(8))
         .await
         .expect_err("times out");
     assert!(err.is_timeout(), "{err:?}");
@@ -255,7 +255,7 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
             .contains("was killed and the partial dump removed"),
         "{err}"
     );
-    let pid = read_pid(&pid_file, 5);
+    let pid = read_pid(&pid_file, 1);
     assert!(process_is_gone(pid), "the remote pg_dump {pid} still runs");
     assert_eq!(
         listing(dumps.path()),
