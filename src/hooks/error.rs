@@ -133,11 +133,29 @@ impl HookError {
     }
 }
 
+/// The last few lines of stderr for a one-paragraph message (the full tail stays in the field).
 fn tail_suffix(tail: &str) -> String {
-    let tail = tail.trim();
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; stderr: {tail}")
+    const LINES: usize = 8;
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let shown = lines[lines.len().saturating_sub(LINES)..].join("\n");
+    let more = if lines.len() > LINES { "…\n" } else { "" };
+    format!("; stderr: {more}{}", shown.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_suffix;
+
+    #[test]
+    fn messages_show_only_the_last_lines_of_stderr() {
+        assert_eq!(tail_suffix(""), "");
+        assert_eq!(tail_suffix("boom\n"), "; stderr: boom");
+        let long: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let shown = tail_suffix(&long);
+        assert!(shown.starts_with("; stderr: …\nline 13\n"), "{shown}");
+        assert!(shown.ends_with("line 20"));
     }
 }
