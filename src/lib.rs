@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod exit;
+pub mod hooks;
 pub mod labels;
 pub mod logging;
 pub mod plan;

@@ -1,0 +1,29 @@
+//! Hooks: the work done inside the application's own container around a snapshot.
+//!
+//! - [`postgres`], [`mysql`], [`exec`]: pure script generation; every value is shell-quoted ([`quote`]), and
+//!   secrets ([`Secret`]) only ever travel inside the script on stdin.
+//! - [`runner`]: runs those scripts through [`crate::engine::ports::ContainerExec`] (`sh -s`), reads what they
+//!   report, enforces timeouts and kills the remote process on expiry.
+//! - [`rhai`]: user hooks in a sandboxed script language with a small documented API.
+//!
+//! `onError` and post-hook `when` are the engine's decisions: it gets a [`HookReport`] or a [`HookError`].
+
+pub mod error;
+pub mod exec;
+pub mod mysql;
+pub mod postgres;
+pub mod quote;
+pub mod report;
+pub mod rhai;
+pub mod runner;
+pub mod script;
+pub mod secret;
+
+pub use error::HookError;
+pub use exec::ExecCommand;
+pub use mysql::{MysqlDump, MysqlFlavor};
+pub use postgres::{PgFormat, PostgresDump};
+pub use report::{HookKind, HookReport};
+pub use runner::{Hook, HookAction, check, run, run_until};
+pub use script::{Compression, DfUsage};
+pub use secret::Secret;

@@ -1,0 +1,440 @@
+//! Building blocks shared by every generated hook script, and the parser for what the scripts print.
+//!
+//! Every script runs under POSIX `sh -s` (dash, busybox ash or bash) inside the target container: no `pipefail`,
+//! no `local`, no arrays. Variables are prefixed `bns_` so they cannot clash with the container's environment.
+//! Scripts report facts on stdout as `backup-ns: KEY=VALUE` lines, one fact per line with the value running to the
+//! end of the line, so the runner can read sizes and tool versions without guessing at free-form output.
+
+use super::quote::quote;
+use std::fmt::Write as _;
+
+/// Prefix of every machine-readable line a generated script prints.
+pub const MARKER: &str = "backup-ns: ";
+
+/// How a dump stream is compressed on its way into the dump file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// `gzip -c`, the original's format (`dump.sql.gz`).
+    #[default]
+    Gzip,
+    /// `zstd -q -c`: faster and smaller; falls back to gzip (with a warning) when the container has no `zstd`.
+    Zstd,
+    /// Written as the tool produced it (for `pg_dump --format=custom`, which compresses itself).
+    None,
+}
+
+impl Compression {
+    /// Shell lines that define `bns_compress` / `bns_decompress` and set `$bns_compression` to what is really
+    /// used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning
+    /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there.
+    pub fn select(self) -> String {
+        const GZIP: &str =
+            "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_compression=gzip\n";
+        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_compression=zstd\n";
+        let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
+        match self {
+            Compression::None => {
+                "bns_compress() { cat; }\nbns_decompress() { cat; }\nbns_compression=none\n"
+                    .to_string()
+            }
+            Compression::Gzip => format!(
+                "if command -v gzip >/dev/null 2>&1; then\n{GZIP}else\n{}fi\n",
+                missing("gzip")
+            ),
+            Compression::Zstd => format!(
+                "if command -v zstd >/dev/null 2>&1; then\n{ZSTD}elif command -v gzip >/dev/null 2>&1; then\n{GZIP}echo '{MARKER}warning=zstd is not installed in the container; compressing with gzip'\nelse\n{}fi\n",
+                missing("zstd or gzip")
+            ),
+        }
+    }
+}
+
+/// The files one hook run uses in the container, named with a per-run random token so that a leftover from a
+/// killed run can never be mistaken for the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFiles {
+    /// Holds `PID PGID` of the script's shell, for the kill exec on timeout.
+    pub pid_file: String,
+    /// The partial dump, in the dump's own directory so the final rename is atomic. `None` for exec hooks.
+    pub partial: Option<String>,
+}
+
+impl RunFiles {
+    /// Files for a dump into `dump_path` (absolute). The pid file sits beside the dump because the dump directory
+    /// is known to be writable while `/tmp` may be on a read-only root filesystem.
+    pub fn for_dump(dump_path: &str, token: &str) -> RunFiles {
+        let (dir, base) = split_path(dump_path);
+        RunFiles {
+            pid_file: format!("{dir}/.{base}.backup-ns-{token}.pid"),
+            partial: Some(format!("{dir}/.{base}.backup-ns-{token}.partial")),
+        }
+    }
+
+    /// Files for a plain command: only the pid file, in `/tmp`.
+    pub fn for_command(token: &str) -> RunFiles {
+        RunFiles {
+            pid_file: format!("/tmp/backup-ns-{token}.pid"),
+            partial: None,
+        }
+    }
+}
+
+/// Splits an absolute path into its directory (`/` for top-level files) and file name.
+pub fn split_path(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", base)) => ("/", base),
+        Some((dir, base)) => (dir, base),
+        None => (".", path),
+    }
+}
+
+/// A fresh random token for [`RunFiles`]: 12 lowercase letters and digits.
+pub fn new_token() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..12)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Shell helper: prints the process group of PID `$1` from /proc (0 when unknown).
+const PGID_FN: &str = r#"bns_pgid() {
+  bns_s=
+  { read -r bns_s < "/proc/$1/stat"; } 2>/dev/null || { echo 0; return 0; }
+  bns_s=${bns_s##*) }
+  set -- $bns_s
+  echo "${3:-0}"
+}
+"#;
+
+/// The start of every script: strict mode, private files, and the pid file for the kill exec.
+pub fn prelude(files: &RunFiles) -> String {
+    let mut s = String::from("set -eu\numask 077\n");
+    s.push_str(PGID_FN);
+    let _ = writeln!(s, "bns_pidfile={}", quote(&files.pid_file));
+    // Best effort: without the pid file a timeout still fails the hook, it just cannot kill the process.
+    s.push_str("{ echo \"$$ $(bns_pgid $$)\" > \"$bns_pidfile\"; } 2>/dev/null || true\n");
+    s
+}
+
+/// Traps that remove the run's files on every exit, including signals (the EXIT trap runs after `exit N`).
+pub fn cleanup_traps(files: &RunFiles) -> String {
+    let mut s = String::new();
+    match &files.partial {
+        Some(partial) => {
+            let _ = writeln!(s, "bns_tmp={}", quote(partial));
+            let _ = writeln!(s, "bns_rc={}", quote(&format!("{partial}.rc")));
+            s.push_str("bns_cleanup() { rm -f \"$bns_tmp\" \"$bns_rc\" \"$bns_pidfile\"; }\n");
+        }
+        None => s.push_str("bns_cleanup() { rm -f \"$bns_pidfile\"; }\n"),
+    }
+    s.push_str("trap 'bns_cleanup' EXIT\n");
+    s.push_str("trap 'exit 129' HUP\ntrap 'exit 130' INT\ntrap 'exit 143' TERM\n");
+    s
+}
+
+/// Shell lines that report `df -P -k` of `dir_var` (a shell expression) between markers.
+pub fn df_report(dir_expr: &str) -> String {
+    format!("echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n")
+}
+
+/// The dump part shared by PostgreSQL and MySQL: `dump_command` (already quoted shell) is piped through the
+/// compressor into the partial file; its own exit status is carried out of the pipeline through a file because
+/// POSIX sh has no `pipefail`. Then: non-empty check on the *uncompressed* stream (a compressed empty stream is
+/// not zero bytes), fsync where the container's `sync` accepts a file, atomic rename, and the result lines.
+pub fn dump_body(
+    dump_path: &str,
+    compression: Compression,
+    dump_command: &str,
+    version_command: &str,
+) -> String {
+    let (dir, _) = split_path(dump_path);
+    let mut s = compression.select();
+    let _ = writeln!(s, "bns_dump={}", quote(dump_path));
+    let _ = writeln!(s, "bns_dir={}", quote(dir));
+    s.push_str(&format!(
+        "if [ ! -d \"$bns_dir\" ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n"
+    ));
+    let _ = writeln!(
+        s,
+        "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
+    );
+    s.push_str("read -r bns_status < \"$bns_rc\"\n");
+    s.push_str(&format!(
+        "if [ \"$bns_status\" != 0 ]; then echo \"{MARKER}error=dump tool exited with status $bns_status\"; exit 1; fi\n"
+    ));
+    s.push_str(
+        "bns_first=$(bns_decompress < \"$bns_tmp\" | dd bs=1 count=1 2>/dev/null | wc -c)\n",
+    );
+    s.push_str(&format!(
+        "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
+    ));
+    s.push_str("sync \"$bns_tmp\" 2>/dev/null || true\n");
+    s.push_str("mv -f \"$bns_tmp\" \"$bns_dump\"\n");
+    s.push_str("sync \"$bns_dir\" 2>/dev/null || true\n");
+    s.push_str(&format!("echo \"{MARKER}size=$(wc -c < \"$bns_dump\")\"\n"));
+    s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
+    s.push_str(&format!(
+        "echo \"{MARKER}tool_version=$({version_command} 2>&1 | head -n 1)\"\n"
+    ));
+    s.push_str(&df_report("\"$bns_dir\""));
+    // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+    s.push_str("exit 0\n");
+    s
+}
+
+/// Lines that fail the script with a clear message when a `${NAME}` reference in `values` names a variable the
+/// container does not have (instead of the shell's terse "parameter not set").
+pub fn env_guard<'v>(values: impl IntoIterator<Item = &'v str>) -> String {
+    let mut names: Vec<&str> = values
+        .into_iter()
+        .flat_map(super::quote::env_refs)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut s = String::new();
+    for name in names {
+        let _ = writeln!(
+            s,
+            "[ -n \"${{{name}+set}}\" ] || {{ echo '{MARKER}error=environment variable {name} is not set in the container'; exit 1; }}"
+        );
+    }
+    s
+}
+
+/// Lines that print the previous dump (if any) as `previous_dump=SIZE MTIME`.
+pub fn previous_dump_report(dump_path: &str) -> String {
+    format!(
+        "bns_dump={}\nif [ -f \"$bns_dump\" ]; then echo \"{MARKER}previous_dump=$(wc -c < \"$bns_dump\") bytes, modified $(date -r \"$bns_dump\" '+%Y-%m-%dT%H:%M:%S%z' 2>/dev/null || echo unknown)\"; else echo '{MARKER}previous_dump=none'; fi\n",
+        quote(dump_path)
+    )
+}
+
+/// A script that kills the process tree recorded in the pid file, then its process group (only when that group
+/// is neither the container's init group nor our own), waits up to 5 s, SIGKILLs survivors, and removes the
+/// run's partial file and pid file.
+pub fn kill_script(files: &RunFiles) -> String {
+    let mut s = String::from("set -u\n");
+    s.push_str(PGID_FN);
+    let _ = writeln!(s, "bns_pidfile={}", quote(&files.pid_file));
+    s.push_str(
+        r#"bns_children() {
+  bns_parent=$1
+  for bns_stat in /proc/[0-9]*/stat; do
+    bns_line=
+    { read -r bns_line < "$bns_stat"; } 2>/dev/null || continue
+    bns_rest=${bns_line##*) }
+    set -- $bns_rest
+    if [ "${2:-}" = "$bns_parent" ]; then bns_p=${bns_stat#/proc/}; echo "${bns_p%/stat}"; fi
+  done
+}
+bns_tree() { echo "$1"; for bns_c in $(bns_children "$1"); do bns_tree "$bns_c"; done; }
+bns_victims=
+if { read -r bns_pid bns_group < "$bns_pidfile"; } 2>/dev/null; then
+  bns_victims=$(bns_tree "$bns_pid")
+  kill -TERM $bns_victims 2>/dev/null || true
+  bns_self=$(bns_pgid $$)
+  bns_init=$(bns_pgid 1)
+  if [ "${bns_group:-0}" -gt 1 ] && [ "$bns_group" != "$bns_self" ] && [ "$bns_group" != "$bns_init" ]; then
+    kill -TERM -"$bns_group" 2>/dev/null || true
+  fi
+  for bns_i in 1 2 3 4 5; do
+    bns_alive=
+    for bns_v in $bns_victims; do kill -0 "$bns_v" 2>/dev/null && bns_alive="$bns_alive $bns_v"; done
+    [ -z "$bns_alive" ] && break
+    sleep 1
+  done
+  [ -n "${bns_alive:-}" ] && kill -KILL $bns_alive 2>/dev/null
+else
+  echo 'backup-ns: pidfile=missing'
+fi
+"#,
+    );
+    if let Some(partial) = &files.partial {
+        let _ = writeln!(
+            s,
+            "rm -f {} {}",
+            quote(partial),
+            quote(&format!("{partial}.rc"))
+        );
+    }
+    s.push_str("rm -f \"$bns_pidfile\"\n");
+    s.push_str(&format!(
+        "echo \"{MARKER}killed=$(echo $bns_victims)\"\nexit 0\n"
+    ));
+    s
+}
+
+/// What a generated script reported: its `KEY=VALUE` facts and its `df` block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptOutput {
+    pub facts: Vec<(String, String)>,
+    pub df: Option<String>,
+}
+
+impl ScriptOutput {
+    /// Reads the marker lines out of a script's stdout; every other line is ignored.
+    pub fn parse(stdout: &str) -> ScriptOutput {
+        let mut out = ScriptOutput::default();
+        let mut df: Option<String> = None;
+        for line in stdout.lines() {
+            if let Some(rest) = line.strip_prefix(MARKER) {
+                match rest {
+                    "df-begin" => df = Some(String::new()),
+                    "df-end" => out.df = df.take(),
+                    _ => {
+                        if let Some((key, value)) = rest.split_once('=') {
+                            out.facts.push((key.to_string(), value.trim().to_string()));
+                        }
+                    }
+                }
+            } else if let Some(block) = df.as_mut() {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Every value reported for `key`, in order (e.g. all `warning`s).
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.facts
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The last value reported for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.facts
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Usage of the filesystem holding a directory, as `df -P -k` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DfUsage {
+    pub total_kib: u64,
+    pub used_kib: u64,
+    pub available_kib: u64,
+    /// df's own "Capacity" column: used / (used + available), rounded up.
+    pub used_percent: u8,
+}
+
+/// Why `df -P` output could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected `df -P` output: {0}")]
+pub struct DfParseError(pub String);
+
+/// Parses `df -P -k DIR` output. The data line is read from the right of the filesystem name: the first
+/// `NN%` field is Capacity and the three numbers before it are size, used and available, so filesystem names
+/// and mount points with spaces do not confuse it. Long names that POSIX mode still wraps are joined.
+pub fn parse_df(output: &str) -> Result<DfUsage, DfParseError> {
+    let mut lines = output.lines().filter(|l| !l.trim().is_empty());
+    let header = lines
+        .next()
+        .ok_or_else(|| DfParseError("no output".into()))?;
+    if !header.contains('%') && !header.to_ascii_lowercase().contains("capacity") {
+        return Err(DfParseError(format!("no header line, got `{header}`")));
+    }
+    let data: Vec<&str> = lines.flat_map(str::split_whitespace).collect();
+    let pct_index = data
+        .iter()
+        .position(|f| {
+            f.strip_suffix('%')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .ok_or_else(|| DfParseError("no capacity column".into()))?;
+    if pct_index < 3 {
+        return Err(DfParseError("too few columns before capacity".into()));
+    }
+    let number = |i: usize| {
+        data[i]
+            .parse::<u64>()
+            .map_err(|_| DfParseError(format!("`{}` is not a number", data[i])))
+    };
+    let used_percent = data[pct_index]
+        .trim_end_matches('%')
+        .parse::<u8>()
+        .map_err(|_| DfParseError(format!("`{}` is not a percentage", data[pct_index])))?;
+    Ok(DfUsage {
+        total_kib: number(pct_index - 3)?,
+        used_kib: number(pct_index - 2)?,
+        available_kib: number(pct_index - 1)?,
+        used_percent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_posix_output_parses() {
+        let out = "Filesystem     1024-blocks      Used Available Capacity Mounted on\n\
+                   /dev/sda1        102400000  50000000  52400000      49% /var/lib/postgresql\n";
+        assert_eq!(
+            parse_df(out),
+            Ok(DfUsage {
+                total_kib: 102_400_000,
+                used_kib: 50_000_000,
+                available_kib: 52_400_000,
+                used_percent: 49
+            })
+        );
+    }
+
+    #[test]
+    fn df_with_spaces_in_names_and_wrapped_lines_parses() {
+        let out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n\
+                   my volume:/exports/a very long name\n   100 91 9 91% /mnt/my data\n";
+        let usage = parse_df(out).expect("parses");
+        assert_eq!(usage.used_percent, 91);
+        assert_eq!(usage.available_kib, 9);
+    }
+
+    #[test]
+    fn df_garbage_is_an_error_not_a_guess() {
+        assert!(parse_df("").is_err());
+        assert!(parse_df("df: /nope: No such file or directory\n").is_err());
+        assert!(
+            parse_df("Filesystem 1024-blocks Used Available Capacity Mounted on\nx 1 2 %\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn script_output_reads_facts_and_df_block() {
+        let out = "noise\nbackup-ns: size=  42\nbackup-ns: tool_version=pg_dump (PostgreSQL) 15.2\n\
+                   backup-ns: df-begin\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
+                   /dev/x 10 5 5 50% /\nbackup-ns: df-end\n";
+        let parsed = ScriptOutput::parse(out);
+        assert_eq!(parsed.get("size"), Some("42"));
+        assert_eq!(
+            parsed.get("tool_version"),
+            Some("pg_dump (PostgreSQL) 15.2")
+        );
+        assert_eq!(
+            parse_df(parsed.df.as_deref().unwrap())
+                .unwrap()
+                .used_percent,
+            50
+        );
+    }
+
+    #[test]
+    fn run_files_live_beside_the_dump() {
+        let files = RunFiles::for_dump("/var/lib/postgresql/data/dump.sql.gz", "abc");
+        assert_eq!(
+            files.partial.as_deref(),
+            Some("/var/lib/postgresql/data/.dump.sql.gz.backup-ns-abc.partial")
+        );
+        assert_eq!(split_path("/dump.gz"), ("/", "dump.gz"));
+    }
+}
