@@ -15,6 +15,7 @@ have unshare   || missing+=(util-linux)
 have runuser   || missing+=(util-linux)
 have tar       || missing+=(tar)
 have gzip      || missing+=(gzip)
+have zstd      || missing+=(zstd)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
