@@ -168,9 +168,9 @@ pub fn set_pod_phase(
 }
 
 impl Controllers {
-    /// Run until the task is aborted.
-    pub async fn run(self: Arc<Self>) {
-        let mut rx = self.store.subscribe();
+    /// Run until the task is aborted. `rx` must be subscribed before any object the controllers should see
+    /// is written (subscribe synchronously, then spawn this).
+    pub async fn run(self: Arc<Self>, mut rx: crate::store::Subscription) {
         loop {
             match rx.recv().await {
                 Ok(ev) => {

@@ -180,7 +180,8 @@ impl SimBuilder {
             state_dir: state_dir.clone(),
             snapshot_delay: self.snapshot_delay,
         });
-        let controllers = tokio::spawn(ctrl.run());
+        let events = ctrl.store.subscribe();
+        let controllers = tokio::spawn(ctrl.run(events));
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| SimError::Bind {

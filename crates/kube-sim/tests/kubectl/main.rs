@@ -146,14 +146,20 @@ fn vs_yaml(ns: &str, name: &str, pvc: &str, labels: &[(&str, &str)]) -> String {
     )
 }
 
-async fn wait_for(mut f: impl FnMut() -> bool) {
-    for _ in 0..100 {
+#[track_caller]
+fn wait_for(f: impl FnMut() -> bool) -> impl std::future::Future<Output = ()> {
+    let caller = std::panic::Location::caller();
+    wait_for_at(f, caller)
+}
+
+async fn wait_for_at(mut f: impl FnMut() -> bool, caller: &'static std::panic::Location<'static>) {
+    for _ in 0..400 {
         if f() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("condition not reached within 5s");
+    panic!("condition of {caller} not reached within 20s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
