@@ -244,11 +244,16 @@ impl Controllers {
                     p["status"] = st;
                 });
             }
-            ("", "pods", _) => {
+            ("", "pods", etype) => {
                 for (g, p) in [("apps", "deployments"), ("apps", "statefulsets")] {
                     for w in self.store.all_of(g, p) {
                         if owned_by(obj, s(&w, "/metadata/uid")) {
-                            self.update_workload_status(g, p, &w);
+                            if etype == EventType::Deleted {
+                                // Like a ReplicaSet/StatefulSet controller: a deleted pod is replaced.
+                                self.reconcile_workload(p, &w);
+                            } else {
+                                self.update_workload_status(g, p, &w);
+                            }
                         }
                     }
                 }

@@ -35,8 +35,9 @@ pub use container::{
 };
 pub use controllers::PodPhase;
 pub use faults::{Fault, FaultAction, FaultKind, Faults};
+pub use rbac::{Attributes, UserInfo};
 pub use requests::RequestLog;
-pub use server::Shared;
+pub use server::{Shared, admit, authorize_request};
 pub use status::ApiError;
 
 /// Why the simulator could not start or load objects.
@@ -140,13 +141,14 @@ impl SimBuilder {
 
     /// Bind, start serving and the controllers, then write the kubeconfig.
     pub async fn start(self) -> Result<Sim, SimError> {
-        self.start_with(|r| r).await
+        self.start_with(|r, _| r).await
     }
 
-    /// Like [`SimBuilder::start`], letting the caller add routes (the exec handler) in front of the API router.
+    /// Like [`SimBuilder::start`], letting the caller add routes (the exec handler) in front of the API router;
+    /// `extend` gets the router and the shared state those routes need.
     pub async fn start_with(
         self,
-        extend: impl FnOnce(axum::Router) -> axum::Router,
+        extend: impl FnOnce(axum::Router, Arc<Shared>) -> axum::Router,
     ) -> Result<Sim, SimError> {
         let (tmp, state_dir) = match self.state_dir {
             Some(d) => (None, d),
@@ -192,7 +194,7 @@ impl SimBuilder {
             addr: self.listen,
             source,
         })?;
-        let app = extend(server::router(shared.clone()));
+        let app = extend(server::router(shared.clone()), shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let stop = async {
             let _ = stop_rx.await;
@@ -410,13 +412,18 @@ impl Sim {
         )
     }
 
-    /// Stop serving and the controllers.
+    /// Stop serving and the controllers. Open watch streams are not waited for beyond a short grace period.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         self.controllers.abort();
-        let _ = (&mut self.server).await;
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
     }
 }
 

@@ -346,6 +346,51 @@ fn with_version(mut obj: Value, res: &ResourceInfo, version: &str) -> Value {
     obj
 }
 
+/// Authenticate a request (bearer token → identity; no token → admin, or anonymous in RBAC mode) and, in RBAC
+/// mode, authorize `attrs` against the stored RBAC objects. Reviews (SelfSubjectAccessReview, ...) are always
+/// allowed, as every authenticated user may ask about themselves.
+pub fn authorize_request(
+    shared: &Shared,
+    headers: &HeaderMap,
+    attrs: &Attributes,
+) -> Result<UserInfo, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = match shared.tokens.authenticate(auth)? {
+        Some(u) => u,
+        None if shared.rbac => UserInfo::anonymous(),
+        None => UserInfo::admin(),
+    };
+    if shared.rbac
+        && !is_virtual(&attrs.group, &attrs.resource)
+        && !rbac::authorize(&shared.store, &user, attrs)
+    {
+        return Err(rbac::forbidden(&user, attrs));
+    }
+    Ok(user)
+}
+
+/// Everything the generic API path does before serving, for routes served elsewhere (the exec route):
+/// count the request in the request log, apply injected request faults (as `verb` on `resource/sub`),
+/// authenticate and authorize. `Err` is the response to send instead.
+pub async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    attrs: &Attributes,
+) -> Result<UserInfo, Response> {
+    let logged = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
+    shared.requests.record(&attrs.verb, &logged);
+    if let Some(action) = shared.faults.on_request(&attrs.verb, &logged) {
+        return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
+    }
+    authorize_request(shared, headers, attrs).map_err(|e| error_response(&e))
+}
+
 async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, ApiError> {
     let res = shared
         .store
@@ -355,17 +400,6 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
     if res.namespaced != c.namespace.is_some() && c.name.is_some() {
         return Err(ApiError::no_route());
     }
-    // Authentication always; authorization only in RBAC mode.
-    let auth = c
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let user = shared.tokens.authenticate(auth)?;
-    let user = match user {
-        Some(u) => u,
-        None if shared.rbac => UserInfo::anonymous(),
-        None => UserInfo::admin(),
-    };
     let attrs = Attributes {
         verb: c.verb.to_string(),
         group: c.group.clone(),
@@ -374,12 +408,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         namespace: c.ns().to_string(),
         name: c.name().to_string(),
     };
-    if shared.rbac
-        && !is_virtual(&c.group, &c.plural)
-        && !rbac::authorize(&shared.store, &user, &attrs)
-    {
-        return Err(rbac::forbidden(&user, &attrs));
-    }
+    let user = authorize_request(shared, &c.headers, &attrs)?;
     if is_virtual(&c.group, &c.plural) {
         return review(shared, &c, &user);
     }
