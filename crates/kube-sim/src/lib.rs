@@ -436,8 +436,15 @@ impl Drop for Sim {
 
 /// Load multi-document YAML into the store verbatim. `List` documents are expanded.
 pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimError> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(yaml).map_err(|e| SimError::Yaml(e.to_string()))?;
+    // Seeding years of history is a legitimate use: lift the parser's document/node budgets accordingly.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 1_000_000;
+    budget.max_nodes = 50_000_000;
+    budget.max_events = 200_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(yaml, options)
+        .map_err(|e| SimError::Yaml(e.to_string()))?;
     let mut out = Vec::new();
     let mut queue: Vec<Value> = docs.into_iter().filter(|d| d.is_object()).collect();
     queue.reverse();

@@ -1,6 +1,8 @@
 //! The resource registry: which group/version/resource triples exist, their kinds, scope, short names,
 //! categories and subresources. Built-in types are listed here; CRD-backed types are derived from stored CRDs.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 /// The CRDs every simulator starts with (copies of ../shared/reference/crds, embedded so a clean clone works).
@@ -37,7 +39,7 @@ pub struct VersionInfo {
     /// Version name (`v1`, `v1beta2`).
     pub name: String,
     /// openAPIV3Schema of a CRD version (None for built-ins).
-    pub schema: Option<Value>,
+    pub schema: Option<Arc<Value>>,
     /// additionalPrinterColumns of a CRD version.
     pub printer_columns: Vec<Value>,
 }
@@ -342,7 +344,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceInfo> {
         }
         let info = VersionInfo {
             name: v.get("name")?.as_str()?.to_string(),
-            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
             printer_columns: v
                 .get("additionalPrinterColumns")
                 .and_then(Value::as_array)

@@ -85,7 +85,7 @@ pub fn v3(reg: &Registry, rest: &str) -> Response {
             }),
         );
         if let Some(schema) = r.version(&v).and_then(|x| x.schema.clone()) {
-            let mut schema = schema;
+            let mut schema = (*schema).clone();
             schema["x-kubernetes-group-version-kind"] = json!([gvk]);
             let id = format!("{}.{v}.{}", reverse_group(&g), r.kind);
             schemas.insert(id, schema);
