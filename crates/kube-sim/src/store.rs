@@ -386,6 +386,7 @@ impl Store {
         if obj.get("spec").is_some() || res.from_crd {
             obj["metadata"]["generation"] = json!(1);
         }
+        validation::prune(res, version, &mut obj);
         validation::validate(res, version, &obj, None)?;
         let mut st = self.lock();
         Self::check_namespace(&st, res, ns)?;
@@ -603,6 +604,7 @@ impl Store {
             new["metadata"]["generation"] = json!(g + 1);
         }
         if part != Part::Raw {
+            validation::prune(res, version, &mut new);
             validation::validate(res, version, &new, Some(&old))?;
         }
         if dry_run {

@@ -77,6 +77,94 @@ pub fn validate(
     }
 }
 
+/// Fields of `obj` that the resource's schema does not declare (`spec.foo`), honouring
+/// `x-kubernetes-preserve-unknown-fields` and `additionalProperties`. Empty for types without a schema.
+pub fn unknown_fields(res: &ResourceInfo, version: &str, obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(schema) = res.version(version).and_then(|v| v.schema.as_ref()) {
+        walk_unknown(schema, obj, "", &mut out, true);
+    }
+    out
+}
+
+/// Remove undeclared fields, as the apiserver prunes custom resources with structural schemas.
+pub fn prune(res: &ResourceInfo, version: &str, obj: &mut Value) {
+    let unknown = unknown_fields(res, version, obj);
+    for path in unknown {
+        let parts: Vec<&str> = path.split('.').collect();
+        let Some((last, parents)) = parts.split_last() else {
+            continue;
+        };
+        let ptr: String = parents
+            .iter()
+            .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        if let Some(m) = obj.pointer_mut(&ptr).and_then(Value::as_object_mut) {
+            m.remove(*last);
+        }
+    }
+}
+
+fn walk_unknown(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, top: bool) {
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return;
+    }
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Object(o) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, cv) in o {
+                    if top && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    match props.get(k) {
+                        Some(sub) => walk_unknown(sub, cv, &join(k), out, false),
+                        // Keys with dots or slashes cannot be addressed by the pruning path; report them too.
+                        None => out.push(join(k)),
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties") {
+                if ap.is_object() {
+                    for (k, cv) in o {
+                        walk_unknown(ap, cv, &join(k), out, false);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    walk_unknown(item_schema, item, path, out, false);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The apiserver's strict-decoding refusal for undeclared fields (`fieldValidation=Strict`).
+pub fn strict_error(res: &ResourceInfo, version: &str, unknown: &[String]) -> ApiError {
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+        fields.join(", "),
+        kind = res.kind
+    ))
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -307,6 +395,37 @@ mod tests {
         let new = vs(json!({"source": {"persistentVolumeClaimName": "other"}}));
         let err = validate(res, "v1", &new, Some(&old)).expect_err("immutable");
         assert!(err.message.contains("immutable"), "{}", err.message);
+    }
+
+    #[test]
+    fn undeclared_fields_are_found_and_pruned() {
+        let r = reg();
+        let res = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
+            .expect("vs");
+        let mut obj =
+            vs(json!({"source": {"persistentVolumeClaimName": "data", "typo": 1}, "extra": true}));
+        obj["metadata"]["labels"] = json!({"a": "b"});
+        let mut unknown = unknown_fields(res, "v1", &obj);
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            vec!["spec.extra".to_string(), "spec.source.typo".to_string()]
+        );
+        prune(res, "v1", &mut obj);
+        assert_eq!(
+            obj["spec"],
+            json!({"source": {"persistentVolumeClaimName": "data"}})
+        );
+        assert_eq!(
+            obj["metadata"]["labels"]["a"], "b",
+            "metadata is never pruned"
+        );
+        assert!(
+            strict_error(res, "v1", &["spec.extra".into()])
+                .message
+                .contains("strict decoding error: unknown field \"spec.extra\"")
+        );
     }
 
     #[test]

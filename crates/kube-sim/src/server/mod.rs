@@ -308,6 +308,27 @@ impl Call {
     fn name(&self) -> &str {
         self.name.as_deref().unwrap_or_default()
     }
+    fn strict(&self) -> bool {
+        self.query
+            .get("fieldValidation")
+            .is_some_and(|v| v == "Strict")
+    }
+    /// Refuse undeclared fields under `fieldValidation=Strict` (custom resources; built-ins have no schema here).
+    fn check_strict(&self, res: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+        if !self.strict() {
+            return Ok(());
+        }
+        let unknown = crate::validation::unknown_fields(res, &self.version, obj);
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::validation::strict_error(
+                res,
+                &self.version,
+                &unknown,
+            ))
+        }
+    }
     fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
     }
@@ -453,6 +474,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         ),
         (None, "create") => {
             let body = c.body_json()?;
+            c.check_strict(&res, &body)?;
             let obj = shared
                 .store
                 .create(&res, &c.version, c.ns(), body, c.dry_run())?;
@@ -460,6 +482,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         }
         (_, "update") => {
             let body = c.body_json()?;
+            c.check_strict(&res, &body)?;
             let part = if c.sub.is_some() {
                 Part::Status
             } else {
@@ -596,6 +619,7 @@ fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response,
         |old| {
             let mut doc = old.clone();
             apply_patch(&mut doc, kind, &c.body, strategic_ok)?;
+            c.check_strict(res, &doc)?;
             Ok(doc)
         },
     );

@@ -477,6 +477,14 @@ async fn kubectl_label_and_patch_with_json_and_merge_types_change_snapshots() {
         !out.status.success() && err.contains("is invalid") && err.contains("spec.source"),
         "{err}"
     );
+    // Undeclared fields: kubectl asks for strict validation and the server refuses them, naming the field.
+    let typo = vs_yaml("app", "typo", "data", &[]).replace("spec:\n", "spec:\n  sourcce: {}\n");
+    let out = k.run_stdin(&["apply", "-f", "-"], Some(&typo)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown field \"spec.sourcce\""),
+        "{err}"
+    );
     // Strategic merge patch on a built-in type.
     k.ok(&[
         "patch",
@@ -1021,4 +1029,102 @@ async fn debug_endpoints_expose_and_move_the_clock_and_count_requests() {
         "{reqs}"
     );
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_command_applies_seeds_prints_ready_writes_the_kubeconfig_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(
+        &seed,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: seeded, namespace: app, creationTimestamp: \"2020-05-05T00:00:00Z\"}\ndata: {a: b}\n",
+    )
+    .expect("seed file");
+    let kubeconfig = dir.path().join("kc");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args(["serve", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--apply")
+        .arg(&seed)
+        .args([
+            "--clock",
+            "2025-01-01T00:00:00Z",
+            "--snapshot-delay",
+            "50ms",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kube-sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready in time")
+        .expect("read")
+        .expect("a line");
+    let url = line
+        .strip_prefix("kube-sim ready ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let kc = std::fs::read_to_string(&kubeconfig).expect("kubeconfig written before ready");
+    assert!(
+        kc.contains(url) && kc.contains("namespace: default"),
+        "{kc}"
+    );
+    let k = Kubectl {
+        kubeconfig: kubeconfig.clone(),
+        home: tempfile::tempdir().expect("home"),
+    };
+    let cm = k.json(&["get", "configmap", "seeded", "-n", "app"]).await;
+    assert_eq!(cm["metadata"]["creationTimestamp"], "2020-05-05T00:00:00Z");
+    k.ok(&["create", "namespace", "fresh"]).await;
+    let ns = k.json(&["get", "namespace", "fresh"]).await;
+    assert!(
+        ns["metadata"]["creationTimestamp"]
+            .as_str()
+            .expect("ts")
+            .starts_with("2025-01-01T00:0"),
+        "timestamps come from --clock: {ns}"
+    );
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops in time")
+        .expect("status");
+    assert!(status.success(), "clean stop on SIGTERM: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_command_refuses_a_bad_apply_file_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed = dir.path().join("bad.yaml");
+    std::fs::write(
+        &seed,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+    )
+    .expect("seed");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args(["serve", "--kubeconfig"])
+        .arg(dir.path().join("kc"))
+        .arg("--apply")
+        .arg(&seed)
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("no resource for example.com/v1 Widget"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "never reports ready");
 }
