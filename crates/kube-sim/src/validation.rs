@@ -133,11 +133,9 @@ fn walk_unknown(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, to
                         None => out.push(join(k)),
                     }
                 }
-            } else if let Some(ap) = schema.get("additionalProperties") {
-                if ap.is_object() {
-                    for (k, cv) in o {
-                        walk_unknown(ap, cv, &join(k), out, false);
-                    }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, cv) in o {
+                    walk_unknown(ap, cv, &join(k), out, false);
                 }
             }
         }
