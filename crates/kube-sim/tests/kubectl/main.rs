@@ -1019,6 +1019,47 @@ async fn debug_endpoints_expose_and_move_the_clock_and_count_requests() {
             .starts_with("2025-04-10"),
         "{cm}"
     );
+    // POST endpoints through `kubectl create --raw`: set the clock, inject a fault, force a pod phase.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).expect("body file");
+        p.to_string_lossy().into_owned()
+    };
+    let set = write("clock.json", r#"{"time": "2026-06-01T00:00:00Z"}"#);
+    k.ok(&["create", "--raw", "/_sim/clock", "-f", &set]).await;
+    assert!(sim.clock().now_rfc3339().starts_with("2026-06-01T00:0"));
+    // One 429 with Retry-After: client-go retries and the list succeeds on the second request.
+    let fault = write(
+        "fault.json",
+        r#"{"type": "request", "verb": "list", "resource": "secrets", "nth": null, "times": 1, "action": "tooManyRequests"}"#,
+    );
+    k.ok(&["create", "--raw", "/_sim/faults", "-f", &fault])
+        .await;
+    k.ok(&["get", "secrets"]).await;
+    assert_eq!(sim.requests().count("list", "secrets"), 2);
+    sim.apply_yaml("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec: {containers: [{name: c, image: busybox}]}\n").expect("pod");
+    wait_for(|| {
+        sim.get("v1", "pods", Some("default"), "p")
+            .is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    let phase = write("phase.json", r#"{"phase": "Pending"}"#);
+    k.ok(&["create", "--raw", "/_sim/pods/default/p", "-f", &phase])
+        .await;
+    assert_eq!(
+        sim.get("v1", "pods", Some("default"), "p").expect("pod")["status"]["phase"],
+        "Pending"
+    );
+    let bad = write("bad.json", r#"{"phase": "Sleeping"}"#);
+    let out = k
+        .run(&["create", "--raw", "/_sim/pods/default/p", "-f", &bad])
+        .await;
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown pod phase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reqs: Value =
         serde_json::from_str(&k.ok(&["get", "--raw", "/_sim/requests"]).await).expect("json");
     assert!(
