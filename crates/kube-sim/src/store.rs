@@ -19,7 +19,7 @@ use crate::validation;
 pub type Subscription = broadcast::Receiver<Arc<Event>>;
 
 /// How many past events a watch can resume from before it gets 410 Gone.
-const HISTORY: usize = 100_000;
+const HISTORY: usize = 20_000;
 
 /// (group, plural, namespace, name); namespace is "" for cluster-scoped objects.
 pub type Key = (String, String, String, String);

@@ -240,6 +240,22 @@ async fn kubectl_applies_the_shared_crds_and_a_sample_workload_that_gets_running
             .is_some_and(|d| d["status"]["readyReplicas"] == 1)
     })
     .await;
+    // Re-applying a changed manifest (strategic merge patch from kubectl) scales the deployment down.
+    let scaled = WORKLOAD.replace("replicas: 2", "replicas: 1");
+    let out = k.run_stdin(&["apply", "-f", "-"], Some(&scaled)).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deployment.apps/app-base configured"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(|| {
+        sim.list("pods", Some("app"))
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "base")
+            .count()
+            == 1
+    })
+    .await;
     // Deleting the deployment collects its pods.
     k.ok(&["delete", "deployment", "app-base", "-n", "app"])
         .await;
@@ -484,6 +500,60 @@ async fn kubectl_label_and_patch_with_json_and_merge_types_change_snapshots() {
     assert!(
         !out.status.success() && err.contains("unknown field \"spec.sourcce\""),
         "{err}"
+    );
+    // The status subresource takes status changes only (on a seeded, already bound snapshot the controller leaves alone).
+    sim.apply_yaml("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s2, namespace: app}\nspec: {source: {persistentVolumeClaimName: data}}\nstatus: {readyToUse: true, boundVolumeSnapshotContentName: c2}\n").expect("seeded");
+    k.ok(&[
+        "patch",
+        "-n",
+        "app",
+        "vs",
+        "s2",
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"readyToUse":false,"error":{"message":"boom"}}}"#,
+    ])
+    .await;
+    let vs = sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some("app"),
+            "s2",
+        )
+        .expect("vs");
+    assert_eq!(
+        (
+            vs["status"]["error"]["message"].as_str(),
+            vs["status"]["readyToUse"].as_bool()
+        ),
+        (Some("boom"), Some(false))
+    );
+    k.ok(&[
+        "patch",
+        "-n",
+        "app",
+        "vs",
+        "s2",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"readyToUse":true}}"#,
+    ])
+    .await;
+    let vs = sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some("app"),
+            "s2",
+        )
+        .expect("vs");
+    assert_eq!(
+        vs["status"]["readyToUse"], false,
+        "status is ignored on the main resource"
     );
     // Strategic merge patch on a built-in type.
     k.ok(&[
