@@ -708,6 +708,10 @@ async fn kubectl_wait_sees_a_snapshot_become_ready_and_delete_follows_the_deleti
         "creation time comes from the snapshot handle"
     );
     assert_eq!(
+        rebound["status"]["restoreSize"], "2Gi",
+        "restore size is the source volume capacity"
+    );
+    assert_eq!(
         std::fs::read(sim.pvc_dir("app", "restored").join("dump.sql")).expect("restored data"),
         b"select 1;"
     );
