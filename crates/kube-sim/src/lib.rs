@@ -1,1 +1,3 @@
 //! kube-sim: a loopback Kubernetes API simulator.
+
+pub mod exec;
