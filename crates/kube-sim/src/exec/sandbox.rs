@@ -8,8 +8,8 @@
 //! into the overlay, creates mountpoints there (they land in the tmpfs), bind-mounts each volume's
 //! host directory (read-only when asked), and finally `chroot`s into the overlay. Writes to volume
 //! paths therefore land in the PVC directories, writes anywhere else vanish with the session — as
-//! in a real container — and the host only ever sees one empty staging directory per session,
-//! removed when the session ends. Mountpoints that would have to be created inside a real host
+//! in a real container — and the host only ever sees one empty staging directory per session (under
+//! `$TMPDIR/kube-sim-exec/`), removed when the session ends. Mountpoints that would have to be created inside a real host
 //! submount (say `/dev/shm/x`) are refused instead of created. Everything runs between fork and
 //! exec, so it only uses pre-built C strings and raw syscalls. If any step fails (no root, no
 //! overlayfs) the command is not run at all: running with unmapped volumes would silently write to
@@ -62,9 +62,11 @@ impl Sandbox {
     /// Invalid or missing mount paths, an unreadable mount table, or an uncreatable staging dir.
     pub fn prepare(mounts: &[Mount], workdir: Option<&Path>) -> Result<Self, ExecError> {
         let host_mounts = host_submounts()?;
-        let staging =
-            std::env::temp_dir().join(format!("kube-sim-exec-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&staging).map_err(|source| ExecError::CreateStaging {
+        // One shared parent keeps the host tidy even if a killed process leaves its dir behind.
+        let staging = std::env::temp_dir()
+            .join("kube-sim-exec")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&staging).map_err(|source| ExecError::CreateStaging {
             path: staging.clone(),
             source,
         })?;
