@@ -1,5 +1,5 @@
 //! The `pods/{name}/exec` route of the simulated apiserver: the same request log, fault injection,
-//! authentication and RBAC as every other request, then the pod's container resolved into an
+//! authentication and RBAC as every other request (`server::admit`), then the pod's container resolved into an
 //! [`ExecSpec`] and the WebSocket handed to [`serve`](super::serve).
 //!
 //! Errors found before the upgrade (missing pod or container, pod not running, bad query, RBAC) are
@@ -19,8 +19,8 @@ use futures::SinkExt;
 
 use super::{ExecError, ExecRequest, ExecSpec, Mount, Protocol, negotiate, server_frame, status};
 use crate::container::{ContainerContext, resolve_running_container};
-use crate::rbac::{self, Attributes, UserInfo};
-use crate::server::{Shared, error_response, fault_response};
+use crate::rbac::Attributes;
+use crate::server::{Shared, admit, error_response};
 use crate::status::ApiError;
 
 /// The axum path of the exec subresource.
@@ -34,14 +34,21 @@ pub async fn handle(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    // The apiserver authorizes WebSocket exec as `create pods/exec`, so that is what is counted.
-    shared.requests.record("create", "pods/exec");
-    if let Some(action) = shared.faults.on_request("create", "pods/exec") {
-        return fault_response(action, "", "pods", &pod).await;
+    // The apiserver authorizes WebSocket exec as `create pods/exec`; it is counted the same way.
+    let attributes = Attributes {
+        verb: "create".into(),
+        group: String::new(),
+        resource: "pods".into(),
+        subresource: "exec".into(),
+        namespace: namespace.clone(),
+        name: pod.clone(),
+    };
+    if let Err(refused) = admit(&shared, &headers, &attributes).await {
+        return refused;
     }
     let (spec, protocol, ws) =
-        match admit(&shared, &namespace, &pod, query.as_deref(), &headers, ws) {
-            Ok(admitted) => admitted,
+        match prepare(&shared, &namespace, &pod, query.as_deref(), &headers, ws) {
+            Ok(prepared) => prepared,
             Err(error) => return error_response(&error),
         };
     let mut ws = ws;
@@ -69,9 +76,9 @@ pub async fn handle(
     })
 }
 
-/// Every check the apiserver makes before upgrading, in its order: authentication, authorization,
-/// the pod and container, the options, then the upgrade itself.
-fn admit(
+/// The checks after admission, in the apiserver's order: the options, the pod and container, then
+/// the upgrade itself.
+fn prepare(
     shared: &Shared,
     namespace: &str,
     pod: &str,
@@ -79,25 +86,6 @@ fn admit(
     headers: &HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<(ExecSpec, Protocol, WebSocketUpgrade), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let user = match shared.tokens.authenticate(token)? {
-        Some(user) => user,
-        None if shared.rbac => UserInfo::anonymous(),
-        None => UserInfo::admin(),
-    };
-    let attributes = Attributes {
-        verb: "create".into(),
-        group: String::new(),
-        resource: "pods".into(),
-        subresource: "exec".into(),
-        namespace: namespace.into(),
-        name: pod.into(),
-    };
-    if shared.rbac && !rbac::authorize(&shared.store, &user, &attributes) {
-        return Err(rbac::forbidden(&user, &attributes));
-    }
     let request = ExecRequest::from_query(query.unwrap_or_default())
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
     let container = resolve_running_container(
