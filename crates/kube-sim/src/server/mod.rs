@@ -54,7 +54,10 @@ pub struct Shared {
 /// in front of this router's fallback.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route(crate::exec::route::PATH, axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle))
+        .route(
+            crate::exec::route::PATH,
+            axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle),
+        )
         .fallback(handle)
         .with_state(shared)
 }
@@ -269,7 +272,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
-pub(crate) async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
+async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
     let e = match action {
         FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
         FaultAction::TooManyRequests => ApiError::new(
