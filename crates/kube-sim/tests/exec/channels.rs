@@ -161,3 +161,36 @@ async fn invalid_queries_are_refused_with_a_bad_request_status() {
         Ok(_) => panic!("expected an HTTP 400, got an upgrade"),
     }
 }
+
+#[tokio::test]
+async fn pings_are_answered_while_the_process_is_silent() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // kubectl pings every 5 s and gives up after ~60 s without a pong, so a long silent pg_dump
+    // must still be answered.
+    let server = Server::start(&[], vec![], None).await;
+    let mut client = Client::connect(
+        server.addr,
+        "/exec",
+        &query(&["sleep", "2"], "stdout=true"),
+        "v5.channel.k8s.io",
+    )
+    .await
+    .expect("upgrade succeeds");
+    client
+        .ws
+        .send(Message::Ping(b"heartbeat".to_vec().into()))
+        .await
+        .expect("send ping");
+    let mut saw_pong_before_status = false;
+    while let Some(Ok(message)) = client.ws.next().await {
+        match message {
+            Message::Pong(payload) if payload.as_ref() == b"heartbeat" => {
+                saw_pong_before_status = true;
+            }
+            Message::Binary(data) if data.first() == Some(&kube_sim::exec::ERROR) => break,
+            _ => {}
+        }
+    }
+    assert!(saw_pong_before_status, "no pong while the command ran");
+}

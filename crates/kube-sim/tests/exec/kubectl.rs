@@ -188,3 +188,30 @@ async fn exec_into_a_pending_pod_or_unknown_container_is_refused_with_the_kubele
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn kubectl_cp_copies_a_file_into_a_pod_through_stdin() {
+    let sim = sim_with_pod().await;
+    let source_dir = tempfile::tempdir().expect("source dir");
+    let source = source_dir.path().join("upload.bin");
+    let content: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &content).expect("write upload");
+    let out = kubectl(
+        &sim,
+        &[
+            "cp",
+            source.to_str().expect("utf-8 temp path"),
+            &format!("app/db-0:{DATA}/upload.bin"),
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let landed =
+        std::fs::read(sim.pvc_dir("app", "data").join("upload.bin")).expect("upload in PVC dir");
+    assert!(
+        landed == content,
+        "uploaded file differs ({} bytes)",
+        landed.len()
+    );
+}
