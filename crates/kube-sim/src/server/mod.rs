@@ -53,7 +53,13 @@ pub struct Shared {
 /// The full router. The exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) is added by the exec module
 /// in front of this router's fallback.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    Router::new()
+        .route(
+            crate::exec::route::PATH,
+            axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle),
+        )
+        .fallback(handle)
+        .with_state(shared)
 }
 
 /// A parsed API path.
@@ -438,7 +444,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
             token_request(shared, &res, &c)
         }
         (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
-            "pods/exec is served by the exec handler, which is not wired into this router",
+            "kube-sim serves pods/exec only at /api/v1/namespaces/NS/pods/NAME/exec; attach and portforward are not simulated",
         )),
         (Some("log"), "get") => {
             shared.store.get(&res, c.ns(), c.name())?;
