@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod lock;
 pub mod logging;
 
 pub use exit::Exit;
