@@ -347,7 +347,7 @@ mod tests {
     /// Holds `path` from another process with util-linux `flock(1)` (same `flock(2)` lock as std uses).
     fn hold_in_other_process(path: &Path, seconds: u32) -> Child {
         // `-o`: the command does not inherit the locked fd, so killing flock(1) itself releases the lock.
-        let child = Command::new("flock")
+        Command::new("flock")
             .arg("-x")
             .arg("-o")
             .arg(path)
@@ -357,8 +357,7 @@ mod tests {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("this test needs flock(1) from util-linux (apt-get install util-linux): {e}")
-            });
-        child
+            })
     }
 
     fn wait_until_held(child: &mut Child) {
