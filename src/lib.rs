@@ -5,6 +5,7 @@
 //! `cli` holds one file per subcommand; `exit` maps every outcome to a documented exit code.
 
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod exit;
 pub mod lock;
