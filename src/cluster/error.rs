@@ -185,19 +185,22 @@ pub enum ClusterError {
     #[error("could not get {object}: {failure}")]
     Get {
         object: ObjectRef,
-        failure: ApiFailure,
+        failure: Box<ApiFailure>,
     },
     #[error("could not list {list}: {failure}")]
-    List { list: ListRef, failure: ApiFailure },
+    List {
+        list: ListRef,
+        failure: Box<ApiFailure>,
+    },
     #[error("could not create {object}: {failure}")]
     Create {
         object: ObjectRef,
-        failure: ApiFailure,
+        failure: Box<ApiFailure>,
     },
     #[error("could not patch {object}: {failure}")]
     Patch {
         object: ObjectRef,
-        failure: ApiFailure,
+        failure: Box<ApiFailure>,
     },
     /// A JSON patch `test` op failed: someone else changed the label since we read it. Re-read and decide again.
     #[error(
@@ -207,7 +210,7 @@ pub enum ClusterError {
     #[error("could not delete {object}: {failure}")]
     Delete {
         object: ObjectRef,
-        failure: ApiFailure,
+        failure: Box<ApiFailure>,
     },
     #[error("could not watch {object}: {message}")]
     Watch { object: ObjectRef, message: String },
@@ -235,7 +238,7 @@ impl ClusterError {
             | ClusterError::List { failure, .. }
             | ClusterError::Create { failure, .. }
             | ClusterError::Patch { failure, .. }
-            | ClusterError::Delete { failure, .. } => Some(failure),
+            | ClusterError::Delete { failure, .. } => Some(failure.as_ref()),
             _ => None,
         }
     }
@@ -336,13 +339,13 @@ mod tests {
                 Some("shop"),
                 "data",
             ),
-            failure: ApiFailure::from_kube(
+            failure: Box::new(ApiFailure::from_kube(
                 &api_error(404, "NotFound", "persistentvolumeclaims \"data\" not found"),
                 "get",
                 "persistentvolumeclaims",
                 Some("shop"),
                 Some("data"),
-            ),
+            )),
         };
         let text = err.to_string();
         assert!(

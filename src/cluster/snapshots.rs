@@ -188,14 +188,14 @@ fn class_ref(name: &str) -> ObjectRef {
 }
 
 /// Describes a failed call on `object` with `verb`.
-pub(crate) fn failure(err: &kube::Error, verb: &str, object: &ObjectRef) -> ApiFailure {
-    ApiFailure::from_kube(
+pub(crate) fn failure(err: &kube::Error, verb: &str, object: &ObjectRef) -> Box<ApiFailure> {
+    Box::new(ApiFailure::from_kube(
         err,
         verb,
         object.resource,
         object.namespace.as_deref(),
         Some(&object.name),
-    )
+    ))
 }
 
 /// `GET`, with 404 turned into `None`.
@@ -233,13 +233,13 @@ where
     let mut items = Vec::new();
     loop {
         let page = api.list(&params).await.map_err(|err| ClusterError::List {
-            failure: ApiFailure::from_kube(
+            failure: Box::new(ApiFailure::from_kube(
                 &err,
                 "list",
                 list.resource,
                 list.namespace.as_deref(),
                 None,
-            ),
+            )),
             list: list.clone(),
         })?;
         items.extend(page.items);
@@ -265,12 +265,12 @@ where
     };
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(|e| ClusterError::Patch {
-            failure: ApiFailure {
+            failure: Box::new(ApiFailure {
                 code: None,
                 reason: String::new(),
                 message: format!("could not build the label patch: {e}"),
                 suggestion: None,
-            },
+            }),
             object: object.clone(),
         })?;
     match api
