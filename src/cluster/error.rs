@@ -214,6 +214,9 @@ pub enum ClusterError {
     },
     #[error("could not watch {object}: {message}")]
     Watch { object: ObjectRef, message: String },
+    /// A required object does not exist (preflight: namespace, PVC, class).
+    #[error("{object} does not exist")]
+    Missing { object: ObjectRef },
     #[error("{object} did not become ready within {}", humantime::format_duration(*.after))]
     NotReady { object: ObjectRef, after: Duration },
     /// The snapshot controller reported `status.error`.
@@ -244,7 +247,8 @@ impl ClusterError {
     }
 
     pub fn is_not_found(&self) -> bool {
-        self.failure().is_some_and(ApiFailure::is_not_found)
+        matches!(self, ClusterError::Missing { .. })
+            || self.failure().is_some_and(ApiFailure::is_not_found)
     }
 
     pub fn is_forbidden(&self) -> bool {

@@ -10,12 +10,12 @@
 //! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`].
 
 pub mod client;
-// pub mod core;
+pub mod core;
 pub mod error;
-// pub mod exec;
-// pub mod jobs;
+pub mod exec;
+pub mod jobs;
 pub mod label_patch;
-// pub mod resolve;
+pub mod resolve;
 pub mod resources;
 pub mod snapshots;
 
