@@ -85,9 +85,16 @@ pub fn label_patch(current: &ObjectMeta, changes: &LabelChanges) -> Option<Value
 }
 
 /// Whether an apiserver rejection of a patch with `test` ops means "the test failed", i.e. a concurrent edit.
-/// The apiserver answers 422 for a failed test (409 is used by some servers); the message names the test.
+/// The apiserver answers 422 for a failed test (409 is used by some servers). Its message comes from the JSON patch
+/// library: Go's says "testing value ... failed", Rust's "value did not match"; a tested label that vanished
+/// reads "missing path" / "path is invalid". A 422 for an invalid label value says none of these.
 pub fn is_test_failure(code: u16, message: &str) -> bool {
-    code == 409 || (code == 422 && message.to_ascii_lowercase().contains("test"))
+    let message = message.to_ascii_lowercase();
+    code == 409
+        || (code == 422
+            && ["test", "did not match", "missing path", "path is invalid"]
+                .iter()
+                .any(|m| message.contains(m)))
 }
 
 #[cfg(test)]
@@ -182,6 +189,10 @@ mod tests {
         assert!(is_test_failure(
             422,
             "testing value /metadata/labels/a failed: test failed"
+        ));
+        assert!(is_test_failure(
+            422,
+            "operation '/0' failed at path '/metadata/labels/a': value did not match"
         ));
         assert!(is_test_failure(409, "conflict"));
         assert!(!is_test_failure(
