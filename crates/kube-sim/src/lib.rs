@@ -1,1 +1,340 @@
-//! kube-sim: a loopback Kubernetes API simulator.
+//! kube-sim: a loopback Kubernetes API simulator for backup-ns tests and demos.
+//!
+//! [`Sim`] starts the simulated apiserver in-process (store, HTTP server, controllers, clock, faults, request
+//! log); the `kube-sim serve` binary wraps the same thing for scripts.
+
+pub mod cel;
+pub mod clock;
+pub mod container;
+pub mod controllers;
+pub mod faults;
+pub mod patch;
+pub mod rbac;
+pub mod requests;
+pub mod resources;
+pub mod selectors;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod validation;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+pub use clock::SimClock;
+pub use container::{ContainerContext, Mount, ResolveError, resolve_container, resolve_running_container};
+pub use controllers::PodPhase;
+pub use faults::{Fault, FaultAction, FaultKind, Faults};
+pub use requests::RequestLog;
+pub use server::Shared;
+pub use status::ApiError;
+
+/// Why the simulator could not start or load objects.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding the listener failed.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Creating the state or kubeconfig files failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// YAML could not be parsed.
+    #[error("parsing YAML: {0}")]
+    Yaml(String),
+    /// An object in the YAML was refused.
+    #[error("loading {what}: {source}")]
+    Load {
+        /// Which object.
+        what: String,
+        /// Cause.
+        #[source]
+        source: ApiError,
+    },
+}
+
+/// Builder for [`Sim`].
+#[derive(Debug, Clone)]
+pub struct SimBuilder {
+    state_dir: Option<PathBuf>,
+    snapshot_delay: Duration,
+    clock: Option<DateTime<Utc>>,
+    rbac: bool,
+    listen: SocketAddr,
+    kubeconfig: Option<PathBuf>,
+}
+
+impl Default for SimBuilder {
+    fn default() -> Self {
+        SimBuilder {
+            state_dir: None,
+            snapshot_delay: Duration::from_millis(200),
+            clock: None,
+            rbac: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: None,
+        }
+    }
+}
+
+impl SimBuilder {
+    /// Directory for PVC data and the snapshot store (default: a temp dir owned by the Sim).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Time between a snapshot's creation and readyToUse.
+    pub fn snapshot_delay(mut self, d: Duration) -> Self {
+        self.snapshot_delay = d;
+        self
+    }
+
+    /// Start time of the simulated clock (None = real time).
+    pub fn clock(mut self, start: Option<DateTime<Utc>>) -> Self {
+        self.clock = start;
+        self
+    }
+
+    /// Enforce RBAC for service-account tokens.
+    pub fn rbac(mut self, on: bool) -> Self {
+        self.rbac = on;
+        self
+    }
+
+    /// Listen address (default 127.0.0.1:0).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Where to write the kubeconfig (default: `kubeconfig` in the state dir).
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+
+    /// Bind, start serving and the controllers, then write the kubeconfig.
+    pub async fn start(self) -> Result<Sim, SimError> {
+        self.start_with(|r| r).await
+    }
+
+    /// Like [`SimBuilder::start`], letting the caller add routes (the exec handler) in front of the API router.
+    pub async fn start_with(self, extend: impl FnOnce(axum::Router) -> axum::Router) -> Result<Sim, SimError> {
+        let (tmp, state_dir) = match self.state_dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().map_err(|source| SimError::Write { path: std::env::temp_dir(), source })?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        std::fs::create_dir_all(&state_dir).map_err(|source| SimError::Write { path: state_dir.clone(), source })?;
+        let clock = SimClock::new(self.clock);
+        let store = Arc::new(store::Store::new(clock.clone()));
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            clock,
+            faults: Faults::default(),
+            requests: RequestLog::default(),
+            tokens: rbac::Tokens::new(),
+            rbac: self.rbac,
+            state_dir: state_dir.clone(),
+        });
+        let ctrl = Arc::new(controllers::Controllers {
+            store,
+            faults: shared.faults.clone(),
+            state_dir: state_dir.clone(),
+            snapshot_delay: self.snapshot_delay,
+        });
+        let controllers = tokio::spawn(ctrl.run());
+        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| SimError::Bind { addr: self.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: self.listen, source })?;
+        let app = extend(server::router(shared.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+        let url = format!("http://{addr}");
+        let kubeconfig_path = self.kubeconfig.unwrap_or_else(|| state_dir.join("kubeconfig"));
+        write_kubeconfig(&kubeconfig_path, &url, shared.tokens.admin_token())?;
+        Ok(Sim { shared, url, kubeconfig_path, _tmp: tmp, server, controllers, stop: Some(stop_tx) })
+    }
+}
+
+/// The kubeconfig for `url` with the admin token: context `kube-sim`, default namespace `default`.
+pub fn kubeconfig_yaml(url: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\nusers:\n- name: kube-sim-admin\n  user:\n    token: {token}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim-admin\n    namespace: default\ncurrent-context: kube-sim\npreferences: {{}}\n"
+    )
+}
+
+/// Write the kubeconfig atomically (temp file in the same directory, then rename).
+pub fn write_kubeconfig(path: &Path, url: &str, token: &str) -> Result<(), SimError> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Write { path: dir.to_path_buf(), source })?;
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("kubeconfig"), std::process::id()));
+    std::fs::write(&tmp, kubeconfig_yaml(url, token)).map_err(|source| SimError::Write { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| SimError::Write { path: path.to_path_buf(), source })
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct Sim {
+    shared: Arc<Shared>,
+    url: String,
+    kubeconfig_path: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    server: JoinHandle<()>,
+    controllers: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Sim {
+    /// Start configuring a simulator.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The kubeconfig (admin identity, context namespace `default`).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// State directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.shared.state_dir
+    }
+
+    /// Shared server state (store, clock, faults, ...) for the exec route and advanced tests.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Load multi-document YAML verbatim (status and timestamps included), like `--apply`. Returns the objects.
+    pub fn apply_yaml(&self, yaml: &str) -> Result<Vec<Value>, SimError> {
+        load_yaml(&self.shared.store, yaml)
+    }
+
+    /// One object by apiVersion + plural + namespace + name.
+    pub fn get(&self, api_version: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        let (group, _) = resources::split_api_version(api_version);
+        let res = self.shared.store.resource(group, plural)?;
+        self.shared.store.find(group, plural, if res.namespaced { ns.unwrap_or("default") } else { "" }, name)
+    }
+
+    /// Every object of a resource plural (core first when ambiguous), in one namespace or all.
+    pub fn list(&self, plural: &str, ns: Option<&str>) -> Vec<Value> {
+        let Some(res) = self.shared.store.registry().by_plural_any(plural).cloned() else { return Vec::new() };
+        self.shared
+            .store
+            .all_of(&res.group, &res.plural)
+            .into_iter()
+            .filter(|o| ns.is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)))
+            .collect()
+    }
+
+    /// The simulated clock.
+    pub fn clock(&self) -> &SimClock {
+        &self.shared.clock
+    }
+
+    /// Fault injection.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Request counters.
+    pub fn requests(&self) -> &RequestLog {
+        &self.shared.requests
+    }
+
+    /// Backing directory of a PVC.
+    pub fn pvc_dir(&self, ns: &str, name: &str) -> PathBuf {
+        controllers::pvc_dir(&self.shared.state_dir, ns, name)
+    }
+
+    /// Force a pod's phase.
+    pub fn set_pod_phase(&self, ns: &str, pod: &str, phase: PodPhase) -> Result<Value, ApiError> {
+        controllers::set_pod_phase(&self.shared.store, ns, pod, phase)
+    }
+
+    /// A bearer token for a service account (what `kubectl create token` returns).
+    pub fn token_for(&self, ns: &str, service_account: &str) -> String {
+        self.shared.tokens.issue(ns, service_account)
+    }
+
+    /// Resolve a container for exec (see [`container::resolve_container`]).
+    pub fn resolve_container(&self, ns: &str, pod: &str, container: Option<&str>) -> Result<ContainerContext, ResolveError> {
+        container::resolve_container(&self.shared.store, &self.shared.state_dir, ns, pod, container)
+    }
+
+    /// Stop serving and the controllers.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.controllers.abort();
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.controllers.abort();
+        self.server.abort();
+    }
+}
+
+/// Load multi-document YAML into the store verbatim. `List` documents are expanded.
+pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| SimError::Yaml(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut queue: Vec<Value> = docs.into_iter().filter(|d| d.is_object()).collect();
+    queue.reverse();
+    while let Some(doc) = queue.pop() {
+        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        if kind.ends_with("List") && doc.get("items").is_some() {
+            let mut items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            items.reverse();
+            queue.extend(items);
+            continue;
+        }
+        let (group, _) = resources::split_api_version(&api_version);
+        let what = format!("{kind} {}", doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+        let plural = store
+            .registry()
+            .by_kind(group, &kind)
+            .map(|r| r.plural.clone())
+            .ok_or_else(|| SimError::Load { what: what.clone(), source: ApiError::bad_request(format!("no resource for {api_version} {kind}")) })?;
+        out.push(store.put_raw(group, &plural, doc).map_err(|source| SimError::Load { what, source })?);
+    }
+    Ok(out)
+}

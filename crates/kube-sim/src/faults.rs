@@ -1,0 +1,224 @@
+//! Fault injection: make chosen API requests fail (500, 429, 409, timeout), keep snapshots from ever becoming
+//! ready, or make exec fail. Faults are plain data so the server, controllers and the exec route can consult them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How a matching request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultAction {
+    /// 500 InternalError.
+    InternalError,
+    /// 429 TooManyRequests with Retry-After: 1.
+    TooManyRequests,
+    /// 409 Conflict.
+    Conflict,
+    /// The request hangs for this long, then gets 504 Timeout.
+    Timeout {
+        /// How long to hang.
+        #[serde(with = "millis")]
+        after: Duration,
+    },
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum FaultKind {
+    /// Fail API requests that match `verb`/`resource` (None = any). `nth` = fail only the Nth match (1-based);
+    /// `times` = how many matches fail (None = all, from the Nth on).
+    Request {
+        /// Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`), or any.
+        verb: Option<String>,
+        /// Resource plural, optionally with `/subresource` (`volumesnapshots`, `pods/exec`), or any.
+        resource: Option<String>,
+        /// Fail only from the Nth matching request on (1-based).
+        nth: Option<u64>,
+        /// How many matching requests fail.
+        times: Option<u64>,
+        /// How they fail.
+        action: FaultAction,
+    },
+    /// Snapshots of this namespace (None = all) never become ready.
+    SnapshotNeverReady {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Snapshot name filter.
+        name: Option<String>,
+    },
+    /// Exec into matching pods fails with this message (the exec route reports it as a failure Status).
+    ExecFail {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Pod filter.
+        pod: Option<String>,
+        /// Message of the failure.
+        message: String,
+    },
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+impl Fault {
+    /// Fail every request with `verb` on `resource` with `action`.
+    pub fn request(verb: &str, resource: &str, action: FaultAction) -> Self {
+        Fault {
+            kind: FaultKind::Request {
+                verb: Some(verb.to_string()),
+                resource: Some(resource.to_string()),
+                nth: None,
+                times: None,
+                action,
+            },
+        }
+    }
+
+    /// Fail only the Nth request with `verb` on `resource`.
+    pub fn nth(verb: &str, resource: &str, nth: u64, action: FaultAction) -> Self {
+        Fault {
+            kind: FaultKind::Request {
+                verb: Some(verb.to_string()),
+                resource: Some(resource.to_string()),
+                nth: Some(nth),
+                times: Some(1),
+                action,
+            },
+        }
+    }
+
+    /// Snapshots never become ready (all namespaces).
+    pub fn snapshot_never_ready() -> Self {
+        Fault { kind: FaultKind::SnapshotNeverReady { namespace: None, name: None } }
+    }
+
+    /// Every exec fails with `message`.
+    pub fn exec_fail(message: &str) -> Self {
+        Fault { kind: FaultKind::ExecFail { namespace: None, pod: None, message: message.to_string() } }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    fault: Fault,
+    seen: u64,
+    fired: u64,
+}
+
+/// The set of active faults; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    inner: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a fault.
+    pub fn add(&self, fault: Fault) {
+        self.lock().push(Entry { fault, seen: 0, fired: 0 });
+    }
+
+    /// Remove every fault.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// The active faults.
+    pub fn list(&self) -> Vec<Fault> {
+        self.lock().iter().map(|e| e.fault.clone()).collect()
+    }
+
+    /// Consult request faults for one request; counts the match and returns the action if it fires.
+    pub fn on_request(&self, verb: &str, resource: &str) -> Option<FaultAction> {
+        let mut entries = self.lock();
+        for e in entries.iter_mut() {
+            let FaultKind::Request { verb: v, resource: r, nth, times, action } = &e.fault.kind else { continue };
+            let verb_ok = v.as_deref().is_none_or(|v| v == verb);
+            let res_ok = r.as_deref().is_none_or(|r| r == resource);
+            if !(verb_ok && res_ok) {
+                continue;
+            }
+            e.seen += 1;
+            if nth.is_some_and(|n| e.seen < n) {
+                continue;
+            }
+            if times.is_some_and(|t| e.fired >= t) {
+                continue;
+            }
+            e.fired += 1;
+            return Some(*action);
+        }
+        None
+    }
+
+    /// Whether the snapshot `ns/name` must never become ready.
+    pub fn snapshot_never_ready(&self, ns: &str, name: &str) -> bool {
+        self.lock().iter().any(|e| match &e.fault.kind {
+            FaultKind::SnapshotNeverReady { namespace, name: n } => {
+                namespace.as_deref().is_none_or(|x| x == ns) && n.as_deref().is_none_or(|x| x == name)
+            }
+            _ => false,
+        })
+    }
+
+    /// The failure message if exec into `ns/pod` must fail (consulted by the exec route).
+    pub fn exec_failure(&self, ns: &str, pod: &str) -> Option<String> {
+        self.lock().iter().find_map(|e| match &e.fault.kind {
+            FaultKind::ExecFail { namespace, pod: p, message } => {
+                (namespace.as_deref().is_none_or(|x| x == ns) && p.as_deref().is_none_or(|x| x == pod)).then(|| message.clone())
+            }
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nth_matching_request_fails_once() {
+        let f = Faults::default();
+        f.add(Fault::nth("create", "volumesnapshots", 2, FaultAction::InternalError));
+        assert_eq!(f.on_request("create", "volumesnapshots"), None);
+        assert_eq!(f.on_request("get", "volumesnapshots"), None);
+        assert_eq!(f.on_request("create", "volumesnapshots"), Some(FaultAction::InternalError));
+        assert_eq!(f.on_request("create", "volumesnapshots"), None);
+    }
+
+    #[test]
+    fn faults_round_trip_through_json_for_the_debug_endpoint() {
+        let f = Fault::request("patch", "volumesnapshotcontents", FaultAction::Timeout { after: Duration::from_millis(1500) });
+        let text = serde_json::to_string(&f).expect("json");
+        assert_eq!(serde_json::from_str::<Fault>(&text).expect("back"), f);
+        let exec: Fault = serde_json::from_str(r#"{"type":"execFail","namespace":null,"pod":"db-0","message":"boom"}"#).expect("exec");
+        let faults = Faults::default();
+        faults.add(exec);
+        assert_eq!(faults.exec_failure("x", "db-0").as_deref(), Some("boom"));
+        assert_eq!(faults.exec_failure("x", "db-1"), None);
+    }
+}

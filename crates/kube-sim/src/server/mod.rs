@@ -1,0 +1,548 @@
+//! The HTTP front of the simulated apiserver: routes Kubernetes API paths to the store, applies faults,
+//! authentication and RBAC, records every request, and renders results as JSON, Tables or watch streams.
+
+mod discovery;
+mod openapi;
+mod sim_debug;
+mod table;
+mod watch;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::clock::SimClock;
+use crate::faults::{FaultAction, Faults};
+use crate::patch::{PatchType, apply_patch};
+use crate::rbac::{self, Attributes, Tokens, UserInfo};
+use crate::requests::RequestLog;
+use crate::resources::{ResourceInfo, is_virtual};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{ListOptions, Part, Store};
+
+/// Largest request body accepted (the apiserver's limit is 3 MiB per object; apply of lists can be larger).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Everything the request handlers share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Object store.
+    pub store: Arc<Store>,
+    /// Simulated clock.
+    pub clock: SimClock,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Request counters.
+    pub requests: RequestLog,
+    /// Bearer tokens.
+    pub tokens: Tokens,
+    /// Whether RBAC is enforced for non-admin identities.
+    pub rbac: bool,
+    /// State directory (PVC backing dirs, snapshot store).
+    pub state_dir: PathBuf,
+}
+
+/// The full router. The exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) is added by the exec module
+/// in front of this router's fallback.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A parsed API path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// /version
+    Version,
+    /// /healthz, /readyz, /livez
+    Health,
+    /// /api
+    Api,
+    /// /apis
+    Apis,
+    /// /apis/G
+    Group(String),
+    /// /api/v1 or /apis/G/V
+    GroupVersion(String, String),
+    /// A resource path.
+    Resource {
+        /// API group.
+        group: String,
+        /// Version.
+        version: String,
+        /// Resource plural.
+        plural: String,
+        /// Namespace of the path.
+        namespace: Option<String>,
+        /// Object name.
+        name: Option<String>,
+        /// Subresource.
+        sub: Option<String>,
+    },
+    /// /openapi/v2
+    OpenApiV2,
+    /// /openapi/v3 and /openapi/v3/...
+    OpenApiV3(String),
+    /// /_sim/...
+    Sim(String),
+}
+
+/// Parse a request path into a [`Route`].
+pub fn parse_path(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => return Some(Route::Version),
+        ["healthz" | "readyz" | "livez", ..] => return Some(Route::Health),
+        ["api"] => return Some(Route::Api),
+        ["apis"] => return Some(Route::Apis),
+        ["apis", g] => return Some(Route::Group(g.to_string())),
+        ["openapi", "v2"] => return Some(Route::OpenApiV2),
+        ["openapi", "v3", rest @ ..] => return Some(Route::OpenApiV3(rest.join("/"))),
+        ["_sim", rest @ ..] => return Some(Route::Sim(rest.join("/"))),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let res = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Route::Resource {
+        group: group.to_string(),
+        version: version.to_string(),
+        plural: plural.to_string(),
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        sub: sub.map(str::to_string),
+    };
+    Some(match rest {
+        [] => Route::GroupVersion(group.to_string(), version.to_string()),
+        ["namespaces", ns, "status" | "finalize"] if group.is_empty() => res("namespaces", None, Some(ns), rest.get(2).copied()),
+        ["namespaces", ns, plural] => res(plural, Some(ns), None, None),
+        ["namespaces", ns, plural, name] => res(plural, Some(ns), Some(name), None),
+        ["namespaces", ns, plural, name, sub] => res(plural, Some(ns), Some(name), Some(sub)),
+        [plural] => res(plural, None, None, None),
+        [plural, name] => res(plural, None, Some(name), None),
+        [plural, name, sub] => res(plural, None, Some(name), Some(sub)),
+        _ => return None,
+    })
+}
+
+/// JSON response with a status code.
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// A metav1.Status error response.
+pub fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(code, &e.to_status());
+    if e.code == 429
+        && let Ok(v) = "1".parse()
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+fn query_map(q: Option<&str>) -> HashMap<String, String> {
+    q.and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+fn is_true(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+/// The Kubernetes verb of a request.
+fn verb_of(method: &Method, has_name: bool, q: &HashMap<String, String>) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD if is_true(q, "watch") => "watch",
+        Method::GET | Method::HEAD if has_name => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if has_name => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = query_map(req.uri().query());
+    let headers = req.headers().clone();
+    let body = match to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&ApiError::bad_request(format!("reading request body: {e}"))),
+    };
+    let Some(route) = parse_path(&path) else {
+        shared.requests.record(method.as_str(), &path);
+        return error_response(&ApiError::no_route());
+    };
+    match route {
+        Route::Version => json_response(StatusCode::OK, &discovery::version()),
+        Route::Health => (StatusCode::OK, "ok").into_response(),
+        Route::Api => json_response(StatusCode::OK, &discovery::api_versions()),
+        Route::Apis => json_response(StatusCode::OK, &discovery::api_group_list(&shared.store.registry())),
+        Route::Group(g) => match discovery::api_group(&shared.store.registry(), &g) {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => error_response(&ApiError::no_route()),
+        },
+        Route::GroupVersion(g, v) => match discovery::resource_list(&shared.store.registry(), &g, &v) {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => error_response(&ApiError::no_route()),
+        },
+        Route::OpenApiV2 => openapi::v2(&shared.store.registry()),
+        Route::OpenApiV3(rest) => openapi::v3(&shared.store.registry(), &rest),
+        Route::Sim(rest) => sim_debug::handle(&shared, &method, &rest, &query, &body),
+        Route::Resource { group, version, plural, namespace, name, sub } => {
+            let verb = verb_of(&method, name.is_some(), &query);
+            let logged = match &sub {
+                Some(s) => format!("{plural}/{s}"),
+                None => plural.clone(),
+            };
+            shared.requests.record(verb, &logged);
+            if let Some(action) = shared.faults.on_request(verb, &logged) {
+                return fault_response(action, &group, &plural, name.as_deref().unwrap_or_default()).await;
+            }
+            let call = Call { group, version, plural, namespace, name, sub, verb, query, headers, body: body.to_vec() };
+            match resource_request(&shared, call).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            }
+        }
+    }
+}
+
+async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
+    let e = match action {
+        FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
+        FaultAction::TooManyRequests => ApiError::new(429, "TooManyRequests", "kube-sim injected fault: too many requests, please try again later"),
+        FaultAction::Conflict => ApiError::conflict(group, plural, name),
+        FaultAction::Timeout { after } => {
+            tokio::time::sleep(after).await;
+            ApiError::new(504, "Timeout", "kube-sim injected fault: the server was unable to return a response in the time allotted")
+        }
+    };
+    error_response(&e)
+}
+
+/// One resource request, decomposed.
+struct Call {
+    group: String,
+    version: String,
+    plural: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+    verb: &'static str,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or_default()
+    }
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+    fn dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|v| v == "All")
+    }
+    fn wants_table(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+    }
+    fn body_json(&self) -> Result<Value, ApiError> {
+        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        if ct.contains("yaml") {
+            let text = std::str::from_utf8(&self.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+    }
+}
+
+fn with_version(mut obj: Value, res: &ResourceInfo, version: &str) -> Value {
+    obj["apiVersion"] = json!(res.api_version(version));
+    obj
+}
+
+async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, ApiError> {
+    let res = shared
+        .store
+        .resource(&c.group, &c.plural)
+        .filter(|r| r.serves(&c.version))
+        .ok_or_else(ApiError::no_route)?;
+    if res.namespaced != c.namespace.is_some() && c.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    // Authentication always; authorization only in RBAC mode.
+    let auth = c.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let user = shared.tokens.authenticate(auth)?;
+    let user = match user {
+        Some(u) => u,
+        None if shared.rbac => UserInfo::anonymous(),
+        None => UserInfo::admin(),
+    };
+    let attrs = Attributes {
+        verb: c.verb.to_string(),
+        group: c.group.clone(),
+        resource: c.plural.clone(),
+        subresource: c.sub.clone().unwrap_or_default(),
+        namespace: c.ns().to_string(),
+        name: c.name().to_string(),
+    };
+    if shared.rbac && !is_virtual(&c.group, &c.plural) && !rbac::authorize(&shared.store, &user, &attrs) {
+        return Err(rbac::forbidden(&user, &attrs));
+    }
+    if is_virtual(&c.group, &c.plural) {
+        return review(shared, &c, &user);
+    }
+    match (c.sub.as_deref(), c.verb) {
+        (Some("token"), "create") if res.plural == "serviceaccounts" => token_request(shared, &res, &c),
+        (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
+            "pods/exec is served by the exec handler, which is not wired into this router",
+        )),
+        (Some("log"), "get") => {
+            shared.store.get(&res, c.ns(), c.name())?;
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response())
+        }
+        (Some("scale"), _) => scale(shared, &res, &c),
+        (Some(s), _) if s != "status" || !res.has_status() => Err(ApiError::no_route()),
+        (_, "get") => {
+            let obj = with_version(shared.store.get(&res, c.ns(), c.name())?, &res, &c.version);
+            if c.wants_table() {
+                return Ok(json_response(StatusCode::OK, &table::table(&res, &c.version, std::slice::from_ref(&obj), None, None, &shared.clock)));
+            }
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        (None, "list") => list(shared, &res, &c),
+        (None, "watch") => watch::serve(shared.clone(), res, c.version.clone(), c.namespace.clone(), c.name.clone(), &c.query),
+        (None, "create") => {
+            let body = c.body_json()?;
+            let obj = shared.store.create(&res, &c.version, c.ns(), body, c.dry_run())?;
+            Ok(json_response(StatusCode::CREATED, &obj))
+        }
+        (_, "update") => {
+            let body = c.body_json()?;
+            let part = if c.sub.is_some() { Part::Status } else { Part::Main };
+            let obj = shared.store.update(&res, &c.version, c.ns(), c.name(), body, part, c.dry_run())?;
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        (_, "patch") => patch(shared, &res, &c),
+        (None, "delete") => {
+            let opts: Value = if c.body.is_empty() { json!({}) } else { c.body_json().unwrap_or(json!({})) };
+            let uid = opts.pointer("/preconditions/uid").and_then(Value::as_str);
+            let rv = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
+            let dry = c.dry_run() || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let obj = shared.store.delete(&res, c.ns(), c.name(), uid, rv, dry)?;
+            let code = if obj.pointer("/metadata/deletionTimestamp").is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+            Ok(json_response(code, &with_version(obj, &res, &c.version)))
+        }
+        (None, "deletecollection") => {
+            let page = shared.store.list(&res, c.namespace.as_deref(), &list_options(&c.query)?)?;
+            for item in &page.items {
+                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                // Already gone is fine for a collection delete.
+                let _ = shared.store.delete(&res, ns, name, None, None, c.dry_run());
+            }
+            Ok(json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
+    Ok(ListOptions {
+        labels: q.get("labelSelector").filter(|s| !s.is_empty()).map(|s| LabelSelector::parse(s)).transpose()?,
+        fields: q.get("fieldSelector").filter(|s| !s.is_empty()).map(|s| FieldSelector::parse(s)).transpose()?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
+        continue_token: q.get("continue").filter(|s| !s.is_empty()).cloned(),
+    })
+}
+
+fn list(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+    let opts = list_options(&c.query)?;
+    let page = shared.store.list(res, c.namespace.as_deref(), &opts)?;
+    let items: Vec<Value> = page.items.into_iter().map(|o| with_version(o, res, &c.version)).collect();
+    if c.wants_table() {
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::table(res, &c.version, &items, Some(page.rv), page.continue_token.as_deref(), &shared.clock),
+        ));
+    }
+    let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(t) = &page.continue_token {
+        meta["continue"] = json!(t);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(&c.version), "metadata": meta, "items": items}),
+    ))
+}
+
+fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+    let ct = c.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let kind = PatchType::from_content_type(ct).ok_or_else(|| {
+        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
+    })?;
+    let part = if c.sub.is_some() { Part::Status } else { Part::Main };
+    let strategic_ok = !res.from_crd;
+    let result = shared.store.modify(res, &c.version, c.ns(), c.name(), part, c.dry_run(), |old| {
+        let mut doc = old.clone();
+        apply_patch(&mut doc, kind, &c.body, strategic_ok)?;
+        Ok(doc)
+    });
+    match result {
+        Ok(obj) => Ok(json_response(StatusCode::OK, &obj)),
+        // Server-side apply creates missing objects.
+        Err(e) if e.code == 404 && kind == PatchType::Apply && c.sub.is_none() => {
+            let body = c.body_json()?;
+            let obj = shared.store.create(res, &c.version, c.ns(), body, c.dry_run())?;
+            Ok(json_response(StatusCode::CREATED, &obj))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn scale(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+    let to_scale = |o: &Value| {
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+               "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"], "resourceVersion": o["metadata"]["resourceVersion"], "uid": o["metadata"]["uid"]},
+               "spec": {"replicas": o.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+               "status": {"replicas": o.pointer("/status/replicas").cloned().unwrap_or(json!(0))}})
+    };
+    match c.verb {
+        "get" => Ok(json_response(StatusCode::OK, &to_scale(&shared.store.get(res, c.ns(), c.name())?))),
+        "update" | "patch" => {
+            let obj = shared.store.modify(res, &c.version, c.ns(), c.name(), Part::Main, c.dry_run(), |old| {
+                let mut scale = to_scale(old);
+                if c.verb == "update" {
+                    scale = c.body_json()?;
+                } else {
+                    let ct = c.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    let kind = PatchType::from_content_type(ct).unwrap_or(PatchType::Merge);
+                    apply_patch(&mut scale, kind, &c.body, true)?;
+                }
+                let mut new = old.clone();
+                new["spec"]["replicas"] = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+                Ok(new)
+            })?;
+            Ok(json_response(StatusCode::OK, &to_scale(&obj)))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn token_request(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+    shared.store.get(res, c.ns(), c.name())?;
+    let body: Value = if c.body.is_empty() { json!({}) } else { c.body_json()? };
+    let secs = body.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let token = shared.tokens.issue(c.ns(), c.name());
+    let exp = shared.clock.now() + chrono::Duration::seconds(secs);
+    let mut out = body.clone();
+    out["kind"] = json!("TokenRequest");
+    out["apiVersion"] = json!("authentication.k8s.io/v1");
+    out["metadata"] = json!({"name": c.name(), "namespace": c.ns(), "creationTimestamp": shared.clock.now_rfc3339()});
+    out["spec"]["expirationSeconds"] = json!(secs);
+    out["status"] = json!({"token": token, "expirationTimestamp": exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+    Ok(json_response(StatusCode::CREATED, &out))
+}
+
+fn review(shared: &Arc<Shared>, c: &Call, user: &UserInfo) -> Result<Response, ApiError> {
+    if c.verb != "create" {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut body = c.body_json()?;
+    match c.plural.as_str() {
+        "selfsubjectaccessreviews" | "subjectaccessreviews" => {
+            let subject = if c.plural == "subjectaccessreviews" {
+                let name = body.pointer("/spec/user").and_then(Value::as_str).unwrap_or_default().to_string();
+                let groups = body
+                    .pointer("/spec/groups")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                UserInfo { name, groups }
+            } else {
+                user.clone()
+            };
+            let ra = body.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
+            let s = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let attrs = Attributes {
+                verb: s("verb"),
+                group: s("group"),
+                resource: s("resource"),
+                subresource: s("subresource"),
+                namespace: s("namespace"),
+                name: s("name"),
+            };
+            let allowed = !shared.rbac || rbac::authorize(&shared.store, &subject, &attrs);
+            body["status"] = json!({"allowed": allowed});
+            if allowed {
+                body["status"]["reason"] = json!(if subject.is_admin() || !shared.rbac { "kube-sim: admin identity" } else { "kube-sim: allowed by RBAC" });
+            }
+        }
+        "selfsubjectrulesreviews" => {
+            body["status"] = json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true});
+        }
+        "tokenreviews" => {
+            let token = body.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default().to_string();
+            match shared.tokens.authenticate(Some(&format!("Bearer {token}"))) {
+                Ok(Some(u)) => body["status"] = json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}}),
+                _ => body["status"] = json!({"authenticated": false}),
+            }
+        }
+        _ => return Err(ApiError::no_route()),
+    }
+    body["metadata"] = json!({"creationTimestamp": null});
+    Ok(json_response(StatusCode::CREATED, &body))
+}
+
+/// A streaming body from an mpsc receiver of chunks.
+pub(crate) fn stream_body(rx: futures::channel::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>) -> Body {
+    Body::from_stream(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_parse_into_routes() {
+        let r = parse_path("/apis/snapshot.storage.k8s.io/v1/namespaces/app/volumesnapshots/s1/status");
+        assert_eq!(
+            r,
+            Some(Route::Resource {
+                group: "snapshot.storage.k8s.io".into(),
+                version: "v1".into(),
+                plural: "volumesnapshots".into(),
+                namespace: Some("app".into()),
+                name: Some("s1".into()),
+                sub: Some("status".into())
+            })
+        );
+        assert!(matches!(parse_path("/api/v1/namespaces/app"), Some(Route::Resource { ref plural, name: Some(_), namespace: None, .. }) if plural == "namespaces"));
+        assert!(matches!(parse_path("/api/v1/namespaces/app/pods"), Some(Route::Resource { ref plural, name: None, namespace: Some(_), .. }) if plural == "pods"));
+        assert!(matches!(parse_path("/api/v1/namespaces/app/status"), Some(Route::Resource { sub: Some(_), .. })));
+        assert_eq!(parse_path("/apis/apps/v1"), Some(Route::GroupVersion("apps".into(), "v1".into())));
+        assert_eq!(parse_path("/nonsense"), None);
+    }
+}

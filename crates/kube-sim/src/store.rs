@@ -1,0 +1,856 @@
+//! The object store: every object keyed by (group, resource, namespace, name), one global resourceVersion,
+//! a bounded event history for watches, and the create/update/delete rules of the apiserver's registry
+//! (generateName, uid, timestamps from the sim clock, status subresources, finalizers, owner-reference GC).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::clock::SimClock;
+use crate::resources::{Registry, ResourceInfo};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::validation;
+
+/// How many past events a watch can resume from before it gets 410 Gone.
+const HISTORY: usize = 100_000;
+
+/// (group, plural, namespace, name); namespace is "" for cluster-scoped objects.
+pub type Key = (String, String, String, String);
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// ADDED
+    Added,
+    /// MODIFIED
+    Modified,
+    /// DELETED
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to the store.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// What happened.
+    pub etype: EventType,
+    /// API group of the object.
+    pub group: String,
+    /// Resource plural.
+    pub plural: String,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// The object after the change (before it, for DELETED, with the deletion's resourceVersion).
+    pub object: Value,
+}
+
+/// Mutable state behind one lock, so every write gets a unique, ordered resourceVersion.
+#[derive(Debug, Default)]
+pub struct State {
+    /// All objects.
+    pub objects: BTreeMap<Key, Value>,
+    /// Last issued resourceVersion.
+    pub rv: u64,
+    /// Recent events, oldest first.
+    pub history: VecDeque<Arc<Event>>,
+    /// Known resources.
+    pub registry: Registry,
+}
+
+/// Options of a list call.
+#[derive(Debug, Default, Clone)]
+pub struct ListOptions {
+    /// labelSelector
+    pub labels: Option<LabelSelector>,
+    /// fieldSelector
+    pub fields: Option<FieldSelector>,
+    /// limit (0 = all)
+    pub limit: usize,
+    /// continue token from a previous page
+    pub continue_token: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// Objects in key order.
+    pub items: Vec<Value>,
+    /// resourceVersion of the list.
+    pub rv: u64,
+    /// Token for the next page, if any.
+    pub continue_token: Option<String>,
+    /// Objects after this page.
+    pub remaining: Option<usize>,
+}
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: status changes are ignored when a status subresource exists.
+    Main,
+    /// The status subresource: only status changes are kept.
+    Status,
+    /// Everything (library, --apply and controllers).
+    Raw,
+}
+
+/// The object store shared by the server, controllers and library API.
+#[derive(Debug)]
+pub struct Store {
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<Event>>,
+    clock: SimClock,
+}
+
+fn name_of(obj: &Value) -> String {
+    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Random lowercase suffix as the apiserver uses for generateName (no vowels, no ambiguous digits).
+pub fn random_suffix(n: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..n).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn rv_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Encode a continue token (the last key of a page) without extra dependencies: hex of "ns\0name".
+fn encode_continue(ns: &str, name: &str) -> String {
+    format!("{ns}\u{0}{name}").bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
+    let (ns, name) = text.split_once('\u{0}').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+/// Everything but metadata and status: a change here bumps metadata.generation.
+fn spec_part(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    o
+}
+
+impl Store {
+    /// An empty store with the default namespaces and the embedded CRDs.
+    pub fn new(clock: SimClock) -> Self {
+        let (events, _) = broadcast::channel(16_384);
+        let store = Store {
+            state: Mutex::new(State::default()),
+            events,
+            clock,
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            let _ = store.put_raw("", "namespaces", obj);
+        }
+        for crd in crate::resources::embedded_crd_objects() {
+            let _ = store.put_raw("apiextensions.k8s.io", "customresourcedefinitions", crd);
+        }
+        let _ = store.put_raw(
+            "",
+            "nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "kube-sim", "labels": {"kubernetes.io/hostname": "kube-sim"}},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}], "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
+        );
+        store
+    }
+
+    /// The clock the store stamps objects with.
+    pub fn clock(&self) -> &SimClock {
+        &self.clock
+    }
+
+    /// Lock the state (poisoning is survivable: the state is only ever changed whole-object at a time).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Subscribe to every future event.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Registry snapshot.
+    pub fn registry(&self) -> Registry {
+        self.lock().registry.clone()
+    }
+
+    /// Resolve a resource by group + plural.
+    pub fn resource(&self, group: &str, plural: &str) -> Option<ResourceInfo> {
+        self.lock().registry.by_plural(group, plural).cloned()
+    }
+
+    /// Current resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    fn emit(&self, st: &mut State, etype: EventType, key: &Key, object: Value) {
+        let ev = Arc::new(Event {
+            rv: st.rv,
+            etype,
+            group: key.0.clone(),
+            plural: key.1.clone(),
+            namespace: key.2.clone(),
+            object,
+        });
+        st.history.push_back(ev.clone());
+        while st.history.len() > HISTORY {
+            st.history.pop_front();
+        }
+        if key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions" {
+            let crds: Vec<Value> = st
+                .objects
+                .iter()
+                .filter(|(k, _)| k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions")
+                .map(|(_, v)| v.clone())
+                .collect();
+            st.registry.set_crds(crds.iter());
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send(ev);
+    }
+
+    fn stamp_new(&self, st: &mut State, obj: &mut Value) {
+        st.rv += 1;
+        let rv = st.rv.to_string();
+        let now = self.clock.now_rfc3339();
+        let meta = &mut obj["metadata"];
+        if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        }
+        if meta.get("creationTimestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+            meta["creationTimestamp"] = json!(now);
+        }
+        meta["resourceVersion"] = json!(rv);
+    }
+
+    fn check_namespace(st: &State, res: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
+        if !res.namespaced {
+            return Ok(());
+        }
+        let key: Key = (String::new(), "namespaces".into(), String::new(), ns.to_string());
+        match st.objects.get(&key) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::status::qualified(&res.group, &res.plural),
+                    ""
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Create an object (the apiserver's POST). `version` is the request's API version.
+    pub fn create(&self, res: &ResourceInfo, version: &str, ns: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be an object"));
+        }
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            obj["metadata"] = json!({});
+        }
+        let mut name = name_of(&obj);
+        if name.is_empty() {
+            let prefix = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default().to_string();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(&res.group, &res.kind, "", &[("metadata.name".into(), "Required value: name or generateName is required".into())]));
+            }
+            name = format!("{prefix}{}", random_suffix(5));
+            obj["metadata"]["name"] = json!(name);
+        }
+        validation::validate_name(res, &name)?;
+        if res.namespaced {
+            if let Some(body_ns) = obj.pointer("/metadata/namespace").and_then(Value::as_str)
+                && !body_ns.is_empty()
+                && body_ns != ns
+            {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+        } else if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        obj["apiVersion"] = json!(res.api_version(version));
+        obj["kind"] = json!(res.kind);
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("deletionTimestamp");
+            m.remove("uid");
+            m.remove("creationTimestamp");
+            m.remove("resourceVersion");
+        }
+        if res.has_status() && !res.from_crd {
+            // Built-in create keeps status (as the registry's PrepareForCreate resets it, kube keeps it empty).
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        if res.from_crd && res.has_status()
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        if obj.get("spec").is_some() || res.from_crd {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        validation::validate(res, version, &obj, None)?;
+        let mut st = self.lock();
+        Self::check_namespace(&st, res, ns)?;
+        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.clone());
+        if st.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+        }
+        if dry_run {
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["creationTimestamp"] = json!(self.clock.now_rfc3339());
+            return Ok(obj);
+        }
+        self.stamp_new(&mut st, &mut obj);
+        st.objects.insert(key.clone(), obj.clone());
+        self.emit(&mut st, EventType::Added, &key, obj.clone());
+        Ok(obj)
+    }
+
+    /// Get one object.
+    pub fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
+        let st = self.lock();
+        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
+        st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))
+    }
+
+    /// List objects of a resource (all namespaces when `ns` is None).
+    pub fn list(&self, res: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<ListPage, ApiError> {
+        let st = self.lock();
+        let start = match &opts.continue_token {
+            Some(t) => Some(decode_continue(t)?),
+            None => None,
+        };
+        let mut items = Vec::new();
+        let mut continue_token = None;
+        let mut remaining = 0usize;
+        let lo: Key = (res.group.clone(), res.plural.clone(), String::new(), String::new());
+        for (key, obj) in st.objects.range(lo..) {
+            if key.0 != res.group || key.1 != res.plural {
+                break;
+            }
+            if let Some(ns) = ns
+                && res.namespaced
+                && key.2 != ns
+            {
+                continue;
+            }
+            if let Some((sns, sname)) = &start
+                && (&key.2, &key.3) <= (sns, sname)
+            {
+                continue;
+            }
+            if opts.labels.as_ref().is_some_and(|l| !l.matches_object(obj)) {
+                continue;
+            }
+            if opts.fields.as_ref().is_some_and(|f| !f.matches(obj)) {
+                continue;
+            }
+            if continue_token.is_some() {
+                remaining += 1;
+                continue;
+            }
+            items.push(obj.clone());
+            if opts.limit > 0 && items.len() == opts.limit {
+                continue_token = Some(encode_continue(&key.2, &key.3));
+            }
+        }
+        if continue_token.is_some() && remaining == 0 {
+            continue_token = None;
+        }
+        Ok(ListPage {
+            items,
+            rv: st.rv,
+            remaining: continue_token.as_ref().map(|_| remaining),
+            continue_token,
+        })
+    }
+
+    /// Replace an object (PUT), honouring the resourceVersion precondition and the status subresource split.
+    pub fn update(&self, res: &ResourceInfo, version: &str, ns: &str, name: &str, obj: Value, part: Part, dry_run: bool) -> Result<Value, ApiError> {
+        self.modify(res, version, ns, name, part, dry_run, |_old| Ok(obj))
+    }
+
+    /// Read-modify-write under the store lock: `f` gets the current object and returns the desired one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn modify(
+        &self,
+        res: &ResourceInfo,
+        version: &str,
+        ns: &str,
+        name: &str,
+        part: Part,
+        dry_run: bool,
+        f: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
+        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        let mut new = f(&old)?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be an object"));
+        }
+        if !new.get("metadata").is_some_and(Value::is_object) {
+            new["metadata"] = json!({});
+        }
+        let body_name = name_of(&new);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let Some(rv) = rv_of(&new)
+            && Some(rv) != rv_of(&old)
+        {
+            return Err(ApiError::conflict(&res.group, &res.plural, name));
+        }
+        let has_status = res.has_status();
+        match part {
+            Part::Main if has_status => {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            Part::Status => {
+                let status = new.get("status").cloned();
+                let mut merged = old.clone();
+                match status {
+                    Some(s) => merged["status"] = s,
+                    None => {
+                        if let Some(m) = merged.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+                new = merged;
+            }
+            _ => {}
+        }
+        // Immutable or server-owned metadata.
+        for field in ["uid", "creationTimestamp", "namespace", "deletionTimestamp", "generation"] {
+            match old["metadata"].get(field) {
+                Some(v) if part != Part::Raw || field != "deletionTimestamp" => new["metadata"][field] = v.clone(),
+                Some(_) => {}
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut()
+                        && part != Part::Raw
+                    {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        new["metadata"]["name"] = json!(name);
+        new["apiVersion"] = json!(res.api_version(version));
+        new["kind"] = json!(res.kind);
+        if spec_part(&new) != spec_part(&old) && part != Part::Status {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            new["metadata"]["generation"] = json!(g + 1);
+        }
+        if part != Part::Raw {
+            validation::validate(res, version, &new, Some(&old))?;
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        // Setting the same object again is a no-op that keeps the resourceVersion, like the apiserver.
+        let mut cmp = new.clone();
+        cmp["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if cmp == old {
+            return Ok(old);
+        }
+        let finalizers_empty = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        st.rv += 1;
+        new["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
+            st.objects.remove(&key);
+            self.emit(&mut st, EventType::Deleted, &key, new.clone());
+            let uid = new.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+            self.collect_garbage(&mut st, &uid);
+            return Ok(new);
+        }
+        st.objects.insert(key.clone(), new.clone());
+        self.emit(&mut st, EventType::Modified, &key, new.clone());
+        Ok(new)
+    }
+
+    /// Delete an object. With finalizers it only gets a deletionTimestamp; otherwise it is removed, its
+    /// dependents (ownerReferences) are collected, and a namespace takes its contents with it.
+    pub fn delete(&self, res: &ResourceInfo, ns: &str, name: &str, precondition_uid: Option<&str>, precondition_rv: Option<&str>, dry_run: bool) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
+        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        if let Some(uid) = precondition_uid
+            && old.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(ApiError::new(409, "Conflict", format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                crate::status::qualified(&res.group, &res.plural),
+                old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
+            )));
+        }
+        if let Some(rv) = precondition_rv
+            && rv_of(&old) != Some(rv)
+        {
+            return Err(ApiError::conflict(&res.group, &res.plural, name));
+        }
+        if dry_run {
+            return Ok(old);
+        }
+        let has_finalizers = old
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+        if has_finalizers && !is_namespace {
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            new["metadata"]["deletionTimestamp"] = json!(self.clock.now_rfc3339());
+            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            st.rv += 1;
+            new["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+            st.objects.insert(key.clone(), new.clone());
+            self.emit(&mut st, EventType::Modified, &key, new.clone());
+            return Ok(new);
+        }
+        if is_namespace {
+            let inside: Vec<Key> = st.objects.keys().filter(|k| k.2 == name).cloned().collect();
+            for k in inside {
+                self.remove_key(&mut st, &k);
+            }
+        }
+        let removed = self.remove_key(&mut st, &key).unwrap_or(old);
+        Ok(removed)
+    }
+
+    fn remove_key(&self, st: &mut State, key: &Key) -> Option<Value> {
+        let mut obj = st.objects.remove(key)?;
+        st.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+        self.emit(st, EventType::Deleted, key, obj.clone());
+        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.collect_garbage(st, &uid);
+        Some(obj)
+    }
+
+    /// Background cascading deletion: remove every object owned by `uid`.
+    fn collect_garbage(&self, st: &mut State, uid: &str) {
+        if uid.is_empty() {
+            return;
+        }
+        let owned: Vec<Key> = st
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                o.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in owned {
+            self.remove_key(st, &k);
+        }
+    }
+
+    /// Insert or replace an object verbatim (status and timestamps kept), as `--apply` and the library do.
+    /// Missing uid/creationTimestamp are filled in; a missing namespace is created.
+    pub fn put_raw(&self, group: &str, plural: &str, mut obj: Value) -> Result<Value, ApiError> {
+        let res = self
+            .resource(group, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
+        let name = name_of(&obj);
+        if name.is_empty() {
+            return Err(ApiError::bad_request(format!("{plural}: metadata.name is required")));
+        }
+        let ns = if res.namespaced {
+            let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+            obj["metadata"]["namespace"] = json!(ns);
+            ns
+        } else {
+            String::new()
+        };
+        if res.namespaced {
+            let exists = self.lock().objects.contains_key(&(String::new(), "namespaces".to_string(), String::new(), ns.clone()));
+            if !exists {
+                self.put_raw("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
+            }
+        }
+        if obj.get("apiVersion").and_then(Value::as_str).is_none() {
+            obj["apiVersion"] = json!(res.api_version(res.preferred_version()));
+        }
+        obj["kind"] = json!(res.kind);
+        let mut st = self.lock();
+        let key: Key = (res.group.clone(), res.plural.clone(), ns, name);
+        let existed = st.objects.get(&key).cloned();
+        if let Some(old) = &existed
+            && obj.pointer("/metadata/uid").is_none()
+        {
+            obj["metadata"]["uid"] = old["metadata"]["uid"].clone();
+            obj["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"].clone();
+        }
+        self.stamp_new(&mut st, &mut obj);
+        st.objects.insert(key.clone(), obj.clone());
+        let etype = if existed.is_some() { EventType::Modified } else { EventType::Added };
+        self.emit(&mut st, etype, &key, obj.clone());
+        Ok(obj)
+    }
+
+    /// Events after `rv` still in the history, or 410 Gone if `rv` is older than the history.
+    pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<Event>>, ApiError> {
+        let st = self.lock();
+        Self::events_since_locked(&st, rv)
+    }
+
+    /// Same as [`Store::events_since`] on a held lock, and subscribe atomically so nothing is missed.
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ApiError> {
+        let st = self.lock();
+        let past = Self::events_since_locked(&st, rv)?;
+        Ok((past, self.events.subscribe()))
+    }
+
+    /// All current objects of a resource plus a subscription, atomically (for watches without a resourceVersion).
+    pub fn snapshot_and_subscribe(&self, group: &str, plural: &str) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Event>>) {
+        let st = self.lock();
+        let objs = st
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == group && k.1 == plural)
+            .map(|(_, v)| v.clone())
+            .collect();
+        (objs, st.rv, self.events.subscribe())
+    }
+
+    fn events_since_locked(st: &State, rv: u64) -> Result<Vec<Arc<Event>>, ApiError> {
+        if rv > st.rv {
+            // A future resourceVersion: the apiserver waits; the simulator treats it as "from now".
+            return Ok(Vec::new());
+        }
+        if let Some(first) = st.history.front()
+            && rv + 1 < first.rv
+        {
+            return Err(ApiError::expired(rv));
+        }
+        Ok(st.history.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    /// Every object of a resource (all namespaces), for controllers and the library.
+    pub fn all_of(&self, group: &str, plural: &str) -> Vec<Value> {
+        let st = self.lock();
+        st.objects
+            .iter()
+            .filter(|(k, _)| k.0 == group && k.1 == plural)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// One object by raw key, for controllers.
+    pub fn find(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        self.lock().objects.get(&(group.to_string(), plural.to_string(), ns.to_string(), name.to_string())).cloned()
+    }
+
+    /// Controller write: change an object in place with `f` (all parts writable); no-op if missing or unchanged.
+    pub fn mutate(&self, group: &str, plural: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) -> Option<Value> {
+        let res = self.resource(group, plural)?;
+        let version = res.preferred_version().to_string();
+        self.modify(&res, &version, ns, name, Part::Raw, false, |old| {
+            let mut new = old.clone();
+            f(&mut new);
+            // Keep the apiVersion the object was written with.
+            Ok(new)
+        })
+        .ok()
+    }
+
+    /// Controller create: insert a new object (stamped like a POST, validation skipped).
+    pub fn create_raw(&self, group: &str, plural: &str, obj: Value) -> Result<Value, ApiError> {
+        let res = self.resource(group, plural).ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = name_of(&obj);
+        let mut obj = obj;
+        let mut st = self.lock();
+        let key: Key = (group.to_string(), plural.to_string(), ns_key(&res, &ns), name.clone());
+        if st.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(group, plural, &name));
+        }
+        self.stamp_new(&mut st, &mut obj);
+        st.objects.insert(key.clone(), obj.clone());
+        self.emit(&mut st, EventType::Added, &key, obj.clone());
+        Ok(obj)
+    }
+
+    /// Controller delete by raw key (finalizers honoured).
+    pub fn delete_raw(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let res = self.resource(group, plural)?;
+        self.delete(&res, ns, name, None, None, false).ok()
+    }
+}
+
+fn ns_key(res: &ResourceInfo, ns: &str) -> String {
+    if res.namespaced { ns.to_string() } else { String::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::new(SimClock::new(Some("2025-01-01T00:00:00Z".parse().expect("time"))))
+    }
+
+    fn cm(name: &str, labels: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
+    }
+
+    #[test]
+    fn create_stamps_uid_time_and_version_and_refuses_duplicates() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let o = s.create(&res, "v1", "default", cm("a", json!({})), false).expect("created");
+        assert!(o.pointer("/metadata/uid").is_some());
+        assert_eq!(o.pointer("/metadata/creationTimestamp"), Some(&json!("2025-01-01T00:00:00Z")));
+        let err = s.create(&res, "v1", "default", cm("a", json!({})), false).expect_err("dup");
+        assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
+        let err = s.create(&res, "v1", "nope", cm("b", json!({})), false).expect_err("no ns");
+        assert_eq!(err.message, "namespaces \"nope\" not found");
+    }
+
+    #[test]
+    fn generate_name_appends_five_random_characters() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let o = s
+            .create(&res, "v1", "default", json!({"metadata": {"generateName": "backup-"}}), false)
+            .expect("created");
+        let name = o.pointer("/metadata/name").and_then(Value::as_str).expect("name");
+        assert!(name.starts_with("backup-") && name.len() == 12, "{name}");
+    }
+
+    #[test]
+    fn stale_resource_version_is_a_conflict() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let o = s.create(&res, "v1", "default", cm("a", json!({})), false).expect("created");
+        let mut first = o.clone();
+        first["data"]["k"] = json!("1");
+        s.update(&res, "v1", "default", "a", first, Part::Main, false).expect("fresh update");
+        let mut stale = o;
+        stale["data"]["k"] = json!("2");
+        let err = s.update(&res, "v1", "default", "a", stale, Part::Main, false).expect_err("stale");
+        assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    }
+
+    #[test]
+    fn pagination_walks_every_item_exactly_once() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        for i in 0..7 {
+            s.create(&res, "v1", "default", cm(&format!("c{i}"), json!({"even": (i % 2 == 0).to_string()})), false)
+                .expect("created");
+        }
+        let mut seen = Vec::new();
+        let mut opts = ListOptions { limit: 3, ..Default::default() };
+        loop {
+            let page = s.list(&res, Some("default"), &opts).expect("page");
+            seen.extend(page.items.iter().map(name_of));
+            match page.continue_token {
+                Some(t) => opts.continue_token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..7).map(|i| format!("c{i}")).collect::<Vec<_>>());
+        let opts = ListOptions { labels: Some(LabelSelector::parse("even=true").expect("sel")), limit: 2, ..Default::default() };
+        let page = s.list(&res, None, &opts).expect("page");
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.remaining, Some(2));
+    }
+
+    #[test]
+    fn finalizers_delay_deletion_until_removed() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let mut o = cm("f", json!({}));
+        o["metadata"]["finalizers"] = json!(["x/y"]);
+        s.create(&res, "v1", "default", o, false).expect("created");
+        let d = s.delete(&res, "default", "f", None, None, false).expect("marked");
+        assert!(d.pointer("/metadata/deletionTimestamp").is_some());
+        assert!(s.get(&res, "default", "f").is_ok());
+        let mut cur = s.get(&res, "default", "f").expect("still there");
+        cur["metadata"]["finalizers"] = json!([]);
+        s.update(&res, "v1", "default", "f", cur, Part::Main, false).expect("finalizer removed");
+        assert_eq!(s.get(&res, "default", "f").expect_err("gone").code, 404);
+    }
+
+    #[test]
+    fn watch_history_replays_from_a_resource_version() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let rv = s.current_rv();
+        s.create(&res, "v1", "default", cm("w", json!({})), false).expect("created");
+        s.delete(&res, "default", "w", None, None, false).expect("deleted");
+        let evs: Vec<_> = s.events_since(rv).expect("events").into_iter().filter(|e| e.plural == "configmaps").collect();
+        assert_eq!(evs.iter().map(|e| e.etype).collect::<Vec<_>>(), vec![EventType::Added, EventType::Deleted]);
+    }
+
+    #[test]
+    fn deleting_an_owner_collects_its_dependents() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let owner = s.create(&res, "v1", "default", cm("owner", json!({})), false).expect("owner");
+        let mut dep = cm("dep", json!({}));
+        dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
+        s.create(&res, "v1", "default", dep, false).expect("dep");
+        s.delete(&res, "default", "owner", None, None, false).expect("deleted");
+        assert_eq!(s.get(&res, "default", "dep").expect_err("collected").code, 404);
+    }
+}
