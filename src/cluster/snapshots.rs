@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+/// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
+pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
+
 /// Default page size of paginated lists (the apiserver's own default chunk size is 500).
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 
@@ -426,7 +429,9 @@ impl Cluster {
         list_paged(&api, list, None, page_size).await
     }
 
-    /// The VolumeSnapshots that belong to a VolumeGroupSnapshot (`status.volumeGroupSnapshotName`).
+    /// The VolumeSnapshots that belong to a VolumeGroupSnapshot: the snapshot controller labels them with
+    /// `groupsnapshot.storage.k8s.io/volumeGroupSnapshotName` and sets `status.volumeGroupSnapshotName`. Members
+    /// bind pre-provisioned contents, so their source names a content, not the PVC.
     pub async fn group_members(
         &self,
         ns: &str,
@@ -439,10 +444,12 @@ impl Cluster {
         Ok(all
             .into_iter()
             .filter(|vs| {
-                vs.status
-                    .as_ref()
-                    .and_then(|s| s.volume_group_snapshot_name.as_deref())
-                    == Some(group)
+                vs.label(GROUP_MEMBER_LABEL) == Some(group)
+                    || vs
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.volume_group_snapshot_name.as_deref())
+                        == Some(group)
             })
             .collect())
     }
