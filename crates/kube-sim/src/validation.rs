@@ -12,9 +12,7 @@ use crate::status::ApiError;
 pub fn validate_name(res: &ResourceInfo, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
@@ -35,21 +33,13 @@ pub fn validate_name(res: &ResourceInfo, name: &str) -> Result<(), ApiError> {
 }
 
 /// Validate `obj` (and, on update, the transition from `old`) against the resource's schema.
-pub fn validate(
-    res: &ResourceInfo,
-    version: &str,
-    obj: &Value,
-    old: Option<&Value>,
-) -> Result<(), ApiError> {
+pub fn validate(res: &ResourceInfo, version: &str, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let Some(schema) = res.version(version).and_then(|v| v.schema.as_ref()) else {
         return Ok(());
     };
     let mut errors = Vec::new();
     // metadata is validated by the apiserver itself, not by the CRD schema.
-    if let (Some(props), Some(o)) = (
-        schema.get("properties").and_then(Value::as_object),
-        obj.as_object(),
-    ) {
+    if let (Some(props), Some(o)) = (schema.get("properties").and_then(Value::as_object), obj.as_object()) {
         for (k, sub) in props {
             if k == "metadata" || k == "apiVersion" || k == "kind" {
                 continue;
@@ -69,10 +59,7 @@ pub fn validate(
     if errors.is_empty() {
         Ok(())
     } else {
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         Err(ApiError::invalid(&res.group, &res.kind, name, &errors))
     }
 }
@@ -98,42 +85,21 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn check(
-    schema: &Value,
-    v: &Value,
-    old: Option<&Value>,
-    path: &str,
-    errors: &mut Vec<(String, String)>,
-) {
-    let int_or_string = schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true);
+fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, errors: &mut Vec<(String, String)>) {
+    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
     if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
         return;
     }
     if int_or_string {
         if !(v.is_string() || v.is_i64() || v.is_u64()) {
-            errors.push((
-                path.to_string(),
-                format!(
-                    "Invalid value: {}: {path} in body must be of type int-or-string: \"{}\"",
-                    show(v),
-                    type_name(v)
-                ),
-            ));
+            errors.push((path.to_string(), format!("Invalid value: {}: {path} in body must be of type int-or-string: \"{}\"", show(v), type_name(v))));
             return;
         }
     } else if let Some(t) = schema.get("type").and_then(Value::as_str) {
         let actual = type_name(v);
         let ok = actual == t || (t == "number" && actual == "integer");
         if !ok {
-            errors.push((
-                path.to_string(),
-                format!(
-                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
-                ),
-            ));
+            errors.push((path.to_string(), format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\"")));
             return;
         }
     }
@@ -141,55 +107,30 @@ fn check(
         && !allowed.contains(v)
     {
         let list: Vec<String> = allowed.iter().map(show).collect();
-        errors.push((
-            path.to_string(),
-            format!(
-                "Unsupported value: {}: supported values: {}",
-                show(v),
-                list.join(", ")
-            ),
-        ));
+        errors.push((path.to_string(), format!("Unsupported value: {}: supported values: {}", show(v), list.join(", "))));
     }
     if let (Some(p), Some(s)) = (schema.get("pattern").and_then(Value::as_str), v.as_str())
         && let Ok(re) = regex::Regex::new(p)
         && !re.is_match(s)
     {
-        errors.push((
-            path.to_string(),
-            format!("Invalid value: \"{s}\": {path} in body should match '{p}'"),
-        ));
+        errors.push((path.to_string(), format!("Invalid value: \"{s}\": {path} in body should match '{p}'")));
     }
     if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64())
         && n < min
     {
-        errors.push((
-            path.to_string(),
-            format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}"),
-        ));
+        errors.push((path.to_string(), format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}")));
     }
     match v {
         Value::Object(o) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (k, sub) in props {
                     if let Some(cv) = o.get(k) {
-                        check(
-                            sub,
-                            cv,
-                            old.and_then(|x| x.get(k)),
-                            &format!("{path}.{k}"),
-                            errors,
-                        );
+                        check(sub, cv, old.and_then(|x| x.get(k)), &format!("{path}.{k}"), errors);
                     }
                 }
             } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
                 for (k, cv) in o {
-                    check(
-                        ap,
-                        cv,
-                        old.and_then(|x| x.get(k)),
-                        &format!("{path}[{k}]"),
-                        errors,
-                    );
+                    check(ap, cv, old.and_then(|x| x.get(k)), &format!("{path}[{k}]"), errors);
                 }
             }
             if let Some(req) = schema.get("required").and_then(Value::as_array) {
@@ -209,14 +150,9 @@ fn check(
         }
         _ => {}
     }
-    if let Some(rules) = schema
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-    {
+    if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
         for rule in rules {
-            let Some(text) = rule.get("rule").and_then(Value::as_str) else {
-                continue;
-            };
+            let Some(text) = rule.get("rule").and_then(Value::as_str) else { continue };
             // Transition rules (those that mention oldSelf) only run on update, when an old value exists.
             if text.contains("oldSelf") && old.is_none() {
                 continue;
@@ -228,14 +164,8 @@ fn check(
                 .unwrap_or_else(|| format!("failed rule: {text}"));
             match cel::evaluate(text, v, old) {
                 Ok(true) => {}
-                Ok(false) => errors.push((
-                    path.to_string(),
-                    format!("Invalid value: {}: {message}", show_kind(v)),
-                )),
-                Err(e) => errors.push((
-                    path.to_string(),
-                    format!("Invalid value: {}: {e}", show_kind(v)),
-                )),
+                Ok(false) => errors.push((path.to_string(), format!("Invalid value: {}: {message}", show_kind(v)))),
+                Err(e) => errors.push((path.to_string(), format!("Invalid value: {}: {e}", show_kind(v)))),
             }
         }
     }
@@ -270,16 +200,8 @@ mod tests {
     #[test]
     fn a_volume_snapshot_needs_exactly_one_source() {
         let r = reg();
-        let res = r
-            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
-            .expect("vs");
-        validate(
-            res,
-            "v1",
-            &vs(json!({"source": {"persistentVolumeClaimName": "data"}})),
-            None,
-        )
-        .expect("valid");
+        let res = r.by_plural("snapshot.storage.k8s.io", "volumesnapshots").expect("vs");
+        validate(res, "v1", &vs(json!({"source": {"persistentVolumeClaimName": "data"}})), None).expect("valid");
         let err = validate(
             res,
             "v1",
@@ -290,19 +212,13 @@ mod tests {
         assert_eq!(err.code, 422);
         assert!(err.message.contains("spec.source"), "{}", err.message);
         let err = validate(res, "v1", &vs(json!({})), None).expect_err("no source");
-        assert!(
-            err.message.contains("spec.source: Required value"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("spec.source: Required value"), "{}", err.message);
     }
 
     #[test]
     fn the_source_of_a_volume_snapshot_is_immutable() {
         let r = reg();
-        let res = r
-            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
-            .expect("vs");
+        let res = r.by_plural("snapshot.storage.k8s.io", "volumesnapshots").expect("vs");
         let old = vs(json!({"source": {"persistentVolumeClaimName": "data"}}));
         let new = vs(json!({"source": {"persistentVolumeClaimName": "other"}}));
         let err = validate(res, "v1", &new, Some(&old)).expect_err("immutable");
@@ -312,27 +228,14 @@ mod tests {
     #[test]
     fn enums_and_types_are_enforced_on_contents_and_classes() {
         let r = reg();
-        let class = r
-            .by_plural("snapshot.storage.k8s.io", "volumesnapshotclasses")
-            .expect("class");
+        let class = r.by_plural("snapshot.storage.k8s.io", "volumesnapshotclasses").expect("class");
         let bad = json!({"metadata": {"name": "c"}, "driver": "d", "deletionPolicy": "Keep"});
         let err = validate(class, "v1", &bad, None).expect_err("enum");
-        assert!(
-            err.message.contains("Unsupported value: \"Keep\""),
-            "{}",
-            err.message
-        );
-        let vsc = r
-            .by_plural("snapshot.storage.k8s.io", "volumesnapshotcontents")
-            .expect("vsc");
+        assert!(err.message.contains("Unsupported value: \"Keep\""), "{}", err.message);
+        let vsc = r.by_plural("snapshot.storage.k8s.io", "volumesnapshotcontents").expect("vsc");
         let bad = json!({"metadata": {"name": "c"}, "spec": {"deletionPolicy": "Retain", "driver": 3,
             "source": {"snapshotHandle": "h"}, "volumeSnapshotRef": {"name": "s", "namespace": "n"}}});
         let err = validate(vsc, "v1", &bad, None).expect_err("type");
-        assert!(
-            err.message
-                .contains("spec.driver in body must be of type string"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("spec.driver in body must be of type string"), "{}", err.message);
     }
 }
