@@ -1,0 +1,153 @@
+//! The container's environment, volume mounts and working directory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::{Client, Server, query};
+use kube_sim::exec::Mount;
+
+const CONTAINER_DATA: &str = "/var/lib/kube-sim-exec-test/data";
+
+async fn run(server: &Server, command: &[&str]) -> crate::support::Collected {
+    let mut client = Client::connect(
+        server.addr,
+        "/exec",
+        &query(command, "stdout=true&stderr=true"),
+        "v5.channel.k8s.io",
+    )
+    .await
+    .expect("upgrade succeeds");
+    client.collect().await
+}
+
+#[tokio::test]
+async fn the_process_sees_exactly_the_container_environment() {
+    let server = Server::start(
+        &[("POSTGRES_USER", "app"), ("B", "two words")],
+        vec![],
+        None,
+    )
+    .await;
+    let collected = run(&server, &["/usr/bin/env"]).await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    let lines: BTreeSet<String> = collected.stdout_text().lines().map(str::to_owned).collect();
+    let expected: BTreeSet<String> = [
+        "POSTGRES_USER=app",
+        "B=two words",
+        "HOME=/root",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(lines, expected);
+}
+
+#[tokio::test]
+async fn writes_to_a_volume_path_land_in_the_host_dir_and_nothing_else_leaks_to_the_host() {
+    let pvc = tempfile::tempdir().expect("temp dir");
+    assert!(
+        !Path::new("/var/lib/kube-sim-exec-test").exists(),
+        "test precondition: container path absent on host"
+    );
+    let server = Server::start(
+        &[],
+        vec![Mount {
+            host: pvc.path().to_path_buf(),
+            container: CONTAINER_DATA.into(),
+            read_only: false,
+        }],
+        Some(CONTAINER_DATA),
+    )
+    .await;
+    let collected = run(
+        &server,
+        &[
+            "sh",
+            "-c",
+            "echo dump > /var/lib/kube-sim-exec-test/data/dump.sql && echo scratch > /kube-sim-exec-scratch && pwd && ls /proc/self/fd >/dev/null",
+        ],
+    )
+    .await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_eq!(collected.stdout_text(), format!("{CONTAINER_DATA}\n"));
+    assert_eq!(
+        std::fs::read_to_string(pvc.path().join("dump.sql")).expect("dump in the PVC dir"),
+        "dump\n"
+    );
+    assert!(
+        !Path::new("/kube-sim-exec-scratch").exists(),
+        "scratch write leaked"
+    );
+    assert!(
+        !Path::new("/var/lib/kube-sim-exec-test").exists(),
+        "mountpoint leaked"
+    );
+}
+
+#[tokio::test]
+async fn host_files_are_visible_through_the_mount_and_read_only_mounts_refuse_writes() {
+    let pvc = tempfile::tempdir().expect("temp dir");
+    std::fs::write(pvc.path().join("seed.txt"), "seeded\n").expect("seed file");
+    let server = Server::start(
+        &[],
+        vec![Mount {
+            host: pvc.path().to_path_buf(),
+            container: "/kube-sim-ro".into(),
+            read_only: true,
+        }],
+        None,
+    )
+    .await;
+    let collected = run(
+        &server,
+        &[
+            "sh",
+            "-c",
+            "cat /kube-sim-ro/seed.txt; echo x > /kube-sim-ro/new",
+        ],
+    )
+    .await;
+    assert_eq!(collected.stdout_text(), "seeded\n");
+    assert!(
+        collected.stderr_text().contains("Read-only file system"),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_ne!(collected.exit_code(), Some(0));
+    assert!(!pvc.path().join("new").exists());
+}
+
+#[tokio::test]
+async fn a_missing_host_dir_fails_the_exec_instead_of_running_unmapped() {
+    let server = Server::start(
+        &[],
+        vec![Mount {
+            host: "/nonexistent/kube-sim/pvc".into(),
+            container: "/data".into(),
+            read_only: false,
+        }],
+        None,
+    )
+    .await;
+    let collected = run(&server, &["true"]).await;
+    let status = collected.status.expect("a status");
+    assert_eq!(status["reason"], "InternalError");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/nonexistent/kube-sim/pvc"),
+        "{status}"
+    );
+}
