@@ -309,21 +309,6 @@ mod tests {
 
     #[test]
     fn every_rule_in_the_embedded_crds_is_in_the_supported_subset() {
-        let mut count = 0;
-        for (file, text) in crate::resources::EMBEDDED_CRDS {
-            for line in text.lines() {
-                if let Some(rule) = line.trim().strip_prefix("rule: ") {
-                    // Multi-line YAML scalars are checked through the parsed CRDs below.
-                    let rule = rule.trim_matches('\'');
-                    if rule.starts_with('(') && !rule.ends_with(')') {
-                        continue;
-                    }
-                    check_syntax(rule).unwrap_or_else(|e| panic!("{file}: {e}"));
-                    count += 1;
-                }
-            }
-        }
-        assert!(count > 50, "expected many rules, found {count}");
         fn walk(v: &Value, n: &mut usize) {
             match v {
                 Value::Object(o) => {
@@ -341,7 +326,7 @@ mod tests {
         for crd in crate::resources::embedded_crd_objects() {
             walk(&crd, &mut parsed);
         }
-        assert!(parsed >= count);
+        assert!(parsed > 50, "expected many rules, found {parsed}");
     }
 
     #[test]
