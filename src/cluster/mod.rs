@@ -25,4 +25,4 @@ pub use label_patch::LabelChanges;
 pub use resources::{
     VolumeGroupSnapshot, VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent,
 };
-pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, Scope};
+pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, PreProvisioned, Scope};

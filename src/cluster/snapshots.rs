@@ -7,7 +7,8 @@ use super::error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
 use super::label_patch::{LabelChanges, is_test_failure, label_patch};
 use super::resources::{
     VolumeGroupSnapshot, VolumeGroupSnapshotSource, VolumeGroupSnapshotSpec, VolumeSnapshot,
-    VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotSource, VolumeSnapshotSpec,
+    VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
+    VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -97,6 +98,79 @@ impl NewGroupSnapshot {
                     ..Default::default()
                 },
                 volume_group_snapshot_class_name: self.class.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// A pre-provisioned VolumeSnapshotContent plus the VolumeSnapshot bound to it: how an existing storage snapshot
+/// (e.g. the dangling `Retain` content of a deleted namespace) is made usable again (`backup-ns rebind`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreProvisioned {
+    pub content_name: String,
+    pub namespace: String,
+    pub snapshot_name: String,
+    pub driver: String,
+    /// The storage system's handle, from the old content's `status.snapshotHandle` / `spec.source.snapshotHandle`.
+    pub snapshot_handle: String,
+    pub class: Option<String>,
+    /// `Retain` keeps the storage snapshot if the new objects are deleted again.
+    pub deletion_policy: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PreProvisioned {
+    /// The VolumeSnapshotContent, pointing at the VolumeSnapshot to be created.
+    pub fn content_object(&self) -> VolumeSnapshotContent {
+        VolumeSnapshotContent {
+            api_version: VolumeSnapshotContent::api_version(),
+            kind: VolumeSnapshotContent::KIND.to_string(),
+            metadata: ObjectMeta {
+                name: Some(self.content_name.clone()),
+                labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
+                ..Default::default()
+            },
+            spec: VolumeSnapshotContentSpec {
+                deletion_policy: self.deletion_policy.clone(),
+                driver: self.driver.clone(),
+                source: VolumeSnapshotContentSource {
+                    snapshot_handle: Some(self.snapshot_handle.clone()),
+                    ..Default::default()
+                },
+                volume_snapshot_class_name: self.class.clone(),
+                volume_snapshot_ref: k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some(VolumeSnapshot::api_version()),
+                    kind: Some(VolumeSnapshot::KIND.to_string()),
+                    name: Some(self.snapshot_name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The VolumeSnapshot that binds the content.
+    pub fn snapshot_object(&self) -> VolumeSnapshot {
+        VolumeSnapshot {
+            api_version: VolumeSnapshot::api_version(),
+            kind: VolumeSnapshot::KIND.to_string(),
+            metadata: meta(
+                &self.namespace,
+                &self.snapshot_name,
+                &self.labels,
+                &self.annotations,
+            ),
+            spec: VolumeSnapshotSpec {
+                source: VolumeSnapshotSource {
+                    volume_snapshot_content_name: Some(self.content_name.clone()),
+                    ..Default::default()
+                },
+                volume_snapshot_class_name: self.class.clone(),
                 ..Default::default()
             },
             ..Default::default()
@@ -581,6 +655,47 @@ impl Cluster {
                 already_gone: true,
                 ..outcome
             }),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
+    }
+
+    /// Creates a pre-provisioned content and the snapshot bound to it (content first, so the snapshot controller
+    /// finds it when the snapshot appears).
+    pub async fn create_pre_provisioned(
+        &self,
+        new: &PreProvisioned,
+    ) -> Result<(VolumeSnapshotContent, VolumeSnapshot)> {
+        let object = vsc_ref(&new.content_name);
+        let content = self
+            .contents()
+            .create(&PostParams::default(), &new.content_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })?;
+        let object = vs_ref(&new.namespace, &new.snapshot_name);
+        let snapshot = self
+            .snapshots(&new.namespace)
+            .create(&PostParams::default(), &new.snapshot_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })?;
+        Ok((content, snapshot))
+    }
+
+    /// Deletes a VolumeSnapshotContent as it is (its own `deletionPolicy` decides whether the storage snapshot
+    /// goes). A missing content is not an error.
+    pub async fn delete_snapshot_content(&self, name: &str) -> Result<()> {
+        let object = vsc_ref(name);
+        match self.contents().delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(err) => Err(ClusterError::Delete {
                 failure: failure(&err, "delete", &object),
                 object,

@@ -500,3 +500,93 @@ async fn an_unreachable_apiserver_is_reported_with_a_hint() {
     let err = cluster.get_snapshot("shop", "x").await.unwrap_err();
     assert!(err.to_string().contains("check the server URL"), "{err}");
 }
+
+#[tokio::test]
+async fn a_dangling_retained_content_is_rebound_to_a_new_snapshot_with_its_data() {
+    use backup_ns::cluster::PreProvisioned;
+    use backup_ns::cluster::core::RestorePvc;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    let env = start(BASE).await;
+    std::fs::write(env.sim.pvc_dir("shop", "data").join("rows"), b"42").unwrap();
+    env.cluster
+        .create_snapshot(&new_snapshot("old", "data"))
+        .await
+        .unwrap();
+    let vs = env
+        .cluster
+        .wait_snapshot_ready("shop", "old", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let old_content = vs.bound_content().unwrap().to_string();
+    // The namespace's snapshot disappears (e.g. the namespace was deleted); the Retain content stays behind.
+    let raw: kube::Api<backup_ns::cluster::VolumeSnapshot> =
+        kube::Api::namespaced(env.cluster.client().clone(), "shop");
+    raw.delete("old", &Default::default()).await.unwrap();
+    eventually("the snapshot is gone", || {
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some("shop"),
+                "old",
+            )
+            .is_none()
+    })
+    .await;
+    let vsc = env
+        .cluster
+        .get_snapshot_content(&old_content)
+        .await
+        .unwrap()
+        .expect("Retain content survives");
+    let handle = vsc
+        .status
+        .as_ref()
+        .and_then(|s| s.snapshot_handle.clone())
+        .expect("the content has a snapshot handle");
+
+    let rebind = PreProvisioned {
+        content_name: "rebound-content".into(),
+        namespace: "shop".into(),
+        snapshot_name: "rebound".into(),
+        driver: vsc.spec.driver.clone(),
+        snapshot_handle: handle,
+        class: vsc.spec.volume_snapshot_class_name.clone(),
+        deletion_policy: "Retain".into(),
+        labels: [("backup-ns.sh/pvc".to_string(), "data".to_string())].into(),
+        annotations: BTreeMap::new(),
+    };
+    env.cluster.create_pre_provisioned(&rebind).await.unwrap();
+    let ready = env
+        .cluster
+        .wait_snapshot_ready("shop", "rebound", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ready.bound_content(), Some("rebound-content"));
+    env.cluster
+        .delete_snapshot_content(&old_content)
+        .await
+        .unwrap();
+    env.cluster
+        .delete_snapshot_content(&old_content)
+        .await
+        .unwrap();
+
+    let restore = RestorePvc {
+        namespace: "shop".into(),
+        name: "back".into(),
+        snapshot: "rebound".into(),
+        size: Quantity("1Gi".into()),
+        ..Default::default()
+    };
+    env.cluster.create_pvc(&restore.to_object()).await.unwrap();
+    env.cluster
+        .wait_pvc_bound("shop", "back", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(env.sim.pvc_dir("shop", "back").join("rows")).unwrap(),
+        b"42"
+    );
+}
