@@ -222,7 +222,7 @@ impl Cluster {
                     message: err.to_string(),
                 });
             }
-            Ok(Ok(None)) => return Err(ClusterError::Vanished { object }),
+            Ok(Ok(None)) => return Err(ClusterError::Missing { object }),
             Ok(Ok(Some(_))) => {}
         }
         let params = LogParams {

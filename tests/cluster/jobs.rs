@@ -111,3 +111,63 @@ async fn waiting_for_a_job_that_never_finishes_times_out() {
         .unwrap_err();
     assert!(matches!(err, ClusterError::JobTimeout { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_job_pod_is_found_by_its_label_and_its_logs_are_followed_to_the_end() {
+    let env = start(CRONJOB).await;
+    let cronjob = env
+        .cluster
+        .get_cronjob("shop", "backup")
+        .await
+        .unwrap()
+        .unwrap();
+    env.cluster
+        .create_job(&job_from_cronjob(&cronjob, "logged", &BTreeMap::new()))
+        .await
+        .unwrap();
+    crate::support::eventually("the job controller created a pod", || {
+        !env.sim.list("pods", Some("shop")).is_empty()
+    })
+    .await;
+    let pods = env.cluster.job_pods("shop", "logged").await.unwrap();
+    assert_eq!(pods.len(), 1);
+    let pod = pods[0].metadata.name.clone().unwrap();
+    assert!(pod.starts_with("logged-"), "{pod}");
+    assert!(
+        env.cluster
+            .job_pods("shop", "other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // kube-sim's job pods run nothing, so the followed log is empty and ends; the call must return cleanly.
+    let mut out: Vec<u8> = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        env.cluster.follow_logs(
+            "shop",
+            &pod,
+            Some("backup"),
+            Duration::from_secs(5),
+            &mut out,
+        ),
+    )
+    .await
+    .expect("a finished log stream ends")
+    .unwrap();
+    assert!(out.is_empty());
+
+    let err = env
+        .cluster
+        .follow_logs(
+            "shop",
+            "no-such-pod",
+            None,
+            Duration::from_secs(5),
+            &mut out,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Pod shop/no-such-pod does not exist");
+}
