@@ -308,17 +308,34 @@ where
         params = params.fields(sel);
     }
     let mut items = Vec::new();
+    let mut restarted = false;
     loop {
-        let page = api.list(&params).await.map_err(|err| ClusterError::List {
-            failure: Box::new(ApiFailure::from_kube(
-                &err,
-                "list",
-                list.resource,
-                list.namespace.as_deref(),
-                None,
-            )),
-            list: list.clone(),
-        })?;
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            // The continue token expired (410 Gone, after etcd compaction): start over once from a fresh list,
+            // so the result is still one consistent snapshot rather than two halves from different times.
+            Err(kube::Error::Api(status))
+                if status.code == 410 && params.continue_token.is_some() && !restarted =>
+            {
+                tracing::warn!(%list, "list continuation expired; listing again from the start");
+                restarted = true;
+                items.clear();
+                params.continue_token = None;
+                continue;
+            }
+            Err(err) => {
+                return Err(ClusterError::List {
+                    failure: Box::new(ApiFailure::from_kube(
+                        &err,
+                        "list",
+                        list.resource,
+                        list.namespace.as_deref(),
+                        None,
+                    )),
+                    list: list.clone(),
+                });
+            }
+        };
         items.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),

@@ -191,6 +191,27 @@ async fn lists_are_paginated_with_limit_and_continue() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), 23, "no snapshot listed twice across pages");
+
+    // A page failing midway fails the whole list (no partial result), naming the scope.
+    env.sim.faults().add(Fault::nth(
+        "list",
+        "volumesnapshots",
+        2,
+        FaultAction::InternalError,
+    ));
+    let err = env
+        .cluster
+        .list_snapshots(&Scope::All, None, 5)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "could not list volumesnapshots.snapshot.storage.k8s.io in all namespaces:"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("HTTP 500"), "{text}");
 }
 
 #[tokio::test]
