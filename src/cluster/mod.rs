@@ -8,6 +8,23 @@
 //! - core objects ([`core`]): PVC get/create, namespace get, Events;
 //! - jobs ([`jobs`]): Job from a CronJob template, running jobs, wait, pod logs;
 //! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`].
+//!
+//! RBAC each operation needs (a 403 names the missing verb and resource in its message):
+//!
+//! | operation                                   | verbs and resources                                              |
+//! |---------------------------------------------|------------------------------------------------------------------|
+//! | create / get / list / wait snapshots        | create, get, list, watch `volumesnapshots` (namespaced)           |
+//! | label patches on snapshots                  | patch `volumesnapshots`                                           |
+//! | delete snapshot                             | get, patch `volumesnapshotcontents` (cluster) + delete `volumesnapshots` |
+//! | label sync / rebind                         | get, list, patch, create, delete `volumesnapshotcontents` (cluster) |
+//! | default class                               | list `volumesnapshotclasses` (cluster)                            |
+//! | group snapshots                             | create, get, watch `volumegroupsnapshots`                         |
+//! | preflight                                   | get `namespaces` (cluster), get `persistentvolumeclaims`          |
+//! | restore                                     | create, get, watch `persistentvolumeclaims`                       |
+//! | events                                      | create, list `events.events.k8s.io`                               |
+//! | resolve workloads                           | get `deployments`/`statefulsets`, get, list `pods`                |
+//! | exec                                        | create `pods/exec`                                                |
+//! | adhoc                                       | get `cronjobs`; create, list, watch `jobs`; list, watch `pods`; get `pods/log` |
 
 pub mod client;
 pub mod core;
