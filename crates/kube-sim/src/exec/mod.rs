@@ -11,6 +11,7 @@
 mod error;
 mod protocol;
 mod pty;
+pub mod route;
 mod sandbox;
 mod session;
 mod spec;

@@ -53,7 +53,10 @@ pub struct Shared {
 /// The full router. The exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) is added by the exec module
 /// in front of this router's fallback.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    Router::new()
+        .route(crate::exec::route::PATH, axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle))
+        .fallback(handle)
+        .with_state(shared)
 }
 
 /// A parsed API path.
@@ -222,7 +225,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
-async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
+pub(crate) async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
     let e = match action {
         FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
         FaultAction::TooManyRequests => ApiError::new(429, "TooManyRequests", "kube-sim injected fault: too many requests, please try again later"),
@@ -314,7 +317,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
     match (c.sub.as_deref(), c.verb) {
         (Some("token"), "create") if res.plural == "serviceaccounts" => token_request(shared, &res, &c),
         (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
-            "pods/exec is served by the exec handler, which is not wired into this router",
+            "kube-sim serves pods/exec only at /api/v1/namespaces/NS/pods/NAME/exec; attach and portforward are not simulated",
         )),
         (Some("log"), "get") => {
             shared.store.get(&res, c.ns(), c.name())?;

@@ -2,9 +2,12 @@
 //! tokio-tungstenite client against an in-test axum server (phase A), and later by kubectl and
 //! kube-rs against the whole simulator.
 
+mod cluster;
 mod support;
 
 mod channels;
+mod kube_rs;
+mod kubectl;
 mod lifecycle;
 mod sandbox;
 mod stdin;

@@ -1,0 +1,151 @@
+//! The `pods/{name}/exec` route of the simulated apiserver: the same request log, fault injection,
+//! authentication and RBAC as every other request, then the pod's container resolved into an
+//! [`ExecSpec`] and the WebSocket handed to [`serve`](super::serve).
+//!
+//! Errors found before the upgrade (missing pod or container, pod not running, bad query, RBAC) are
+//! plain HTTP `metav1.Status` responses, as the apiserver sends them; kubectl shows their message.
+//! A non-WebSocket request (kubectl's SPDY fallback) passes the same checks, so it reports the same
+//! errors, and is otherwise refused with a message naming the supported subprotocols.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use futures::SinkExt;
+
+use super::{ExecError, ExecRequest, ExecSpec, Mount, Protocol, negotiate, server_frame, status};
+use crate::container::{ContainerContext, resolve_running_container};
+use crate::rbac::{self, Attributes, UserInfo};
+use crate::server::{Shared, error_response, fault_response};
+use crate::status::ApiError;
+
+/// The axum path of the exec subresource.
+pub const PATH: &str = "/api/v1/namespaces/{ns}/pods/{name}/exec";
+
+/// GET (WebSocket) and POST (SPDY, refused) handler for [`PATH`].
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, pod)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    // The apiserver authorizes WebSocket exec as `create pods/exec`, so that is what is counted.
+    shared.requests.record("create", "pods/exec");
+    if let Some(action) = shared.faults.on_request("create", "pods/exec") {
+        return fault_response(action, "", "pods", &pod).await;
+    }
+    let (spec, protocol, ws) =
+        match admit(&shared, &namespace, &pod, query.as_deref(), &headers, ws) {
+            Ok(admitted) => admitted,
+            Err(error) => return error_response(&error),
+        };
+    let mut ws = ws;
+    ws.set_selected_protocol(HeaderValue::from_static(protocol.name()));
+    if let Some(message) = shared.faults.exec_failure(&namespace, &pod) {
+        tracing::info!(%namespace, %pod, %message, "exec refused by injected fault");
+        let failure = status::internal_error(&format!("kube-sim injected exec failure: {message}"));
+        return ws.on_upgrade(move |socket| async move {
+            let (mut sink, _source) = futures::StreamExt::split(socket);
+            let json = serde_json::to_vec(&failure).unwrap_or_default();
+            let frame = server_frame(super::ERROR, &json);
+            let _ = sink.send(Message::Binary(frame.into())).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1000,
+                    reason: "".into(),
+                })))
+                .await;
+        });
+    }
+    tracing::info!(%namespace, %pod, command = ?spec.command, "exec");
+    ws.on_upgrade(move |socket| async move {
+        let outcome = super::serve(socket, protocol, spec).await;
+        tracing::info!(%namespace, %pod, ?outcome, "exec finished");
+    })
+}
+
+/// Every check the apiserver makes before upgrading, in its order: authentication, authorization,
+/// the pod and container, the options, then the upgrade itself.
+fn admit(
+    shared: &Shared,
+    namespace: &str,
+    pod: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<(ExecSpec, Protocol, WebSocketUpgrade), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = match shared.tokens.authenticate(token)? {
+        Some(user) => user,
+        None if shared.rbac => UserInfo::anonymous(),
+        None => UserInfo::admin(),
+    };
+    let attributes = Attributes {
+        verb: "create".into(),
+        group: String::new(),
+        resource: "pods".into(),
+        subresource: "exec".into(),
+        namespace: namespace.into(),
+        name: pod.into(),
+    };
+    if shared.rbac && !rbac::authorize(&shared.store, &user, &attributes) {
+        return Err(rbac::forbidden(&user, &attributes));
+    }
+    let request = ExecRequest::from_query(query.unwrap_or_default())
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let container = resolve_running_container(
+        &shared.store,
+        &shared.state_dir,
+        namespace,
+        pod,
+        request.container.as_deref(),
+    )
+    .map_err(|error| error.to_api_error())?;
+    let ws = ws.map_err(|_| {
+        let upgrade = headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        ApiError::bad_request(format!(
+            "kube-sim serves pods/exec only as a WebSocket upgrade (GET) with {} or {}; upgrade {upgrade:?} is not supported",
+            Protocol::V5.name(),
+            Protocol::V4.name()
+        ))
+    })?;
+    let protocol = negotiate(headers).ok_or_else(|| {
+        let offered = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        ApiError::bad_request(ExecError::UnsupportedProtocol { offered }.to_string())
+    })?;
+    Ok((spec_for(request, container), protocol, ws))
+}
+
+/// The process description for `request` in the resolved container.
+#[must_use]
+pub fn spec_for(request: ExecRequest, container: ContainerContext) -> ExecSpec {
+    let mounts = container
+        .mounts
+        .into_iter()
+        .map(|m| Mount {
+            host: m.host_path,
+            container: m.container_path,
+            read_only: m.read_only,
+        })
+        .collect();
+    request.into_spec(
+        container.env,
+        mounts,
+        container.working_dir.map(PathBuf::from),
+    )
+}

@@ -1,0 +1,190 @@
+//! The real kubectl 1.32 (WebSocket v5 exec, SPDY fallback on upgrade failure) against kube-sim.
+
+use std::io::{Read, Write};
+
+use crate::cluster::{DATA, kubectl, sim_with_pod};
+use crate::support::peak_rss_kib;
+use kube_sim::{Fault, PodPhase};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn kubectl_exec_returns_exit_code_3_and_both_streams() {
+    let sim = sim_with_pod().await;
+    let out = kubectl(
+        &sim,
+        &[
+            "exec",
+            "-n",
+            "app",
+            "db-0",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(
+        text(&out.stderr).starts_with("err\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(sim.requests().count("create", "pods/exec") >= 1);
+}
+
+#[tokio::test]
+async fn kubectl_exec_i_feeds_stdin_and_the_container_env_is_there() {
+    let sim = sim_with_pod().await;
+    let out = kubectl(
+        &sim,
+        &[
+            "exec",
+            "-i",
+            "-n",
+            "app",
+            "db-0",
+            "-c",
+            "postgres",
+            "--",
+            "sh",
+            "-c",
+            "cat; echo \"$POSTGRES_USER:$POSTGRES_PASSWORD\"",
+        ],
+        Some(b"from stdin\n"),
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from stdin\napp:s3cr3t\n");
+}
+
+#[tokio::test]
+async fn kubectl_exec_writes_land_in_the_pvc_directory() {
+    let sim = sim_with_pod().await;
+    let out = kubectl(
+        &sim,
+        &[
+            "exec",
+            "-n",
+            "app",
+            "db-0",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo dumped | gzip -c > {DATA}/dump.sql.gz"),
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let gz =
+        std::fs::read(sim.pvc_dir("app", "data").join("dump.sql.gz")).expect("dump in PVC dir");
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "a gzip file");
+}
+
+#[tokio::test]
+async fn kubectl_cp_copies_100_mib_out_of_a_pod_byte_identical() {
+    let sim = sim_with_pod().await;
+    let source = sim.pvc_dir("app", "data").join("big.bin");
+    {
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&source).expect("create big file"));
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut block = vec![0u8; 1024 * 1024];
+        for _ in 0..100 {
+            for byte in &mut block {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            file.write_all(&block).expect("write block");
+        }
+        file.flush().expect("flush");
+    }
+    let target_dir = tempfile::tempdir().expect("target dir");
+    let target = target_dir.path().join("big.bin");
+    let before = peak_rss_kib();
+    let out = kubectl(
+        &sim,
+        &[
+            "cp",
+            &format!("app/db-0:{DATA}/big.bin"),
+            target.to_str().expect("utf-8 temp path"),
+        ],
+        None,
+    )
+    .await;
+    let after = peak_rss_kib();
+    println!(
+        "kubectl cp 100 MiB: kube-sim process peak RSS {before} KiB -> {after} KiB (growth {} KiB)",
+        after.saturating_sub(before)
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(files_identical(&source, &target), "copied file differs");
+    assert!(
+        after.saturating_sub(before) < 64 * 1024,
+        "kube-sim grew by {} KiB while streaming 100 MiB",
+        after.saturating_sub(before)
+    );
+}
+
+fn files_identical(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let (Ok(mut a), Ok(mut b)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut buf_a, mut buf_b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut buf_a).expect("read a");
+        if n == 0 {
+            return b.read(&mut buf_b).expect("read b") == 0;
+        }
+        if b.read_exact(&mut buf_b[..n]).is_err() || buf_a[..n] != buf_b[..n] {
+            return false;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_injected_exec_fault_fails_kubectl_exec_with_its_message() {
+    let sim = sim_with_pod().await;
+    sim.faults().add(Fault::exec_fail("disk on fire"));
+    let out = kubectl(&sim, &["exec", "-n", "app", "db-0", "--", "true"], None).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("disk on fire"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn exec_into_a_pending_pod_or_unknown_container_is_refused_with_the_kubelet_wording() {
+    let sim = sim_with_pod().await;
+    let out = kubectl(
+        &sim,
+        &["exec", "-n", "app", "db-0", "-c", "mysql", "--", "true"],
+        None,
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("container mysql is not valid for pod db-0"),
+        "{}",
+        text(&out.stderr)
+    );
+    sim.set_pod_phase("app", "db-0", PodPhase::Pending)
+        .expect("pod goes pending");
+    let out = kubectl(&sim, &["exec", "-n", "app", "db-0", "--", "true"], None).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unable to upgrade connection"),
+        "{}",
+        text(&out.stderr)
+    );
+}
