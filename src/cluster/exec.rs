@@ -157,16 +157,23 @@ pub fn exit_status(status: &Status) -> ExitStatus {
     )
 }
 
-/// Why the exec could not even start, with the fix for the common RBAC case.
+/// Why the exec could not even start, with the fix for the common cases.
 fn start_message(err: &kube::Error) -> String {
-    let text = err.to_string();
-    if text.contains("403") {
+    let (code, text) = match err {
+        kube::Error::Api(status) => (
+            Some(status.code),
+            format!("{} (HTTP {})", status.message, status.code),
+        ),
+        other => (None, other.to_string()),
+    };
+    let text_has = |c: &str| code.map(|c| c.to_string()).as_deref() == Some(c) || text.contains(c);
+    if text_has("403") {
         format!(
             "{text}; the service account needs RBAC verb `create` on `pods/exec` (and `get` on `pods`) in \
              this namespace"
         )
-    } else if text.contains("404") {
-        format!("{text}; the pod no longer exists")
+    } else if text_has("404") {
+        format!("{text}; the pod no longer exists (re-resolve the workload)")
     } else {
         text
     }

@@ -4,6 +4,7 @@
 //! patches, delete ordering (content first), wait-ready (success, timeout, controller error), default class, PVC
 //! preflight and restore, Events, Jobs for adhoc, workload resolution, RBAC-denied calls and pod exec.
 
+mod exec;
 mod jobs;
 mod pvcs;
 mod rbac;
