@@ -63,6 +63,26 @@ impl ContainerExec for KubeExec {
     }
 }
 
+impl KubeExec {
+    /// Starts an interactive command with a terminal (`postgres shell`): stdin and a TTY stdout (stderr is merged
+    /// into it by the terminal). The caller wires its terminal to `stdin()`/`stdout()`, forwards window sizes
+    /// through `terminal_size()`, and reads the exit code with [`exit_status`] from `take_status()`.
+    pub async fn exec_interactive(
+        &self,
+        target: &ContainerRef,
+        argv: Vec<String>,
+    ) -> Result<kube::api::AttachedProcess, ExecError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &target.namespace);
+        let params = AttachParams::interactive_tty().container(target.container.clone());
+        pods.exec(&target.pod, argv, &params)
+            .await
+            .map_err(|err| ExecError::Start {
+                target: target.clone(),
+                message: start_message(&err),
+            })
+    }
+}
+
 /// Keeps the last `limit` bytes written to it.
 #[derive(Debug)]
 pub struct TailBuffer {

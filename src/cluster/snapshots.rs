@@ -10,9 +10,11 @@ use super::resources::{
     VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
     VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -718,6 +720,26 @@ impl Cluster {
                 object,
             }),
         }
+    }
+
+    /// A resilient watch of the VolumeSnapshots in `scope` (optionally filtered by label `selector`): an initial
+    /// paged list (`Init`, `InitApply`..., `InitDone`), then `Apply`/`Delete` events; reconnects with backoff.
+    /// This is what a long-running exporter builds its state from, instead of polling.
+    pub fn watch_snapshots(
+        &self,
+        scope: &Scope,
+        selector: Option<&str>,
+    ) -> futures::stream::BoxStream<'static, Result<watcher::Event<VolumeSnapshot>, watcher::Error>>
+    {
+        let api = match scope {
+            Scope::All => Api::all(self.client().clone()),
+            Scope::Namespace(ns) => self.snapshots(ns),
+        };
+        let mut config = watcher::Config::default().page_size(DEFAULT_PAGE_SIZE);
+        if let Some(sel) = selector {
+            config = config.labels(sel);
+        }
+        watcher::watcher(api, config).default_backoff().boxed()
     }
 
     /// Waits (through a watch, not polling) until the snapshot is `readyToUse`. A `status.error` fails at once

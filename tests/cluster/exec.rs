@@ -239,3 +239,40 @@ async fn an_injected_exec_failure_is_reported_as_a_start_error_with_its_message(
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_interactive_session_gets_a_terminal_and_our_input() {
+    use backup_ns::cluster::exec::{ExitStatus, exit_status};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let argv = [
+        "sh",
+        "-c",
+        "test -t 1 && echo is-a-tty; read line; echo got:$line",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut session = env
+        .cluster
+        .container_exec()
+        .exec_interactive(&t, argv)
+        .await
+        .unwrap();
+    let status = session.take_status().unwrap();
+    let mut stdin = session.stdin().unwrap();
+    let mut stdout = session.stdout().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    let mut output = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut output))
+        .await
+        .expect("the session ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&output);
+    assert!(text.contains("is-a-tty"), "{text:?}");
+    assert!(text.contains("got:hello"), "{text:?}");
+    let status = status.await.expect("an exit status");
+    assert_eq!(exit_status(&status), ExitStatus::Exited(0));
+}

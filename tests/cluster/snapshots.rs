@@ -611,3 +611,43 @@ async fn a_dangling_retained_content_is_rebound_to_a_new_snapshot_with_its_data(
         b"42"
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_watch_lists_first_then_streams_changes() {
+    use futures::StreamExt;
+    use kube::runtime::watcher::Event;
+
+    let env = start(BASE).await;
+    env.cluster
+        .create_snapshot(&new_snapshot("before", "data"))
+        .await
+        .unwrap();
+    let mut events = env
+        .cluster
+        .watch_snapshots(&Scope::Namespace("shop".into()), None);
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(Event::InitApply(vs)))) => initial.push(vs.name().to_string()),
+            Ok(Some(Ok(Event::InitDone))) => break,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch ended or failed during the initial list: {other:?}"),
+        }
+    }
+    assert_eq!(initial, vec!["before"]);
+
+    env.cluster
+        .create_snapshot(&new_snapshot("after", "data"))
+        .await
+        .unwrap();
+    env.cluster.delete_snapshot("shop", "after").await.unwrap();
+    let (mut applied, mut deleted) = (false, false);
+    while !(applied && deleted) {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(Ok(Event::Apply(vs)))) if vs.name() == "after" => applied = true,
+            Ok(Some(Ok(Event::Delete(vs)))) if vs.name() == "after" => deleted = true,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch ended or failed: {other:?}"),
+        }
+    }
+}
