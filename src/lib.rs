@@ -6,10 +6,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod engine;
 pub mod exit;
 pub mod hooks;
 pub mod labels;
+pub mod lock;
 pub mod logging;
 pub mod plan;
 pub mod retention;

@@ -1,0 +1,811 @@
+//! Snapshot operations: create VolumeSnapshots and VolumeGroupSnapshots, get, paginated list, label patches that
+//! never clobber a concurrent edit, delete (content first set to `Delete` so the CSI snapshot goes too), wait until
+//! ready through a watch, and the default class.
+
+use super::client::Cluster;
+use super::error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
+use super::label_patch::{LabelChanges, is_test_failure, label_patch};
+use super::resources::{
+    VolumeGroupSnapshot, VolumeGroupSnapshotSource, VolumeGroupSnapshotSpec, VolumeSnapshot,
+    VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
+    VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
+};
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
+pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
+
+/// Default page size of paginated lists (the apiserver's own default chunk size is 500).
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Which namespaces a list covers: `-A` or one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+impl Scope {
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(ns) => Some(ns),
+        }
+    }
+}
+
+/// A VolumeSnapshot to create for one PVC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewSnapshot {
+    pub namespace: String,
+    pub name: String,
+    pub pvc: String,
+    /// `None`: the cluster's default class.
+    pub class: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl NewSnapshot {
+    /// The object that [`Cluster::create_snapshot`] sends (also what `--dry-run` prints).
+    pub fn to_object(&self) -> VolumeSnapshot {
+        VolumeSnapshot {
+            api_version: VolumeSnapshot::api_version(),
+            kind: VolumeSnapshot::KIND.to_string(),
+            metadata: meta(&self.namespace, &self.name, &self.labels, &self.annotations),
+            spec: VolumeSnapshotSpec {
+                source: VolumeSnapshotSource {
+                    persistent_volume_claim_name: Some(self.pvc.clone()),
+                    ..Default::default()
+                },
+                volume_snapshot_class_name: self.class.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// A VolumeGroupSnapshot covering every PVC that matches `pvc_selector` (labels on the PVCs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewGroupSnapshot {
+    pub namespace: String,
+    pub name: String,
+    pub pvc_selector: BTreeMap<String, String>,
+    pub class: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl NewGroupSnapshot {
+    pub fn to_object(&self) -> VolumeGroupSnapshot {
+        VolumeGroupSnapshot {
+            api_version: VolumeGroupSnapshot::api_version(),
+            kind: VolumeGroupSnapshot::KIND.to_string(),
+            metadata: meta(&self.namespace, &self.name, &self.labels, &self.annotations),
+            spec: VolumeGroupSnapshotSpec {
+                source: VolumeGroupSnapshotSource {
+                    selector: Some(LabelSelector {
+                        match_labels: Some(self.pvc_selector.clone()),
+                        match_expressions: None,
+                    }),
+                    ..Default::default()
+                },
+                volume_group_snapshot_class_name: self.class.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// A pre-provisioned VolumeSnapshotContent plus the VolumeSnapshot bound to it: how an existing storage snapshot
+/// (e.g. the dangling `Retain` content of a deleted namespace) is made usable again (`backup-ns rebind`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PreProvisioned {
+    pub content_name: String,
+    pub namespace: String,
+    pub snapshot_name: String,
+    pub driver: String,
+    /// The storage system's handle, from the old content's `status.snapshotHandle` / `spec.source.snapshotHandle`.
+    pub snapshot_handle: String,
+    pub class: Option<String>,
+    /// `Retain` keeps the storage snapshot if the new objects are deleted again.
+    pub deletion_policy: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PreProvisioned {
+    /// The VolumeSnapshotContent, pointing at the VolumeSnapshot to be created.
+    pub fn content_object(&self) -> VolumeSnapshotContent {
+        VolumeSnapshotContent {
+            api_version: VolumeSnapshotContent::api_version(),
+            kind: VolumeSnapshotContent::KIND.to_string(),
+            metadata: ObjectMeta {
+                name: Some(self.content_name.clone()),
+                labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
+                ..Default::default()
+            },
+            spec: VolumeSnapshotContentSpec {
+                deletion_policy: self.deletion_policy.clone(),
+                driver: self.driver.clone(),
+                source: VolumeSnapshotContentSource {
+                    snapshot_handle: Some(self.snapshot_handle.clone()),
+                    ..Default::default()
+                },
+                volume_snapshot_class_name: self.class.clone(),
+                volume_snapshot_ref: k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some(VolumeSnapshot::api_version()),
+                    kind: Some(VolumeSnapshot::KIND.to_string()),
+                    name: Some(self.snapshot_name.clone()),
+                    namespace: Some(self.namespace.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The VolumeSnapshot that binds the content.
+    pub fn snapshot_object(&self) -> VolumeSnapshot {
+        VolumeSnapshot {
+            api_version: VolumeSnapshot::api_version(),
+            kind: VolumeSnapshot::KIND.to_string(),
+            metadata: meta(
+                &self.namespace,
+                &self.snapshot_name,
+                &self.labels,
+                &self.annotations,
+            ),
+            spec: VolumeSnapshotSpec {
+                source: VolumeSnapshotSource {
+                    volume_snapshot_content_name: Some(self.content_name.clone()),
+                    ..Default::default()
+                },
+                volume_snapshot_class_name: self.class.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
+fn meta(
+    namespace: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        labels: (!labels.is_empty()).then(|| labels.clone()),
+        annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+        ..Default::default()
+    }
+}
+
+/// What [`Cluster::delete_snapshot`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The bound VolumeSnapshotContent, if the snapshot had one.
+    pub content: Option<String>,
+    /// Whether its `deletionPolicy` had to be switched from `Retain` to `Delete`.
+    pub policy_patched: bool,
+    /// The snapshot was already gone (deleting twice converges).
+    pub already_gone: bool,
+}
+
+/// Snapshot objects whose readiness can be awaited.
+pub trait Readiness {
+    fn is_ready(&self) -> bool;
+    fn error_text(&self) -> Option<String>;
+}
+
+impl Readiness for VolumeSnapshot {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn error_text(&self) -> Option<String> {
+        self.error().map(|e| e.text())
+    }
+}
+
+impl Readiness for VolumeGroupSnapshot {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn error_text(&self) -> Option<String> {
+        self.error().map(|e| e.text())
+    }
+}
+
+fn vs_ref(ns: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(
+        VolumeSnapshot::KIND,
+        VolumeSnapshot::RESOURCE,
+        Some(ns),
+        name,
+    )
+}
+
+fn vgs_ref(ns: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(
+        VolumeGroupSnapshot::KIND,
+        VolumeGroupSnapshot::RESOURCE,
+        Some(ns),
+        name,
+    )
+}
+
+fn vsc_ref(name: &str) -> ObjectRef {
+    ObjectRef::new(
+        VolumeSnapshotContent::KIND,
+        VolumeSnapshotContent::RESOURCE,
+        None,
+        name,
+    )
+}
+
+fn class_ref(name: &str) -> ObjectRef {
+    ObjectRef::new(
+        VolumeSnapshotClass::KIND,
+        VolumeSnapshotClass::RESOURCE,
+        None,
+        name,
+    )
+}
+
+/// Describes a failed call on `object` with `verb`.
+pub(crate) fn failure(err: &kube::Error, verb: &str, object: &ObjectRef) -> Box<ApiFailure> {
+    Box::new(ApiFailure::from_kube(
+        err,
+        verb,
+        object.resource,
+        object.namespace.as_deref(),
+        Some(&object.name),
+    ))
+}
+
+/// `GET`, with 404 turned into `None`.
+pub(crate) async fn get_opt<K>(api: &Api<K>, object: ObjectRef) -> Result<Option<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    match api.get_opt(&object.name).await {
+        Ok(found) => Ok(found),
+        Err(err) => Err(ClusterError::Get {
+            failure: failure(&err, "get", &object),
+            object,
+        }),
+    }
+}
+
+/// Lists everything in pages of `page_size` with `limit`/`continue`, so a 10,000-snapshot cluster costs
+/// ceil(10,000 / page_size) requests and the apiserver never builds one huge response.
+pub(crate) async fn list_paged<K>(
+    api: &Api<K>,
+    list: ListRef,
+    field_selector: Option<&str>,
+    page_size: u32,
+) -> Result<Vec<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let mut params = ListParams::default().limit(page_size.max(1));
+    if let Some(sel) = &list.selector {
+        params = params.labels(sel);
+    }
+    if let Some(sel) = field_selector {
+        params = params.fields(sel);
+    }
+    let mut items = Vec::new();
+    let mut restarted = false;
+    loop {
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            // The continue token expired (410 Gone, after etcd compaction): start over once from a fresh list,
+            // so the result is still one consistent snapshot rather than two halves from different times.
+            Err(kube::Error::Api(status))
+                if status.code == 410 && params.continue_token.is_some() && !restarted =>
+            {
+                tracing::warn!(%list, "list continuation expired; listing again from the start");
+                restarted = true;
+                items.clear();
+                params.continue_token = None;
+                continue;
+            }
+            Err(err) => {
+                return Err(ClusterError::List {
+                    failure: Box::new(ApiFailure::from_kube(
+                        &err,
+                        "list",
+                        list.resource,
+                        list.namespace.as_deref(),
+                        None,
+                    )),
+                    list: list.clone(),
+                });
+            }
+        };
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Sends a label JSON patch; a failed `test` op becomes [`ClusterError::Conflict`].
+async fn patch_labels<K>(
+    api: &Api<K>,
+    current: &ObjectMeta,
+    changes: &LabelChanges,
+    object: ObjectRef,
+) -> Result<Option<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let Some(patch) = label_patch(current, changes) else {
+        return Ok(None);
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch).map_err(|e| ClusterError::Patch {
+            failure: Box::new(ApiFailure {
+                code: None,
+                reason: String::new(),
+                message: format!("could not build the label patch: {e}"),
+                suggestion: None,
+            }),
+            object: object.clone(),
+        })?;
+    match api
+        .patch(
+            &object.name,
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await
+    {
+        Ok(updated) => Ok(Some(updated)),
+        Err(kube::Error::Api(status)) if is_test_failure(status.code, &status.message) => {
+            Err(ClusterError::Conflict {
+                object,
+                detail: status.message.clone(),
+            })
+        }
+        Err(err) => Err(ClusterError::Patch {
+            failure: failure(&err, "patch", &object),
+            object,
+        }),
+    }
+}
+
+/// After this many consecutive watch failures the wait gives up instead of hiding the cause until the timeout.
+const WATCH_ATTEMPTS: u32 = 3;
+
+/// Waits on a watch until the object is ready, reports an error, or disappears.
+async fn wait_ready<K>(api: Api<K>, object: ObjectRef, timeout: Duration) -> Result<K>
+where
+    K: kube::Resource + Readiness + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let watch = async {
+        let mut failures = 0;
+        loop {
+            let cond = |o: Option<&K>| o.is_none_or(|o| o.is_ready() || o.error_text().is_some());
+            match kube::runtime::wait::await_condition(api.clone(), &object.name, cond).await {
+                Ok(Some(found)) if found.is_ready() => return Ok(found),
+                Ok(Some(found)) => {
+                    return Err(ClusterError::SnapshotFailed {
+                        object: object.clone(),
+                        message: found.error_text().unwrap_or_default(),
+                    });
+                }
+                Ok(None) => {
+                    return Err(ClusterError::Vanished {
+                        object: object.clone(),
+                    });
+                }
+                Err(err) => {
+                    failures += 1;
+                    if failures >= WATCH_ATTEMPTS {
+                        return Err(ClusterError::Watch {
+                            object: object.clone(),
+                            message: err.to_string(),
+                        });
+                    }
+                    tracing::warn!(%object, %err, "watch failed; re-establishing");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(result) => result,
+        Err(_) => Err(ClusterError::NotReady {
+            object,
+            after: timeout,
+        }),
+    }
+}
+
+impl Cluster {
+    fn snapshots(&self, ns: &str) -> Api<VolumeSnapshot> {
+        Api::namespaced(self.client().clone(), ns)
+    }
+
+    fn group_snapshots(&self, ns: &str) -> Api<VolumeGroupSnapshot> {
+        Api::namespaced(self.client().clone(), ns)
+    }
+
+    fn contents(&self) -> Api<VolumeSnapshotContent> {
+        Api::all(self.client().clone())
+    }
+
+    fn classes(&self) -> Api<VolumeSnapshotClass> {
+        Api::all(self.client().clone())
+    }
+
+    /// Creates one VolumeSnapshot. An existing name is a `Create` error with HTTP 409.
+    pub async fn create_snapshot(&self, new: &NewSnapshot) -> Result<VolumeSnapshot> {
+        let object = vs_ref(&new.namespace, &new.name);
+        self.snapshots(&new.namespace)
+            .create(&PostParams::default(), &new.to_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })
+    }
+
+    /// Creates one VolumeGroupSnapshot.
+    pub async fn create_group_snapshot(
+        &self,
+        new: &NewGroupSnapshot,
+    ) -> Result<VolumeGroupSnapshot> {
+        let object = vgs_ref(&new.namespace, &new.name);
+        self.group_snapshots(&new.namespace)
+            .create(&PostParams::default(), &new.to_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })
+    }
+
+    pub async fn get_snapshot(&self, ns: &str, name: &str) -> Result<Option<VolumeSnapshot>> {
+        get_opt(&self.snapshots(ns), vs_ref(ns, name)).await
+    }
+
+    pub async fn get_group_snapshot(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<VolumeGroupSnapshot>> {
+        get_opt(&self.group_snapshots(ns), vgs_ref(ns, name)).await
+    }
+
+    pub async fn get_snapshot_content(&self, name: &str) -> Result<Option<VolumeSnapshotContent>> {
+        get_opt(&self.contents(), vsc_ref(name)).await
+    }
+
+    pub async fn get_snapshot_class(&self, name: &str) -> Result<Option<VolumeSnapshotClass>> {
+        get_opt(&self.classes(), class_ref(name)).await
+    }
+
+    /// Every VolumeSnapshot in `scope` matching the label `selector`, fetched in pages of `page_size`.
+    pub async fn list_snapshots(
+        &self,
+        scope: &Scope,
+        selector: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<VolumeSnapshot>> {
+        let api = match scope {
+            Scope::All => Api::all(self.client().clone()),
+            Scope::Namespace(ns) => self.snapshots(ns),
+        };
+        let list = ListRef {
+            resource: VolumeSnapshot::RESOURCE,
+            namespace: scope.namespace().map(str::to_string),
+            selector: selector.map(str::to_string),
+        };
+        list_paged(&api, list, None, page_size).await
+    }
+
+    /// The VolumeSnapshots that belong to a VolumeGroupSnapshot: the snapshot controller labels them with
+    /// `groupsnapshot.storage.k8s.io/volumeGroupSnapshotName` and sets `status.volumeGroupSnapshotName`. Members
+    /// bind pre-provisioned contents, so their source names a content, not the PVC.
+    pub async fn group_members(
+        &self,
+        ns: &str,
+        group: &str,
+        page_size: u32,
+    ) -> Result<Vec<VolumeSnapshot>> {
+        let all = self
+            .list_snapshots(&Scope::Namespace(ns.to_string()), None, page_size)
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|vs| {
+                vs.label(GROUP_MEMBER_LABEL) == Some(group)
+                    || vs
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.volume_group_snapshot_name.as_deref())
+                        == Some(group)
+            })
+            .collect())
+    }
+
+    /// Every VolumeSnapshotContent matching `selector`, in pages.
+    pub async fn list_snapshot_contents(
+        &self,
+        selector: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<VolumeSnapshotContent>> {
+        let list = ListRef {
+            resource: VolumeSnapshotContent::RESOURCE,
+            namespace: None,
+            selector: selector.map(str::to_string),
+        };
+        list_paged(&self.contents(), list, None, page_size).await
+    }
+
+    pub async fn list_snapshot_classes(&self) -> Result<Vec<VolumeSnapshotClass>> {
+        let list = ListRef {
+            resource: VolumeSnapshotClass::RESOURCE,
+            namespace: None,
+            selector: None,
+        };
+        list_paged(&self.classes(), list, None, DEFAULT_PAGE_SIZE).await
+    }
+
+    /// The default VolumeSnapshotClass (annotation `is-default-class: "true"`), optionally for one CSI driver.
+    /// Several defaults for the same driver are ambiguous and reported as an error, as the snapshot controller
+    /// itself refuses them.
+    pub async fn default_snapshot_class(
+        &self,
+        driver: Option<&str>,
+    ) -> Result<Option<VolumeSnapshotClass>> {
+        let mut defaults: Vec<VolumeSnapshotClass> = self
+            .list_snapshot_classes()
+            .await?
+            .into_iter()
+            .filter(|c| c.is_default() && driver.is_none_or(|d| c.driver == d))
+            .collect();
+        match defaults.len() {
+            0 => Ok(None),
+            1 => Ok(defaults.pop()),
+            _ => {
+                let names: Vec<&str> = defaults.iter().map(VolumeSnapshotClass::name).collect();
+                Err(ClusterError::Unusable {
+                    object: class_ref(&names.join(", ")),
+                    problem:
+                        "more than one VolumeSnapshotClass is marked default; set snapshot.class \
+                              explicitly or remove the annotation from all but one"
+                            .to_string(),
+                })
+            }
+        }
+    }
+
+    /// Applies label changes to a VolumeSnapshot as read in `current`. `Ok(None)`: nothing to change, nothing sent.
+    pub async fn patch_snapshot_labels(
+        &self,
+        current: &VolumeSnapshot,
+        changes: &LabelChanges,
+    ) -> Result<Option<VolumeSnapshot>> {
+        let object = vs_ref(current.namespace(), current.name());
+        patch_labels(
+            &self.snapshots(current.namespace()),
+            &current.metadata,
+            changes,
+            object,
+        )
+        .await
+    }
+
+    /// Applies label changes to a VolumeSnapshotContent as read in `current`.
+    pub async fn patch_content_labels(
+        &self,
+        current: &VolumeSnapshotContent,
+        changes: &LabelChanges,
+    ) -> Result<Option<VolumeSnapshotContent>> {
+        let object = vsc_ref(current.name());
+        patch_labels(&self.contents(), &current.metadata, changes, object).await
+    }
+
+    /// Sets a VolumeSnapshotContent's `deletionPolicy` (merge patch on the spec).
+    pub async fn set_content_deletion_policy(
+        &self,
+        name: &str,
+        policy: &str,
+    ) -> Result<VolumeSnapshotContent> {
+        let object = vsc_ref(name);
+        let body = serde_json::json!({"spec": {"deletionPolicy": policy}});
+        self.contents()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(|err| ClusterError::Patch {
+                failure: failure(&err, "patch", &object),
+                object,
+            })
+    }
+
+    /// Deletes a VolumeSnapshot so that the storage snapshot goes too: first its bound content's
+    /// `deletionPolicy` is set to `Delete` (a `Retain` content would otherwise outlive the VS), then the VS is
+    /// deleted. An already deleted snapshot is not an error, so re-running converges.
+    pub async fn delete_snapshot(&self, ns: &str, name: &str) -> Result<DeleteOutcome> {
+        let Some(vs) = self.get_snapshot(ns, name).await? else {
+            return Ok(DeleteOutcome {
+                already_gone: true,
+                ..Default::default()
+            });
+        };
+        let mut outcome = DeleteOutcome {
+            content: vs.bound_content().map(str::to_string),
+            ..Default::default()
+        };
+        if let Some(content) = &outcome.content
+            && let Some(vsc) = self.get_snapshot_content(content).await?
+            && vsc.spec.deletion_policy != "Delete"
+        {
+            self.set_content_deletion_policy(content, "Delete").await?;
+            outcome.policy_patched = true;
+        }
+        let object = vs_ref(ns, name);
+        match self
+            .snapshots(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(outcome),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(DeleteOutcome {
+                already_gone: true,
+                ..outcome
+            }),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
+    }
+
+    /// Creates a pre-provisioned content and the snapshot bound to it (content first, so the snapshot controller
+    /// finds it when the snapshot appears).
+    pub async fn create_pre_provisioned(
+        &self,
+        new: &PreProvisioned,
+    ) -> Result<(VolumeSnapshotContent, VolumeSnapshot)> {
+        let object = vsc_ref(&new.content_name);
+        let content = self
+            .contents()
+            .create(&PostParams::default(), &new.content_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })?;
+        let object = vs_ref(&new.namespace, &new.snapshot_name);
+        let snapshot = self
+            .snapshots(&new.namespace)
+            .create(&PostParams::default(), &new.snapshot_object())
+            .await
+            .map_err(|err| ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            })?;
+        Ok((content, snapshot))
+    }
+
+    /// Deletes a VolumeSnapshotContent as it is (its own `deletionPolicy` decides whether the storage snapshot
+    /// goes). A missing content is not an error.
+    pub async fn delete_snapshot_content(&self, name: &str) -> Result<()> {
+        let object = vsc_ref(name);
+        match self.contents().delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
+    }
+
+    /// A resilient watch of the VolumeSnapshots in `scope` (optionally filtered by label `selector`): an initial
+    /// paged list (`Init`, `InitApply`..., `InitDone`), then `Apply`/`Delete` events; reconnects with backoff.
+    /// This is what a long-running exporter builds its state from, instead of polling.
+    pub fn watch_snapshots(
+        &self,
+        scope: &Scope,
+        selector: Option<&str>,
+    ) -> futures::stream::BoxStream<'static, Result<watcher::Event<VolumeSnapshot>, watcher::Error>>
+    {
+        let api = match scope {
+            Scope::All => Api::all(self.client().clone()),
+            Scope::Namespace(ns) => self.snapshots(ns),
+        };
+        let mut config = watcher::Config::default().page_size(DEFAULT_PAGE_SIZE);
+        if let Some(sel) = selector {
+            config = config.labels(sel);
+        }
+        watcher::watcher(api, config).default_backoff().boxed()
+    }
+
+    /// Waits (through a watch, not polling) until the snapshot is `readyToUse`. A `status.error` fails at once
+    /// with the controller's message; the timeout gives [`ClusterError::NotReady`].
+    pub async fn wait_snapshot_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<VolumeSnapshot> {
+        wait_ready(self.snapshots(ns), vs_ref(ns, name), timeout).await
+    }
+
+    /// As [`wait_snapshot_ready`](Self::wait_snapshot_ready), for a VolumeGroupSnapshot.
+    pub async fn wait_group_snapshot_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<VolumeGroupSnapshot> {
+        wait_ready(self.group_snapshots(ns), vgs_ref(ns, name), timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_new_snapshot_names_its_pvc_class_and_labels() {
+        let new = NewSnapshot {
+            namespace: "shop".into(),
+            name: "data-20250101".into(),
+            pvc: "data".into(),
+            class: Some("csi-hostpath".into()),
+            labels: [("backup-ns.sh/pvc".to_string(), "data".to_string())].into(),
+            annotations: BTreeMap::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(new.to_object()).unwrap(),
+            json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshot",
+                "metadata": {"name": "data-20250101", "namespace": "shop", "labels": {"backup-ns.sh/pvc": "data"}},
+                "spec": {"source": {"persistentVolumeClaimName": "data"}, "volumeSnapshotClassName": "csi-hostpath"}
+            })
+        );
+    }
+
+    #[test]
+    fn a_new_group_snapshot_selects_pvcs_by_label() {
+        let new = NewGroupSnapshot {
+            namespace: "shop".into(),
+            name: "g1".into(),
+            pvc_selector: [("app".to_string(), "db".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(new.to_object()).unwrap(),
+            json!({
+                "apiVersion": "groupsnapshot.storage.k8s.io/v1",
+                "kind": "VolumeGroupSnapshot",
+                "metadata": {"name": "g1", "namespace": "shop"},
+                "spec": {"source": {"selector": {"matchLabels": {"app": "db"}}}}
+            })
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Pod exec over the wire (kube-rs WebSocket ↔ kube-sim's remote-command server running real processes):
+//! exit codes, stdout/stderr, stdin as bytes and as a streamed reader, stdout into a writer, the capture limit,
+//! timeouts and start failures.
+
+use crate::support::{eventually, start};
+use backup_ns::engine::ports::{
+    CAPTURE_LIMIT, ContainerExec, ContainerRef, ExecError, ExecRequest, PodResolver, Stdin,
+    StdoutSink,
+};
+use kube_sim::Fault;
+use std::time::Duration;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: shop
+spec:
+  containers:
+  - name: db
+    image: postgres
+"#;
+
+async fn target(env: &crate::support::Env) -> ContainerRef {
+    eventually("the pod is running", || {
+        env.sim
+            .get("v1", "pods", Some("shop"), "db-0")
+            .is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    env.cluster
+        .pod_resolver()
+        .resolve("shop", &"pod/db-0".parse().unwrap(), "db")
+        .await
+        .unwrap()
+}
+
+fn request(target: &ContainerRef, argv: &[&str], stdin: Stdin) -> ExecRequest {
+    ExecRequest {
+        target: target.clone(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        stdin,
+        timeout: Some(Duration::from_secs(30)),
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_stdout_and_stderr_come_back_separately() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let exec = env.cluster.container_exec();
+    let result = exec
+        .exec(
+            request(
+                &t,
+                &["sh", "-c", "echo out; echo err >&2; exit 3"],
+                Stdin::None,
+            ),
+            StdoutSink::Capture,
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 3);
+    assert_eq!(result.stdout, b"out\n");
+    assert_eq!(result.stderr, b"err\n");
+    assert!(!result.success());
+
+    let ok = exec
+        .exec(request(&t, &["true"], Stdin::None), StdoutSink::Capture)
+        .await
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test]
+async fn scripts_travel_over_stdin_and_run_to_completion() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let script = b"x='a b'; echo \"hello $x $((1+2))\"\nexit 0\n".to_vec();
+    let result = env
+        .cluster
+        .container_exec()
+        .exec(
+            request(&t, &["sh", "-s"], Stdin::Bytes(script)),
+            StdoutSink::Capture,
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&result.stdout), "hello a b 3\n");
+    assert_eq!(result.exit_code, 0);
+}
+
+#[tokio::test]
+async fn a_large_stdin_reader_is_streamed_through() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let size = 8 * 1024 * 1024;
+    let data = vec![b'x'; size];
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(std::io::Cursor::new(data));
+    let result = env
+        .cluster
+        .container_exec()
+        .exec(
+            request(&t, &["wc", "-c"], Stdin::Reader(reader)),
+            StdoutSink::Capture,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&result.stdout).trim(),
+        size.to_string()
+    );
+}
+
+#[tokio::test]
+async fn stdout_streams_into_a_writer_and_is_not_captured() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let mut sink: Vec<u8> = Vec::new();
+    let size = 3 * 1024 * 1024;
+    let result = env
+        .cluster
+        .container_exec()
+        .exec(
+            request(
+                &t,
+                &["sh", "-c", &format!("head -c {size} /dev/zero")],
+                Stdin::None,
+            ),
+            StdoutSink::Writer(&mut sink),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 0);
+    assert!(result.stdout.is_empty());
+    assert_eq!(sink.len(), size);
+    assert!(sink.iter().all(|b| *b == 0));
+}
+
+#[tokio::test]
+async fn captured_output_keeps_only_the_tail() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let script = format!("head -c {} /dev/zero; printf END", CAPTURE_LIMIT + 100_000);
+    let result = env
+        .cluster
+        .container_exec()
+        .exec(
+            request(&t, &["sh", "-c", &script], Stdin::None),
+            StdoutSink::Capture,
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.stdout.len(), CAPTURE_LIMIT);
+    assert!(result.stdout.ends_with(b"END"));
+}
+
+#[tokio::test]
+async fn a_command_past_its_timeout_is_cut_off() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    // A distinctive argument so the process can be found on this host (kube-sim runs it as a local child).
+    let mut req = request(&t, &["sleep", "31.7"], Stdin::None);
+    req.timeout = Some(Duration::from_millis(500));
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "sleep 31.7"])
+            .output()
+            .expect("this test needs pgrep (apt-get install procps)")
+            .status
+            .success()
+    };
+    let started = std::time::Instant::now();
+    let exec = env.cluster.container_exec();
+    let call = tokio::spawn(async move { exec.exec(req, StdoutSink::Capture).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        running(),
+        "the remote command should be running before the timeout"
+    );
+    let err = call.await.unwrap().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(err, ExecError::Timeout { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "command in pod/db-0 (container db) in namespace shop did not finish within 500ms"
+    );
+    // Closing the stream ends the remote process.
+    for _ in 0..50 {
+        if !running() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the remote `sleep 31.7` still runs 5s after the exec stream was closed");
+}
+
+#[tokio::test]
+async fn exec_into_a_missing_pod_fails_to_start_and_says_so() {
+    let env = start(POD).await;
+    let mut t = target(&env).await;
+    t.pod = "gone-0".into();
+    let err = env
+        .cluster
+        .container_exec()
+        .exec(request(&t, &["true"], Stdin::None), StdoutSink::Capture)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::Start { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "could not start a command in pod/gone-0 (container db) in namespace shop: pods \"gone-0\" not found \
+         (HTTP 404); the pod no longer exists (re-resolve the workload)"
+    );
+}
+
+#[tokio::test]
+async fn an_injected_exec_failure_is_reported_as_a_start_error_with_its_message() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    env.sim
+        .faults()
+        .add(Fault::exec_fail("container runtime is down"));
+    let err = env
+        .cluster
+        .container_exec()
+        .exec(request(&t, &["true"], Stdin::None), StdoutSink::Capture)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::Start { .. }), "{err}");
+    assert!(
+        err.to_string().contains("container runtime is down"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_interactive_session_gets_a_terminal_and_our_input() {
+    use backup_ns::cluster::exec::{ExitStatus, exit_status};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let argv = [
+        "sh",
+        "-c",
+        "test -t 1 && echo is-a-tty; read line; echo got:$line",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut session = env
+        .cluster
+        .container_exec()
+        .exec_interactive(&t, argv)
+        .await
+        .unwrap();
+    let status = session.take_status().unwrap();
+    let mut stdin = session.stdin().unwrap();
+    let mut stdout = session.stdout().unwrap();
+    stdin.write_all(b"hello\n").await.unwrap();
+    let mut output = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut output))
+        .await
+        .expect("the session ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&output);
+    assert!(text.contains("is-a-tty"), "{text:?}");
+    assert!(text.contains("got:hello"), "{text:?}");
+    let status = status.await.expect("an exit status");
+    assert_eq!(exit_status(&status), ExitStatus::Exited(0));
+}
