@@ -203,6 +203,14 @@ async fn kubectl_applies_the_shared_crds_and_a_sample_workload_that_gets_running
             .iter()
             .all(|p| p["spec"]["containers"][0]["name"] == "postgres")
     );
+    // Deployment → ReplicaSet → Pod ownership, as kubectl describe shows it.
+    let rs = k.json(&["get", "rs", "-n", "app"]).await;
+    let rs0 = &rs["items"][0];
+    assert_eq!(rs0["metadata"]["ownerReferences"][0]["kind"], "Deployment");
+    assert_eq!(
+        items[0]["metadata"]["ownerReferences"][0]["name"],
+        rs0["metadata"]["name"]
+    );
     let sts_pod = k.json(&["get", "pod", "db-0", "-n", "app"]).await;
     assert_eq!(
         sts_pod["metadata"]["ownerReferences"][0]["kind"],
