@@ -1260,4 +1260,8 @@ async fn the_serve_command_refuses_a_bad_apply_file_with_a_clear_error() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "never reports ready");
+    assert!(
+        !dir.path().join("kc").exists(),
+        "no kubeconfig for a server that never got ready"
+    );
 }
