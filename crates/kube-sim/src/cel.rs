@@ -30,7 +30,10 @@ enum Tok {
 }
 
 fn lex(rule: &str) -> Result<Vec<Tok>, CelError> {
-    let unsupported = |why: String| CelError::Unsupported { rule: rule.to_string(), why };
+    let unsupported = |why: String| CelError::Unsupported {
+        rule: rule.to_string(),
+        why,
+    };
     let cs: Vec<char> = rule.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
@@ -50,7 +53,10 @@ fn lex(rule: &str) -> Result<Vec<Tok>, CelError> {
                 i += 1;
             }
             let text: String = cs[s..i].iter().collect();
-            out.push(Tok::Int(text.parse().map_err(|_| unsupported(format!("bad integer {text}")))?));
+            out.push(Tok::Int(
+                text.parse()
+                    .map_err(|_| unsupported(format!("bad integer {text}")))?,
+            ));
         } else if c == '"' || c == '\'' {
             let s = i + 1;
             i += 1;
@@ -64,7 +70,9 @@ fn lex(rule: &str) -> Result<Vec<Tok>, CelError> {
             i += 1;
         } else {
             let two: String = cs[i..(i + 2).min(cs.len())].iter().collect();
-            let op = ["&&", "||", "==", "!=", ">=", "<="].into_iter().find(|o| *o == two);
+            let op = ["&&", "||", "==", "!=", ">=", "<="]
+                .into_iter()
+                .find(|o| *o == two);
             if let Some(op) = op {
                 out.push(Tok::Op(op));
                 i += 2;
@@ -107,7 +115,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, why: &str) -> CelError {
-        CelError::Unsupported { rule: self.rule.to_string(), why: why.to_string() }
+        CelError::Unsupported {
+            rule: self.rule.to_string(),
+            why: why.to_string(),
+        }
     }
     fn peek_op(&self, op: &str) -> bool {
         matches!(self.toks.get(self.pos), Some(Tok::Op(o)) if *o == op)
@@ -169,7 +180,11 @@ impl Parser<'_> {
         Ok(e)
     }
     fn primary(&mut self) -> Result<Expr, CelError> {
-        let tok = self.toks.get(self.pos).cloned().ok_or_else(|| self.err("unexpected end"))?;
+        let tok = self
+            .toks
+            .get(self.pos)
+            .cloned()
+            .ok_or_else(|| self.err("unexpected end"))?;
         self.pos += 1;
         match tok {
             Tok::Op("(") => {
@@ -209,7 +224,10 @@ impl Parser<'_> {
 /// CEL escapes field names that clash with keywords: `__namespace__` is the field `namespace`.
 fn unescape(f: &str) -> String {
     match f.strip_prefix("__").and_then(|s| s.strip_suffix("__")) {
-        Some(inner) if !inner.is_empty() => inner.replace("__dot__", ".").replace("__dash__", "-").replace("__slash__", "/"),
+        Some(inner) if !inner.is_empty() => inner
+            .replace("__dot__", ".")
+            .replace("__dash__", "-")
+            .replace("__slash__", "/"),
         _ => f.to_string(),
     }
 }
@@ -220,7 +238,11 @@ pub fn check_syntax(rule: &str) -> Result<(), CelError> {
 }
 
 fn parse(rule: &str) -> Result<Expr, CelError> {
-    let mut p = Parser { toks: lex(rule)?, pos: 0, rule };
+    let mut p = Parser {
+        toks: lex(rule)?,
+        pos: 0,
+        rule,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(p.err("trailing tokens"));
@@ -233,18 +255,24 @@ pub fn evaluate(rule: &str, this: &Value, old: Option<&Value>) -> Result<bool, C
     let e = parse(rule)?;
     match eval(&e, this, old)? {
         Value::Bool(b) => Ok(b),
-        other => Err(CelError::Runtime(format!("rule did not evaluate to a bool: {other}"))),
+        other => Err(CelError::Runtime(format!(
+            "rule did not evaluate to a bool: {other}"
+        ))),
     }
 }
 
 fn eval(e: &Expr, this: &Value, old: Option<&Value>) -> Result<Value, CelError> {
     Ok(match e {
         Expr::Var(v) if v == "self" => this.clone(),
-        Expr::Var(_) => old.cloned().ok_or_else(|| CelError::Runtime("oldSelf is not available".into()))?,
+        Expr::Var(_) => old
+            .cloned()
+            .ok_or_else(|| CelError::Runtime("oldSelf is not available".into()))?,
         Expr::Lit(v) => v.clone(),
         Expr::Select(base, f) => {
             let b = eval(base, this, old)?;
-            b.get(f).cloned().ok_or_else(|| CelError::Runtime(format!("no such key: {f}")))?
+            b.get(f)
+                .cloned()
+                .ok_or_else(|| CelError::Runtime(format!("no such key: {f}")))?
         }
         Expr::Has(base, f) => Value::Bool(eval(base, this, old)?.get(f).is_some()),
         Expr::Size(inner) => {
@@ -299,7 +327,8 @@ fn eval(e: &Expr, this: &Value, old: Option<&Value>) -> Result<Value, CelError> 
 }
 
 fn truth(v: &Value) -> Result<bool, CelError> {
-    v.as_bool().ok_or_else(|| CelError::Runtime(format!("no matching overload: expected bool, got {v}")))
+    v.as_bool()
+        .ok_or_else(|| CelError::Runtime(format!("no matching overload: expected bool, got {v}")))
 }
 
 #[cfg(test)]
@@ -333,11 +362,30 @@ mod tests {
     fn rules_evaluate_like_cel() {
         let s = json!({"a": 1, "name": "x", "namespace": "n"});
         assert_eq!(evaluate("has(self.a) && !has(self.b)", &s, None), Ok(true));
-        assert_eq!(evaluate("has(self.name) && has(self.__namespace__)", &s, None), Ok(true));
-        assert_eq!(evaluate("self == oldSelf", &s, Some(&json!({"a": 2}))), Ok(false));
+        assert_eq!(
+            evaluate("has(self.name) && has(self.__namespace__)", &s, None),
+            Ok(true)
+        );
+        assert_eq!(
+            evaluate("self == oldSelf", &s, Some(&json!({"a": 2}))),
+            Ok(false)
+        );
         assert_eq!(evaluate("size(self.name) > 0", &s, None), Ok(true));
-        assert_eq!(evaluate("!has(oldSelf.uid) || (has(self.uid) && self.uid == oldSelf.uid)", &s, Some(&json!({}))), Ok(true));
-        assert!(matches!(evaluate("self.missing == 1", &s, None), Err(CelError::Runtime(_))));
-        assert!(matches!(evaluate("self.all(x, x > 0)", &s, None), Err(CelError::Unsupported { .. })));
+        assert_eq!(
+            evaluate(
+                "!has(oldSelf.uid) || (has(self.uid) && self.uid == oldSelf.uid)",
+                &s,
+                Some(&json!({}))
+            ),
+            Ok(true)
+        );
+        assert!(matches!(
+            evaluate("self.missing == 1", &s, None),
+            Err(CelError::Runtime(_))
+        ));
+        assert!(matches!(
+            evaluate("self.all(x, x > 0)", &s, None),
+            Err(CelError::Unsupported { .. })
+        ));
     }
 }

@@ -39,7 +39,8 @@ impl SimClock {
     /// The current simulated time.
     pub fn now(&self) -> DateTime<Utc> {
         let o = self.lock();
-        let elapsed = chrono::Duration::from_std(o.real.elapsed()).unwrap_or(chrono::Duration::zero());
+        let elapsed =
+            chrono::Duration::from_std(o.real.elapsed()).unwrap_or(chrono::Duration::zero());
         o.sim + elapsed
     }
 

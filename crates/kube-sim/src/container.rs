@@ -50,9 +50,16 @@ impl ContainerContext {
     /// Map a container path to the host through the mounts (None when no mount covers it).
     pub fn host_path_of(&self, container_path: &Path) -> Option<PathBuf> {
         self.mounts.iter().find_map(|m| {
-            container_path.strip_prefix(&m.container_path).ok().map(|rest| {
-                if rest.as_os_str().is_empty() { m.host_path.clone() } else { m.host_path.join(rest) }
-            })
+            container_path
+                .strip_prefix(&m.container_path)
+                .ok()
+                .map(|rest| {
+                    if rest.as_os_str().is_empty() {
+                        m.host_path.clone()
+                    } else {
+                        m.host_path.join(rest)
+                    }
+                })
         })
     }
 }
@@ -77,7 +84,9 @@ pub enum ResolveError {
         container: String,
     },
     /// The pod or container is not running.
-    #[error("unable to upgrade connection: container not found (\"{container}\"): pod {pod} is {phase}")]
+    #[error(
+        "unable to upgrade connection: container not found (\"{container}\"): pod {pod} is {phase}"
+    )]
     NotRunning {
         /// Pod.
         pod: String,
@@ -147,7 +156,9 @@ fn data_of(obj: &Value, secret: bool) -> Vec<(String, String)> {
     }
     if !secret && let Some(m) = obj.get("binaryData").and_then(Value::as_object) {
         for (k, v) in m {
-            let b = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default()).unwrap_or_default();
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .unwrap_or_default();
             out.push((k.clone(), String::from_utf8_lossy(&b).into_owned()));
         }
     }
@@ -183,14 +194,34 @@ fn expand(value: &str, env: &[(String, String)]) -> String {
 }
 
 fn field_ref(pod: &Value, path: &str) -> Option<String> {
-    if let Some(key) = path.strip_prefix("metadata.labels['").and_then(|p| p.strip_suffix("']")) {
-        return pod.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).map(str::to_string);
+    if let Some(key) = path
+        .strip_prefix("metadata.labels['")
+        .and_then(|p| p.strip_suffix("']"))
+    {
+        return pod
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
-    if let Some(key) = path.strip_prefix("metadata.annotations['").and_then(|p| p.strip_suffix("']")) {
-        return pod.pointer("/metadata/annotations").and_then(|l| l.get(key)).and_then(Value::as_str).map(str::to_string);
+    if let Some(key) = path
+        .strip_prefix("metadata.annotations['")
+        .and_then(|p| p.strip_suffix("']"))
+    {
+        return pod
+            .pointer("/metadata/annotations")
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     let ptr = match path {
-        "metadata.name" | "metadata.namespace" | "metadata.uid" | "spec.nodeName" | "spec.serviceAccountName" | "status.podIP" | "status.hostIP" => {
+        "metadata.name"
+        | "metadata.namespace"
+        | "metadata.uid"
+        | "spec.nodeName"
+        | "spec.serviceAccountName"
+        | "status.podIP"
+        | "status.hostIP" => {
             format!("/{}", path.replace('.', "/"))
         }
         _ => return None,
@@ -202,52 +233,111 @@ fn field_ref(pod: &Value, path: &str) -> Option<String> {
 }
 
 /// Resolve `container` (None = the pod's default container) of `ns/pod` for exec.
-pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &str, container: Option<&str>) -> Result<ContainerContext, ResolveError> {
-    let pod = store.find("", "pods", ns, pod_name).ok_or_else(|| ResolveError::PodNotFound { namespace: ns.into(), pod: pod_name.into() })?;
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+pub fn resolve_container(
+    store: &Store,
+    state_dir: &Path,
+    ns: &str,
+    pod_name: &str,
+    container: Option<&str>,
+) -> Result<ContainerContext, ResolveError> {
+    let pod = store
+        .find("", "pods", ns, pod_name)
+        .ok_or_else(|| ResolveError::PodNotFound {
+            namespace: ns.into(),
+            pod: pod_name.into(),
+        })?;
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let wanted = container
         .map(str::to_string)
-        .or_else(|| pod.pointer("/metadata/annotations/kubectl.kubernetes.io~1default-container").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            pod.pointer("/metadata/annotations/kubectl.kubernetes.io~1default-container")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .or_else(|| containers.first().map(|c| s(c, "/name").to_string()))
         .unwrap_or_default();
     let c = containers
         .iter()
         .find(|c| s(c, "/name") == wanted)
-        .ok_or_else(|| ResolveError::ContainerNotFound { pod: pod_name.into(), container: wanted.clone() })?;
-    let env_err = |message: String| ResolveError::Env { pod: pod_name.into(), container: wanted.clone(), message };
+        .ok_or_else(|| ResolveError::ContainerNotFound {
+            pod: pod_name.into(),
+            container: wanted.clone(),
+        })?;
+    let env_err = |message: String| ResolveError::Env {
+        pod: pod_name.into(),
+        container: wanted.clone(),
+        message,
+    };
 
     let lookup = |plural: &str, name: &str| store.find("", plural, ns, name);
     let mut env: Vec<(String, String)> = Vec::new();
-    for from in c.get("envFrom").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for from in c
+        .get("envFrom")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         let prefix = s(&from, "/prefix").to_string();
-        for (key, plural, secret) in [("configMapRef", "configmaps", false), ("secretRef", "secrets", true)] {
+        for (key, plural, secret) in [
+            ("configMapRef", "configmaps", false),
+            ("secretRef", "secrets", true),
+        ] {
             let Some(r) = from.get(key) else { continue };
             let name = s(r, "/name");
             let optional = r.get("optional").and_then(Value::as_bool) == Some(true);
             match lookup(plural, name) {
-                Some(obj) => env.extend(data_of(&obj, secret).into_iter().map(|(k, v)| (format!("{prefix}{k}"), v))),
+                Some(obj) => env.extend(
+                    data_of(&obj, secret)
+                        .into_iter()
+                        .map(|(k, v)| (format!("{prefix}{k}"), v)),
+                ),
                 None if optional => {}
                 None => return Err(env_err(format!("{plural} \"{name}\" not found"))),
             }
         }
     }
-    for e in c.get("env").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for e in c
+        .get("env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         let name = s(&e, "/name").to_string();
         let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
             Some(expand(v, &env))
         } else if let Some(vf) = e.get("valueFrom") {
-            let keyed = [("secretKeyRef", "secrets", true), ("configMapKeyRef", "configmaps", false)];
-            if let Some((r, plural, secret)) = keyed.iter().find_map(|(k, p, sec)| vf.get(*k).map(|r| (r, *p, *sec))) {
+            let keyed = [
+                ("secretKeyRef", "secrets", true),
+                ("configMapKeyRef", "configmaps", false),
+            ];
+            if let Some((r, plural, secret)) = keyed
+                .iter()
+                .find_map(|(k, p, sec)| vf.get(*k).map(|r| (r, *p, *sec)))
+            {
                 let (obj_name, key) = (s(r, "/name"), s(r, "/key"));
                 let optional = r.get("optional").and_then(Value::as_bool) == Some(true);
-                match lookup(plural, obj_name).map(|o| data_of(&o, secret)).and_then(|d| d.into_iter().find(|(k, _)| k == key)) {
+                match lookup(plural, obj_name)
+                    .map(|o| data_of(&o, secret))
+                    .and_then(|d| d.into_iter().find(|(k, _)| k == key))
+                {
                     Some((_, v)) => Some(v),
                     None if optional => None,
-                    None => return Err(env_err(format!("key {key:?} of {plural} \"{obj_name}\" not found"))),
+                    None => {
+                        return Err(env_err(format!(
+                            "key {key:?} of {plural} \"{obj_name}\" not found"
+                        )));
+                    }
                 }
             } else if let Some(fr) = vf.get("fieldRef") {
                 let path = s(fr, "/fieldPath");
-                Some(field_ref(&pod, path).ok_or_else(|| env_err(format!("unsupported fieldRef {path:?}")))?)
+                Some(
+                    field_ref(&pod, path)
+                        .ok_or_else(|| env_err(format!("unsupported fieldRef {path:?}")))?,
+                )
             } else if vf.get("resourceFieldRef").is_some() {
                 // The simulator sets no resource limits; the kubelet reports node allocatable, "0" is honest here.
                 Some("0".to_string())
@@ -263,11 +353,24 @@ pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &s
         }
     }
 
-    let volumes = pod.pointer("/spec/volumes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let volumes = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut mounts = Vec::new();
-    for vm in c.get("volumeMounts").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for vm in c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         let vol_name = s(&vm, "/name").to_string();
-        let vol_err = |message: String| ResolveError::Volume { pod: pod_name.into(), volume: vol_name.clone(), message };
+        let vol_err = |message: String| ResolveError::Volume {
+            pod: pod_name.into(),
+            volume: vol_name.clone(),
+            message,
+        };
         let Some(vol) = volumes.iter().find(|v| s(v, "/name") == vol_name) else {
             return Err(vol_err("volume not defined in the pod spec".into()));
         };
@@ -279,9 +382,12 @@ pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &s
             PathBuf::from(s(hp, "/path"))
         } else {
             let dir = empty_dir(state_dir, ns, pod_name, &vol_name);
-            let source = [("configMap", "configmaps", false, "/configMap/name"), ("secret", "secrets", true, "/secret/secretName")]
-                .into_iter()
-                .find(|(k, ..)| vol.get(*k).is_some());
+            let source = [
+                ("configMap", "configmaps", false, "/configMap/name"),
+                ("secret", "secrets", true, "/secret/secretName"),
+            ]
+            .into_iter()
+            .find(|(k, ..)| vol.get(*k).is_some());
             if let Some((_, plural, secret, ptr)) = source {
                 std::fs::create_dir_all(&dir).map_err(|e| vol_err(e.to_string()))?;
                 if let Some(obj) = lookup(plural, s(vol, ptr)) {
@@ -298,7 +404,12 @@ pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &s
         if !host.exists() {
             std::fs::create_dir_all(&host).map_err(|e| vol_err(e.to_string()))?;
         }
-        mounts.push(Mount { container_path: PathBuf::from(s(&vm, "/mountPath")), host_path: host, read_only, volume: vol_name.clone() });
+        mounts.push(Mount {
+            container_path: PathBuf::from(s(&vm, "/mountPath")),
+            host_path: host,
+            read_only,
+            volume: vol_name.clone(),
+        });
     }
     mounts.sort_by_key(|m| std::cmp::Reverse(m.container_path.as_os_str().len()));
 
@@ -307,7 +418,9 @@ pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &s
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find(|st| s(st, "/name") == wanted).cloned());
-    let container_running = cstatus.as_ref().is_none_or(|st| st.pointer("/state/running").is_some());
+    let container_running = cstatus
+        .as_ref()
+        .is_none_or(|st| st.pointer("/state/running").is_some());
     let running = phase == "Running" && container_running;
     Ok(ContainerContext {
         namespace: ns.into(),
@@ -316,22 +429,41 @@ pub fn resolve_container(store: &Store, state_dir: &Path, ns: &str, pod_name: &s
         image: s(c, "/image").to_string(),
         env,
         mounts,
-        working_dir: c.get("workingDir").and_then(Value::as_str).map(str::to_string),
+        working_dir: c
+            .get("workingDir")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         running,
     })
 }
 
 /// Like [`resolve_container`], but refuses a pod that is not running (what the exec route wants).
-pub fn resolve_running_container(store: &Store, state_dir: &Path, ns: &str, pod: &str, container: Option<&str>) -> Result<ContainerContext, ResolveError> {
+pub fn resolve_running_container(
+    store: &Store,
+    state_dir: &Path,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+) -> Result<ContainerContext, ResolveError> {
     let ctx = resolve_container(store, state_dir, ns, pod, container)?;
     if !ctx.running {
         let p = store.find("", "pods", ns, pod).unwrap_or_default();
         let phase = p
             .pointer("/status/containerStatuses")
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().find_map(|st| st.pointer("/state/waiting/reason").and_then(Value::as_str).map(str::to_string)))
+            .and_then(|a| {
+                a.iter().find_map(|st| {
+                    st.pointer("/state/waiting/reason")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+            })
             .unwrap_or_else(|| s(&p, "/status/phase").to_string());
-        return Err(ResolveError::NotRunning { pod: pod.into(), container: ctx.container, phase });
+        return Err(ResolveError::NotRunning {
+            pod: pod.into(),
+            container: ctx.container,
+            phase,
+        });
     }
     Ok(ctx)
 }
@@ -370,8 +502,14 @@ mod tests {
     #[test]
     fn environment_resolves_values_refs_and_expansions() {
         let (store, dir) = seeded();
-        let ctx = resolve_container(&store, dir.path(), "app", "db-0", Some("postgres")).expect("resolved");
-        let get = |k: &str| ctx.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let ctx = resolve_container(&store, dir.path(), "app", "db-0", Some("postgres"))
+            .expect("resolved");
+        let get = |k: &str| {
+            ctx.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("POSTGRES_PASSWORD"), Some("s3cr3t"));
         assert_eq!(get("POSTGRES_DB"), Some("shop"));
         assert_eq!(get("URL"), Some("postgres://app@localhost/shop"));
@@ -389,11 +527,21 @@ mod tests {
         let ctx = resolve_container(&store, dir.path(), "app", "db-0", None).expect("resolved");
         assert_eq!(ctx.container, "postgres");
         let pvc = pvc_dir(dir.path(), "app", "data");
-        assert_eq!(ctx.host_path_of(Path::new("/var/lib/postgresql/data/dump.sql.gz")), Some(pvc.join("dump.sql.gz")));
-        let backup = ctx.mounts.iter().find(|m| m.container_path == Path::new("/backup")).expect("backup mount");
+        assert_eq!(
+            ctx.host_path_of(Path::new("/var/lib/postgresql/data/dump.sql.gz")),
+            Some(pvc.join("dump.sql.gz"))
+        );
+        let backup = ctx
+            .mounts
+            .iter()
+            .find(|m| m.container_path == Path::new("/backup"))
+            .expect("backup mount");
         assert!(backup.read_only);
         assert_eq!(backup.host_path, pvc.join("dumps"));
-        assert!(ctx.host_path_of(Path::new("/tmp/scratch")).is_some_and(|p| p.is_dir()));
+        assert!(
+            ctx.host_path_of(Path::new("/tmp/scratch"))
+                .is_some_and(|p| p.is_dir())
+        );
         assert_eq!(ctx.host_path_of(Path::new("/etc/passwd")), None);
     }
 
@@ -402,10 +550,18 @@ mod tests {
         let (store, dir) = seeded();
         let e = resolve_container(&store, dir.path(), "app", "nope", None).expect_err("no pod");
         assert_eq!(e.to_api_error().code, 404);
-        let e = resolve_container(&store, dir.path(), "app", "db-0", Some("mysql")).expect_err("no container");
+        let e = resolve_container(&store, dir.path(), "app", "db-0", Some("mysql"))
+            .expect_err("no container");
         assert_eq!(e.to_api_error().code, 400);
-        crate::controllers::set_pod_phase(&store, "app", "db-0", crate::controllers::PodPhase::Pending).expect("phase");
-        let e = resolve_running_container(&store, dir.path(), "app", "db-0", None).expect_err("pending");
+        crate::controllers::set_pod_phase(
+            &store,
+            "app",
+            "db-0",
+            crate::controllers::PodPhase::Pending,
+        )
+        .expect("phase");
+        let e = resolve_running_container(&store, dir.path(), "app", "db-0", None)
+            .expect_err("pending");
         assert!(matches!(e, ResolveError::NotRunning { .. }), "{e}");
     }
 }

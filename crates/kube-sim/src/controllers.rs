@@ -60,7 +60,10 @@ fn owner_ref(owner: &Value) -> Value {
 fn owned_by(obj: &Value, uid: &str) -> bool {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .is_some_and(|r| r.iter().any(|o| o.get("uid").and_then(Value::as_str) == Some(uid)))
+        .is_some_and(|r| {
+            r.iter()
+                .any(|o| o.get("uid").and_then(Value::as_str) == Some(uid))
+        })
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<u64> {
@@ -107,14 +110,20 @@ impl FromStr for PodPhase {
             "NotReady" => Ok(PodPhase::NotReady),
             "Pending" => Ok(PodPhase::Pending),
             "CrashLoop" | "CrashLoopBackOff" => Ok(PodPhase::CrashLoop),
-            other => Err(format!("unknown pod phase {other:?}: expected Running, NotReady, Pending or CrashLoop")),
+            other => Err(format!(
+                "unknown pod phase {other:?}: expected Running, NotReady, Pending or CrashLoop"
+            )),
         }
     }
 }
 
 /// The status a pod has in `phase`, stamped with `now`.
 pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let ready = phase == PodPhase::Running;
     let cond = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
     let statuses: Vec<Value> = containers
@@ -143,7 +152,12 @@ pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
 }
 
 /// Force a pod's phase (library and /_sim/pods).
-pub fn set_pod_phase(store: &Store, ns: &str, name: &str, phase: PodPhase) -> Result<Value, ApiError> {
+pub fn set_pod_phase(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    phase: PodPhase,
+) -> Result<Value, ApiError> {
     let now = store.clock().now_rfc3339();
     store
         .mutate("", "pods", ns, name, |p| {
@@ -154,9 +168,9 @@ pub fn set_pod_phase(store: &Store, ns: &str, name: &str, phase: PodPhase) -> Re
 }
 
 impl Controllers {
-    /// Run until the task is aborted.
-    pub async fn run(self: Arc<Self>) {
-        let mut rx = self.store.subscribe();
+    /// Run until the task is aborted. `rx` must be subscribed before any object the controllers should see
+    /// is written (subscribe synchronously, then spawn this).
+    pub async fn run(self: Arc<Self>, mut rx: crate::store::Subscription) {
         loop {
             match rx.recv().await {
                 Ok(ev) => {
@@ -174,9 +188,22 @@ impl Controllers {
 
     /// Reconcile everything (after missing events).
     pub fn resync(self: &Arc<Self>) {
-        for (g, p) in [("", "persistentvolumeclaims"), ("apps", "deployments"), ("apps", "statefulsets"), (SNAP, "volumesnapshots"), (GROUP_SNAP, "volumegroupsnapshots")] {
+        for (g, p) in [
+            ("", "persistentvolumeclaims"),
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            (SNAP, "volumesnapshots"),
+            (GROUP_SNAP, "volumegroupsnapshots"),
+        ] {
             for obj in self.store.all_of(g, p) {
-                let ev = Event { rv: 0, etype: EventType::Modified, group: g.into(), plural: p.into(), namespace: s(&obj, "/metadata/namespace").into(), object: obj };
+                let ev = Event {
+                    rv: 0,
+                    etype: EventType::Modified,
+                    group: g.into(),
+                    plural: p.into(),
+                    namespace: s(&obj, "/metadata/namespace").into(),
+                    object: obj,
+                };
                 self.handle(&ev);
             }
         }
@@ -188,7 +215,9 @@ impl Controllers {
         let name = s(obj, "/metadata/name").to_string();
         match (ev.group.as_str(), ev.plural.as_str(), ev.etype) {
             ("", "namespaces", EventType::Added) if obj.pointer("/status/phase").is_none() => {
-                self.store.mutate("", "namespaces", "", &name, |n| n["status"] = json!({"phase": "Active"}));
+                self.store.mutate("", "namespaces", "", &name, |n| {
+                    n["status"] = json!({"phase": "Active"})
+                });
             }
             ("", "persistentvolumeclaims", EventType::Deleted) => {
                 let _ = std::fs::remove_dir_all(pvc_dir(&self.state_dir, &ns, &name));
@@ -200,7 +229,9 @@ impl Controllers {
             ("", "persistentvolumeclaims", _) => {
                 self.reconcile_pvc(obj);
                 for vs in self.store.all_of(SNAP, "volumesnapshots") {
-                    if s(&vs, "/metadata/namespace") == ns && s(&vs, "/spec/source/persistentVolumeClaimName") == name {
+                    if s(&vs, "/metadata/namespace") == ns
+                        && s(&vs, "/spec/source/persistentVolumeClaimName") == name
+                    {
                         self.reconcile_vs(&vs);
                     }
                 }
@@ -213,43 +244,58 @@ impl Controllers {
                     p["status"] = st;
                 });
             }
-            ("", "pods", _) => {
+            ("", "pods", etype) => {
                 for (g, p) in [("apps", "deployments"), ("apps", "statefulsets")] {
                     for w in self.store.all_of(g, p) {
                         if owned_by(obj, s(&w, "/metadata/uid")) {
-                            self.update_workload_status(g, p, &w);
+                            if etype == EventType::Deleted {
+                                // Like a ReplicaSet/StatefulSet controller: a deleted pod is replaced.
+                                self.reconcile_workload(p, &w);
+                            } else {
+                                self.update_workload_status(g, p, &w);
+                            }
                         }
                     }
                 }
             }
-            ("apps", "deployments" | "statefulsets", EventType::Added | EventType::Modified) => self.reconcile_workload(&ev.plural, obj),
+            ("apps", "deployments" | "statefulsets", EventType::Added | EventType::Modified) => {
+                self.reconcile_workload(&ev.plural, obj)
+            }
             ("batch", "jobs", EventType::Added) => self.reconcile_job(obj),
             (SNAP, "volumesnapshots", EventType::Deleted) => self.on_vs_deleted(obj),
             (SNAP, "volumesnapshots", _) => {
                 self.reconcile_vs(obj);
                 for pvc in self.store.all_of("", "persistentvolumeclaims") {
-                    if s(&pvc, "/metadata/namespace") == ns && s(&pvc, "/spec/dataSource/name") == name && s(&pvc, "/status/phase") != "Bound" {
+                    if s(&pvc, "/metadata/namespace") == ns
+                        && s(&pvc, "/spec/dataSource/name") == name
+                        && s(&pvc, "/status/phase") != "Bound"
+                    {
                         self.reconcile_pvc(&pvc);
                     }
                 }
             }
-            (SNAP, "volumesnapshotcontents", EventType::Deleted) => {
-                if s(obj, "/spec/deletionPolicy") == "Delete" {
-                    let handle = content_handle(obj);
-                    if !handle.is_empty() {
-                        let dir = snapshot_dir(&self.state_dir, &handle);
-                        let _ = std::fs::remove_dir_all(&dir);
-                        let _ = std::fs::remove_file(dir.with_extension("json"));
-                    }
+            (SNAP, "volumesnapshotcontents", EventType::Deleted)
+                if s(obj, "/spec/deletionPolicy") == "Delete" =>
+            {
+                let handle = content_handle(obj);
+                if !handle.is_empty() {
+                    let dir = snapshot_dir(&self.state_dir, &handle);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::remove_file(dir.with_extension("json"));
                 }
             }
             (SNAP, "volumesnapshotcontents", EventType::Added) => {
-                let (rns, rname) = (s(obj, "/spec/volumeSnapshotRef/namespace"), s(obj, "/spec/volumeSnapshotRef/name"));
+                let (rns, rname) = (
+                    s(obj, "/spec/volumeSnapshotRef/namespace"),
+                    s(obj, "/spec/volumeSnapshotRef/name"),
+                );
                 if let Some(vs) = self.store.find(SNAP, "volumesnapshots", rns, rname) {
                     self.reconcile_vs(&vs);
                 }
             }
-            (GROUP_SNAP, "volumegroupsnapshots", EventType::Added | EventType::Modified) => self.reconcile_vgs(obj),
+            (GROUP_SNAP, "volumegroupsnapshots", EventType::Added | EventType::Modified) => {
+                self.reconcile_vgs(obj)
+            }
             _ => {}
         }
     }
@@ -266,13 +312,26 @@ impl Controllers {
             return;
         }
         let mut restore_from: Option<PathBuf> = None;
-        if s(pvc, "/spec/dataSource/kind") == "VolumeSnapshot" || s(pvc, "/spec/dataSourceRef/kind") == "VolumeSnapshot" {
-            let vs_name = if s(pvc, "/spec/dataSource/name").is_empty() { s(pvc, "/spec/dataSourceRef/name") } else { s(pvc, "/spec/dataSource/name") };
-            let Some(vs) = self.store.find(SNAP, "volumesnapshots", &ns, vs_name) else { return self.set_pending(&ns, &name) };
+        if s(pvc, "/spec/dataSource/kind") == "VolumeSnapshot"
+            || s(pvc, "/spec/dataSourceRef/kind") == "VolumeSnapshot"
+        {
+            let vs_name = if s(pvc, "/spec/dataSource/name").is_empty() {
+                s(pvc, "/spec/dataSourceRef/name")
+            } else {
+                s(pvc, "/spec/dataSource/name")
+            };
+            let Some(vs) = self.store.find(SNAP, "volumesnapshots", &ns, vs_name) else {
+                return self.set_pending(&ns, &name);
+            };
             if vs.pointer("/status/readyToUse").and_then(Value::as_bool) != Some(true) {
                 return self.set_pending(&ns, &name);
             }
-            let Some(vsc) = self.store.find(SNAP, "volumesnapshotcontents", "", s(&vs, "/status/boundVolumeSnapshotContentName")) else {
+            let Some(vsc) = self.store.find(
+                SNAP,
+                "volumesnapshotcontents",
+                "",
+                s(&vs, "/status/boundVolumeSnapshotContentName"),
+            ) else {
                 return self.set_pending(&ns, &name);
             };
             restore_from = Some(snapshot_dir(&self.state_dir, &content_handle(&vsc)));
@@ -287,9 +346,18 @@ impl Controllers {
         }
         let uid = s(pvc, "/metadata/uid").to_string();
         let pv_name = format!("pvc-{uid}");
-        let size = pvc.pointer("/spec/resources/requests/storage").cloned().unwrap_or(json!("1Gi"));
-        let modes = pvc.pointer("/spec/accessModes").cloned().unwrap_or(json!(["ReadWriteOnce"]));
-        let sc = pvc.pointer("/spec/storageClassName").cloned().unwrap_or(json!("csi-hostpath-sc"));
+        let size = pvc
+            .pointer("/spec/resources/requests/storage")
+            .cloned()
+            .unwrap_or(json!("1Gi"));
+        let modes = pvc
+            .pointer("/spec/accessModes")
+            .cloned()
+            .unwrap_or(json!(["ReadWriteOnce"]));
+        let sc = pvc
+            .pointer("/spec/storageClassName")
+            .cloned()
+            .unwrap_or(json!("csi-hostpath-sc"));
         let _ = self.store.create_raw(
             "",
             "persistentvolumes",
@@ -300,22 +368,36 @@ impl Controllers {
                             "csi": {"driver": DRIVER, "volumeHandle": uid}, "volumeMode": "Filesystem"},
                    "status": {"phase": "Bound"}}),
         );
-        self.store.mutate("", "persistentvolumeclaims", &ns, &name, |p| {
-            p["spec"]["volumeName"] = json!(pv_name);
-            if p.pointer("/spec/storageClassName").is_none() {
-                p["spec"]["storageClassName"] = sc.clone();
-            }
-            p["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
-            p["status"] = json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}});
-        });
+        self.store
+            .mutate("", "persistentvolumeclaims", &ns, &name, |p| {
+                p["spec"]["volumeName"] = json!(pv_name);
+                if p.pointer("/spec/storageClassName").is_none() {
+                    p["spec"]["storageClassName"] = sc.clone();
+                }
+                p["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+                p["status"] =
+                    json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}});
+            });
     }
 
     fn set_pending(&self, ns: &str, name: &str) {
-        self.store.mutate("", "persistentvolumeclaims", ns, name, |p| p["status"] = json!({"phase": "Pending"}));
+        self.store
+            .mutate("", "persistentvolumeclaims", ns, name, |p| {
+                p["status"] = json!({"phase": "Pending"})
+            });
     }
 
-    fn pod_from_template(&self, owner: &Value, name: &str, extra_labels: &[(&str, String)], template: &Value) -> Value {
-        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    fn pod_from_template(
+        &self,
+        owner: &Value,
+        name: &str,
+        extra_labels: &[(&str, String)],
+        template: &Value,
+    ) -> Value {
+        let mut labels = template
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or(json!({}));
         for (k, v) in extra_labels {
             labels[*k] = json!(v);
         }
@@ -338,18 +420,37 @@ impl Controllers {
         let ns = s(w, "/metadata/namespace").to_string();
         let name = s(w, "/metadata/name").to_string();
         let uid = s(w, "/metadata/uid").to_string();
-        let replicas = w.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0) as usize;
+        let replicas = w
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+            .max(0) as usize;
         let template = w.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let hash = template_hash(&template);
-        let pods: Vec<Value> = self.store.all_of("", "pods").into_iter().filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &uid)).collect();
+        let pods: Vec<Value> = self
+            .store
+            .all_of("", "pods")
+            .into_iter()
+            .filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &uid))
+            .collect();
         if plural == "statefulsets" {
-            for claim in w.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).cloned().unwrap_or_default() {
+            for claim in w
+                .pointer("/spec/volumeClaimTemplates")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
                 for i in 0..replicas {
                     let pvc_name = format!("{}-{name}-{i}", s(&claim, "/metadata/name"));
-                    if self.store.find("", "persistentvolumeclaims", &ns, &pvc_name).is_none() {
+                    if self
+                        .store
+                        .find("", "persistentvolumeclaims", &ns, &pvc_name)
+                        .is_none()
+                    {
                         let mut pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": pvc_name, "namespace": ns,
                             "labels": claim.pointer("/metadata/labels").cloned().unwrap_or(json!({}))}, "spec": claim.get("spec").cloned().unwrap_or(json!({}))});
-                        pvc["metadata"]["labels"]["app.kubernetes.io/managed-by-statefulset"] = json!(name);
+                        pvc["metadata"]["labels"]["app.kubernetes.io/managed-by-statefulset"] =
+                            json!(name);
                         let _ = self.store.create_raw("", "persistentvolumeclaims", pvc);
                     }
                 }
@@ -357,14 +458,21 @@ impl Controllers {
             for i in 0..replicas {
                 let pod_name = format!("{name}-{i}");
                 let existing = pods.iter().find(|p| s(p, "/metadata/name") == pod_name);
-                if existing.is_some_and(|p| s(p, "/metadata/labels/controller-revision-hash") == format!("{name}-{hash}")) {
+                if existing.is_some_and(|p| {
+                    s(p, "/metadata/labels/controller-revision-hash") == format!("{name}-{hash}")
+                }) {
                     continue;
                 }
                 if existing.is_some() {
                     self.store.delete_raw("", "pods", &ns, &pod_name);
                 }
                 let mut t = template.clone();
-                for claim in w.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).cloned().unwrap_or_default() {
+                for claim in w
+                    .pointer("/spec/volumeClaimTemplates")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     let cname = s(&claim, "/metadata/name").to_string();
                     let vols = t["spec"]["volumes"].as_array().cloned().unwrap_or_default();
                     if !vols.iter().any(|v| s(v, "/name") == cname) {
@@ -376,7 +484,11 @@ impl Controllers {
                 let pod = self.pod_from_template(
                     w,
                     &pod_name,
-                    &[("controller-revision-hash", format!("{name}-{hash}")), ("statefulset.kubernetes.io/pod-name", pod_name.clone()), ("apps.kubernetes.io/pod-index", i.to_string())],
+                    &[
+                        ("controller-revision-hash", format!("{name}-{hash}")),
+                        ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                        ("apps.kubernetes.io/pod-index", i.to_string()),
+                    ],
                     &t,
                 );
                 let _ = self.store.create_raw("", "pods", pod);
@@ -394,15 +506,22 @@ impl Controllers {
                 if s(p, "/metadata/labels/pod-template-hash") == hash {
                     current.push(p);
                 } else {
-                    self.store.delete_raw("", "pods", &ns, s(p, "/metadata/name"));
+                    self.store
+                        .delete_raw("", "pods", &ns, s(p, "/metadata/name"));
                 }
             }
             for p in current.iter().skip(replicas) {
-                self.store.delete_raw("", "pods", &ns, s(p, "/metadata/name"));
+                self.store
+                    .delete_raw("", "pods", &ns, s(p, "/metadata/name"));
             }
             for _ in current.len()..replicas {
                 let pod_name = format!("{name}-{hash}-{}", random_suffix(5));
-                let pod = self.pod_from_template(w, &pod_name, &[("pod-template-hash", hash.clone())], &template);
+                let pod = self.pod_from_template(
+                    w,
+                    &pod_name,
+                    &[("pod-template-hash", hash.clone())],
+                    &template,
+                );
                 let _ = self.store.create_raw("", "pods", pod);
             }
         }
@@ -415,18 +534,32 @@ impl Controllers {
         let ns = s(w, "/metadata/namespace").to_string();
         let name = s(w, "/metadata/name").to_string();
         let uid = s(w, "/metadata/uid").to_string();
-        let pods: Vec<Value> = self.store.all_of("", "pods").into_iter().filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &uid)).collect();
+        let pods: Vec<Value> = self
+            .store
+            .all_of("", "pods")
+            .into_iter()
+            .filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &uid))
+            .collect();
         let ready = pods
             .iter()
             .filter(|p| {
                 p.pointer("/status/conditions")
                     .and_then(Value::as_array)
-                    .is_some_and(|c| c.iter().any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True"))
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
+                    })
             })
             .count();
         let total = pods.len();
-        let generation = w.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
-        let want = w.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+        let generation = w
+            .pointer("/metadata/generation")
+            .cloned()
+            .unwrap_or(json!(1));
+        let want = w
+            .pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let now = self.store.clock().now_rfc3339();
         self.store.mutate(group, plural, &ns, &name, |o| {
             let available = if ready as i64 >= want { "True" } else { "False" };
@@ -457,7 +590,12 @@ impl Controllers {
         let pod = self.pod_from_template(
             job,
             &pod_name,
-            &[("job-name", name.clone()), ("batch.kubernetes.io/job-name", name.clone()), ("controller-uid", uid.clone()), ("batch.kubernetes.io/controller-uid", uid)],
+            &[
+                ("job-name", name.clone()),
+                ("batch.kubernetes.io/job-name", name.clone()),
+                ("controller-uid", uid.clone()),
+                ("batch.kubernetes.io/controller-uid", uid),
+            ],
             &template,
         );
         let _ = self.store.create_raw("", "pods", pod);
@@ -467,9 +605,18 @@ impl Controllers {
         });
     }
 
-    fn default_class(&self, group: &str, plural: &str, annotation: &str, driver: Option<&str>) -> Option<Value> {
+    fn default_class(
+        &self,
+        group: &str,
+        plural: &str,
+        annotation: &str,
+        driver: Option<&str>,
+    ) -> Option<Value> {
         self.store.all_of(group, plural).into_iter().find(|c| {
-            c.pointer("/metadata/annotations").and_then(|a| a.get(annotation)).and_then(Value::as_str) == Some("true")
+            c.pointer("/metadata/annotations")
+                .and_then(|a| a.get(annotation))
+                .and_then(Value::as_str)
+                == Some("true")
                 && driver.is_none_or(|d| s(c, "/driver") == d)
         })
     }
@@ -486,7 +633,11 @@ impl Controllers {
     }
 
     fn reconcile_vs(self: &Arc<Self>, vs: &Value) {
-        if vs.pointer("/metadata/deletionTimestamp").is_some() || vs.pointer("/status/boundVolumeSnapshotContentName").is_some() {
+        if vs.pointer("/metadata/deletionTimestamp").is_some()
+            || vs
+                .pointer("/status/boundVolumeSnapshotContentName")
+                .is_some()
+        {
             return;
         }
         let ns = s(vs, "/metadata/namespace").to_string();
@@ -513,7 +664,10 @@ impl Controllers {
                 }
             },
         };
-        let Some(pvc) = self.store.find("", "persistentvolumeclaims", &ns, &pvc_name) else {
+        let Some(pvc) = self
+            .store
+            .find("", "persistentvolumeclaims", &ns, &pvc_name)
+        else {
             return self.set_vs_error(
                 &ns,
                 &name,
@@ -524,30 +678,56 @@ impl Controllers {
             return self.set_vs_error(&ns, &name, &format!("the PVC {pvc_name} is not yet bound to a PV, will not attempt to take a snapshot"));
         }
         let vsc_name = format!("snapcontent-{uid}");
-        if self.store.find(SNAP, "volumesnapshotcontents", "", &vsc_name).is_some() {
+        if self
+            .store
+            .find(SNAP, "volumesnapshotcontents", "", &vsc_name)
+            .is_some()
+        {
             return;
         }
         let class_name = s(&class, "/metadata/name").to_string();
         // Cut the snapshot now: this is the instant the data is captured.
         let handle = uuid::Uuid::new_v4().to_string();
-        let size = match copy_dir(&pvc_dir(&self.state_dir, &ns, &pvc_name), &snapshot_dir(&self.state_dir, &handle)) {
+        let size = match copy_dir(
+            &pvc_dir(&self.state_dir, &ns, &pvc_name),
+            &snapshot_dir(&self.state_dir, &handle),
+        ) {
             Ok(n) => n,
-            Err(e) => return self.set_vs_error(&ns, &name, &format!("Failed to create snapshot content with error copying volume data: {e}")),
+            Err(e) => {
+                return self.set_vs_error(
+                    &ns,
+                    &name,
+                    &format!(
+                        "Failed to create snapshot content with error copying volume data: {e}"
+                    ),
+                );
+            }
         };
         let created = self.store.clock().now();
         let nanos = created.timestamp_nanos_opt().unwrap_or(0);
-        let meta = json!({"creationTime": nanos, "size": size, "sourceVolume": s(&pvc, "/metadata/uid")});
-        let _ = std::fs::write(snapshot_dir(&self.state_dir, &handle).with_extension("json"), meta.to_string());
+        let meta =
+            json!({"creationTime": nanos, "size": size, "sourceVolume": s(&pvc, "/metadata/uid")});
+        let _ = std::fs::write(
+            snapshot_dir(&self.state_dir, &handle).with_extension("json"),
+            meta.to_string(),
+        );
         let vsc = json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
             "metadata": {"name": vsc_name},
             "spec": {"deletionPolicy": class.get("deletionPolicy").cloned().unwrap_or(json!("Delete")), "driver": class.get("driver").cloned().unwrap_or(json!(DRIVER)),
                      "source": {"volumeHandle": s(&pvc, "/metadata/uid")}, "sourceVolumeMode": "Filesystem", "volumeSnapshotClassName": class_name,
                      "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "name": name, "namespace": ns, "uid": uid, "resourceVersion": vs["metadata"]["resourceVersion"]}},
             "status": {"snapshotHandle": handle, "creationTime": nanos, "restoreSize": size, "readyToUse": false}});
-        if self.store.create_raw(SNAP, "volumesnapshotcontents", vsc).is_err() {
+        if self
+            .store
+            .create_raw(SNAP, "volumesnapshotcontents", vsc)
+            .is_err()
+        {
             return;
         }
-        let capacity = pvc.pointer("/status/capacity/storage").cloned().unwrap_or(json!("1Gi"));
+        let capacity = pvc
+            .pointer("/status/capacity/storage")
+            .cloned()
+            .unwrap_or(json!("1Gi"));
         self.store.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["spec"]["volumeSnapshotClassName"] = json!(class_name);
             v["status"] = json!({"boundVolumeSnapshotContentName": vsc_name, "readyToUse": false});
@@ -556,10 +736,19 @@ impl Controllers {
         self.arm_ready(ns, name, vsc_name, created_rfc, capacity);
     }
 
-    fn arm_ready(self: &Arc<Self>, ns: String, name: String, vsc_name: String, created: String, capacity: Value) {
+    fn arm_ready(
+        self: &Arc<Self>,
+        ns: String,
+        name: String,
+        vsc_name: String,
+        created: String,
+        capacity: Value,
+    ) {
         let me = self.clone();
         let delay = self.snapshot_delay;
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         rt.spawn(async move {
             tokio::time::sleep(delay).await;
             while me.faults.snapshot_never_ready(&ns, &name) {
@@ -580,33 +769,52 @@ impl Controllers {
     fn bind_preprovisioned(&self, vs: &Value, content_name: &str) {
         let ns = s(vs, "/metadata/namespace").to_string();
         let name = s(vs, "/metadata/name").to_string();
-        let Some(vsc) = self.store.find(SNAP, "volumesnapshotcontents", "", content_name) else {
-            return self.set_vs_error(&ns, &name, &format!("VolumeSnapshotContent {content_name} not found"));
-        };
-        if s(&vsc, "/spec/volumeSnapshotRef/name") != name || s(&vsc, "/spec/volumeSnapshotRef/namespace") != ns {
+        let Some(vsc) = self
+            .store
+            .find(SNAP, "volumesnapshotcontents", "", content_name)
+        else {
             return self.set_vs_error(
                 &ns,
                 &name,
-                &format!("VolumeSnapshotContent {content_name} is bound to a different snapshot {}/{}", s(&vsc, "/spec/volumeSnapshotRef/namespace"), s(&vsc, "/spec/volumeSnapshotRef/name")),
+                &format!("VolumeSnapshotContent {content_name} not found"),
+            );
+        };
+        if s(&vsc, "/spec/volumeSnapshotRef/name") != name
+            || s(&vsc, "/spec/volumeSnapshotRef/namespace") != ns
+        {
+            return self.set_vs_error(
+                &ns,
+                &name,
+                &format!(
+                    "VolumeSnapshotContent {content_name} is bound to a different snapshot {}/{}",
+                    s(&vsc, "/spec/volumeSnapshotRef/namespace"),
+                    s(&vsc, "/spec/volumeSnapshotRef/name")
+                ),
             );
         }
         let handle = content_handle(&vsc);
-        let meta: Value = std::fs::read_to_string(snapshot_dir(&self.state_dir, &handle).with_extension("json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(json!({}));
+        let meta: Value =
+            std::fs::read_to_string(snapshot_dir(&self.state_dir, &handle).with_extension("json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(json!({}));
         let nanos = vsc
             .pointer("/status/creationTime")
             .and_then(Value::as_i64)
             .or_else(|| meta.get("creationTime").and_then(Value::as_i64))
             .unwrap_or_else(|| self.store.clock().now().timestamp_nanos_opt().unwrap_or(0));
-        let size = vsc.pointer("/status/restoreSize").and_then(Value::as_i64).or_else(|| meta.get("size").and_then(Value::as_i64)).unwrap_or(0);
+        let size = vsc
+            .pointer("/status/restoreSize")
+            .and_then(Value::as_i64)
+            .or_else(|| meta.get("size").and_then(Value::as_i64))
+            .unwrap_or(0);
         let uid = s(vs, "/metadata/uid").to_string();
         self.store.mutate(SNAP, "volumesnapshotcontents", "", content_name, |c| {
             c["spec"]["volumeSnapshotRef"]["uid"] = json!(uid);
             c["status"] = json!({"snapshotHandle": handle, "creationTime": nanos, "restoreSize": size, "readyToUse": true});
         });
-        let created = chrono::DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let created = chrono::DateTime::from_timestamp_nanos(nanos)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.store.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["status"] = json!({"boundVolumeSnapshotContentName": content_name, "creationTime": created, "readyToUse": true, "restoreSize": quantity(size)});
         });
@@ -614,17 +822,26 @@ impl Controllers {
 
     fn on_vs_deleted(&self, vs: &Value) {
         let bound = s(vs, "/status/boundVolumeSnapshotContentName").to_string();
-        let name = if bound.is_empty() { format!("snapcontent-{}", s(vs, "/metadata/uid")) } else { bound };
+        let name = if bound.is_empty() {
+            format!("snapcontent-{}", s(vs, "/metadata/uid"))
+        } else {
+            bound
+        };
         if let Some(vsc) = self.store.find(SNAP, "volumesnapshotcontents", "", &name)
             && s(&vsc, "/spec/deletionPolicy") == "Delete"
             && s(&vsc, "/spec/volumeSnapshotRef/name") == s(vs, "/metadata/name")
         {
-            self.store.delete_raw(SNAP, "volumesnapshotcontents", "", &name);
+            self.store
+                .delete_raw(SNAP, "volumesnapshotcontents", "", &name);
         }
     }
 
     fn reconcile_vgs(&self, vgs: &Value) {
-        if vgs.pointer("/status/boundVolumeGroupSnapshotContentName").is_some() || vgs.pointer("/metadata/deletionTimestamp").is_some() {
+        if vgs
+            .pointer("/status/boundVolumeGroupSnapshotContentName")
+            .is_some()
+            || vgs.pointer("/metadata/deletionTimestamp").is_some()
+        {
             return;
         }
         let ns = s(vgs, "/metadata/namespace").to_string();
@@ -632,38 +849,68 @@ impl Controllers {
         let uid = s(vgs, "/metadata/uid").to_string();
         let set_error = |msg: &str| {
             let now = self.store.clock().now_rfc3339();
-            self.store.mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
-                if s(v, "/status/error/message") != msg {
-                    v["status"] = json!({"readyToUse": false, "error": {"message": msg, "time": now}});
-                }
-            });
+            self.store
+                .mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
+                    if s(v, "/status/error/message") != msg {
+                        v["status"] =
+                            json!({"readyToUse": false, "error": {"message": msg, "time": now}});
+                    }
+                });
         };
         let Some(selector) = vgs.pointer("/spec/source/selector") else {
-            return set_error("pre-provisioned VolumeGroupSnapshotContent binding is not supported by kube-sim");
+            return set_error(
+                "pre-provisioned VolumeGroupSnapshotContent binding is not supported by kube-sim",
+            );
         };
-        let Ok(selector) = LabelSelector::from_object(selector) else { return set_error("invalid selector") };
+        let Ok(selector) = LabelSelector::from_object(selector) else {
+            return set_error("invalid selector");
+        };
         let class = match s(vgs, "/spec/volumeGroupSnapshotClassName") {
-            "" => self.default_class(GROUP_SNAP, "volumegroupsnapshotclasses", "groupsnapshot.storage.kubernetes.io/is-default-class", None),
-            c => self.store.find(GROUP_SNAP, "volumegroupsnapshotclasses", "", c),
+            "" => self.default_class(
+                GROUP_SNAP,
+                "volumegroupsnapshotclasses",
+                "groupsnapshot.storage.kubernetes.io/is-default-class",
+                None,
+            ),
+            c => self
+                .store
+                .find(GROUP_SNAP, "volumegroupsnapshotclasses", "", c),
         };
-        let Some(class) = class else { return set_error("Failed to set default group snapshot class with error cannot find default group snapshot class") };
+        let Some(class) = class else {
+            return set_error(
+                "Failed to set default group snapshot class with error cannot find default group snapshot class",
+            );
+        };
         let pvcs: Vec<Value> = self
             .store
             .all_of("", "persistentvolumeclaims")
             .into_iter()
-            .filter(|p| s(p, "/metadata/namespace") == ns && selector.matches_object(p) && s(p, "/status/phase") == "Bound")
+            .filter(|p| {
+                s(p, "/metadata/namespace") == ns
+                    && selector.matches_object(p)
+                    && s(p, "/status/phase") == "Bound"
+            })
             .collect();
         if pvcs.is_empty() {
-            return set_error(&format!("Failed to create group snapshot content with error no PVCs matching the selector of {ns}/{name}"));
+            return set_error(&format!(
+                "Failed to create group snapshot content with error no PVCs matching the selector of {ns}/{name}"
+            ));
         }
         let gsc_name = format!("groupsnapcontent-{uid}");
-        if self.store.find(GROUP_SNAP, "volumegroupsnapshotcontents", "", &gsc_name).is_some() {
+        if self
+            .store
+            .find(GROUP_SNAP, "volumegroupsnapshotcontents", "", &gsc_name)
+            .is_some()
+        {
             return;
         }
         // One instant for the whole group.
         let created = self.store.clock().now();
         let nanos = created.timestamp_nanos_opt().unwrap_or(0);
-        let deletion = class.get("deletionPolicy").cloned().unwrap_or(json!("Delete"));
+        let deletion = class
+            .get("deletionPolicy")
+            .cloned()
+            .unwrap_or(json!("Delete"));
         let driver = class.get("driver").cloned().unwrap_or(json!(DRIVER));
         let group_handle = uuid::Uuid::new_v4().to_string();
         let mut handles = Vec::new();
@@ -671,10 +918,16 @@ impl Controllers {
         for pvc in &pvcs {
             let pvc_name = s(pvc, "/metadata/name");
             let handle = uuid::Uuid::new_v4().to_string();
-            let Ok(size) = copy_dir(&pvc_dir(&self.state_dir, &ns, pvc_name), &snapshot_dir(&self.state_dir, &handle)) else {
+            let Ok(size) = copy_dir(
+                &pvc_dir(&self.state_dir, &ns, pvc_name),
+                &snapshot_dir(&self.state_dir, &handle),
+            ) else {
                 return set_error("Failed to create group snapshot: copying volume data failed");
             };
-            let _ = std::fs::write(snapshot_dir(&self.state_dir, &handle).with_extension("json"), json!({"creationTime": nanos, "size": size}).to_string());
+            let _ = std::fs::write(
+                snapshot_dir(&self.state_dir, &handle).with_extension("json"),
+                json!({"creationTime": nanos, "size": size}).to_string(),
+            );
             let volume_handle = s(pvc, "/metadata/uid").to_string();
             handles.push(json!(volume_handle));
             infos.push(json!({"volumeHandle": volume_handle, "snapshotHandle": handle, "creationTime": nanos, "readyToUse": true, "restoreSize": size}));
@@ -718,7 +971,11 @@ impl Controllers {
 /// The snapshot handle of a content (status for dynamic, spec.source for pre-provisioned).
 pub fn content_handle(vsc: &Value) -> String {
     let st = s(vsc, "/status/snapshotHandle");
-    if st.is_empty() { s(vsc, "/spec/source/snapshotHandle").to_string() } else { st.to_string() }
+    if st.is_empty() {
+        s(vsc, "/spec/source/snapshotHandle").to_string()
+    } else {
+        st.to_string()
+    }
 }
 
 fn quantity(bytes: i64) -> Value {
@@ -733,5 +990,7 @@ fn template_hash(t: &Value) -> String {
         h = h.wrapping_mul(0x100000001b3);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
+    (0..10)
+        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
+        .collect()
 }

@@ -110,12 +110,23 @@ impl Fault {
 
     /// Snapshots never become ready (all namespaces).
     pub fn snapshot_never_ready() -> Self {
-        Fault { kind: FaultKind::SnapshotNeverReady { namespace: None, name: None } }
+        Fault {
+            kind: FaultKind::SnapshotNeverReady {
+                namespace: None,
+                name: None,
+            },
+        }
     }
 
     /// Every exec fails with `message`.
     pub fn exec_fail(message: &str) -> Self {
-        Fault { kind: FaultKind::ExecFail { namespace: None, pod: None, message: message.to_string() } }
+        Fault {
+            kind: FaultKind::ExecFail {
+                namespace: None,
+                pod: None,
+                message: message.to_string(),
+            },
+        }
     }
 }
 
@@ -139,7 +150,11 @@ impl Faults {
 
     /// Add a fault.
     pub fn add(&self, fault: Fault) {
-        self.lock().push(Entry { fault, seen: 0, fired: 0 });
+        self.lock().push(Entry {
+            fault,
+            seen: 0,
+            fired: 0,
+        });
     }
 
     /// Remove every fault.
@@ -156,7 +171,16 @@ impl Faults {
     pub fn on_request(&self, verb: &str, resource: &str) -> Option<FaultAction> {
         let mut entries = self.lock();
         for e in entries.iter_mut() {
-            let FaultKind::Request { verb: v, resource: r, nth, times, action } = &e.fault.kind else { continue };
+            let FaultKind::Request {
+                verb: v,
+                resource: r,
+                nth,
+                times,
+                action,
+            } = &e.fault.kind
+            else {
+                continue;
+            };
             let verb_ok = v.as_deref().is_none_or(|v| v == verb);
             let res_ok = r.as_deref().is_none_or(|r| r == resource);
             if !(verb_ok && res_ok) {
@@ -179,7 +203,8 @@ impl Faults {
     pub fn snapshot_never_ready(&self, ns: &str, name: &str) -> bool {
         self.lock().iter().any(|e| match &e.fault.kind {
             FaultKind::SnapshotNeverReady { namespace, name: n } => {
-                namespace.as_deref().is_none_or(|x| x == ns) && n.as_deref().is_none_or(|x| x == name)
+                namespace.as_deref().is_none_or(|x| x == ns)
+                    && n.as_deref().is_none_or(|x| x == name)
             }
             _ => false,
         })
@@ -188,9 +213,13 @@ impl Faults {
     /// The failure message if exec into `ns/pod` must fail (consulted by the exec route).
     pub fn exec_failure(&self, ns: &str, pod: &str) -> Option<String> {
         self.lock().iter().find_map(|e| match &e.fault.kind {
-            FaultKind::ExecFail { namespace, pod: p, message } => {
-                (namespace.as_deref().is_none_or(|x| x == ns) && p.as_deref().is_none_or(|x| x == pod)).then(|| message.clone())
-            }
+            FaultKind::ExecFail {
+                namespace,
+                pod: p,
+                message,
+            } => (namespace.as_deref().is_none_or(|x| x == ns)
+                && p.as_deref().is_none_or(|x| x == pod))
+            .then(|| message.clone()),
             _ => None,
         })
     }
@@ -203,19 +232,36 @@ mod tests {
     #[test]
     fn the_nth_matching_request_fails_once() {
         let f = Faults::default();
-        f.add(Fault::nth("create", "volumesnapshots", 2, FaultAction::InternalError));
+        f.add(Fault::nth(
+            "create",
+            "volumesnapshots",
+            2,
+            FaultAction::InternalError,
+        ));
         assert_eq!(f.on_request("create", "volumesnapshots"), None);
         assert_eq!(f.on_request("get", "volumesnapshots"), None);
-        assert_eq!(f.on_request("create", "volumesnapshots"), Some(FaultAction::InternalError));
+        assert_eq!(
+            f.on_request("create", "volumesnapshots"),
+            Some(FaultAction::InternalError)
+        );
         assert_eq!(f.on_request("create", "volumesnapshots"), None);
     }
 
     #[test]
     fn faults_round_trip_through_json_for_the_debug_endpoint() {
-        let f = Fault::request("patch", "volumesnapshotcontents", FaultAction::Timeout { after: Duration::from_millis(1500) });
+        let f = Fault::request(
+            "patch",
+            "volumesnapshotcontents",
+            FaultAction::Timeout {
+                after: Duration::from_millis(1500),
+            },
+        );
         let text = serde_json::to_string(&f).expect("json");
         assert_eq!(serde_json::from_str::<Fault>(&text).expect("back"), f);
-        let exec: Fault = serde_json::from_str(r#"{"type":"execFail","namespace":null,"pod":"db-0","message":"boom"}"#).expect("exec");
+        let exec: Fault = serde_json::from_str(
+            r#"{"type":"execFail","namespace":null,"pod":"db-0","message":"boom"}"#,
+        )
+        .expect("exec");
         let faults = Faults::default();
         faults.add(exec);
         assert_eq!(faults.exec_failure("x", "db-0").as_deref(), Some("boom"));

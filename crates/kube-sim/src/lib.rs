@@ -10,6 +10,7 @@ pub mod controllers;
 pub mod exec;
 pub mod faults;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod requests;
 pub mod resources;
@@ -17,6 +18,7 @@ pub mod selectors;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod validation;
 
 use std::net::SocketAddr;
@@ -29,11 +31,14 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 pub use clock::SimClock;
-pub use container::{ContainerContext, Mount, ResolveError, resolve_container, resolve_running_container};
+pub use container::{
+    ContainerContext, Mount, ResolveError, resolve_container, resolve_running_container,
+};
 pub use controllers::PodPhase;
 pub use faults::{Fault, FaultAction, FaultKind, Faults};
+pub use rbac::{Attributes, UserInfo};
 pub use requests::RequestLog;
-pub use server::Shared;
+pub use server::{Shared, admit, authorize_request};
 pub use status::ApiError;
 
 /// Why the simulator could not start or load objects.
@@ -57,6 +62,9 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS could not be set up (RBAC mode).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// YAML could not be parsed.
     #[error("parsing YAML: {0}")]
     Yaml(String),
@@ -134,20 +142,30 @@ impl SimBuilder {
 
     /// Bind, start serving and the controllers, then write the kubeconfig.
     pub async fn start(self) -> Result<Sim, SimError> {
-        self.start_with(|r| r).await
+        self.start_with(|r, _| r).await
     }
 
-    /// Like [`SimBuilder::start`], letting the caller add routes (the exec handler) in front of the API router.
-    pub async fn start_with(self, extend: impl FnOnce(axum::Router) -> axum::Router) -> Result<Sim, SimError> {
+    /// Like [`SimBuilder::start`], letting the caller add routes (the exec handler) in front of the API router;
+    /// `extend` gets the router and the shared state those routes need.
+    pub async fn start_with(
+        self,
+        extend: impl FnOnce(axum::Router, Arc<Shared>) -> axum::Router,
+    ) -> Result<Sim, SimError> {
         let (tmp, state_dir) = match self.state_dir {
             Some(d) => (None, d),
             None => {
-                let t = tempfile::tempdir().map_err(|source| SimError::Write { path: std::env::temp_dir(), source })?;
+                let t = tempfile::tempdir().map_err(|source| SimError::Write {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }
         };
-        std::fs::create_dir_all(&state_dir).map_err(|source| SimError::Write { path: state_dir.clone(), source })?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| SimError::Write {
+            path: state_dir.clone(),
+            source,
+        })?;
         let clock = SimClock::new(self.clock);
         let store = Arc::new(store::Store::new(clock.clone()));
         let shared = Arc::new(Shared {
@@ -165,39 +183,106 @@ impl SimBuilder {
             state_dir: state_dir.clone(),
             snapshot_delay: self.snapshot_delay,
         });
-        let controllers = tokio::spawn(ctrl.run());
-        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| SimError::Bind { addr: self.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: self.listen, source })?;
-        let app = extend(server::router(shared.clone()));
+        let events = ctrl.store.subscribe();
+        let controllers = tokio::spawn(ctrl.run(events));
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let app = extend(server::router(shared.clone()), shared.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-        let url = format!("http://{addr}");
-        let kubeconfig_path = self.kubeconfig.unwrap_or_else(|| state_dir.join("kubeconfig"));
-        write_kubeconfig(&kubeconfig_path, &url, shared.tokens.admin_token())?;
-        Ok(Sim { shared, url, kubeconfig_path, _tmp: tmp, server, controllers, stop: Some(stop_tx) })
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        // RBAC needs bearer tokens, which client-go only sends over TLS.
+        let (url, ca_pem, server) = if self.rbac {
+            let setup = tls::generate()?;
+            let server = tokio::spawn(tls::serve(listener, app, setup.config.clone(), stop));
+            (format!("https://{addr}"), Some(setup.ca_pem), server)
+        } else {
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await;
+            });
+            (format!("http://{addr}"), None, server)
+        };
+        let kubeconfig_path = self
+            .kubeconfig
+            .unwrap_or_else(|| state_dir.join("kubeconfig"));
+        write_kubeconfig(
+            &kubeconfig_path,
+            &url,
+            shared.tokens.admin_token(),
+            ca_pem.as_deref(),
+        )?;
+        Ok(Sim {
+            shared,
+            url,
+            kubeconfig_path,
+            _tmp: tmp,
+            server,
+            controllers,
+            stop: Some(stop_tx),
+        })
     }
 }
 
 /// The kubeconfig for `url` with the admin token: context `kube-sim`, default namespace `default`.
-pub fn kubeconfig_yaml(url: &str, token: &str) -> String {
+/// `ca_pem` is the CA to trust when serving TLS.
+pub fn kubeconfig_yaml(url: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let ca = ca_pem
+        .map(|p| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(p)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\nusers:\n- name: kube-sim-admin\n  user:\n    token: {token}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim-admin\n    namespace: default\ncurrent-context: kube-sim\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\n{ca}users:\n- name: kube-sim-admin\n  user:\n    token: {token}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim-admin\n    namespace: default\ncurrent-context: kube-sim\npreferences: {{}}\n"
     )
 }
 
 /// Write the kubeconfig atomically (temp file in the same directory, then rename).
-pub fn write_kubeconfig(path: &Path, url: &str, token: &str) -> Result<(), SimError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| SimError::Write { path: dir.to_path_buf(), source })?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("kubeconfig"), std::process::id()));
-    std::fs::write(&tmp, kubeconfig_yaml(url, token)).map_err(|source| SimError::Write { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| SimError::Write { path: path.to_path_buf(), source })
+pub fn write_kubeconfig(
+    path: &Path,
+    url: &str,
+    token: &str,
+    ca_pem: Option<&str>,
+) -> Result<(), SimError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|source| SimError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("kubeconfig"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, kubeconfig_yaml(url, token, ca_pem)).map_err(|source| {
+        SimError::Write {
+            path: tmp.clone(),
+            source,
+        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| SimError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A running simulator.
@@ -244,20 +329,41 @@ impl Sim {
     }
 
     /// One object by apiVersion + plural + namespace + name.
-    pub fn get(&self, api_version: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    pub fn get(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let (group, _) = resources::split_api_version(api_version);
         let res = self.shared.store.resource(group, plural)?;
-        self.shared.store.find(group, plural, if res.namespaced { ns.unwrap_or("default") } else { "" }, name)
+        self.shared.store.find(
+            group,
+            plural,
+            if res.namespaced {
+                ns.unwrap_or("default")
+            } else {
+                ""
+            },
+            name,
+        )
     }
 
     /// Every object of a resource plural (core first when ambiguous), in one namespace or all.
     pub fn list(&self, plural: &str, ns: Option<&str>) -> Vec<Value> {
-        let Some(res) = self.shared.store.registry().by_plural_any(plural).cloned() else { return Vec::new() };
+        let Some(res) = self.shared.store.registry().by_plural_any(plural).cloned() else {
+            return Vec::new();
+        };
         self.shared
             .store
             .all_of(&res.group, &res.plural)
             .into_iter()
-            .filter(|o| ns.is_none_or(|n| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)))
+            .filter(|o| {
+                ns.is_none_or(|n| {
+                    o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)
+                })
+            })
             .collect()
     }
 
@@ -292,17 +398,33 @@ impl Sim {
     }
 
     /// Resolve a container for exec (see [`container::resolve_container`]).
-    pub fn resolve_container(&self, ns: &str, pod: &str, container: Option<&str>) -> Result<ContainerContext, ResolveError> {
-        container::resolve_container(&self.shared.store, &self.shared.state_dir, ns, pod, container)
+    pub fn resolve_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<ContainerContext, ResolveError> {
+        container::resolve_container(
+            &self.shared.store,
+            &self.shared.state_dir,
+            ns,
+            pod,
+            container,
+        )
     }
 
-    /// Stop serving and the controllers.
+    /// Stop serving and the controllers. Open watch streams are not waited for beyond a short grace period.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         self.controllers.abort();
-        let _ = (&mut self.server).await;
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
     }
 }
 
@@ -315,27 +437,59 @@ impl Drop for Sim {
 
 /// Load multi-document YAML into the store verbatim. `List` documents are expanded.
 pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| SimError::Yaml(e.to_string()))?;
+    // Seeding years of history is a legitimate use: lift the parser's document/node budgets accordingly.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 1_000_000;
+    budget.max_nodes = 50_000_000;
+    budget.max_events = 200_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(yaml, options)
+        .map_err(|e| SimError::Yaml(e.to_string()))?;
     let mut out = Vec::new();
     let mut queue: Vec<Value> = docs.into_iter().filter(|d| d.is_object()).collect();
     queue.reverse();
     while let Some(doc) = queue.pop() {
-        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let api_version = doc
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if kind.ends_with("List") && doc.get("items").is_some() {
-            let mut items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut items = doc
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             items.reverse();
             queue.extend(items);
             continue;
         }
         let (group, _) = resources::split_api_version(&api_version);
-        let what = format!("{kind} {}", doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+        let what = format!(
+            "{kind} {}",
+            doc.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        );
         let plural = store
             .registry()
             .by_kind(group, &kind)
             .map(|r| r.plural.clone())
-            .ok_or_else(|| SimError::Load { what: what.clone(), source: ApiError::bad_request(format!("no resource for {api_version} {kind}")) })?;
-        out.push(store.put_raw(group, &plural, doc).map_err(|source| SimError::Load { what, source })?);
+            .ok_or_else(|| SimError::Load {
+                what: what.clone(),
+                source: ApiError::bad_request(format!("no resource for {api_version} {kind}")),
+            })?;
+        out.push(
+            store
+                .put_raw(group, &plural, doc)
+                .map_err(|source| SimError::Load { what, source })?,
+        );
     }
     Ok(out)
 }

@@ -18,7 +18,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the simulated apiserver until SIGTERM/SIGINT.
-    #[command(after_help = "Examples:\n  kube-sim serve --kubeconfig /tmp/kc --apply seed.yaml --snapshot-delay 200ms\n  kube-sim serve --kubeconfig /tmp/kc --rbac --clock 2025-01-01T02:00:00Z")]
+    #[command(
+        after_help = "Examples:\n  kube-sim serve --kubeconfig /tmp/kc --apply seed.yaml --snapshot-delay 200ms\n  kube-sim serve --kubeconfig /tmp/kc --rbac --clock 2025-01-01T02:00:00Z"
+    )]
     Serve {
         /// Where to write the kubeconfig (atomically, once serving).
         #[arg(long)]
@@ -46,7 +48,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KUBE_SIM_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUBE_SIM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -67,24 +72,42 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { kubeconfig, listen, state_dir, apply, snapshot_delay, rbac, clock } = cli.command;
+    let Command::Serve {
+        kubeconfig,
+        listen,
+        state_dir,
+        apply,
+        snapshot_delay,
+        rbac,
+        clock,
+    } = cli.command;
     // Read every file before serving so a bad file fails fast without a half-ready server.
     let mut docs = Vec::new();
     for f in &apply {
-        docs.push((f.clone(), std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?));
+        docs.push((
+            f.clone(),
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        ));
     }
-    let mut b = kube_sim::Sim::builder().listen(listen).snapshot_delay(snapshot_delay).rbac(rbac).clock(clock).kubeconfig(&kubeconfig);
+    let mut b = kube_sim::Sim::builder()
+        .listen(listen)
+        .snapshot_delay(snapshot_delay)
+        .rbac(rbac)
+        .clock(clock)
+        .kubeconfig(&kubeconfig);
     if let Some(d) = state_dir {
         b = b.state_dir(d);
     }
     let sim = b.start().await.context("starting kube-sim")?;
     for (f, text) in &docs {
-        sim.apply_yaml(text).with_context(|| format!("applying {}", f.display()))?;
+        sim.apply_yaml(text)
+            .with_context(|| format!("applying {}", f.display()))?;
     }
     println!("kube-sim ready {}", sim.url());
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

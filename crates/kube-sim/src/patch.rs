@@ -27,7 +27,9 @@ impl PatchType {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -35,7 +37,12 @@ impl PatchType {
 
 /// Apply `patch` (raw body) of type `kind` to `doc`.
 /// `strategic_allowed` is false for custom resources, which reject strategic merge like a real apiserver.
-pub fn apply_patch(doc: &mut Value, kind: PatchType, body: &[u8], strategic_allowed: bool) -> Result<(), ApiError> {
+pub fn apply_patch(
+    doc: &mut Value,
+    kind: PatchType,
+    body: &[u8],
+    strategic_allowed: bool,
+) -> Result<(), ApiError> {
     match kind {
         PatchType::Merge => {
             let p: Value = parse_json(body)?;
@@ -43,10 +50,17 @@ pub fn apply_patch(doc: &mut Value, kind: PatchType, body: &[u8], strategic_allo
             Ok(())
         }
         PatchType::Json => {
-            let p: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let p: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             json_patch::patch(doc, &p).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
             })
         }
         PatchType::Strategic => {
@@ -62,8 +76,10 @@ pub fn apply_patch(doc: &mut Value, kind: PatchType, body: &[u8], strategic_allo
             Ok(())
         }
         PatchType::Apply => {
-            let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let p: Value = serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let text =
+                std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let p: Value = serde_saphyr::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             apply_merge(doc, &p, "");
             Ok(())
         }
@@ -71,14 +87,21 @@ pub fn apply_patch(doc: &mut Value, kind: PatchType, body: &[u8], strategic_allo
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
 /// The merge key of a list field, for the built-in types kubectl and backup-ns patch.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets"
-        | "volumeClaimTemplates" | "conditions" => Some(match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "volumeClaimTemplates"
+        | "conditions" => Some(match field {
             "conditions" => "type",
             _ => "name",
         }),
@@ -123,7 +146,9 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, field: &str) {
             continue;
         }
         match (d.get_mut(k), v, merge_key(k)) {
-            (Some(Value::Array(cur)), Value::Array(items), Some(key)) => merge_list(cur, items, key),
+            (Some(Value::Array(cur)), Value::Array(items), Some(key)) => {
+                merge_list(cur, items, key)
+            }
             (Some(cur @ Value::Object(_)), Value::Object(_), _) => strategic_merge(cur, v, k),
             _ => {
                 let mut fresh = Value::Null;
@@ -142,7 +167,9 @@ fn merge_list(cur: &mut Vec<Value>, items: &[Value], key: &str) {
     for item in items {
         let id = item.get(key).cloned();
         let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-        let pos = id.as_ref().and_then(|id| cur.iter().position(|c| c.get(key) == Some(id)));
+        let pos = id
+            .as_ref()
+            .and_then(|id| cur.iter().position(|c| c.get(key) == Some(id)));
         match (pos, delete) {
             (Some(i), true) => {
                 cur.remove(i);
@@ -172,7 +199,13 @@ mod tests {
     #[test]
     fn merge_patch_sets_and_removes_labels() {
         let mut doc = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        apply_patch(&mut doc, PatchType::Merge, br#"{"metadata":{"labels":{"a":null,"c":"3"}}}"#, true).expect("ok");
+        apply_patch(
+            &mut doc,
+            PatchType::Merge,
+            br#"{"metadata":{"labels":{"a":null,"c":"3"}}}"#,
+            true,
+        )
+        .expect("ok");
         assert_eq!(doc, json!({"metadata": {"labels": {"b": "2", "c": "3"}}}));
     }
 
@@ -185,14 +218,22 @@ mod tests {
         let failing = br#"[{"op":"test","path":"/spec/deletionPolicy","value":"Retain"},{"op":"replace","path":"/spec/deletionPolicy","value":"X"}]"#;
         let err = apply_patch(&mut doc, PatchType::Json, failing, true).expect_err("test fails");
         assert_eq!(err.code, 422);
-        assert_eq!(doc["spec"]["deletionPolicy"], "Delete", "a failed patch changes nothing");
+        assert_eq!(
+            doc["spec"]["deletionPolicy"], "Delete",
+            "a failed patch changes nothing"
+        );
     }
 
     #[test]
     fn json_patch_escapes_slashes_in_label_keys() {
         let mut doc = json!({"metadata": {"labels": {"backup-ns.sh/daily": "2025-01-01"}}});
-        apply_patch(&mut doc, PatchType::Json, br#"[{"op":"remove","path":"/metadata/labels/backup-ns.sh~1daily"}]"#, true)
-            .expect("ok");
+        apply_patch(
+            &mut doc,
+            PatchType::Json,
+            br#"[{"op":"remove","path":"/metadata/labels/backup-ns.sh~1daily"}]"#,
+            true,
+        )
+        .expect("ok");
         assert_eq!(doc["metadata"]["labels"], json!({}));
     }
 
@@ -205,10 +246,19 @@ mod tests {
             "$setElementOrder/containers": [{"name": "a"}],
             "containers": [{"name": "a", "image": "x:2", "env": [{"name": "L", "value": "2"}]},
                            {"name": "b", "$patch": "delete"}]}});
-        apply_patch(&mut doc, PatchType::Strategic, p.to_string().as_bytes(), true).expect("ok");
+        apply_patch(
+            &mut doc,
+            PatchType::Strategic,
+            p.to_string().as_bytes(),
+            true,
+        )
+        .expect("ok");
         assert_eq!(doc["spec"]["containers"].as_array().map(Vec::len), Some(1));
         assert_eq!(doc["spec"]["containers"][0]["image"], "x:2");
-        assert_eq!(doc["spec"]["containers"][0]["env"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            doc["spec"]["containers"][0]["env"].as_array().map(Vec::len),
+            Some(2)
+        );
     }
 
     #[test]
@@ -220,8 +270,14 @@ mod tests {
 
     #[test]
     fn content_types_map_to_patch_types() {
-        assert_eq!(PatchType::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchType::Merge));
-        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml"), Some(PatchType::Apply));
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchType::Merge)
+        );
+        assert_eq!(
+            PatchType::from_content_type("application/apply-patch+yaml"),
+            Some(PatchType::Apply)
+        );
         assert_eq!(PatchType::from_content_type("text/plain"), None);
     }
 }

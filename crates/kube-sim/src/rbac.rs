@@ -21,7 +21,10 @@ pub struct UserInfo {
 impl UserInfo {
     /// The kubeconfig's admin identity (bypasses RBAC).
     pub fn admin() -> Self {
-        UserInfo { name: "kube-sim-admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] }
+        UserInfo {
+            name: "kube-sim-admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
     }
 
     /// A service account.
@@ -38,7 +41,10 @@ impl UserInfo {
 
     /// No credentials.
     pub fn anonymous() -> Self {
-        UserInfo { name: "system:anonymous".into(), groups: vec!["system:unauthenticated".into()] }
+        UserInfo {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        }
     }
 
     /// Members of system:masters are never refused.
@@ -57,7 +63,10 @@ pub struct Tokens {
 impl Tokens {
     /// A token table with a fresh admin token.
     pub fn new() -> Self {
-        Tokens { admin: format!("kube-sim-admin-{}", uuid::Uuid::new_v4().simple()), inner: Arc::default() }
+        Tokens {
+            admin: format!("kube-sim-admin-{}", uuid::Uuid::new_v4().simple()),
+            inner: Arc::default(),
+        }
     }
 
     /// The admin token written into the kubeconfig.
@@ -68,7 +77,10 @@ impl Tokens {
     /// Issue a token for a service account.
     pub fn issue(&self, ns: &str, sa: &str) -> String {
         let token = format!("kube-sim-sa.{ns}.{sa}.{}", uuid::Uuid::new_v4().simple());
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).insert(token.clone(), UserInfo::service_account(ns, sa));
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), UserInfo::service_account(ns, sa));
         token
     }
 
@@ -115,39 +127,62 @@ pub struct Attributes {
 }
 
 fn list_has(v: Option<&Value>, want: &str) -> bool {
-    v.and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("*") || x.as_str() == Some(want)))
+    v.and_then(Value::as_array).is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str() == Some("*") || x.as_str() == Some(want))
+    })
 }
 
 fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     if !list_has(rule.get("verbs"), &a.verb) || !list_has(rule.get("apiGroups"), &a.group) {
         return false;
     }
-    let full = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
-    let resources_ok = rule.get("resources").and_then(Value::as_array).is_some_and(|rs| {
-        rs.iter().filter_map(Value::as_str).any(|r| {
-            r == "*"
-                || r == full
-                || (a.subresource.is_empty() && r == a.resource)
-                || (r.starts_with("*/") && !a.subresource.is_empty() && r[2..] == a.subresource)
-                || (r.ends_with("/*") && !a.subresource.is_empty() && r[..r.len() - 2] == a.resource)
-        })
-    });
+    let full = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let resources_ok = rule
+        .get("resources")
+        .and_then(Value::as_array)
+        .is_some_and(|rs| {
+            rs.iter().filter_map(Value::as_str).any(|r| {
+                r == "*"
+                    || r == full
+                    || (a.subresource.is_empty() && r == a.resource)
+                    || (r.starts_with("*/") && !a.subresource.is_empty() && r[2..] == a.subresource)
+                    || (r.ends_with("/*")
+                        && !a.subresource.is_empty()
+                        && r[..r.len() - 2] == a.resource)
+            })
+        });
     if !resources_ok {
         return false;
     }
     match rule.get("resourceNames").and_then(Value::as_array) {
-        Some(names) if !names.is_empty() => !a.name.is_empty() && names.iter().any(|n| n.as_str() == Some(&a.name)),
+        Some(names) if !names.is_empty() => {
+            !a.name.is_empty() && names.iter().any(|n| n.as_str() == Some(&a.name))
+        }
         _ => true,
     }
 }
 
 fn subject_matches(subject: &Value, user: &UserInfo, binding_ns: &str) -> bool {
-    let kind = subject.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let name = subject.get("name").and_then(Value::as_str).unwrap_or_default();
+    let kind = subject
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = subject
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     match kind {
         "ServiceAccount" => {
-            let ns = subject.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or(binding_ns);
+            let ns = subject
+                .get("namespace")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or(binding_ns);
             user.name == format!("system:serviceaccount:{ns}:{name}")
         }
         "User" => user.name == name,
@@ -167,15 +202,26 @@ pub fn authorize(store: &Store, user: &UserInfo, a: &Attributes) -> bool {
         } else {
             store.find("rbac.authorization.k8s.io", "roles", ns, name)
         };
-        obj.and_then(|o| o.get("rules").and_then(Value::as_array).cloned()).unwrap_or_default()
+        obj.and_then(|o| o.get("rules").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
     };
     let check_binding = |b: &Value, ns: &str| -> bool {
-        let subjects = b.get("subjects").and_then(Value::as_array).cloned().unwrap_or_default();
+        let subjects = b
+            .get("subjects")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if !subjects.iter().any(|s| subject_matches(s, user, ns)) {
             return false;
         }
-        let kind = b.pointer("/roleRef/kind").and_then(Value::as_str).unwrap_or_default();
-        let name = b.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+        let kind = b
+            .pointer("/roleRef/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = b
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         rules_of(kind, ns, name).iter().any(|r| rule_allows(r, a))
     };
     for b in store.all_of("rbac.authorization.k8s.io", "clusterrolebindings") {
@@ -185,7 +231,11 @@ pub fn authorize(store: &Store, user: &UserInfo, a: &Attributes) -> bool {
     }
     if !a.namespace.is_empty() {
         for b in store.all_of("rbac.authorization.k8s.io", "rolebindings") {
-            let ns = b.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+            let ns = b
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if ns == a.namespace && check_binding(&b, &ns) {
                 return true;
             }
@@ -201,12 +251,23 @@ pub fn forbidden(user: &UserInfo, a: &Attributes) -> ApiError {
     } else {
         format!("{} \"{}\"", qualified(&a.group, &a.resource), a.name)
     };
-    let res = if a.subresource.is_empty() { a.resource.clone() } else { format!("{}/{}", a.resource, a.subresource) };
-    let scope = if a.namespace.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace \"{}\"", a.namespace) };
+    let res = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let scope = if a.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", a.namespace)
+    };
     let mut e = ApiError::new(
         403,
         "Forbidden",
-        format!("{what} is forbidden: User \"{}\" cannot {} resource \"{res}\" in API group \"{}\" {scope}", user.name, a.verb, a.group),
+        format!(
+            "{what} is forbidden: User \"{}\" cannot {} resource \"{res}\" in API group \"{}\" {scope}",
+            user.name, a.verb, a.group
+        ),
     );
     let mut d = serde_json::json!({"kind": a.resource});
     if !a.name.is_empty() {
@@ -225,8 +286,22 @@ mod tests {
     use crate::clock::SimClock;
     use serde_json::json;
 
-    fn attrs(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Attributes {
-        Attributes { verb: verb.into(), group: group.into(), resource: resource.into(), subresource: sub.into(), namespace: ns.into(), name: name.into() }
+    fn attrs(
+        verb: &str,
+        group: &str,
+        resource: &str,
+        sub: &str,
+        ns: &str,
+        name: &str,
+    ) -> Attributes {
+        Attributes {
+            verb: verb.into(),
+            group: group.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: ns.into(),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -239,21 +314,57 @@ mod tests {
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["plan"]}]}))
             .expect("role");
         store
-            .put_raw("rbac.authorization.k8s.io", "rolebindings", json!({"metadata": {"name": "b", "namespace": "app"},
+            .put_raw(
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                json!({"metadata": {"name": "b", "namespace": "app"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
-                "subjects": [{"kind": "ServiceAccount", "name": "backup", "namespace": "app"}]}))
+                "subjects": [{"kind": "ServiceAccount", "name": "backup", "namespace": "app"}]}),
+            )
             .expect("binding");
         let sa = UserInfo::service_account("app", "backup");
         let g = "snapshot.storage.k8s.io";
-        assert!(authorize(&store, &sa, &attrs("list", g, "volumesnapshots", "", "app", "")));
-        assert!(!authorize(&store, &sa, &attrs("delete", g, "volumesnapshots", "", "app", "x")));
-        assert!(!authorize(&store, &sa, &attrs("list", g, "volumesnapshots", "", "other", "")));
-        assert!(authorize(&store, &sa, &attrs("create", "", "pods", "exec", "app", "db-0")));
-        assert!(!authorize(&store, &sa, &attrs("get", "", "pods", "", "app", "db-0")));
-        assert!(authorize(&store, &sa, &attrs("get", "", "configmaps", "", "app", "plan")));
-        assert!(!authorize(&store, &sa, &attrs("get", "", "configmaps", "", "app", "other")));
+        assert!(authorize(
+            &store,
+            &sa,
+            &attrs("list", g, "volumesnapshots", "", "app", "")
+        ));
+        assert!(!authorize(
+            &store,
+            &sa,
+            &attrs("delete", g, "volumesnapshots", "", "app", "x")
+        ));
+        assert!(!authorize(
+            &store,
+            &sa,
+            &attrs("list", g, "volumesnapshots", "", "other", "")
+        ));
+        assert!(authorize(
+            &store,
+            &sa,
+            &attrs("create", "", "pods", "exec", "app", "db-0")
+        ));
+        assert!(!authorize(
+            &store,
+            &sa,
+            &attrs("get", "", "pods", "", "app", "db-0")
+        ));
+        assert!(authorize(
+            &store,
+            &sa,
+            &attrs("get", "", "configmaps", "", "app", "plan")
+        ));
+        assert!(!authorize(
+            &store,
+            &sa,
+            &attrs("get", "", "configmaps", "", "app", "other")
+        ));
         let other = UserInfo::service_account("app", "intruder");
-        assert!(!authorize(&store, &other, &attrs("list", g, "volumesnapshots", "", "app", "")));
+        assert!(!authorize(
+            &store,
+            &other,
+            &attrs("list", g, "volumesnapshots", "", "app", "")
+        ));
         let e = forbidden(&other, &attrs("list", g, "volumesnapshots", "", "app", ""));
         assert_eq!(
             e.message,

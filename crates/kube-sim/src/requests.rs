@@ -16,12 +16,18 @@ impl RequestLog {
 
     /// Count one request.
     pub fn record(&self, verb: &str, resource: &str) {
-        *self.lock().entry((verb.to_string(), resource.to_string())).or_insert(0) += 1;
+        *self
+            .lock()
+            .entry((verb.to_string(), resource.to_string()))
+            .or_insert(0) += 1;
     }
 
     /// Count of one (verb, resource).
     pub fn count(&self, verb: &str, resource: &str) -> u64 {
-        self.lock().get(&(verb.to_string(), resource.to_string())).copied().unwrap_or(0)
+        self.lock()
+            .get(&(verb.to_string(), resource.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sum over all resources of one verb.

@@ -1,6 +1,8 @@
 //! The resource registry: which group/version/resource triples exist, their kinds, scope, short names,
 //! categories and subresources. Built-in types are listed here; CRD-backed types are derived from stored CRDs.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 /// The CRDs every simulator starts with (copies of ../shared/reference/crds, embedded so a clean clone works).
@@ -37,7 +39,7 @@ pub struct VersionInfo {
     /// Version name (`v1`, `v1beta2`).
     pub name: String,
     /// openAPIV3Schema of a CRD version (None for built-ins).
-    pub schema: Option<Value>,
+    pub schema: Option<Arc<Value>>,
     /// additionalPrinterColumns of a CRD version.
     pub printer_columns: Vec<Value>,
 }
@@ -75,7 +77,10 @@ impl ResourceInfo {
 
     /// The preferred version.
     pub fn preferred_version(&self) -> &str {
-        self.versions.first().map(|v| v.name.as_str()).unwrap_or("v1")
+        self.versions
+            .first()
+            .map(|v| v.name.as_str())
+            .unwrap_or("v1")
     }
 
     /// `group/version` or `v1` for core.
@@ -129,29 +134,165 @@ fn builtin(
 /// The built-in resources the simulator serves.
 pub fn builtins() -> Vec<ResourceInfo> {
     vec![
-        builtin("", "namespaces", "Namespace", false, &["ns"], &[], &["status", "finalize"]),
-        builtin("", "pods", "Pod", true, &["po"], &["all"], &["status", "exec", "log"]),
+        builtin(
+            "",
+            "namespaces",
+            "Namespace",
+            false,
+            &["ns"],
+            &[],
+            &["status", "finalize"],
+        ),
+        builtin(
+            "",
+            "pods",
+            "Pod",
+            true,
+            &["po"],
+            &["all"],
+            &["status", "exec", "log"],
+        ),
         builtin("", "secrets", "Secret", true, &[], &[], &[]),
         builtin("", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
-        builtin("", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], &[], &["status"]),
-        builtin("", "persistentvolumes", "PersistentVolume", false, &["pv"], &[], &["status"]),
+        builtin(
+            "",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            &[],
+            &["status"],
+        ),
+        builtin(
+            "",
+            "persistentvolumes",
+            "PersistentVolume",
+            false,
+            &["pv"],
+            &[],
+            &["status"],
+        ),
         builtin("", "events", "Event", true, &["ev"], &[], &[]),
-        builtin("", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], &["token"]),
+        builtin(
+            "",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            &[],
+            &["token"],
+        ),
         builtin("", "nodes", "Node", false, &["no"], &[], &["status"]),
-        builtin("apps", "deployments", "Deployment", true, &["deploy"], &["all"], &["status", "scale"]),
-        builtin("apps", "statefulsets", "StatefulSet", true, &["sts"], &["all"], &["status", "scale"]),
-        builtin("apps", "replicasets", "ReplicaSet", true, &["rs"], &["all"], &["status", "scale"]),
+        builtin(
+            "apps",
+            "deployments",
+            "Deployment",
+            true,
+            &["deploy"],
+            &["all"],
+            &["status", "scale"],
+        ),
+        builtin(
+            "apps",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            &["sts"],
+            &["all"],
+            &["status", "scale"],
+        ),
+        builtin(
+            "apps",
+            "replicasets",
+            "ReplicaSet",
+            true,
+            &["rs"],
+            &["all"],
+            &["status", "scale"],
+        ),
         builtin("batch", "jobs", "Job", true, &[], &["all"], &["status"]),
-        builtin("batch", "cronjobs", "CronJob", true, &["cj"], &["all"], &["status"]),
+        builtin(
+            "batch",
+            "cronjobs",
+            "CronJob",
+            true,
+            &["cj"],
+            &["all"],
+            &["status"],
+        ),
         builtin("events.k8s.io", "events", "Event", true, &["ev"], &[], &[]),
-        builtin("rbac.authorization.k8s.io", "roles", "Role", true, &[], &[], &[]),
-        builtin("rbac.authorization.k8s.io", "rolebindings", "RoleBinding", true, &[], &[], &[]),
-        builtin("rbac.authorization.k8s.io", "clusterroles", "ClusterRole", false, &[], &[], &[]),
-        builtin("rbac.authorization.k8s.io", "clusterrolebindings", "ClusterRoleBinding", false, &[], &[], &[]),
-        builtin("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, &[], &[], &[]),
-        builtin("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", false, &[], &[], &[]),
-        builtin("authentication.k8s.io", "tokenreviews", "TokenReview", false, &[], &[], &[]),
-        builtin("coordination.k8s.io", "leases", "Lease", true, &[], &[], &[]),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "roles",
+            "Role",
+            true,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "RoleBinding",
+            true,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "authentication.k8s.io",
+            "tokenreviews",
+            "TokenReview",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            &[],
+            &[],
+        ),
         builtin(
             "apiextensions.k8s.io",
             "customresourcedefinitions",
@@ -174,7 +315,11 @@ pub fn is_virtual(group: &str, plural: &str) -> bool {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -199,7 +344,7 @@ pub fn from_crd(crd: &Value) -> Option<ResourceInfo> {
         }
         let info = VersionInfo {
             name: v.get("name")?.as_str()?.to_string(),
-            schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+            schema: v.pointer("/schema/openAPIV3Schema").cloned().map(Arc::new),
             printer_columns: v
                 .get("additionalPrinterColumns")
                 .and_then(Value::as_array)
@@ -328,13 +473,19 @@ mod tests {
         assert_eq!(crds.len(), EMBEDDED_CRDS.len());
         let mut reg = Registry::default();
         reg.set_crds(crds.iter());
-        let vs = reg.by_plural("snapshot.storage.k8s.io", "volumesnapshots").expect("vs");
+        let vs = reg
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
+            .expect("vs");
         assert_eq!(vs.short_names, vec!["vs"]);
         assert!(vs.namespaced && vs.has_status() && vs.serves("v1"));
-        let vgs = reg.by_plural("groupsnapshot.storage.k8s.io", "volumegroupsnapshots").expect("vgs");
+        let vgs = reg
+            .by_plural("groupsnapshot.storage.k8s.io", "volumegroupsnapshots")
+            .expect("vgs");
         assert_eq!(vgs.preferred_version(), "v1");
         assert!(vgs.serves("v1beta1") && vgs.serves("v1beta2"));
-        let vsc = reg.by_kind("snapshot.storage.k8s.io", "VolumeSnapshotContent").expect("vsc");
+        let vsc = reg
+            .by_kind("snapshot.storage.k8s.io", "VolumeSnapshotContent")
+            .expect("vsc");
         assert!(!vsc.namespaced);
         assert!(!vsc.serves("v1beta1"), "v1beta1 is not served");
     }

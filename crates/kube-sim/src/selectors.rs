@@ -32,7 +32,9 @@ fn is_key_char(c: char) -> bool {
 }
 
 fn bad(sel: &str, why: &str) -> ApiError {
-    ApiError::bad_request(format!("unable to parse requirement: {why} (selector {sel:?})"))
+    ApiError::bad_request(format!(
+        "unable to parse requirement: {why} (selector {sel:?})"
+    ))
 }
 
 impl LabelSelector {
@@ -74,7 +76,11 @@ impl LabelSelector {
             } else if i >= chars.len() || chars[i] == ',' {
                 Requirement::Exists(key)
             } else if rest.starts_with("==") || rest.starts_with("!=") || rest.starts_with('=') {
-                let op_len = if rest.starts_with('=') && !rest.starts_with("==") { 1 } else { 2 };
+                let op_len = if rest.starts_with('=') && !rest.starts_with("==") {
+                    1
+                } else {
+                    2
+                };
                 let not = rest.starts_with("!=");
                 i += op_len;
                 skip_ws(&mut i);
@@ -131,23 +137,38 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().to_string()));
+                reqs.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 reqs.push(match e.get("operator").and_then(Value::as_str) {
                     Some("In") => Requirement::In(key, values),
                     Some("NotIn") => Requirement::NotIn(key, values),
                     Some("Exists") => Requirement::Exists(key),
                     Some("DoesNotExist") => Requirement::NotExists(key),
-                    other => return Err(ApiError::bad_request(format!("invalid label selector operator {other:?}"))),
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid label selector operator {other:?}"
+                        )));
+                    }
                 });
             }
         }
@@ -200,10 +221,15 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, false, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace" | "status.phase" | "spec.nodeName") {
+            if !matches!(
+                field,
+                "metadata.name" | "metadata.namespace" | "status.phase" | "spec.nodeName"
+            ) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
@@ -217,7 +243,10 @@ impl FieldSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, neg, value)| {
             let ptr = format!("/{}", field.replace('.', "/"));
-            let actual = obj.pointer(&ptr).and_then(Value::as_str).unwrap_or_default();
+            let actual = obj
+                .pointer(&ptr)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             (actual == value) != *neg
         })
     }
@@ -229,12 +258,19 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn every_operator_of_the_full_syntax_is_understood() {
-        let l = labels(&[("backup-ns.sh/retain", "days"), ("tier", "gold"), ("env", "prod")]);
+        let l = labels(&[
+            ("backup-ns.sh/retain", "days"),
+            ("tier", "gold"),
+            ("env", "prod"),
+        ]);
         let cases = [
             ("backup-ns.sh/retain", true),
             ("!backup-ns.sh/retain", false),
@@ -280,9 +316,26 @@ mod tests {
     #[test]
     fn field_selectors_on_name_and_namespace() {
         let obj = json!({"metadata": {"name": "a", "namespace": "ns1"}});
-        assert!(FieldSelector::parse("metadata.name=a").expect("ok").matches(&obj));
-        assert!(!FieldSelector::parse("metadata.name!=a").expect("ok").matches(&obj));
-        assert!(FieldSelector::parse("metadata.namespace==ns1,metadata.name=a").expect("ok").matches(&obj));
-        assert_eq!(FieldSelector::parse("spec.foo=1").expect_err("unsupported").code, 400);
+        assert!(
+            FieldSelector::parse("metadata.name=a")
+                .expect("ok")
+                .matches(&obj)
+        );
+        assert!(
+            !FieldSelector::parse("metadata.name!=a")
+                .expect("ok")
+                .matches(&obj)
+        );
+        assert!(
+            FieldSelector::parse("metadata.namespace==ns1,metadata.name=a")
+                .expect("ok")
+                .matches(&obj)
+        );
+        assert_eq!(
+            FieldSelector::parse("spec.foo=1")
+                .expect_err("unsupported")
+                .code,
+            400
+        );
     }
 }

@@ -48,13 +48,21 @@ impl ApiError {
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         ApiError {
             details: Some(details(group, plural, name)),
-            ..Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, plural)))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", qualified(group, plural)),
+            )
         }
     }
 
     /// 404 NotFound for a path that names no resource.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     /// 409 AlreadyExists.
@@ -118,7 +126,11 @@ impl ApiError {
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     /// 410 Gone for a watch from a compacted resourceVersion.
@@ -159,7 +171,13 @@ mod tests {
         let s = e.to_status();
         assert_eq!(s["code"], 404);
         assert_eq!(s["reason"], "NotFound");
-        assert_eq!(s["message"], "volumesnapshots.snapshot.storage.k8s.io \"x\" not found");
-        assert_eq!(ApiError::not_found("", "pods", "p").message, "pods \"p\" not found");
+        assert_eq!(
+            s["message"],
+            "volumesnapshots.snapshot.storage.k8s.io \"x\" not found"
+        );
+        assert_eq!(
+            ApiError::not_found("", "pods", "p").message,
+            "pods \"p\" not found"
+        );
     }
 }

@@ -15,8 +15,11 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::validation;
 
+/// A live subscription to store events.
+pub type Subscription = broadcast::Receiver<Arc<Event>>;
+
 /// How many past events a watch can resume from before it gets 410 Gone.
-const HISTORY: usize = 100_000;
+const HISTORY: usize = 20_000;
 
 /// (group, plural, namespace, name); namespace is "" for cluster-scoped objects.
 pub type Key = (String, String, String, String);
@@ -119,31 +122,48 @@ pub struct Store {
 }
 
 fn name_of(obj: &Value) -> String {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Random lowercase suffix as the apiserver uses for generateName (no vowels, no ambiguous digits).
 pub fn random_suffix(n: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..n).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn rv_of(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Encode a continue token (the last key of a page) without extra dependencies: hex of "ns\0name".
 fn encode_continue(ns: &str, name: &str) -> String {
-    format!("{ns}\u{0}{name}").bytes().map(|b| format!("{b:02x}")).collect()
+    format!("{ns}\u{0}{name}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    if token.len() % 2 != 0 {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
-    let bytes: Result<Vec<u8>, _> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect();
+    let bytes: Result<Vec<u8>, _> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect();
     let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
     let (ns, name) = text.split_once('\u{0}').ok_or_else(bad)?;
     Ok((ns.to_string(), name.to_string()))
@@ -233,7 +253,9 @@ impl Store {
             let crds: Vec<Value> = st
                 .objects
                 .iter()
-                .filter(|(k, _)| k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions")
+                .filter(|(k, _)| {
+                    k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions"
+                })
                 .map(|(_, v)| v.clone())
                 .collect();
             st.registry.set_crds(crds.iter());
@@ -247,10 +269,18 @@ impl Store {
         let rv = st.rv.to_string();
         let now = self.clock.now_rfc3339();
         let meta = &mut obj["metadata"];
-        if meta.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         }
-        if meta.get("creationTimestamp").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if meta
+            .get("creationTimestamp")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             meta["creationTimestamp"] = json!(now);
         }
         meta["resourceVersion"] = json!(rv);
@@ -260,7 +290,12 @@ impl Store {
         if !res.namespaced {
             return Ok(());
         }
-        let key: Key = (String::new(), "namespaces".into(), String::new(), ns.to_string());
+        let key: Key = (
+            String::new(),
+            "namespaces".into(),
+            String::new(),
+            ns.to_string(),
+        );
         match st.objects.get(&key) {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
@@ -277,18 +312,39 @@ impl Store {
     }
 
     /// Create an object (the apiserver's POST). `version` is the request's API version.
-    pub fn create(&self, res: &ResourceInfo, version: &str, ns: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        res: &ResourceInfo,
+        version: &str,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            ));
         }
         if !obj.get("metadata").is_some_and(Value::is_object) {
             obj["metadata"] = json!({});
         }
         let mut name = name_of(&obj);
         if name.is_empty() {
-            let prefix = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or_default().to_string();
+            let prefix = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(&res.group, &res.kind, "", &[("metadata.name".into(), "Required value: name or generateName is required".into())]));
+                return Err(ApiError::invalid(
+                    &res.group,
+                    &res.kind,
+                    "",
+                    &[(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
             }
             name = format!("{prefix}{}", random_suffix(5));
             obj["metadata"]["name"] = json!(name);
@@ -321,7 +377,8 @@ impl Store {
                 m.remove("status");
             }
         }
-        if res.from_crd && res.has_status()
+        if res.from_crd
+            && res.has_status()
             && let Some(m) = obj.as_object_mut()
         {
             m.remove("status");
@@ -329,10 +386,16 @@ impl Store {
         if obj.get("spec").is_some() || res.from_crd {
             obj["metadata"]["generation"] = json!(1);
         }
+        validation::prune(res, version, &mut obj);
         validation::validate(res, version, &obj, None)?;
         let mut st = self.lock();
         Self::check_namespace(&st, res, ns)?;
-        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.clone());
+        let key: Key = (
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
+            name.clone(),
+        );
         if st.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&res.group, &res.plural, &name));
         }
@@ -350,12 +413,25 @@ impl Store {
     /// Get one object.
     pub fn get(&self, res: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
         let st = self.lock();
-        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
-        st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))
+        let key: Key = (
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
+            name.to_string(),
+        );
+        st.objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))
     }
 
     /// List objects of a resource (all namespaces when `ns` is None).
-    pub fn list(&self, res: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<ListPage, ApiError> {
+    pub fn list(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage, ApiError> {
         let st = self.lock();
         let start = match &opts.continue_token {
             Some(t) => Some(decode_continue(t)?),
@@ -364,7 +440,12 @@ impl Store {
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut remaining = 0usize;
-        let lo: Key = (res.group.clone(), res.plural.clone(), String::new(), String::new());
+        let lo: Key = (
+            res.group.clone(),
+            res.plural.clone(),
+            String::new(),
+            String::new(),
+        );
         for (key, obj) in st.objects.range(lo..) {
             if key.0 != res.group || key.1 != res.plural {
                 break;
@@ -407,7 +488,17 @@ impl Store {
     }
 
     /// Replace an object (PUT), honouring the resourceVersion precondition and the status subresource split.
-    pub fn update(&self, res: &ResourceInfo, version: &str, ns: &str, name: &str, obj: Value, part: Part, dry_run: bool) -> Result<Value, ApiError> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &self,
+        res: &ResourceInfo,
+        version: &str,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         self.modify(res, version, ns, name, part, dry_run, |_old| Ok(obj))
     }
 
@@ -424,11 +515,22 @@ impl Store {
         f: impl FnOnce(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
-        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
-        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        let key: Key = (
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
+            name.to_string(),
+        );
+        let old = st
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
         let mut new = f(&old)?;
         if !new.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be an object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            ));
         }
         if !new.get("metadata").is_some_and(Value::is_object) {
             new["metadata"] = json!({});
@@ -446,16 +548,14 @@ impl Store {
         }
         let has_status = res.has_status();
         match part {
-            Part::Main if has_status => {
-                match old.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
+            Part::Main if has_status => match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
                     }
                 }
-            }
+            },
             Part::Status => {
                 let status = new.get("status").cloned();
                 let mut merged = old.clone();
@@ -472,9 +572,17 @@ impl Store {
             _ => {}
         }
         // Immutable or server-owned metadata.
-        for field in ["uid", "creationTimestamp", "namespace", "deletionTimestamp", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "deletionTimestamp",
+            "generation",
+        ] {
             match old["metadata"].get(field) {
-                Some(v) if part != Part::Raw || field != "deletionTimestamp" => new["metadata"][field] = v.clone(),
+                Some(v) if part != Part::Raw || field != "deletionTimestamp" => {
+                    new["metadata"][field] = v.clone()
+                }
                 Some(_) => {}
                 None => {
                     if let Some(m) = new["metadata"].as_object_mut()
@@ -489,10 +597,14 @@ impl Store {
         new["apiVersion"] = json!(res.api_version(version));
         new["kind"] = json!(res.kind);
         if spec_part(&new) != spec_part(&old) && part != Part::Status {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             new["metadata"]["generation"] = json!(g + 1);
         }
         if part != Part::Raw {
+            validation::prune(res, version, &mut new);
             validation::validate(res, version, &new, Some(&old))?;
         }
         if dry_run {
@@ -513,7 +625,11 @@ impl Store {
         if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
             st.objects.remove(&key);
             self.emit(&mut st, EventType::Deleted, &key, new.clone());
-            let uid = new.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+            let uid = new
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             self.collect_garbage(&mut st, &uid);
             return Ok(new);
         }
@@ -524,18 +640,41 @@ impl Store {
 
     /// Delete an object. With finalizers it only gets a deletionTimestamp; otherwise it is removed, its
     /// dependents (ownerReferences) are collected, and a namespace takes its contents with it.
-    pub fn delete(&self, res: &ResourceInfo, ns: &str, name: &str, precondition_uid: Option<&str>, precondition_rv: Option<&str>, dry_run: bool) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        precondition_uid: Option<&str>,
+        precondition_rv: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
-        let key: Key = (res.group.clone(), res.plural.clone(), ns_key(res, ns), name.to_string());
-        let old = st.objects.get(&key).cloned().ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        let key: Key = (
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
+            name.to_string(),
+        );
+        let old = st
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
         if let Some(uid) = precondition_uid
             && old.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
         {
-            return Err(ApiError::new(409, "Conflict", format!(
-                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                crate::status::qualified(&res.group, &res.plural),
-                old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
-            )));
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    crate::status::qualified(&res.group, &res.plural),
+                    old.pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                ),
+            ));
         }
         if let Some(rv) = precondition_rv
             && rv_of(&old) != Some(rv)
@@ -578,7 +717,11 @@ impl Store {
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         self.emit(st, EventType::Deleted, key, obj.clone());
-        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         self.collect_garbage(st, &uid);
         Some(obj)
     }
@@ -594,7 +737,10 @@ impl Store {
             .filter(|(_, o)| {
                 o.pointer("/metadata/ownerReferences")
                     .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)))
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+                    })
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -611,17 +757,28 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
         let name = name_of(&obj);
         if name.is_empty() {
-            return Err(ApiError::bad_request(format!("{plural}: metadata.name is required")));
+            return Err(ApiError::bad_request(format!(
+                "{plural}: metadata.name is required"
+            )));
         }
         let ns = if res.namespaced {
-            let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+            let ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string();
             obj["metadata"]["namespace"] = json!(ns);
             ns
         } else {
             String::new()
         };
         if res.namespaced {
-            let exists = self.lock().objects.contains_key(&(String::new(), "namespaces".to_string(), String::new(), ns.clone()));
+            let exists = self.lock().objects.contains_key(&(
+                String::new(),
+                "namespaces".to_string(),
+                String::new(),
+                ns.clone(),
+            ));
             if !exists {
                 self.put_raw("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
             }
@@ -641,7 +798,11 @@ impl Store {
         }
         self.stamp_new(&mut st, &mut obj);
         st.objects.insert(key.clone(), obj.clone());
-        let etype = if existed.is_some() { EventType::Modified } else { EventType::Added };
+        let etype = if existed.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.emit(&mut st, etype, &key, obj.clone());
         Ok(obj)
     }
@@ -653,14 +814,18 @@ impl Store {
     }
 
     /// Same as [`Store::events_since`] on a held lock, and subscribe atomically so nothing is missed.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ApiError> {
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, Subscription), ApiError> {
         let st = self.lock();
         let past = Self::events_since_locked(&st, rv)?;
         Ok((past, self.events.subscribe()))
     }
 
     /// All current objects of a resource plus a subscription, atomically (for watches without a resourceVersion).
-    pub fn snapshot_and_subscribe(&self, group: &str, plural: &str) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Event>>) {
+    pub fn snapshot_and_subscribe(
+        &self,
+        group: &str,
+        plural: &str,
+    ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Event>>) {
         let st = self.lock();
         let objs = st
             .objects
@@ -696,11 +861,26 @@ impl Store {
 
     /// One object by raw key, for controllers.
     pub fn find(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        self.lock().objects.get(&(group.to_string(), plural.to_string(), ns.to_string(), name.to_string())).cloned()
+        self.lock()
+            .objects
+            .get(&(
+                group.to_string(),
+                plural.to_string(),
+                ns.to_string(),
+                name.to_string(),
+            ))
+            .cloned()
     }
 
     /// Controller write: change an object in place with `f` (all parts writable); no-op if missing or unchanged.
-    pub fn mutate(&self, group: &str, plural: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) -> Option<Value> {
+    pub fn mutate(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
         let res = self.resource(group, plural)?;
         let version = res.preferred_version().to_string();
         self.modify(&res, &version, ns, name, Part::Raw, false, |old| {
@@ -714,12 +894,23 @@ impl Store {
 
     /// Controller create: insert a new object (stamped like a POST, validation skipped).
     pub fn create_raw(&self, group: &str, plural: &str, obj: Value) -> Result<Value, ApiError> {
-        let res = self.resource(group, plural).ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+        let res = self
+            .resource(group, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let name = name_of(&obj);
         let mut obj = obj;
         let mut st = self.lock();
-        let key: Key = (group.to_string(), plural.to_string(), ns_key(&res, &ns), name.clone());
+        let key: Key = (
+            group.to_string(),
+            plural.to_string(),
+            ns_key(&res, &ns),
+            name.clone(),
+        );
         if st.objects.contains_key(&key) {
             return Err(ApiError::already_exists(group, plural, &name));
         }
@@ -737,7 +928,11 @@ impl Store {
 }
 
 fn ns_key(res: &ResourceInfo, ns: &str) -> String {
-    if res.namespaced { ns.to_string() } else { String::new() }
+    if res.namespaced {
+        ns.to_string()
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]
@@ -745,7 +940,9 @@ mod tests {
     use super::*;
 
     fn store() -> Store {
-        Store::new(SimClock::new(Some("2025-01-01T00:00:00Z".parse().expect("time"))))
+        Store::new(SimClock::new(Some(
+            "2025-01-01T00:00:00Z".parse().expect("time"),
+        )))
     }
 
     fn cm(name: &str, labels: Value) -> Value {
@@ -756,12 +953,21 @@ mod tests {
     fn create_stamps_uid_time_and_version_and_refuses_duplicates() {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
-        let o = s.create(&res, "v1", "default", cm("a", json!({})), false).expect("created");
+        let o = s
+            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .expect("created");
         assert!(o.pointer("/metadata/uid").is_some());
-        assert_eq!(o.pointer("/metadata/creationTimestamp"), Some(&json!("2025-01-01T00:00:00Z")));
-        let err = s.create(&res, "v1", "default", cm("a", json!({})), false).expect_err("dup");
+        assert_eq!(
+            o.pointer("/metadata/creationTimestamp"),
+            Some(&json!("2025-01-01T00:00:00Z"))
+        );
+        let err = s
+            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .expect_err("dup");
         assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
-        let err = s.create(&res, "v1", "nope", cm("b", json!({})), false).expect_err("no ns");
+        let err = s
+            .create(&res, "v1", "nope", cm("b", json!({})), false)
+            .expect_err("no ns");
         assert_eq!(err.message, "namespaces \"nope\" not found");
     }
 
@@ -770,9 +976,18 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let o = s
-            .create(&res, "v1", "default", json!({"metadata": {"generateName": "backup-"}}), false)
+            .create(
+                &res,
+                "v1",
+                "default",
+                json!({"metadata": {"generateName": "backup-"}}),
+                false,
+            )
             .expect("created");
-        let name = o.pointer("/metadata/name").and_then(Value::as_str).expect("name");
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .expect("name");
         assert!(name.starts_with("backup-") && name.len() == 12, "{name}");
     }
 
@@ -780,13 +995,18 @@ mod tests {
     fn stale_resource_version_is_a_conflict() {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
-        let o = s.create(&res, "v1", "default", cm("a", json!({})), false).expect("created");
+        let o = s
+            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .expect("created");
         let mut first = o.clone();
         first["data"]["k"] = json!("1");
-        s.update(&res, "v1", "default", "a", first, Part::Main, false).expect("fresh update");
+        s.update(&res, "v1", "default", "a", first, Part::Main, false)
+            .expect("fresh update");
         let mut stale = o;
         stale["data"]["k"] = json!("2");
-        let err = s.update(&res, "v1", "default", "a", stale, Part::Main, false).expect_err("stale");
+        let err = s
+            .update(&res, "v1", "default", "a", stale, Part::Main, false)
+            .expect_err("stale");
         assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     }
 
@@ -795,11 +1015,20 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         for i in 0..7 {
-            s.create(&res, "v1", "default", cm(&format!("c{i}"), json!({"even": (i % 2 == 0).to_string()})), false)
-                .expect("created");
+            s.create(
+                &res,
+                "v1",
+                "default",
+                cm(&format!("c{i}"), json!({"even": (i % 2 == 0).to_string()})),
+                false,
+            )
+            .expect("created");
         }
         let mut seen = Vec::new();
-        let mut opts = ListOptions { limit: 3, ..Default::default() };
+        let mut opts = ListOptions {
+            limit: 3,
+            ..Default::default()
+        };
         loop {
             let page = s.list(&res, Some("default"), &opts).expect("page");
             seen.extend(page.items.iter().map(name_of));
@@ -809,7 +1038,11 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..7).map(|i| format!("c{i}")).collect::<Vec<_>>());
-        let opts = ListOptions { labels: Some(LabelSelector::parse("even=true").expect("sel")), limit: 2, ..Default::default() };
+        let opts = ListOptions {
+            labels: Some(LabelSelector::parse("even=true").expect("sel")),
+            limit: 2,
+            ..Default::default()
+        };
         let page = s.list(&res, None, &opts).expect("page");
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.remaining, Some(2));
@@ -822,12 +1055,15 @@ mod tests {
         let mut o = cm("f", json!({}));
         o["metadata"]["finalizers"] = json!(["x/y"]);
         s.create(&res, "v1", "default", o, false).expect("created");
-        let d = s.delete(&res, "default", "f", None, None, false).expect("marked");
+        let d = s
+            .delete(&res, "default", "f", None, None, false)
+            .expect("marked");
         assert!(d.pointer("/metadata/deletionTimestamp").is_some());
         assert!(s.get(&res, "default", "f").is_ok());
         let mut cur = s.get(&res, "default", "f").expect("still there");
         cur["metadata"]["finalizers"] = json!([]);
-        s.update(&res, "v1", "default", "f", cur, Part::Main, false).expect("finalizer removed");
+        s.update(&res, "v1", "default", "f", cur, Part::Main, false)
+            .expect("finalizer removed");
         assert_eq!(s.get(&res, "default", "f").expect_err("gone").code, 404);
     }
 
@@ -836,21 +1072,37 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let rv = s.current_rv();
-        s.create(&res, "v1", "default", cm("w", json!({})), false).expect("created");
-        s.delete(&res, "default", "w", None, None, false).expect("deleted");
-        let evs: Vec<_> = s.events_since(rv).expect("events").into_iter().filter(|e| e.plural == "configmaps").collect();
-        assert_eq!(evs.iter().map(|e| e.etype).collect::<Vec<_>>(), vec![EventType::Added, EventType::Deleted]);
+        s.create(&res, "v1", "default", cm("w", json!({})), false)
+            .expect("created");
+        s.delete(&res, "default", "w", None, None, false)
+            .expect("deleted");
+        let evs: Vec<_> = s
+            .events_since(rv)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.plural == "configmaps")
+            .collect();
+        assert_eq!(
+            evs.iter().map(|e| e.etype).collect::<Vec<_>>(),
+            vec![EventType::Added, EventType::Deleted]
+        );
     }
 
     #[test]
     fn deleting_an_owner_collects_its_dependents() {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
-        let owner = s.create(&res, "v1", "default", cm("owner", json!({})), false).expect("owner");
+        let owner = s
+            .create(&res, "v1", "default", cm("owner", json!({})), false)
+            .expect("owner");
         let mut dep = cm("dep", json!({}));
         dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
         s.create(&res, "v1", "default", dep, false).expect("dep");
-        s.delete(&res, "default", "owner", None, None, false).expect("deleted");
-        assert_eq!(s.get(&res, "default", "dep").expect_err("collected").code, 404);
+        s.delete(&res, "default", "owner", None, None, false)
+            .expect("deleted");
+        assert_eq!(
+            s.get(&res, "default", "dep").expect_err("collected").code,
+            404
+        );
     }
 }

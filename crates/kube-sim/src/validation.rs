@@ -12,7 +12,9 @@ use crate::status::ApiError;
 pub fn validate_name(res: &ResourceInfo, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
@@ -33,13 +35,21 @@ pub fn validate_name(res: &ResourceInfo, name: &str) -> Result<(), ApiError> {
 }
 
 /// Validate `obj` (and, on update, the transition from `old`) against the resource's schema.
-pub fn validate(res: &ResourceInfo, version: &str, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+pub fn validate(
+    res: &ResourceInfo,
+    version: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let Some(schema) = res.version(version).and_then(|v| v.schema.as_ref()) else {
         return Ok(());
     };
     let mut errors = Vec::new();
     // metadata is validated by the apiserver itself, not by the CRD schema.
-    if let (Some(props), Some(o)) = (schema.get("properties").and_then(Value::as_object), obj.as_object()) {
+    if let (Some(props), Some(o)) = (
+        schema.get("properties").and_then(Value::as_object),
+        obj.as_object(),
+    ) {
         for (k, sub) in props {
             if k == "metadata" || k == "apiVersion" || k == "kind" {
                 continue;
@@ -59,9 +69,98 @@ pub fn validate(res: &ResourceInfo, version: &str, obj: &Value, old: Option<&Val
     if errors.is_empty() {
         Ok(())
     } else {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Err(ApiError::invalid(&res.group, &res.kind, name, &errors))
     }
+}
+
+/// Fields of `obj` that the resource's schema does not declare (`spec.foo`), honouring
+/// `x-kubernetes-preserve-unknown-fields` and `additionalProperties`. Empty for types without a schema.
+pub fn unknown_fields(res: &ResourceInfo, version: &str, obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(schema) = res.version(version).and_then(|v| v.schema.as_ref()) {
+        walk_unknown(schema, obj, "", &mut out, true);
+    }
+    out
+}
+
+/// Remove undeclared fields, as the apiserver prunes custom resources with structural schemas.
+pub fn prune(res: &ResourceInfo, version: &str, obj: &mut Value) {
+    let unknown = unknown_fields(res, version, obj);
+    for path in unknown {
+        let parts: Vec<&str> = path.split('.').collect();
+        let Some((last, parents)) = parts.split_last() else {
+            continue;
+        };
+        let ptr: String = parents
+            .iter()
+            .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        if let Some(m) = obj.pointer_mut(&ptr).and_then(Value::as_object_mut) {
+            m.remove(*last);
+        }
+    }
+}
+
+fn walk_unknown(schema: &Value, v: &Value, path: &str, out: &mut Vec<String>, top: bool) {
+    if schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return;
+    }
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Object(o) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, cv) in o {
+                    if top && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    match props.get(k) {
+                        Some(sub) => walk_unknown(sub, cv, &join(k), out, false),
+                        // Keys with dots or slashes cannot be addressed by the pruning path; report them too.
+                        None => out.push(join(k)),
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, cv) in o {
+                    walk_unknown(ap, cv, &join(k), out, false);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    walk_unknown(item_schema, item, path, out, false);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The apiserver's strict-decoding refusal for undeclared fields (`fieldValidation=Strict`).
+pub fn strict_error(res: &ResourceInfo, version: &str, unknown: &[String]) -> ApiError {
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+        fields.join(", "),
+        kind = res.kind
+    ))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -85,21 +184,42 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, errors: &mut Vec<(String, String)>) {
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+fn check(
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<(String, String)>,
+) {
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
     if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
         return;
     }
     if int_or_string {
         if !(v.is_string() || v.is_i64() || v.is_u64()) {
-            errors.push((path.to_string(), format!("Invalid value: {}: {path} in body must be of type int-or-string: \"{}\"", show(v), type_name(v))));
+            errors.push((
+                path.to_string(),
+                format!(
+                    "Invalid value: {}: {path} in body must be of type int-or-string: \"{}\"",
+                    show(v),
+                    type_name(v)
+                ),
+            ));
             return;
         }
     } else if let Some(t) = schema.get("type").and_then(Value::as_str) {
         let actual = type_name(v);
         let ok = actual == t || (t == "number" && actual == "integer");
         if !ok {
-            errors.push((path.to_string(), format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\"")));
+            errors.push((
+                path.to_string(),
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
+                ),
+            ));
             return;
         }
     }
@@ -107,30 +227,55 @@ fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, errors: &mu
         && !allowed.contains(v)
     {
         let list: Vec<String> = allowed.iter().map(show).collect();
-        errors.push((path.to_string(), format!("Unsupported value: {}: supported values: {}", show(v), list.join(", "))));
+        errors.push((
+            path.to_string(),
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                show(v),
+                list.join(", ")
+            ),
+        ));
     }
     if let (Some(p), Some(s)) = (schema.get("pattern").and_then(Value::as_str), v.as_str())
         && let Ok(re) = regex::Regex::new(p)
         && !re.is_match(s)
     {
-        errors.push((path.to_string(), format!("Invalid value: \"{s}\": {path} in body should match '{p}'")));
+        errors.push((
+            path.to_string(),
+            format!("Invalid value: \"{s}\": {path} in body should match '{p}'"),
+        ));
     }
     if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64())
         && n < min
     {
-        errors.push((path.to_string(), format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}")));
+        errors.push((
+            path.to_string(),
+            format!("Invalid value: {v}: {path} in body should be greater than or equal to {min}"),
+        ));
     }
     match v {
         Value::Object(o) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (k, sub) in props {
                     if let Some(cv) = o.get(k) {
-                        check(sub, cv, old.and_then(|x| x.get(k)), &format!("{path}.{k}"), errors);
+                        check(
+                            sub,
+                            cv,
+                            old.and_then(|x| x.get(k)),
+                            &format!("{path}.{k}"),
+                            errors,
+                        );
                     }
                 }
             } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
                 for (k, cv) in o {
-                    check(ap, cv, old.and_then(|x| x.get(k)), &format!("{path}[{k}]"), errors);
+                    check(
+                        ap,
+                        cv,
+                        old.and_then(|x| x.get(k)),
+                        &format!("{path}[{k}]"),
+                        errors,
+                    );
                 }
             }
             if let Some(req) = schema.get("required").and_then(Value::as_array) {
@@ -150,9 +295,14 @@ fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, errors: &mu
         }
         _ => {}
     }
-    if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
+    if let Some(rules) = schema
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
         for rule in rules {
-            let Some(text) = rule.get("rule").and_then(Value::as_str) else { continue };
+            let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+                continue;
+            };
             // Transition rules (those that mention oldSelf) only run on update, when an old value exists.
             if text.contains("oldSelf") && old.is_none() {
                 continue;
@@ -164,8 +314,14 @@ fn check(schema: &Value, v: &Value, old: Option<&Value>, path: &str, errors: &mu
                 .unwrap_or_else(|| format!("failed rule: {text}"));
             match cel::evaluate(text, v, old) {
                 Ok(true) => {}
-                Ok(false) => errors.push((path.to_string(), format!("Invalid value: {}: {message}", show_kind(v)))),
-                Err(e) => errors.push((path.to_string(), format!("Invalid value: {}: {e}", show_kind(v)))),
+                Ok(false) => errors.push((
+                    path.to_string(),
+                    format!("Invalid value: {}: {message}", show_kind(v)),
+                )),
+                Err(e) => errors.push((
+                    path.to_string(),
+                    format!("Invalid value: {}: {e}", show_kind(v)),
+                )),
             }
         }
     }
@@ -200,8 +356,16 @@ mod tests {
     #[test]
     fn a_volume_snapshot_needs_exactly_one_source() {
         let r = reg();
-        let res = r.by_plural("snapshot.storage.k8s.io", "volumesnapshots").expect("vs");
-        validate(res, "v1", &vs(json!({"source": {"persistentVolumeClaimName": "data"}})), None).expect("valid");
+        let res = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
+            .expect("vs");
+        validate(
+            res,
+            "v1",
+            &vs(json!({"source": {"persistentVolumeClaimName": "data"}})),
+            None,
+        )
+        .expect("valid");
         let err = validate(
             res,
             "v1",
@@ -212,13 +376,19 @@ mod tests {
         assert_eq!(err.code, 422);
         assert!(err.message.contains("spec.source"), "{}", err.message);
         let err = validate(res, "v1", &vs(json!({})), None).expect_err("no source");
-        assert!(err.message.contains("spec.source: Required value"), "{}", err.message);
+        assert!(
+            err.message.contains("spec.source: Required value"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn the_source_of_a_volume_snapshot_is_immutable() {
         let r = reg();
-        let res = r.by_plural("snapshot.storage.k8s.io", "volumesnapshots").expect("vs");
+        let res = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
+            .expect("vs");
         let old = vs(json!({"source": {"persistentVolumeClaimName": "data"}}));
         let new = vs(json!({"source": {"persistentVolumeClaimName": "other"}}));
         let err = validate(res, "v1", &new, Some(&old)).expect_err("immutable");
@@ -226,16 +396,60 @@ mod tests {
     }
 
     #[test]
+    fn undeclared_fields_are_found_and_pruned() {
+        let r = reg();
+        let res = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshots")
+            .expect("vs");
+        let mut obj =
+            vs(json!({"source": {"persistentVolumeClaimName": "data", "typo": 1}, "extra": true}));
+        obj["metadata"]["labels"] = json!({"a": "b"});
+        let mut unknown = unknown_fields(res, "v1", &obj);
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            vec!["spec.extra".to_string(), "spec.source.typo".to_string()]
+        );
+        prune(res, "v1", &mut obj);
+        assert_eq!(
+            obj["spec"],
+            json!({"source": {"persistentVolumeClaimName": "data"}})
+        );
+        assert_eq!(
+            obj["metadata"]["labels"]["a"], "b",
+            "metadata is never pruned"
+        );
+        assert!(
+            strict_error(res, "v1", &["spec.extra".into()])
+                .message
+                .contains("strict decoding error: unknown field \"spec.extra\"")
+        );
+    }
+
+    #[test]
     fn enums_and_types_are_enforced_on_contents_and_classes() {
         let r = reg();
-        let class = r.by_plural("snapshot.storage.k8s.io", "volumesnapshotclasses").expect("class");
+        let class = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshotclasses")
+            .expect("class");
         let bad = json!({"metadata": {"name": "c"}, "driver": "d", "deletionPolicy": "Keep"});
         let err = validate(class, "v1", &bad, None).expect_err("enum");
-        assert!(err.message.contains("Unsupported value: \"Keep\""), "{}", err.message);
-        let vsc = r.by_plural("snapshot.storage.k8s.io", "volumesnapshotcontents").expect("vsc");
+        assert!(
+            err.message.contains("Unsupported value: \"Keep\""),
+            "{}",
+            err.message
+        );
+        let vsc = r
+            .by_plural("snapshot.storage.k8s.io", "volumesnapshotcontents")
+            .expect("vsc");
         let bad = json!({"metadata": {"name": "c"}, "spec": {"deletionPolicy": "Retain", "driver": 3,
             "source": {"snapshotHandle": "h"}, "volumeSnapshotRef": {"name": "s", "namespace": "n"}}});
         let err = validate(vsc, "v1", &bad, None).expect_err("type");
-        assert!(err.message.contains("spec.driver in body must be of type string"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("spec.driver in body must be of type string"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -20,13 +20,20 @@ pub fn api_versions() -> Value {
 }
 
 fn group_entry(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(json!(null))})
 }
 
 /// /apis
 pub fn api_group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> = reg.groups().iter().map(|(g, vs)| group_entry(g, vs)).collect();
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -43,7 +50,16 @@ fn verbs(r: &ResourceInfo) -> Vec<&'static str> {
     if is_virtual(&r.group, &r.plural) {
         vec!["create"]
     } else {
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 }
 
@@ -53,15 +69,26 @@ fn entries(r: &ResourceInfo) -> Vec<Value> {
         "verbs": verbs(r), "shortNames": r.short_names, "categories": r.categories,
     })];
     for s in &r.subresources {
-        let (kind, verbs, group, version): (&str, Vec<&str>, Option<&str>, Option<&str>) = match s.as_str() {
-            "status" => (&r.kind, vec!["get", "patch", "update"], None, None),
-            "scale" => ("Scale", vec!["get", "patch", "update"], Some("autoscaling"), Some("v1")),
-            "exec" => ("PodExecOptions", vec!["create", "get"], None, None),
-            "log" => ("Pod", vec!["get"], None, None),
-            "token" => ("TokenRequest", vec!["create"], Some("authentication.k8s.io"), Some("v1")),
-            "finalize" => ("Namespace", vec!["update"], None, None),
-            _ => continue,
-        };
+        let (kind, verbs, group, version): (&str, Vec<&str>, Option<&str>, Option<&str>) =
+            match s.as_str() {
+                "status" => (&r.kind, vec!["get", "patch", "update"], None, None),
+                "scale" => (
+                    "Scale",
+                    vec!["get", "patch", "update"],
+                    Some("autoscaling"),
+                    Some("v1"),
+                ),
+                "exec" => ("PodExecOptions", vec!["create", "get"], None, None),
+                "log" => ("Pod", vec!["get"], None, None),
+                "token" => (
+                    "TokenRequest",
+                    vec!["create"],
+                    Some("authentication.k8s.io"),
+                    Some("v1"),
+                ),
+                "finalize" => ("Namespace", vec!["update"], None, None),
+                _ => continue,
+            };
         let mut e = json!({"name": format!("{}/{s}", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": kind, "verbs": verbs});
         if let (Some(g), Some(v)) = (group, version) {
             e["group"] = json!(g);
@@ -74,10 +101,20 @@ fn entries(r: &ResourceInfo) -> Vec<Value> {
 
 /// /api/v1 or /apis/G/V
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let resources: Vec<Value> = reg.all().filter(|r| r.group == group && r.serves(version)).flat_map(entries).collect();
+    let resources: Vec<Value> = reg
+        .all()
+        .filter(|r| r.group == group && r.serves(version))
+        .flat_map(entries)
+        .collect();
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

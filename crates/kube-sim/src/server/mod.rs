@@ -99,7 +99,11 @@ pub enum Route {
 
 /// Parse a request path into a [`Route`].
 pub fn parse_path(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Some(Route::Version),
         ["healthz" | "readyz" | "livez", ..] => return Some(Route::Health),
@@ -113,17 +117,21 @@ pub fn parse_path(path: &str) -> Option<Route> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return None,
     };
-    let res = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| Route::Resource {
-        group: group.to_string(),
-        version: version.to_string(),
-        plural: plural.to_string(),
-        namespace: namespace.map(str::to_string),
-        name: name.map(str::to_string),
-        sub: sub.map(str::to_string),
+    let res = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        Route::Resource {
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: plural.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            sub: sub.map(str::to_string),
+        }
     };
     Some(match rest {
         [] => Route::GroupVersion(group.to_string(), version.to_string()),
-        ["namespaces", ns, "status" | "finalize"] if group.is_empty() => res("namespaces", None, Some(ns), rest.get(2).copied()),
+        ["namespaces", ns, "status" | "finalize"] if group.is_empty() => {
+            res("namespaces", None, Some(ns), rest.get(2).copied())
+        }
         ["namespaces", ns, plural] => res(plural, Some(ns), None, None),
         ["namespaces", ns, plural, name] => res(plural, Some(ns), Some(name), None),
         ["namespaces", ns, plural, name, sub] => res(plural, Some(ns), Some(name), Some(sub)),
@@ -136,7 +144,12 @@ pub fn parse_path(path: &str) -> Option<Route> {
 
 /// JSON response with a status code.
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// A metav1.Status error response.
@@ -184,7 +197,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let headers = req.headers().clone();
     let body = match to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return error_response(&ApiError::bad_request(format!("reading request body: {e}"))),
+        Err(e) => {
+            return error_response(&ApiError::bad_request(format!("reading request body: {e}")));
+        }
     };
     let Some(route) = parse_path(&path) else {
         shared.requests.record(method.as_str(), &path);
@@ -194,19 +209,31 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
         Route::Health => (StatusCode::OK, "ok").into_response(),
         Route::Api => json_response(StatusCode::OK, &discovery::api_versions()),
-        Route::Apis => json_response(StatusCode::OK, &discovery::api_group_list(&shared.store.registry())),
+        Route::Apis => json_response(
+            StatusCode::OK,
+            &discovery::api_group_list(&shared.store.registry()),
+        ),
         Route::Group(g) => match discovery::api_group(&shared.store.registry(), &g) {
             Some(v) => json_response(StatusCode::OK, &v),
             None => error_response(&ApiError::no_route()),
         },
-        Route::GroupVersion(g, v) => match discovery::resource_list(&shared.store.registry(), &g, &v) {
-            Some(v) => json_response(StatusCode::OK, &v),
-            None => error_response(&ApiError::no_route()),
-        },
+        Route::GroupVersion(g, v) => {
+            match discovery::resource_list(&shared.store.registry(), &g, &v) {
+                Some(v) => json_response(StatusCode::OK, &v),
+                None => error_response(&ApiError::no_route()),
+            }
+        }
         Route::OpenApiV2 => openapi::v2(&shared.store.registry()),
         Route::OpenApiV3(rest) => openapi::v3(&shared.store.registry(), &rest),
         Route::Sim(rest) => sim_debug::handle(&shared, &method, &rest, &query, &body),
-        Route::Resource { group, version, plural, namespace, name, sub } => {
+        Route::Resource {
+            group,
+            version,
+            plural,
+            namespace,
+            name,
+            sub,
+        } => {
             let verb = verb_of(&method, name.is_some(), &query);
             let logged = match &sub {
                 Some(s) => format!("{plural}/{s}"),
@@ -214,9 +241,26 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             };
             shared.requests.record(verb, &logged);
             if let Some(action) = shared.faults.on_request(verb, &logged) {
-                return fault_response(action, &group, &plural, name.as_deref().unwrap_or_default()).await;
+                return fault_response(
+                    action,
+                    &group,
+                    &plural,
+                    name.as_deref().unwrap_or_default(),
+                )
+                .await;
             }
-            let call = Call { group, version, plural, namespace, name, sub, verb, query, headers, body: body.to_vec() };
+            let call = Call {
+                group,
+                version,
+                plural,
+                namespace,
+                name,
+                sub,
+                verb,
+                query,
+                headers,
+                body: body.to_vec(),
+            };
             match resource_request(&shared, call).await {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
@@ -228,11 +272,19 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 pub(crate) async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
     let e = match action {
         FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
-        FaultAction::TooManyRequests => ApiError::new(429, "TooManyRequests", "kube-sim injected fault: too many requests, please try again later"),
+        FaultAction::TooManyRequests => ApiError::new(
+            429,
+            "TooManyRequests",
+            "kube-sim injected fault: too many requests, please try again later",
+        ),
         FaultAction::Conflict => ApiError::conflict(group, plural, name),
         FaultAction::Timeout { after } => {
             tokio::time::sleep(after).await;
-            ApiError::new(504, "Timeout", "kube-sim injected fault: the server was unable to return a response in the time allotted")
+            ApiError::new(
+                504,
+                "Timeout",
+                "kube-sim injected fault: the server was unable to return a response in the time allotted",
+            )
         }
     };
     error_response(&e)
@@ -259,6 +311,27 @@ impl Call {
     fn name(&self) -> &str {
         self.name.as_deref().unwrap_or_default()
     }
+    fn strict(&self) -> bool {
+        self.query
+            .get("fieldValidation")
+            .is_some_and(|v| v == "Strict")
+    }
+    /// Refuse undeclared fields under `fieldValidation=Strict` (custom resources; built-ins have no schema here).
+    fn check_strict(&self, res: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+        if !self.strict() {
+            return Ok(());
+        }
+        let unknown = crate::validation::unknown_fields(res, &self.version, obj);
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::validation::strict_error(
+                res,
+                &self.version,
+                &unknown,
+            ))
+        }
+    }
     fn dry_run(&self) -> bool {
         self.query.get("dryRun").is_some_and(|v| v == "All")
     }
@@ -266,21 +339,80 @@ impl Call {
         self.headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
+            .is_some_and(|a| {
+                a.split(',')
+                    .next()
+                    .is_some_and(|first| first.contains("as=Table"))
+            })
     }
     fn body_json(&self) -> Result<Value, ApiError> {
-        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-        if ct.contains("yaml") {
-            let text = std::str::from_utf8(&self.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if ct.starts_with(crate::protobuf::CONTENT_TYPE) {
+            return crate::protobuf::decode(&self.body);
         }
-        serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+        if ct.contains("yaml") {
+            let text = std::str::from_utf8(&self.body)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            return serde_saphyr::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
     }
 }
 
 fn with_version(mut obj: Value, res: &ResourceInfo, version: &str) -> Value {
     obj["apiVersion"] = json!(res.api_version(version));
     obj
+}
+
+/// Authenticate a request (bearer token → identity; no token → admin, or anonymous in RBAC mode) and, in RBAC
+/// mode, authorize `attrs` against the stored RBAC objects. Reviews (SelfSubjectAccessReview, ...) are always
+/// allowed, as every authenticated user may ask about themselves.
+pub fn authorize_request(
+    shared: &Shared,
+    headers: &HeaderMap,
+    attrs: &Attributes,
+) -> Result<UserInfo, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = match shared.tokens.authenticate(auth)? {
+        Some(u) => u,
+        None if shared.rbac => UserInfo::anonymous(),
+        None => UserInfo::admin(),
+    };
+    if shared.rbac
+        && !is_virtual(&attrs.group, &attrs.resource)
+        && !rbac::authorize(&shared.store, &user, attrs)
+    {
+        return Err(rbac::forbidden(&user, attrs));
+    }
+    Ok(user)
+}
+
+/// Everything the generic API path does before serving, for routes served elsewhere (the exec route):
+/// count the request in the request log, apply injected request faults (as `verb` on `resource/sub`),
+/// authenticate and authorize. `Err` is the response to send instead.
+pub async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    attrs: &Attributes,
+) -> Result<UserInfo, Response> {
+    let logged = if attrs.subresource.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}/{}", attrs.resource, attrs.subresource)
+    };
+    shared.requests.record(&attrs.verb, &logged);
+    if let Some(action) = shared.faults.on_request(&attrs.verb, &logged) {
+        return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
+    }
+    authorize_request(shared, headers, attrs).map_err(|e| error_response(&e))
 }
 
 async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, ApiError> {
@@ -292,14 +424,6 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
     if res.namespaced != c.namespace.is_some() && c.name.is_some() {
         return Err(ApiError::no_route());
     }
-    // Authentication always; authorization only in RBAC mode.
-    let auth = c.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let user = shared.tokens.authenticate(auth)?;
-    let user = match user {
-        Some(u) => u,
-        None if shared.rbac => UserInfo::anonymous(),
-        None => UserInfo::admin(),
-    };
     let attrs = Attributes {
         verb: c.verb.to_string(),
         group: c.group.clone(),
@@ -308,14 +432,14 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         namespace: c.ns().to_string(),
         name: c.name().to_string(),
     };
-    if shared.rbac && !is_virtual(&c.group, &c.plural) && !rbac::authorize(&shared.store, &user, &attrs) {
-        return Err(rbac::forbidden(&user, &attrs));
-    }
+    let user = authorize_request(shared, &c.headers, &attrs)?;
     if is_virtual(&c.group, &c.plural) {
         return review(shared, &c, &user);
     }
     match (c.sub.as_deref(), c.verb) {
-        (Some("token"), "create") if res.plural == "serviceaccounts" => token_request(shared, &res, &c),
+        (Some("token"), "create") if res.plural == "serviceaccounts" => {
+            token_request(shared, &res, &c)
+        }
         (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
             "kube-sim serves pods/exec only at /api/v1/namespaces/NS/pods/NAME/exec; attach and portforward are not simulated",
         )),
@@ -328,42 +452,95 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         (_, "get") => {
             let obj = with_version(shared.store.get(&res, c.ns(), c.name())?, &res, &c.version);
             if c.wants_table() {
-                return Ok(json_response(StatusCode::OK, &table::table(&res, &c.version, std::slice::from_ref(&obj), None, None, &shared.clock)));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(
+                        &res,
+                        &c.version,
+                        std::slice::from_ref(&obj),
+                        None,
+                        None,
+                        &shared.clock,
+                    ),
+                ));
             }
             Ok(json_response(StatusCode::OK, &obj))
         }
         (None, "list") => list(shared, &res, &c),
-        (None, "watch") => watch::serve(shared.clone(), res, c.version.clone(), c.namespace.clone(), c.name.clone(), &c.query),
+        (None, "watch") => watch::serve(
+            shared.clone(),
+            res,
+            c.version.clone(),
+            c.namespace.clone(),
+            c.name.clone(),
+            &c.query,
+        ),
         (None, "create") => {
             let body = c.body_json()?;
-            let obj = shared.store.create(&res, &c.version, c.ns(), body, c.dry_run())?;
+            c.check_strict(&res, &body)?;
+            let obj = shared
+                .store
+                .create(&res, &c.version, c.ns(), body, c.dry_run())?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         (_, "update") => {
             let body = c.body_json()?;
-            let part = if c.sub.is_some() { Part::Status } else { Part::Main };
-            let obj = shared.store.update(&res, &c.version, c.ns(), c.name(), body, part, c.dry_run())?;
+            c.check_strict(&res, &body)?;
+            let part = if c.sub.is_some() {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            let obj =
+                shared
+                    .store
+                    .update(&res, &c.version, c.ns(), c.name(), body, part, c.dry_run())?;
             Ok(json_response(StatusCode::OK, &obj))
         }
         (_, "patch") => patch(shared, &res, &c),
         (None, "delete") => {
-            let opts: Value = if c.body.is_empty() { json!({}) } else { c.body_json().unwrap_or(json!({})) };
+            let opts: Value = if c.body.is_empty() {
+                json!({})
+            } else {
+                c.body_json().unwrap_or(json!({}))
+            };
             let uid = opts.pointer("/preconditions/uid").and_then(Value::as_str);
-            let rv = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
-            let dry = c.dry_run() || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let rv = opts
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str);
+            let dry = c.dry_run()
+                || opts
+                    .get("dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
             let obj = shared.store.delete(&res, c.ns(), c.name(), uid, rv, dry)?;
-            let code = if obj.pointer("/metadata/deletionTimestamp").is_some() { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let code = if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
             Ok(json_response(code, &with_version(obj, &res, &c.version)))
         }
         (None, "deletecollection") => {
-            let page = shared.store.list(&res, c.namespace.as_deref(), &list_options(&c.query)?)?;
+            let page = shared
+                .store
+                .list(&res, c.namespace.as_deref(), &list_options(&c.query)?)?;
             for item in &page.items {
-                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-                let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let ns = item
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 // Already gone is fine for a collection delete.
                 let _ = shared.store.delete(&res, ns, name, None, None, c.dry_run());
             }
-            Ok(json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -371,8 +548,16 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
 
 fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
     Ok(ListOptions {
-        labels: q.get("labelSelector").filter(|s| !s.is_empty()).map(|s| LabelSelector::parse(s)).transpose()?,
-        fields: q.get("fieldSelector").filter(|s| !s.is_empty()).map(|s| FieldSelector::parse(s)).transpose()?,
+        labels: q
+            .get("labelSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| LabelSelector::parse(s))
+            .transpose()?,
+        fields: q
+            .get("fieldSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| FieldSelector::parse(s))
+            .transpose()?,
         limit: q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
         continue_token: q.get("continue").filter(|s| !s.is_empty()).cloned(),
     })
@@ -381,11 +566,22 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
 fn list(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
     let opts = list_options(&c.query)?;
     let page = shared.store.list(res, c.namespace.as_deref(), &opts)?;
-    let items: Vec<Value> = page.items.into_iter().map(|o| with_version(o, res, &c.version)).collect();
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|o| with_version(o, res, &c.version))
+        .collect();
     if c.wants_table() {
         return Ok(json_response(
             StatusCode::OK,
-            &table::table(res, &c.version, &items, Some(page.rv), page.continue_token.as_deref(), &shared.clock),
+            &table::table(
+                res,
+                &c.version,
+                &items,
+                Some(page.rv),
+                page.continue_token.as_deref(),
+                &shared.clock,
+            ),
         ));
     }
     let mut meta = json!({"resourceVersion": page.rv.to_string()});
@@ -402,23 +598,42 @@ fn list(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, 
 }
 
 fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
-    let ct = c.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ct = c
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let kind = PatchType::from_content_type(ct).ok_or_else(|| {
         ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
     })?;
-    let part = if c.sub.is_some() { Part::Status } else { Part::Main };
+    let part = if c.sub.is_some() {
+        Part::Status
+    } else {
+        Part::Main
+    };
     let strategic_ok = !res.from_crd;
-    let result = shared.store.modify(res, &c.version, c.ns(), c.name(), part, c.dry_run(), |old| {
-        let mut doc = old.clone();
-        apply_patch(&mut doc, kind, &c.body, strategic_ok)?;
-        Ok(doc)
-    });
+    let result = shared.store.modify(
+        res,
+        &c.version,
+        c.ns(),
+        c.name(),
+        part,
+        c.dry_run(),
+        |old| {
+            let mut doc = old.clone();
+            apply_patch(&mut doc, kind, &c.body, strategic_ok)?;
+            c.check_strict(res, &doc)?;
+            Ok(doc)
+        },
+    );
     match result {
         Ok(obj) => Ok(json_response(StatusCode::OK, &obj)),
         // Server-side apply creates missing objects.
         Err(e) if e.code == 404 && kind == PatchType::Apply && c.sub.is_none() => {
             let body = c.body_json()?;
-            let obj = shared.store.create(res, &c.version, c.ns(), body, c.dry_run())?;
+            let obj = shared
+                .store
+                .create(res, &c.version, c.ns(), body, c.dry_run())?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         Err(e) => Err(e),
@@ -433,21 +648,37 @@ fn scale(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response,
                "status": {"replicas": o.pointer("/status/replicas").cloned().unwrap_or(json!(0))}})
     };
     match c.verb {
-        "get" => Ok(json_response(StatusCode::OK, &to_scale(&shared.store.get(res, c.ns(), c.name())?))),
+        "get" => Ok(json_response(
+            StatusCode::OK,
+            &to_scale(&shared.store.get(res, c.ns(), c.name())?),
+        )),
         "update" | "patch" => {
-            let obj = shared.store.modify(res, &c.version, c.ns(), c.name(), Part::Main, c.dry_run(), |old| {
-                let mut scale = to_scale(old);
-                if c.verb == "update" {
-                    scale = c.body_json()?;
-                } else {
-                    let ct = c.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    let kind = PatchType::from_content_type(ct).unwrap_or(PatchType::Merge);
-                    apply_patch(&mut scale, kind, &c.body, true)?;
-                }
-                let mut new = old.clone();
-                new["spec"]["replicas"] = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
-                Ok(new)
-            })?;
+            let obj = shared.store.modify(
+                res,
+                &c.version,
+                c.ns(),
+                c.name(),
+                Part::Main,
+                c.dry_run(),
+                |old| {
+                    let mut scale = to_scale(old);
+                    if c.verb == "update" {
+                        scale = c.body_json()?;
+                    } else {
+                        let ct = c
+                            .headers
+                            .get(header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        let kind = PatchType::from_content_type(ct).unwrap_or(PatchType::Merge);
+                        apply_patch(&mut scale, kind, &c.body, true)?;
+                    }
+                    let mut new = old.clone();
+                    new["spec"]["replicas"] =
+                        scale.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+                    Ok(new)
+                },
+            )?;
             Ok(json_response(StatusCode::OK, &to_scale(&obj)))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -456,8 +687,15 @@ fn scale(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response,
 
 fn token_request(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
     shared.store.get(res, c.ns(), c.name())?;
-    let body: Value = if c.body.is_empty() { json!({}) } else { c.body_json()? };
-    let secs = body.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+    let body: Value = if c.body.is_empty() {
+        json!({})
+    } else {
+        c.body_json()?
+    };
+    let secs = body
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
     let token = shared.tokens.issue(c.ns(), c.name());
     let exp = shared.clock.now() + chrono::Duration::seconds(secs);
     let mut out = body.clone();
@@ -477,18 +715,34 @@ fn review(shared: &Arc<Shared>, c: &Call, user: &UserInfo) -> Result<Response, A
     match c.plural.as_str() {
         "selfsubjectaccessreviews" | "subjectaccessreviews" => {
             let subject = if c.plural == "subjectaccessreviews" {
-                let name = body.pointer("/spec/user").and_then(Value::as_str).unwrap_or_default().to_string();
+                let name = body
+                    .pointer("/spec/user")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let groups = body
                     .pointer("/spec/groups")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|g| g.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 UserInfo { name, groups }
             } else {
                 user.clone()
             };
-            let ra = body.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
-            let s = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let ra = body
+                .pointer("/spec/resourceAttributes")
+                .cloned()
+                .unwrap_or(json!({}));
+            let s = |k: &str| {
+                ra.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let attrs = Attributes {
                 verb: s("verb"),
                 group: s("group"),
@@ -500,16 +754,27 @@ fn review(shared: &Arc<Shared>, c: &Call, user: &UserInfo) -> Result<Response, A
             let allowed = !shared.rbac || rbac::authorize(&shared.store, &subject, &attrs);
             body["status"] = json!({"allowed": allowed});
             if allowed {
-                body["status"]["reason"] = json!(if subject.is_admin() || !shared.rbac { "kube-sim: admin identity" } else { "kube-sim: allowed by RBAC" });
+                body["status"]["reason"] = json!(if subject.is_admin() || !shared.rbac {
+                    "kube-sim: admin identity"
+                } else {
+                    "kube-sim: allowed by RBAC"
+                });
             }
         }
         "selfsubjectrulesreviews" => {
-            body["status"] = json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true});
+            body["status"] =
+                json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true});
         }
         "tokenreviews" => {
-            let token = body.pointer("/spec/token").and_then(Value::as_str).unwrap_or_default().to_string();
+            let token = body
+                .pointer("/spec/token")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             match shared.tokens.authenticate(Some(&format!("Bearer {token}"))) {
-                Ok(Some(u)) => body["status"] = json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}}),
+                Ok(Some(u)) => {
+                    body["status"] = json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                }
                 _ => body["status"] = json!({"authenticated": false}),
             }
         }
@@ -520,7 +785,9 @@ fn review(shared: &Arc<Shared>, c: &Call, user: &UserInfo) -> Result<Response, A
 }
 
 /// A streaming body from an mpsc receiver of chunks.
-pub(crate) fn stream_body(rx: futures::channel::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>) -> Body {
+pub(crate) fn stream_body(
+    rx: futures::channel::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> Body {
     Body::from_stream(rx)
 }
 
@@ -530,7 +797,8 @@ mod tests {
 
     #[test]
     fn api_paths_parse_into_routes() {
-        let r = parse_path("/apis/snapshot.storage.k8s.io/v1/namespaces/app/volumesnapshots/s1/status");
+        let r =
+            parse_path("/apis/snapshot.storage.k8s.io/v1/namespaces/app/volumesnapshots/s1/status");
         assert_eq!(
             r,
             Some(Route::Resource {
@@ -542,10 +810,20 @@ mod tests {
                 sub: Some("status".into())
             })
         );
-        assert!(matches!(parse_path("/api/v1/namespaces/app"), Some(Route::Resource { ref plural, name: Some(_), namespace: None, .. }) if plural == "namespaces"));
-        assert!(matches!(parse_path("/api/v1/namespaces/app/pods"), Some(Route::Resource { ref plural, name: None, namespace: Some(_), .. }) if plural == "pods"));
-        assert!(matches!(parse_path("/api/v1/namespaces/app/status"), Some(Route::Resource { sub: Some(_), .. })));
-        assert_eq!(parse_path("/apis/apps/v1"), Some(Route::GroupVersion("apps".into(), "v1".into())));
+        assert!(
+            matches!(parse_path("/api/v1/namespaces/app"), Some(Route::Resource { ref plural, name: Some(_), namespace: None, .. }) if plural == "namespaces")
+        );
+        assert!(
+            matches!(parse_path("/api/v1/namespaces/app/pods"), Some(Route::Resource { ref plural, name: None, namespace: Some(_), .. }) if plural == "pods")
+        );
+        assert!(matches!(
+            parse_path("/api/v1/namespaces/app/status"),
+            Some(Route::Resource { sub: Some(_), .. })
+        ));
+        assert_eq!(
+            parse_path("/apis/apps/v1"),
+            Some(Route::GroupVersion("apps".into(), "v1".into()))
+        );
         assert_eq!(parse_path("/nonsense"), None);
     }
 }

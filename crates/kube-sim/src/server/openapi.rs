@@ -17,7 +17,11 @@ pub fn v2(_reg: &Registry) -> Response {
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn all_gvs(reg: &Registry) -> Vec<(String, String)> {
@@ -39,18 +43,28 @@ pub fn v3(reg: &Registry, rest: &str) -> Response {
         let mut paths = Map::new();
         for (g, v) in all_gvs(reg) {
             let p = gv_path(&g, &v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=kube-sim")}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=kube-sim")}),
+            );
         }
         return json_response(StatusCode::OK, &json!({"paths": paths}));
     }
-    let Some((g, v)) = all_gvs(reg).into_iter().find(|(g, v)| gv_path(g, v) == rest) else {
+    let Some((g, v)) = all_gvs(reg)
+        .into_iter()
+        .find(|(g, v)| gv_path(g, v) == rest)
+    else {
         return error_response(&ApiError::no_route());
     };
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for r in reg.all().filter(|r| r.group == g && r.serves(&v)) {
         let gvk = json!({"group": g, "version": v, "kind": r.kind});
-        let prefix = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
+        let prefix = if g.is_empty() {
+            format!("/api/{v}")
+        } else {
+            format!("/apis/{g}/{v}")
+        };
         let item = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
         } else {
@@ -71,7 +85,7 @@ pub fn v3(reg: &Registry, rest: &str) -> Response {
             }),
         );
         if let Some(schema) = r.version(&v).and_then(|x| x.schema.clone()) {
-            let mut schema = schema;
+            let mut schema = (*schema).clone();
             schema["x-kubernetes-group-version-kind"] = json!([gvk]);
             let id = format!("{}.{v}.{}", reverse_group(&g), r.kind);
             schemas.insert(id, schema);
@@ -91,4 +105,3 @@ fn reverse_group(g: &str) -> String {
     parts.reverse();
     parts.join(".")
 }
-

@@ -14,7 +14,13 @@ use crate::controllers::{PodPhase, set_pod_phase};
 use crate::faults::Fault;
 use crate::status::ApiError;
 
-pub fn handle(shared: &Arc<Shared>, method: &Method, rest: &str, _q: &HashMap<String, String>, body: &[u8]) -> Response {
+pub fn handle(
+    shared: &Arc<Shared>,
+    method: &Method,
+    rest: &str,
+    _q: &HashMap<String, String>,
+    body: &[u8],
+) -> Response {
     match inner(shared, method, rest, body) {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => error_response(&e),
@@ -29,29 +35,46 @@ fn clock_json(shared: &Shared) -> Value {
     json!({"time": shared.clock.now_rfc3339()})
 }
 
-fn inner(shared: &Arc<Shared>, method: &Method, rest: &str, body: &[u8]) -> Result<Value, ApiError> {
+fn inner(
+    shared: &Arc<Shared>,
+    method: &Method,
+    rest: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["clock"]) => Ok(clock_json(shared)),
         ("PUT" | "POST", ["clock"]) => {
             let b = parse(body)?;
-            let t = b.get("time").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("expected {\"time\": RFC3339}"))?;
-            let dt = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| ApiError::bad_request(format!("invalid time {t:?}: {e}")))?;
+            let t = b
+                .get("time")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("expected {\"time\": RFC3339}"))?;
+            let dt = chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::bad_request(format!("invalid time {t:?}: {e}")))?;
             shared.clock.set(dt.with_timezone(&chrono::Utc));
             Ok(clock_json(shared))
         }
         ("POST", ["clock", "advance"]) => {
             let b = parse(body)?;
-            let secs = b.get("seconds").and_then(Value::as_f64).ok_or_else(|| ApiError::bad_request("expected {\"seconds\": N}"))?;
+            let secs = b
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| ApiError::bad_request("expected {\"seconds\": N}"))?;
             if secs < 0.0 || !secs.is_finite() {
-                return Err(ApiError::bad_request("seconds must be a non-negative number"));
+                return Err(ApiError::bad_request(
+                    "seconds must be a non-negative number",
+                ));
             }
-            shared.clock.advance(std::time::Duration::from_secs_f64(secs));
+            shared
+                .clock
+                .advance(std::time::Duration::from_secs_f64(secs));
             Ok(clock_json(shared))
         }
         ("GET", ["faults"]) => Ok(serde_json::to_value(shared.faults.list()).unwrap_or(json!([]))),
         ("POST", ["faults"]) => {
-            let f: Fault = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
+            let f: Fault = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
             shared.faults.add(f);
             Ok(serde_json::to_value(shared.faults.list()).unwrap_or(json!([])))
         }

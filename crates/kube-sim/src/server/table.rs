@@ -15,7 +15,11 @@ pub fn human_duration(secs: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rem = s % 60;
-        return if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") };
+        return if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -23,7 +27,11 @@ pub fn human_duration(secs: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rem = m % 60;
-        return if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") };
+        return if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -31,7 +39,11 @@ pub fn human_duration(secs: i64) -> String {
     let d = h / 24;
     if d < 8 {
         let rem = h % 24;
-        return if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") };
+        return if rem == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rem}h")
+        };
     }
     if d < 365 * 2 {
         return format!("{d}d");
@@ -39,13 +51,20 @@ pub fn human_duration(secs: i64) -> String {
     let y = d / 365;
     if y < 8 {
         let rem = d % 365;
-        return if rem == 0 { format!("{y}y") } else { format!("{y}y{rem}d") };
+        return if rem == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{rem}d")
+        };
     }
     format!("{y}y")
 }
 
 fn age(ts: Option<&Value>, clock: &SimClock) -> String {
-    match ts.and_then(Value::as_str).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+    match ts
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    {
         Some(t) => human_duration((clock.now() - t.with_timezone(&chrono::Utc)).num_seconds()),
         None => "<unknown>".to_string(),
     }
@@ -53,8 +72,16 @@ fn age(ts: Option<&Value>, clock: &SimClock) -> String {
 
 /// Evaluate a simple JSONPath (`.status.readyToUse`).
 fn jsonpath<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let p = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
-    let ptr: String = p.split('.').filter(|s| !s.is_empty()).map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1"))).collect();
+    let p = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
+    let ptr: String = p
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect();
     obj.pointer(&ptr)
 }
 
@@ -73,7 +100,10 @@ fn col(name: &str, ty: &str, format: &str, priority: i64) -> Value {
 type Row = Box<dyn Fn(&Value) -> Vec<Value>>;
 
 fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value>, Row) {
-    if let Some(v) = res.version(version).filter(|v| !v.printer_columns.is_empty()) {
+    if let Some(v) = res
+        .version(version)
+        .filter(|v| !v.printer_columns.is_empty())
+    {
         let pcs = v.printer_columns.clone();
         let mut defs = vec![col("Name", "string", "name", 0)];
         for pc in &pcs {
@@ -90,7 +120,10 @@ fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value
         let row: Row = Box::new(move |o: &Value| {
             let mut cells = vec![o["metadata"]["name"].clone()];
             for pc in &pcs {
-                let path = pc.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+                let path = pc
+                    .get("jsonPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let v = jsonpath(o, path);
                 if pc.get("type").and_then(Value::as_str) == Some("date") {
                     cells.push(match v {
@@ -108,28 +141,79 @@ fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value
     let c2 = clock.clone();
     match (res.group.as_str(), res.plural.as_str()) {
         ("", "pods") => (
-            vec![col("Name", "string", "name", 0), col("Ready", "string", "", 0), col("Status", "string", "", 0), col("Restarts", "string", "", 0), col("Age", "string", "", 0)],
+            vec![
+                col("Name", "string", "name", 0),
+                col("Ready", "string", "", 0),
+                col("Status", "string", "", 0),
+                col("Restarts", "string", "", 0),
+                col("Age", "string", "", 0),
+            ],
             Box::new(move |o: &Value| {
-                let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-                let total = o.pointer("/spec/containers").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
-                let ready = statuses.iter().filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true)).count();
-                let restarts: i64 = statuses.iter().filter_map(|s| s.get("restartCount").and_then(Value::as_i64)).sum();
-                let waiting = statuses.iter().find_map(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str));
-                let phase = o.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+                let statuses = o
+                    .pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let total = o
+                    .pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+                    .unwrap_or(0);
+                let ready = statuses
+                    .iter()
+                    .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                    .count();
+                let restarts: i64 = statuses
+                    .iter()
+                    .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+                    .sum();
+                let waiting = statuses
+                    .iter()
+                    .find_map(|s| s.pointer("/state/waiting/reason").and_then(Value::as_str));
+                let phase = o
+                    .pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Pending");
                 let status = waiting.unwrap_or(phase);
-                vec![o["metadata"]["name"].clone(), json!(format!("{ready}/{total}")), json!(status), json!(restarts.to_string()), json!(age(o.pointer("/metadata/creationTimestamp"), &c2))]
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(format!("{ready}/{total}")),
+                    json!(status),
+                    json!(restarts.to_string()),
+                    json!(age(o.pointer("/metadata/creationTimestamp"), &c2)),
+                ]
             }),
         ),
         ("apps", "deployments" | "statefulsets") => (
-            vec![col("Name", "string", "name", 0), col("Ready", "string", "", 0), col("Age", "string", "", 0)],
+            vec![
+                col("Name", "string", "name", 0),
+                col("Ready", "string", "", 0),
+                col("Age", "string", "", 0),
+            ],
             Box::new(move |o: &Value| {
-                let want = o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-                let ready = o.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
-                vec![o["metadata"]["name"].clone(), json!(format!("{ready}/{want}")), json!(age(o.pointer("/metadata/creationTimestamp"), &c2))]
+                let want = o
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let ready = o
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(format!("{ready}/{want}")),
+                    json!(age(o.pointer("/metadata/creationTimestamp"), &c2)),
+                ]
             }),
         ),
         ("", "persistentvolumeclaims") => (
-            vec![col("Name", "string", "name", 0), col("Status", "string", "", 0), col("Volume", "string", "", 0), col("Capacity", "string", "", 0), col("Age", "string", "", 0)],
+            vec![
+                col("Name", "string", "name", 0),
+                col("Status", "string", "", 0),
+                col("Volume", "string", "", 0),
+                col("Capacity", "string", "", 0),
+                col("Age", "string", "", 0),
+            ],
             Box::new(move |o: &Value| {
                 vec![
                     o["metadata"]["name"].clone(),
@@ -141,18 +225,43 @@ fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value
             }),
         ),
         ("", "namespaces") => (
-            vec![col("Name", "string", "name", 0), col("Status", "string", "", 0), col("Age", "string", "", 0)],
-            Box::new(move |o: &Value| vec![o["metadata"]["name"].clone(), cell(o.pointer("/status/phase")), json!(age(o.pointer("/metadata/creationTimestamp"), &c2))]),
+            vec![
+                col("Name", "string", "name", 0),
+                col("Status", "string", "", 0),
+                col("Age", "string", "", 0),
+            ],
+            Box::new(move |o: &Value| {
+                vec![
+                    o["metadata"]["name"].clone(),
+                    cell(o.pointer("/status/phase")),
+                    json!(age(o.pointer("/metadata/creationTimestamp"), &c2)),
+                ]
+            }),
         ),
         _ => (
-            vec![col("Name", "string", "name", 0), col("Age", "string", "", 0)],
-            Box::new(move |o: &Value| vec![o["metadata"]["name"].clone(), json!(age(o.pointer("/metadata/creationTimestamp"), &c2))]),
+            vec![
+                col("Name", "string", "name", 0),
+                col("Age", "string", "", 0),
+            ],
+            Box::new(move |o: &Value| {
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(age(o.pointer("/metadata/creationTimestamp"), &c2)),
+                ]
+            }),
         ),
     }
 }
 
 /// Render objects as a Table.
-pub fn table(res: &ResourceInfo, version: &str, items: &[Value], rv: Option<u64>, cont: Option<&str>, clock: &SimClock) -> Value {
+pub fn table(
+    res: &ResourceInfo,
+    version: &str,
+    items: &[Value],
+    rv: Option<u64>,
+    cont: Option<&str>,
+    clock: &SimClock,
+) -> Value {
     let (defs, row) = columns_for(res, version, clock.clone());
     let rows: Vec<Value> = items
         .iter()

@@ -28,18 +28,28 @@ struct Filter {
 
 impl Filter {
     fn in_scope(&self, ev: &Event, res: &ResourceInfo) -> bool {
-        ev.group == res.group && ev.plural == res.plural && self.ns.as_ref().is_none_or(|ns| !res.namespaced || &ev.namespace == ns)
+        ev.group == res.group
+            && ev.plural == res.plural
+            && self
+                .ns
+                .as_ref()
+                .is_none_or(|ns| !res.namespaced || &ev.namespace == ns)
     }
     fn matches(&self, obj: &Value) -> bool {
-        self.labels.as_ref().is_none_or(|l| l.matches_object(obj)) && self.fields.as_ref().is_none_or(|f| f.matches(obj))
+        self.labels.as_ref().is_none_or(|l| l.matches_object(obj))
+            && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
 
 fn key(obj: &Value) -> String {
     format!(
         "{}/{}",
-        obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default(),
-        obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     )
 }
 
@@ -47,13 +57,19 @@ fn line(etype: &str, mut obj: Value, api_version: &str) -> Vec<u8> {
     if etype != "ERROR" {
         obj["apiVersion"] = json!(api_version);
     }
-    let mut v = json!({"type": etype, "object": obj}).to_string().into_bytes();
+    let mut v = json!({"type": etype, "object": obj})
+        .to_string()
+        .into_bytes();
     v.push(b'\n');
     v
 }
 
 /// Translate one store event into 0 or 1 wire event for this watch, tracking which objects the client knows.
-fn translate(ev: &Event, filter: &Filter, known: &mut HashSet<String>) -> Option<(&'static str, Value)> {
+fn translate(
+    ev: &Event,
+    filter: &Filter,
+    known: &mut HashSet<String>,
+) -> Option<(&'static str, Value)> {
     let k = key(&ev.object);
     let matches = filter.matches(&ev.object);
     match ev.etype {
@@ -86,19 +102,42 @@ pub fn serve(
     name: Option<String>,
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let mut fields = q.get("fieldSelector").filter(|s| !s.is_empty()).map(|s| FieldSelector::parse(s)).transpose()?;
+    let mut fields = q
+        .get("fieldSelector")
+        .filter(|s| !s.is_empty())
+        .map(|s| FieldSelector::parse(s))
+        .transpose()?;
     if let Some(n) = name {
-        fields.get_or_insert_with(FieldSelector::default).0.push(("metadata.name".into(), false, n));
+        fields.get_or_insert_with(FieldSelector::default).0.push((
+            "metadata.name".into(),
+            false,
+            n,
+        ));
     }
     let filter = Filter {
         ns,
-        labels: q.get("labelSelector").filter(|s| !s.is_empty()).map(|s| LabelSelector::parse(s)).transpose()?,
+        labels: q
+            .get("labelSelector")
+            .filter(|s| !s.is_empty())
+            .map(|s| LabelSelector::parse(s))
+            .transpose()?,
         fields,
     };
-    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(Duration::from_secs(1800));
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let initial_events = q.get("sendInitialEvents").is_some_and(|v| v == "true");
-    let rv: Option<u64> = q.get("resourceVersion").filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))).transpose()?;
+    let rv: Option<u64> = q
+        .get("resourceVersion")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))
+        })
+        .transpose()?;
     let api_version = res.api_version(&version);
 
     // Decide the starting point atomically with the subscription so no event is lost.
@@ -110,7 +149,9 @@ pub fn serve(
             // Objects that existed at `rv` are known to the client: seed `known` from the current state minus
             // what the replay will add.
             for obj in shared.store.all_of(&res.group, &res.plural) {
-                let created_after = past.iter().any(|e| e.etype == EventType::Added && key(&e.object) == key(&obj));
+                let created_after = past
+                    .iter()
+                    .any(|e| e.etype == EventType::Added && key(&e.object) == key(&obj));
                 if filter.matches(&obj) && !created_after {
                     known.insert(key(&obj));
                 }
@@ -127,7 +168,10 @@ pub fn serve(
         _ => {
             let (objs, at, rx) = shared.store.snapshot_and_subscribe(&res.group, &res.plural);
             for obj in objs {
-                let scoped = filter.ns.as_ref().is_none_or(|ns| !res.namespaced || obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns));
+                let scoped = filter.ns.as_ref().is_none_or(|ns| {
+                    !res.namespaced
+                        || obj.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)
+                });
                 if scoped && filter.matches(&obj) {
                     known.insert(key(&obj));
                     first.push(line("ADDED", obj, &api_version));
@@ -189,7 +233,10 @@ pub fn serve(
     });
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache, private"),
+        ],
         stream_body(body_rx),
     )
         .into_response())
