@@ -5,6 +5,10 @@
 //! only the last [`CAPTURE_LIMIT`] bytes; stderr is always captured that way. The exit code comes from the status
 //! channel (`NonZeroExitCode` carries it in its `ExitCode` cause). On timeout the future holding the stream is
 //! dropped, which aborts kube's message loop and closes the WebSocket.
+//!
+//! Ending stdin (so `sh -s` runs the script it read) needs the `v5.channel.k8s.io` subprotocol's close frame,
+//! served by apiservers since Kubernetes 1.30 (and by kube-sim). On older servers kube-rs can only signal EOF by
+//! closing the whole socket, which may cut off the command's output.
 
 use super::client::Cluster;
 use crate::engine::ports::{

@@ -62,11 +62,21 @@ async fn a_tenant_without_content_access_gets_the_missing_rbac_rule_and_keeps_it
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = tmp.path().join("tenant");
     let token = sim.token_for("shop", "backup");
-    std::fs::write(
-        &kubeconfig,
-        kube_sim::kubeconfig_yaml(sim.url(), &token, None),
-    )
-    .unwrap();
+    // The sim's own kubeconfig (server URL and, in RBAC mode, the CA of its TLS endpoint) with the tenant's token
+    // in place of the admin's.
+    let admin = std::fs::read_to_string(sim.kubeconfig_path()).unwrap();
+    let tenant_config: String = admin
+        .lines()
+        .map(|line| match line.split_once("token: ") {
+            Some((indent, _)) if indent.trim().is_empty() => format!("{indent}token: {token}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    assert!(
+        tenant_config.contains(&token),
+        "the sim kubeconfig has a token line:\n{admin}"
+    );
+    std::fs::write(&kubeconfig, tenant_config).unwrap();
     let tenant = Cluster::connect(&ConnectOptions {
         kubeconfig: Some(kubeconfig),
         namespace: Some("shop".into()),

@@ -48,8 +48,8 @@ pub async fn start(yaml: &str) -> Env {
         .start()
         .await
         .expect("kube-sim did not start");
-    // kube-sim's controllers subscribe to store events when their task first runs; on this single-threaded test
-    // runtime that is at our first await, so let it run before applying fixtures (else their events are missed).
+    // Early kube-sim builds subscribed their controllers only when the controller task first ran, so fixtures
+    // applied before our first await were never reconciled; a short pause keeps these tests independent of that.
     tokio::time::sleep(Duration::from_millis(20)).await;
     if !yaml.trim().is_empty() {
         sim.apply_yaml(yaml).expect("fixture YAML applies");
