@@ -107,7 +107,14 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
     }
     let deadline = Instant::now() + args.timeout;
     if args.follow {
-        follow(&cluster, &ns, &name, deadline).await?;
+        // The first container is the backup itself; naming it keeps the logs API from refusing pods with sidecars.
+        let container = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .map(|c| c.name.clone());
+        follow(&cluster, &ns, &name, container.as_deref(), deadline).await?;
     }
     let left = deadline.saturating_duration_since(Instant::now());
     match cluster.wait_job(&ns, &name, left).await? {
@@ -131,7 +138,13 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
 }
 
 /// Streams the logs of the Job's first pod to stdout until the container ends.
-async fn follow(cluster: &Cluster, ns: &str, job: &str, deadline: Instant) -> Result<(), OpsError> {
+async fn follow(
+    cluster: &Cluster,
+    ns: &str,
+    job: &str,
+    container: Option<&str>,
+    deadline: Instant,
+) -> Result<(), OpsError> {
     let pod = loop {
         if let Some(pod) = cluster
             .job_pods(ns, job)
@@ -149,6 +162,8 @@ async fn follow(cluster: &Cluster, ns: &str, job: &str, deadline: Instant) -> Re
     };
     let left = deadline.saturating_duration_since(Instant::now());
     let mut out = tokio::io::stdout();
-    cluster.follow_logs(ns, &pod, None, left, &mut out).await?;
+    cluster
+        .follow_logs(ns, &pod, container, left, &mut out)
+        .await?;
     Ok(())
 }
