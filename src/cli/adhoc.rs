@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The Job copies the CronJob's job template and sets BACKUP_NS_SNAPSHOT__TYPE=adhoc,
-BACKUP_NS_RETENTION={days: N} and BACKUP_NS_LOCK__ENABLED=false on every container (plus the matching
-BAK_* variables when the CronJob is configured with BAK_*). Exit code with --wait/--follow: 0 when the Job
-completed, 1 when it failed or did not finish within --timeout.
+The Job copies the CronJob's job template and sets, on every container,
+BACKUP_NS_SNAPSHOT__TYPE=adhoc, BACKUP_NS_RETENTION={days: N} and
+BACKUP_NS_LOCK__ENABLED=false (plus the matching BAK_* variables when the
+CronJob is configured with BAK_*). With --wait or --follow the exit code is
+0 when the Job completed, 1 when it failed or outlived --timeout.
 
 Examples:
-  backup-ns adhoc                           # from cronjob/backup in the current namespace, do not wait
+  backup-ns adhoc                        # from cronjob/backup, do not wait
   backup-ns adhoc -n shop --wait
-  backup-ns adhoc --follow --timeout 2h     # stream the backup's logs until it ends
+  backup-ns adhoc --follow --timeout 2h  # stream the logs until it ends
   backup-ns adhoc --from cronjob/nightly-backup --retain-days 7
-  backup-ns adhoc -o yaml                   # print the Job without creating it")]
+  backup-ns adhoc -o yaml                # print the Job, create nothing")]
 pub struct AdhocArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
