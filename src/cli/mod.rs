@@ -3,8 +3,12 @@
 use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod adhoc;
 mod completions;
+pub mod delete;
+pub mod list;
 pub mod plan;
+pub mod restore;
 pub mod retention;
 pub mod schema;
 pub mod validate;
@@ -48,6 +52,14 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Retention: simulate which nightly backups a policy keeps.
     Retention(retention::RetentionArgs),
+    /// List backup-ns snapshots (current namespace, -n NS or -A), filtered by tier, type, PVC or plan.
+    List(list::ListArgs),
+    /// Restore a snapshot into a new PersistentVolumeClaim (never overwrites one).
+    Restore(restore::RestoreArgs),
+    /// Delete snapshots together with their storage snapshots (asks first unless --yes).
+    Delete(delete::DeleteArgs),
+    /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
+    Adhoc(adhoc::AdhocArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -58,5 +70,9 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
+        Command::List(args) => list::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Adhoc(args) => adhoc::run(args),
     }
 }
