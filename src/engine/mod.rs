@@ -14,3 +14,6 @@ pub mod steps;
 pub use report::{RunReport, Signal, StepOutcome};
 pub use runner::{Cancel, Engine, RunOptions};
 pub use steps::RunIdentity;
+
+#[cfg(test)]
+mod tests;
