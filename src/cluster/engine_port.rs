@@ -14,6 +14,7 @@ use crate::engine::ports::{
 };
 use crate::labels;
 use crate::retention::apply::{self, ApplyOptions, ContentPolicy};
+use crate::retention::{Options, Phases};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -467,16 +468,21 @@ impl ClusterPort for EnginePort {
             let mut outcome = RetentionOutcome::default();
             let mut lines = Vec::new();
             for pvc in pvcs {
+                // In-namespace runs label and mark only; the sweep (deletions) is opt-in, and even then a
+                // deletion that first needs a VolumeSnapshotContent patch is left to the cluster-wide controller.
                 let options = ApplyOptions {
                     scope: Scope::Namespace(namespace.to_string()),
                     pvc: Some(pvc.clone()),
                     delete_pause: self.delete_pause,
-                    // In-namespace identities may not patch VolumeSnapshotContents: the controller does those.
-                    content_policy: if sweep {
-                        ContentPolicy::Patch
-                    } else {
-                        ContentPolicy::LeaveToController
+                    policy: Options {
+                        phases: Phases {
+                            tiers: true,
+                            mark: true,
+                            sweep,
+                        },
+                        ..Options::default()
                     },
+                    content_policy: ContentPolicy::LeaveToController,
                     ..ApplyOptions::default()
                 };
                 let report = apply::apply(&self.cluster, &options, &self.clock)

@@ -372,8 +372,9 @@ pub trait ClusterPort: Send + Sync {
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>>;
     fn emit_event<'a>(&'a self, event: &'a EngineEvent) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped).
-    /// `sweep`: also delete snapshots whose deletion needs a VolumeSnapshotContent patch.
+    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped): tier labels
+    /// and deletion marks. `sweep`: also delete due snapshots, except those whose deletion needs a
+    /// VolumeSnapshotContent patch (left to the cluster-wide controller).
     fn apply_retention<'a>(
         &'a self,
         namespace: &'a str,

@@ -145,7 +145,7 @@ impl Env {
         path
     }
 
-    /// `backup-ns ARGS --kubeconfig SIM` with a clean environment (plus `env`).
+    /// `backup-ns ARGS` (plus `--kubeconfig SIM` for `run`) with a clean environment (plus `env`).
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
         cmd.env_clear()
@@ -154,9 +154,10 @@ impl Env {
             .env("TMPDIR", std::env::temp_dir())
             .current_dir(self.tmp.path())
             .args(args)
-            .arg("--kubeconfig")
-            .arg(self.sim.kubeconfig_path())
             .stdin(Stdio::null());
+        if matches!(args.first(), Some(&"run" | &"create")) {
+            cmd.arg("--kubeconfig").arg(self.sim.kubeconfig_path());
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
