@@ -84,9 +84,18 @@ async fn postgres_full_cycle_restores_identical_rows_from_the_snapshot() {
     assert_eq!(l[labels::TYPE], "adhoc");
     assert_eq!(l[labels::POD], "backup-job-1");
     assert_eq!(l[labels::RETAIN], "daily_weekly_monthly");
-    assert!(l[labels::DAILY].is_string() && l[labels::WEEKLY].is_string() && l[labels::MONTHLY].is_string());
+    assert!(
+        l[labels::DAILY].is_string()
+            && l[labels::WEEKLY].is_string()
+            && l[labels::MONTHLY].is_string()
+    );
     let a = &vs["metadata"]["annotations"];
-    assert!(!a[labels::ANNOTATION_PLAN].as_str().unwrap().contains(&pg.password));
+    assert!(
+        !a[labels::ANNOTATION_PLAN]
+            .as_str()
+            .unwrap()
+            .contains(&pg.password)
+    );
     let hooks: serde_json::Value =
         serde_json::from_str(a[labels::ANNOTATION_HOOKS].as_str().unwrap()).unwrap();
     assert!(hooks[0]["dump_size"].as_u64().unwrap() > 0);
@@ -103,7 +112,10 @@ async fn postgres_full_cycle_restores_identical_rows_from_the_snapshot() {
     let sql = gunzip(&restored.join("dump.sql.gz"));
     pg.create_database("restored");
     pg.load("restored", &sql);
-    assert_eq!(pg.psql("restored", PG_CHECKSUM), pg.psql("shop", PG_CHECKSUM));
+    assert_eq!(
+        pg.psql("restored", PG_CHECKSUM),
+        pg.psql("shop", PG_CHECKSUM)
+    );
     assert!(pg.psql("restored", PG_CHECKSUM).starts_with("3000:"));
 }
 
@@ -151,7 +163,10 @@ retention:
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("pre[0]/mysql") && table.contains("succeeded"), "{table}");
+    assert!(
+        table.contains("pre[0]/mysql") && table.contains("succeeded"),
+        "{table}"
+    );
     assert!(!table.contains(&db.password));
 
     let snaps = env.snapshots();

@@ -58,7 +58,12 @@ spec:
 }
 
 /// A pod `name` with one container `container`, the given env, and each `(pvc, mountPath)` mounted.
-pub fn pod(name: &str, container: &str, env: &[(String, String)], mounts: &[(&str, &str)]) -> String {
+pub fn pod(
+    name: &str,
+    container: &str,
+    env: &[(String, String)],
+    mounts: &[(&str, &str)],
+) -> String {
     let mut y = format!(
         "---
 apiVersion: v1

@@ -128,7 +128,10 @@ async fn a_dump_dir_above_the_threshold_fails_before_dumping() {
     let env = start(&pg_fixture(&pg, "shop")).await;
     let plan = env.plan(
         "p.yaml",
-        &pg_plan(pg.port, "").replace("      timeout: 2m\n", "      timeout: 2m\n      threshold: 1\n"),
+        &pg_plan(pg.port, "").replace(
+            "      timeout: 2m\n",
+            "      timeout: 2m\n      threshold: 1\n",
+        ),
     );
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
     // Any real filesystem with a database on it is more than 1% full.
@@ -151,7 +154,8 @@ async fn an_exec_hook_that_exits_1_fails_the_run() {
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(
-        stderr(&out).contains("error: hook `pre[0]/exec`: command exited with status 1 in pod/app-0"),
+        stderr(&out)
+            .contains("error: hook `pre[0]/exec`: command exited with status 1 in pod/app-0"),
         "{}",
         both(&out)
     );
@@ -175,7 +179,8 @@ async fn a_hook_timeout_kills_the_remote_process_and_takes_no_snapshot() {
         "{}",
         both(&out)
     );
-    let pid = std::fs::read_to_string(env.pvc_dir("data").join("pid")).expect("the hook wrote its pid");
+    let pid =
+        std::fs::read_to_string(env.pvc_dir("data").join("pid")).expect("the hook wrote its pid");
     let pid = pid.trim();
     assert!(
         crate::process_is_gone(pid),
@@ -211,7 +216,10 @@ async fn an_injection_attempt_in_the_database_name_is_dumped_literally() {
     let pg = Postgres::start();
     let evil = "a'; touch /var/lib/postgresql/data/pwned; '";
     pg.create_database(evil);
-    pg.load(evil, b"CREATE TABLE t (v text); INSERT INTO t VALUES ('literal');");
+    pg.load(
+        evil,
+        b"CREATE TABLE t (v text); INSERT INTO t VALUES ('literal');",
+    );
     let env = start(&pg_fixture(&pg, evil)).await;
     let plan = env.plan("p.yaml", &pg_plan(pg.port, ""));
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
@@ -281,8 +289,10 @@ async fn sigterm_mid_dump_kills_it_removes_the_partial_file_releases_the_lock_an
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("backup-ns starts");
-    env.eventually("the fake pg_dump is running", |_| tools.join("pid").exists())
-        .await;
+    env.eventually("the fake pg_dump is running", |_| {
+        tools.join("pid").exists()
+    })
+    .await;
     // Give the partial file a moment to receive the first bytes.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let partial_seen = listing(&env.pvc_dir("pgdata"));
@@ -307,9 +317,16 @@ async fn sigterm_mid_dump_kills_it_removes_the_partial_file_releases_the_lock_an
         "{}",
         both(&out)
     );
-    assert!(stderr(&out).contains("partial dump removed"), "{}", both(&out));
+    assert!(
+        stderr(&out).contains("partial dump removed"),
+        "{}",
+        both(&out)
+    );
     let pid = std::fs::read_to_string(tools.join("pid")).unwrap();
-    assert!(crate::process_is_gone(&pid), "the fake pg_dump {pid} still runs");
+    assert!(
+        crate::process_is_gone(&pid),
+        "the fake pg_dump {pid} still runs"
+    );
     assert_nothing_left(&env, "pgdata", &[]);
     assert_eq!(env.events_about("pgdata").await, ["Warning BackupFailed"]);
     // The slot is free again.

@@ -11,7 +11,12 @@ fn two_pvc_fixture() -> String {
         "{}{}{}",
         pvc("data"),
         pvc("files"),
-        pod("app-0", "app", &[], &[("data", "/data"), ("files", "/files")])
+        pod(
+            "app-0",
+            "app",
+            &[],
+            &[("data", "/data"), ("files", "/files")]
+        )
     )
 }
 
@@ -115,7 +120,12 @@ hooks:
     // Both PVCs get their own tier labels (the original only labelled the first PVC of a namespace).
     for s in &snaps {
         assert_eq!(s["metadata"]["labels"][labels::DAILY], "2025-01-08");
-        assert!(s["metadata"]["name"].as_str().unwrap().contains("-2025-01-08-020000-"));
+        assert!(
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .contains("-2025-01-08-020000-")
+        );
     }
     // The snapshot has what the pre-hook wrote, not what the post-hooks wrote afterwards.
     let data_snap = snaps
@@ -151,7 +161,10 @@ async fn group_consistency_creates_one_group_snapshot_and_labels_each_member() {
         assert_eq!(l[labels::PLAN], "grouped");
         assert!(l[labels::DAILY].is_string());
         let restored = env
-            .restore(m["metadata"]["name"].as_str().unwrap(), &format!("{pvc}-back"))
+            .restore(
+                m["metadata"]["name"].as_str().unwrap(),
+                &format!("{pvc}-back"),
+            )
             .await;
         let expected = if pvc == "data" { ["a"] } else { ["b"] };
         assert_eq!(listing(&restored), expected);
@@ -170,7 +183,10 @@ async fn a_dry_run_checks_the_database_prints_the_snapshot_and_writes_nothing() 
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("kind: VolumeSnapshot"), "{stdout}");
-    assert!(stdout.contains("persistentVolumeClaimName: pgdata"), "{stdout}");
+    assert!(
+        stdout.contains("persistentVolumeClaimName: pgdata"),
+        "{stdout}"
+    );
     assert!(stdout.contains("backup-ns.sh/plan: shop"), "{stdout}");
     assert!(stdout.contains("dry run OK"), "{stdout}");
     assert!(env.snapshots().is_empty());
@@ -179,7 +195,9 @@ async fn a_dry_run_checks_the_database_prints_the_snapshot_and_writes_nothing() 
 
     // The in-container check really runs: a wrong port fails the dry run.
     let bad = env.plan("bad.yaml", &pg_plan(crate::support::free_port(), ""));
-    let out = env.run(&["run", bad.to_str().unwrap(), "--dry-run"], &[]).await;
+    let out = env
+        .run(&["run", bad.to_str().unwrap(), "--dry-run"], &[])
+        .await;
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SELECT 1 failed"));
 }
@@ -211,11 +229,17 @@ async fn without_a_plan_the_originals_bak_variables_drive_the_run_through_the_cr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_plan_exits_2_with_a_diagnostic_and_touches_nothing() {
     let env = start(&pvc("data")).await;
-    let plan = env.plan("bad.yaml", "name: Bad_Name\ntargets: [data]\nretension: 3\n");
+    let plan = env.plan(
+        "bad.yaml",
+        "name: Bad_Name\ntargets: [data]\nretension: 3\n",
+    );
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("retension"), "{stderr}");
-    assert!(stderr.contains("the plan is invalid; nothing was done"), "{stderr}");
+    assert!(
+        stderr.contains("the plan is invalid; nothing was done"),
+        "{stderr}"
+    );
     assert!(env.snapshots().is_empty());
 }
