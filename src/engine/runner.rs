@@ -165,6 +165,7 @@ impl Engine {
         run.report
     }
 
+    #[tracing::instrument(skip_all, fields(step = "lock"))]
     async fn lock_step(
         &self,
         plan: &Plan,
@@ -367,6 +368,7 @@ impl Engine {
 
     /// Runs (or, for dry runs, checks) one hook and records it.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(step = %step.name))]
     async fn hook(
         &self,
         plan: &Plan,
@@ -492,6 +494,7 @@ impl Engine {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(step = "snapshot", targets = %plan.targets.join(",")))]
     async fn snapshot_step(
         &self,
         plan: &Plan,
@@ -657,6 +660,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(step = "group-snapshot"))]
     async fn group_step(
         &self,
         plan: &Plan,
@@ -829,6 +833,7 @@ impl Engine {
     }
 
     /// Success or failure Events on every target PVC and, in a cluster, on the job's pod.
+    #[tracing::instrument(skip_all, fields(step = "events"))]
     async fn events(&self, plan: &Plan, opts: &RunOptions, run: &mut Run) {
         let started = Instant::now();
         let ok = !run.failed();

@@ -7,6 +7,7 @@ mod support;
 mod databases;
 mod negative;
 mod plans;
+mod rbac;
 
 use kube_sim::Sim;
 use std::path::{Path, PathBuf};
@@ -106,8 +107,14 @@ pub struct Env {
 
 /// Starts a sim with `BASE` + `yaml` and waits until PVCs are Bound and pods Running.
 pub async fn start(yaml: &str) -> Env {
+    start_with(yaml, false).await
+}
+
+/// [`start`], optionally with RBAC enforced (HTTPS; the default kubeconfig is an admin).
+pub async fn start_with(yaml: &str, rbac: bool) -> Env {
     let sim = Sim::builder()
         .snapshot_delay(Duration::from_millis(50))
+        .rbac(rbac)
         .start()
         .await
         .expect("kube-sim did not start");
@@ -160,7 +167,7 @@ impl Env {
             .current_dir(self.tmp.path())
             .args(args)
             .stdin(Stdio::null());
-        if matches!(args.first(), Some(&"run" | &"create")) {
+        if matches!(args.first(), Some(&"run" | &"create")) && !args.contains(&"--kubeconfig") {
             cmd.arg("--kubeconfig").arg(self.sim.kubeconfig_path());
         }
         for (k, v) in env {
