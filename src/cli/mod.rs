@@ -4,9 +4,13 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
+pub mod controller;
 pub mod plan;
+pub mod prune;
+pub mod rebind;
 pub mod retention;
 pub mod schema;
+pub mod sync_labels;
 pub mod validate;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
@@ -46,8 +50,16 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Show plans as backup-ns understands them (`from-env`, `show`).
     Plan(plan::PlanArgs),
-    /// Retention: simulate which nightly backups a policy keeps.
+    /// Retention: simulate a policy, apply tier labels in the cluster, show the plan.
     Retention(retention::RetentionArgs),
+    /// Mark snapshots without tier labels for deletion and delete those past their delete-after date.
+    Prune(prune::PruneArgs),
+    /// Copy backup-ns.sh/* labels from VolumeSnapshots onto their VolumeSnapshotContents.
+    SyncLabels(sync_labels::SyncLabelsArgs),
+    /// Make a dangling Retain VolumeSnapshotContent usable again (pre-provisioned content + snapshot).
+    Rebind(rebind::RebindArgs),
+    /// The global CronJob: label sync, tier retention, mark and sweep in one run with one summary.
+    Controller(controller::ControllerArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -58,5 +70,9 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
+        Command::Prune(args) => prune::run(args),
+        Command::SyncLabels(args) => sync_labels::run(args),
+        Command::Rebind(args) => rebind::run(args),
+        Command::Controller(args) => controller::run(args),
     }
 }
