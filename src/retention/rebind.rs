@@ -34,7 +34,7 @@ pub enum RebindError {
     Get {
         content: String,
         #[source]
-        source: ClusterError,
+        source: Box<ClusterError>,
     },
     #[error("VolumeSnapshotContent {content} does not exist")]
     NotFound { content: String },
@@ -60,7 +60,7 @@ pub enum RebindError {
     Create {
         content: String,
         #[source]
-        source: ClusterError,
+        source: Box<ClusterError>,
     },
     #[error(
         "rebind of {content}: the new snapshot {namespace}/{snapshot} exists, but deleting the old Retain content \
@@ -71,7 +71,7 @@ pub enum RebindError {
         namespace: String,
         snapshot: String,
         #[source]
-        source: ClusterError,
+        source: Box<ClusterError>,
     },
 }
 
@@ -191,7 +191,7 @@ pub async fn rebind(
         .await
         .map_err(|source| RebindError::Get {
             content: content.clone(),
-            source,
+            source: Box::new(source),
         })?
         .ok_or_else(|| RebindError::NotFound {
             content: content.clone(),
@@ -205,7 +205,7 @@ pub async fn rebind(
             .await
             .map_err(|source| RebindError::Get {
                 content: content.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if let Some(vs) = current
             && (vs.bound_content() == Some(content.as_str())
@@ -234,7 +234,7 @@ pub async fn rebind(
         .await
         .map_err(|source| RebindError::Create {
             content: content.clone(),
-            source,
+            source: Box::new(source),
         })?;
     report.objects = (vsc, vs);
     cluster
@@ -244,7 +244,7 @@ pub async fn rebind(
             content: content.clone(),
             namespace: new.namespace.clone(),
             snapshot: new.snapshot_name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     report.old_content_deleted = true;
     Ok(report)
