@@ -695,14 +695,15 @@ impl Engine {
             namespace: ns.to_string(),
             name: name.clone(),
             pvcs: plan.targets.clone(),
-            class: plan.snapshot.class.clone(),
+            // `snapshot.class` names a VolumeSnapshotClass; a group uses the default VolumeGroupSnapshotClass.
+            class: None,
             labels,
             annotations: members
                 .first()
                 .map(|m| m.annotations.clone())
                 .unwrap_or_default(),
         };
-        run.report.group_snapshot = Some(name.clone());
+        run.report.group_snapshot = Some(request.clone());
         if opts.dry_run {
             run.record(
                 "snapshot",
