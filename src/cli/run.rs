@@ -29,20 +29,21 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Runs the plan's steps in order: lock -> preflight -> pre-hooks -> snapshots -> wait ready -> post-hooks ->
-retention -> events -> unlock. Without PLAN the original's BAK_* variables describe the backup (compatible with
-the original's `backup-ns create`, which is accepted as a hidden alias). Settings are layered: plan file <
-BACKUP_NS_* environment < flags. BACKUP_NS_POD names the job's pod (label backup-ns.sh/pod and Events);
-BACKUP_NS_NOW and TZ set the clock.
+Steps: lock -> preflight -> pre-hooks -> snapshots -> wait ready -> post-hooks
+-> retention -> events -> unlock. Without PLAN, the original's BAK_* variables
+describe the backup (`backup-ns create` is accepted as a hidden alias).
+Settings are layered: plan file < BACKUP_NS_* environment < flags.
+BACKUP_NS_POD names the job's pod (label and Events); BACKUP_NS_NOW and TZ set
+the clock.
 
 Exit codes:
   0    success
   1    a step failed
   2    invalid plan or usage
   3    lock timeout: no node-level lock slot became free in time
-  4    a snapshot was created but did not become ready in time (it is deleted again)
-  130  interrupted (SIGINT); 143 terminated (SIGTERM): the running hook is killed, its partial dump removed,
-       the lock released and a failure event emitted
+  4    a snapshot was created but not ready in time (it is deleted again)
+  130  SIGINT, 143 SIGTERM: the running hook is killed, its partial dump
+       removed, the lock released and a failure Event emitted
 
 Examples:
   backup-ns run plans/shop.yaml
