@@ -5,12 +5,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod adhoc;
 mod completions;
+pub mod controller;
 pub mod delete;
 pub mod list;
 pub mod plan;
+pub mod prune;
+pub mod rebind;
 pub mod restore;
 pub mod retention;
+pub mod run;
 pub mod schema;
+pub mod sync_labels;
 pub mod validate;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
@@ -50,7 +55,10 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Show plans as backup-ns understands them (`from-env`, `show`).
     Plan(plan::PlanArgs),
-    /// Retention: simulate which nightly backups a policy keeps.
+    /// Run a backup plan: hooks, snapshots, retention (exit 0/1/2/3/4/130/143).
+    #[command(alias = "create")]
+    Run(run::RunArgs),
+    /// Retention: simulate a policy, apply tier labels in the cluster, show the plan.
     Retention(retention::RetentionArgs),
     /// List backup-ns snapshots (current namespace, -n NS or -A), filtered by tier, type, PVC or plan.
     List(list::ListArgs),
@@ -60,6 +68,14 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
     Adhoc(adhoc::AdhocArgs),
+    /// Mark snapshots without tier labels for deletion and delete those past their delete-after date.
+    Prune(prune::PruneArgs),
+    /// Copy backup-ns.sh/* labels from VolumeSnapshots onto their VolumeSnapshotContents.
+    SyncLabels(sync_labels::SyncLabelsArgs),
+    /// Make a dangling Retain VolumeSnapshotContent usable again (pre-provisioned content + snapshot).
+    Rebind(rebind::RebindArgs),
+    /// The global CronJob: label sync, tier retention, mark and sweep in one run with one summary.
+    Controller(controller::ControllerArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -74,5 +90,10 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Restore(args) => restore::run(args),
         Command::Delete(args) => delete::run(args),
         Command::Adhoc(args) => adhoc::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Prune(args) => prune::run(args),
+        Command::SyncLabels(args) => sync_labels::run(args),
+        Command::Rebind(args) => rebind::run(args),
+        Command::Controller(args) => controller::run(args),
     }
 }
