@@ -936,8 +936,10 @@ impl Cx<'_> {
     fn mysql(&mut self, f: &mut Fields<'_>) -> Option<MysqlHook> {
         let default_character_set = self
             .opt_string(f, "defaultCharacterSet")
-            .unwrap_or_else(|| "utf8".into());
-        let single_transaction = self.bool(f, "singleTransaction", false);
+            .unwrap_or_else(|| "utf8mb4".into());
+        // Consistent InnoDB dumps without blocking writers are the safe default; the BAK_* compat layer sets
+        // `singleTransaction: false` explicitly to keep the original's `--lock-tables` behaviour.
+        let single_transaction = self.bool(f, "singleTransaction", true);
         let dump = self.db_dump(f, &MYSQL)?;
         Some(MysqlHook {
             dump,

@@ -372,6 +372,8 @@ impl<'e> Reader<'e> {
                 "defaultCharacterSet".into(),
                 json!(self.str("BAK_DB_MYSQL_DEFAULT_CHARACTER_SET", "utf8")),
             );
+            // The original dumped with `--lock-tables`; keep that for env-configured namespaces.
+            hook.insert("singleTransaction".into(), json!(false));
         }
         Value::Object(hook)
     }
