@@ -8,6 +8,11 @@
 //! pushes back on the client through TCP. If the client disconnects, the child's whole process
 //! group is killed; when the child exits normally, any background processes it left in its group
 //! are killed too (a container would keep them, but a simulator must not leak processes).
+//!
+//! Known limits: a disconnect is noticed when the socket is read or written, so a child that never
+//! reads a stdin pipe which is already full keeps the session (and itself) alive until it reads or
+//! exits; and a process that leaves the group with `setsid` escapes the kill, as it would escape a
+//! `kubectl exec` timeout on a real node until the container stops.
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;

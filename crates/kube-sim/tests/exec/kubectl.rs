@@ -215,3 +215,83 @@ async fn kubectl_cp_copies_a_file_into_a_pod_through_stdin() {
         landed.len()
     );
 }
+
+const EXEC_ROLES: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: backup, namespace: app}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: app}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: backup, namespace: app}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: viewer, namespace: app}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: backup, namespace: app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: backup}
+subjects: [{kind: ServiceAccount, name: backup, namespace: app}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer, namespace: app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: app}]
+"#;
+
+#[tokio::test]
+async fn under_rbac_exec_needs_create_on_pods_exec() {
+    let sim = crate::cluster::sim_with_pod_rbac(true).await;
+    sim.apply_yaml(EXEC_ROLES).expect("roles apply");
+    let backup = sim.token_for("app", "backup");
+    let viewer = sim.token_for("app", "viewer");
+    let allowed = kubectl(
+        &sim,
+        &[
+            "exec", "-n", "app", "db-0", "--token", &backup, "--", "echo", "allowed",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        allowed.status.success(),
+        "stderr: {}",
+        text(&allowed.stderr)
+    );
+    assert_eq!(text(&allowed.stdout), "allowed\n");
+    let refused = kubectl(
+        &sim,
+        &[
+            "exec", "-n", "app", "db-0", "--token", &viewer, "--", "echo", "refused",
+        ],
+        None,
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains(
+            "User \"system:serviceaccount:app:viewer\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"app\""
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(refused.stdout.is_empty());
+}
