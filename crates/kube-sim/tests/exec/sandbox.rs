@@ -151,3 +151,82 @@ async fn a_missing_host_dir_fails_the_exec_instead_of_running_unmapped() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn nested_and_single_file_mounts_are_mapped() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dumps = tempfile::tempdir().expect("dumps dir");
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(config.path(), "max_connections=7\n").expect("write config");
+    let server = Server::start(
+        &[],
+        vec![
+            Mount {
+                host: dumps.path().to_path_buf(),
+                container: "/kube-sim-data/dumps".into(),
+                read_only: false,
+            },
+            Mount {
+                host: data.path().to_path_buf(),
+                container: "/kube-sim-data".into(),
+                read_only: false,
+            },
+            Mount {
+                host: config.path().to_path_buf(),
+                container: "/etc/kube-sim-exec-test.conf".into(),
+                read_only: true,
+            },
+        ],
+        None,
+    )
+    .await;
+    let collected = run(
+        &server,
+        &[
+            "sh",
+            "-c",
+            "cat /etc/kube-sim-exec-test.conf && echo a > /kube-sim-data/top && echo b > /kube-sim-data/dumps/inner",
+        ],
+    )
+    .await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_eq!(collected.stdout_text(), "max_connections=7\n");
+    assert!(data.path().join("top").is_file());
+    assert!(dumps.path().join("inner").is_file());
+    assert!(!data.path().join("dumps").join("inner").exists());
+    assert!(!Path::new("/etc/kube-sim-exec-test.conf").exists());
+}
+
+#[tokio::test]
+async fn concurrent_sessions_each_see_only_their_own_volume_at_the_same_path() {
+    let first = tempfile::tempdir().expect("first PVC");
+    let second = tempfile::tempdir().expect("second PVC");
+    let mount = |dir: &tempfile::TempDir| Mount {
+        host: dir.path().to_path_buf(),
+        container: CONTAINER_DATA.into(),
+        read_only: false,
+    };
+    let server_a = Server::start(&[("WHO", "a")], vec![mount(&first)], None).await;
+    let server_b = Server::start(&[("WHO", "b")], vec![mount(&second)], None).await;
+    let script = [
+        "sh",
+        "-c",
+        "sleep 0.3; echo $WHO > /var/lib/kube-sim-exec-test/data/who",
+    ];
+    let (a, b) = tokio::join!(run(&server_a, &script), run(&server_b, &script));
+    assert_eq!(a.exit_code(), Some(0), "{}", a.stderr_text());
+    assert_eq!(b.exit_code(), Some(0), "{}", b.stderr_text());
+    assert_eq!(
+        std::fs::read_to_string(first.path().join("who")).expect("a wrote"),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(second.path().join("who")).expect("b wrote"),
+        "b\n"
+    );
+}
