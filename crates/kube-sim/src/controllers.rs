@@ -705,8 +705,10 @@ impl Controllers {
         };
         let created = self.store.clock().now();
         let nanos = created.timestamp_nanos_opt().unwrap_or(0);
-        let meta =
-            json!({"creationTime": nanos, "size": size, "sourceVolume": s(&pvc, "/metadata/uid")});
+        // The hostpath driver reports the volume's capacity as the restore size (in bytes on the content).
+        let capacity_q = s(&pvc, "/status/capacity/storage").to_string();
+        let restore_bytes = quantity_bytes(&capacity_q).unwrap_or(size as i64);
+        let meta = json!({"creationTime": nanos, "size": size, "restoreSize": restore_bytes, "sourceVolume": s(&pvc, "/metadata/uid")});
         let _ = std::fs::write(
             snapshot_dir(&self.state_dir, &handle).with_extension("json"),
             meta.to_string(),
@@ -716,7 +718,7 @@ impl Controllers {
             "spec": {"deletionPolicy": class.get("deletionPolicy").cloned().unwrap_or(json!("Delete")), "driver": class.get("driver").cloned().unwrap_or(json!(DRIVER)),
                      "source": {"volumeHandle": s(&pvc, "/metadata/uid")}, "sourceVolumeMode": "Filesystem", "volumeSnapshotClassName": class_name,
                      "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "name": name, "namespace": ns, "uid": uid, "resourceVersion": vs["metadata"]["resourceVersion"]}},
-            "status": {"snapshotHandle": handle, "creationTime": nanos, "restoreSize": size, "readyToUse": false}});
+            "status": {"snapshotHandle": handle, "creationTime": nanos, "restoreSize": restore_bytes, "readyToUse": false}});
         if self
             .store
             .create_raw(SNAP, "volumesnapshotcontents", vsc)
@@ -806,6 +808,7 @@ impl Controllers {
         let size = vsc
             .pointer("/status/restoreSize")
             .and_then(Value::as_i64)
+            .or_else(|| meta.get("restoreSize").and_then(Value::as_i64))
             .or_else(|| meta.get("size").and_then(Value::as_i64))
             .unwrap_or(0);
         let uid = s(vs, "/metadata/uid").to_string();
@@ -930,7 +933,8 @@ impl Controllers {
             );
             let volume_handle = s(pvc, "/metadata/uid").to_string();
             handles.push(json!(volume_handle));
-            infos.push(json!({"volumeHandle": volume_handle, "snapshotHandle": handle, "creationTime": nanos, "readyToUse": true, "restoreSize": size}));
+            let restore = quantity_bytes(s(pvc, "/status/capacity/storage")).unwrap_or(size as i64);
+            infos.push(json!({"volumeHandle": volume_handle, "snapshotHandle": handle, "creationTime": nanos, "readyToUse": true, "restoreSize": restore}));
             let short = &handle[..8];
             let vs_name = format!("snapshot-{short}-{pvc_name}");
             let vsc_name = format!("snapcontent-{short}-{pvc_name}");
@@ -978,8 +982,40 @@ pub fn content_handle(vsc: &Value) -> String {
     }
 }
 
+/// Bytes as a Kubernetes quantity, in the largest binary unit that divides it (`2Gi`, `512Mi`, `17`).
 fn quantity(bytes: i64) -> Value {
+    for (unit, factor) in [
+        ("Ti", 1_i64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes > 0 && bytes % factor == 0 {
+            return json!(format!("{}{unit}", bytes / factor));
+        }
+    }
     json!(bytes.to_string())
+}
+
+/// A Kubernetes quantity (`2Gi`, `500M`, `1024`) in bytes; None for forms the simulator does not need.
+pub fn quantity_bytes(q: &str) -> Option<i64> {
+    let q = q.trim();
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    let factor: i64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 fn template_hash(t: &Value) -> String {
@@ -993,4 +1029,20 @@ fn template_hash(t: &Value) -> String {
     (0..10)
         .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_convert_both_ways() {
+        assert_eq!(quantity_bytes("2Gi"), Some(2 << 30));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+        assert_eq!(quantity_bytes("1024"), Some(1024));
+        assert_eq!(quantity_bytes("1.5Gi"), None);
+        assert_eq!(quantity(2 << 30), json!("2Gi"));
+        assert_eq!(quantity(3 << 20), json!("3Mi"));
+        assert_eq!(quantity(17), json!("17"));
+    }
 }

@@ -367,6 +367,58 @@ impl Sim {
             .collect()
     }
 
+    /// Apply a JSON merge patch to any part of an object, status included (tests use it to set Job or
+    /// snapshot status). Returns the updated object; watchers see a MODIFIED event.
+    pub fn merge_patch(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value, ApiError> {
+        let (group, version) = resources::split_api_version(api_version);
+        let res = self
+            .shared
+            .store
+            .resource(group, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, name))?;
+        let ns = if res.namespaced {
+            ns.unwrap_or("default")
+        } else {
+            ""
+        };
+        self.shared
+            .store
+            .modify(&res, version, ns, name, store::Part::Raw, false, |old| {
+                let mut new = old.clone();
+                json_patch::merge(&mut new, patch);
+                Ok(new)
+            })
+    }
+
+    /// Delete an object as a client would (finalizers and owner references honoured).
+    pub fn delete(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let (group, _) = resources::split_api_version(api_version);
+        let res = self
+            .shared
+            .store
+            .resource(group, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, name))?;
+        let ns = if res.namespaced {
+            ns.unwrap_or("default")
+        } else {
+            ""
+        };
+        self.shared.store.delete(&res, ns, name, None, None, false)
+    }
+
     /// The simulated clock.
     pub fn clock(&self) -> &SimClock {
         &self.shared.clock
@@ -492,4 +544,43 @@ pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimErro
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tests_can_set_job_status_and_delete_through_the_library() {
+        let sim = Sim::builder().start().await.expect("sim");
+        sim.apply_yaml("apiVersion: batch/v1\nkind: Job\nmetadata: {name: adhoc-1, namespace: app}\nspec: {template: {spec: {containers: [{name: c, image: x}], restartPolicy: Never}}}\n")
+            .expect("job");
+        let done = sim
+            .merge_patch("batch/v1", "jobs", Some("app"), "adhoc-1", &serde_json::json!({"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}))
+            .expect("patched");
+        assert_eq!(done["status"]["succeeded"], 1);
+        assert!(
+            sim.merge_patch(
+                "batch/v1",
+                "jobs",
+                Some("app"),
+                "nope",
+                &serde_json::json!({})
+            )
+            .is_err()
+        );
+        sim.delete("batch/v1", "jobs", Some("app"), "adhoc-1")
+            .expect("deleted");
+        assert!(
+            sim.get("batch/v1", "jobs", Some("app"), "adhoc-1")
+                .is_none()
+        );
+        assert_eq!(
+            sim.delete("batch/v1", "jobs", Some("app"), "adhoc-1")
+                .expect_err("gone")
+                .code,
+            404
+        );
+        sim.shutdown().await;
+    }
 }

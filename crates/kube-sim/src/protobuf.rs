@@ -59,6 +59,7 @@ const SSAR_SPEC: &[(u64, F)] = &[
     (2, F::Msg("nonResourceAttributes", NON_RESOURCE_ATTRIBUTES)),
 ];
 const SSAR: &[(u64, F)] = &[META, (2, F::Msg("spec", SSAR_SPEC))];
+const SSRR: &[(u64, F)] = &[META, (2, F::Msg("spec", &[(1, F::Str("namespace"))]))];
 const BOUND_REF: &[(u64, F)] = &[
     (1, F::Str("kind")),
     (2, F::Str("apiVersion")),
@@ -229,13 +230,14 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "Secret" => SECRET,
         "Namespace" | "ServiceAccount" => ONLY_META,
         "SelfSubjectAccessReview" => SSAR,
+        "SelfSubjectRulesReview" => SSRR,
         "TokenRequest" => TOKEN_REQUEST,
         other => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "kube-sim decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, SelfSubjectAccessReview and TokenRequest, not {other:?}; send application/json"
+                    "kube-sim decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, SelfSubjectAccessReview, SelfSubjectRulesReview and TokenRequest, not {other:?}; send application/json"
                 ),
             ));
         }

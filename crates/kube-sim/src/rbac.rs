@@ -244,6 +244,50 @@ pub fn authorize(store: &Store, user: &UserInfo, a: &Attributes) -> bool {
     false
 }
 
+/// Every rule that applies to `user` in `namespace` (cluster-wide bindings plus the namespace's RoleBindings),
+/// as SelfSubjectRulesReview reports them.
+pub fn rules_for(store: &Store, user: &UserInfo, namespace: &str) -> Vec<Value> {
+    if user.is_admin() {
+        return vec![serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})];
+    }
+    let mut out = Vec::new();
+    let mut collect = |b: &Value, ns: &str| {
+        let subjects = b
+            .get("subjects")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !subjects.iter().any(|s| subject_matches(s, user, ns)) {
+            return;
+        }
+        let kind = b
+            .pointer("/roleRef/kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = b
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let role = if kind == "ClusterRole" {
+            store.find("rbac.authorization.k8s.io", "clusterroles", "", name)
+        } else {
+            store.find("rbac.authorization.k8s.io", "roles", ns, name)
+        };
+        if let Some(rules) = role.and_then(|r| r.get("rules").and_then(Value::as_array).cloned()) {
+            out.extend(rules);
+        }
+    };
+    for b in store.all_of("rbac.authorization.k8s.io", "clusterrolebindings") {
+        collect(&b, "");
+    }
+    for b in store.all_of("rbac.authorization.k8s.io", "rolebindings") {
+        if b.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace) {
+            collect(&b, namespace);
+        }
+    }
+    out
+}
+
 /// The 403 a real apiserver returns for a refused request.
 pub fn forbidden(user: &UserInfo, a: &Attributes) -> ApiError {
     let what = if a.name.is_empty() {

@@ -268,6 +268,15 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ),
         builtin(
             "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
+            "authorization.k8s.io",
             "subjectaccessreviews",
             "SubjectAccessReview",
             false,

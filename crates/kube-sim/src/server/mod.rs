@@ -765,8 +765,22 @@ fn review(shared: &Arc<Shared>, c: &Call, user: &UserInfo) -> Result<Response, A
             }
         }
         "selfsubjectrulesreviews" => {
+            let ns = body
+                .pointer("/spec/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let rules: Vec<Value> = if shared.rbac {
+                rbac::rules_for(&shared.store, user, &ns)
+                    .into_iter()
+                    .filter(|r| r.get("resources").is_some())
+                    .map(|r| json!({"verbs": r["verbs"], "apiGroups": r["apiGroups"], "resources": r["resources"], "resourceNames": r.get("resourceNames").cloned().unwrap_or(json!([]))}))
+                    .collect()
+            } else {
+                vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})]
+            };
             body["status"] =
-                json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true});
+                json!({"resourceRules": rules, "nonResourceRules": [], "incomplete": false});
         }
         "tokenreviews" => {
             let token = body

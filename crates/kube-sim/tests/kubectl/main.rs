@@ -708,6 +708,10 @@ async fn kubectl_wait_sees_a_snapshot_become_ready_and_delete_follows_the_deleti
         "creation time comes from the snapshot handle"
     );
     assert_eq!(
+        rebound["status"]["restoreSize"], "2Gi",
+        "restore size is the source volume capacity"
+    );
+    assert_eq!(
         std::fs::read(sim.pvc_dir("app", "restored").join("dump.sql")).expect("restored data"),
         b"select 1;"
     );
@@ -1031,6 +1035,16 @@ subjects: [{kind: ServiceAccount, name: backup, namespace: app}]
     assert!(!no.status.success());
     let other_ns = as_sa("list", "volumesnapshots.snapshot.storage.k8s.io", "default").await;
     assert_eq!(String::from_utf8_lossy(&other_ns.stdout).trim(), "no");
+    let list = k
+        .ok(&["auth", "can-i", "--list", "-n", "app", "--token", &token])
+        .await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("volumesnapshots.snapshot.storage.k8s.io")
+                && l.contains("[get list watch create patch]")),
+        "{list}"
+    );
+    assert!(list.lines().any(|l| l.starts_with("pods/exec")), "{list}");
     // A refused request is a 403 worded like the apiserver's.
     let out = k
         .run(&["get", "pods", "-n", "app", "--token", &token])
