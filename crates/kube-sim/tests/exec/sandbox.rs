@@ -230,3 +230,39 @@ async fn concurrent_sessions_each_see_only_their_own_volume_at_the_same_path() {
         "b\n"
     );
 }
+
+#[tokio::test]
+async fn unix_sockets_under_run_reach_host_servers_such_as_the_local_database() {
+    assert!(
+        Path::new("/usr/bin/python3").is_file(),
+        "this test connects with python3 inside the exec sandbox: install it with `apt-get install python3`"
+    );
+    let socket = Path::new("/run").join(format!("kube-sim-exec-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind a socket under /run");
+    let server = Server::start(&[], vec![], None).await;
+    let client_script = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); s.sendall(b'hello db')",
+        socket.display().to_string()
+    );
+    let accept = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut received = String::new();
+        stream.read_to_string(&mut received).await.expect("read");
+        received
+    });
+    let collected = run(&server, &["python3", "-c", &client_script]).await;
+    let _ = std::fs::remove_file(&socket);
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    let received = tokio::time::timeout(std::time::Duration::from_secs(10), accept)
+        .await
+        .expect("the host server got the connection")
+        .expect("accept task");
+    assert_eq!(received, "hello db");
+}
