@@ -156,11 +156,12 @@ impl Sandbox {
             ops.extend(plan_volume(&root, host_mounts, mount)?);
         }
 
+        let workdir = workdir.unwrap_or(Path::new("/"));
+        ops.extend(plan_workdir(&root, host_mounts, workdir));
         ops.push((
             Op::Chroot(cstr(&root)),
             format!("chroot {}", root.display()),
         ));
-        let workdir = workdir.unwrap_or(Path::new("/"));
         ops.push((
             Op::Chdir(cstr(workdir)),
             format!("chdir {} (container workingDir)", workdir.display()),
@@ -308,6 +309,30 @@ fn plan_volume(
         ));
     }
     Ok(ops)
+}
+
+/// Like runc, create a missing `workingDir` before starting the process: inside the overlay (or in
+/// a volume, if it lies in one), never inside a real host mount.
+fn plan_workdir(root: &Path, host_mounts: &[PathBuf], workdir: &Path) -> Vec<(Op, String)> {
+    if !workdir.is_absolute() || workdir.components().any(|c| c == Component::ParentDir) {
+        return Vec::new();
+    }
+    let resolved = resolve_existing_prefix(workdir);
+    if resolved.exists() || host_mounts.iter().any(|m| resolved.starts_with(m)) {
+        return Vec::new();
+    }
+    let mut dirs: Vec<&Path> = resolved
+        .ancestors()
+        .filter(|a| a.parent().is_some())
+        .collect();
+    dirs.reverse();
+    dirs.into_iter()
+        .map(|dir| {
+            let dir = inside(root, dir);
+            let step = format!("mkdir {} (workingDir)", dir.display());
+            (Op::Mkdir(cstr(&dir)), step)
+        })
+        .collect()
 }
 
 fn bind(source: &Path, target: &Path) -> Op {

@@ -266,3 +266,20 @@ async fn unix_sockets_under_run_reach_host_servers_such_as_the_local_database() 
         .expect("accept task");
     assert_eq!(received, "hello db");
 }
+
+#[tokio::test]
+async fn a_missing_working_dir_is_created_inside_the_container_only() {
+    let server = Server::start(&[], vec![], Some("/kube-sim-exec-workdir/app")).await;
+    let collected = run(&server, &["sh", "-c", "pwd; touch here"]).await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_eq!(collected.stdout_text(), "/kube-sim-exec-workdir/app\n");
+    assert!(
+        !Path::new("/kube-sim-exec-workdir").exists(),
+        "workdir leaked to the host"
+    );
+}
