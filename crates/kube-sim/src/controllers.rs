@@ -245,16 +245,37 @@ impl Controllers {
                 });
             }
             ("", "pods", etype) => {
-                for (g, p) in [("apps", "deployments"), ("apps", "statefulsets")] {
-                    for w in self.store.all_of(g, p) {
-                        if owned_by(obj, s(&w, "/metadata/uid")) {
+                for sts in self.store.all_of("apps", "statefulsets") {
+                    if owned_by(obj, s(&sts, "/metadata/uid")) {
+                        if etype == EventType::Deleted {
+                            // Like the StatefulSet controller: a deleted pod is replaced.
+                            self.reconcile_workload("statefulsets", &sts);
+                        } else {
+                            self.update_workload_status("apps", "statefulsets", &sts);
+                        }
+                    }
+                }
+                for rs in self.store.all_of("apps", "replicasets") {
+                    if !owned_by(obj, s(&rs, "/metadata/uid")) {
+                        continue;
+                    }
+                    self.update_workload_status("apps", "replicasets", &rs);
+                    for d in self.store.all_of("apps", "deployments") {
+                        if owned_by(&rs, s(&d, "/metadata/uid")) {
                             if etype == EventType::Deleted {
-                                // Like a ReplicaSet/StatefulSet controller: a deleted pod is replaced.
-                                self.reconcile_workload(p, &w);
+                                // Like the ReplicaSet controller: a deleted pod is replaced.
+                                self.reconcile_workload("deployments", &d);
                             } else {
-                                self.update_workload_status(g, p, &w);
+                                self.update_workload_status("apps", "deployments", &d);
                             }
                         }
+                    }
+                }
+            }
+            ("apps", "replicasets", EventType::Deleted) => {
+                for d in self.store.all_of("apps", "deployments") {
+                    if owned_by(obj, s(&d, "/metadata/uid")) {
+                        self.reconcile_workload("deployments", &d);
                     }
                 }
             }
@@ -501,28 +522,76 @@ impl Controllers {
                 }
             }
         } else {
-            let mut current: Vec<&Value> = Vec::new();
-            for p in &pods {
-                if s(p, "/metadata/labels/pod-template-hash") == hash {
-                    current.push(p);
-                } else {
+            // Deployment → ReplicaSet `NAME-HASH` → pods, with owner references as a real cluster has them.
+            let rs_name = format!("{name}-{hash}");
+            for rs in self.store.all_of("apps", "replicasets") {
+                if s(&rs, "/metadata/namespace") == ns
+                    && owned_by(&rs, &uid)
+                    && s(&rs, "/metadata/name") != rs_name
+                {
                     self.store
-                        .delete_raw("", "pods", &ns, s(p, "/metadata/name"));
+                        .delete_raw("apps", "replicasets", &ns, s(&rs, "/metadata/name"));
                 }
             }
+            let rs = match self.store.find("apps", "replicasets", &ns, &rs_name) {
+                Some(rs)
+                    if rs.pointer("/spec/replicas").and_then(Value::as_i64)
+                        == Some(replicas as i64) =>
+                {
+                    Some(rs)
+                }
+                Some(_) => self
+                    .store
+                    .mutate("apps", "replicasets", &ns, &rs_name, |r| {
+                        r["spec"]["replicas"] = json!(replicas)
+                    }),
+                None => {
+                    let mut rs_template = template.clone();
+                    rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                    let mut selector = w.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+                    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                    let revision = w
+                        .pointer("/metadata/generation")
+                        .cloned()
+                        .unwrap_or(json!(1))
+                        .to_string();
+                    self.store
+                        .create_raw(
+                            "apps",
+                            "replicasets",
+                            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                   "metadata": {"name": rs_name, "namespace": ns, "labels": rs_template["metadata"]["labels"].clone(),
+                                                "annotations": {"deployment.kubernetes.io/revision": revision},
+                                                "ownerReferences": [owner_ref(w)]},
+                                   "spec": {"replicas": replicas, "selector": selector, "template": rs_template}}),
+                        )
+                        .ok()
+                }
+            };
+            let Some(rs) = rs else { return };
+            let rs_uid = s(&rs, "/metadata/uid").to_string();
+            let current: Vec<Value> = self
+                .store
+                .all_of("", "pods")
+                .into_iter()
+                .filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &rs_uid))
+                .collect();
             for p in current.iter().skip(replicas) {
                 self.store
                     .delete_raw("", "pods", &ns, s(p, "/metadata/name"));
             }
             for _ in current.len()..replicas {
-                let pod_name = format!("{name}-{hash}-{}", random_suffix(5));
+                let pod_name = format!("{rs_name}-{}", random_suffix(5));
                 let pod = self.pod_from_template(
-                    w,
+                    &rs,
                     &pod_name,
                     &[("pod-template-hash", hash.clone())],
                     &template,
                 );
                 let _ = self.store.create_raw("", "pods", pod);
+            }
+            if let Some(fresh) = self.store.find("apps", "replicasets", &ns, &rs_name) {
+                self.update_workload_status("apps", "replicasets", &fresh);
             }
         }
         if let Some(fresh) = self.store.find("apps", plural, &ns, &name) {
@@ -534,11 +603,22 @@ impl Controllers {
         let ns = s(w, "/metadata/namespace").to_string();
         let name = s(w, "/metadata/name").to_string();
         let uid = s(w, "/metadata/uid").to_string();
+        // A Deployment's pods belong to its ReplicaSets.
+        let owners: Vec<String> = if plural == "deployments" {
+            self.store
+                .all_of("apps", "replicasets")
+                .iter()
+                .filter(|r| s(r, "/metadata/namespace") == ns && owned_by(r, &uid))
+                .map(|r| s(r, "/metadata/uid").to_string())
+                .collect()
+        } else {
+            vec![uid.clone()]
+        };
         let pods: Vec<Value> = self
             .store
             .all_of("", "pods")
             .into_iter()
-            .filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &uid))
+            .filter(|p| s(p, "/metadata/namespace") == ns && owners.iter().any(|o| owned_by(p, o)))
             .collect();
         let ready = pods
             .iter()
@@ -564,8 +644,15 @@ impl Controllers {
         self.store.mutate(group, plural, &ns, &name, |o| {
             let available = if ready as i64 >= want { "True" } else { "False" };
             let prev_time = o.pointer("/status/conditions/0/lastTransitionTime").cloned();
-            let mut st = json!({"observedGeneration": generation, "replicas": total, "readyReplicas": ready, "availableReplicas": ready,
-                                "updatedReplicas": total, "currentReplicas": total});
+            let mut st = json!({"observedGeneration": generation, "replicas": total, "readyReplicas": ready, "availableReplicas": ready});
+            match plural {
+                "replicasets" => st["fullyLabeledReplicas"] = json!(total),
+                "statefulsets" => {
+                    st["updatedReplicas"] = json!(total);
+                    st["currentReplicas"] = json!(total);
+                }
+                _ => st["updatedReplicas"] = json!(total),
+            }
             if plural == "deployments" {
                 let same = o.pointer("/status/conditions/0/status").and_then(Value::as_str) == Some(available);
                 let t = if same { prev_time.unwrap_or(json!(now)) } else { json!(now) };

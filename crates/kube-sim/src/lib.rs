@@ -65,6 +65,15 @@ pub enum SimError {
     /// TLS could not be set up (RBAC mode).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// A seed file could not be loaded.
+    #[error("applying {origin}: {source}")]
+    Seed {
+        /// Where the YAML came from.
+        origin: String,
+        /// Cause.
+        #[source]
+        source: Box<SimError>,
+    },
     /// YAML could not be parsed.
     #[error("parsing YAML: {0}")]
     Yaml(String),
@@ -88,6 +97,7 @@ pub struct SimBuilder {
     rbac: bool,
     listen: SocketAddr,
     kubeconfig: Option<PathBuf>,
+    seeds: Vec<(String, String)>,
 }
 
 impl Default for SimBuilder {
@@ -99,6 +109,7 @@ impl Default for SimBuilder {
             rbac: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
+            seeds: Vec::new(),
         }
     }
 }
@@ -131,6 +142,13 @@ impl SimBuilder {
     /// Listen address (default 127.0.0.1:0).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self
+    }
+
+    /// Multi-document YAML to load verbatim before the kubeconfig is written (what `--apply` does);
+    /// `origin` names it in errors.
+    pub fn seed_yaml(mut self, origin: impl Into<String>, yaml: impl Into<String>) -> Self {
+        self.seeds.push((origin.into(), yaml.into()));
         self
     }
 
@@ -185,6 +203,16 @@ impl SimBuilder {
         });
         let events = ctrl.store.subscribe();
         let controllers = tokio::spawn(ctrl.run(events));
+        // Seeds load before serving and before the kubeconfig appears, so a client that waits for the file sees them.
+        for (origin, yaml) in &self.seeds {
+            if let Err(e) = load_yaml(&shared.store, yaml) {
+                controllers.abort();
+                return Err(SimError::Seed {
+                    origin: origin.clone(),
+                    source: Box::new(e),
+                });
+            }
+        }
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| SimError::Bind {

@@ -98,11 +98,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(d) = state_dir {
         b = b.state_dir(d);
     }
-    let sim = b.start().await.context("starting kube-sim")?;
-    for (f, text) in &docs {
-        sim.apply_yaml(text)
-            .with_context(|| format!("applying {}", f.display()))?;
+    for (f, text) in docs {
+        b = b.seed_yaml(f.display().to_string(), text);
     }
+    let sim = b.start().await.context("starting kube-sim")?;
     println!("kube-sim ready {}", sim.url());
     use std::io::Write;
     let _ = std::io::stdout().flush();

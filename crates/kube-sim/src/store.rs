@@ -302,9 +302,8 @@ impl Store {
                 403,
                 "Forbidden",
                 format!(
-                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    crate::status::qualified(&res.group, &res.plural),
-                    ""
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    crate::status::qualified(&res.group, &res.plural)
                 ),
             )),
             Some(_) => Ok(()),

@@ -478,6 +478,7 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
             c.name.clone(),
             &c.query,
         ),
+        (None, "create") if c.name.is_some() => Err(ApiError::method_not_allowed()),
         (None, "create") => {
             let body = c.body_json()?;
             c.check_strict(&res, &body)?;

@@ -241,3 +241,53 @@ pub fn serve(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(etype: EventType, name: &str, label: Option<&str>) -> Event {
+        let mut object = json!({"metadata": {"name": name, "namespace": "app"}});
+        if let Some(l) = label {
+            object["metadata"]["labels"] = json!({"tier": l});
+        }
+        Event {
+            rv: 1,
+            etype,
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: "app".into(),
+            object,
+        }
+    }
+
+    #[test]
+    fn objects_leaving_the_selector_are_reported_as_deleted() {
+        let filter = Filter {
+            ns: Some("app".into()),
+            labels: Some(LabelSelector::parse("tier=gold").expect("selector")),
+            fields: None,
+        };
+        let mut known = HashSet::new();
+        let seq = [
+            (ev(EventType::Added, "a", Some("gold")), Some("ADDED")),
+            (ev(EventType::Modified, "a", Some("gold")), Some("MODIFIED")),
+            (
+                ev(EventType::Modified, "a", Some("silver")),
+                Some("DELETED"),
+            ),
+            (ev(EventType::Modified, "a", Some("silver")), None),
+            (ev(EventType::Modified, "a", Some("gold")), Some("ADDED")),
+            (ev(EventType::Added, "b", None), None),
+            (ev(EventType::Deleted, "a", Some("gold")), Some("DELETED")),
+        ];
+        for (i, (e, want)) in seq.iter().enumerate() {
+            assert_eq!(
+                translate(e, &filter, &mut known).map(|(t, _)| t),
+                *want,
+                "step {i}"
+            );
+        }
+        assert!(known.is_empty());
+    }
+}

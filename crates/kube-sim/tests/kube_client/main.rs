@@ -257,3 +257,42 @@ async fn rbac_mode_serves_tls_and_refuses_service_accounts_without_a_binding() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_works_with_streaming_lists() {
+    let sim = Sim::builder().start().await.expect("sim");
+    sim.apply_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first, namespace: default}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: second, namespace: default}\n")
+        .expect("seed");
+    let client = client(&sim).await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("event");
+        match ev {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(o) => initial.push(o.metadata.name.unwrap_or_default()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected event before InitDone: {other:?}"),
+        }
+    }
+    initial.sort();
+    assert_eq!(initial, vec!["first".to_string(), "second".to_string()]);
+    api.delete("first", &Default::default())
+        .await
+        .expect("deleted");
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("event");
+    assert!(
+        matches!(ev, watcher::Event::Delete(ref o) if o.metadata.name.as_deref() == Some("first")),
+        "{ev:?}"
+    );
+    sim.shutdown().await;
+}
