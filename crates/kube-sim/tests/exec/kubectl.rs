@@ -295,3 +295,44 @@ async fn under_rbac_exec_needs_create_on_pods_exec() {
     );
     assert!(refused.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn kubectl_exec_it_gets_a_terminal_with_the_callers_size() {
+    assert!(
+        std::path::Path::new("/usr/bin/script").is_file(),
+        "this test gives kubectl a terminal with script(1): install it with `apt-get install bsdutils`"
+    );
+    let sim = sim_with_pod().await;
+    let home = tempfile::tempdir().expect("temp HOME");
+    let inner = format!(
+        "stty cols 77 rows 33; kubectl --kubeconfig {} exec -it -n app db-0 -- sh -c 'stty size; test -t 1 && echo on-a-tty; exit 4'",
+        sim.kubeconfig_path().display()
+    );
+    let mut child = tokio::process::Command::new("/usr/bin/script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    // Keep stdin open (script would forward an EOF into the terminal) until kubectl is done.
+    let stdin = child.stdin.take();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("kubectl -it finishes within 60 s")
+        .expect("script output");
+    drop(stdin);
+    let output = text(&out.stdout);
+    assert!(output.contains("33 77"), "{output:?}");
+    assert!(output.contains("on-a-tty"), "{output:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{output:?} {}",
+        text(&out.stderr)
+    );
+}
