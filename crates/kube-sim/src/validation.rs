@@ -87,8 +87,50 @@ pub fn unknown_fields(res: &ResourceInfo, version: &str, obj: &Value) -> Vec<Str
     out
 }
 
-/// Remove undeclared fields, as the apiserver prunes custom resources with structural schemas.
+/// Drop `null` values of fields whose schema is not `nullable`, as the apiserver does before validation
+/// (typed clients often send `"field": null` for unset options).
+fn drop_nulls(schema: &Value, v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                o.retain(|k, cv| {
+                    !(cv.is_null()
+                        && props.get(k).is_some_and(|p| {
+                            p.get("nullable").and_then(Value::as_bool) != Some(true)
+                        }))
+                });
+                for (k, cv) in o.iter_mut() {
+                    if let Some(sub) = props.get(k) {
+                        drop_nulls(sub, cv);
+                    }
+                }
+            } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for cv in o.values_mut() {
+                    drop_nulls(ap, cv);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    drop_nulls(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Remove undeclared fields and non-nullable nulls, as the apiserver prunes custom resources with structural
+/// schemas.
 pub fn prune(res: &ResourceInfo, version: &str, obj: &mut Value) {
+    if let Some(schema) = res.version(version).and_then(|v| v.schema.clone()) {
+        if let Some(m) = obj.as_object_mut() {
+            // Top-level nulls (status: null) go too; metadata is the apiserver's own business.
+            m.retain(|k, v| !(v.is_null() && k != "metadata"));
+        }
+        drop_nulls(&schema, obj);
+    }
     let unknown = unknown_fields(res, version, obj);
     for path in unknown {
         let parts: Vec<&str> = path.split('.').collect();
@@ -419,6 +461,17 @@ mod tests {
             obj["metadata"]["labels"]["a"], "b",
             "metadata is never pruned"
         );
+        let mut with_nulls = vs(
+            json!({"source": {"persistentVolumeClaimName": "data", "volumeSnapshotContentName": null}, "volumeSnapshotClassName": null}),
+        );
+        with_nulls["status"] = Value::Null;
+        prune(res, "v1", &mut with_nulls);
+        assert_eq!(
+            with_nulls["spec"],
+            json!({"source": {"persistentVolumeClaimName": "data"}})
+        );
+        assert!(with_nulls.get("status").is_none());
+        validate(res, "v1", &with_nulls, None).expect("valid once nulls are dropped");
         assert!(
             strict_error(res, "v1", &["spec.extra".into()])
                 .message
