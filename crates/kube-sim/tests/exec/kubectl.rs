@@ -305,8 +305,10 @@ async fn kubectl_exec_it_gets_a_terminal_with_the_callers_size() {
     );
     let sim = sim_with_pod().await;
     let home = tempfile::tempdir().expect("temp HOME");
+    // kubectl sends the size right after the streams open, racing the process start (as on a real
+    // node), so the command waits until the resize has landed.
     let inner = format!(
-        "stty cols 77 rows 33; kubectl --kubeconfig {} exec -it -n app db-0 -- sh -c 'stty size; test -t 1 && echo on-a-tty; exit 4'",
+        "stty cols 77 rows 33; kubectl --kubeconfig {} exec -it -n app db-0 -- sh -c 'while [ \"$(stty size)\" = \"0 0\" ]; do sleep 0.1; done; stty size; test -t 1 && echo on-a-tty; exit 4'",
         sim.kubeconfig_path().display()
     );
     let mut child = tokio::process::Command::new("/usr/bin/script")
