@@ -8,9 +8,13 @@
 //! into the overlay, creates mountpoints there (they land in the tmpfs), bind-mounts each volume's
 //! host directory (read-only when asked), and finally `chroot`s into the overlay. Writes to volume
 //! paths therefore land in the PVC directories, writes anywhere else vanish with the session — as
-//! in a real container — and the host only ever sees one empty staging directory per session (under
-//! `$TMPDIR/kube-sim-exec/`), removed when the session ends. Mountpoints that would have to be created inside a real host
-//! submount (say `/dev/shm/x`) are refused instead of created. Everything runs between fork and
+//! in a real container — except under the host's `/run` (and a real `/var/run`), which is shared
+//! so that database Unix sockets such as `/run/postgresql/.s.PGSQL.5432` accept connections
+//! (sockets do not work through an overlay). The network namespace is the host's, so
+//! `127.0.0.1:5432` reaches the local server too. The host only ever sees one empty staging
+//! directory per session (under `$TMPDIR/kube-sim-exec/`), removed when the session ends.
+//! Mountpoints that would have to be created inside a real host submount (say `/dev/shm/x`) are
+//! refused instead of created. Everything runs between fork and
 //! exec, so it only uses pre-built C strings and raw syscalls. If any step fails (no root, no
 //! overlayfs) the command is not run at all: running with unmapped volumes would silently write to
 //! the wrong place.
@@ -152,11 +156,12 @@ impl Sandbox {
             ops.extend(plan_volume(&root, host_mounts, mount)?);
         }
 
+        let workdir = workdir.unwrap_or(Path::new("/"));
+        ops.extend(plan_workdir(&root, host_mounts, workdir));
         ops.push((
             Op::Chroot(cstr(&root)),
             format!("chroot {}", root.display()),
         ));
-        let workdir = workdir.unwrap_or(Path::new("/"));
         ops.push((
             Op::Chdir(cstr(workdir)),
             format!("chdir {} (container workingDir)", workdir.display()),
@@ -306,6 +311,30 @@ fn plan_volume(
     Ok(ops)
 }
 
+/// Like runc, create a missing `workingDir` before starting the process: inside the overlay (or in
+/// a volume, if it lies in one), never inside a real host mount.
+fn plan_workdir(root: &Path, host_mounts: &[PathBuf], workdir: &Path) -> Vec<(Op, String)> {
+    if !workdir.is_absolute() || workdir.components().any(|c| c == Component::ParentDir) {
+        return Vec::new();
+    }
+    let resolved = resolve_existing_prefix(workdir);
+    if resolved.exists() || host_mounts.iter().any(|m| resolved.starts_with(m)) {
+        return Vec::new();
+    }
+    let mut dirs: Vec<&Path> = resolved
+        .ancestors()
+        .filter(|a| a.parent().is_some())
+        .collect();
+    dirs.reverse();
+    dirs.into_iter()
+        .map(|dir| {
+            let dir = inside(root, dir);
+            let step = format!("mkdir {} (workingDir)", dir.display());
+            (Op::Mkdir(cstr(&dir)), step)
+        })
+        .collect()
+}
+
 fn bind(source: &Path, target: &Path) -> Op {
     Op::Mount {
         source: Some(cstr(source)),
@@ -343,17 +372,29 @@ fn resolve_existing_prefix(path: &Path) -> PathBuf {
 }
 
 /// Top-level mount points of the host other than `/` (nested ones come along via `--rbind`).
+///
+/// The host's runtime directories ([`PASSTHROUGH`]) come along too: Unix sockets are bound to the
+/// inode of the real filesystem, and an overlay exposes different inodes, so `psql`/`mysql` in the
+/// "container" could not reach the local database server through `/run/postgresql` otherwise.
 fn host_submounts() -> Result<Vec<PathBuf>, ExecError> {
     let table =
         std::fs::read_to_string("/proc/self/mountinfo").map_err(ExecError::ReadMountTable)?;
-    Ok(top_level_mounts(&table))
+    let passthrough = PASSTHROUGH
+        .iter()
+        .map(PathBuf::from)
+        .filter(|dir| std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()));
+    Ok(top_level_mounts(&table, passthrough))
 }
 
-fn top_level_mounts(mountinfo: &str) -> Vec<PathBuf> {
+/// Host directories shared with every exec session (database sockets live there).
+pub const PASSTHROUGH: [&str; 2] = ["/run", "/var/run"];
+
+fn top_level_mounts(mountinfo: &str, extra: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
         .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .chain(extra)
         .filter(|point| point.as_os_str() != "/")
         .collect();
     points.sort();
@@ -503,11 +544,15 @@ mod tests {
 28 27 0:25 / /mnt/with\\040space ro - tmpfs x ro
 ";
         assert_eq!(
-            top_level_mounts(table),
+            top_level_mounts(
+                table,
+                [PathBuf::from("/run"), PathBuf::from("/dev/pts")].into_iter()
+            ),
             [
                 PathBuf::from("/dev"),
                 PathBuf::from("/mnt/with space"),
-                PathBuf::from("/proc")
+                PathBuf::from("/proc"),
+                PathBuf::from("/run")
             ]
         );
     }

@@ -8,6 +8,11 @@
 //! pushes back on the client through TCP. If the client disconnects, the child's whole process
 //! group is killed; when the child exits normally, any background processes it left in its group
 //! are killed too (a container would keep them, but a simulator must not leak processes).
+//!
+//! A disconnect is noticed when the socket is read or written. While stdin is stalled (the child
+//! does not read a full pipe) nothing reads the socket, so the session pings the client every
+//! `HEARTBEAT`; a failed write ends it. Known limit: a process that leaves the group with `setsid` escapes the kill, as it would escape a
+//! `kubectl exec` timeout on a real node until the container stops.
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
@@ -34,6 +39,9 @@ pub const CHUNK: usize = 64 * 1024;
 /// How long to wait for the client to acknowledge our close before dropping the connection; it
 /// keeps the final frames from being lost to a TCP reset while the client still sends.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Server ping period, as client-go's; two failed writes reveal a client that vanished silently.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 const SANE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -78,8 +86,10 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Out
 
     let input = pump_input(&mut source, stdin, protocol, pty_master);
     tokio::pin!(input);
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let drained = {
-        let output = pump_output(&mut sink, stdout, stderr);
+        let output = pump_output(&mut sink, stdout, stderr, &mut heartbeat);
         tokio::pin!(output);
         tokio::select! {
             result = &mut output => result.is_ok(),
@@ -87,9 +97,16 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Out
         }
     };
     let waited = if drained {
-        tokio::select! {
-            waited = child.wait() => Some(waited),
-            () = &mut input => None,
+        loop {
+            tokio::select! {
+                waited = child.wait() => break Some(waited),
+                () = &mut input => break None,
+                _ = heartbeat.tick() => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        break None;
+                    }
+                }
+            }
         }
     } else {
         None
@@ -215,10 +232,13 @@ fn start(spec: &ExecSpec) -> Result<Running, ExecError> {
 }
 
 /// Copy stdout and stderr to their channels until both reach EOF. `Err` when the client is gone.
+/// Pings go out every `heartbeat` tick: writing is what reveals a vanished client while the process
+/// is silent and stdin is stalled.
 async fn pump_output(
     sink: &mut Sink,
     mut stdout: Option<Reader>,
     mut stderr: Option<Reader>,
+    heartbeat: &mut tokio::time::Interval,
 ) -> Result<(), axum::Error> {
     let mut out_buf = vec![0u8; CHUNK];
     let mut err_buf = vec![0u8; CHUNK];
@@ -226,6 +246,10 @@ async fn pump_output(
         let (channel, read) = tokio::select! {
             read = read_some(stdout.as_mut(), &mut out_buf), if stdout.is_some() => (protocol::STDOUT, read),
             read = read_some(stderr.as_mut(), &mut err_buf), if stderr.is_some() => (protocol::STDERR, read),
+            _ = heartbeat.tick() => {
+                sink.send(Message::Ping(Bytes::new())).await?;
+                continue;
+            }
         };
         let (reader, buf) = if channel == protocol::STDOUT {
             (&mut stdout, &out_buf)

@@ -68,7 +68,15 @@ status:
 "#;
 
 pub async fn sim_with_pod() -> Sim {
-    let sim = Sim::builder().start().await.expect("kube-sim starts");
+    sim_with_pod_rbac(false).await
+}
+
+pub async fn sim_with_pod_rbac(rbac: bool) -> Sim {
+    let sim = Sim::builder()
+        .rbac(rbac)
+        .start()
+        .await
+        .expect("kube-sim starts");
     sim.apply_yaml(POD).expect("pod fixture applies");
     std::fs::create_dir_all(sim.pvc_dir("app", "data")).expect("PVC dir");
     sim

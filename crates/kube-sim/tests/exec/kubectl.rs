@@ -194,8 +194,14 @@ async fn kubectl_cp_copies_a_file_into_a_pod_through_stdin() {
     let sim = sim_with_pod().await;
     let source_dir = tempfile::tempdir().expect("source dir");
     let source = source_dir.path().join("upload.bin");
-    let content: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
-    std::fs::write(&source, &content).expect("write upload");
+    // Written in 1 MiB blocks: the memory tests in this binary share one peak-RSS figure.
+    {
+        let mut file = std::fs::File::create(&source).expect("create upload");
+        let block: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+        for _ in 0..20 {
+            file.write_all(&block).expect("write upload");
+        }
+    }
     let out = kubectl(
         &sim,
         &[
@@ -207,11 +213,129 @@ async fn kubectl_cp_copies_a_file_into_a_pod_through_stdin() {
     )
     .await;
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    let landed =
-        std::fs::read(sim.pvc_dir("app", "data").join("upload.bin")).expect("upload in PVC dir");
+    let landed = sim.pvc_dir("app", "data").join("upload.bin");
+    assert!(files_identical(&source, &landed), "uploaded file differs");
+}
+
+const EXEC_ROLES: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: backup, namespace: app}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: app}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: backup, namespace: app}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: viewer, namespace: app}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: backup, namespace: app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: backup}
+subjects: [{kind: ServiceAccount, name: backup, namespace: app}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer, namespace: app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}
+subjects: [{kind: ServiceAccount, name: viewer, namespace: app}]
+"#;
+
+#[tokio::test]
+async fn under_rbac_exec_needs_create_on_pods_exec() {
+    let sim = crate::cluster::sim_with_pod_rbac(true).await;
+    sim.apply_yaml(EXEC_ROLES).expect("roles apply");
+    let backup = sim.token_for("app", "backup");
+    let viewer = sim.token_for("app", "viewer");
+    let allowed = kubectl(
+        &sim,
+        &[
+            "exec", "-n", "app", "db-0", "--token", &backup, "--", "echo", "allowed",
+        ],
+        None,
+    )
+    .await;
     assert!(
-        landed == content,
-        "uploaded file differs ({} bytes)",
-        landed.len()
+        allowed.status.success(),
+        "stderr: {}",
+        text(&allowed.stderr)
+    );
+    assert_eq!(text(&allowed.stdout), "allowed\n");
+    let refused = kubectl(
+        &sim,
+        &[
+            "exec", "-n", "app", "db-0", "--token", &viewer, "--", "echo", "refused",
+        ],
+        None,
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains(
+            "User \"system:serviceaccount:app:viewer\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"app\""
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(refused.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn kubectl_exec_it_gets_a_terminal_with_the_callers_size() {
+    assert!(
+        std::path::Path::new("/usr/bin/script").is_file(),
+        "this test gives kubectl a terminal with script(1): install it with `apt-get install bsdutils`"
+    );
+    let sim = sim_with_pod().await;
+    let home = tempfile::tempdir().expect("temp HOME");
+    // kubectl sends the size right after the streams open, racing the process start (as on a real
+    // node), so the command waits until the resize has landed.
+    let inner = format!(
+        "stty cols 77 rows 33; kubectl --kubeconfig {} exec -it -n app db-0 -- sh -c 'while [ \"$(stty size)\" = \"0 0\" ]; do sleep 0.1; done; stty size; test -t 1 && echo on-a-tty; exit 4'",
+        sim.kubeconfig_path().display()
+    );
+    let mut child = tokio::process::Command::new("/usr/bin/script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    // Keep stdin open (script would forward an EOF into the terminal) until kubectl is done.
+    let stdin = child.stdin.take();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("kubectl -it finishes within 60 s")
+        .expect("script output");
+    drop(stdin);
+    let output = text(&out.stdout);
+    assert!(output.contains("33 77"), "{output:?}");
+    assert!(output.contains("on-a-tty"), "{output:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{output:?} {}",
+        text(&out.stderr)
     );
 }

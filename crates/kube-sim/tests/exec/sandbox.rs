@@ -151,3 +151,135 @@ async fn a_missing_host_dir_fails_the_exec_instead_of_running_unmapped() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn nested_and_single_file_mounts_are_mapped() {
+    let data = tempfile::tempdir().expect("data dir");
+    let dumps = tempfile::tempdir().expect("dumps dir");
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(config.path(), "max_connections=7\n").expect("write config");
+    let server = Server::start(
+        &[],
+        vec![
+            Mount {
+                host: dumps.path().to_path_buf(),
+                container: "/kube-sim-data/dumps".into(),
+                read_only: false,
+            },
+            Mount {
+                host: data.path().to_path_buf(),
+                container: "/kube-sim-data".into(),
+                read_only: false,
+            },
+            Mount {
+                host: config.path().to_path_buf(),
+                container: "/etc/kube-sim-exec-test.conf".into(),
+                read_only: true,
+            },
+        ],
+        None,
+    )
+    .await;
+    let collected = run(
+        &server,
+        &[
+            "sh",
+            "-c",
+            "cat /etc/kube-sim-exec-test.conf && echo a > /kube-sim-data/top && echo b > /kube-sim-data/dumps/inner",
+        ],
+    )
+    .await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_eq!(collected.stdout_text(), "max_connections=7\n");
+    assert!(data.path().join("top").is_file());
+    assert!(dumps.path().join("inner").is_file());
+    assert!(!data.path().join("dumps").join("inner").exists());
+    assert!(!Path::new("/etc/kube-sim-exec-test.conf").exists());
+}
+
+#[tokio::test]
+async fn concurrent_sessions_each_see_only_their_own_volume_at_the_same_path() {
+    let first = tempfile::tempdir().expect("first PVC");
+    let second = tempfile::tempdir().expect("second PVC");
+    let mount = |dir: &tempfile::TempDir| Mount {
+        host: dir.path().to_path_buf(),
+        container: CONTAINER_DATA.into(),
+        read_only: false,
+    };
+    let server_a = Server::start(&[("WHO", "a")], vec![mount(&first)], None).await;
+    let server_b = Server::start(&[("WHO", "b")], vec![mount(&second)], None).await;
+    let script = [
+        "sh",
+        "-c",
+        "sleep 0.3; echo $WHO > /var/lib/kube-sim-exec-test/data/who",
+    ];
+    let (a, b) = tokio::join!(run(&server_a, &script), run(&server_b, &script));
+    assert_eq!(a.exit_code(), Some(0), "{}", a.stderr_text());
+    assert_eq!(b.exit_code(), Some(0), "{}", b.stderr_text());
+    assert_eq!(
+        std::fs::read_to_string(first.path().join("who")).expect("a wrote"),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(second.path().join("who")).expect("b wrote"),
+        "b\n"
+    );
+}
+
+#[tokio::test]
+async fn unix_sockets_under_run_reach_host_servers_such_as_the_local_database() {
+    assert!(
+        Path::new("/usr/bin/python3").is_file(),
+        "this test connects with python3 inside the exec sandbox: install it with `apt-get install python3`"
+    );
+    let socket = Path::new("/run").join(format!("kube-sim-exec-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket).expect("bind a socket under /run");
+    let server = Server::start(&[], vec![], None).await;
+    let client_script = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); s.sendall(b'hello db')",
+        socket.display().to_string()
+    );
+    let accept = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut received = String::new();
+        stream.read_to_string(&mut received).await.expect("read");
+        received
+    });
+    let collected = run(&server, &["python3", "-c", &client_script]).await;
+    let _ = std::fs::remove_file(&socket);
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    let received = tokio::time::timeout(std::time::Duration::from_secs(10), accept)
+        .await
+        .expect("the host server got the connection")
+        .expect("accept task");
+    assert_eq!(received, "hello db");
+}
+
+#[tokio::test]
+async fn a_missing_working_dir_is_created_inside_the_container_only() {
+    let server = Server::start(&[], vec![], Some("/kube-sim-exec-workdir/app")).await;
+    let collected = run(&server, &["sh", "-c", "pwd; touch here"]).await;
+    assert_eq!(
+        collected.exit_code(),
+        Some(0),
+        "{}",
+        collected.stderr_text()
+    );
+    assert_eq!(collected.stdout_text(), "/kube-sim-exec-workdir/app\n");
+    assert!(
+        !Path::new("/kube-sim-exec-workdir").exists(),
+        "workdir leaked to the host"
+    );
+}
