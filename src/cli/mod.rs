@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod completions;
 pub mod plan;
 pub mod retention;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Show plans as backup-ns understands them (`from-env`, `show`).
     Plan(plan::PlanArgs),
+    /// Run a backup plan: hooks, snapshots, retention (exit 0/1/2/3/4/130/143).
+    #[command(alias = "create")]
+    Run(run::RunArgs),
     /// Retention: simulate which nightly backups a policy keeps.
     Retention(retention::RetentionArgs),
 }
@@ -58,5 +62,6 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

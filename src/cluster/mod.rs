@@ -28,6 +28,7 @@
 
 pub mod client;
 pub mod core;
+pub mod engine_port;
 pub mod error;
 pub mod exec;
 pub mod jobs;

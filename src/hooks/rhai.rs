@@ -11,6 +11,7 @@
 //! | `namespace` | the plan's namespace (string constant) |
 //! | `targets` | the plan's target PVC names (array of strings) |
 //! | `vars` | the plan's user variables (map of strings) |
+//! | `args` | the hook's inline `args` from the plan (map; nested values keep their types) |
 //! | `now()` | the current time as an RFC 3339 string (honours `BACKUP_NS_NOW` through the engine's clock) |
 //!
 //! # Sandbox
@@ -72,6 +73,8 @@ pub struct RhaiHook {
     pub namespace: String,
     pub targets: Vec<String>,
     pub vars: BTreeMap<String, String>,
+    /// The hook's inline `args` from the plan, visible to the script as the `args` map.
+    pub args: BTreeMap<String, serde_json::Value>,
     pub timeout: Duration,
     pub limits: RhaiLimits,
 }
@@ -423,6 +426,27 @@ fn run_engine(sandbox: &Arc<Sandbox>, limits: &RhaiLimits) -> Engine {
     engine
 }
 
+/// A plan value (JSON) as a rhai value: objects become maps, arrays arrays, numbers `i64`/`f64`.
+fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
+    match value {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => Dynamic::from(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from(i),
+            None => Dynamic::from(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Dynamic::from(s.clone()),
+        serde_json::Value::Array(items) => {
+            Dynamic::from(items.iter().map(json_to_dynamic).collect::<Array>())
+        }
+        serde_json::Value::Object(map) => Dynamic::from(
+            map.iter()
+                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                .collect::<Map>(),
+        ),
+    }
+}
+
 /// Runs a rhai hook to completion (or failure) within `hook.timeout`.
 pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookError> {
     run_until(hook, ctx, std::future::pending::<()>()).await
@@ -469,6 +493,12 @@ pub async fn run_until(
             .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
             .collect();
         scope.push_constant("vars", vars);
+        let args: Map = thread_hook
+            .args
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+            .collect();
+        scope.push_constant("args", args);
         engine.run_ast_with_scope(&mut scope, &ast)
     });
     let outcome = tokio::select! {

@@ -1011,16 +1011,16 @@ impl Cx<'_> {
                 return None;
             }
         };
-        if let Err(err) = rhai::Engine::new_raw().compile(&text) {
+        // The same compiler (and sandbox settings) the engine runs the script with, so validate and run agree.
+        if let Err(err) = crate::hooks::rhai::compile_source(&found.display().to_string(), &text) {
             let script_src = SourceFile::new(found.display().to_string(), text);
-            let pos = err.1;
-            let offset = match (pos.line(), pos.position()) {
-                (Some(line), Some(col)) => script_src.offset_of(line, col),
-                (Some(line), None) => script_src.offset_of(line, 1),
-                _ => script_src.text.len(),
+            let offset = match (err.line, err.column) {
+                (0, _) => script_src.text.len(),
+                (line, 0) => script_src.offset_of(line, 1),
+                (line, col) => script_src.offset_of(line, col),
             };
             let (pline, pcol) = self.src.line_col(span.start);
-            let message = err.0.to_string();
+            let message = err.message.clone();
             self.diags.push(
                 Diag::error(
                     Code::HookScriptSyntax,

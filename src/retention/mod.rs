@@ -2,8 +2,11 @@
 //!
 //! `policy` is the pure planner (snapshots + per-PVC policy + clock → decisions with reasons); `simulate` replays
 //! nightly backups through that same planner to show what survives. The cluster layer lists VolumeSnapshots, turns
-//! them into [`policy::Snapshot`]s, calls [`policy::plan`] and applies the decisions; nothing here does I/O.
+//! them into [`policy::Snapshot`]s, calls [`policy::plan`] and applies the decisions. `apply` (retention against
+//! the cluster), `sync` (VS labels onto VSCs) and `rebind` orchestrate calls into `crate::cluster`; `policy` and
+//! `simulate` stay pure.
 
+pub mod apply;
 pub mod policy;
 pub mod simulate;
 

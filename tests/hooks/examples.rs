@@ -25,6 +25,7 @@ fn example(name: &str, vars: &[(&str, &str)]) -> RhaiHook {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         timeout: Duration::from_secs(60),
+        args: Default::default(),
         limits: RhaiLimits::default(),
     }
 }

@@ -25,6 +25,7 @@ fn hook(source: &str) -> RhaiHook {
         targets: vec!["data".into(), "uploads".into()],
         vars: BTreeMap::from([("mode".to_string(), "fast".to_string())]),
         timeout: Duration::from_secs(30),
+        args: Default::default(),
         limits: RhaiLimits::default(),
     }
 }

@@ -1,0 +1,313 @@
+//! `backup-ns run [PLAN]`: load the effective plan, connect, run the engine, print the summary, exit with its code.
+//!
+//! This is the CLI edge: it reads the plan's rhai scripts, builds the ports (kube exec, resolver, cluster adapter,
+//! slot-file lock), turns SIGTERM/SIGINT into the engine's cancel signal and prints the report.
+
+use crate::Exit;
+use crate::clock::Clock;
+use crate::cluster::engine_port::EnginePort;
+use crate::cluster::{Cluster, ConnectOptions, NewGroupSnapshot, NewSnapshot};
+use crate::engine::ports::{HeldSlot, LockFailure, NodeLock};
+use crate::engine::{Engine, RunIdentity, RunOptions, RunReport, Signal};
+use crate::lock::{self, LockConfig, LockError, SlotGuard};
+use crate::plan::{HookAction, Origin, Plan};
+use crate::settings::{self, Overrides};
+use clap::{Args, ValueEnum};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table of steps (and, for --dry-run, the VolumeSnapshot YAML first).
+    Table,
+    /// One JSON document with every step, hook report and snapshot.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Runs the plan's steps in order: lock -> preflight -> pre-hooks -> snapshots -> wait ready -> post-hooks ->
+retention -> events -> unlock. Without PLAN the original's BAK_* variables describe the backup (compatible with
+the original's `backup-ns create`, which is accepted as a hidden alias). Settings are layered: plan file <
+BACKUP_NS_* environment < flags. BACKUP_NS_POD names the job's pod (label backup-ns.sh/pod and Events);
+BACKUP_NS_NOW and TZ set the clock.
+
+Exit codes:
+  0    success
+  1    a step failed
+  2    invalid plan or usage
+  3    lock timeout: no node-level lock slot became free in time
+  4    a snapshot was created but did not become ready in time (it is deleted again)
+  130  interrupted (SIGINT); 143 terminated (SIGTERM): the running hook is killed, its partial dump removed,
+       the lock released and a failure event emitted
+
+Examples:
+  backup-ns run plans/shop.yaml
+  backup-ns run plans/shop.yaml --dry-run
+  backup-ns run plans/shop.yaml -n shop-staging --output json
+  backup-ns run plans/shop.yaml --set snapshot.readyTimeout=30m --set retention=adhoc
+  BAK_NAMESPACE=shop BAK_DB_POSTGRES=true backup-ns run
+  backup-ns run plans/shop.yaml --kubeconfig ~/.kube/prod --context prod-eu")]
+pub struct RunArgs {
+    /// Plan file (YAML or TOML). Without it, the BAK_* environment variables are the plan.
+    #[arg(value_name = "PLAN", env = "BACKUP_NS_PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Namespace to back up (overrides the plan's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Run every read-only check (including in-container tool and connection checks), print the
+    /// VolumeSnapshots that would be created, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Summary format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Override a plan setting, e.g. `--set snapshot.readyTimeout=30m` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Retention profiles file (default: retention-profiles.* beside the plan, then built-ins).
+    #[arg(long, value_name = "FILE", env = "BACKUP_NS_PROFILES")]
+    pub profiles: Option<PathBuf>,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE", env = "BACKUP_NS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Let in-namespace retention also delete snapshots whose VolumeSnapshotContent must be patched first
+    /// (needs cluster-wide patch rights on VolumeSnapshotContents; by default the controller does those).
+    #[arg(long)]
+    pub retention_sweep: bool,
+}
+
+/// The slot-file lock of `lock.rs` as the engine's [`NodeLock`].
+struct FileLock {
+    config: LockConfig,
+}
+
+struct HeldFileSlot(SlotGuard);
+
+impl HeldSlot for HeldFileSlot {
+    fn describe(&self) -> String {
+        format!("slot {} ({})", self.0.slot(), self.0.path().display())
+    }
+}
+
+impl NodeLock for FileLock {
+    fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn HeldSlot>, LockFailure>> {
+        Box::pin(async move {
+            match lock::acquire_async(&self.config).await {
+                Ok(guard) => Ok(Box::new(HeldFileSlot(guard)) as Box<dyn HeldSlot>),
+                Err(e @ LockError::Timeout { .. }) => Err(LockFailure::Timeout(e.to_string())),
+                Err(e) => Err(LockFailure::Other(e.to_string())),
+            }
+        })
+    }
+}
+
+fn term_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+/// Reads every rhai script the plan references (the engine itself does no file I/O).
+fn read_scripts(plan: &Plan) -> Result<BTreeMap<PathBuf, String>, String> {
+    let mut out = BTreeMap::new();
+    for hook in plan.hooks.pre.iter().chain(plan.hooks.post.iter()) {
+        if let HookAction::Rhai(r) = &hook.action {
+            let text = std::fs::read_to_string(&r.script)
+                .map_err(|e| format!("cannot read rhai script {}: {e}", r.script.display()))?;
+            out.insert(r.script.clone(), text);
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: RunArgs) -> Exit {
+    let env = settings::process_env();
+    let overrides = Overrides {
+        namespace: args.namespace.clone(),
+        dry_run: args.dry_run.then_some(true),
+        profiles: args.profiles.clone(),
+        sets: args.sets.clone(),
+    };
+    let loaded = match settings::load_effective(args.plan.as_deref(), &env, &overrides) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprintln!("{}", diags.render(term_width()));
+            eprintln!("error: the plan is invalid; nothing was done");
+            return Exit::Usage;
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("{}", w.render(term_width()));
+    }
+    let plan = loaded.plan;
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let scripts = match read_scripts(&plan) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let env_config = (loaded.origin == Origin::BakEnv)
+        .then(|| crate::plan::env::env_config_annotation(&env));
+    let pod = env
+        .get("BACKUP_NS_POD")
+        .filter(|p| !p.trim().is_empty())
+        .cloned();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure;
+        }
+    };
+    let output = args.output;
+    let dry_run = plan.dry_run;
+    let outcome = runtime.block_on(async move {
+        let cluster = Cluster::connect(&ConnectOptions {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            namespace: args.namespace.clone().or_else(|| plan.namespace.clone()),
+            service_account_namespace_file: None,
+        })
+        .await
+        .map_err(|e| format!("cannot connect to the cluster: {e}"))?;
+        let namespace = cluster.namespace().to_string();
+        let engine = Engine {
+            cluster: Arc::new(EnginePort {
+                cluster: cluster.clone(),
+                clock,
+                delete_pause: Duration::from_secs(1),
+            }),
+            exec: Arc::new(cluster.container_exec()),
+            resolver: Arc::new(cluster.pod_resolver()),
+            lock: Arc::new(FileLock {
+                config: LockConfig {
+                    dir: PathBuf::from(&plan.lock.dir),
+                    slots: plan.lock.slots(),
+                    timeout: plan.lock.timeout,
+                },
+            }),
+            clock,
+        };
+        let opts = RunOptions {
+            namespace,
+            dry_run: plan.dry_run,
+            identity: RunIdentity { pod },
+            env_config,
+            scripts,
+            retention_sweep: args.retention_sweep,
+        };
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let signals = tokio::spawn(forward_signals(tx));
+        let report = engine.run(&plan, &opts, rx).await;
+        signals.abort();
+        Ok::<(RunReport, Plan), String>((report, plan))
+    });
+    let (report, plan) = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
+    print_report(&report, &plan, output, dry_run);
+    report.exit()
+}
+
+/// Sends the first SIGTERM/SIGINT to the engine.
+async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; SIGTERM will kill the run without cleanup");
+        return;
+    };
+    let got = tokio::select! {
+        _ = term.recv() => Signal::Terminate,
+        _ = int.recv() => Signal::Interrupt,
+    };
+    tracing::warn!(signal = ?got, "signal received: stopping the run");
+    let _ = tx.send(Some(got));
+    // Keep the handlers installed so a second signal does not kill the cleanup.
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+}
+
+fn print_report(report: &RunReport, plan: &Plan, output: OutputFormat, dry_run: bool) {
+    match output {
+        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Table => {
+            if dry_run {
+                print!("{}", dry_run_yaml(report, plan));
+            }
+            print!("{}", report.to_table());
+        }
+    }
+    if let Some(e) = &report.error {
+        eprintln!("error: {e}");
+    }
+}
+
+/// The objects a dry run would create, as YAML documents.
+fn dry_run_yaml(report: &RunReport, plan: &Plan) -> String {
+    let mut out = String::new();
+    if let Some(group) = &report.group_snapshot {
+        let first = report.snapshots.first();
+        let object = NewGroupSnapshot {
+            namespace: report.namespace.clone(),
+            name: group.clone(),
+            pvc_selector: [(
+                crate::cluster::engine_port::GROUP_PVC_LABEL.to_string(),
+                group.clone(),
+            )]
+            .into(),
+            class: plan.snapshot.class.clone(),
+            labels: first.map(|f| f.labels.clone()).unwrap_or_default(),
+            annotations: first.map(|f| f.annotations.clone()).unwrap_or_default(),
+        }
+        .to_object();
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&object).unwrap_or_default());
+        return out;
+    }
+    for s in &report.snapshots {
+        let object = NewSnapshot {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            pvc: s.pvc.clone(),
+            class: s.class.clone(),
+            labels: s.labels.clone(),
+            annotations: s.annotations.clone(),
+        }
+        .to_object();
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&object).unwrap_or_default());
+    }
+    out
+}

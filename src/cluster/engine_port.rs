@@ -1,0 +1,511 @@
+//! The engine's [`ClusterPort`] over the Kubernetes API: a thin adapter onto the `Cluster` operations (and
+//! `retention::apply` for the retention step), turning their errors into messages that name the object.
+
+use super::client::Cluster;
+use super::core::{EventType, NewEvent, pod_reference, pvc_reference};
+use super::error::ClusterError;
+use super::label_patch::LabelChanges;
+use super::resources::VolumeSnapshot;
+use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot, Scope};
+use crate::clock::Clock;
+use crate::engine::ports::{
+    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
+    PortError, RetentionOutcome, SnapshotRequest, WaitError,
+};
+use crate::labels;
+use crate::retention::apply::{self, ApplyOptions, ContentPolicy};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The label put on a group's target PVCs so the VolumeGroupSnapshot's selector matches exactly them.
+pub const GROUP_PVC_LABEL: &str = "backup-ns.sh/group";
+
+/// [`ClusterPort`] for a connected [`Cluster`].
+#[derive(Debug, Clone)]
+pub struct EnginePort {
+    pub cluster: Cluster,
+    pub clock: Clock,
+    /// Pause between two retention deletions.
+    pub delete_pause: Duration,
+}
+
+fn port(e: ClusterError) -> PortError {
+    PortError::new(e.to_string())
+}
+
+fn wait_error(e: ClusterError) -> WaitError {
+    match e {
+        ClusterError::NotReady { object, after } => WaitError::NotReady {
+            object: object.to_string(),
+            after,
+        },
+        ClusterError::SnapshotFailed { object, message } => WaitError::Failed {
+            object: object.to_string(),
+            message,
+        },
+        other => WaitError::Api(port(other)),
+    }
+}
+
+fn existing(vs: &VolumeSnapshot) -> ExistingSnapshot {
+    ExistingSnapshot {
+        name: vs.name().to_string(),
+        labels: vs.labels().cloned().unwrap_or_default(),
+        created: vs.created(),
+        ready: vs.ready(),
+    }
+}
+
+fn group_content_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(
+            "groupsnapshot.storage.k8s.io",
+            "v1",
+            "VolumeGroupSnapshotContent",
+        ),
+        "volumegroupsnapshotcontents",
+    )
+}
+
+impl EnginePort {
+    /// The volume handles a PVC may appear under in a group content's `volumeSnapshotInfoList`: its PV's CSI
+    /// volume handle, and (for simulators that have no PVs) the PVC's uid.
+    async fn volume_handles(&self, ns: &str, pvc: &str) -> Result<BTreeSet<String>, PortError> {
+        let claim: PersistentVolumeClaim = self
+            .cluster
+            .get_pvc(ns, pvc)
+            .await
+            .map_err(port)?
+            .ok_or_else(|| PortError::new(format!("PVC {pvc} in namespace {ns} disappeared")))?;
+        let mut handles = BTreeSet::new();
+        if let Some(uid) = &claim.metadata.uid {
+            handles.insert(uid.clone());
+        }
+        if let Some(pv) = claim.spec.as_ref().and_then(|s| s.volume_name.clone()) {
+            let pvs: Api<PersistentVolume> = Api::all(self.cluster.client().clone());
+            if let Ok(Some(pv)) = pvs.get_opt(&pv).await
+                && let Some(handle) = pv
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.csi.as_ref())
+                    .map(|c| c.volume_handle.clone())
+            {
+                handles.insert(handle);
+            }
+        }
+        Ok(handles)
+    }
+
+    async fn members(
+        &self,
+        ns: &str,
+        name: &str,
+        pvcs: &[String],
+    ) -> Result<Vec<GroupMember>, PortError> {
+        let group = self
+            .cluster
+            .get_group_snapshot(ns, name)
+            .await
+            .map_err(port)?
+            .ok_or_else(|| PortError::new(format!("VolumeGroupSnapshot {name} disappeared")))?;
+        let content_name = group
+            .status
+            .as_ref()
+            .and_then(|s| s.bound_volume_group_snapshot_content_name.clone())
+            .ok_or_else(|| {
+                PortError::new(format!("VolumeGroupSnapshot {name} is ready but has no bound content"))
+            })?;
+        let contents: Api<DynamicObject> =
+            Api::all_with(self.cluster.client().clone(), &group_content_resource());
+        let content = contents.get(&content_name).await.map_err(|e| {
+            PortError::new(format!(
+                "could not get VolumeGroupSnapshotContent {content_name}: {e}"
+            ))
+        })?;
+        // snapshotHandle → volumeHandle of every member.
+        let infos = content
+            .data
+            .pointer("/status/volumeSnapshotInfoList")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let by_snapshot: BTreeMap<String, String> = infos
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    i.get("snapshotHandle")?.as_str()?.to_string(),
+                    i.get("volumeHandle")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut handles: Vec<(String, BTreeSet<String>)> = Vec::new();
+        for pvc in pvcs {
+            handles.push((pvc.clone(), self.volume_handles(ns, pvc).await?));
+        }
+        let mut out = Vec::new();
+        for member in self
+            .cluster
+            .group_members(ns, name, DEFAULT_PAGE_SIZE)
+            .await
+            .map_err(port)?
+        {
+            let Some(vsc) = member.bound_content().map(str::to_string).or_else(|| {
+                member
+                    .spec
+                    .source
+                    .volume_snapshot_content_name
+                    .clone()
+            }) else {
+                continue;
+            };
+            let Some(content) = self.cluster.get_snapshot_content(&vsc).await.map_err(port)? else {
+                continue;
+            };
+            let snapshot_handle = content
+                .spec
+                .source
+                .snapshot_handle
+                .clone()
+                .or_else(|| content.status.as_ref().and_then(|s| s.snapshot_handle.clone()));
+            let volume = snapshot_handle.and_then(|h| by_snapshot.get(&h).cloned());
+            let pvc = volume.and_then(|v| {
+                handles
+                    .iter()
+                    .find(|(_, hs)| hs.contains(&v))
+                    .map(|(p, _)| p.clone())
+            });
+            match pvc {
+                Some(pvc) => out.push(GroupMember {
+                    name: member.name().to_string(),
+                    pvc,
+                }),
+                None => {
+                    return Err(PortError::new(format!(
+                        "member snapshot {} of VolumeGroupSnapshot {name} belongs to no target PVC",
+                        member.name()
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ClusterPort for EnginePort {
+    fn check_namespace<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.cluster
+                .require_namespace(namespace)
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn check_pvc<'a>(
+        &'a self,
+        namespace: &'a str,
+        pvc: &'a str,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.cluster
+                .require_bound_pvc(namespace, pvc)
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn check_snapshot_class<'a>(
+        &'a self,
+        class: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, PortError>> {
+        Box::pin(async move {
+            match class {
+                Some(name) => match self.cluster.get_snapshot_class(name).await.map_err(port)? {
+                    Some(c) => Ok(c.name().to_string()),
+                    None => Err(PortError::new(format!(
+                        "VolumeSnapshotClass {name} (snapshot.class) does not exist"
+                    ))),
+                },
+                None => match self.cluster.default_snapshot_class(None).await.map_err(port)? {
+                    Some(c) => Ok(c.name().to_string()),
+                    None => Err(PortError::new(
+                        "no VolumeSnapshotClass is marked default (annotation \
+                         snapshot.storage.kubernetes.io/is-default-class: \"true\"); set snapshot.class",
+                    )),
+                },
+            }
+        })
+    }
+
+    fn snapshots_of<'a>(
+        &'a self,
+        namespace: &'a str,
+        pvc: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>> {
+        Box::pin(async move {
+            let selector = format!("{}={pvc}", labels::PVC);
+            let list = self
+                .cluster
+                .list_snapshots(
+                    &Scope::Namespace(namespace.to_string()),
+                    Some(&selector),
+                    DEFAULT_PAGE_SIZE,
+                )
+                .await
+                .map_err(port)?;
+            Ok(list.iter().map(existing).collect())
+        })
+    }
+
+    fn create_snapshot<'a>(
+        &'a self,
+        request: &'a SnapshotRequest,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.cluster
+                .create_snapshot(&NewSnapshot {
+                    namespace: request.namespace.clone(),
+                    name: request.name.clone(),
+                    pvc: request.pvc.clone(),
+                    class: request.class.clone(),
+                    labels: request.labels.clone(),
+                    annotations: request.annotations.clone(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn wait_snapshot_ready<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), WaitError>> {
+        Box::pin(async move {
+            self.cluster
+                .wait_snapshot_ready(namespace, name, timeout)
+                .await
+                .map(|_| ())
+                .map_err(wait_error)
+        })
+    }
+
+    fn delete_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            self.cluster
+                .delete_snapshot(namespace, name)
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn create_group_snapshot<'a>(
+        &'a self,
+        request: &'a GroupSnapshotRequest,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            // The group's selector must match exactly the plan's PVCs: mark them with this group's name.
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(self.cluster.client().clone(), &request.namespace);
+            let body = serde_json::json!({"metadata": {"labels": {GROUP_PVC_LABEL: request.name}}});
+            for pvc in &request.pvcs {
+                claims
+                    .patch(pvc, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .map_err(|e| {
+                        PortError::new(format!(
+                            "could not label PVC {pvc} in namespace {} for the group snapshot: {e}",
+                            request.namespace
+                        ))
+                    })?;
+            }
+            self.cluster
+                .create_group_snapshot(&NewGroupSnapshot {
+                    namespace: request.namespace.clone(),
+                    name: request.name.clone(),
+                    pvc_selector: [(GROUP_PVC_LABEL.to_string(), request.name.clone())].into(),
+                    class: None,
+                    labels: request.labels.clone(),
+                    annotations: request.annotations.clone(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn wait_group_snapshot_ready<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<GroupMember>, WaitError>> {
+        Box::pin(async move {
+            self.cluster
+                .wait_group_snapshot_ready(namespace, name, timeout)
+                .await
+                .map_err(wait_error)?;
+            // The PVCs carry this group's name; those are the ones the group covers.
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(self.cluster.client().clone(), namespace);
+            let selected = claims
+                .list(&kube::api::ListParams::default().labels(&format!("{GROUP_PVC_LABEL}={name}")))
+                .await
+                .map_err(|e| WaitError::Api(PortError::new(format!("could not list PVCs: {e}"))))?;
+            let pvcs: Vec<String> = selected
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            self.members(namespace, name, &pvcs)
+                .await
+                .map_err(WaitError::Api)
+        })
+    }
+
+    fn delete_group_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let api: Api<super::resources::VolumeGroupSnapshot> =
+                Api::namespaced(self.cluster.client().clone(), namespace);
+            match api.delete(name, &kube::api::DeleteParams::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(PortError::new(format!(
+                    "could not delete VolumeGroupSnapshot {name} in namespace {namespace}: {e}"
+                ))),
+            }
+        })
+    }
+
+    fn label_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let current = self
+                .cluster
+                .get_snapshot(namespace, name)
+                .await
+                .map_err(port)?
+                .ok_or_else(|| {
+                    PortError::new(format!("VolumeSnapshot {name} in namespace {namespace} is gone"))
+                })?;
+            let changes = labels
+                .iter()
+                .fold(LabelChanges::new(), |c, (k, v)| c.set(k.clone(), v.clone()));
+            self.cluster
+                .patch_snapshot_labels(&current, &changes)
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn emit_event<'a>(&'a self, event: &'a EngineEvent) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let regarding = match &event.subject {
+                EventSubject::Pvc(name) => {
+                    let pvc = self
+                        .cluster
+                        .get_pvc(&event.namespace, name)
+                        .await
+                        .map_err(port)?
+                        .ok_or_else(|| {
+                            PortError::new(format!(
+                                "PVC {name} in namespace {} does not exist",
+                                event.namespace
+                            ))
+                        })?;
+                    pvc_reference(&pvc)
+                }
+                EventSubject::Pod(name) => pod_reference(&event.namespace, name, None),
+            };
+            let new = NewEvent {
+                regarding,
+                event_type: if event.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: event.reason.clone(),
+                action: "Backup".into(),
+                note: event.note.clone(),
+            };
+            self.cluster
+                .emit_event(&new)
+                .await
+                .map(|_| ())
+                .map_err(port)
+        })
+    }
+
+    fn apply_retention<'a>(
+        &'a self,
+        namespace: &'a str,
+        pvcs: &'a [String],
+        sweep: bool,
+    ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
+        Box::pin(async move {
+            let mut outcome = RetentionOutcome::default();
+            let mut lines = Vec::new();
+            for pvc in pvcs {
+                let options = ApplyOptions {
+                    scope: Scope::Namespace(namespace.to_string()),
+                    pvc: Some(pvc.clone()),
+                    delete_pause: self.delete_pause,
+                    // In-namespace identities may not patch VolumeSnapshotContents: the controller does those.
+                    content_policy: if sweep {
+                        ContentPolicy::Patch
+                    } else {
+                        ContentPolicy::LeaveToController
+                    },
+                    ..ApplyOptions::default()
+                };
+                let report = apply::apply(&self.cluster, &options, &self.clock)
+                    .await
+                    .map_err(|e| PortError::new(format!("retention for PVC {pvc}: {e}")))?;
+                if let Some(failed) = report.failures().next() {
+                    let why = match &failed.status {
+                        apply::Status::Failed { error } => error.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    return Err(PortError::new(format!(
+                        "retention for PVC {pvc}: {}/{}: {why}",
+                        failed.namespace, failed.name
+                    )));
+                }
+                for o in &report.outcomes {
+                    let actions = o.actions.join(", ");
+                    if actions.contains("delete") {
+                        outcome.deleted.push(o.name.clone());
+                    } else if actions.contains("mark") {
+                        outcome.marked.push(o.name.clone());
+                    } else {
+                        outcome.relabelled.push(o.name.clone());
+                    }
+                }
+                lines.push(format!("{pvc}: {}", report.summary_line()));
+            }
+            outcome.summary = lines.join("; ");
+            Ok(outcome)
+        })
+    }
+}

@@ -1,0 +1,861 @@
+//! The runner: lock → preflight → pre-hooks → snapshots → wait ready → post-hooks → retention → events → unlock.
+//!
+//! Every step is traced (name, target, duration, outcome) and recorded in the [`RunReport`]. A signal (the
+//! `cancel` channel) stops the running hook through `hooks::run_until` (which kills the remote process and removes
+//! the partial dump); `when: always` post-hooks still run, the lock is released and a failure event is emitted.
+
+use super::ports::{
+    ClusterPort, ContainerExec, ContainerRef, EngineEvent, EventSubject, ExistingSnapshot,
+    GroupSnapshotRequest, HeldSlot, LockFailure, NodeLock, PodResolver, SnapshotRequest, WaitError,
+};
+use super::report::{FailureKind, RunReport, Signal, StepOutcome, StepRecord};
+use super::steps::{self, HookStep, RunIdentity, StepAction};
+use crate::clock::Clock;
+use crate::hooks::{self, HookError, HookReport};
+use crate::plan::{Consistency, OnError, Plan, When};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// The ports the engine runs on.
+#[derive(Clone)]
+pub struct Engine {
+    pub cluster: Arc<dyn ClusterPort>,
+    pub exec: Arc<dyn ContainerExec>,
+    pub resolver: Arc<dyn PodResolver>,
+    /// Used only when the plan has `lock.enabled: true` (and not for dry runs).
+    pub lock: Arc<dyn NodeLock>,
+    pub clock: Clock,
+}
+
+/// Per-run inputs besides the plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The namespace in effect (plan, `--namespace`, service account or kubeconfig context).
+    pub namespace: String,
+    pub dry_run: bool,
+    pub identity: RunIdentity,
+    /// The original's `backup-ns.sh/env-config` annotation, for plans built from `BAK_*` variables.
+    pub env_config: Option<String>,
+    /// Sources of the plan's rhai scripts, read by the CLI edge (the engine does no file I/O).
+    pub scripts: BTreeMap<PathBuf, String>,
+    /// Let retention delete snapshots whose deletion needs a VolumeSnapshotContent patch.
+    pub retention_sweep: bool,
+}
+
+/// A receiver that becomes `Some(signal)` when the run must stop.
+pub type Cancel = watch::Receiver<Option<Signal>>;
+
+/// Completes when `cancel` carries a signal (never, if the sender is gone without one).
+async fn cancelled(mut cancel: Cancel) {
+    if cancel.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn signal_of(cancel: &Cancel) -> Option<Signal> {
+    *cancel.borrow()
+}
+
+/// The mutable state of one run.
+struct Run {
+    report: RunReport,
+}
+
+impl Run {
+    fn record(
+        &mut self,
+        step: &str,
+        target: &str,
+        outcome: StepOutcome,
+        started: Instant,
+        message: impl Into<String>,
+    ) {
+        let message = message.into();
+        let duration = started.elapsed();
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        match outcome {
+            StepOutcome::Ok | StepOutcome::Skipped => tracing::info!(
+                step,
+                target,
+                duration_ms,
+                outcome = outcome.as_str(),
+                "{message}"
+            ),
+            _ => tracing::warn!(
+                step,
+                target,
+                duration_ms,
+                outcome = outcome.as_str(),
+                "{message}"
+            ),
+        }
+        self.report.steps.push(StepRecord {
+            step: step.to_string(),
+            target: target.to_string(),
+            outcome,
+            duration,
+            message,
+        });
+    }
+
+    /// Records the first failure (later ones do not change the exit code).
+    fn fail(&mut self, kind: FailureKind, message: &str) {
+        if self.report.failure.is_none() {
+            self.report.failure = Some(kind);
+            self.report.error = Some(message.to_string());
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.report.failure.is_some()
+    }
+}
+
+/// A created snapshot of this run.
+struct Created {
+    name: String,
+    pvc: String,
+}
+
+impl Engine {
+    /// Runs `plan`. Never panics; every outcome is in the report (and its exit code).
+    #[tracing::instrument(skip_all, fields(plan = %plan.name, namespace = %opts.namespace, dry_run = opts.dry_run))]
+    pub async fn run(&self, plan: &Plan, opts: &RunOptions, cancel: Cancel) -> RunReport {
+        let mut run = Run {
+            report: RunReport {
+                plan: plan.name.clone(),
+                namespace: opts.namespace.clone(),
+                dry_run: opts.dry_run,
+                success: false,
+                exit_code: 0,
+                error: None,
+                steps: Vec::new(),
+                snapshots: Vec::new(),
+                group_snapshot: None,
+                hooks: Vec::new(),
+                failure: None,
+            },
+        };
+
+        let guard = self.lock_step(plan, opts, &cancel, &mut run).await;
+        if !run.failed() {
+            self.body(plan, opts, &cancel, &mut run).await;
+        }
+        if !opts.dry_run {
+            self.events(plan, opts, &mut run).await;
+        }
+        if let Some(guard) = guard {
+            let started = Instant::now();
+            let slot = guard.describe();
+            drop(guard);
+            run.record("unlock", &slot, StepOutcome::Ok, started, "lock slot released");
+        }
+
+        run.report.success = run.report.failure.is_none();
+        run.report.exit_code = run.report.exit().code();
+        run.report
+    }
+
+    async fn lock_step(
+        &self,
+        plan: &Plan,
+        opts: &RunOptions,
+        cancel: &Cancel,
+        run: &mut Run,
+    ) -> Option<Box<dyn HeldSlot>> {
+        if !plan.lock.enabled || opts.dry_run {
+            return None;
+        }
+        let started = Instant::now();
+        let target = plan.lock.dir.clone();
+        tokio::select! {
+            taken = self.lock.acquire() => match taken {
+                Ok(guard) => {
+                    run.record("lock", &target, StepOutcome::Ok, started, format!("took {}", guard.describe()));
+                    Some(guard)
+                }
+                Err(e) => {
+                    let kind = match e {
+                        LockFailure::Timeout(_) => FailureKind::LockTimeout,
+                        LockFailure::Other(_) => FailureKind::StepFailed,
+                    };
+                    let message = e.to_string();
+                    run.record("lock", &target, StepOutcome::Failed, started, message.clone());
+                    run.fail(kind, &message);
+                    None
+                }
+            },
+            () = cancelled(cancel.clone()) => {
+                let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                run.record("lock", &target, StepOutcome::Cancelled, started, "stopped by a signal while waiting for a lock slot");
+                run.fail(FailureKind::Signal(signal), "stopped by a signal while waiting for a lock slot");
+                None
+            }
+        }
+    }
+
+    async fn body(&self, plan: &Plan, opts: &RunOptions, cancel: &Cancel, run: &mut Run) {
+        let (pre, post) = steps::hook_steps(plan);
+        let ns = opts.namespace.as_str();
+
+        // Preflight: everything is checked and every problem reported at once.
+        let started = Instant::now();
+        let mut problems = Vec::new();
+        if let Err(e) = self.cluster.check_namespace(ns).await {
+            problems.push(e.message);
+        }
+        if problems.is_empty() {
+            for pvc in &plan.targets {
+                if let Err(e) = self.cluster.check_pvc(ns, pvc).await {
+                    problems.push(e.message);
+                }
+            }
+        }
+        let class = match self
+            .cluster
+            .check_snapshot_class(plan.snapshot.class.as_deref())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(e.message);
+                String::new()
+            }
+        };
+        let mut resolved: BTreeMap<String, ContainerRef> = BTreeMap::new();
+        if problems.is_empty() {
+            for step in pre.iter().chain(post.iter()) {
+                match &step.action {
+                    StepAction::Container {
+                        workload,
+                        container,
+                        ..
+                    } => match self.resolver.resolve(ns, workload, container).await {
+                        Ok(target) => {
+                            resolved.insert(step.name.clone(), target);
+                        }
+                        Err(e) => problems.push(format!("hook {}: {e}", step.name)),
+                    },
+                    StepAction::Rhai { script, .. } => {
+                        if !opts.scripts.contains_key(script) {
+                            problems.push(format!(
+                                "hook {}: the rhai script {} was not loaded",
+                                step.name,
+                                script.display()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            let message = problems.join("; ");
+            run.record("preflight", ns, StepOutcome::Failed, started, &*message);
+            run.fail(FailureKind::StepFailed, &message);
+            return;
+        }
+        run.record(
+            "preflight",
+            ns,
+            StepOutcome::Ok,
+            started,
+            format!(
+                "namespace, {} PVC(s), snapshot class {class} and {} hook target(s) OK",
+                plan.targets.len(),
+                resolved.len()
+            ),
+        );
+
+        // Pre-hooks.
+        for step in &pre {
+            if run.failed() {
+                run.record(
+                    &step.name,
+                    "",
+                    StepOutcome::Skipped,
+                    Instant::now(),
+                    "an earlier step failed",
+                );
+                continue;
+            }
+            self.hook(plan, opts, step, &resolved, cancel, true, run)
+                .await;
+        }
+
+        // Snapshots and wait.
+        let mut created: Vec<Created> = Vec::new();
+        if !run.failed() {
+            self.snapshot_step(plan, opts, &class, cancel, run, &mut created)
+                .await;
+        } else {
+            run.record(
+                "snapshot",
+                &plan.targets.join(","),
+                StepOutcome::Skipped,
+                Instant::now(),
+                "no snapshot: an earlier step failed",
+            );
+        }
+
+        // Post-hooks: `success` only after success, `always` regardless (even after a signal).
+        for step in &post {
+            let runs = match step.when {
+                When::Always => true,
+                When::Success => !run.failed(),
+            };
+            if !runs {
+                run.record(
+                    &step.name,
+                    "",
+                    StepOutcome::Skipped,
+                    Instant::now(),
+                    "when: success, but the backup failed",
+                );
+                continue;
+            }
+            let honour_cancel = signal_of(cancel).is_none();
+            self.hook(plan, opts, step, &resolved, cancel, honour_cancel, run)
+                .await;
+        }
+
+        // Retention.
+        let started = Instant::now();
+        let targets = plan.targets.join(",");
+        if run.failed() || opts.dry_run || created.is_empty() {
+            let why = if opts.dry_run {
+                "dry run"
+            } else {
+                "no new snapshot"
+            };
+            run.record("retention", &targets, StepOutcome::Skipped, started, why);
+        } else {
+            match self
+                .cluster
+                .apply_retention(ns, &plan.targets, opts.retention_sweep)
+                .await
+            {
+                Ok(outcome) => {
+                    run.record("retention", &targets, StepOutcome::Ok, started, outcome.summary)
+                }
+                Err(e) => {
+                    let message = format!("retention failed: {e}");
+                    run.record("retention", &targets, StepOutcome::Failed, started, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                }
+            }
+        }
+    }
+
+    /// Runs (or, for dry runs, checks) one hook and records it.
+    #[allow(clippy::too_many_arguments)]
+    async fn hook(
+        &self,
+        plan: &Plan,
+        opts: &RunOptions,
+        step: &HookStep,
+        resolved: &BTreeMap<String, ContainerRef>,
+        cancel: &Cancel,
+        honour_cancel: bool,
+        run: &mut Run,
+    ) {
+        let started = Instant::now();
+        let stop = {
+            let cancel = cancel.clone();
+            async move {
+                if honour_cancel {
+                    cancelled(cancel).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let (target, outcome): (String, Result<HookReport, HookError>) = match &step.action {
+            StepAction::Container { hook, .. } => {
+                let Some(target) = resolved.get(&step.name) else {
+                    let message = format!("hook {}: no resolved target", step.name);
+                    run.record(&step.name, "", StepOutcome::Failed, started, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                    return;
+                };
+                let outcome = if opts.dry_run {
+                    hooks::check(hook, self.exec.as_ref(), target, step.timeout).await
+                } else {
+                    hooks::run_until(hook, self.exec.as_ref(), target, step.timeout, stop).await
+                };
+                (target.to_string(), outcome)
+            }
+            StepAction::Rhai { script, args } => {
+                let path = script.display().to_string();
+                let source = opts.scripts.get(script).cloned().unwrap_or_default();
+                if opts.dry_run {
+                    let outcome = hooks::rhai::compile_source(&path, &source)
+                        .map(|_| HookReport {
+                            name: step.name.clone(),
+                            kind: hooks::HookKind::Rhai,
+                            target: None,
+                            duration: started.elapsed(),
+                            checked_only: true,
+                            dump_path: None,
+                            dump_size: None,
+                            compression: None,
+                            warnings: Vec::new(),
+                            tool_version: None,
+                            previous_dump: None,
+                            disk: None,
+                            exit_code: None,
+                            stdout_tail: "compiled".into(),
+                            stderr_tail: String::new(),
+                        })
+                        .map_err(|diagnostic| HookError::Script {
+                            hook: step.name.clone(),
+                            diagnostic,
+                        });
+                    (path, outcome)
+                } else {
+                    let hook = hooks::rhai::RhaiHook {
+                        name: step.name.clone(),
+                        path: path.clone(),
+                        source,
+                        namespace: opts.namespace.clone(),
+                        targets: plan.targets.clone(),
+                        vars: steps::string_vars(&plan.vars),
+                        args: args.clone(),
+                        timeout: step.timeout,
+                        limits: hooks::rhai::RhaiLimits::default(),
+                    };
+                    let clock = self.clock;
+                    let ctx = hooks::rhai::RhaiContext {
+                        exec: Arc::clone(&self.exec),
+                        resolver: Arc::clone(&self.resolver),
+                        now: Arc::new(move || clock.now_utc()),
+                    };
+                    (path, hooks::rhai::run_until(&hook, &ctx, stop).await)
+                }
+            }
+        };
+        match outcome {
+            Ok(report) => {
+                let message = match (report.dump_size, report.checked_only) {
+                    (_, true) => "checked (dry run)".to_string(),
+                    (Some(size), false) => format!("dump written: {size} bytes"),
+                    (None, false) => "ok".to_string(),
+                };
+                run.record(&step.name, &target, StepOutcome::Ok, started, message);
+                run.report.hooks.push(report);
+            }
+            Err(HookError::Cancelled { cleanup, .. }) => {
+                let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                let message = format!("hook {} stopped by a signal: {cleanup}", step.name);
+                run.record(&step.name, &target, StepOutcome::Cancelled, started, &*message);
+                run.fail(FailureKind::Signal(signal), &message);
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if step.on_error == OnError::Continue {
+                    run.record(
+                        &step.name,
+                        &target,
+                        StepOutcome::Warning,
+                        started,
+                        format!("{message} (onError: continue)"),
+                    );
+                } else {
+                    run.record(&step.name, &target, StepOutcome::Failed, started, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                }
+            }
+        }
+    }
+
+    async fn snapshot_step(
+        &self,
+        plan: &Plan,
+        opts: &RunOptions,
+        class: &str,
+        cancel: &Cancel,
+        run: &mut Run,
+        created: &mut Vec<Created>,
+    ) {
+        let ns = opts.namespace.as_str();
+        let started = Instant::now();
+        let timestamp = steps::timestamp(&self.clock);
+        let annotations =
+            steps::snapshot_annotations(plan, &run.report.hooks, opts.env_config.as_deref());
+        // Labels come from each PVC's existing snapshots (first of the day/week/month gets the tier).
+        let mut requests = Vec::new();
+        for pvc in &plan.targets {
+            let existing: Vec<ExistingSnapshot> = match self.cluster.snapshots_of(ns, pvc).await {
+                Ok(list) => list,
+                Err(e) => {
+                    let message = format!("cannot list the snapshots of PVC {pvc}: {e}");
+                    run.record("snapshot", pvc, StepOutcome::Failed, started, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                    return;
+                }
+            };
+            let labels = steps::snapshot_labels(plan, pvc, &opts.identity, &existing, &self.clock);
+            let name =
+                plan.snapshot
+                    .render_name(pvc, &timestamp, &steps::random_suffix(), &plan.name);
+            requests.push(SnapshotRequest {
+                namespace: ns.to_string(),
+                name,
+                pvc: pvc.clone(),
+                class: plan.snapshot.class.clone(),
+                labels,
+                annotations: annotations.clone(),
+            });
+        }
+
+        if plan.snapshot.consistency == Consistency::Group {
+            self.group_step(plan, opts, class, cancel, run, created, requests, &timestamp)
+                .await;
+            return;
+        }
+
+        if opts.dry_run {
+            for r in &requests {
+                run.record(
+                    "snapshot",
+                    &r.pvc,
+                    StepOutcome::Ok,
+                    started,
+                    format!("would create VolumeSnapshot {} (dry run)", r.name),
+                );
+            }
+            run.report.snapshots = requests;
+            return;
+        }
+
+        for r in &requests {
+            let one = Instant::now();
+            match self.cluster.create_snapshot(r).await {
+                Ok(()) => {
+                    run.record(
+                        "snapshot",
+                        &r.pvc,
+                        StepOutcome::Ok,
+                        one,
+                        format!("created VolumeSnapshot {} (class {class})", r.name),
+                    );
+                    created.push(Created {
+                        name: r.name.clone(),
+                        pvc: r.pvc.clone(),
+                    });
+                    run.report.snapshots.push(r.clone());
+                }
+                Err(e) => {
+                    let message = format!("cannot create the snapshot of PVC {}: {e}", r.pvc);
+                    run.record("snapshot", &r.pvc, StepOutcome::Failed, one, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                    self.remove_created(ns, created, run).await;
+                    return;
+                }
+            }
+        }
+
+        if !plan.snapshot.wait_until_ready {
+            return;
+        }
+        let mut not_ready = Vec::new();
+        for c in created.iter() {
+            let one = Instant::now();
+            let waited = tokio::select! {
+                w = self.cluster.wait_snapshot_ready(ns, &c.name, plan.snapshot.ready_timeout) => Some(w),
+                () = cancelled(cancel.clone()) => None,
+            };
+            match waited {
+                Some(Ok(())) => run.record(
+                    "wait-ready",
+                    &c.name,
+                    StepOutcome::Ok,
+                    one,
+                    "readyToUse",
+                ),
+                Some(Err(e)) => {
+                    let kind = match e {
+                        WaitError::NotReady { .. } => FailureKind::SnapshotNotReady,
+                        _ => FailureKind::StepFailed,
+                    };
+                    let message = e.to_string();
+                    run.record("wait-ready", &c.name, StepOutcome::Failed, one, &*message);
+                    run.fail(kind, &message);
+                    not_ready.push(c.name.clone());
+                }
+                None => {
+                    let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                    let message = format!("stopped by a signal while waiting for {}", c.name);
+                    run.record("wait-ready", &c.name, StepOutcome::Cancelled, one, &*message);
+                    run.fail(FailureKind::Signal(signal), &message);
+                    return;
+                }
+            }
+        }
+        if !not_ready.is_empty() {
+            // A snapshot that never became usable is not a backup: remove it so nobody restores from it.
+            let mut remove: Vec<Created> = created
+                .drain(..)
+                .filter(|c| not_ready.contains(&c.name))
+                .collect();
+            self.remove_created(ns, &mut remove, run).await;
+        }
+    }
+
+    /// Deletes this run's snapshots after a failure and records it.
+    async fn remove_created(&self, ns: &str, created: &mut Vec<Created>, run: &mut Run) {
+        for c in created.drain(..) {
+            let started = Instant::now();
+            match self.cluster.delete_snapshot(ns, &c.name).await {
+                Ok(()) => {
+                    run.report.snapshots.retain(|s| s.name != c.name);
+                    run.record(
+                        "cleanup",
+                        &c.name,
+                        StepOutcome::Ok,
+                        started,
+                        format!("deleted unusable snapshot of PVC {}", c.pvc),
+                    );
+                }
+                Err(e) => run.record(
+                    "cleanup",
+                    &c.name,
+                    StepOutcome::Warning,
+                    started,
+                    format!("could not delete the unusable snapshot: {e}"),
+                ),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn group_step(
+        &self,
+        plan: &Plan,
+        opts: &RunOptions,
+        class: &str,
+        cancel: &Cancel,
+        run: &mut Run,
+        created: &mut Vec<Created>,
+        members: Vec<SnapshotRequest>,
+        timestamp: &str,
+    ) {
+        let ns = opts.namespace.as_str();
+        let started = Instant::now();
+        let name = plan
+            .snapshot
+            .render_name(&plan.name, timestamp, &steps::random_suffix(), &plan.name);
+        // The group carries the run-wide labels; tier labels are per PVC and go on the members once they exist.
+        let mut labels = plan.snapshot.labels.clone();
+        if let Some(first) = members.first() {
+            for key in [
+                crate::labels::TYPE,
+                crate::labels::PLAN,
+                crate::labels::POD,
+                crate::labels::RETAIN,
+            ] {
+                if let Some(v) = first.labels.get(key) {
+                    labels.insert(key.to_string(), v.clone());
+                }
+            }
+        }
+        let request = GroupSnapshotRequest {
+            namespace: ns.to_string(),
+            name: name.clone(),
+            pvcs: plan.targets.clone(),
+            class: plan.snapshot.class.clone(),
+            labels,
+            annotations: members
+                .first()
+                .map(|m| m.annotations.clone())
+                .unwrap_or_default(),
+        };
+        run.report.group_snapshot = Some(name.clone());
+        if opts.dry_run {
+            run.record(
+                "snapshot",
+                &plan.targets.join(","),
+                StepOutcome::Ok,
+                started,
+                format!("would create VolumeGroupSnapshot {name} (dry run)"),
+            );
+            run.report.snapshots = members;
+            return;
+        }
+        if let Err(e) = self.cluster.create_group_snapshot(&request).await {
+            let message = format!("cannot create the group snapshot {name}: {e}");
+            run.record(
+                "snapshot",
+                &plan.targets.join(","),
+                StepOutcome::Failed,
+                started,
+                &*message,
+            );
+            run.fail(FailureKind::StepFailed, &message);
+            return;
+        }
+        run.record(
+            "snapshot",
+            &plan.targets.join(","),
+            StepOutcome::Ok,
+            started,
+            format!("created VolumeGroupSnapshot {name} (class {class})"),
+        );
+        let one = Instant::now();
+        // Members only exist once the group is ready, and they need their labels: always wait for a group.
+        let timeout = plan.snapshot.ready_timeout;
+        let waited = tokio::select! {
+            w = self.cluster.wait_group_snapshot_ready(ns, &name, timeout) => Some(w),
+            () = cancelled(cancel.clone()) => None,
+        };
+        let found = match waited {
+            Some(Ok(found)) => found,
+            Some(Err(e)) => {
+                let kind = match e {
+                    WaitError::NotReady { .. } => FailureKind::SnapshotNotReady,
+                    _ => FailureKind::StepFailed,
+                };
+                let message = e.to_string();
+                run.record("wait-ready", &name, StepOutcome::Failed, one, &*message);
+                run.fail(kind, &message);
+                if let Err(e) = self.cluster.delete_group_snapshot(ns, &name).await {
+                    tracing::warn!(group = %name, error = %e, "could not delete the unusable group snapshot");
+                }
+                run.report.group_snapshot = None;
+                return;
+            }
+            None => {
+                let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                let message = format!("stopped by a signal while waiting for {name}");
+                run.record("wait-ready", &name, StepOutcome::Cancelled, one, &*message);
+                run.fail(FailureKind::Signal(signal), &message);
+                return;
+            }
+        };
+        run.record(
+            "wait-ready",
+            &name,
+            StepOutcome::Ok,
+            one,
+            format!("readyToUse with {} member snapshot(s)", found.len()),
+        );
+        for member in found {
+            let Some(wanted) = members.iter().find(|m| m.pvc == member.pvc) else {
+                let message = format!(
+                    "group snapshot {name} covers PVC {} which is not a target of the plan",
+                    member.pvc
+                );
+                run.record("label", &member.name, StepOutcome::Failed, one, &*message);
+                run.fail(FailureKind::StepFailed, &message);
+                continue;
+            };
+            let started = Instant::now();
+            match self
+                .cluster
+                .label_snapshot(ns, &member.name, &wanted.labels)
+                .await
+            {
+                Ok(()) => {
+                    run.record(
+                        "label",
+                        &member.name,
+                        StepOutcome::Ok,
+                        started,
+                        format!("retention labels for PVC {}", member.pvc),
+                    );
+                    created.push(Created {
+                        name: member.name.clone(),
+                        pvc: member.pvc.clone(),
+                    });
+                    run.report.snapshots.push(SnapshotRequest {
+                        name: member.name.clone(),
+                        ..wanted.clone()
+                    });
+                }
+                Err(e) => {
+                    let message = format!("cannot label member snapshot {}: {e}", member.name);
+                    run.record("label", &member.name, StepOutcome::Failed, started, &*message);
+                    run.fail(FailureKind::StepFailed, &message);
+                }
+            }
+        }
+        let missing: Vec<&str> = members
+            .iter()
+            .filter(|m| !created.iter().any(|c| c.pvc == m.pvc))
+            .map(|m| m.pvc.as_str())
+            .collect();
+        if !missing.is_empty() && !run.failed() {
+            let message = format!(
+                "group snapshot {name} has no member for PVC(s) {}",
+                missing.join(", ")
+            );
+            run.record("wait-ready", &name, StepOutcome::Failed, one, &*message);
+            run.fail(FailureKind::StepFailed, &message);
+        }
+    }
+
+    /// Success or failure Events on every target PVC and, in a cluster, on the job's pod.
+    async fn events(&self, plan: &Plan, opts: &RunOptions, run: &mut Run) {
+        let started = Instant::now();
+        let ok = !run.failed();
+        let (reason, note_for) = if ok {
+            ("BackupSucceeded", None)
+        } else {
+            ("BackupFailed", run.report.error.clone())
+        };
+        let mut subjects: Vec<(EventSubject, String)> = Vec::new();
+        for pvc in &plan.targets {
+            let note = match &note_for {
+                None => {
+                    let snap = run
+                        .report
+                        .snapshots
+                        .iter()
+                        .find(|s| &s.pvc == pvc)
+                        .map_or_else(|| "no snapshot".to_string(), |s| s.name.clone());
+                    format!("backup-ns plan {}: snapshot {snap} is ready", plan.name)
+                }
+                Some(e) => format!("backup-ns plan {} failed: {e}", plan.name),
+            };
+            subjects.push((EventSubject::Pvc(pvc.clone()), note));
+        }
+        if let Some(pod) = &opts.identity.pod {
+            let note = match &note_for {
+                None => format!(
+                    "backup-ns plan {}: {} snapshot(s) ready",
+                    plan.name,
+                    run.report.snapshots.len()
+                ),
+                Some(e) => format!("backup-ns plan {} failed: {e}", plan.name),
+            };
+            subjects.push((EventSubject::Pod(pod.clone()), note));
+        }
+        let mut emitted = 0;
+        let mut problems = Vec::new();
+        for (subject, note) in subjects {
+            let event = EngineEvent {
+                namespace: opts.namespace.clone(),
+                subject,
+                warning: !ok,
+                reason: reason.to_string(),
+                note,
+            };
+            match self.cluster.emit_event(&event).await {
+                Ok(()) => emitted += 1,
+                Err(e) => problems.push(e.message),
+            }
+        }
+        // Events are best effort: a missing PVC cannot carry one, and that must not hide the real error.
+        let (outcome, message) = if problems.is_empty() {
+            (StepOutcome::Ok, format!("{emitted} event(s) {reason}"))
+        } else {
+            (
+                StepOutcome::Warning,
+                format!("{emitted} event(s) {reason}; not emitted: {}", problems.join("; ")),
+            )
+        };
+        run.record("events", &opts.namespace, outcome, started, message);
+    }
+}

@@ -1,0 +1,392 @@
+//! Pure step building: plan hooks → runnable hooks, snapshot names, labels and annotations.
+//!
+//! Nothing here does I/O; the runner feeds it what the ports returned.
+
+use super::ports::{ExistingSnapshot, WorkloadRef};
+use crate::clock::Clock;
+use crate::hooks::{self, ExecCommand, Secret};
+use crate::labels::{self, PriorSnapshot, RetainMode, TierCounts};
+use crate::plan::{self, Plan, Retention};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Whether a hook runs before or after the snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Pre,
+    Post,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
+}
+
+/// A plan hook, ready for the runner.
+#[derive(Debug, Clone)]
+pub struct HookStep {
+    /// `pre[0]/postgres`: how the hook is named in logs, reports and errors.
+    pub name: String,
+    pub phase: Phase,
+    pub timeout: Duration,
+    pub on_error: plan::OnError,
+    pub when: plan::When,
+    pub action: StepAction,
+}
+
+/// What a hook step runs.
+#[derive(Debug, Clone)]
+pub enum StepAction {
+    /// A container hook (dump or command) in `workload`/`container`.
+    Container {
+        workload: WorkloadRef,
+        container: String,
+        hook: hooks::Hook,
+    },
+    /// A rhai script; it resolves its own exec targets.
+    Rhai {
+        script: PathBuf,
+        args: BTreeMap<String, serde_json::Value>,
+    },
+}
+
+impl HookStep {
+    /// The container this hook runs in, for preflight resolution (`None` for rhai hooks).
+    pub fn container(&self) -> Option<(&WorkloadRef, &str)> {
+        match &self.action {
+            StepAction::Container {
+                workload,
+                container,
+                ..
+            } => Some((workload, container)),
+            StepAction::Rhai { .. } => None,
+        }
+    }
+}
+
+fn secret(password: &str) -> Option<Secret> {
+    (!password.is_empty()).then(|| Secret::new(password))
+}
+
+fn compression(c: plan::Compression) -> hooks::Compression {
+    match c {
+        plan::Compression::Gzip => hooks::Compression::Gzip,
+        plan::Compression::Zstd => hooks::Compression::Zstd,
+        plan::Compression::None => hooks::Compression::None,
+    }
+}
+
+/// Turns one plan hook into a step.
+pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
+    let kind = match hook.action.kind() {
+        plan::HookKind::Postgres => "postgres",
+        plan::HookKind::Mysql => "mysql",
+        plan::HookKind::Rhai => "rhai",
+        plan::HookKind::Exec => "exec",
+    };
+    let name = format!("{}[{index}]/{kind}", phase.as_str());
+    let container_hook = |workload: &WorkloadRef, container: &str, action: hooks::HookAction| {
+        StepAction::Container {
+            workload: workload.clone(),
+            container: container.to_string(),
+            hook: hooks::Hook {
+                name: name.clone(),
+                action,
+            },
+        }
+    };
+    let action = match &hook.action {
+        plan::HookAction::Postgres(p) => container_hook(
+            &p.dump.workload,
+            &p.dump.container,
+            hooks::HookAction::Postgres(hooks::PostgresDump {
+                host: p.dump.host.clone(),
+                port: p.dump.port,
+                user: p.dump.user.clone(),
+                password: secret(&p.dump.password),
+                database: p.dump.database.clone(),
+                dump_path: p.dump.dump_file.clone(),
+                format: match p.format {
+                    plan::PgFormat::Plain => hooks::PgFormat::Plain,
+                    plan::PgFormat::Custom => hooks::PgFormat::Custom,
+                },
+                clean: true,
+                extra_args: p.dump.extra_args.clone(),
+                compression: compression(p.dump.compression),
+                threshold_percent: p.dump.threshold,
+            }),
+        ),
+        plan::HookAction::Mysql(m) => container_hook(
+            &m.dump.workload,
+            &m.dump.container,
+            hooks::HookAction::Mysql(hooks::MysqlDump {
+                host: m.dump.host.clone(),
+                port: m.dump.port,
+                user: m.dump.user.clone(),
+                password: secret(&m.dump.password),
+                database: m.dump.database.clone(),
+                dump_path: m.dump.dump_file.clone(),
+                flavor: hooks::MysqlFlavor::Auto,
+                single_transaction: m.single_transaction,
+                default_character_set: m.default_character_set.clone(),
+                extra_args: m.dump.extra_args.clone(),
+                compression: compression(m.dump.compression),
+                threshold_percent: m.dump.threshold,
+            }),
+        ),
+        plan::HookAction::Exec(e) => container_hook(
+            &e.workload,
+            &e.container,
+            hooks::HookAction::Exec(ExecCommand::Argv(e.command.clone())),
+        ),
+        plan::HookAction::Rhai(r) => {
+            let mut args = r.args.clone();
+            // The hook's default target is visible to the script like any other argument.
+            if let Some(w) = &r.workload {
+                args.entry("workload".into())
+                    .or_insert_with(|| serde_json::Value::String(w.to_string()));
+            }
+            if let Some(c) = &r.container {
+                args.entry("container".into())
+                    .or_insert_with(|| serde_json::Value::String(c.clone()));
+            }
+            StepAction::Rhai {
+                script: r.script.clone(),
+                args,
+            }
+        }
+    };
+    HookStep {
+        name,
+        phase,
+        timeout: hook.timeout,
+        on_error: hook.on_error,
+        when: hook.when(),
+        action,
+    }
+}
+
+/// All hook steps of a plan, pre then post, in plan order.
+pub fn hook_steps(plan: &Plan) -> (Vec<HookStep>, Vec<HookStep>) {
+    let pre = plan
+        .hooks
+        .pre
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hook_step(h, Phase::Pre, i))
+        .collect();
+    let post = plan
+        .hooks
+        .post
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hook_step(h, Phase::Post, i))
+        .collect();
+    (pre, post)
+}
+
+/// The plan's `vars` as the strings the rhai sandbox exposes (non-strings as JSON text).
+pub fn string_vars(vars: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, String> {
+    vars.iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+/// The `{timestamp}` of snapshot names: `2006-01-02-150405` in the clock's zone.
+pub fn timestamp(clock: &Clock) -> String {
+    clock.now_local().format("%Y-%m-%d-%H%M%S").to_string()
+}
+
+/// Six random lowercase letters for `{rand}`.
+pub fn random_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..6)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// How the plan's retention maps to the label rule.
+pub fn retain_mode(retention: &Retention) -> RetainMode {
+    match *retention {
+        Retention::Tiers {
+            daily,
+            weekly,
+            monthly,
+            yearly,
+            ..
+        } => RetainMode::Gfs(TierCounts {
+            daily,
+            weekly,
+            monthly,
+            yearly,
+        }),
+        Retention::Days { days, .. } => RetainMode::Days(days),
+    }
+}
+
+/// Everything that identifies where a run comes from, for labels.
+#[derive(Debug, Clone)]
+pub struct RunIdentity {
+    /// `backup-ns.sh/pod`: `BACKUP_NS_POD`, else the plan's `snapshot.pod`.
+    pub pod: Option<String>,
+}
+
+/// The labels of a new snapshot of `pvc`: user labels, then ours (ours win).
+pub fn snapshot_labels(
+    plan: &Plan,
+    pvc: &str,
+    identity: &RunIdentity,
+    existing: &[ExistingSnapshot],
+    clock: &Clock,
+) -> BTreeMap<String, String> {
+    let mut out = plan.snapshot.labels.clone();
+    out.insert(labels::PVC.into(), pvc.into());
+    out.insert(labels::TYPE.into(), plan.snapshot.backup_type.as_str().into());
+    out.insert(labels::PLAN.into(), plan.name.clone());
+    if let Some(pod) = identity.pod.as_ref().or(plan.snapshot.pod.as_ref()) {
+        out.insert(labels::POD.into(), labels::sanitize_label_value(pod));
+    }
+    let prior: Vec<PriorSnapshot<'_>> = existing
+        .iter()
+        .map(|s| PriorSnapshot {
+            labels: &s.labels,
+            created: s.created,
+            ready: s.ready,
+        })
+        .collect();
+    out.extend(labels::creation_labels(
+        pvc,
+        &retain_mode(&plan.retention),
+        &prior,
+        clock,
+    ));
+    out
+}
+
+/// The annotations of every snapshot of this run.
+pub fn snapshot_annotations(
+    plan: &Plan,
+    hook_reports: &[hooks::HookReport],
+    env_config: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut out = plan.snapshot.annotations.clone();
+    out.insert(
+        labels::ANNOTATION_PLAN.into(),
+        plan.redacted_json().to_string(),
+    );
+    out.insert(
+        labels::ANNOTATION_HOOKS.into(),
+        serde_json::to_string(hook_reports).unwrap_or_else(|_| "[]".into()),
+    );
+    out.insert(
+        labels::ANNOTATION_RETENTION.into(),
+        plan.retention.counts_json().to_string(),
+    );
+    if let Some(env) = env_config {
+        out.insert(labels::ANNOTATION_ENV_CONFIG.into(), env.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn clock() -> Clock {
+        Clock::fixed(
+            chrono::Utc.with_ymd_and_hms(2025, 1, 8, 16, 43, 8).unwrap(),
+            chrono_tz::Europe::Vienna,
+        )
+    }
+
+    #[test]
+    fn timestamps_use_the_clock_zone_in_the_originals_format() {
+        assert_eq!(timestamp(&clock()), "2025-01-08-174308");
+    }
+
+    #[test]
+    fn random_suffixes_are_six_lowercase_letters() {
+        let s = random_suffix();
+        assert_eq!(s.len(), 6);
+        assert!(s.chars().all(|c| c.is_ascii_lowercase()), "{s}");
+    }
+
+    #[test]
+    fn first_snapshot_of_the_day_gets_every_tier_label_and_ours_win_over_user_labels() {
+        let mut plan = Plan::new("shop", ["data"]);
+        plan.snapshot
+            .labels
+            .insert(labels::PVC.into(), "spoofed".into());
+        plan.snapshot.labels.insert("team".into(), "a".into());
+        let identity = RunIdentity {
+            pod: Some("backup-123".into()),
+        };
+        let l = snapshot_labels(&plan, "data", &identity, &[], &clock());
+        assert_eq!(l[labels::PVC], "data");
+        assert_eq!(l["team"], "a");
+        assert_eq!(l[labels::TYPE], "adhoc");
+        assert_eq!(l[labels::PLAN], "shop");
+        assert_eq!(l[labels::POD], "backup-123");
+        assert_eq!(l[labels::RETAIN], "daily_weekly_monthly");
+        assert_eq!(l[labels::DAILY], "2025-01-08");
+        assert_eq!(l[labels::WEEKLY], "2025-w02");
+        assert_eq!(l[labels::MONTHLY], "2025-01");
+    }
+
+    #[test]
+    fn a_second_snapshot_the_same_day_gets_no_daily_label() {
+        let plan = Plan::new("shop", ["data"]);
+        let identity = RunIdentity { pod: None };
+        let first = snapshot_labels(&plan, "data", &identity, &[], &clock());
+        let existing = [ExistingSnapshot {
+            name: "data-1".into(),
+            labels: first,
+            created: Some(clock().now_utc()),
+            ready: true,
+        }];
+        let second = snapshot_labels(&plan, "data", &identity, &existing, &clock());
+        assert!(!second.contains_key(labels::DAILY), "{second:?}");
+        assert!(!second.contains_key(labels::POD));
+    }
+
+    #[test]
+    fn days_retention_labels_the_delete_after_date() {
+        let mut plan = Plan::new("shop", ["data"]);
+        plan.retention = Retention::Days {
+            profile: None,
+            days: 30,
+        };
+        let l = snapshot_labels(&plan, "data", &RunIdentity { pod: None }, &[], &clock());
+        assert_eq!(l[labels::RETAIN], "days");
+        assert_eq!(l[labels::RETAIN_DAYS], "30");
+        assert_eq!(l[labels::DELETE_AFTER], "2025-02-07");
+    }
+
+    #[test]
+    fn annotations_carry_the_redacted_plan_hooks_and_counts() {
+        let mut plan = Plan::new("shop", ["data"]);
+        plan.vars.insert("apiToken".into(), serde_json::json!("s3cr3t"));
+        let a = snapshot_annotations(&plan, &[], Some("BAK_NAMESPACE='shop'\n"));
+        assert!(!a[labels::ANNOTATION_PLAN].contains("s3cr3t"));
+        assert_eq!(a[labels::ANNOTATION_HOOKS], "[]");
+        assert_eq!(
+            a[labels::ANNOTATION_RETENTION],
+            r#"{"daily":7,"monthly":12,"weekly":4}"#
+        );
+        assert_eq!(a[labels::ANNOTATION_ENV_CONFIG], "BAK_NAMESPACE='shop'\n");
+    }
+}

@@ -1,0 +1,482 @@
+//! Retention against the cluster: one paginated list of VolumeSnapshots, the pure planner, then only the changed
+//! objects are written.
+//!
+//! This is THE function both the cluster-wide controller (`backup-ns controller`, `prune`, `retention apply`) and
+//! the engine's in-namespace `run` call. Its shape:
+//! - one list for the whole scope (`-A` or one namespace, optional label selector), never per namespace or PVC;
+//! - the decisions of one snapshot become ONE JSON patch carrying `test` ops (see `cluster::label_patch`), so a
+//!   concurrent edit is rejected instead of clobbered, and the number of patches equals the changed objects;
+//! - a deletion first re-reads the snapshot and goes ahead only if its `retain` and `delete-after` labels are still
+//!   what the plan saw (someone pinning a snapshot by hand a second ago wins), then the cluster layer switches the
+//!   bound content to `Delete` and deletes the snapshot. Deletions are paced by `delete_pause`;
+//! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent.
+//!
+//! In-namespace runs (a tenant's CronJob) usually may not patch cluster-scoped VolumeSnapshotContents:
+//! [`ContentPolicy::LeaveToController`] deletes only snapshots whose content already says `Delete` and reports the
+//! others as deferred to the controller.
+
+use crate::Exit;
+use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
+use crate::clock::Clock;
+use crate::labels::{self, DELETE_AFTER, RETAIN};
+use crate::retention::policy::{self, Action, Decision, Options, RetentionPlan, Snapshot};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Default page size of the VolumeSnapshot list.
+pub const DEFAULT_PAGE_SIZE: u32 = crate::cluster::snapshots::DEFAULT_PAGE_SIZE;
+
+/// Default pause between two deletions, as in the original (it slept 5 s after each).
+pub const DEFAULT_DELETE_PAUSE: Duration = Duration::from_secs(5);
+
+/// Who switches a bound VolumeSnapshotContent to `deletionPolicy: Delete` before its snapshot is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentPolicy {
+    /// This run patches the content (the controller's identity may patch VSCs cluster-wide).
+    #[default]
+    Patch,
+    /// This run deletes only snapshots whose content is already `Delete` (or that have none); the others are
+    /// reported as [`Status::Deferred`] for the controller. For in-namespace runs without VSC rights.
+    LeaveToController,
+}
+
+/// What to apply and how.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// `-A` or one namespace.
+    pub scope: Scope,
+    /// Extra label selector for the list (combined with nothing else: unmanaged snapshots are ignored anyway).
+    pub selector: Option<String>,
+    /// Only snapshots of this PVC (`backup-ns.sh/pvc`, else the snapshot's source PVC).
+    pub pvc: Option<String>,
+    /// Planner settings: defaults, grace, guard, force, phases.
+    pub policy: Options,
+    /// Plan and report, write nothing.
+    pub dry_run: bool,
+    /// Pause between two deletions (`0s` in tests).
+    pub delete_pause: Duration,
+    /// Page size of the list (`limit`).
+    pub page_size: u32,
+    pub content_policy: ContentPolicy,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            scope: Scope::All,
+            selector: None,
+            pvc: None,
+            policy: Options::default(),
+            dry_run: false,
+            delete_pause: DEFAULT_DELETE_PAUSE,
+            page_size: DEFAULT_PAGE_SIZE,
+            content_policy: ContentPolicy::Patch,
+        }
+    }
+}
+
+/// Why a retention run could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The one list of the scope failed; nothing was planned or written.
+    #[error("could not list the VolumeSnapshots to plan retention: {0}")]
+    List(#[source] ClusterError),
+}
+
+/// How one object's change ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Written.
+    Applied,
+    /// `--dry-run`: would have been written.
+    DryRun,
+    /// Nothing to send: the object already looks as planned (or was already gone).
+    Unchanged,
+    /// Deliberately not done by this run, with why (another run will).
+    Deferred { reason: String },
+    /// Tried and failed; the run exits non-zero.
+    Failed { error: String },
+}
+
+/// What happened to one snapshot: its planned actions and how writing them ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub namespace: String,
+    pub name: String,
+    pub pvc: String,
+    /// `delete`, or `patch` (tier label removals and/or a mark, sent as one JSON patch).
+    pub operation: Operation,
+    /// The planned actions, e.g. `remove daily`, `mark 2025-01-03`, `delete`.
+    pub actions: Vec<String>,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Patch,
+    Delete,
+}
+
+/// Counters of one run, for summaries and the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    /// VolumeSnapshots the list returned.
+    pub listed: usize,
+    /// Of those, carrying `backup-ns.sh/retain`.
+    pub managed: usize,
+    /// Objects whose labels were (or, dry-run, would be) patched.
+    pub patched: usize,
+    /// Tier labels removed (or would be).
+    pub labels_removed: usize,
+    /// Snapshots marked with `delete-after` (or would be).
+    pub marked: usize,
+    /// Snapshots deleted (or would be).
+    pub deleted: usize,
+    pub deferred: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    /// Problems reported by the planner (unparsable dates, protected newest, guard withheld ...).
+    pub reports: usize,
+}
+
+/// The result of [`apply`]: the plan, what happened to every change, counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub dry_run: bool,
+    pub counts: Counts,
+    /// Snapshots that could not be read (bad timestamps ...); they are left alone.
+    pub unreadable: Vec<String>,
+    pub outcomes: Vec<Outcome>,
+    pub plan: RetentionPlan,
+}
+
+impl ApplyReport {
+    /// Exit code: 5 when the guard refused somewhere, else 1 when anything failed, else 0.
+    pub fn exit(&self) -> Exit {
+        if self.plan.guard_refused() {
+            Exit::GuardTripped
+        } else if self.counts.failed > 0 {
+            Exit::Failure
+        } else {
+            Exit::Success
+        }
+    }
+
+    /// Outcomes that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.status, Status::Failed { .. }))
+    }
+
+    /// One line of counters, e.g. for the controller's summary.
+    pub fn summary_line(&self) -> String {
+        let c = &self.counts;
+        let verb = if self.dry_run { "would " } else { "" };
+        format!(
+            "retention: {} snapshot(s) listed, {} managed; {verb}patch {} ({} tier label(s) removed, {} marked), \
+             {verb}delete {}; {} deferred, {} failed, {} report(s)",
+            c.listed,
+            c.managed,
+            c.patched,
+            c.labels_removed,
+            c.marked,
+            c.deleted,
+            c.deferred,
+            c.failed,
+            c.reports
+        )
+    }
+
+    /// Human output: the guard verdicts, every change with its status, then the summary line.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for g in &self.plan.guards {
+            if g.tripped {
+                let _ = writeln!(out, "GUARD {}: {}", g.namespace, g.reason);
+            }
+        }
+        for name in &self.unreadable {
+            let _ = writeln!(out, "UNREADABLE {name}");
+        }
+        for o in &self.outcomes {
+            let status = match &o.status {
+                Status::Applied => "ok".to_string(),
+                Status::DryRun => "dry-run".to_string(),
+                Status::Unchanged => "unchanged".to_string(),
+                Status::Deferred { reason } => format!("deferred: {reason}"),
+                Status::Failed { error } => format!("FAILED: {error}"),
+            };
+            let _ = writeln!(
+                out,
+                "{}/{} [{}] {}: {status}",
+                o.namespace,
+                o.name,
+                o.actions.join(", "),
+                match o.operation {
+                    Operation::Patch => "patch",
+                    Operation::Delete => "delete",
+                }
+            );
+        }
+        let _ = writeln!(out, "{}", self.summary_line());
+        out
+    }
+}
+
+/// Lists the scope in pages and reads every VolumeSnapshot. Exposed so a caller that needs the list for something
+/// else too (the controller's label sync) lists once.
+pub async fn list_scope(
+    cluster: &Cluster,
+    scope: &Scope,
+    selector: Option<&str>,
+    page_size: u32,
+) -> Result<Vec<VolumeSnapshot>, ApplyError> {
+    cluster
+        .list_snapshots(scope, selector, page_size)
+        .await
+        .map_err(ApplyError::List)
+}
+
+/// Plans and applies retention for `options.scope` at `clock`'s now. See the module docs.
+pub async fn apply(
+    cluster: &Cluster,
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> Result<ApplyReport, ApplyError> {
+    let listed = list_scope(
+        cluster,
+        &options.scope,
+        options.selector.as_deref(),
+        options.page_size,
+    )
+    .await?;
+    Ok(apply_listed(cluster, listed, options, clock).await)
+}
+
+/// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows).
+pub fn plan_listed(
+    listed: &[VolumeSnapshot],
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> (Vec<Snapshot>, Vec<String>, RetentionPlan) {
+    let (snapshots, unreadable) = read_snapshots(listed, options.pvc.as_deref());
+    let plan = policy::plan(&snapshots, &options.policy, clock);
+    (snapshots, unreadable, plan)
+}
+
+fn read_snapshots(listed: &[VolumeSnapshot], pvc: Option<&str>) -> (Vec<Snapshot>, Vec<String>) {
+    let mut snapshots = Vec::with_capacity(listed.len());
+    let mut unreadable = Vec::new();
+    for vs in listed {
+        let value = match serde_json::to_value(vs) {
+            Ok(v) => v,
+            Err(e) => {
+                unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name()));
+                continue;
+            }
+        };
+        match Snapshot::from_volume_snapshot(&value) {
+            Ok(s) if pvc.is_none_or(|p| s.pvc == p) => snapshots.push(s),
+            Ok(_) => {}
+            Err(e) => unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name())),
+        }
+    }
+    (snapshots, unreadable)
+}
+
+/// [`apply`] on an already listed scope.
+pub async fn apply_listed(
+    cluster: &Cluster,
+    listed: Vec<VolumeSnapshot>,
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> ApplyReport {
+    let (snapshots, unreadable, plan) = plan_listed(&listed, options, clock);
+    let mut counts = Counts {
+        listed: listed.len(),
+        managed: snapshots.iter().filter(|s| s.is_managed()).count(),
+        ..Counts::default()
+    };
+    drop(snapshots);
+    let by_key: HashMap<(&str, &str), &VolumeSnapshot> = listed
+        .iter()
+        .map(|vs| ((vs.namespace(), vs.name()), vs))
+        .collect();
+
+    // Group the changes per object, keeping the plan's order (namespace, PVC, newest first).
+    let mut order: Vec<(&str, &str)> = Vec::new();
+    let mut grouped: HashMap<(&str, &str), Vec<&Decision>> = HashMap::new();
+    for d in &plan.decisions {
+        if matches!(d.action, Action::Report { .. }) {
+            counts.reports += 1;
+            continue;
+        }
+        let key = (d.namespace.as_str(), d.name.as_str());
+        grouped
+            .entry(key)
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(d);
+    }
+
+    let mut outcomes = Vec::with_capacity(order.len());
+    let mut deletions = Vec::new();
+    for key in order {
+        let decisions = &grouped[&key];
+        let Some(vs) = by_key.get(&key) else { continue };
+        let actions: Vec<String> = decisions.iter().map(|d| d.action.label()).collect();
+        let pvc = decisions[0].pvc.clone();
+        if decisions.iter().any(|d| d.action == Action::Delete) {
+            deletions.push((*vs, actions, pvc));
+            continue;
+        }
+        let mut changes = LabelChanges::new();
+        let (mut removed, mut marked) = (0, 0);
+        for d in decisions {
+            match &d.action {
+                Action::RemoveLabel { tier } => {
+                    changes = changes.remove(tier.key());
+                    removed += 1;
+                }
+                Action::Mark { delete_after } => {
+                    changes = changes.set(DELETE_AFTER, labels::format_date(*delete_after));
+                    marked += 1;
+                }
+                Action::Delete | Action::Report { .. } => {}
+            }
+        }
+        let status = if options.dry_run {
+            Status::DryRun
+        } else {
+            match cluster.patch_snapshot_labels(vs, &changes).await {
+                Ok(Some(_)) => Status::Applied,
+                Ok(None) => Status::Unchanged,
+                Err(e) => Status::Failed {
+                    error: e.to_string(),
+                },
+            }
+        };
+        match status {
+            Status::Applied | Status::DryRun => {
+                counts.patched += 1;
+                counts.labels_removed += removed;
+                counts.marked += marked;
+            }
+            Status::Unchanged => counts.unchanged += 1,
+            Status::Failed { .. } => counts.failed += 1,
+            Status::Deferred { .. } => counts.deferred += 1,
+        }
+        outcomes.push(Outcome {
+            namespace: key.0.to_string(),
+            name: key.1.to_string(),
+            pvc,
+            operation: Operation::Patch,
+            actions,
+            status,
+        });
+    }
+
+    let mut first = true;
+    for (vs, actions, pvc) in deletions {
+        let status = if options.dry_run {
+            Status::DryRun
+        } else {
+            if !first && !options.delete_pause.is_zero() {
+                tokio::time::sleep(options.delete_pause).await;
+            }
+            first = false;
+            delete_one(cluster, vs, options.content_policy).await
+        };
+        match status {
+            Status::Applied | Status::DryRun => counts.deleted += 1,
+            Status::Unchanged => counts.unchanged += 1,
+            Status::Failed { .. } => counts.failed += 1,
+            Status::Deferred { .. } => counts.deferred += 1,
+        }
+        outcomes.push(Outcome {
+            namespace: vs.namespace().to_string(),
+            name: vs.name().to_string(),
+            pvc,
+            operation: Operation::Delete,
+            actions,
+            status,
+        });
+    }
+
+    ApplyReport {
+        dry_run: options.dry_run,
+        counts,
+        unreadable,
+        outcomes,
+        plan,
+    }
+}
+
+/// The labels a deletion decision rests on; a deletion goes ahead only if they are unchanged.
+fn deletion_basis(labels: Option<&BTreeMap<String, String>>) -> (Option<&str>, Option<&str>) {
+    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    (get(RETAIN), get(DELETE_AFTER))
+}
+
+async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentPolicy) -> Status {
+    let (ns, name) = (listed.namespace(), listed.name());
+    let current = match cluster.get_snapshot(ns, name).await {
+        Ok(Some(vs)) => vs,
+        Ok(None) => return Status::Unchanged,
+        Err(e) => {
+            return Status::Failed {
+                error: e.to_string(),
+            };
+        }
+    };
+    if deletion_basis(current.labels()) != deletion_basis(listed.labels()) {
+        return Status::Deferred {
+            reason: "its retain/delete-after labels changed since the list; left for the next run"
+                .to_string(),
+        };
+    }
+    if policy == ContentPolicy::LeaveToController
+        && let Some(content) = current.bound_content()
+    {
+        match cluster.get_snapshot_content(content).await {
+            Ok(Some(vsc)) if vsc.spec.deletion_policy == "Delete" => {}
+            Ok(Some(vsc)) => {
+                return Status::Deferred {
+                    reason: format!(
+                        "content {content} has deletionPolicy {}; the controller switches it and deletes",
+                        vsc.spec.deletion_policy
+                    ),
+                };
+            }
+            Ok(None) => {}
+            Err(e) if e.is_forbidden() => {
+                return Status::Deferred {
+                    reason: format!(
+                        "may not read content {content}; the controller deletes this snapshot"
+                    ),
+                };
+            }
+            Err(e) => {
+                return Status::Failed {
+                    error: e.to_string(),
+                };
+            }
+        }
+    }
+    match cluster.delete_snapshot(ns, name).await {
+        Ok(outcome) if outcome.already_gone => Status::Unchanged,
+        Ok(_) => Status::Applied,
+        Err(e) => Status::Failed {
+            error: e.to_string(),
+        },
+    }
+}
