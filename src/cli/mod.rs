@@ -4,10 +4,14 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
+pub mod controller;
 pub mod plan;
+pub mod prune;
+pub mod rebind;
 pub mod retention;
 pub mod run;
 pub mod schema;
+pub mod sync_labels;
 pub mod validate;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
@@ -50,8 +54,16 @@ pub enum Command {
     /// Run a backup plan: hooks, snapshots, retention (exit 0/1/2/3/4/130/143).
     #[command(alias = "create")]
     Run(run::RunArgs),
-    /// Retention: simulate which nightly backups a policy keeps.
+    /// Retention: simulate a policy, apply tier labels in the cluster, show the plan.
     Retention(retention::RetentionArgs),
+    /// Mark snapshots without tier labels for deletion and delete those past their delete-after date.
+    Prune(prune::PruneArgs),
+    /// Copy backup-ns.sh/* labels from VolumeSnapshots onto their VolumeSnapshotContents.
+    SyncLabels(sync_labels::SyncLabelsArgs),
+    /// Make a dangling Retain VolumeSnapshotContent usable again (pre-provisioned content + snapshot).
+    Rebind(rebind::RebindArgs),
+    /// The global CronJob: label sync, tier retention, mark and sweep in one run with one summary.
+    Controller(controller::ControllerArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -63,5 +75,9 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
         Command::Run(args) => run::run(args),
+        Command::Prune(args) => prune::run(args),
+        Command::SyncLabels(args) => sync_labels::run(args),
+        Command::Rebind(args) => rebind::run(args),
+        Command::Controller(args) => controller::run(args),
     }
 }

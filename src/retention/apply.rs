@@ -16,8 +16,8 @@
 //! others as deferred to the controller.
 
 use crate::Exit;
-use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
 use crate::labels::{self, DELETE_AFTER, RETAIN};
 use crate::retention::policy::{self, Action, Decision, Options, RetentionPlan, Snapshot};
 use serde::Serialize;

@@ -8,7 +8,9 @@
 
 pub mod apply;
 pub mod policy;
+pub mod rebind;
 pub mod simulate;
+pub mod sync;
 
 pub use policy::{
     Action, Decision, DefaultsError, Guard, GuardVerdict, Options, Phases, PolicySource, Problem,

@@ -1,0 +1,117 @@
+//! `backup-ns controller`: what the global CronJob runs. Label sync, then tier retention, marking and sweeping, in
+//! one process over ONE list of VolumeSnapshots, with one summary.
+
+use super::retention::{
+    Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_json, runtime,
+};
+use crate::Exit;
+use crate::retention::Phases;
+use crate::retention::apply::{self, ApplyOptions, ApplyReport};
+use crate::retention::sync::{self, SyncReport};
+use clap::Args;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Runs, in this order: label sync (VolumeSnapshot labels onto their contents), GFS tier retention, marking and
+sweeping (see `sync-labels`, `retention apply`, `prune`). The VolumeSnapshots of the scope are listed once (in
+pages) and shared by all phases. A failure in one object is reported and the others continue. Settings come from
+flags or the environment (deploy/backup-ns-controller.yaml's ConfigMap): RETAIN_LAST_DAILY/WEEKLY/MONTHLY,
+BACKUP_NS_GUARD_MAX_SHARE, BACKUP_NS_GUARD_MAX_DELETES, BACKUP_NS_GRACE_DAYS, BACKUP_NS_DELETE_PAUSE, TZ, and
+BACKUP_NS_NOW for tests and demos.
+
+Exit codes: 0 done, 1 something failed (re-run converges), 2 usage, 5 the guard refused in some namespace.
+
+Examples:
+  backup-ns controller -A --log-format json
+  backup-ns controller -A --dry-run
+  backup-ns controller -n shop --delete-pause 0s -o json")]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Plan and print, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Pause between two deletions, e.g. `0s`, `500ms`, `5s`.
+    #[arg(long, value_name = "DURATION", env = "BACKUP_NS_DELETE_PAUSE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub delete_pause: Duration,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+/// The controller's one summary.
+#[derive(Debug, Serialize)]
+pub struct ControllerReport {
+    pub sync: SyncReport,
+    pub retention: ApplyReport,
+}
+
+impl ControllerReport {
+    pub fn exit(&self) -> Exit {
+        match self.retention.exit() {
+            Exit::Success if self.sync.failed > 0 => Exit::Failure,
+            other => other,
+        }
+    }
+}
+
+pub fn run(args: ControllerArgs) -> Exit {
+    let (clock, policy, rt) = match (clock(), options(&args.policy, Phases::ALL), runtime()) {
+        (Ok(c), Ok(p), Ok(r)) => (c, p, r),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+    };
+    rt.block_on(async {
+        let (cluster, scope) = match connect(&args.target).await {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        let options = ApplyOptions {
+            scope,
+            selector: args.target.selector.clone(),
+            policy,
+            dry_run: args.dry_run,
+            delete_pause: args.delete_pause,
+            page_size: args.target.page_size,
+            ..ApplyOptions::default()
+        };
+        let listed = match apply::list_scope(
+            &cluster,
+            &options.scope,
+            options.selector.as_deref(),
+            options.page_size,
+        )
+        .await
+        {
+            Ok(l) => l,
+            Err(e) => return fail(Exit::Failure, e),
+        };
+        let sync = match sync::sync_listed(&cluster, &listed, options.page_size, args.dry_run).await
+        {
+            Ok(s) => s,
+            Err(e) => return fail(Exit::Failure, e),
+        };
+        let retention = apply::apply_listed(&cluster, listed, &options, &clock).await;
+        let report = ControllerReport { sync, retention };
+        let printed = match args.output {
+            Format::Text => {
+                print!("{}", report.sync.render_text());
+                print!("{}", report.retention.render_text());
+                Exit::Success
+            }
+            Format::Json => print_json(&report),
+        };
+        tracing::info!(
+            sync = %report.sync.summary_line(),
+            retention = %report.retention.summary_line(),
+            "controller run finished"
+        );
+        if printed != Exit::Success {
+            printed
+        } else {
+            report.exit()
+        }
+    })
+}

@@ -1,0 +1,232 @@
+//! Label sync (the original's `sync-volume-snapshot-labels`): copy each VolumeSnapshot's `backup-ns.sh/*` labels
+//! onto its bound VolumeSnapshotContent and drop stale ones, so a content that outlives its namespace still says
+//! which PVC, tier and retention it belonged to (what `rebind` later restores from).
+//!
+//! One paginated list of snapshots (shared with retention in the controller) plus one paginated list of contents;
+//! an unchanged content costs no request at all. Patches carry `test` ops like every label edit.
+
+use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
+use crate::labels::PREFIX;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// Why the sync could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("could not list for label sync: {0}")]
+    List(#[source] ClusterError),
+}
+
+/// One content whose labels changed (or, dry-run, would), or whose patch failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncChange {
+    pub content: String,
+    /// `namespace/name` of the snapshot it is bound to.
+    pub snapshot: String,
+    /// Labels set, as `key=value`.
+    pub set: Vec<String>,
+    /// Stale labels removed.
+    pub removed: Vec<String>,
+    /// `None`: done (or dry-run); `Some`: the error.
+    pub error: Option<String>,
+}
+
+/// The result of a label sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub dry_run: bool,
+    /// Snapshots looked at.
+    pub snapshots: usize,
+    /// Contents patched (or would be).
+    pub patched: usize,
+    /// Contents already in sync: not patched, no request.
+    pub unchanged: usize,
+    /// Snapshots without a bound content, or whose content is gone.
+    pub without_content: usize,
+    pub failed: usize,
+    pub changes: Vec<SyncChange>,
+}
+
+impl SyncReport {
+    pub fn summary_line(&self) -> String {
+        format!(
+            "label sync: {} snapshot(s); {}{} content(s) patched, {} unchanged, {} without content, {} failed",
+            self.snapshots,
+            if self.dry_run { "would have " } else { "" },
+            self.patched,
+            self.unchanged,
+            self.without_content,
+            self.failed
+        )
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for c in &self.changes {
+            let mut what = Vec::new();
+            if !c.set.is_empty() {
+                what.push(format!("set {}", c.set.join(",")));
+            }
+            if !c.removed.is_empty() {
+                what.push(format!("remove {}", c.removed.join(",")));
+            }
+            let status = match &c.error {
+                None if self.dry_run => "dry-run".to_string(),
+                None => "ok".to_string(),
+                Some(e) => format!("FAILED: {e}"),
+            };
+            let _ = writeln!(
+                out,
+                "{} (of {}) {}: {status}",
+                c.content,
+                c.snapshot,
+                what.join("; ")
+            );
+        }
+        let _ = writeln!(out, "{}", self.summary_line());
+        out
+    }
+}
+
+/// The label edits that make `content_labels` carry exactly the `backup-ns.sh/*` labels of `snapshot_labels`
+/// (other labels untouched). Pure; empty when in sync.
+pub fn desired_changes(
+    snapshot_labels: Option<&std::collections::BTreeMap<String, String>>,
+    content_labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> LabelChanges {
+    let mut changes = LabelChanges::new();
+    let ours = |l: Option<&std::collections::BTreeMap<String, String>>| {
+        l.into_iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let want = ours(snapshot_labels);
+    let have = ours(content_labels);
+    for (k, v) in &want {
+        if have.get(k) != Some(v) {
+            changes = changes.set(k.clone(), v.clone());
+        }
+    }
+    for k in have.keys() {
+        if !want.contains_key(k) {
+            changes = changes.remove(k.clone());
+        }
+    }
+    changes
+}
+
+/// Lists the scope's snapshots and all contents, then syncs. `page_size` as for retention.
+pub async fn sync_labels(
+    cluster: &Cluster,
+    scope: &Scope,
+    selector: Option<&str>,
+    page_size: u32,
+    dry_run: bool,
+) -> Result<SyncReport, SyncError> {
+    let snapshots = cluster
+        .list_snapshots(scope, selector, page_size)
+        .await
+        .map_err(SyncError::List)?;
+    sync_listed(cluster, &snapshots, page_size, dry_run).await
+}
+
+/// [`sync_labels`] on already listed snapshots (the controller lists once for sync and retention).
+pub async fn sync_listed(
+    cluster: &Cluster,
+    snapshots: &[VolumeSnapshot],
+    page_size: u32,
+    dry_run: bool,
+) -> Result<SyncReport, SyncError> {
+    let contents = cluster
+        .list_snapshot_contents(None, page_size)
+        .await
+        .map_err(SyncError::List)?;
+    let by_name: HashMap<&str, _> = contents.iter().map(|c| (c.name(), c)).collect();
+    let mut report = SyncReport {
+        dry_run,
+        snapshots: snapshots.len(),
+        ..SyncReport::default()
+    };
+    for vs in snapshots {
+        let Some(content) = vs.bound_content().and_then(|n| by_name.get(n)) else {
+            report.without_content += 1;
+            continue;
+        };
+        let changes = desired_changes(vs.labels(), content.metadata.labels.as_ref());
+        if changes.is_empty() {
+            report.unchanged += 1;
+            continue;
+        }
+        let mut change = SyncChange {
+            content: content.name().to_string(),
+            snapshot: format!("{}/{}", vs.namespace(), vs.name()),
+            set: Vec::new(),
+            removed: Vec::new(),
+            error: None,
+        };
+        for (k, v) in &changes.0 {
+            match v {
+                Some(v) => change.set.push(format!("{k}={v}")),
+                None => change.removed.push(k.clone()),
+            }
+        }
+        if !dry_run {
+            match cluster.patch_content_labels(content, &changes).await {
+                Ok(_) => {}
+                Err(e) => change.error = Some(e.to_string()),
+            }
+        }
+        if change.error.is_some() {
+            report.failed += 1;
+        } else {
+            report.patched += 1;
+        }
+        report.changes.push(change);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_backup_ns_labels_are_copied_and_stale_ones_dropped() {
+        let vs = map(&[
+            ("backup-ns.sh/pvc", "data"),
+            ("backup-ns.sh/daily", "2025-01-02"),
+            ("app", "shop"),
+        ]);
+        let vsc = map(&[
+            ("backup-ns.sh/pvc", "data"),
+            ("backup-ns.sh/weekly", "2025-w01"),
+            ("owner", "storage-team"),
+        ]);
+        let changes = desired_changes(Some(&vs), Some(&vsc));
+        assert_eq!(
+            changes,
+            LabelChanges::new()
+                .set("backup-ns.sh/daily", "2025-01-02")
+                .remove("backup-ns.sh/weekly")
+        );
+    }
+
+    #[test]
+    fn a_content_in_sync_needs_no_change() {
+        let vs = map(&[("backup-ns.sh/pvc", "data"), ("app", "x")]);
+        let vsc = map(&[("backup-ns.sh/pvc", "data")]);
+        assert!(desired_changes(Some(&vs), Some(&vsc)).is_empty());
+        assert!(desired_changes(None, None).is_empty());
+    }
+}

@@ -1,0 +1,241 @@
+//! Faults during prune (500s, conflicts): the failures are counted, the rest goes ahead, the exit code says so,
+//! and a re-run converges to exactly what a fault-free run would leave, with no extra deletion. Concurrent edits
+//! between the list and the write are never clobbered.
+
+use crate::support::{
+    Env, Seed, clock, content_name, labels, names, namespace_doc, options, seed_docs, start, utc,
+};
+use backup_ns::Exit;
+use backup_ns::cluster::Scope;
+use backup_ns::retention::apply::{Status, apply, apply_listed, list_scope};
+use backup_ns::retention::{Options, Snapshot, apply_decisions, plan};
+use kube_sim::faults::{Fault, FaultAction};
+use std::collections::BTreeSet;
+
+const NS: &str = "shop";
+const NOW: &str = "2025-03-01T04:30:00Z";
+
+/// 25 managed snapshots of pvc `data` (8 daily-labelled, 7 bare, 10 past their delete-after) plus two unmanaged
+/// ones that look deletable but lack `backup-ns.sh/retain`.
+fn seed(env: &Env) {
+    let mut yaml = namespace_doc(NS);
+    let base = utc("2025-02-28T00:30:00Z");
+    let day = chrono::Duration::days(1);
+    for i in 0..25i64 {
+        let created = base - day * i32::try_from(i).unwrap();
+        let date = created.date_naive().to_string();
+        let mut l = labels(&[
+            ("backup-ns.sh/retain", "daily_weekly_monthly"),
+            ("backup-ns.sh/pvc", "data"),
+        ]);
+        if i < 8 {
+            l.insert("backup-ns.sh/daily".into(), date.clone());
+        } else if i >= 15 {
+            l.insert("backup-ns.sh/delete-after".into(), "2025-02-10".into());
+        }
+        yaml.push_str("---\n");
+        yaml.push_str(&seed_docs(&Seed {
+            namespace: NS,
+            name: &format!("data-{date}"),
+            pvc: "data",
+            labels: l,
+            retention: Some(r#"{"daily":7,"weekly":0,"monthly":0}"#),
+            created,
+            policy: "Retain",
+        }));
+    }
+    for (name, l) in [
+        (
+            "manual-pinned",
+            labels(&[
+                ("backup-ns.sh/pvc", "data"),
+                ("backup-ns.sh/delete-after", "2000-01-01"),
+            ]),
+        ),
+        ("foreign", labels(&[])),
+    ] {
+        yaml.push_str("---\n");
+        yaml.push_str(&seed_docs(&Seed {
+            namespace: NS,
+            name,
+            pvc: "data",
+            labels: l,
+            retention: None,
+            created: utc("2024-01-01T00:00:00Z"),
+            policy: "Retain",
+        }));
+    }
+    env.sim.apply_yaml(&yaml).unwrap();
+}
+
+/// What a fault-free run leaves: the pure planner applied in memory.
+fn expected_survivors(env: &Env) -> BTreeSet<String> {
+    let mut snaps: Vec<Snapshot> = env
+        .sim
+        .list("volumesnapshots", Some(NS))
+        .iter()
+        .map(|v| Snapshot::from_volume_snapshot(v).unwrap())
+        .collect();
+    let p = plan(&snaps, &Options::default(), &clock(NOW));
+    apply_decisions(&mut snaps, &p.decisions);
+    snaps.into_iter().map(|s| s.name).collect()
+}
+
+#[tokio::test]
+async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_deletions() {
+    let env = start().await;
+    seed(&env);
+    let expected = expected_survivors(&env);
+    assert_eq!(
+        names(&env.sim, NS).len() - expected.len(),
+        10,
+        "ten deletions planned"
+    );
+
+    // The 2nd VS delete answers 500 (after its content was switched to Delete), the 4th content patch 409, the
+    // first label patch 500.
+    env.sim.faults().add(Fault::nth(
+        "delete",
+        "volumesnapshots",
+        2,
+        FaultAction::InternalError,
+    ));
+    env.sim.faults().add(Fault::nth(
+        "patch",
+        "volumesnapshotcontents",
+        4,
+        FaultAction::Conflict,
+    ));
+    env.sim.faults().add(Fault::nth(
+        "patch",
+        "volumesnapshots",
+        1,
+        FaultAction::InternalError,
+    ));
+    let opts = options(Scope::Namespace(NS.into()), Options::default());
+    let first = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
+    assert_eq!(first.counts.failed, 3, "{}", first.render_text());
+    assert_eq!(first.exit(), Exit::Failure);
+    assert_eq!(first.counts.deleted, 8, "the other deletions went ahead");
+    let failed: Vec<_> = first.failures().map(|o| o.name.clone()).collect();
+    assert_eq!(failed.len(), 3);
+
+    env.sim.faults().clear();
+    let second = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
+    assert_eq!(second.counts.failed, 0, "{}", second.render_text());
+    assert_eq!(second.exit(), Exit::Success);
+    assert_eq!(
+        second.counts.deleted, 2,
+        "only the two failed deletions are retried"
+    );
+    assert_eq!(
+        second.counts.patched, 1,
+        "only the failed label patch is retried"
+    );
+    let present: BTreeSet<String> = names(&env.sim, NS).into_iter().collect();
+    assert_eq!(present, expected);
+    assert!(present.contains("manual-pinned") && present.contains("foreign"));
+    // Contents of deleted snapshots went with them; the survivors' contents stay.
+    for name in &present {
+        assert!(
+            env.sim
+                .get(
+                    "snapshot.storage.k8s.io/v1",
+                    "volumesnapshotcontents",
+                    None,
+                    &content_name(NS, name)
+                )
+                .is_some(),
+            "content of {name} kept"
+        );
+    }
+    assert_eq!(
+        env.sim.list("volumesnapshotcontents", None).len(),
+        present.len()
+    );
+
+    let third = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
+    assert!(third.outcomes.is_empty(), "{}", third.render_text());
+}
+
+#[tokio::test]
+async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_clobbered() {
+    let env = start().await;
+    seed(&env);
+    let opts = options(Scope::Namespace(NS.into()), Options::default());
+    let listed = list_scope(&env.cluster, &opts.scope, None, 500)
+        .await
+        .unwrap();
+    // Between the list and the writes, a user pins a doomed snapshot (removes `retain`) and someone relabels
+    // the oldest daily snapshot (whose label retention wants to remove).
+    let doomed = "data-2025-02-05";
+    let oldest_daily = "data-2025-02-21";
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        env.cluster.client().clone(),
+        NS,
+        &kube::api::ApiResource {
+            group: "snapshot.storage.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "snapshot.storage.k8s.io/v1".into(),
+            kind: "VolumeSnapshot".into(),
+            plural: "volumesnapshots".into(),
+        },
+    );
+    let pp = kube::api::PatchParams::default();
+    api.patch(
+        doomed,
+        &pp,
+        &kube::api::Patch::Merge(
+            serde_json::json!({"metadata": {"labels": {"backup-ns.sh/retain": null}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        oldest_daily,
+        &pp,
+        &kube::api::Patch::Merge(
+            serde_json::json!({"metadata": {"labels": {"backup-ns.sh/daily": "keep-me"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let report = apply_listed(&env.cluster, listed, &opts, &clock(NOW)).await;
+    let outcome = |name: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("no outcome for {name}: {}", report.render_text()))
+            .status
+            .clone()
+    };
+    assert!(
+        matches!(outcome(doomed), Status::Deferred { .. }),
+        "{:?}",
+        outcome(doomed)
+    );
+    assert!(
+        matches!(outcome(oldest_daily), Status::Failed { ref error } if error.contains("concurrently")),
+        "{:?}",
+        outcome(oldest_daily)
+    );
+    assert!(
+        names(&env.sim, NS).contains(&doomed.to_string()),
+        "the pinned snapshot survives"
+    );
+    let relabelled = env
+        .sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some(NS),
+            oldest_daily,
+        )
+        .unwrap();
+    assert_eq!(
+        relabelled["metadata"]["labels"]["backup-ns.sh/daily"],
+        "keep-me"
+    );
+}
