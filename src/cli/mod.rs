@@ -3,11 +3,15 @@
 use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod adhoc;
 mod completions;
 pub mod controller;
+pub mod delete;
+pub mod list;
 pub mod plan;
 pub mod prune;
 pub mod rebind;
+pub mod restore;
 pub mod retention;
 pub mod run;
 pub mod schema;
@@ -64,6 +68,14 @@ pub enum Command {
     Rebind(rebind::RebindArgs),
     /// The global CronJob: label sync, tier retention, mark and sweep in one run with one summary.
     Controller(controller::ControllerArgs),
+    /// List backup-ns snapshots (current namespace, -n NS or -A), filtered by tier, type, PVC or plan.
+    List(list::ListArgs),
+    /// Restore a snapshot into a new PersistentVolumeClaim (never overwrites one).
+    Restore(restore::RestoreArgs),
+    /// Delete snapshots together with their storage snapshots (asks first unless --yes).
+    Delete(delete::DeleteArgs),
+    /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
+    Adhoc(adhoc::AdhocArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -79,5 +91,9 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::SyncLabels(args) => sync_labels::run(args),
         Command::Rebind(args) => rebind::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::List(args) => list::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Adhoc(args) => adhoc::run(args),
     }
 }

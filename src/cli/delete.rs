@@ -1,0 +1,122 @@
+//! `backup-ns delete SNAPSHOT...`: deletes VolumeSnapshots so that the storage snapshots go too (content set to
+//! `deletionPolicy: Delete` first, then the VolumeSnapshot). Shows what goes and asks first unless `--yes`.
+
+use super::list::{ClusterArgs, block_on, emit, report};
+use crate::Exit;
+use crate::ops::OpsError;
+use crate::ops::delete::{check_deletable, confirms, summary};
+use crate::ops::style::Style;
+use clap::Args;
+use is_terminal::IsTerminal;
+use std::io::{BufRead, Write};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Every snapshot is checked before anything is deleted: a missing snapshot, or one without backup-ns.sh/ labels
+(unless --force), stops the whole command. Without a terminal on stdin, --yes is required.
+
+Examples:
+  backup-ns delete data-2024-12-17-144438-otsedc
+  backup-ns delete -n shop data-2025-01-07-182742-fgztxg data-2025-01-08-180009-yjculw --yes
+  backup-ns delete data-2025-01-07-182742-fgztxg --dry-run
+  backup-ns list --adhoc -o name | cut -d/ -f2 | xargs backup-ns delete --yes")]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// VolumeSnapshot names (in the namespace of -n).
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Delete without asking.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Also delete snapshots that have no backup-ns.sh/ labels.
+    #[arg(long)]
+    pub force: bool,
+    /// Only show what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: DeleteArgs) -> Exit {
+    block_on(delete(args))
+}
+
+async fn delete(args: DeleteArgs) -> Result<Exit, OpsError> {
+    let cluster = args.cluster.connect().await?;
+    let ns = cluster.namespace().to_string();
+    let mut names = args.snapshots.clone();
+    names.dedup();
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for name in &names {
+        match cluster.get_snapshot(&ns, name).await? {
+            Some(vs) => found.push(vs),
+            None => problems.push(OpsError::SnapshotMissing {
+                namespace: ns.clone(),
+                name: name.clone(),
+            }),
+        }
+    }
+    problems.extend(check_deletable(&found, args.force));
+    if !problems.is_empty() {
+        for p in &problems {
+            report(p);
+        }
+        eprintln!("nothing was deleted");
+        return Ok(Exit::Failure);
+    }
+    let verb = if args.dry_run {
+        "Would delete"
+    } else {
+        "Will delete"
+    };
+    emit(&format!(
+        "{verb} {} snapshot(s) in namespace {ns}, including the storage snapshots:\n{}",
+        found.len(),
+        summary(&found)
+    ))?;
+    if args.dry_run {
+        emit("dry run: nothing was deleted\n")?;
+        return Ok(Exit::Success);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(OpsError::NotConfirmable);
+        }
+        eprint!(
+            "{} ",
+            Style::for_stderr().bold(&format!("Delete these {} snapshot(s)? [y/N]", found.len()))
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() || !confirms(&answer) {
+            eprintln!("aborted: nothing was deleted");
+            return Ok(Exit::Failure);
+        }
+    }
+    let mut failed = false;
+    for vs in &found {
+        match cluster.delete_snapshot(&ns, vs.name()).await {
+            Ok(outcome) => {
+                let content = match (&outcome.content, outcome.policy_patched) {
+                    (Some(c), true) => {
+                        format!(" (VolumeSnapshotContent {c} switched from Retain to Delete)")
+                    }
+                    (Some(c), false) => format!(" (VolumeSnapshotContent {c} goes with it)"),
+                    (None, _) => String::new(),
+                };
+                let what = if outcome.already_gone {
+                    "was already gone"
+                } else {
+                    "deleted"
+                };
+                emit(&format!("volumesnapshot/{} {what}{content}\n", vs.name()))?;
+            }
+            Err(err) => {
+                failed = true;
+                report(&err);
+            }
+        }
+    }
+    Ok(if failed { Exit::Failure } else { Exit::Success })
+}

@@ -1,0 +1,91 @@
+//! The operator commands' logic that needs no API: `list` selectors, rows and tables, the PVC a `restore`
+//! creates, which snapshots `delete` may touch, and the Job `adhoc` derives from the backup CronJob. The CLI files
+//! (`src/cli/{list,restore,delete,adhoc}.rs`) fetch objects through `cluster` and hand them to these functions,
+//! so every decision is unit-tested without a cluster.
+
+pub mod adhoc;
+pub mod age;
+pub mod delete;
+pub mod listing;
+pub mod restore;
+pub mod style;
+
+use crate::Exit;
+use crate::cluster::ClusterError;
+
+/// Every way an operator command refuses or fails. Each message names the object and says how to go on.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(
+        "VolumeSnapshot {namespace}/{name} does not exist; `backup-ns list -n {namespace}` shows the snapshots there"
+    )]
+    SnapshotMissing { namespace: String, name: String },
+    #[error(
+        "VolumeSnapshot {namespace}/{name} is not ready to use{detail}; restore a ready snapshot \
+         (READY=true in `backup-ns list -n {namespace}`) or wait until this one is ready"
+    )]
+    SnapshotNotReady {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+    #[error(
+        "PersistentVolumeClaim {namespace}/{name} already exists and restore never overwrites a claim; choose \
+         another --pvc name, or delete the claim first (`kubectl -n {namespace} delete pvc {name}`)"
+    )]
+    PvcExists { namespace: String, name: String },
+    #[error(
+        "VolumeSnapshot {namespace}/{name} has no status.restoreSize and its source PersistentVolumeClaim is gone, \
+         so the size of the new claim is unknown"
+    )]
+    SizeUnknown { namespace: String, name: String },
+    #[error(
+        "VolumeSnapshot {namespace}/{name} has no backup-ns.sh/ labels, so backup-ns did not create it; \
+         pass --force to delete it anyway"
+    )]
+    Unmanaged { namespace: String, name: String },
+    #[error(
+        "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete, or --dry-run to \
+         only show what would be deleted"
+    )]
+    NotConfirmable,
+    #[error("--from `{value}`: expected cronjob/NAME (e.g. `--from cronjob/backup`)")]
+    BadFrom { value: String },
+    #[error(
+        "CronJob {namespace}/{name} does not exist; adhoc copies the namespace's backup CronJob: pass \
+         `--from cronjob/NAME` or `-n NAMESPACE` (`kubectl -n {namespace} get cronjobs` lists them)"
+    )]
+    CronJobMissing { namespace: String, name: String },
+    #[error(
+        "a backup Job of CronJob {namespace}/{cronjob} is still running ({jobs}); wait for it \
+         (`kubectl -n {namespace} wait --for=condition=complete job/{first}`) and try again"
+    )]
+    BackupRunning {
+        namespace: String,
+        cronjob: String,
+        jobs: String,
+        first: String,
+    },
+    #[error(
+        "Job {namespace}/{name} failed: {reason}; see its logs: `kubectl -n {namespace} logs job/{name}`"
+    )]
+    JobFailed {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error("could not write the output: {0}")]
+    Output(String),
+}
+
+impl OpsError {
+    /// The documented exit code for this failure.
+    pub fn exit(&self) -> Exit {
+        match self {
+            OpsError::BadFrom { .. } | OpsError::NotConfirmable => Exit::Usage,
+            _ => Exit::Failure,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! `backup-ns adhoc`: the Job copies the CronJob with overrides that `backup-ns run` understands, a running backup
+//! Job blocks a second one, and with `--wait` / `--follow` the exit code mirrors the Job's result (set here through
+//! the simulator, which does not run job pods).
+
+use crate::support::{Env, eventually, start};
+use backup_ns::plan::model::BackupType;
+use backup_ns::plan::model::Retention;
+use backup_ns::settings::{Overrides, load_effective};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const NOW: &str = "2025-01-08T15:56:14Z";
+const JOB: &str = "backup-adhoc-2025-01-08-155614";
+
+const CRONJOB: &str = r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: backup, namespace: shop}
+spec:
+  schedule: "0 2 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: backup
+            image: ghcr.io/backup-ns/backup-ns
+            args: [run, --plan, /plans/app.yaml]
+            env:
+            - {name: BACKUP_NS_LOG_FORMAT, value: json}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: legacy, namespace: shop}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: backup
+            image: ghcr.io/backup-ns/backup-ns
+            args: [run]
+            env:
+            - {name: BAK_DB_SKIP, value: "true"}
+            - {name: BAK_LABEL_VS_TYPE, value: cronjob}
+            - {name: BAK_LABEL_VS_RETAIN, value: daily_weekly_monthly}
+            - {name: BAK_FLOCK, value: "true"}
+"#;
+
+fn job_env(job: &serde_json::Value) -> BTreeMap<String, String> {
+    job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn get_job(env: &Env, name: &str) -> Option<serde_json::Value> {
+    env.sim.get("batch/v1", "jobs", Some("shop"), name)
+}
+
+/// Finishes a Job as the Job controller would.
+fn finish(env: &Env, name: &str, condition: serde_json::Value) {
+    let mut job = get_job(env, name).expect("the job exists");
+    job["status"] = serde_json::json!({"conditions": [condition]});
+    env.sim
+        .apply_yaml(&serde_json::to_string(&job).unwrap())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adhoc_job_overrides_type_retention_and_lock_in_a_way_run_understands() {
+    let env = start(CRONJOB).await;
+    let run = env
+        .run(
+            &["adhoc", "-n", "shop", "--retain-days", "14"],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with(&format!(
+            "job.batch/{JOB} created in namespace shop from cronjob/backup (adhoc, kept 14 days)"
+        )),
+        "{run:?}"
+    );
+    let job = get_job(&env, JOB).expect("the job was created");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "backup");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["args"][2],
+        "/plans/app.yaml"
+    );
+    let vars = job_env(&job);
+    assert_eq!(
+        vars["BACKUP_NS_LOG_FORMAT"], "json",
+        "the CronJob's own env is kept"
+    );
+    assert!(!vars.keys().any(|k| k.starts_with("BAK_")), "{vars:?}");
+
+    // What `backup-ns run --plan` in that container would execute: a cronjob plan turned adhoc.
+    let plan_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/postgres-app.yaml");
+    let loaded =
+        load_effective(Some(&plan_file), &vars, &Overrides::default()).expect("the overrides load");
+    assert_eq!(loaded.plan.snapshot.backup_type, BackupType::Adhoc);
+    assert_eq!(
+        loaded.plan.retention,
+        Retention::Days {
+            profile: None,
+            days: 14
+        }
+    );
+    assert!(!loaded.plan.lock.enabled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cronjob_configured_with_bak_variables_gets_matching_bak_overrides() {
+    let env = start(CRONJOB).await;
+    let run = env
+        .run(
+            &[
+                "adhoc",
+                "-n",
+                "shop",
+                "--from",
+                "cronjob/legacy",
+                "-o",
+                "json",
+            ],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let job: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(job["metadata"]["name"], "legacy-adhoc-2025-01-08-155614");
+    assert!(
+        get_job(&env, "legacy-adhoc-2025-01-08-155614").is_none(),
+        "-o prints without creating"
+    );
+    let vars = job_env(&job);
+    assert_eq!(vars["BAK_LABEL_VS_TYPE"], "adhoc");
+    assert_eq!(vars["BAK_LABEL_VS_RETAIN"], "days");
+    assert_eq!(vars["BAK_LABEL_VS_RETAIN_DAYS"], "30");
+    assert_eq!(vars["BAK_FLOCK"], "false");
+    let loaded = load_effective(None, &vars, &Overrides::default()).expect("the BAK_* env loads");
+    assert_eq!(loaded.plan.snapshot.backup_type, BackupType::Adhoc);
+    assert_eq!(
+        loaded.plan.retention,
+        Retention::Days {
+            profile: None,
+            days: 30
+        }
+    );
+    assert!(!loaded.plan.lock.enabled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adhoc_refuses_while_a_backup_job_of_the_cronjob_is_running() {
+    let env = start(CRONJOB).await;
+    let uid = env
+        .sim
+        .get("batch/v1", "cronjobs", Some("shop"), "backup")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let owned = |name: &str, status: &str| {
+        format!(
+            "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  namespace: shop\n  ownerReferences:\n  \
+             - {{apiVersion: batch/v1, kind: CronJob, name: backup, uid: {uid}, controller: true}}\nspec:\n  template:\n    \
+             spec:\n      restartPolicy: Never\n      containers: [{{name: backup, image: backup-ns}}]\n{status}"
+        )
+    };
+    let done = "status:\n  startTime: \"2025-01-08T02:00:00Z\"\n  conditions: [{type: Complete, status: \"True\"}]\n";
+    env.sim.apply_yaml(&owned("backup-29000000", done)).unwrap();
+    env.sim.apply_yaml(&owned("backup-29000120", "")).unwrap();
+
+    let run = env
+        .run(
+            &["adhoc", "-n", "shop", "--wait"],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "a backup Job of CronJob shop/backup is still running (backup-29000120); wait for it \
+             (`kubectl -n shop wait --for=condition=complete job/backup-29000120`)"
+        ),
+        "{run:?}"
+    );
+    assert!(get_job(&env, JOB).is_none(), "no second job was created");
+
+    // Another CronJob's jobs do not block.
+    let run = env
+        .run(
+            &["adhoc", "-n", "shop", "--from", "legacy"],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_the_exit_code_mirrors_the_job_result() {
+    let env = start(CRONJOB).await;
+    for (condition, code, now, job) in [
+        (
+            serde_json::json!({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                               "message": "Job has reached the specified backoff limit"}),
+            1,
+            NOW,
+            JOB,
+        ),
+        (
+            serde_json::json!({"type": "Complete", "status": "True"}),
+            0,
+            "2025-01-08T16:00:00Z",
+            "backup-adhoc-2025-01-08-160000",
+        ),
+    ] {
+        let child = env
+            .command(
+                &["adhoc", "-n", "shop", "--wait", "--timeout", "30s"],
+                &[("BACKUP_NS_NOW", now)],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        eventually("the adhoc job exists", || get_job(&env, job).is_some()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        finish(&env, job, condition);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("adhoc returns once the job finished")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{stdout}{stderr}");
+        if code == 1 {
+            assert!(
+                stderr.contains(&format!(
+                    "Job shop/{job} failed: BackoffLimitExceeded: Job has reached the specified backoff limit; \
+                     see its logs: `kubectl -n shop logs job/{job}`"
+                )),
+                "{stderr}"
+            );
+        } else {
+            assert!(
+                stdout.contains(&format!("job.batch/{job} completed")),
+                "{stdout}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_streams_the_job_pod_logs_and_then_reports_the_result() {
+    let env = start(CRONJOB).await;
+    let child = env
+        .command(
+            &["adhoc", "-n", "shop", "--follow", "--timeout", "30s"],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the job's pod exists", || {
+        env.sim
+            .list("pods", Some("shop"))
+            .iter()
+            .any(|p| p["metadata"]["labels"]["job-name"] == JOB)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    finish(
+        &env,
+        JOB,
+        serde_json::json!({"type": "Complete", "status": "True"}),
+    );
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("adhoc --follow returns")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("job.batch/{JOB} completed")),
+        "{stdout}"
+    );
+    let pod_logs = env.sim.requests().count("get", "pods/log");
+    assert!(pod_logs >= 1, "the pod's log was requested");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_cronjob_or_a_bad_from_names_the_problem() {
+    let env = start(CRONJOB).await;
+    let run = env
+        .run(&["adhoc", "-n", "shop", "--from", "cronjob/nightly"], &[])
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "CronJob shop/nightly does not exist; adhoc copies the namespace's backup CronJob"
+        ),
+        "{run:?}"
+    );
+    let run = env
+        .run(&["adhoc", "-n", "shop", "--from", "deployment/app"], &[])
+        .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("--from `deployment/app`: expected cronjob/NAME"),
+        "{run:?}"
+    );
+}
