@@ -162,8 +162,8 @@ pub fn run(args: RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let env_config =
-        (loaded.origin == Origin::BakEnv).then(|| crate::plan::env::env_config_annotation(&env));
+    let env_config = (loaded.origin == Origin::BakEnv)
+        .then(|| crate::plan::env::env_config_annotation(&env));
     let pod = env
         .get("BACKUP_NS_POD")
         .filter(|p| !p.trim().is_empty())

@@ -319,11 +319,8 @@ pub trait ClusterPort: Send + Sync {
     /// The namespace exists.
     fn check_namespace<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<(), PortError>>;
     /// The PVC exists and is Bound.
-    fn check_pvc<'a>(
-        &'a self,
-        namespace: &'a str,
-        pvc: &'a str,
-    ) -> BoxFuture<'a, Result<(), PortError>>;
+    fn check_pvc<'a>(&'a self, namespace: &'a str, pvc: &'a str)
+    -> BoxFuture<'a, Result<(), PortError>>;
     /// The named class exists, or (for `None`) exactly one default class does. Returns the class name.
     fn check_snapshot_class<'a>(
         &'a self,

@@ -151,13 +151,7 @@ impl Engine {
             let started = Instant::now();
             let slot = guard.describe();
             drop(guard);
-            run.record(
-                "unlock",
-                &slot,
-                StepOutcome::Ok,
-                started,
-                "lock slot released",
-            );
+            run.record("unlock", &slot, StepOutcome::Ok, started, "lock slot released");
         }
 
         run.report.success = run.report.failure.is_none();
@@ -343,22 +337,12 @@ impl Engine {
                 .apply_retention(ns, &plan.targets, opts.retention_sweep)
                 .await
             {
-                Ok(outcome) => run.record(
-                    "retention",
-                    &targets,
-                    StepOutcome::Ok,
-                    started,
-                    outcome.summary,
-                ),
+                Ok(outcome) => {
+                    run.record("retention", &targets, StepOutcome::Ok, started, outcome.summary)
+                }
                 Err(e) => {
                     let message = format!("retention failed: {e}");
-                    run.record(
-                        "retention",
-                        &targets,
-                        StepOutcome::Failed,
-                        started,
-                        &*message,
-                    );
+                    run.record("retention", &targets, StepOutcome::Failed, started, &*message);
                     run.fail(FailureKind::StepFailed, &message);
                 }
             }
@@ -465,13 +449,7 @@ impl Engine {
             Err(HookError::Cancelled { cleanup, .. }) => {
                 let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
                 let message = format!("hook {} stopped by a signal: {cleanup}", step.name);
-                run.record(
-                    &step.name,
-                    &target,
-                    StepOutcome::Cancelled,
-                    started,
-                    &*message,
-                );
+                run.record(&step.name, &target, StepOutcome::Cancelled, started, &*message);
                 run.fail(FailureKind::Signal(signal), &message);
             }
             Err(e) => {
@@ -533,10 +511,8 @@ impl Engine {
         }
 
         if plan.snapshot.consistency == Consistency::Group {
-            self.group_step(
-                plan, opts, class, cancel, run, created, requests, &timestamp,
-            )
-            .await;
+            self.group_step(plan, opts, class, cancel, run, created, requests, &timestamp)
+                .await;
             return;
         }
 
@@ -592,9 +568,13 @@ impl Engine {
                 () = cancelled(cancel.clone()) => None,
             };
             match waited {
-                Some(Ok(())) => {
-                    run.record("wait-ready", &c.name, StepOutcome::Ok, one, "readyToUse")
-                }
+                Some(Ok(())) => run.record(
+                    "wait-ready",
+                    &c.name,
+                    StepOutcome::Ok,
+                    one,
+                    "readyToUse",
+                ),
                 Some(Err(e)) => {
                     let kind = match e {
                         WaitError::NotReady { .. } => FailureKind::SnapshotNotReady,
@@ -608,13 +588,7 @@ impl Engine {
                 None => {
                     let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
                     let message = format!("stopped by a signal while waiting for {}", c.name);
-                    run.record(
-                        "wait-ready",
-                        &c.name,
-                        StepOutcome::Cancelled,
-                        one,
-                        &*message,
-                    );
+                    run.record("wait-ready", &c.name, StepOutcome::Cancelled, one, &*message);
                     run.fail(FailureKind::Signal(signal), &message);
                     return;
                 }
@@ -670,9 +644,9 @@ impl Engine {
     ) {
         let ns = opts.namespace.as_str();
         let started = Instant::now();
-        let name =
-            plan.snapshot
-                .render_name(&plan.name, timestamp, &steps::random_suffix(), &plan.name);
+        let name = plan
+            .snapshot
+            .render_name(&plan.name, timestamp, &steps::random_suffix(), &plan.name);
         // The group carries the run-wide labels; tier labels are per PVC and go on the members once they exist.
         let mut labels = plan.snapshot.labels.clone();
         if let Some(first) = members.first() {
@@ -802,13 +776,7 @@ impl Engine {
                 }
                 Err(e) => {
                     let message = format!("cannot label member snapshot {}: {e}", member.name);
-                    run.record(
-                        "label",
-                        &member.name,
-                        StepOutcome::Failed,
-                        started,
-                        &*message,
-                    );
+                    run.record("label", &member.name, StepOutcome::Failed, started, &*message);
                     run.fail(FailureKind::StepFailed, &message);
                 }
             }
@@ -885,10 +853,7 @@ impl Engine {
         } else {
             (
                 StepOutcome::Warning,
-                format!(
-                    "{emitted} event(s) {reason}; not emitted: {}",
-                    problems.join("; ")
-                ),
+                format!("{emitted} event(s) {reason}; not emitted: {}", problems.join("; ")),
             )
         };
         run.record("events", &opts.namespace, outcome, started, message);

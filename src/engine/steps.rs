@@ -254,10 +254,7 @@ pub fn snapshot_labels(
 ) -> BTreeMap<String, String> {
     let mut out = plan.snapshot.labels.clone();
     out.insert(labels::PVC.into(), pvc.into());
-    out.insert(
-        labels::TYPE.into(),
-        plan.snapshot.backup_type.as_str().into(),
-    );
+    out.insert(labels::TYPE.into(), plan.snapshot.backup_type.as_str().into());
     out.insert(labels::PLAN.into(), plan.name.clone());
     if let Some(pod) = identity.pod.as_ref().or(plan.snapshot.pod.as_ref()) {
         out.insert(labels::POD.into(), labels::sanitize_label_value(pod));
@@ -382,8 +379,7 @@ mod tests {
     #[test]
     fn annotations_carry_the_redacted_plan_hooks_and_counts() {
         let mut plan = Plan::new("shop", ["data"]);
-        plan.vars
-            .insert("apiToken".into(), serde_json::json!("s3cr3t"));
+        plan.vars.insert("apiToken".into(), serde_json::json!("s3cr3t"));
         let a = snapshot_annotations(&plan, &[], Some("BAK_NAMESPACE='shop'\n"));
         assert!(!a[labels::ANNOTATION_PLAN].contains("s3cr3t"));
         assert_eq!(a[labels::ANNOTATION_HOOKS], "[]");
