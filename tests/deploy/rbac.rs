@@ -341,11 +341,12 @@ async fn backup_ns_binary_runs_as_the_tenant_and_the_controller_with_their_manif
     )
     .expect("plan");
     let now = [("BACKUP_NS_NOW", "2025-03-01T00:15:00Z")];
-    let tenant_env = |kc: &Path| {
+    fn with_kubeconfig<'a>(kc: &'a Path, now: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut e = vec![("KUBECONFIG", kc.to_str().expect("utf8"))];
-        e.extend(now);
+        e.extend_from_slice(now);
         e
-    };
+    }
+    let tenant_env = |kc| with_kubeconfig(kc, &now);
 
     let run = backup_ns(
         &["run", plan.to_str().expect("utf8")],
