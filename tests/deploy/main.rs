@@ -1,7 +1,8 @@
 //! Deploy-manifest fidelity: the manifests in `deploy/` and the Helm chart's defaults say what the binary and the
 //! RBAC model expect. RBAC is proven against kube-sim in `--rbac` mode with minted service-account tokens, through
-//! the real `kubectl auth can-i`, real kubectl requests and the real `backup-ns` binary.
+//! the real `kubectl auth can-i`, real kubectl requests and the real `backup-ns` binary. The README's demo runs too.
 
+mod demo;
 mod manifests;
 mod rbac;
 

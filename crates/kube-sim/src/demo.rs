@@ -81,8 +81,23 @@ pub struct DemoOptions {
     pub verbose: bool,
 }
 
+/// What the demo ended with (also printed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoReport {
+    /// Nights replayed.
+    pub nights: u32,
+    /// VolumeSnapshots left in the namespace.
+    pub snapshots: usize,
+    /// VolumeSnapshotContents left in the cluster.
+    pub contents: usize,
+    /// Snapshots carrying `backup-ns.sh/delete-after` at the end.
+    pub marked: usize,
+    /// Rows in the demo table at the end.
+    pub orders: u64,
+}
+
 /// Runs the demo; the caller races it against Ctrl-C/SIGTERM (dropping this future cleans everything up).
-pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
+pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let out = Narrator::new(opts.verbose);
     let bns = BackupNs::probe(&opts.backup_ns)?;
@@ -168,7 +183,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     out.say("");
     out.say(&format!(
         "Replaying {} nights: each night `backup-ns run` at 00:15, then the retention controller at 04:30 \
-         (BACKUP_NS_NOW and the simulator's clock move together)",
+         (BACKUP_NS_NOW and the simulator's clock move together; about half a second per night, \
+         `--nights 60` for a shorter demo)",
         opts.nights
     ));
     if bns.controller.is_none() {
@@ -223,7 +239,12 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         );
         out.block(&snapshot_table(&sim));
     }
-    let kept = sim.list("volumesnapshots", Some(NAMESPACE)).len();
+    let snaps = sim.list("volumesnapshots", Some(NAMESPACE));
+    let kept = snaps.len();
+    let marked = snaps
+        .iter()
+        .filter(|s| label(s, "backup-ns.sh/delete-after").is_some())
+        .count();
     let contents = sim.list("volumesnapshotcontents", None).len();
     let rows = pg.psql(DB, "SELECT count(*) FROM orders")?;
     out.say(&format!(
@@ -238,10 +259,17 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         loop_time.as_secs_f64() * 1000.0 / f64::from(opts.nights.max(1)),
         root.display()
     ));
+    let report = DemoReport {
+        nights: opts.nights,
+        snapshots: kept,
+        contents,
+        marked,
+        orders: rows.parse().unwrap_or(0),
+    };
     sim.shutdown().await;
     drop(pg);
     drop(tmp);
-    Ok(())
+    Ok(report)
 }
 
 /// How the demo calls backup-ns, as found by asking the binary's own `--help`.
@@ -366,31 +394,29 @@ impl Narrator {
         println!("{line}");
     }
 
+    // print! (not a locked stdout) so test harnesses capture the narration too.
     fn command(&self, echo: &str, full: bool) {
-        let mut stdout = std::io::stdout().lock();
         if self.tty && !full {
-            let _ = write!(stdout, "\r\x1b[2K  $ {echo}");
+            print!("\r\x1b[2K  $ {echo}");
         } else {
-            let _ = write!(stdout, "  $ {echo}");
+            print!("  $ {echo}");
         }
-        let _ = stdout.flush();
+        let _ = std::io::stdout().flush();
     }
 
     fn took(&self, d: Duration, full: bool) {
-        let mut stdout = std::io::stdout().lock();
         if self.tty && !full {
-            let _ = write!(stdout, "  ({} ms)", d.as_millis());
+            print!("  ({} ms)", d.as_millis());
         } else {
-            let _ = writeln!(stdout, "  ({} ms)", d.as_millis());
+            println!("  ({} ms)", d.as_millis());
         }
-        let _ = stdout.flush();
+        let _ = std::io::stdout().flush();
     }
 
     fn finish_line(&self) {
         if self.tty {
-            let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "\r\x1b[2K");
-            let _ = stdout.flush();
+            print!("\r\x1b[2K");
+            let _ = std::io::stdout().flush();
         }
     }
 

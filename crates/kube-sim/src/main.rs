@@ -175,7 +175,7 @@ async fn demo(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
     let code = tokio::select! {
-        r = kube_sim::demo::run(opts) => return r.map_err(anyhow::Error::from),
+        r = kube_sim::demo::run(opts) => return r.map(|_| ()).map_err(anyhow::Error::from),
         _ = tokio::signal::ctrl_c() => 130,
         _ = term.recv() => 143,
     };
