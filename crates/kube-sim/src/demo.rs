@@ -227,16 +227,20 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let end = night_at(opts.start + chrono::Days::new(u64::from(opts.nights)), 9, 0);
     sim.clock().set(end);
     if bns.has_list {
-        out.say("What is left after a year (7 daily, 4 weekly, 12 monthly, overlapping):");
+        out.say(&format!(
+            "What is left after {} nights (7 daily, 4 weekly, 12 monthly, overlapping):",
+            opts.nights
+        ));
         let listed = bns
             .run(&out, &env, &["list", "-n", NAMESPACE], end, true)
             .await?;
         out.block(&listed);
     } else {
-        out.say(
-            "What is left after a year (7 daily, 4 weekly, 12 monthly, overlapping) — this backup-ns build has \
-             no `list` yet, so the simulator prints its VolumeSnapshots directly:",
-        );
+        out.say(&format!(
+            "What is left after {} nights (7 daily, 4 weekly, 12 monthly, overlapping) — this backup-ns build \
+             has no `list` yet, so the simulator prints its VolumeSnapshots directly:",
+            opts.nights
+        ));
         out.block(&snapshot_table(&sim));
     }
     let snaps = sim.list("volumesnapshots", Some(NAMESPACE));
