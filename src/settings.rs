@@ -18,6 +18,7 @@ pub const NON_PLAN_VARS: &[&str] = &[
     "BACKUP_NS_LOG",
     "BACKUP_NS_LOG_FORMAT",
     "BACKUP_NS_NOW",
+    "BACKUP_NS_POD",
     "BACKUP_NS_PLAN",
     "BACKUP_NS_PROFILES",
     "BACKUP_NS_KUBECONFIG",

@@ -77,8 +77,9 @@ pub struct RunArgs {
     /// Kubeconfig context.
     #[arg(long)]
     pub context: Option<String>,
-    /// Let in-namespace retention also delete snapshots whose VolumeSnapshotContent must be patched first
-    /// (needs cluster-wide patch rights on VolumeSnapshotContents; by default the controller does those).
+    /// Let retention also delete due snapshots (needs `delete` on volumesnapshots). By default an in-namespace
+    /// run only labels and marks; deletions needing a VolumeSnapshotContent patch are always left to the
+    /// cluster-wide controller.
     #[arg(long)]
     pub retention_sweep: bool,
 }
@@ -162,8 +163,8 @@ pub fn run(args: RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let env_config = (loaded.origin == Origin::BakEnv)
-        .then(|| crate::plan::env::env_config_annotation(&env));
+    let env_config =
+        (loaded.origin == Origin::BakEnv).then(|| crate::plan::env::env_config_annotation(&env));
     let pod = env
         .get("BACKUP_NS_POD")
         .filter(|p| !p.trim().is_empty())

@@ -14,6 +14,7 @@ use crate::engine::ports::{
 };
 use crate::labels;
 use crate::retention::apply::{self, ApplyOptions, ContentPolicy};
+use crate::retention::{Options, Phases};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -116,7 +117,9 @@ impl EnginePort {
             .as_ref()
             .and_then(|s| s.bound_volume_group_snapshot_content_name.clone())
             .ok_or_else(|| {
-                PortError::new(format!("VolumeGroupSnapshot {name} is ready but has no bound content"))
+                PortError::new(format!(
+                    "VolumeGroupSnapshot {name} is ready but has no bound content"
+                ))
             })?;
         let contents: Api<DynamicObject> =
             Api::all_with(self.cluster.client().clone(), &group_content_resource());
@@ -152,24 +155,27 @@ impl EnginePort {
             .await
             .map_err(port)?
         {
-            let Some(vsc) = member.bound_content().map(str::to_string).or_else(|| {
-                member
-                    .spec
-                    .source
-                    .volume_snapshot_content_name
-                    .clone()
-            }) else {
+            let Some(vsc) = member
+                .bound_content()
+                .map(str::to_string)
+                .or_else(|| member.spec.source.volume_snapshot_content_name.clone())
+            else {
                 continue;
             };
-            let Some(content) = self.cluster.get_snapshot_content(&vsc).await.map_err(port)? else {
+            let Some(content) = self
+                .cluster
+                .get_snapshot_content(&vsc)
+                .await
+                .map_err(port)?
+            else {
                 continue;
             };
-            let snapshot_handle = content
-                .spec
-                .source
-                .snapshot_handle
-                .clone()
-                .or_else(|| content.status.as_ref().and_then(|s| s.snapshot_handle.clone()));
+            let snapshot_handle = content.spec.source.snapshot_handle.clone().or_else(|| {
+                content
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.snapshot_handle.clone())
+            });
             let volume = snapshot_handle.and_then(|h| by_snapshot.get(&h).cloned());
             let pvc = volume.and_then(|v| {
                 handles
@@ -231,7 +237,12 @@ impl ClusterPort for EnginePort {
                         "VolumeSnapshotClass {name} (snapshot.class) does not exist"
                     ))),
                 },
-                None => match self.cluster.default_snapshot_class(None).await.map_err(port)? {
+                None => match self
+                    .cluster
+                    .default_snapshot_class(None)
+                    .await
+                    .map_err(port)?
+                {
                     Some(c) => Ok(c.name().to_string()),
                     None => Err(PortError::new(
                         "no VolumeSnapshotClass is marked default (annotation \
@@ -361,7 +372,9 @@ impl ClusterPort for EnginePort {
             let claims: Api<PersistentVolumeClaim> =
                 Api::namespaced(self.cluster.client().clone(), namespace);
             let selected = claims
-                .list(&kube::api::ListParams::default().labels(&format!("{GROUP_PVC_LABEL}={name}")))
+                .list(
+                    &kube::api::ListParams::default().labels(&format!("{GROUP_PVC_LABEL}={name}")),
+                )
                 .await
                 .map_err(|e| WaitError::Api(PortError::new(format!("could not list PVCs: {e}"))))?;
             let pvcs: Vec<String> = selected
@@ -406,7 +419,9 @@ impl ClusterPort for EnginePort {
                 .await
                 .map_err(port)?
                 .ok_or_else(|| {
-                    PortError::new(format!("VolumeSnapshot {name} in namespace {namespace} is gone"))
+                    PortError::new(format!(
+                        "VolumeSnapshot {name} in namespace {namespace} is gone"
+                    ))
                 })?;
             let changes = labels
                 .iter()
@@ -467,16 +482,21 @@ impl ClusterPort for EnginePort {
             let mut outcome = RetentionOutcome::default();
             let mut lines = Vec::new();
             for pvc in pvcs {
+                // In-namespace runs label and mark only; the sweep (deletions) is opt-in, and even then a
+                // deletion that first needs a VolumeSnapshotContent patch is left to the cluster-wide controller.
                 let options = ApplyOptions {
                     scope: Scope::Namespace(namespace.to_string()),
                     pvc: Some(pvc.clone()),
                     delete_pause: self.delete_pause,
-                    // In-namespace identities may not patch VolumeSnapshotContents: the controller does those.
-                    content_policy: if sweep {
-                        ContentPolicy::Patch
-                    } else {
-                        ContentPolicy::LeaveToController
+                    policy: Options {
+                        phases: Phases {
+                            tiers: true,
+                            mark: true,
+                            sweep,
+                        },
+                        ..Options::default()
                     },
+                    content_policy: ContentPolicy::LeaveToController,
                     ..ApplyOptions::default()
                 };
                 let report = apply::apply(&self.cluster, &options, &self.clock)

@@ -319,8 +319,11 @@ pub trait ClusterPort: Send + Sync {
     /// The namespace exists.
     fn check_namespace<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<(), PortError>>;
     /// The PVC exists and is Bound.
-    fn check_pvc<'a>(&'a self, namespace: &'a str, pvc: &'a str)
-    -> BoxFuture<'a, Result<(), PortError>>;
+    fn check_pvc<'a>(
+        &'a self,
+        namespace: &'a str,
+        pvc: &'a str,
+    ) -> BoxFuture<'a, Result<(), PortError>>;
     /// The named class exists, or (for `None`) exactly one default class does. Returns the class name.
     fn check_snapshot_class<'a>(
         &'a self,
@@ -372,8 +375,9 @@ pub trait ClusterPort: Send + Sync {
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>>;
     fn emit_event<'a>(&'a self, event: &'a EngineEvent) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped).
-    /// `sweep`: also delete snapshots whose deletion needs a VolumeSnapshotContent patch.
+    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped): tier labels
+    /// and deletion marks. `sweep`: also delete due snapshots, except those whose deletion needs a
+    /// VolumeSnapshotContent patch (left to the cluster-wide controller).
     fn apply_retention<'a>(
         &'a self,
         namespace: &'a str,

@@ -151,7 +151,13 @@ impl Engine {
             let started = Instant::now();
             let slot = guard.describe();
             drop(guard);
-            run.record("unlock", &slot, StepOutcome::Ok, started, "lock slot released");
+            run.record(
+                "unlock",
+                &slot,
+                StepOutcome::Ok,
+                started,
+                "lock slot released",
+            );
         }
 
         run.report.success = run.report.failure.is_none();
@@ -159,6 +165,7 @@ impl Engine {
         run.report
     }
 
+    #[tracing::instrument(skip_all, fields(step = "lock"))]
     async fn lock_step(
         &self,
         plan: &Plan,
@@ -337,12 +344,22 @@ impl Engine {
                 .apply_retention(ns, &plan.targets, opts.retention_sweep)
                 .await
             {
-                Ok(outcome) => {
-                    run.record("retention", &targets, StepOutcome::Ok, started, outcome.summary)
-                }
+                Ok(outcome) => run.record(
+                    "retention",
+                    &targets,
+                    StepOutcome::Ok,
+                    started,
+                    outcome.summary,
+                ),
                 Err(e) => {
                     let message = format!("retention failed: {e}");
-                    run.record("retention", &targets, StepOutcome::Failed, started, &*message);
+                    run.record(
+                        "retention",
+                        &targets,
+                        StepOutcome::Failed,
+                        started,
+                        &*message,
+                    );
                     run.fail(FailureKind::StepFailed, &message);
                 }
             }
@@ -351,6 +368,7 @@ impl Engine {
 
     /// Runs (or, for dry runs, checks) one hook and records it.
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(step = %step.name))]
     async fn hook(
         &self,
         plan: &Plan,
@@ -449,7 +467,13 @@ impl Engine {
             Err(HookError::Cancelled { cleanup, .. }) => {
                 let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
                 let message = format!("hook {} stopped by a signal: {cleanup}", step.name);
-                run.record(&step.name, &target, StepOutcome::Cancelled, started, &*message);
+                run.record(
+                    &step.name,
+                    &target,
+                    StepOutcome::Cancelled,
+                    started,
+                    &*message,
+                );
                 run.fail(FailureKind::Signal(signal), &message);
             }
             Err(e) => {
@@ -470,6 +494,7 @@ impl Engine {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(step = "snapshot", targets = %plan.targets.join(",")))]
     async fn snapshot_step(
         &self,
         plan: &Plan,
@@ -511,8 +536,10 @@ impl Engine {
         }
 
         if plan.snapshot.consistency == Consistency::Group {
-            self.group_step(plan, opts, class, cancel, run, created, requests, &timestamp)
-                .await;
+            self.group_step(
+                plan, opts, class, cancel, run, created, requests, &timestamp,
+            )
+            .await;
             return;
         }
 
@@ -568,13 +595,9 @@ impl Engine {
                 () = cancelled(cancel.clone()) => None,
             };
             match waited {
-                Some(Ok(())) => run.record(
-                    "wait-ready",
-                    &c.name,
-                    StepOutcome::Ok,
-                    one,
-                    "readyToUse",
-                ),
+                Some(Ok(())) => {
+                    run.record("wait-ready", &c.name, StepOutcome::Ok, one, "readyToUse")
+                }
                 Some(Err(e)) => {
                     let kind = match e {
                         WaitError::NotReady { .. } => FailureKind::SnapshotNotReady,
@@ -588,7 +611,13 @@ impl Engine {
                 None => {
                     let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
                     let message = format!("stopped by a signal while waiting for {}", c.name);
-                    run.record("wait-ready", &c.name, StepOutcome::Cancelled, one, &*message);
+                    run.record(
+                        "wait-ready",
+                        &c.name,
+                        StepOutcome::Cancelled,
+                        one,
+                        &*message,
+                    );
                     run.fail(FailureKind::Signal(signal), &message);
                     return;
                 }
@@ -631,6 +660,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(step = "group-snapshot"))]
     async fn group_step(
         &self,
         plan: &Plan,
@@ -644,9 +674,9 @@ impl Engine {
     ) {
         let ns = opts.namespace.as_str();
         let started = Instant::now();
-        let name = plan
-            .snapshot
-            .render_name(&plan.name, timestamp, &steps::random_suffix(), &plan.name);
+        let name =
+            plan.snapshot
+                .render_name(&plan.name, timestamp, &steps::random_suffix(), &plan.name);
         // The group carries the run-wide labels; tier labels are per PVC and go on the members once they exist.
         let mut labels = plan.snapshot.labels.clone();
         if let Some(first) = members.first() {
@@ -776,7 +806,13 @@ impl Engine {
                 }
                 Err(e) => {
                     let message = format!("cannot label member snapshot {}: {e}", member.name);
-                    run.record("label", &member.name, StepOutcome::Failed, started, &*message);
+                    run.record(
+                        "label",
+                        &member.name,
+                        StepOutcome::Failed,
+                        started,
+                        &*message,
+                    );
                     run.fail(FailureKind::StepFailed, &message);
                 }
             }
@@ -797,6 +833,7 @@ impl Engine {
     }
 
     /// Success or failure Events on every target PVC and, in a cluster, on the job's pod.
+    #[tracing::instrument(skip_all, fields(step = "events"))]
     async fn events(&self, plan: &Plan, opts: &RunOptions, run: &mut Run) {
         let started = Instant::now();
         let ok = !run.failed();
@@ -853,7 +890,10 @@ impl Engine {
         } else {
             (
                 StepOutcome::Warning,
-                format!("{emitted} event(s) {reason}; not emitted: {}", problems.join("; ")),
+                format!(
+                    "{emitted} event(s) {reason}; not emitted: {}",
+                    problems.join("; ")
+                ),
             )
         };
         run.record("events", &opts.namespace, outcome, started, message);

@@ -48,7 +48,7 @@ pub enum StepAction {
     Container {
         workload: WorkloadRef,
         container: String,
-        hook: hooks::Hook,
+        hook: Box<hooks::Hook>,
     },
     /// A rhai script; it resolves its own exec targets.
     Rhai {
@@ -96,10 +96,10 @@ pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
         StepAction::Container {
             workload: workload.clone(),
             container: container.to_string(),
-            hook: hooks::Hook {
+            hook: Box::new(hooks::Hook {
                 name: name.clone(),
                 action,
-            },
+            }),
         }
     };
     let action = match &hook.action {
@@ -254,7 +254,10 @@ pub fn snapshot_labels(
 ) -> BTreeMap<String, String> {
     let mut out = plan.snapshot.labels.clone();
     out.insert(labels::PVC.into(), pvc.into());
-    out.insert(labels::TYPE.into(), plan.snapshot.backup_type.as_str().into());
+    out.insert(
+        labels::TYPE.into(),
+        plan.snapshot.backup_type.as_str().into(),
+    );
     out.insert(labels::PLAN.into(), plan.name.clone());
     if let Some(pod) = identity.pod.as_ref().or(plan.snapshot.pod.as_ref()) {
         out.insert(labels::POD.into(), labels::sanitize_label_value(pod));
@@ -379,7 +382,8 @@ mod tests {
     #[test]
     fn annotations_carry_the_redacted_plan_hooks_and_counts() {
         let mut plan = Plan::new("shop", ["data"]);
-        plan.vars.insert("apiToken".into(), serde_json::json!("s3cr3t"));
+        plan.vars
+            .insert("apiToken".into(), serde_json::json!("s3cr3t"));
         let a = snapshot_annotations(&plan, &[], Some("BAK_NAMESPACE='shop'\n"));
         assert!(!a[labels::ANNOTATION_PLAN].contains("s3cr3t"));
         assert_eq!(a[labels::ANNOTATION_HOOKS], "[]");

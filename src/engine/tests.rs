@@ -148,7 +148,10 @@ impl ClusterPort for FakeCluster {
         pvcs: &'a [String],
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
-        push(&self.log, format!("retention {} sweep={sweep}", pvcs.join(",")));
+        push(
+            &self.log,
+            format!("retention {} sweep={sweep}", pvcs.join(",")),
+        );
         ok(Ok(RetentionOutcome::default()))
     }
 }
@@ -232,7 +235,9 @@ impl NodeLock for FakeLock {
     fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn HeldSlot>, LockFailure>> {
         Box::pin(async move {
             if self.timeout {
-                return Err(LockFailure::Timeout("all 1 lock slot(s) stayed busy".into()));
+                return Err(LockFailure::Timeout(
+                    "all 1 lock slot(s) stayed busy".into(),
+                ));
             }
             push(&self.log, "lock");
             self.held.fetch_add(1, Ordering::SeqCst);
@@ -374,7 +379,10 @@ async fn steps_run_in_order_lock_preflight_hooks_snapshots_wait_post_retention_e
         ]
     );
     assert_eq!(report.snapshots.len(), 2);
-    assert_eq!(report.snapshots[0].labels[crate::labels::POD], "backup-job-abc");
+    assert_eq!(
+        report.snapshots[0].labels[crate::labels::POD],
+        "backup-job-abc"
+    );
     assert_eq!(h.held.load(Ordering::SeqCst), 0);
 }
 
@@ -396,7 +404,10 @@ async fn a_failed_pre_hook_takes_no_snapshot_skips_success_post_hooks_but_runs_a
     assert_eq!(report.exit_code, 1);
     let log = log_of(&h);
     assert!(!log.iter().any(|l| l.starts_with("create")), "{log:?}");
-    assert!(!log.iter().any(|l| l == "exec PRE" || l == "exec POST-OK"), "{log:?}");
+    assert!(
+        !log.iter().any(|l| l == "exec PRE" || l == "exec POST-OK"),
+        "{log:?}"
+    );
     assert!(log.iter().any(|l| l == "exec POST-ALWAYS"), "{log:?}");
     assert!(log.iter().any(|l| l == "event BackupFailed"), "{log:?}");
     assert_eq!(log.last().map(String::as_str), Some("unlock"));
@@ -422,10 +433,17 @@ async fn a_dry_run_writes_nothing_takes_no_lock_and_lists_the_snapshots_it_would
     assert_eq!(report.exit(), Exit::Success, "{report:#?}");
     let log = log_of(&h);
     for write in ["lock", "create", "event", "retention", "exec"] {
-        assert!(!log.iter().any(|l| l.starts_with(write)), "{write}: {log:?}");
+        assert!(
+            !log.iter().any(|l| l.starts_with(write)),
+            "{write}: {log:?}"
+        );
     }
     assert_eq!(report.snapshots.len(), 2);
-    assert!(report.snapshots[0].name.starts_with("data-2025-01-08-020000-"));
+    assert!(
+        report.snapshots[0]
+            .name
+            .starts_with("data-2025-01-08-020000-")
+    );
 }
 
 #[tokio::test]
@@ -447,7 +465,10 @@ async fn a_lock_timeout_exits_3_before_anything_else() {
     let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
     assert_eq!(report.exit(), Exit::LockTimeout);
     let log = log_of(&h);
-    assert!(!log.iter().any(|l| l.starts_with("exec") || l.starts_with("create")));
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("exec") || l.starts_with("create"))
+    );
 }
 
 #[tokio::test]
@@ -457,7 +478,13 @@ async fn a_missing_pvc_fails_preflight_with_its_name_and_runs_no_hook() {
     plan.targets.push("gone".into());
     let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
     assert_eq!(report.exit(), Exit::Failure);
-    assert!(report.error.as_deref().unwrap().contains("PVC gone does not exist"));
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("PVC gone does not exist")
+    );
     assert!(!log_of(&h).iter().any(|l| l.starts_with("exec")));
 }
 
@@ -492,9 +519,18 @@ async fn group_consistency_makes_one_group_and_labels_each_member_for_its_pvc() 
     let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
     assert_eq!(report.exit(), Exit::Success, "{report:#?}");
     let log = log_of(&h);
-    assert!(log.contains(&"create-group data,files".to_string()), "{log:?}");
-    assert!(log.contains(&"label member-data data".to_string()), "{log:?}");
-    assert!(log.contains(&"label member-files files".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"create-group data,files".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"label member-data data".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"label member-files files".to_string()),
+        "{log:?}"
+    );
     assert!(!log.iter().any(|l| l.starts_with("create data")));
     assert!(report.group_snapshot.is_some());
 }
