@@ -239,3 +239,73 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
         "keep-me"
     );
 }
+
+#[tokio::test]
+async fn an_in_namespace_run_leaves_deletions_that_need_a_content_patch_to_the_controller() {
+    let env = start().await;
+    let mut yaml = namespace_doc(NS);
+    for (i, policy) in ["Delete", "Delete", "Retain", "Delete", "Delete"]
+        .iter()
+        .enumerate()
+    {
+        let created = utc("2025-02-28T00:30:00Z") - chrono::Duration::days(i as i64);
+        let mut l = labels(&[
+            ("backup-ns.sh/retain", "daily_weekly_monthly"),
+            ("backup-ns.sh/pvc", "data"),
+        ]);
+        if i < 3 {
+            l.insert(
+                "backup-ns.sh/daily".into(),
+                created.date_naive().to_string(),
+            );
+        }
+        if i >= 3 || i == 2 {
+            l.insert("backup-ns.sh/delete-after".into(), "2025-02-10".into());
+        }
+        yaml.push_str("---\n");
+        yaml.push_str(&seed_docs(&Seed {
+            namespace: NS,
+            name: &format!("data-{i}"),
+            pvc: "data",
+            labels: l,
+            retention: None,
+            created,
+            policy,
+        }));
+    }
+    env.sim.apply_yaml(&yaml).unwrap();
+    let mut opts = options(Scope::Namespace(NS.into()), Options::default());
+    opts.content_policy = backup_ns::retention::apply::ContentPolicy::LeaveToController;
+    // 3 of 5 would go: past the guard's share, which is tested elsewhere; here the content handling matters.
+    opts.policy.force = true;
+    env.sim.requests().reset();
+    let report = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
+    let status = |name: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.status.clone())
+    };
+    assert!(
+        matches!(status("data-2"), Some(Status::Deferred { ref reason }) if reason.contains("Retain")),
+        "{}",
+        report.render_text()
+    );
+    assert_eq!(status("data-3"), Some(Status::Applied));
+    assert_eq!(status("data-4"), Some(Status::Applied));
+    assert_eq!(report.counts.deferred, 1);
+    assert_eq!(report.exit(), Exit::Success, "deferring is not a failure");
+    assert_eq!(
+        env.sim.requests().count("patch", "volumesnapshotcontents"),
+        0
+    );
+    assert_eq!(
+        names(&env.sim, NS),
+        vec![
+            "data-0".to_string(),
+            "data-1".to_string(),
+            "data-2".to_string()
+        ]
+    );
+}
