@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The Job copies the CronJob's job template and sets BACKUP_NS_SNAPSHOT__TYPE=adhoc,
-BACKUP_NS_RETENTION={days: N} and BACKUP_NS_LOCK__ENABLED=false on every container (plus the matching
-BAK_* variables when the CronJob is configured with BAK_*). Exit code with --wait/--follow: 0 when the Job
-completed, 1 when it failed or did not finish within --timeout.
+The Job copies the CronJob's job template and sets, on every container,
+BACKUP_NS_SNAPSHOT__TYPE=adhoc, BACKUP_NS_RETENTION={days: N} and
+BACKUP_NS_LOCK__ENABLED=false (plus the matching BAK_* variables when the
+CronJob is configured with BAK_*). With --wait or --follow the exit code is
+0 when the Job completed, 1 when it failed or outlived --timeout.
 
 Examples:
-  backup-ns adhoc                           # from cronjob/backup in the current namespace, do not wait
+  backup-ns adhoc                        # from cronjob/backup, do not wait
   backup-ns adhoc -n shop --wait
-  backup-ns adhoc --follow --timeout 2h     # stream the backup's logs until it ends
+  backup-ns adhoc --follow --timeout 2h  # stream the logs until it ends
   backup-ns adhoc --from cronjob/nightly-backup --retain-days 7
-  backup-ns adhoc -o yaml                   # print the Job without creating it")]
+  backup-ns adhoc -o yaml                # print the Job, create nothing")]
 pub struct AdhocArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -107,7 +108,14 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
     }
     let deadline = Instant::now() + args.timeout;
     if args.follow {
-        follow(&cluster, &ns, &name, deadline).await?;
+        // The first container is the backup itself; naming it keeps the logs API from refusing pods with sidecars.
+        let container = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .map(|c| c.name.clone());
+        follow(&cluster, &ns, &name, container.as_deref(), deadline).await?;
     }
     let left = deadline.saturating_duration_since(Instant::now());
     match cluster.wait_job(&ns, &name, left).await? {
@@ -131,7 +139,13 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
 }
 
 /// Streams the logs of the Job's first pod to stdout until the container ends.
-async fn follow(cluster: &Cluster, ns: &str, job: &str, deadline: Instant) -> Result<(), OpsError> {
+async fn follow(
+    cluster: &Cluster,
+    ns: &str,
+    job: &str,
+    container: Option<&str>,
+    deadline: Instant,
+) -> Result<(), OpsError> {
     let pod = loop {
         if let Some(pod) = cluster
             .job_pods(ns, job)
@@ -149,6 +163,8 @@ async fn follow(cluster: &Cluster, ns: &str, job: &str, deadline: Instant) -> Re
     };
     let left = deadline.saturating_duration_since(Instant::now());
     let mut out = tokio::io::stdout();
-    cluster.follow_logs(ns, &pod, None, left, &mut out).await?;
+    cluster
+        .follow_logs(ns, &pod, container, left, &mut out)
+        .await?;
     Ok(())
 }

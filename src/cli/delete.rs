@@ -12,14 +12,15 @@ use std::io::{BufRead, Write};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Every snapshot is checked before anything is deleted: a missing snapshot, or one without backup-ns.sh/ labels
-(unless --force), stops the whole command. Without a terminal on stdin, --yes is required.
+Every snapshot is checked first: a missing one, or one without backup-ns.sh/
+labels (unless --force), stops the command before anything is deleted.
+Without a terminal on stdin, --yes is required.
 
 Examples:
   backup-ns delete data-2024-12-17-144438-otsedc
-  backup-ns delete -n shop data-2025-01-07-182742-fgztxg data-2025-01-08-180009-yjculw --yes
+  backup-ns delete -n shop SNAPSHOT1 SNAPSHOT2 --yes
   backup-ns delete data-2025-01-07-182742-fgztxg --dry-run
-  backup-ns list --adhoc -o name | cut -d/ -f2 | xargs backup-ns delete --yes")]
+  backup-ns list --adhoc -o name | cut -d/ -f2 | xargs backup-ns delete -y")]
 pub struct DeleteArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Namespace (default: the kubeconfig context's namespace, in a pod its own namespace, else `default`).
-    #[arg(short, long, env = "BACKUP_NS_NAMESPACE")]
+    #[arg(short, long)]
     pub namespace: Option<String>,
     /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, value_name = "FILE", env = "BACKUP_NS_KUBECONFIG")]
@@ -100,12 +100,13 @@ pub enum ListOutput {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Only snapshots labelled `backup-ns.sh/retain` are listed; filters add label terms (they combine with AND).
-AGE is computed from BACKUP_NS_NOW when set; CREATED is shown in TZ (default UTC).
+Only snapshots labelled backup-ns.sh/retain are listed; every filter adds a
+label term (they combine with AND). AGE counts from BACKUP_NS_NOW when set;
+CREATED is shown in TZ (default UTC).
 
 Examples:
-  backup-ns list                       # the current namespace
-  backup-ns list -A --marked           # everything marked for deletion, cluster-wide
+  backup-ns list                  # the current namespace
+  backup-ns list -A --marked      # marked for deletion, cluster-wide
   backup-ns list -n shop --daily --pvc data
   backup-ns list --adhoc -o wide
   backup-ns list -o name | xargs -n1 kubectl describe

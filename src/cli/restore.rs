@@ -17,14 +17,16 @@ pub enum ManifestFormat {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The size comes from the snapshot's status.restoreSize; access modes and storage class from the flags, else from
-the snapshot's source claim when it still exists, else ReadWriteOnce and the cluster's default class.
+Size: the snapshot's status.restoreSize. Access modes and storage class: the
+flags, else the snapshot's source claim if it still exists, else
+ReadWriteOnce and the cluster's default class.
 
 Examples:
   backup-ns restore data-2025-01-09-001749-vfyfeu --pvc data-restored
-  backup-ns restore data-2025-01-09-001749-vfyfeu --pvc data-restored --wait --timeout 10m
-  backup-ns restore data-2025-01-09-001749-vfyfeu --pvc data-copy -n shop --storage-class fast --access-mode ReadWriteMany
-  backup-ns restore data-2025-01-09-001749-vfyfeu --pvc data-restored -o yaml > pvc.yaml   # print only")]
+  backup-ns restore SNAPSHOT --pvc data-restored --wait --timeout 10m
+  backup-ns restore SNAPSHOT --pvc data-copy -n shop \\
+      --storage-class fast --access-mode ReadWriteMany
+  backup-ns restore SNAPSHOT --pvc data-restored -o yaml > pvc.yaml")]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,

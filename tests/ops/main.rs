@@ -7,3 +7,4 @@ mod help;
 mod list;
 mod restore;
 mod support;
+mod tty;
