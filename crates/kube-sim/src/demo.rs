@@ -101,6 +101,13 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let started = Instant::now();
     let out = Narrator::new(opts.verbose);
     let bns = BackupNs::probe(&opts.backup_ns)?;
+    if !postgres::is_root() {
+        return Err(DemoError::BackupNs(
+            "the demo must run as root: kube-sim runs commands exec'd into pods in their own mount namespace \
+             (the pod's PVCs mounted at their container paths), which needs root"
+                .into(),
+        ));
+    }
 
     let tmp = tempfile::Builder::new()
         .prefix("backup-ns-demo-")

@@ -274,7 +274,8 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (the demo needs it for kube-sim's exec sandbox).
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
