@@ -70,7 +70,7 @@ pub fn load_effective(
         None => {
             return Err(Diagnostics(vec![
                 Diag::error(Code::Io, "no plan: give a plan file, or set the original's BAK_* variables")
-                    .help("e.g. `backup-ns run --plan plans/app.yaml`; `backup-ns plan from-env` shows what BAK_* variables map to"),
+                    .help("e.g. `backup-ns run plans/app.yaml`; `backup-ns plan from-env` shows what BAK_* variables map to"),
             ]));
         }
     };

@@ -29,20 +29,21 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Runs the plan's steps in order: lock -> preflight -> pre-hooks -> snapshots -> wait ready -> post-hooks ->
-retention -> events -> unlock. Without PLAN the original's BAK_* variables describe the backup (compatible with
-the original's `backup-ns create`, which is accepted as a hidden alias). Settings are layered: plan file <
-BACKUP_NS_* environment < flags. BACKUP_NS_POD names the job's pod (label backup-ns.sh/pod and Events);
-BACKUP_NS_NOW and TZ set the clock.
+Steps: lock -> preflight -> pre-hooks -> snapshots -> wait ready -> post-hooks
+-> retention -> events -> unlock. Without PLAN, the original's BAK_* variables
+describe the backup (`backup-ns create` is accepted as a hidden alias).
+Settings are layered: plan file < BACKUP_NS_* environment < flags.
+BACKUP_NS_POD names the job's pod (label and Events); BACKUP_NS_NOW and TZ set
+the clock.
 
 Exit codes:
   0    success
   1    a step failed
   2    invalid plan or usage
   3    lock timeout: no node-level lock slot became free in time
-  4    a snapshot was created but did not become ready in time (it is deleted again)
-  130  interrupted (SIGINT); 143 terminated (SIGTERM): the running hook is killed, its partial dump removed,
-       the lock released and a failure event emitted
+  4    a snapshot was created but not ready in time (it is deleted again)
+  130  SIGINT, 143 SIGTERM: the running hook is killed, its partial dump
+       removed, the lock released and a failure Event emitted
 
 Examples:
   backup-ns run plans/shop.yaml
@@ -222,16 +223,16 @@ pub fn run(args: RunArgs) -> Exit {
         let signals = tokio::spawn(forward_signals(tx));
         let report = engine.run(&plan, &opts, rx).await;
         signals.abort();
-        Ok::<(RunReport, Plan), String>((report, plan))
+        Ok::<RunReport, String>(report)
     });
-    let (report, plan) = match outcome {
+    let report = match outcome {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Failure;
         }
     };
-    print_report(&report, &plan, output, dry_run);
+    print_report(&report, output, dry_run);
     report.exit()
 }
 
@@ -260,12 +261,12 @@ async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
     }
 }
 
-fn print_report(report: &RunReport, plan: &Plan, output: OutputFormat, dry_run: bool) {
+fn print_report(report: &RunReport, output: OutputFormat, dry_run: bool) {
     match output {
         OutputFormat::Json => println!("{}", report.to_json()),
         OutputFormat::Table => {
             if dry_run {
-                print!("{}", dry_run_yaml(report, plan));
+                print!("{}", dry_run_yaml(report));
             }
             print!("{}", report.to_table());
         }
@@ -276,21 +277,20 @@ fn print_report(report: &RunReport, plan: &Plan, output: OutputFormat, dry_run: 
 }
 
 /// The objects a dry run would create, as YAML documents.
-fn dry_run_yaml(report: &RunReport, plan: &Plan) -> String {
+fn dry_run_yaml(report: &RunReport) -> String {
     let mut out = String::new();
     if let Some(group) = &report.group_snapshot {
-        let first = report.snapshots.first();
         let object = NewGroupSnapshot {
-            namespace: report.namespace.clone(),
-            name: group.clone(),
+            namespace: group.namespace.clone(),
+            name: group.name.clone(),
             pvc_selector: [(
                 crate::cluster::engine_port::GROUP_PVC_LABEL.to_string(),
-                group.clone(),
+                group.name.clone(),
             )]
             .into(),
-            class: plan.snapshot.class.clone(),
-            labels: first.map(|f| f.labels.clone()).unwrap_or_default(),
-            annotations: first.map(|f| f.annotations.clone()).unwrap_or_default(),
+            class: None,
+            labels: group.labels.clone(),
+            annotations: group.annotations.clone(),
         }
         .to_object();
         out.push_str("---\n");

@@ -1,7 +1,7 @@
 //! The run summary: one record per step, the overall outcome and its exit code; rendered as a table (TTY) or one
 //! JSON document (`--output json`).
 
-use super::ports::SnapshotRequest;
+use super::ports::{GroupSnapshotRequest, SnapshotRequest};
 use crate::Exit;
 use crate::hooks::HookReport;
 use std::fmt::Write as _;
@@ -85,7 +85,7 @@ pub struct RunReport {
     /// Snapshots created (or, for dry runs, that would be created).
     pub snapshots: Vec<SnapshotRequest>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_snapshot: Option<String>,
+    pub group_snapshot: Option<GroupSnapshotRequest>,
     pub hooks: Vec<HookReport>,
     #[serde(skip)]
     pub failure: Option<FailureKind>,

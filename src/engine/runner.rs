@@ -246,13 +246,18 @@ impl Engine {
                         }
                         Err(e) => problems.push(format!("hook {}: {e}", step.name)),
                     },
-                    StepAction::Rhai { script, .. } => {
+                    StepAction::Rhai { script, target, .. } => {
                         if !opts.scripts.contains_key(script) {
                             problems.push(format!(
                                 "hook {}: the rhai script {} was not loaded",
                                 step.name,
                                 script.display()
                             ));
+                        }
+                        if let Some((workload, container)) = target
+                            && let Err(e) = self.resolver.resolve(ns, workload, container).await
+                        {
+                            problems.push(format!("hook {}: {e}", step.name));
                         }
                     }
                 }
@@ -405,7 +410,7 @@ impl Engine {
                 };
                 (target.to_string(), outcome)
             }
-            StepAction::Rhai { script, args } => {
+            StepAction::Rhai { script, args, .. } => {
                 let path = script.display().to_string();
                 let source = opts.scripts.get(script).cloned().unwrap_or_default();
                 if opts.dry_run {
@@ -695,14 +700,15 @@ impl Engine {
             namespace: ns.to_string(),
             name: name.clone(),
             pvcs: plan.targets.clone(),
-            class: plan.snapshot.class.clone(),
+            // `snapshot.class` names a VolumeSnapshotClass; a group uses the default VolumeGroupSnapshotClass.
+            class: None,
             labels,
             annotations: members
                 .first()
                 .map(|m| m.annotations.clone())
                 .unwrap_or_default(),
         };
-        run.report.group_snapshot = Some(name.clone());
+        run.report.group_snapshot = Some(request.clone());
         if opts.dry_run {
             run.record(
                 "snapshot",

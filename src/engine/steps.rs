@@ -54,6 +54,8 @@ pub enum StepAction {
     Rhai {
         script: PathBuf,
         args: BTreeMap<String, serde_json::Value>,
+        /// The hook's default `workload`/`container`, when both are set: checked in preflight.
+        target: Option<(WorkloadRef, String)>,
     },
 }
 
@@ -160,6 +162,7 @@ pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
             StepAction::Rhai {
                 script: r.script.clone(),
                 args,
+                target: r.workload.clone().zip(r.container.clone()),
             }
         }
     };

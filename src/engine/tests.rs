@@ -199,6 +199,12 @@ impl PodResolver for FakeResolver {
         workload: &'a WorkloadRef,
         container: &'a str,
     ) -> BoxFuture<'a, Result<ContainerRef, ResolveError>> {
+        if workload.name == "missing" {
+            return ok(Err(ResolveError::NotFound {
+                namespace: namespace.into(),
+                workload: workload.clone(),
+            }));
+        }
         ok(Ok(ContainerRef {
             namespace: namespace.into(),
             pod: format!("{}-0", workload.name),
@@ -533,4 +539,30 @@ async fn group_consistency_makes_one_group_and_labels_each_member_for_its_pvc() 
     );
     assert!(!log.iter().any(|l| l.starts_with("create data")));
     assert!(report.group_snapshot.is_some());
+}
+
+#[tokio::test]
+async fn a_rhai_hooks_default_workload_is_resolved_in_preflight() {
+    let h = harness(Readiness::Ready, false);
+    let mut plan = plan_with(vec![], vec![]);
+    plan.hooks.pre.push(Hook {
+        action: HookAction::Rhai(plan::RhaiHook {
+            script: "flush.rhai".into(),
+            workload: Some("deployment/missing".parse().unwrap()),
+            container: Some("app".into()),
+            args: BTreeMap::new(),
+        }),
+        timeout: Duration::from_secs(5),
+        on_error: OnError::Fail,
+        when: None,
+    });
+    let mut o = opts(false);
+    o.scripts.insert("flush.rhai".into(), "log(\"hi\");".into());
+    let report = h.engine.run(&plan, &o, no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Failure);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("hook pre[0]/rhai: deployment/missing not found in namespace shop")
+    );
+    assert!(h.cluster.snapshots.lock().unwrap().is_empty());
 }

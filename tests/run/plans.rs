@@ -148,6 +148,19 @@ async fn group_consistency_creates_one_group_snapshot_and_labels_each_member() {
         "group.yaml",
         "name: grouped\nnamespace: shop\ntargets: [data, files]\nsnapshot:\n  consistency: group\n  readyTimeout: 1m\n",
     );
+    let dry = env
+        .run(&["run", plan.to_str().unwrap(), "--dry-run"], &[])
+        .await;
+    assert_eq!(dry.status.code(), Some(0), "{}", both(&dry));
+    let yaml = String::from_utf8_lossy(&dry.stdout);
+    assert!(yaml.contains("kind: VolumeGroupSnapshot"), "{yaml}");
+    assert!(yaml.contains("backup-ns.sh/group:"), "{yaml}");
+    assert!(
+        env.sim
+            .list("volumegroupsnapshots", Some("shop"))
+            .is_empty()
+    );
+
     let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let groups = env.sim.list("volumegroupsnapshots", Some("shop"));
