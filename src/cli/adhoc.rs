@@ -68,19 +68,6 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
             name: cronjob_name,
         });
     };
-    let running = cluster.active_jobs_of(&ns, &cronjob_name).await?;
-    if !running.is_empty() {
-        let names: Vec<String> = running
-            .iter()
-            .filter_map(|j| j.metadata.name.clone())
-            .collect();
-        return Err(OpsError::BackupRunning {
-            namespace: ns,
-            cronjob: cronjob_name,
-            first: names.first().cloned().unwrap_or_default(),
-            jobs: names.join(", "),
-        });
-    }
     let name = job_name(&cronjob_name, &clock.now_local());
     let env = adhoc_env(args.retain_days, uses_bak_env(&cronjob));
     let job = job_from_cronjob(&cronjob, &name, &env);
@@ -94,6 +81,20 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
         .map_err(OpsError::Output)?;
         emit(&text)?;
         return Ok(Exit::Success);
+    }
+    // A print-only run creates nothing, so only a real run is refused while a backup is running.
+    let running = cluster.active_jobs_of(&ns, &cronjob_name).await?;
+    if !running.is_empty() {
+        let names: Vec<String> = running
+            .iter()
+            .filter_map(|j| j.metadata.name.clone())
+            .collect();
+        return Err(OpsError::BackupRunning {
+            namespace: ns,
+            cronjob: cronjob_name,
+            first: names.first().cloned().unwrap_or_default(),
+            jobs: names.join(", "),
+        });
     }
     cluster.create_job(&job).await?;
     emit(&format!(

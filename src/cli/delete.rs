@@ -45,11 +45,12 @@ pub fn run(args: DeleteArgs) -> Exit {
 async fn delete(args: DeleteArgs) -> Result<Exit, OpsError> {
     let cluster = args.cluster.connect().await?;
     let ns = cluster.namespace().to_string();
-    let mut names = args.snapshots.clone();
-    names.dedup();
+    // Each name once, in the order given.
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<&String> = args.snapshots.iter().filter(|n| seen.insert(*n)).collect();
     let mut found = Vec::new();
     let mut problems = Vec::new();
-    for name in &names {
+    for name in names {
         match cluster.get_snapshot(&ns, name).await? {
             Some(vs) => found.push(vs),
             None => problems.push(OpsError::SnapshotMissing {

@@ -198,6 +198,15 @@ async fn adhoc_refuses_while_a_backup_job_of_the_cronjob_is_running() {
         "{run:?}"
     );
     assert!(get_job(&env, JOB).is_none(), "no second job was created");
+    // Printing creates nothing, so it is not refused.
+    let run = env
+        .run(
+            &["adhoc", "-n", "shop", "-o", "yaml"],
+            &[("BACKUP_NS_NOW", NOW)],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains(&format!("name: {JOB}")), "{run:?}");
 
     // Another CronJob's jobs do not block.
     let run = env

@@ -162,9 +162,16 @@ async fn yes_switches_retained_contents_to_delete_then_deletes_the_snapshots() {
     let c1 = content_of(&env, "ours-1");
     let c2 = content_of(&env, "ours-2");
     let run = env
-        .run(&["delete", "ours-1", "ours-2", "-n", "shop", "-y"], &[])
+        .run(
+            &["delete", "ours-1", "ours-2", "ours-1", "-n", "shop", "-y"],
+            &[],
+        )
         .await;
     assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("Will delete 2 snapshot(s)"),
+        "a repeated name counts once: {run:?}"
+    );
     assert!(
         run.stdout.contains(&format!(
             "volumesnapshot/ours-1 deleted (VolumeSnapshotContent {c1} switched from Retain to Delete)"

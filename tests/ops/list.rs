@@ -216,3 +216,33 @@ async fn bad_flags_and_a_bad_clock_are_usage_errors() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("BACKUP_NS_NOW=`yesterday`"), "{run:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_apiserver_is_reported_with_what_was_listed_and_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    // Port 1 on loopback: nothing listens there.
+    std::fs::write(
+        &kubeconfig,
+        kube_sim::kubeconfig_yaml("http://127.0.0.1:1", "t", None),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["list", "-n", "shop", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not list volumesnapshots.snapshot.storage.k8s.io in namespace shop"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("check the server URL in the kubeconfig"),
+        "{stderr}"
+    );
+}
