@@ -60,14 +60,6 @@ pub enum Command {
     Run(run::RunArgs),
     /// Retention: simulate a policy, apply tier labels in the cluster, show the plan.
     Retention(retention::RetentionArgs),
-    /// List backup-ns snapshots (current namespace, -n NS or -A), filtered by tier, type, PVC or plan.
-    List(list::ListArgs),
-    /// Restore a snapshot into a new PersistentVolumeClaim (never overwrites one).
-    Restore(restore::RestoreArgs),
-    /// Delete snapshots together with their storage snapshots (asks first unless --yes).
-    Delete(delete::DeleteArgs),
-    /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
-    Adhoc(adhoc::AdhocArgs),
     /// Mark snapshots without tier labels for deletion and delete those past their delete-after date.
     Prune(prune::PruneArgs),
     /// Copy backup-ns.sh/* labels from VolumeSnapshots onto their VolumeSnapshotContents.
@@ -76,6 +68,14 @@ pub enum Command {
     Rebind(rebind::RebindArgs),
     /// The global CronJob: label sync, tier retention, mark and sweep in one run with one summary.
     Controller(controller::ControllerArgs),
+    /// List backup-ns snapshots (current namespace, -n NS or -A), filtered by tier, type, PVC or plan.
+    List(list::ListArgs),
+    /// Restore a snapshot into a new PersistentVolumeClaim (never overwrites one).
+    Restore(restore::RestoreArgs),
+    /// Delete snapshots together with their storage snapshots (asks first unless --yes).
+    Delete(delete::DeleteArgs),
+    /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
+    Adhoc(adhoc::AdhocArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -86,14 +86,14 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
-        Command::List(args) => list::run(args),
-        Command::Restore(args) => restore::run(args),
-        Command::Delete(args) => delete::run(args),
-        Command::Adhoc(args) => adhoc::run(args),
         Command::Run(args) => run::run(args),
         Command::Prune(args) => prune::run(args),
         Command::SyncLabels(args) => sync_labels::run(args),
         Command::Rebind(args) => rebind::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::List(args) => list::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Adhoc(args) => adhoc::run(args),
     }
 }

@@ -44,6 +44,26 @@ enum Command {
         #[arg(long)]
         clock: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Run the backup-ns demo: a real local PostgreSQL, a simulated namespace, a year of nightly backups.
+    #[command(
+        after_help = "Everything happens in one temp dir that is removed on exit and on Ctrl-C. Needs PostgreSQL's server \
+binaries (apt-get install postgresql postgresql-client) and a built backup-ns (scripts/demo builds both).\n\n\
+Examples:\n  scripts/demo\n  kube-sim demo --backup-ns target/debug/backup-ns\n  kube-sim demo --backup-ns target/debug/backup-ns --nights 60 --start 2025-11-01"
+    )]
+    Demo {
+        /// The backup-ns binary to drive (default: `backup-ns` beside this kube-sim binary).
+        #[arg(long)]
+        backup_ns: Option<PathBuf>,
+        /// Nights of backups to replay.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        nights: u32,
+        /// Date of the first night (YYYY-MM-DD).
+        #[arg(long, default_value = "2025-01-01")]
+        start: chrono::NaiveDate,
+        /// Keep every echoed command on its own line, also on a terminal.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,15 +92,31 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve {
-        kubeconfig,
-        listen,
-        state_dir,
-        apply,
-        snapshot_delay,
-        rbac,
-        clock,
-    } = cli.command;
+    let (kubeconfig, listen, state_dir, apply, snapshot_delay, rbac, clock) = match cli.command {
+        Command::Serve {
+            kubeconfig,
+            listen,
+            state_dir,
+            apply,
+            snapshot_delay,
+            rbac,
+            clock,
+        } => (
+            kubeconfig,
+            listen,
+            state_dir,
+            apply,
+            snapshot_delay,
+            rbac,
+            clock,
+        ),
+        Command::Demo {
+            backup_ns,
+            nights,
+            start,
+            verbose,
+        } => return demo(backup_ns, nights, start, verbose).await,
+    };
     // Read every file before serving so a bad file fails fast without a half-ready server.
     let mut docs = Vec::new();
     for f in &apply {
@@ -113,4 +149,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// Runs the demo until it ends or a Ctrl-C/SIGTERM arrives; either way the demo's future is dropped, which stops
+/// its PostgreSQL and child processes and removes its temp dir.
+async fn demo(
+    backup_ns: Option<PathBuf>,
+    nights: u32,
+    start: chrono::NaiveDate,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    let backup_ns = match backup_ns {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating the kube-sim binary")?
+            .with_file_name("backup-ns"),
+    };
+    let opts = kube_sim::demo::DemoOptions {
+        backup_ns,
+        nights,
+        start,
+        verbose,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    let code = tokio::select! {
+        r = kube_sim::demo::run(opts) => return r.map(|_| ()).map_err(anyhow::Error::from),
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
+    };
+    eprintln!("\nkube-sim demo: interrupted; cleaned up");
+    std::process::exit(code);
 }

@@ -1,0 +1,410 @@
+//! The RBAC split of deploy/backup-ns.yaml (tenant) and deploy/backup-ns-controller.yaml (cluster-wide), applied
+//! verbatim (the tenant namespace rewritten) to kube-sim in RBAC mode.
+
+use super::{backup_ns, doc, docs, kubectl, read, text};
+use kube_sim::Sim;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TENANT: &str = "shop";
+const OTHER: &str = "other";
+
+/// Two namespaces with a Bound PVC each and a default Retain class, as a cluster admin would have them.
+fn cluster_yaml() -> String {
+    let mut y = String::from(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata:\n  name: csi-hostpath-snapclass\n  \
+         annotations:\n    snapshot.storage.kubernetes.io/is-default-class: \"true\"\ndriver: hostpath.csi.k8s.io\n\
+         deletionPolicy: Retain\n",
+    );
+    for ns in [TENANT, OTHER] {
+        y.push_str(&format!(
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\napiVersion: v1\nkind: \
+             PersistentVolumeClaim\nmetadata:\n  name: data\n  namespace: {ns}\nspec:\n  accessModes: \
+             [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n"
+        ));
+    }
+    y
+}
+
+/// deploy/backup-ns.yaml for namespace `ns` (the file's documented way: copy and set the namespace).
+fn tenant_manifest(ns: &str) -> String {
+    let text = read("deploy/backup-ns.yaml");
+    assert!(
+        text.contains("namespace: my-app"),
+        "deploy/backup-ns.yaml should use the placeholder namespace my-app"
+    );
+    text.replace("namespace: my-app", &format!("namespace: {ns}"))
+        .replace(
+            "backup-ns-cluster-read-my-app",
+            &format!("backup-ns-cluster-read-{ns}"),
+        )
+}
+
+struct Env {
+    sim: Sim,
+    home: tempfile::TempDir,
+    tenant: String,
+    controller: String,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let sim = Sim::builder()
+            .rbac(true)
+            .snapshot_delay(Duration::ZERO)
+            .start()
+            .await
+            .expect("kube-sim starts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sim.apply_yaml(&cluster_yaml()).expect("cluster fixture");
+        let home = tempfile::tempdir().expect("temp HOME");
+        // Applied with the real kubectl as the admin, exactly as an operator would.
+        for manifest in [
+            read("deploy/backup-ns-controller.yaml"),
+            tenant_manifest(TENANT),
+        ] {
+            let out = kubectl(
+                sim.kubeconfig_path(),
+                home.path(),
+                None,
+                &["apply", "-f", "-"],
+                Some(&manifest),
+            )
+            .await;
+            assert!(out.status.success(), "kubectl apply: {}", text(&out));
+        }
+        let tenant = sim.token_for(TENANT, "backup-ns");
+        let controller = sim.token_for("backup-ns-system", "backup-ns-controller");
+        for _ in 0..250 {
+            if sim
+                .list("persistentvolumeclaims", None)
+                .iter()
+                .all(|p| p["status"]["phase"] == "Bound")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Env {
+            sim,
+            home,
+            tenant,
+            controller,
+        }
+    }
+
+    async fn can_i(&self, token: &str, args: &[&str]) -> bool {
+        let mut a = vec!["auth", "can-i"];
+        a.extend_from_slice(args);
+        let out = kubectl(
+            self.sim.kubeconfig_path(),
+            self.home.path(),
+            Some(token),
+            &a,
+            None,
+        )
+        .await;
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "yes" => true,
+            "no" => false,
+            _ => panic!("kubectl auth can-i {args:?}: {}", text(&out)),
+        }
+    }
+
+    async fn kubectl_as(&self, token: &str, args: &[&str]) -> std::process::Output {
+        kubectl(
+            self.sim.kubeconfig_path(),
+            self.home.path(),
+            Some(token),
+            args,
+            None,
+        )
+        .await
+    }
+
+    /// A kubeconfig for a service account: the admin's (server + CA) with the token swapped.
+    fn kubeconfig_as(&self, token: &str, name: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(self.sim.kubeconfig_path()).expect("admin kubeconfig");
+        let (head, rest) = admin
+            .split_once("    token: ")
+            .expect("kubeconfig has a token");
+        let tail = rest.split_once('\n').map(|(_, t)| t).unwrap_or("");
+        let path = self.home.path().join(name);
+        std::fs::write(&path, format!("{head}    token: {token}\n{tail}"))
+            .expect("write kubeconfig");
+        path
+    }
+
+    /// A ready snapshot of `ns/data` created by the admin; returns (snapshot, content) names.
+    async fn snapshot(&self, ns: &str, name: &str) -> (String, String) {
+        self.sim
+            .apply_yaml(&format!(
+                "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: {name}\n  \
+                 namespace: {ns}\n  labels:\n    backup-ns.sh/retain: daily_weekly_monthly\nspec:\n  source:\n    \
+                 persistentVolumeClaimName: data\n"
+            ))
+            .expect("snapshot fixture");
+        for _ in 0..250 {
+            let vs = self.sim.get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(ns),
+                name,
+            );
+            if let Some(c) = vs
+                .as_ref()
+                .and_then(|v| v["status"]["boundVolumeSnapshotContentName"].as_str())
+            {
+                return (name.to_owned(), c.to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("snapshot {ns}/{name} was never bound");
+    }
+}
+
+const VS: &str = "volumesnapshots.snapshot.storage.k8s.io";
+const VSC: &str = "volumesnapshotcontents.snapshot.storage.k8s.io";
+const VSCLASS: &str = "volumesnapshotclasses.snapshot.storage.k8s.io";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_service_account_can_snapshot_label_and_exec_in_its_namespace_only() {
+    let env = Env::start().await;
+    let t = env.tenant.clone();
+    for allowed in [
+        vec!["create", VS, "-n", TENANT],
+        vec!["patch", VS, "-n", TENANT],
+        vec!["list", VS, "-n", TENANT],
+        vec!["watch", VS, "-n", TENANT],
+        vec!["create", "pods", "--subresource=exec", "-n", TENANT],
+        vec!["get", "persistentvolumeclaims", "-n", TENANT],
+        vec!["list", "deployments.apps", "-n", TENANT],
+        vec!["create", "events", "-n", TENANT],
+        vec!["list", VSCLASS],
+        vec!["get", "namespaces"],
+    ] {
+        assert!(
+            env.can_i(&t, &allowed).await,
+            "tenant should be allowed: {allowed:?}"
+        );
+    }
+    for forbidden in [
+        vec!["patch", VSC],
+        vec!["delete", VSC],
+        vec!["delete", VS, "-n", TENANT],
+        vec!["create", VS, "-n", OTHER],
+        vec!["patch", VS, "-n", OTHER],
+        vec!["list", VS, "-A"],
+        vec!["create", "pods", "--subresource=exec", "-n", OTHER],
+        vec!["get", "secrets", "-n", TENANT],
+        vec!["create", VSCLASS],
+    ] {
+        assert!(
+            !env.can_i(&t, &forbidden).await,
+            "tenant must be forbidden: {forbidden:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_service_account_does_the_cluster_wide_work_and_nothing_tenant_private() {
+    let env = Env::start().await;
+    let c = env.controller.clone();
+    for allowed in [
+        vec!["list", VS, "-A"],
+        vec!["patch", VS, "-n", OTHER],
+        vec!["delete", VS, "-n", TENANT],
+        vec!["delete", VS, "-n", OTHER],
+        vec!["patch", VSC],
+        vec!["delete", VSC],
+        vec!["list", VSCLASS],
+        vec!["list", "namespaces"],
+        vec!["create", "events", "-n", TENANT],
+    ] {
+        assert!(
+            env.can_i(&c, &allowed).await,
+            "controller should be allowed: {allowed:?}"
+        );
+    }
+    for forbidden in [
+        vec!["create", "pods", "--subresource=exec", "-n", TENANT],
+        vec!["get", "secrets", "-n", TENANT],
+        vec!["delete", "persistentvolumeclaims", "-n", TENANT],
+    ] {
+        assert!(
+            !env.can_i(&c, &forbidden).await,
+            "controller must be forbidden: {forbidden:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_requests_follow_the_split_tenant_labels_but_only_the_controller_deletes() {
+    let env = Env::start().await;
+    let (vs, vsc) = env.snapshot(TENANT, "nightly-1").await;
+    let (other_vs, _) = env.snapshot(OTHER, "nightly-1").await;
+
+    let label = env
+        .kubectl_as(
+            &env.tenant,
+            &[
+                "label",
+                "vs",
+                &vs,
+                "-n",
+                TENANT,
+                "backup-ns.sh/delete-after=2025-01-02",
+            ],
+        )
+        .await;
+    assert!(
+        label.status.success(),
+        "tenant marks its snapshot: {}",
+        super::text(&label)
+    );
+
+    let refused = [
+        vec!["delete", "vs", vs.as_str(), "-n", TENANT],
+        vec!["label", "vs", other_vs.as_str(), "-n", OTHER, "x=y"],
+        vec![
+            "patch",
+            "vsc",
+            vsc.as_str(),
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+        ],
+    ];
+    for args in refused {
+        let out = env.kubectl_as(&env.tenant, &args).await;
+        assert!(!out.status.success(), "tenant must be refused {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Forbidden") || err.contains("forbidden"),
+            "{args:?}: {err}"
+        );
+    }
+
+    let patch = env
+        .kubectl_as(
+            &env.controller,
+            &[
+                "patch",
+                "vsc",
+                &vsc,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+            ],
+        )
+        .await;
+    assert!(
+        patch.status.success(),
+        "controller patches the content: {}",
+        super::text(&patch)
+    );
+    let delete = env
+        .kubectl_as(&env.controller, &["delete", "vs", &vs, "-n", TENANT])
+        .await;
+    assert!(
+        delete.status.success(),
+        "controller deletes: {}",
+        super::text(&delete)
+    );
+    assert!(
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(TENANT),
+                &vs
+            )
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_ns_binary_runs_as_the_tenant_and_the_controller_with_their_manifests_settings() {
+    let env = Env::start().await;
+    let home = env.home.path();
+    let tenant_kc = env.kubeconfig_as(&env.tenant, "tenant.kubeconfig");
+    let controller_kc = env.kubeconfig_as(&env.controller, "controller.kubeconfig");
+    let plan = home.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name: app\nnamespace: {TENANT}\ntargets: [data]\nsnapshot:\n  type: cronjob\nretention: standard\n\
+             lock:\n  enabled: false\n"
+        ),
+    )
+    .expect("plan");
+    let now = [("BACKUP_NS_NOW", "2025-03-01T00:15:00Z")];
+    fn with_kubeconfig<'a>(kc: &'a Path, now: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut e = vec![("KUBECONFIG", kc.to_str().expect("utf8"))];
+        e.extend_from_slice(now);
+        e
+    }
+    let tenant_env = |kc| with_kubeconfig(kc, &now);
+
+    let run = backup_ns(
+        &["run", plan.to_str().expect("utf8")],
+        &tenant_env(&tenant_kc),
+        home,
+    );
+    assert!(run.status.success(), "tenant runs its plan: {}", text(&run));
+    assert_eq!(
+        env.sim.list("volumesnapshots", Some(TENANT)).len(),
+        1,
+        "{}",
+        text(&run)
+    );
+
+    // The tenant cannot do the controller's job: listing all namespaces is refused.
+    let as_tenant = backup_ns(
+        &["controller", "-A", "--delete-pause", "0s"],
+        &tenant_env(&tenant_kc),
+        home,
+    );
+    assert!(
+        !as_tenant.status.success(),
+        "tenant must not run the controller: {}",
+        text(&as_tenant)
+    );
+    assert!(
+        text(&as_tenant).to_lowercase().contains("forbidden"),
+        "{}",
+        text(&as_tenant)
+    );
+
+    // The controller with its ConfigMap's settings as env (envFrom), as the CronJob runs it.
+    let manifest = docs(&read("deploy/backup-ns-controller.yaml"));
+    let cm = doc(&manifest, "ConfigMap", "backup-ns-controller");
+    let settings: Vec<(String, String)> = cm["data"]
+        .as_object()
+        .expect("ConfigMap data")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string value").to_owned()))
+        .collect();
+    let mut cenv: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    cenv.extend(tenant_env(&controller_kc));
+    cenv.push(("BACKUP_NS_DELETE_PAUSE", "0s"));
+    let cronjob = doc(&manifest, "CronJob", "backup-ns-controller");
+    let args: Vec<&str> = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        [0]["args"]
+        .as_array()
+        .expect("controller args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    let ctl = backup_ns(&args, &cenv, home);
+    assert!(
+        ctl.status.success(),
+        "controller runs with the manifest's args and env: {}",
+        text(&ctl)
+    );
+}
