@@ -3,7 +3,8 @@
 //! between the list and the write are never clobbered.
 
 use crate::support::{
-    Env, Seed, clock, content_name, labels, names, namespace_doc, options, seed_docs, start, utc,
+    Env, Seed, clock, content_name, labels, names, namespace_doc, options, seed_docs,
+    settled_content_count, start, utc,
 };
 use backup_ns::Exit;
 use backup_ns::cluster::Scope;
@@ -150,8 +151,9 @@ async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_del
         );
     }
     assert_eq!(
-        env.sim.list("volumesnapshotcontents", None).len(),
-        present.len()
+        settled_content_count(&env.sim, present.len()).await,
+        present.len(),
+        "contents of deleted snapshots are removed by the snapshot controller"
     );
 
     let third = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();

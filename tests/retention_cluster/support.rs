@@ -143,3 +143,16 @@ pub fn names(sim: &Sim, ns: &str) -> Vec<String> {
 pub fn label_of(obj: &Value, key: &str) -> Option<String> {
     obj["metadata"]["labels"][key].as_str().map(str::to_string)
 }
+
+/// The number of VolumeSnapshotContents once the snapshot controller has caught up with deletions (it removes a
+/// `Delete` content asynchronously after its snapshot goes, as the real one does). Waits at most 10 s for `want`.
+pub async fn settled_content_count(sim: &Sim, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = sim.list("volumesnapshotcontents", None).len();
+        if n == want || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -256,7 +256,14 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .iter()
         .filter(|s| label(s, "backup-ns.sh/delete-after").is_some())
         .count();
-    let contents = sim.list("volumesnapshotcontents", None).len();
+    // The snapshot controller removes a `Delete` content asynchronously after its snapshot goes; give it a
+    // bounded moment to catch up so the count below reflects the settled cluster.
+    let settle_deadline = Instant::now() + Duration::from_secs(5);
+    let mut contents = sim.list("volumesnapshotcontents", None).len();
+    while contents != kept && Instant::now() < settle_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        contents = sim.list("volumesnapshotcontents", None).len();
+    }
     let rows = pg.psql(DB, "SELECT count(*) FROM orders")?;
     out.say(&format!(
         "{} nights backed up, {kept} VolumeSnapshots kept ({contents} VolumeSnapshotContents), {rows} orders in \
