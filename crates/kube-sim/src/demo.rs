@@ -194,11 +194,6 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
          `--nights 60` for a shorter demo)",
         opts.nights
     ));
-    if bns.controller.is_none() {
-        out.say(
-            "  NOTE: this backup-ns build has no retention controller yet; the nights run without the 04:30 pass",
-        );
-    }
     let loop_started = Instant::now();
     let mut month = opts.start.format("%Y-%m").to_string();
     for n in 0..opts.nights {
@@ -220,12 +215,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
             sim.clock().set(at);
             bns.run(&out, &env, &run_args, at, false).await?;
         }
-        if let Some(controller) = &bns.controller {
-            let at = night_at(date, 4, 30);
-            sim.clock().set(at);
-            let args: Vec<&str> = controller.iter().map(String::as_str).collect();
-            bns.run(&out, &env, &args, at, false).await?;
-        }
+        let at = night_at(date, 4, 30);
+        sim.clock().set(at);
+        bns.run(&out, &env, &CONTROLLER_ARGS, at, false).await?;
     }
     out.month_summary(&month, &sim);
     let loop_time = loop_started.elapsed();
@@ -233,23 +225,14 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     out.say("");
     let end = night_at(opts.start + chrono::Days::new(u64::from(opts.nights)), 9, 0);
     sim.clock().set(end);
-    if bns.has_list {
-        out.say(&format!(
-            "What is left after {} nights (7 daily, 4 weekly, 12 monthly, overlapping):",
-            opts.nights
-        ));
-        let listed = bns
-            .run(&out, &env, &["list", "-n", NAMESPACE], end, true)
-            .await?;
-        out.block(&listed);
-    } else {
-        out.say(&format!(
-            "What is left after {} nights (7 daily, 4 weekly, 12 monthly, overlapping) — this backup-ns build \
-             has no `list` yet, so the simulator prints its VolumeSnapshots directly:",
-            opts.nights
-        ));
-        out.block(&snapshot_table(&sim));
-    }
+    out.say(&format!(
+        "What is left after {} nights (7 daily, 4 weekly, 12 monthly, overlapping):",
+        opts.nights
+    ));
+    let listed = bns
+        .run(&out, &env, &["list", "-n", NAMESPACE], end, true)
+        .await?;
+    out.block(&listed);
     let snaps = sim.list("volumesnapshots", Some(NAMESPACE));
     let kept = snaps.len();
     let marked = snaps
@@ -290,12 +273,14 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     Ok(report)
 }
 
-/// How the demo calls backup-ns, as found by asking the binary's own `--help`.
+/// The cluster-wide retention pass, as deploy/backup-ns-controller.yaml runs it. The demo deletes dozens of
+/// snapshots a year; the production pause between deletions (5s, to spread load on the storage backend) would
+/// only make it slow.
+const CONTROLLER_ARGS: [&str; 4] = ["controller", "-A", "--delete-pause", "0s"];
+
+/// The backup-ns binary the demo drives.
 struct BackupNs {
     path: PathBuf,
-    /// argv of the cluster-wide retention pass, if this build has one.
-    controller: Option<Vec<String>>,
-    has_list: bool,
 }
 
 impl BackupNs {
@@ -318,28 +303,8 @@ impl BackupNs {
                 )));
             }
         }
-        if !help(&["run"]).unwrap_or(false) {
-            return Err(DemoError::BackupNs(format!(
-                "{} has no `run` subcommand yet (the engine has not landed in this build); the demo needs it",
-                path.display()
-            )));
-        }
-        // The deploy manifest runs `backup-ns controller -A`; older builds had it under `retention`.
-        let controller = [&["controller"][..], &["retention", "controller"][..]]
-            .into_iter()
-            .find(|sub| help(sub).unwrap_or(false))
-            .map(|sub| {
-                sub.iter()
-                    .map(|s| (*s).to_owned())
-                    // The demo deletes dozens of snapshots a year; the production pause between deletions
-                    // (5s, to spread load on the storage backend) would only make it slow.
-                    .chain(["-A", "--delete-pause", "0s"].map(str::to_owned))
-                    .collect()
-            });
         Ok(BackupNs {
             path: path.to_path_buf(),
-            controller,
-            has_list: help(&["list"]).unwrap_or(false),
         })
     }
 
@@ -460,60 +425,6 @@ impl Narrator {
 
 fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj["metadata"]["labels"][key].as_str()
-}
-
-/// The VolumeSnapshots of the demo namespace, oldest first, in kubectl's column style.
-fn snapshot_table(sim: &Sim) -> String {
-    let mut snaps = sim.list("volumesnapshots", Some(NAMESPACE));
-    let created = |s: &Value| {
-        s["status"]["creationTime"]
-            .as_str()
-            .or(s["metadata"]["creationTimestamp"].as_str())
-            .unwrap_or("")
-            .to_owned()
-    };
-    snaps.sort_by_key(created);
-    let mut rows = vec![[
-        "NAME".to_owned(),
-        "READY".to_owned(),
-        "CREATED".to_owned(),
-        "DAILY".to_owned(),
-        "WEEKLY".to_owned(),
-        "MONTHLY".to_owned(),
-        "DELETE-AFTER".to_owned(),
-    ]];
-    for s in &snaps {
-        let l = |k: &str| label(s, k).unwrap_or("").to_owned();
-        rows.push([
-            s["metadata"]["name"].as_str().unwrap_or("").to_owned(),
-            s["status"]["readyToUse"]
-                .as_bool()
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
-            created(s),
-            l("backup-ns.sh/daily"),
-            l("backup-ns.sh/weekly"),
-            l("backup-ns.sh/monthly"),
-            l("backup-ns.sh/delete-after"),
-        ]);
-    }
-    let mut widths = [0usize; 7];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut text = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        text.push_str(line.join("   ").trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 /// The sample namespace: a Retain snapshot class (the safe production default), the app's DB Secret, its PVC and
