@@ -4,6 +4,8 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod completions;
+pub mod db;
+pub mod exporter;
 pub mod plan;
 pub mod retention;
 pub mod schema;
@@ -48,6 +50,12 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Retention: simulate which nightly backups a policy keeps.
     Retention(retention::RetentionArgs),
+    /// PostgreSQL in the namespace's database container: dump, download, restore, info, shell.
+    Postgres(db::DbArgs),
+    /// MySQL/MariaDB in the namespace's database container: dump, download, restore, info, shell.
+    Mysql(db::DbArgs),
+    /// Serve Prometheus metrics about backup freshness, computed from VolumeSnapshot labels.
+    Exporter(exporter::ExporterArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -58,5 +66,8 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Schema(args) => schema::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Retention(args) => retention::run(args),
+        Command::Postgres(args) => db::run(db::Engine::Postgres, args),
+        Command::Mysql(args) => db::run(db::Engine::Mysql, args),
+        Command::Exporter(args) => exporter::run(args),
     }
 }

@@ -34,7 +34,9 @@ pub mod jobs;
 pub mod label_patch;
 pub mod resolve;
 pub mod resources;
+pub mod snapshot_mirror;
 pub mod snapshots;
+pub mod tty;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
 pub use error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
