@@ -880,7 +880,11 @@ async fn info(ctx: &Ctx, clock: &Clock, timeout: Option<Duration>) -> Result<(),
 }
 
 async fn shell(ctx: &Ctx) -> Result<(), Fail> {
-    crate::cluster::tty::shell(&ctx.exec, &ctx.target, ctx.hook.shell_script())
+    crate::cluster::tty::shell(
+        &ctx.exec,
+        &ctx.target,
+        ctx.hook.shell_script(std::io::stdin().is_terminal()),
+    )
         .await
         .map_err(|e| Fail::failed(e.to_string()))
         .and_then(|code| {

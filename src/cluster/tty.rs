@@ -98,7 +98,12 @@ pub async fn shell(
         .stdout()
         .ok_or_else(|| broke("no stdout channel".into()))?;
     let mut resize = process.terminal_size();
-    if let (Some(tx), Some(size)) = (resize.as_mut(), local_size()) {
+    if let Some(tx) = resize.as_mut() {
+        // Without a local terminal, a conventional 80x24 beats the 0x0 a fresh pty reports.
+        let size = local_size().unwrap_or(TerminalSize {
+            width: 80,
+            height: 24,
+        });
         let _ = tx.try_send(size);
     }
 

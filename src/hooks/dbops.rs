@@ -221,10 +221,16 @@ impl DbHook {
     }
 
     /// The script an interactive shell `eval`s: connection setup, then `exec` of the client on the terminal.
-    pub fn shell_script(&self) -> String {
+    /// Without a local terminal (input piped in) psql's pager is turned off: it would wait for keys forever.
+    pub fn shell_script(&self, local_terminal: bool) -> String {
         let mut s = self.connect();
         match self {
-            DbHook::Postgres(_) => s.push_str("exec psql -X\n"),
+            DbHook::Postgres(_) => {
+                if !local_terminal {
+                    s.push_str("PSQL_PAGER=cat; export PSQL_PAGER; PAGER=cat; export PAGER\n");
+                }
+                s.push_str("exec psql -X\n");
+            }
             DbHook::Mysql(m) => {
                 let _ = writeln!(
                     s,
