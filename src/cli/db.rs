@@ -100,10 +100,14 @@ pub enum DbAction {
     )]
     Restore(RestoreArgs),
     /// Tool and server versions, database size, and the dump file's age and size.
-    #[command(after_help = "Examples:\n  backup-ns postgres info\n  backup-ns mysql --plan plans/shop.yaml info")]
+    #[command(
+        after_help = "Examples:\n  backup-ns postgres info\n  backup-ns mysql --plan plans/shop.yaml info"
+    )]
     Info,
     /// An interactive psql / mariadb session in the database container (TTY, follows window resizes).
-    #[command(after_help = "Examples:\n  backup-ns postgres shell\n  backup-ns mysql -n shop shell")]
+    #[command(
+        after_help = "Examples:\n  backup-ns postgres shell\n  backup-ns mysql -n shop shell"
+    )]
     Shell,
 }
 
@@ -186,10 +190,7 @@ async fn dispatch(engine: Engine, args: DbArgs) -> Result<(), Fail> {
 }
 
 /// The database hook of `engine` from the effective plan, converted to the hook runner's parameters.
-pub fn hook_from_plan(
-    engine: Engine,
-    plan: &model::Plan,
-) -> Option<(DbHook, &DbDump, Duration)> {
+pub fn hook_from_plan(engine: Engine, plan: &model::Plan) -> Option<(DbHook, &DbDump, Duration)> {
     plan.hooks
         .pre
         .iter()
@@ -254,17 +255,14 @@ async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
         namespace: common.namespace.clone(),
         ..Overrides::default()
     };
-    let loaded = settings::load_effective(
-        common.plan.as_deref(),
-        &settings::process_env(),
-        &overrides,
-    )
-    .map_err(|diags| {
-        Fail::usage(format!(
-            "cannot load the settings:\n{}",
-            diags.render(100).trim_end()
-        ))
-    })?;
+    let loaded =
+        settings::load_effective(common.plan.as_deref(), &settings::process_env(), &overrides)
+            .map_err(|diags| {
+                Fail::usage(format!(
+                    "cannot load the settings:\n{}",
+                    diags.render(100).trim_end()
+                ))
+            })?;
     let plan = loaded.plan;
     let (hook, dump, hook_timeout) = hook_from_plan(engine, &plan).ok_or_else(|| {
         Fail::usage(format!(
@@ -367,7 +365,10 @@ async fn dump(ctx: &Ctx) -> Result<(), Fail> {
             .map_or_else(|| "?".to_string(), human_bytes),
         ctx.hook.dump_path(),
         ctx.target,
-        report.tool_version.as_deref().unwrap_or("unknown tool version"),
+        report
+            .tool_version
+            .as_deref()
+            .unwrap_or("unknown tool version"),
         report.duration.as_secs_f64()
     );
     Ok(())
@@ -403,7 +404,12 @@ fn dump_file(ctx: &Ctx, out: &ScriptOutput) -> Result<Option<DumpFile>, Fail> {
     let (Some(size), Some(mtime)) = (out.get("dump_size"), out.get("dump_mtime")) else {
         return Ok(None);
     };
-    let bad = || Fail::failed(format!("unexpected stat output for {}", ctx.hook.dump_path()));
+    let bad = || {
+        Fail::failed(format!(
+            "unexpected stat output for {}",
+            ctx.hook.dump_path()
+        ))
+    };
     let size = size.trim().parse::<u64>().map_err(|_| bad())?;
     let mtime = mtime
         .trim()
@@ -509,7 +515,8 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
         bar
     });
     let started = Instant::now();
-    let streamed = stream_to_file(ctx, std_file, file.format == DumpFormat::Gzip, bar.clone()).await;
+    let streamed =
+        stream_to_file(ctx, std_file, file.format == DumpFormat::Gzip, bar.clone()).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -715,7 +722,10 @@ fn check_local(path: &Path) -> Result<(DumpFormat, u64), Fail> {
         .map_err(|e| Fail::usage(format!("cannot read {}: {e}", path.display())))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     if size == 0 {
-        return Err(Fail::usage(format!("{} is empty; refusing to restore it", path.display())));
+        return Err(Fail::usage(format!(
+            "{} is empty; refusing to restore it",
+            path.display()
+        )));
     }
     let mut head = [0u8; 8];
     let n = std::io::Read::read(&mut file, &mut head)
@@ -885,15 +895,18 @@ async fn shell(ctx: &Ctx) -> Result<(), Fail> {
         &ctx.target,
         ctx.hook.shell_script(std::io::stdin().is_terminal()),
     )
-        .await
-        .map_err(|e| Fail::failed(e.to_string()))
-        .and_then(|code| {
-            if code == 0 {
-                Ok(())
-            } else {
-                Err(Fail(Exit::Failure, format!("the shell exited with status {code}")))
-            }
-        })
+    .await
+    .map_err(|e| Fail::failed(e.to_string()))
+    .and_then(|code| {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Fail(
+                Exit::Failure,
+                format!("the shell exited with status {code}"),
+            ))
+        }
+    })
 }
 
 /// `1.5 MiB`-style sizes.

@@ -117,9 +117,8 @@ async fn serve(args: ExporterArgs, addr: SocketAddr, clock: Clock) -> Exit {
                 let mirror = metrics_mirror.clone();
                 let clock = clock.clone();
                 async move {
-                    let text = mirror.read(|s| {
-                        metrics::render(s.items.values(), clock.now_utc(), s.synced)
-                    });
+                    let text = mirror
+                        .read(|s| metrics::render(s.items.values(), clock.now_utc(), s.synced));
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,

@@ -129,7 +129,9 @@ pub async fn shell(
             break rest;
         }
         if seen.len() > READY_LIMIT {
-            return Err(broke("the shell never became ready (no ready token)".into()));
+            return Err(broke(
+                "the shell never became ready (no ready token)".into(),
+            ));
         }
     };
     let mut payload = script.into_bytes();

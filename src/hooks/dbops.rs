@@ -147,8 +147,12 @@ impl DbHook {
                         ),
                         _ => String::new(),
                     };
-                    let pipeline = if matches!(self, DbHook::Mysql(_)) && format == DumpFormat::PgCustom {
-                        format!("echo '{MARKER}error=a pg_dump custom archive cannot be restored into MySQL'; exit 1")
+                    let pipeline = if matches!(self, DbHook::Mysql(_))
+                        && format == DumpFormat::PgCustom
+                    {
+                        format!(
+                            "echo '{MARKER}error=a pg_dump custom archive cannot be restored into MySQL'; exit 1"
+                        )
                     } else {
                         self.restore_pipeline(format, "< \"$bns_dump\"")
                     };
@@ -178,17 +182,47 @@ impl DbHook {
     /// Tool versions, server version, database name and size, and the dump file's size and time.
     pub fn info_script(&self) -> String {
         let mut s = self.connect();
-        let fail = |what: &str| format!("|| {{ echo '{MARKER}error={what} failed (connection or credentials)'; exit 1; }}");
+        let fail = |what: &str| {
+            format!(
+                "|| {{ echo '{MARKER}error={what} failed (connection or credentials)'; exit 1; }}"
+            )
+        };
         match self {
             DbHook::Postgres(_) => {
-                let q = |sql: &str| format!("psql -X -A -t -v ON_ERROR_STOP=1 -c {} </dev/null", quote(sql));
-                let _ = writeln!(s, "echo \"{MARKER}client_version=$(psql --version 2>&1 | head -n 1)\"");
-                let _ = writeln!(s, "echo \"{MARKER}dump_tool_version=$(pg_dump --version 2>&1 | head -n 1)\"");
-                let _ = writeln!(s, "bns_v=$({}) {}", q("SHOW server_version"), fail("SHOW server_version"));
+                let q = |sql: &str| {
+                    format!(
+                        "psql -X -A -t -v ON_ERROR_STOP=1 -c {} </dev/null",
+                        quote(sql)
+                    )
+                };
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}client_version=$(psql --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}dump_tool_version=$(pg_dump --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "bns_v=$({}) {}",
+                    q("SHOW server_version"),
+                    fail("SHOW server_version")
+                );
                 let _ = writeln!(s, "echo \"{MARKER}server_version=PostgreSQL $bns_v\"");
-                let _ = writeln!(s, "bns_d=$({}) {}", q("SELECT current_database()"), fail("SELECT current_database()"));
+                let _ = writeln!(
+                    s,
+                    "bns_d=$({}) {}",
+                    q("SELECT current_database()"),
+                    fail("SELECT current_database()")
+                );
                 let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
-                let _ = writeln!(s, "bns_z=$({}) {}", q("SELECT pg_database_size(current_database())"), fail("pg_database_size"));
+                let _ = writeln!(
+                    s,
+                    "bns_z=$({}) {}",
+                    q("SELECT pg_database_size(current_database())"),
+                    fail("pg_database_size")
+                );
                 let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
             }
             DbHook::Mysql(m) => {
@@ -200,16 +234,34 @@ impl DbHook {
                         super::quote::quote_with_env(&m.database)
                     )
                 };
-                let _ = writeln!(s, "echo \"{MARKER}client_version=$(\"$bns_client\" --version 2>&1 | head -n 1)\"");
-                let _ = writeln!(s, "echo \"{MARKER}dump_tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\"");
-                let _ = writeln!(s, "bns_v=$({}) {}", q("SELECT VERSION()"), fail("SELECT VERSION()"));
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}client_version=$(\"$bns_client\" --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}dump_tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "bns_v=$({}) {}",
+                    q("SELECT VERSION()"),
+                    fail("SELECT VERSION()")
+                );
                 let _ = writeln!(s, "echo \"{MARKER}server_version=$bns_v\"");
-                let _ = writeln!(s, "bns_d=$({}) {}", q("SELECT DATABASE()"), fail("SELECT DATABASE()"));
+                let _ = writeln!(
+                    s,
+                    "bns_d=$({}) {}",
+                    q("SELECT DATABASE()"),
+                    fail("SELECT DATABASE()")
+                );
                 let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
                 let _ = writeln!(
                     s,
                     "bns_z=$({}) {}",
-                    q("SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()"),
+                    q(
+                        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()"
+                    ),
                     fail("the size query")
                 );
                 let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
@@ -284,7 +336,10 @@ mod tests {
     #[test]
     fn formats_are_sniffed_from_magic_bytes() {
         assert_eq!(DumpFormat::sniff(&[0x1f, 0x8b, 8, 0]), DumpFormat::Gzip);
-        assert_eq!(DumpFormat::sniff(&decode_head("28b52ffd")), DumpFormat::Zstd);
+        assert_eq!(
+            DumpFormat::sniff(&decode_head("28b52ffd")),
+            DumpFormat::Zstd
+        );
         assert_eq!(DumpFormat::sniff(b"PGDMP\x01"), DumpFormat::PgCustom);
         assert_eq!(DumpFormat::sniff(b"-- SQL"), DumpFormat::Plain);
     }

@@ -137,9 +137,8 @@ pub fn render<'a>(
             let _ = writeln!(out, "{name}{row}");
         }
     };
-    let pvc_labels = |(ns, pvc): &(&str, &str)| {
-        format!("namespace=\"{}\",pvc=\"{}\"", escape(ns), escape(pvc))
-    };
+    let pvc_labels =
+        |(ns, pvc): &(&str, &str)| format!("namespace=\"{}\",pvc=\"{}\"", escape(ns), escape(pvc));
 
     family(
         "backup_ns_exporter_synced",
@@ -163,9 +162,9 @@ pub fn render<'a>(
         "backup_ns_plan_info",
         "The plan named by the PVC's newest ready snapshot (always 1).",
         &mut by_pvc.iter().filter_map(|(k, s)| {
-            s.last_success.and_then(|(_, plan)| plan).map(|plan| {
-                format!("{{{},plan=\"{}\"}} 1", pvc_labels(k), escape(plan))
-            })
+            s.last_success
+                .and_then(|(_, plan)| plan)
+                .map(|plan| format!("{{{},plan=\"{}\"}} 1", pvc_labels(k), escape(plan)))
         }),
     );
     family(
@@ -265,7 +264,9 @@ mod tests {
         assert!(text.contains(
             "backup_ns_snapshots_by_tier{namespace=\"shop\",pvc=\"data\",tier=\"daily\"} 2\n"
         ));
-        assert!(text.contains("backup_ns_snapshots_not_ready{namespace=\"shop\",pvc=\"data\"} 1\n"));
+        assert!(
+            text.contains("backup_ns_snapshots_not_ready{namespace=\"shop\",pvc=\"data\"} 1\n")
+        );
         assert!(text.contains(
             "backup_ns_oldest_not_ready_age_seconds{namespace=\"shop\",pvc=\"data\"} 3600\n"
         ));

@@ -46,7 +46,9 @@ impl Sample {
 pub enum PushError {
     #[error("invalid Pushgateway URL `{url}`: {reason}")]
     Url { url: String, reason: String },
-    #[error("invalid metric or label name `{name}` (allowed: letters, digits, `_`, not starting with a digit)")]
+    #[error(
+        "invalid metric or label name `{name}` (allowed: letters, digits, `_`, not starting with a digit)"
+    )]
     Name { name: String },
     #[error("could not reach the Pushgateway at {url}: {message}")]
     Connect { url: String, message: String },
@@ -203,7 +205,9 @@ fn split_url(url: &str) -> Result<(String, String), PushError> {
     if authority.is_empty() || authority.contains('@') {
         return Err(bad("expected http://HOST[:PORT][/PREFIX] (no user info)"));
     }
-    let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         || authority.ends_with(']')
     {
         authority.to_string()
@@ -227,11 +231,14 @@ fn percent_encode(value: &str) -> String {
 
 /// URL-safe base64 with padding, as the Pushgateway's `@base64` path form expects.
 fn base64_url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut s = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -265,7 +272,12 @@ mod tests {
 
     #[test]
     fn base64_matches_the_rfc_vectors() {
-        for (input, out) in [("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")] {
+        for (input, out) in [
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
             assert_eq!(base64_url(input.as_bytes()), out);
         }
     }
@@ -273,8 +285,10 @@ mod tests {
     #[test]
     fn samples_render_with_one_header_per_name() {
         let text = render_samples(&[
-            Sample::new("backup_ns_run_success", "1 when the run succeeded.", 1.0).label("plan", "x"),
-            Sample::new("backup_ns_run_success", "1 when the run succeeded.", 0.0).label("plan", "y"),
+            Sample::new("backup_ns_run_success", "1 when the run succeeded.", 1.0)
+                .label("plan", "x"),
+            Sample::new("backup_ns_run_success", "1 when the run succeeded.", 0.0)
+                .label("plan", "y"),
         ]);
         assert_eq!(
             text,
@@ -285,11 +299,17 @@ mod tests {
 
     #[test]
     fn urls_must_be_plain_http() {
-        assert!(matches!(split_url("https://x:9091"), Err(PushError::Url { .. })));
+        assert!(matches!(
+            split_url("https://x:9091"),
+            Err(PushError::Url { .. })
+        ));
         assert_eq!(
             split_url("http://pg.monitoring:9091/base").unwrap(),
             ("pg.monitoring:9091".into(), "/base".into())
         );
-        assert_eq!(split_url("http://pg").unwrap(), ("pg:80".into(), String::new()));
+        assert_eq!(
+            split_url("http://pg").unwrap(),
+            ("pg:80".into(), String::new())
+        );
     }
 }

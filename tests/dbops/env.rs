@@ -105,7 +105,12 @@ impl World {
         self.bns_env(args, stdin, &[]).await
     }
 
-    pub async fn bns_env(&self, args: &[&str], stdin: Option<&[u8]>, envs: &[(&str, &str)]) -> Output {
+    pub async fn bns_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        envs: &[(&str, &str)],
+    ) -> Output {
         use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-ns"));
         cmd.args(args)

@@ -7,17 +7,30 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const NOW: &str = "2026-03-10T12:00:00Z";
 
-fn snapshot(ns: &str, name: &str, pvc: &str, requested: &str, ready: Option<&str>, labels: &[(&str, &str)]) -> String {
+fn snapshot(
+    ns: &str,
+    name: &str,
+    pvc: &str,
+    requested: &str,
+    ready: Option<&str>,
+    labels: &[(&str, &str)],
+) -> String {
     let labels: String = labels
         .iter()
         .map(|(k, v)| format!("    backup-ns.sh/{k}: \"{v}\"\n"))
         .collect();
-    let labels = if labels.is_empty() { String::new() } else { format!("  labels:\n{labels}") };
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("  labels:\n{labels}")
+    };
     let status = match ready {
         Some(created) => format!(
             "status:\n  boundVolumeSnapshotContentName: snapcontent-{name}\n  creationTime: \"{created}\"\n  readyToUse: true\n"
         ),
-        None => format!("status:\n  boundVolumeSnapshotContentName: snapcontent-{name}\n  readyToUse: false\n"),
+        None => format!(
+            "status:\n  boundVolumeSnapshotContentName: snapcontent-{name}\n  readyToUse: false\n"
+        ),
     };
     format!(
         "---\napiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: {name}\n  namespace: {ns}\n  creationTimestamp: \"{requested}\"\n{labels}spec:\n  source:\n    persistentVolumeClaimName: {pvc}\n{status}"
@@ -28,21 +41,74 @@ fn fixtures() -> String {
     let mut y = String::from(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n",
     );
-    let gfs = [("retain", "daily_weekly_monthly"), ("type", "cronjob"), ("plan", "nightly"), ("pvc", "data")];
+    let gfs = [
+        ("retain", "daily_weekly_monthly"),
+        ("type", "cronjob"),
+        ("plan", "nightly"),
+        ("pvc", "data"),
+    ];
     let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
         gfs.iter().copied().chain(extra.iter().copied()).collect()
     };
-    y.push_str(&snapshot("shop", "data-1", "data", "2026-03-08T01:00:00Z", Some("2026-03-08T01:00:05Z"),
-        &with(&[("daily", "2026-03-08"), ("weekly", "2026-w10"), ("monthly", "2026-03")])));
-    y.push_str(&snapshot("shop", "data-2", "data", "2026-03-09T01:00:00Z", Some("2026-03-09T01:00:04Z"),
-        &with(&[("daily", "2026-03-09")])));
-    y.push_str(&snapshot("shop", "data-3", "data", "2026-03-10T11:30:00Z", None, &with(&[])));
-    y.push_str(&snapshot("shop", "data-old", "data", "2026-01-01T01:00:00Z", Some("2026-01-01T01:00:03Z"),
-        &with(&[("delete-after", "2026-03-11")])));
-    y.push_str(&snapshot("shop", "logs-adhoc", "logs", "2026-03-05T10:00:00Z", Some("2026-03-05T10:00:02Z"),
-        &[("retain", "days"), ("retain-days", "30"), ("type", "adhoc"), ("plan", "pre-upgrade"), ("pvc", "logs")]));
+    y.push_str(&snapshot(
+        "shop",
+        "data-1",
+        "data",
+        "2026-03-08T01:00:00Z",
+        Some("2026-03-08T01:00:05Z"),
+        &with(&[
+            ("daily", "2026-03-08"),
+            ("weekly", "2026-w10"),
+            ("monthly", "2026-03"),
+        ]),
+    ));
+    y.push_str(&snapshot(
+        "shop",
+        "data-2",
+        "data",
+        "2026-03-09T01:00:00Z",
+        Some("2026-03-09T01:00:04Z"),
+        &with(&[("daily", "2026-03-09")]),
+    ));
+    y.push_str(&snapshot(
+        "shop",
+        "data-3",
+        "data",
+        "2026-03-10T11:30:00Z",
+        None,
+        &with(&[]),
+    ));
+    y.push_str(&snapshot(
+        "shop",
+        "data-old",
+        "data",
+        "2026-01-01T01:00:00Z",
+        Some("2026-01-01T01:00:03Z"),
+        &with(&[("delete-after", "2026-03-11")]),
+    ));
+    y.push_str(&snapshot(
+        "shop",
+        "logs-adhoc",
+        "logs",
+        "2026-03-05T10:00:00Z",
+        Some("2026-03-05T10:00:02Z"),
+        &[
+            ("retain", "days"),
+            ("retain-days", "30"),
+            ("type", "adhoc"),
+            ("plan", "pre-upgrade"),
+            ("pvc", "logs"),
+        ],
+    ));
     // Not ours: no backup-ns label.
-    y.push_str(&snapshot("other", "manual", "data", "2026-03-01T00:00:00Z", Some("2026-03-01T00:00:01Z"), &[]));
+    y.push_str(&snapshot(
+        "other",
+        "manual",
+        "data",
+        "2026-03-01T00:00:00Z",
+        Some("2026-03-01T00:00:01Z"),
+        &[],
+    ));
     y
 }
 
@@ -78,11 +144,16 @@ async fn start_exporter(w: &World) -> Exporter {
     .expect("the exporter printed its address");
     // Keep draining its logs so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Exporter { _child: child, addr }
+    Exporter {
+        _child: child,
+        addr,
+    }
 }
 
 async fn get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the exporter");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the exporter");
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
@@ -90,7 +161,10 @@ async fn get(addr: &str, path: &str) -> (String, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
 }
 
 /// Scrapes until `check` holds (the watch delivers asynchronously); returns the last body.
@@ -153,8 +227,14 @@ backup_ns_oldest_not_ready_age_seconds{namespace="shop",pvc="logs"} 0
 "#;
 
 async fn world() -> World {
-    let dir = tempfile::Builder::new().prefix("bns-exporter-").tempdir().unwrap();
-    let sim = kube_sim::Sim::builder().start().await.expect("kube-sim starts");
+    let dir = tempfile::Builder::new()
+        .prefix("bns-exporter-")
+        .tempdir()
+        .unwrap();
+    let sim = kube_sim::Sim::builder()
+        .start()
+        .await
+        .expect("kube-sim starts");
     tokio::time::sleep(Duration::from_millis(20)).await;
     sim.apply_yaml(&fixtures()).expect("fixtures apply");
     World { sim, dir }
@@ -164,7 +244,10 @@ async fn world() -> World {
 async fn the_metrics_text_is_computed_from_snapshot_labels() {
     let w = world().await;
     let exporter = start_exporter(&w).await;
-    let body = scrape_until(&exporter.addr, "the watch synced", |b| b.contains("backup_ns_exporter_synced 1")).await;
+    let body = scrape_until(&exporter.addr, "the watch synced", |b| {
+        b.contains("backup_ns_exporter_synced 1")
+    })
+    .await;
     assert_eq!(body, GOLDEN);
     let (status, text) = get(&exporter.addr, "/healthz").await;
     assert!(status.contains("200"), "{status} {text}");
@@ -174,25 +257,60 @@ async fn the_metrics_text_is_computed_from_snapshot_labels() {
 async fn the_exporter_follows_changes_through_its_watch_without_relisting() {
     let w = world().await;
     let exporter = start_exporter(&w).await;
-    scrape_until(&exporter.addr, "the watch synced", |b| b.contains("backup_ns_exporter_synced 1")).await;
+    scrape_until(&exporter.addr, "the watch synced", |b| {
+        b.contains("backup_ns_exporter_synced 1")
+    })
+    .await;
     let lists = w.sim.requests().count("list", "volumesnapshots");
 
     // A new ready nightly backup moves the last success and the counts.
     w.sim
-        .apply_yaml(&snapshot("shop", "data-4", "data", "2026-03-10T01:00:00Z", Some("2026-03-10T01:00:06Z"),
-            &[("retain", "daily_weekly_monthly"), ("plan", "nightly-v2"), ("pvc", "data"), ("daily", "2026-03-10")]))
+        .apply_yaml(&snapshot(
+            "shop",
+            "data-4",
+            "data",
+            "2026-03-10T01:00:00Z",
+            Some("2026-03-10T01:00:06Z"),
+            &[
+                ("retain", "daily_weekly_monthly"),
+                ("plan", "nightly-v2"),
+                ("pvc", "data"),
+                ("daily", "2026-03-10"),
+            ],
+        ))
         .unwrap();
     let body = scrape_until(&exporter.addr, "data-4 is counted", |b| {
         b.contains("backup_ns_snapshots{namespace=\"shop\",pvc=\"data\"} 5\n")
     })
     .await;
-    assert!(body.contains("backup_ns_last_success_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1773104406\n"), "{body}");
-    assert!(body.contains("backup_ns_plan_info{namespace=\"shop\",pvc=\"data\",plan=\"nightly-v2\"} 1\n"), "{body}");
+    assert!(
+        body.contains(
+            "backup_ns_last_success_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1773104406\n"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "backup_ns_plan_info{namespace=\"shop\",pvc=\"data\",plan=\"nightly-v2\"} 1\n"
+        ),
+        "{body}"
+    );
 
     // Marking for deletion is a label change.
     w.sim
-        .apply_yaml(&snapshot("shop", "data-2", "data", "2026-03-09T01:00:00Z", Some("2026-03-09T01:00:04Z"),
-            &[("retain", "daily_weekly_monthly"), ("plan", "nightly"), ("pvc", "data"), ("delete-after", "2026-03-12")]))
+        .apply_yaml(&snapshot(
+            "shop",
+            "data-2",
+            "data",
+            "2026-03-09T01:00:00Z",
+            Some("2026-03-09T01:00:04Z"),
+            &[
+                ("retain", "daily_weekly_monthly"),
+                ("plan", "nightly"),
+                ("pvc", "data"),
+                ("delete-after", "2026-03-12"),
+            ],
+        ))
         .unwrap();
     scrape_until(&exporter.addr, "data-2 is marked", |b| {
         b.contains("backup_ns_snapshots_marked_for_deletion{namespace=\"shop\",pvc=\"data\"} 2\n")
@@ -208,10 +326,17 @@ async fn the_exporter_follows_changes_through_its_watch_without_relisting() {
     })
     .await
     .unwrap();
-    let api: kube::Api<backup_ns::cluster::VolumeSnapshot> = kube::Api::namespaced(cluster.client().clone(), "shop");
+    let api: kube::Api<backup_ns::cluster::VolumeSnapshot> =
+        kube::Api::namespaced(cluster.client().clone(), "shop");
     api.delete("logs-adhoc", &Default::default()).await.unwrap();
-    let body = scrape_until(&exporter.addr, "logs-adhoc is gone", |b| !b.contains("pvc=\"logs\"")).await;
-    assert!(body.contains("backup_ns_exporter_snapshots_seen 5\n"), "{body}");
+    let body = scrape_until(&exporter.addr, "logs-adhoc is gone", |b| {
+        !b.contains("pvc=\"logs\"")
+    })
+    .await;
+    assert!(
+        body.contains("backup_ns_exporter_snapshots_seen 5\n"),
+        "{body}"
+    );
 
     assert_eq!(
         w.sim.requests().count("list", "volumesnapshots"),

@@ -32,7 +32,17 @@ async fn download_without_a_dump_says_how_to_make_one() {
     let plan = plan(&w);
     std::fs::create_dir(w.path("out")).unwrap();
     let out = w
-        .bns(&["postgres", "--plan", &plan, "download", "--output-dir", "out"], None)
+        .bns(
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--output-dir",
+                "out",
+            ],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
@@ -53,11 +63,29 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
     damaged.truncate(damaged.len() / 2);
     std::fs::write(w.pvc().join("dump.sql.gz"), &damaged).unwrap();
     let out = w
-        .bns(&["postgres", "--plan", &plan, "download", "--output-dir", "out"], None)
+        .bns(
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--output-dir",
+                "out",
+            ],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(stderr(&out).contains("is not a valid gzip file"), "{}", show(&out));
-    assert!(listing(&w.path("out")).is_empty(), "{:?}", listing(&w.path("out")));
+    assert!(
+        stderr(&out).contains("is not a valid gzip file"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        listing(&w.path("out")).is_empty(),
+        "{:?}",
+        listing(&w.path("out"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +95,13 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     std::fs::create_dir(w.path("out")).unwrap();
     // Several MiB with little redundancy, so the stream spans many chunks.
     let sql: Vec<u8> = (0..400_000u32)
-        .flat_map(|i| format!("INSERT INTO t VALUES ({});\n", i.wrapping_mul(2_654_435_761)).into_bytes())
+        .flat_map(|i| {
+            format!(
+                "INSERT INTO t VALUES ({});\n",
+                i.wrapping_mul(2_654_435_761)
+            )
+            .into_bytes()
+        })
         .collect();
     let dump = gzip(&sql);
     let in_pvc = w.pvc().join("dump.sql.gz");
@@ -75,28 +109,65 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     let expected = format!("shop_{}_postgres_dump.sql.gz", name_time(&in_pvc));
 
     let out = w
-        .bns(&["postgres", "--plan", &plan, "download", "--output-dir", "out"], None)
+        .bns(
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--output-dir",
+                "out",
+            ],
+            None,
+        )
         .await;
     let text = ok(&out);
     assert_eq!(listing(&w.path("out")), vec![expected.clone()]);
     assert_eq!(std::fs::read(w.path("out").join(&expected)).unwrap(), dump);
     assert!(text.lines().next().unwrap().ends_with(&expected), "{text}");
-    assert!(text.contains(&format!("gzip -dc out/{expected} | psql")), "{text}");
     assert!(
-        text.contains(&format!("backup-ns postgres restore --from-local out/{expected}")),
+        text.contains(&format!("gzip -dc out/{expected} | psql")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "backup-ns postgres restore --from-local out/{expected}"
+        )),
         "{text}"
     );
     assert!(stderr(&out).contains("gzip verified"), "{}", show(&out));
 
     let again = w
-        .bns(&["postgres", "--plan", &plan, "download", "--output-dir", "out"], None)
+        .bns(
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--output-dir",
+                "out",
+            ],
+            None,
+        )
         .await;
     assert_eq!(again.status.code(), Some(2), "{}", show(&again));
-    assert!(stderr(&again).contains("already exists"), "{}", show(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        show(&again)
+    );
 
     let forced = w
         .bns(
-            &["postgres", "--plan", &plan, "download", "--output", "out/latest.sql.gz", "--force"],
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--output",
+                "out/latest.sql.gz",
+                "--force",
+            ],
             None,
         )
         .await;
@@ -115,12 +186,24 @@ async fn restore_from_a_damaged_local_file_is_refused_before_anything_runs() {
     w.sim.requests().reset();
     let out = w
         .bns(
-            &["postgres", "--plan", &plan, "restore", "--from-local", "bad.sql.gz", "--yes"],
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "restore",
+                "--from-local",
+                "bad.sql.gz",
+                "--yes",
+            ],
             None,
         )
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(stderr(&out).contains("bad.sql.gz is not a valid gzip file"), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("bad.sql.gz is not a valid gzip file"),
+        "{}",
+        show(&out)
+    );
     let execs: u64 = w
         .sim
         .requests()
@@ -143,7 +226,10 @@ async fn without_a_plan_or_bak_variables_the_commands_explain_what_is_missing() 
         "name: shop\nnamespace: shop\ntargets: [data]\n",
     );
     let out = w
-        .bns(&["mysql", "--plan", &plan.display().to_string(), "info"], None)
+        .bns(
+            &["mysql", "--plan", &plan.display().to_string(), "info"],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(stderr(&out).contains("has no mysql hook"), "{}", show(&out));

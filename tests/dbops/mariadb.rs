@@ -43,11 +43,17 @@ async fn mysql_dump_download_and_restores_round_trip_through_the_pod() {
     let info = ok(&w.bns(&["mysql", "--plan", &plan, "info"], None).await);
     assert!(info.contains("database:        shopdb"), "{info}");
     assert!(info.contains("MariaDB"), "{info}");
-    assert!(info.contains("dump size:") && info.contains("gzip"), "{info}");
+    assert!(
+        info.contains("dump size:") && info.contains("gzip"),
+        "{info}"
+    );
 
     std::fs::create_dir(w.path("out")).unwrap();
     ok(&w
-        .bns(&["mysql", "--plan", &plan, "download", "--output-dir", "out"], None)
+        .bns(
+            &["mysql", "--plan", &plan, "download", "--output-dir", "out"],
+            None,
+        )
         .await);
     let name = format!("shop_{}_mysql_dump.sql.gz", name_time(&in_pvc));
     assert_eq!(listing(&w.path("out")), vec![name.clone()]);
@@ -56,20 +62,39 @@ async fn mysql_dump_download_and_restores_round_trip_through_the_pod() {
         std::fs::read(&in_pvc).unwrap()
     );
 
-    db.sql("shopdb", "DELETE FROM items WHERE id = 1; UPDATE items SET name = 'x'");
-    ok(&w.bns(&["mysql", "--plan", &plan, "restore", "--yes"], None).await);
+    db.sql(
+        "shopdb",
+        "DELETE FROM items WHERE id = 1; UPDATE items SET name = 'x'",
+    );
+    ok(&w
+        .bns(&["mysql", "--plan", &plan, "restore", "--yes"], None)
+        .await);
     assert_eq!(rows(&db), ORIGINAL);
 
     db.sql("shopdb", "DROP TABLE items");
     let local = format!("out/{name}");
     let out = w
-        .bns(&["mysql", "--plan", &plan, "restore", "--from-local", &local, "--yes"], None)
+        .bns(
+            &[
+                "mysql",
+                "--plan",
+                &plan,
+                "restore",
+                "--from-local",
+                &local,
+                "--yes",
+            ],
+            None,
+        )
         .await;
     ok(&out);
     assert_eq!(rows(&db), ORIGINAL, "{}", show(&out));
 
     let shell = w
-        .bns(&["mysql", "--plan", &plan, "shell"], Some(b"SELECT 40 + 2 AS answer;\nexit\n"))
+        .bns(
+            &["mysql", "--plan", &plan, "shell"],
+            Some(b"SELECT 40 + 2 AS answer;\nexit\n"),
+        )
         .await;
     assert_eq!(shell.status.code(), Some(0), "{}", show(&shell));
     assert!(stdout(&shell).contains("42"), "{}", show(&shell));
