@@ -599,14 +599,14 @@ async fn stream_to_file(
 
     let consume = async move {
         let mut total = 0u64;
+        // One reused read buffer; each chunk is copied out at its real size (reads are often far below CHUNK).
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            let mut buf = vec![0u8; CHUNK];
             let n = pipe_out.read(&mut buf).await?;
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
-            let chunk = std::sync::Arc::new(buf);
+            let chunk = std::sync::Arc::new(buf[..n].to_vec());
             if let Some(tx) = &verify_tx {
                 // A closed verifier already has its verdict; keep writing the file.
                 let _ = tx.send(chunk.clone()).await;
