@@ -6,7 +6,7 @@
 //! `run` executes; the other scripts live in `hooks::dbops` and share its connection code.
 //!
 //! `download` streams `cat DUMP` over the exec's stdout: nothing is copied in the pod, memory stays bounded
-//! (a 256 KiB pipe plus two bounded queues), the size is checked against a `stat` taken first, a gzip dump is
+//! (three bounded queues of 1 MiB chunks), the size is checked against a `stat` taken first, a gzip dump is
 //! fully decoded on a second thread as it arrives, and the file only gets its final name once all of that passed.
 
 use crate::Exit;
@@ -25,7 +25,7 @@ use is_terminal::IsTerminal;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 /// Which database engine a command group speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +157,7 @@ struct Ctx {
     namespace: String,
     target: ContainerRef,
     exec: crate::cluster::exec::KubeExec,
+    cluster: Cluster,
     secret: Option<Secret>,
 }
 
@@ -301,6 +302,7 @@ async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
         namespace,
         target,
         exec: cluster.container_exec(),
+        cluster: cluster.clone(),
         secret,
     })
 }
@@ -454,10 +456,9 @@ impl Drop for PartialFile {
     }
 }
 
-/// Read size of the download pipe and of each queued chunk.
-const CHUNK: usize = 256 * 1024;
-/// Chunks that may wait for the file writer or the gzip check: bounds memory at 2 × DEPTH × CHUNK.
-const DEPTH: usize = 16;
+/// Chunks (up to `cluster::stream_exec::STREAM_CHUNK` = 1 MiB each) that may wait for the file writer or the gzip
+/// check; bounds memory at about 3 × DEPTH MiB.
+const DEPTH: usize = 8;
 
 async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
     let file = stat_dump(ctx).await?;
@@ -565,7 +566,7 @@ async fn stream_to_file(
     verify_gzip: bool,
     bar: Option<indicatif::ProgressBar>,
 ) -> Result<(u64, Option<Result<(), String>>), Fail> {
-    let (mut pipe_in, mut pipe_out) = tokio::io::duplex(CHUNK);
+    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(DEPTH);
     let (write_tx, mut write_rx) = tokio::sync::mpsc::channel::<std::sync::Arc<Vec<u8>>>(DEPTH);
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut out = std::io::BufWriter::with_capacity(1024 * 1024, file);
@@ -599,14 +600,9 @@ async fn stream_to_file(
 
     let consume = async move {
         let mut total = 0u64;
-        // One reused read buffer; each chunk is copied out at its real size (reads are often far below CHUNK).
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = pipe_out.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            let chunk = std::sync::Arc::new(buf[..n].to_vec());
+        while let Some(buf) = chunk_rx.recv().await {
+            let n = buf.len() as u64;
+            let chunk = std::sync::Arc::new(buf);
             if let Some(tx) = &verify_tx {
                 // A closed verifier already has its verdict; keep writing the file.
                 let _ = tx.send(chunk.clone()).await;
@@ -614,29 +610,18 @@ async fn stream_to_file(
             if write_tx.send(chunk).await.is_err() {
                 return Err(std::io::Error::other("the file writer stopped"));
             }
-            total += n as u64;
+            total += n;
             if let Some(bar) = &bar {
-                bar.inc(n as u64);
+                bar.inc(n);
             }
         }
         Ok::<u64, std::io::Error>(total)
     };
-    let produce = async {
-        let result = ctx
-            .exec
-            .exec(
-                ExecRequest {
-                    target: ctx.target.clone(),
-                    argv: vec!["cat".into(), "--".into(), ctx.hook.dump_path().to_string()],
-                    stdin: Stdin::None,
-                    timeout: None,
-                },
-                StdoutSink::Writer(&mut pipe_in),
-            )
-            .await;
-        let _ = pipe_in.shutdown().await;
-        result
-    };
+    let produce = ctx.cluster.exec_stdout_chunks(
+        &ctx.target,
+        vec!["cat".into(), "--".into(), ctx.hook.dump_path().to_string()],
+        chunk_tx,
+    );
     let (exec_result, total) = tokio::join!(produce, consume);
     let join_writer = tokio::task::spawn_blocking(move || writer.join());
     let written_ok = join_writer.await;

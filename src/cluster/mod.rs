@@ -36,6 +36,7 @@ pub mod resolve;
 pub mod resources;
 pub mod snapshot_mirror;
 pub mod snapshots;
+pub mod stream_exec;
 pub mod tty;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
