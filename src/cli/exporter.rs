@@ -115,7 +115,7 @@ async fn serve(args: ExporterArgs, addr: SocketAddr, clock: Clock) -> Exit {
             "/metrics",
             axum::routing::get(move || {
                 let mirror = metrics_mirror.clone();
-                let clock = clock.clone();
+                let clock = clock;
                 async move {
                     let text = mirror
                         .read(|s| metrics::render(s.items.values(), clock.now_utc(), s.synced));

@@ -33,13 +33,13 @@ impl Cluster {
             target: target.clone(),
             message,
         };
-        let mut process = pods
-            .exec(&target.pod, argv, &params)
-            .await
-            .map_err(|err| ExecError::Start {
-                target: target.clone(),
-                message: err.to_string(),
-            })?;
+        let mut process =
+            pods.exec(&target.pod, argv, &params)
+                .await
+                .map_err(|err| ExecError::Start {
+                    target: target.clone(),
+                    message: err.to_string(),
+                })?;
         let status = process
             .take_status()
             .ok_or_else(|| broke("no status channel".into()))?;
