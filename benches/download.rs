@@ -5,7 +5,8 @@
 //! gzip dump there (pseudo-random payload in stored deflate blocks, so making it is quick and the integrity check
 //! really decodes 1 GiB). Each tool runs as a child process; wall time and peak RSS (`wait4` rusage) are printed,
 //! plus the ratio. Targets: backup-ns faster than kubectl cp, peak RSS < 64 MiB. `BENCH_MIB` changes the size,
-//! `BENCH_ROUNDS` the number of alternating rounds (best time is reported too). Prints figures; asserts only that
+//! `BENCH_ROUNDS` the number of alternating rounds (best time is reported too), `BENCH_FORMAT=plain` writes raw
+//! bytes instead of gzip (no integrity check on the backup-ns side). Prints figures; asserts only that
 //! both copies are complete.
 
 use std::io::Write;
@@ -71,13 +72,18 @@ fn measure(cmd: &mut Command) -> Run {
     }
 }
 
-/// Writes `mib` MiB of xorshift bytes as a gzip file with stored blocks.
-fn make_dump(path: &Path, mib: usize) {
+/// Writes `mib` MiB of xorshift bytes as a gzip file with stored blocks (or raw bytes when `plain`, to show what
+/// the streamed gzip check costs).
+fn make_dump(path: &Path, mib: usize, plain: bool) {
     let file = std::fs::File::create(path).expect("create dump");
-    let mut gz = flate2::write::GzEncoder::new(
-        std::io::BufWriter::with_capacity(1 << 20, file),
-        flate2::Compression::none(),
-    );
+    let mut gz: Box<dyn Write> = if plain {
+        Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
+    } else {
+        Box::new(flate2::write::GzEncoder::new(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            flate2::Compression::none(),
+        ))
+    };
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut block = vec![0u8; 1 << 20];
     for _ in 0..mib {
@@ -89,7 +95,8 @@ fn make_dump(path: &Path, mib: usize) {
         }
         gz.write_all(&block).expect("write dump");
     }
-    gz.finish().expect("finish gzip").flush().expect("flush");
+    gz.flush().expect("flush");
+    drop(gz); // finishes the gzip trailer
 }
 
 fn main() {
@@ -101,6 +108,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let plain = std::env::var("BENCH_FORMAT").is_ok_and(|v| v == "plain");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let tmp = tempfile::Builder::new()
         .prefix("bns-bench-download-")
@@ -124,10 +132,15 @@ fn main() {
     // The sim keeps serving on the runtime's worker threads while the children run.
     let dump = sim.pvc_dir("shop", "data").join("dump.sql.gz");
     let made = Instant::now();
-    make_dump(&dump, mib);
+    make_dump(&dump, mib, plain);
     let size = std::fs::metadata(&dump).expect("dump").len();
     println!(
-        "dump: {mib} MiB payload, {size} bytes gzip, made in {:.1}s",
+        "dump: {mib} MiB payload, {size} bytes {}, made in {:.1}s",
+        if plain {
+            "plain"
+        } else {
+            "gzip (verified by backup-ns)"
+        },
         made.elapsed().as_secs_f64()
     );
     let plan = tmp.path().join("plan.yaml");
@@ -184,7 +197,7 @@ fn main() {
         );
         std::fs::remove_dir_all(&out).ok();
         println!(
-            "round {}: kubectl cp {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB, gzip verified) | ratio kubectl/backup-ns {:.2}x",
+            "round {}: kubectl cp {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB) | ratio kubectl/backup-ns {:.2}x",
             round + 1,
             k.wall.as_secs_f64(),
             size as f64 / 1048576.0 / k.wall.as_secs_f64(),
