@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod labels;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod plan;
 pub mod retention;

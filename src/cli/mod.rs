@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod adhoc;
 mod completions;
 pub mod controller;
+pub mod db;
 pub mod delete;
+pub mod exporter;
 pub mod list;
 pub mod plan;
 pub mod prune;
@@ -76,6 +78,12 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
     Adhoc(adhoc::AdhocArgs),
+    /// PostgreSQL in the namespace's database container: dump, download, restore, info, shell.
+    Postgres(db::DbArgs),
+    /// MySQL/MariaDB in the namespace's database container: dump, download, restore, info, shell.
+    Mysql(db::DbArgs),
+    /// Serve Prometheus metrics about backup freshness, computed from VolumeSnapshot labels.
+    Exporter(exporter::ExporterArgs),
 }
 
 /// Routes a parsed command line to its subcommand.
@@ -95,5 +103,8 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Restore(args) => restore::run(args),
         Command::Delete(args) => delete::run(args),
         Command::Adhoc(args) => adhoc::run(args),
+        Command::Postgres(args) => db::run(db::Engine::Postgres, args),
+        Command::Mysql(args) => db::run(db::Engine::Mysql, args),
+        Command::Exporter(args) => exporter::run(args),
     }
 }

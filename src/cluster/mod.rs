@@ -35,7 +35,10 @@ pub mod jobs;
 pub mod label_patch;
 pub mod resolve;
 pub mod resources;
+pub mod snapshot_mirror;
 pub mod snapshots;
+pub mod stream_exec;
+pub mod tty;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
 pub use error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};

@@ -8,6 +8,7 @@
 //!
 //! `onError` and post-hook `when` are the engine's decisions: it gets a [`HookReport`] or a [`HookError`].
 
+pub mod dbops;
 pub mod error;
 pub mod exec;
 pub mod mysql;

@@ -64,7 +64,7 @@ impl Default for MysqlDump {
 impl MysqlDump {
     /// Tool detection (sets `$bns_client` and `$bns_dumper`), the check that referenced container env vars
     /// exist, then the password.
-    fn preamble(&self) -> String {
+    pub(crate) fn preamble(&self) -> String {
         let mut s = String::new();
         let pairs: &[(&str, &str)] = match self.flavor {
             MysqlFlavor::Auto => &[("mariadb", "mariadb-dump"), ("mysql", "mysqldump")],
@@ -97,7 +97,7 @@ impl MysqlDump {
     }
 
     /// `--host=… --port=… --user=…` as quoted words.
-    fn connection_args(&self) -> String {
+    pub(crate) fn connection_args(&self) -> String {
         [
             format!("--host={}", self.host),
             format!("--port={}", self.port),

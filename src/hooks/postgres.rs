@@ -63,7 +63,7 @@ impl Default for PostgresDump {
 
 impl PostgresDump {
     /// Referenced container env vars must exist; then the secret, before anything could print; then the rest.
-    fn connection_env(&self) -> String {
+    pub(crate) fn connection_env(&self) -> String {
         let mut s = script::env_guard(
             [&self.host, &self.user, &self.database]
                 .into_iter()
@@ -145,7 +145,7 @@ impl PostgresDump {
 }
 
 /// Lines that fail the script with `missing_tool=NAME` when a tool is not on the container's PATH.
-fn tool_check(tools: &[&str]) -> String {
+pub(crate) fn tool_check(tools: &[&str]) -> String {
     let mut s = String::new();
     for tool in tools {
         let _ = writeln!(

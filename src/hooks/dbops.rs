@@ -1,0 +1,373 @@
+//! Scripts for the operator's database commands (`postgres|mysql restore|download|info|shell`), built from the
+//! same hook parameters and connection code as the dump ([`PostgresDump`], [`MysqlDump`]) and quoted the same
+//! way. Pure: the CLI runs them through `ContainerExec`.
+//!
+//! Like the dump scripts they travel on stdin and report facts as `backup-ns: KEY=VALUE` lines. A restore of a
+//! local file needs stdin for the data too: [`bootstrap_argv`] reads exactly the script's bytes with `dd bs=1`
+//! (a shell reading a script from a pipe may read ahead and swallow data) and `eval`s it, leaving the rest of
+//! stdin to the restore pipeline. argv then carries only that fixed bootstrap and a byte count, never a value.
+
+use super::mysql::MysqlDump;
+use super::postgres::{PostgresDump, tool_check};
+use super::quote::quote;
+use super::script::{MARKER, split_path};
+use std::fmt::Write as _;
+
+/// The database engines the commands speak.
+#[derive(Debug, Clone)]
+pub enum DbHook {
+    Postgres(PostgresDump),
+    Mysql(MysqlDump),
+}
+
+/// The format of a dump, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFormat {
+    Gzip,
+    Zstd,
+    /// `pg_dump --format=custom` (`PGDMP`).
+    PgCustom,
+    Plain,
+}
+
+impl DumpFormat {
+    /// Detects the format from the magic bytes at the start of a dump.
+    pub fn sniff(head: &[u8]) -> DumpFormat {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            DumpFormat::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            DumpFormat::Zstd
+        } else if head.starts_with(b"PGDMP") {
+            DumpFormat::PgCustom
+        } else {
+            DumpFormat::Plain
+        }
+    }
+
+    /// The file name suffix a download gets.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DumpFormat::Gzip => "dump.sql.gz",
+            DumpFormat::Zstd => "dump.sql.zst",
+            DumpFormat::PgCustom => "dump.pgdump",
+            DumpFormat::Plain => "dump.sql",
+        }
+    }
+
+    /// Shell filter that turns the dump into the restore tool's input.
+    fn decompressor(self) -> &'static str {
+        match self {
+            DumpFormat::Gzip => "gzip -dc",
+            DumpFormat::Zstd => "zstd -q -dc",
+            DumpFormat::PgCustom | DumpFormat::Plain => "cat",
+        }
+    }
+}
+
+/// Where a restore reads the dump from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The dump file in the container (the hook's `dumpFile`); the format is detected there.
+    ContainerFile,
+    /// The bytes following the script on stdin, in the given format (detected locally).
+    Stdin(DumpFormat),
+}
+
+impl DbHook {
+    pub fn dump_path(&self) -> &str {
+        match self {
+            DbHook::Postgres(p) => &p.dump_path,
+            DbHook::Mysql(m) => &m.dump_path,
+        }
+    }
+
+    /// Connection setup: tool checks, env guards, the password (exported before anything runs).
+    fn connect(&self) -> String {
+        let mut s = String::from("set -eu\numask 077\n");
+        match self {
+            DbHook::Postgres(p) => {
+                s.push_str(&tool_check(&["psql"]));
+                s.push_str(&p.connection_env());
+            }
+            DbHook::Mysql(m) => s.push_str(&m.preamble()),
+        }
+        s
+    }
+
+    /// The client command reading SQL on stdin. PostgreSQL restores in one transaction and stops at the first
+    /// error, so a failed restore changes nothing.
+    fn sql_client(&self) -> String {
+        match self {
+            DbHook::Postgres(_) => {
+                "psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null".to_string()
+            }
+            DbHook::Mysql(m) => format!(
+                "\"$bns_client\" {} --batch -- {}",
+                m.connection_args(),
+                super::quote::quote_with_env(&m.database)
+            ),
+        }
+    }
+
+    fn restore_pipeline(&self, format: DumpFormat, input: &str) -> String {
+        match (self, format) {
+            (DbHook::Postgres(_), DumpFormat::PgCustom) => format!(
+                "pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error -d \"$PGDATABASE\" {input}"
+            ),
+            _ => format!("{} {input} | {}", format.decompressor(), self.sql_client()),
+        }
+    }
+
+    /// The restore script. From the container file: the file must exist and pass `gzip -t`/`zstd -t` before the
+    /// database is touched. From stdin: the last line is the pipeline, which reads the rest of stdin.
+    pub fn restore_script(&self, source: RestoreSource) -> String {
+        let mut s = self.connect();
+        match source {
+            RestoreSource::ContainerFile => {
+                let _ = writeln!(s, "bns_dump={}", quote(self.dump_path()));
+                let _ = writeln!(
+                    s,
+                    "if [ ! -f \"$bns_dump\" ]; then echo \"{MARKER}error=no dump file at $bns_dump (run a dump first)\"; exit 1; fi"
+                );
+                s.push_str(
+                    "bns_magic=$(od -An -tx1 -N4 \"$bns_dump\" | tr -d ' \\n')\ncase \"$bns_magic\" in\n",
+                );
+                for (pattern, format) in [
+                    ("1f8b*", DumpFormat::Gzip),
+                    ("28b52ffd", DumpFormat::Zstd),
+                    ("50474d50", DumpFormat::PgCustom),
+                    ("*", DumpFormat::Plain),
+                ] {
+                    let check = match format {
+                        DumpFormat::Gzip => format!(
+                            "gzip -t \"$bns_dump\" || {{ echo '{MARKER}error=the dump file is not a valid gzip file'; exit 1; }}; "
+                        ),
+                        DumpFormat::Zstd => format!(
+                            "zstd -q -t \"$bns_dump\" || {{ echo '{MARKER}error=the dump file is not a valid zstd file'; exit 1; }}; "
+                        ),
+                        _ => String::new(),
+                    };
+                    let pipeline = if matches!(self, DbHook::Mysql(_))
+                        && format == DumpFormat::PgCustom
+                    {
+                        format!(
+                            "echo '{MARKER}error=a pg_dump custom archive cannot be restored into MySQL'; exit 1"
+                        )
+                    } else {
+                        self.restore_pipeline(format, "< \"$bns_dump\"")
+                    };
+                    let _ = writeln!(s, "  {pattern}) {check}{pipeline} ;;");
+                }
+                s.push_str("esac\n");
+                let _ = writeln!(s, "echo '{MARKER}restored=yes'");
+                s.push_str("exit 0\n");
+            }
+            RestoreSource::Stdin(format) => {
+                // The pipeline must be the script's last command: `eval` runs it, and its status is the script's.
+                s.push_str(&self.restore_pipeline(format, ""));
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// Size and modification time (Unix seconds) of the dump file, or `dump=none`.
+    pub fn stat_script(&self) -> String {
+        let mut s = String::from("set -u\n");
+        s.push_str(&dump_facts(self.dump_path()));
+        s.push_str("exit 0\n");
+        s
+    }
+
+    /// Tool versions, server version, database name and size, and the dump file's size and time.
+    pub fn info_script(&self) -> String {
+        let mut s = self.connect();
+        let fail = |what: &str| {
+            format!(
+                "|| {{ echo '{MARKER}error={what} failed (connection or credentials)'; exit 1; }}"
+            )
+        };
+        match self {
+            DbHook::Postgres(_) => {
+                let q = |sql: &str| {
+                    format!(
+                        "psql -X -A -t -v ON_ERROR_STOP=1 -c {} </dev/null",
+                        quote(sql)
+                    )
+                };
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}client_version=$(psql --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}dump_tool_version=$(pg_dump --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "bns_v=$({}) {}",
+                    q("SHOW server_version"),
+                    fail("SHOW server_version")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}server_version=PostgreSQL $bns_v\"");
+                let _ = writeln!(
+                    s,
+                    "bns_d=$({}) {}",
+                    q("SELECT current_database()"),
+                    fail("SELECT current_database()")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
+                let _ = writeln!(
+                    s,
+                    "bns_z=$({}) {}",
+                    q("SELECT pg_database_size(current_database())"),
+                    fail("pg_database_size")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
+            }
+            DbHook::Mysql(m) => {
+                let q = |sql: &str| {
+                    format!(
+                        "\"$bns_client\" {} --batch --skip-column-names --execute={} -- {} </dev/null",
+                        m.connection_args(),
+                        quote(sql),
+                        super::quote::quote_with_env(&m.database)
+                    )
+                };
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}client_version=$(\"$bns_client\" --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "echo \"{MARKER}dump_tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\""
+                );
+                let _ = writeln!(
+                    s,
+                    "bns_v=$({}) {}",
+                    q("SELECT VERSION()"),
+                    fail("SELECT VERSION()")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}server_version=$bns_v\"");
+                let _ = writeln!(
+                    s,
+                    "bns_d=$({}) {}",
+                    q("SELECT DATABASE()"),
+                    fail("SELECT DATABASE()")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
+                let _ = writeln!(
+                    s,
+                    "bns_z=$({}) {}",
+                    q(
+                        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()"
+                    ),
+                    fail("the size query")
+                );
+                let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
+            }
+        }
+        s.push_str(&dump_facts(self.dump_path()));
+        s.push_str("exit 0\n");
+        s
+    }
+
+    /// The script an interactive shell `eval`s: connection setup, then `exec` of the client on the terminal.
+    /// Without a local terminal (input piped in) psql's pager is turned off: it would wait for keys forever.
+    pub fn shell_script(&self, local_terminal: bool) -> String {
+        let mut s = self.connect();
+        match self {
+            DbHook::Postgres(_) => {
+                if !local_terminal {
+                    s.push_str("PSQL_PAGER=cat; export PSQL_PAGER; PAGER=cat; export PAGER\n");
+                }
+                s.push_str("exec psql -X\n");
+            }
+            DbHook::Mysql(m) => {
+                let _ = writeln!(
+                    s,
+                    "exec \"$bns_client\" {} -- {}",
+                    m.connection_args(),
+                    super::quote::quote_with_env(&m.database)
+                );
+            }
+        }
+        s
+    }
+}
+
+fn dump_facts(path: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "bns_dump={}", quote(path));
+    let (dir, _) = split_path(path);
+    let _ = writeln!(s, "bns_dir={}", quote(dir));
+    let _ = writeln!(
+        s,
+        "if [ -f \"$bns_dump\" ]; then echo \"{MARKER}dump_size=$(wc -c < \"$bns_dump\" | tr -d ' ')\"; echo \"{MARKER}dump_mtime=$(date -r \"$bns_dump\" +%s)\"; echo \"{MARKER}dump_head=$(od -An -tx1 -N4 \"$bns_dump\" | tr -d ' \\n')\"; \
+         elif [ -d \"$bns_dir\" ]; then echo '{MARKER}dump=none'; else echo '{MARKER}dump=nodir'; fi"
+    );
+    s
+}
+
+/// `sh -c BOOTSTRAP` that reads exactly `script_len` bytes of script from stdin and evaluates it; the rest of
+/// stdin stays unread for the script's commands.
+pub fn bootstrap_argv(script_len: usize) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "bns_script=$(dd bs=1 count={script_len} 2>/dev/null) || exit 125; eval \"$bns_script\""
+        ),
+    ]
+}
+
+/// Decodes the hex of the first bytes (`od -An -tx1`) a fact script reported.
+pub fn decode_head(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::Secret;
+
+    #[test]
+    fn formats_are_sniffed_from_magic_bytes() {
+        assert_eq!(DumpFormat::sniff(&[0x1f, 0x8b, 8, 0]), DumpFormat::Gzip);
+        assert_eq!(
+            DumpFormat::sniff(&decode_head("28b52ffd")),
+            DumpFormat::Zstd
+        );
+        assert_eq!(DumpFormat::sniff(b"PGDMP\x01"), DumpFormat::PgCustom);
+        assert_eq!(DumpFormat::sniff(b"-- SQL"), DumpFormat::Plain);
+    }
+
+    #[test]
+    fn a_stdin_restore_ends_with_its_pipeline_and_keeps_the_password_out_of_argv() {
+        let hook = DbHook::Postgres(PostgresDump {
+            password: Some(Secret::new("s3cr'et")),
+            ..PostgresDump::default()
+        });
+        let script = hook.restore_script(RestoreSource::Stdin(DumpFormat::Gzip));
+        assert!(script.ends_with(
+            "gzip -dc  | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null\n"
+        ));
+        assert!(script.contains(r"PGPASSWORD='s3cr'\''et'"));
+        let argv = bootstrap_argv(script.len()).join(" ");
+        assert!(!argv.contains("s3cr"));
+        assert!(argv.contains(&format!("count={}", script.len())));
+    }
+
+    #[test]
+    fn a_mysql_restore_names_the_database_after_double_dash() {
+        let hook = DbHook::Mysql(MysqlDump {
+            database: "-x".into(),
+            ..MysqlDump::default()
+        });
+        let script = hook.restore_script(RestoreSource::ContainerFile);
+        assert!(script.contains("--batch -- '-x'"));
+        assert!(script.contains("gzip -t \"$bns_dump\""));
+    }
+}

@@ -1,0 +1,289 @@
+//! The exporter's metrics text (Prometheus text format 0.0.4), computed purely from snapshot facts and a clock.
+//!
+//! Per namespace and PVC:
+//! - `backup_ns_last_success_timestamp_seconds`: creation time of the newest ready snapshot (absent when none);
+//! - `backup_ns_snapshots`: all backup-ns snapshots; `backup_ns_snapshots_by_tier{tier=...}`: those carrying a
+//!   daily/weekly/monthly/yearly label, plus `adhoc` and `days` (retain=days) ones;
+//! - `backup_ns_snapshots_marked_for_deletion`: snapshots with a `delete-after` label;
+//! - `backup_ns_snapshots_not_ready` and `backup_ns_oldest_not_ready_age_seconds`;
+//! - `backup_ns_plan_info{plan=...} 1`: the plan named by the newest snapshot's `plan` label.
+//!
+//! Only snapshots carrying at least one `backup-ns.sh/` label count: other VolumeSnapshots in the namespace are
+//! not ours to judge. Output order is fixed (sorted), so the text can be compared byte for byte.
+
+use crate::cluster::VolumeSnapshot;
+use crate::labels;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What the exporter needs to know about one VolumeSnapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFacts {
+    pub namespace: String,
+    pub name: String,
+    /// The `pvc` label, else the snapshot's source PVC, else empty.
+    pub pvc: String,
+    pub plan: Option<String>,
+    /// `status.creationTime`, else `metadata.creationTimestamp`.
+    pub created: Option<DateTime<Utc>>,
+    /// `metadata.creationTimestamp`: when the request was made (the age of a snapshot that is not ready yet).
+    pub requested: Option<DateTime<Utc>>,
+    pub ready: bool,
+    /// Tier names (`daily`, `weekly`, `monthly`, `yearly`, `adhoc`, `days`) this snapshot counts toward.
+    pub tiers: Vec<&'static str>,
+    pub marked: bool,
+}
+
+impl SnapshotFacts {
+    /// The facts of `vs`, or `None` for a snapshot without any backup-ns label.
+    pub fn from_snapshot(vs: &VolumeSnapshot) -> Option<SnapshotFacts> {
+        let labels = vs.metadata.labels.clone().unwrap_or_default();
+        if !labels.keys().any(|k| k.starts_with(labels::PREFIX)) {
+            return None;
+        }
+        let status = vs.status.as_ref();
+        let requested = vs.metadata.creation_timestamp.as_ref().and_then(|t| {
+            DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        });
+        let created = status
+            .and_then(|s| s.creation_time.as_deref())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or(requested);
+        let mut tiers = Vec::new();
+        for tier in labels::Tier::ALL {
+            if labels.contains_key(tier.key()) {
+                tiers.push(tier.name());
+            }
+        }
+        if labels.get(labels::TYPE).map(String::as_str) == Some(labels::TYPE_ADHOC) {
+            tiers.push("adhoc");
+        }
+        if labels.get(labels::RETAIN).map(String::as_str) == Some(labels::RETAIN_DAYS_MODE) {
+            tiers.push("days");
+        }
+        let pvc = labels
+            .get(labels::PVC)
+            .cloned()
+            .or_else(|| vs.spec.source.persistent_volume_claim_name.clone())
+            .unwrap_or_default();
+        Some(SnapshotFacts {
+            namespace: vs.metadata.namespace.clone().unwrap_or_default(),
+            name: vs.metadata.name.clone().unwrap_or_default(),
+            pvc,
+            plan: labels.get(labels::PLAN).cloned(),
+            created,
+            requested,
+            ready: status.and_then(|s| s.ready_to_use).unwrap_or(false),
+            tiers,
+            marked: labels.contains_key(labels::DELETE_AFTER),
+        })
+    }
+}
+
+/// The tiers reported for every PVC (zero when empty), in output order.
+const TIERS: [&str; 6] = ["daily", "weekly", "monthly", "yearly", "adhoc", "days"];
+
+#[derive(Default)]
+struct PvcStats<'a> {
+    total: u64,
+    tiers: BTreeMap<&'static str, u64>,
+    marked: u64,
+    not_ready: u64,
+    oldest_not_ready: Option<DateTime<Utc>>,
+    /// Newest ready snapshot: its creation time and plan.
+    last_success: Option<(DateTime<Utc>, Option<&'a str>)>,
+}
+
+/// Renders the metrics text for `facts` at `now`. `synced` is false until the watch has listed everything once
+/// (Prometheus then sees `backup_ns_exporter_synced 0` and the alert rules hold off).
+pub fn render<'a>(
+    facts: impl IntoIterator<Item = &'a SnapshotFacts>,
+    now: DateTime<Utc>,
+    synced: bool,
+) -> String {
+    let mut by_pvc: BTreeMap<(&str, &str), PvcStats<'_>> = BTreeMap::new();
+    let mut seen = 0u64;
+    for f in facts {
+        seen += 1;
+        let stats = by_pvc.entry((&f.namespace, &f.pvc)).or_default();
+        stats.total += 1;
+        for tier in &f.tiers {
+            *stats.tiers.entry(tier).or_default() += 1;
+        }
+        if f.marked {
+            stats.marked += 1;
+        }
+        if f.ready {
+            if let Some(created) = f.created
+                && stats.last_success.is_none_or(|(t, _)| created > t)
+            {
+                stats.last_success = Some((created, f.plan.as_deref()));
+            }
+        } else {
+            stats.not_ready += 1;
+            if let Some(at) = f.requested.or(f.created) {
+                stats.oldest_not_ready = Some(stats.oldest_not_ready.map_or(at, |t| t.min(at)));
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, rows: &mut dyn Iterator<Item = String>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for row in rows {
+            let _ = writeln!(out, "{name}{row}");
+        }
+    };
+    let pvc_labels =
+        |(ns, pvc): &(&str, &str)| format!("namespace=\"{}\",pvc=\"{}\"", escape(ns), escape(pvc));
+
+    family(
+        "backup_ns_exporter_synced",
+        "1 once the snapshot watch has listed every VolumeSnapshot; 0 while it (re)lists.",
+        &mut std::iter::once(format!(" {}", u8::from(synced))),
+    );
+    family(
+        "backup_ns_exporter_snapshots_seen",
+        "VolumeSnapshots with backup-ns labels currently known to the exporter.",
+        &mut std::iter::once(format!(" {seen}")),
+    );
+    family(
+        "backup_ns_last_success_timestamp_seconds",
+        "Creation time (Unix seconds) of the newest ready backup-ns snapshot of the PVC.",
+        &mut by_pvc.iter().filter_map(|(k, s)| {
+            s.last_success
+                .map(|(t, _)| format!("{{{}}} {}", pvc_labels(k), t.timestamp()))
+        }),
+    );
+    family(
+        "backup_ns_plan_info",
+        "The plan named by the PVC's newest ready snapshot (always 1).",
+        &mut by_pvc.iter().filter_map(|(k, s)| {
+            s.last_success
+                .and_then(|(_, plan)| plan)
+                .map(|plan| format!("{{{},plan=\"{}\"}} 1", pvc_labels(k), escape(plan)))
+        }),
+    );
+    family(
+        "backup_ns_snapshots",
+        "backup-ns VolumeSnapshots of the PVC.",
+        &mut by_pvc
+            .iter()
+            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.total)),
+    );
+    family(
+        "backup_ns_snapshots_by_tier",
+        "backup-ns VolumeSnapshots of the PVC per retention tier label (daily, weekly, monthly, yearly), adhoc type and retain=days.",
+        &mut by_pvc.iter().flat_map(|(k, s)| {
+            TIERS.iter().map(move |tier| {
+                format!(
+                    "{{{},tier=\"{tier}\"}} {}",
+                    pvc_labels(k),
+                    s.tiers.get(tier).copied().unwrap_or(0)
+                )
+            })
+        }),
+    );
+    family(
+        "backup_ns_snapshots_marked_for_deletion",
+        "backup-ns VolumeSnapshots of the PVC carrying a delete-after label.",
+        &mut by_pvc
+            .iter()
+            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.marked)),
+    );
+    family(
+        "backup_ns_snapshots_not_ready",
+        "backup-ns VolumeSnapshots of the PVC that are not readyToUse.",
+        &mut by_pvc
+            .iter()
+            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.not_ready)),
+    );
+    family(
+        "backup_ns_oldest_not_ready_age_seconds",
+        "Age in seconds of the PVC's oldest snapshot that is not ready (0 when all are ready).",
+        &mut by_pvc.iter().map(|(k, s)| {
+            let age = s
+                .oldest_not_ready
+                .map_or(0, |t| (now - t).num_seconds().max(0));
+            format!("{{{}}} {age}", pvc_labels(k))
+        }),
+    );
+    out
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+pub fn escape(value: &str) -> String {
+    let mut s = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn facts(pvc: &str, created: &str, ready: bool, tiers: &[&'static str]) -> SnapshotFacts {
+        SnapshotFacts {
+            namespace: "shop".into(),
+            name: format!("{pvc}-{created}"),
+            pvc: pvc.into(),
+            plan: Some("nightly".into()),
+            created: Some(at(created)),
+            requested: Some(at(created)),
+            ready,
+            tiers: tiers.to_vec(),
+            marked: false,
+        }
+    }
+
+    #[test]
+    fn the_newest_ready_snapshot_sets_the_last_success_and_not_ready_ones_are_aged() {
+        let all = [
+            facts("data", "2026-01-01T01:00:00Z", true, &["daily"]),
+            facts("data", "2026-01-02T01:00:00Z", true, &["daily", "weekly"]),
+            facts("data", "2026-01-03T01:00:00Z", false, &[]),
+        ];
+        let text = render(&all, at("2026-01-03T02:00:00Z"), true);
+        assert!(text.contains(
+            "backup_ns_last_success_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1767315600\n"
+        ));
+        assert!(text.contains(
+            "backup_ns_snapshots_by_tier{namespace=\"shop\",pvc=\"data\",tier=\"daily\"} 2\n"
+        ));
+        assert!(
+            text.contains("backup_ns_snapshots_not_ready{namespace=\"shop\",pvc=\"data\"} 1\n")
+        );
+        assert!(text.contains(
+            "backup_ns_oldest_not_ready_age_seconds{namespace=\"shop\",pvc=\"data\"} 3600\n"
+        ));
+        assert!(text.contains("backup_ns_exporter_synced 1\n"));
+    }
+
+    #[test]
+    fn a_pvc_without_a_ready_snapshot_has_no_last_success_sample() {
+        let all = [facts("logs", "2026-01-01T01:00:00Z", false, &[])];
+        let text = render(&all, at("2026-01-01T01:00:10Z"), false);
+        assert!(!text.contains("backup_ns_last_success_timestamp_seconds{"));
+        assert!(text.contains("backup_ns_snapshots{namespace=\"shop\",pvc=\"logs\"} 1\n"));
+        assert!(text.contains("backup_ns_exporter_synced 0\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

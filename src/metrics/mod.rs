@@ -1,0 +1,11 @@
+//! Backup-freshness metrics: the pure Prometheus exposition computed from VolumeSnapshot labels
+//! ([`exposition`]), and the Pushgateway client batch runs use to report their outcome ([`push`]).
+//!
+//! The exporter keeps no state of its own: everything is recomputed from the snapshots a watch mirrors
+//! (`cluster::snapshot_mirror`), so a restarted exporter reports exactly what the cluster holds.
+
+pub mod exposition;
+pub mod push;
+
+pub use exposition::{SnapshotFacts, render};
+pub use push::{PushError, Sample, push, render_samples};
