@@ -40,6 +40,10 @@ pub struct ControllerArgs {
     pub delete_pause: Duration,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Push the pass's outcome (success, exit code, duration, marked/deleted/failed counts) to this Prometheus
+    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091`. Never on --dry-run; a failed push is a warning.
+    #[arg(long, value_name = "URL", env = "BACKUP_NS_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
 }
 
 /// The controller's one summary.
@@ -63,6 +67,7 @@ pub fn run(args: ControllerArgs) -> Exit {
         (Ok(c), Ok(p), Ok(r)) => (c, p, r),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
     };
+    let started = std::time::Instant::now();
     rt.block_on(async {
         let (cluster, scope) = match connect(&args.target).await {
             Ok(c) => c,
@@ -108,10 +113,30 @@ pub fn run(args: ControllerArgs) -> Exit {
             retention = %report.retention.summary_line(),
             "controller run finished"
         );
-        if printed != Exit::Success {
+        let exit = if printed != Exit::Success {
             printed
         } else {
             report.exit()
+        };
+        if let Some(url) = args.pushgateway.as_deref().filter(|_| !args.dry_run) {
+            let samples = crate::metrics::outcome::controller_samples(
+                &report.sync,
+                &report.retention.counts,
+                exit.code(),
+                clock.now_utc().timestamp(),
+                started.elapsed().as_secs_f64(),
+            );
+            let pushed = crate::metrics::update(
+                url,
+                crate::metrics::outcome::CONTROLLER_JOB,
+                &[],
+                &samples,
+            )
+            .await;
+            if let Err(e) = pushed {
+                tracing::warn!(error = %e, "could not push the controller's outcome to the Pushgateway");
+            }
         }
+        exit
     })
 }

@@ -83,6 +83,11 @@ pub struct RunArgs {
     /// cluster-wide controller.
     #[arg(long)]
     pub retention_sweep: bool,
+    /// Push the run's outcome (success, exit code, duration, snapshots, last success time) to this Prometheus
+    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091`. Grouped by namespace and plan; never on --dry-run.
+    /// A failed push is a warning: it does not change the run's exit code.
+    #[arg(long, value_name = "URL", env = "BACKUP_NS_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
 }
 
 /// The slot-file lock of `lock.rs` as the engine's [`NodeLock`].
@@ -184,6 +189,8 @@ pub fn run(args: RunArgs) -> Exit {
     };
     let output = args.output;
     let dry_run = plan.dry_run;
+    let pushgateway = args.pushgateway.clone();
+    let started = std::time::Instant::now();
     let outcome = runtime.block_on(async move {
         let cluster = Cluster::connect(&ConnectOptions {
             kubeconfig: args.kubeconfig.clone(),
@@ -233,6 +240,26 @@ pub fn run(args: RunArgs) -> Exit {
         }
     };
     print_report(&report, output, dry_run);
+    if let Some(url) = pushgateway.filter(|_| !dry_run) {
+        let samples = crate::metrics::outcome::run_samples(
+            &report,
+            clock.now_utc().timestamp(),
+            started.elapsed().as_secs_f64(),
+        );
+        let grouping = [
+            ("namespace", report.namespace.as_str()),
+            ("plan", report.plan.as_str()),
+        ];
+        let pushed = runtime.block_on(crate::metrics::update(
+            &url,
+            crate::metrics::outcome::RUN_JOB,
+            &grouping,
+            &samples,
+        ));
+        if let Err(e) = pushed {
+            tracing::warn!(error = %e, "could not push the run's outcome to the Pushgateway");
+        }
+    }
     report.exit()
 }
 

@@ -5,7 +5,8 @@
 //! (`cluster::snapshot_mirror`), so a restarted exporter reports exactly what the cluster holds.
 
 pub mod exposition;
+pub mod outcome;
 pub mod push;
 
 pub use exposition::{SnapshotFacts, render};
-pub use push::{PushError, Sample, push, render_samples};
+pub use push::{PushError, Sample, push, render_samples, update};

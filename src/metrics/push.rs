@@ -118,6 +118,27 @@ pub async fn push(
     grouping: &[(&str, &str)],
     metrics: &[Sample],
 ) -> Result<(), PushError> {
+    send_group(hyper::Method::PUT, url, job, grouping, metrics).await
+}
+
+/// Like [`push`], but replaces only the metrics with the same names in that group (`POST`), keeping the others.
+/// Batch runs use it so that a failed run leaves the group's `..._last_success_timestamp_seconds` in place.
+pub async fn update(
+    url: &str,
+    job: &str,
+    grouping: &[(&str, &str)],
+    metrics: &[Sample],
+) -> Result<(), PushError> {
+    send_group(hyper::Method::POST, url, job, grouping, metrics).await
+}
+
+async fn send_group(
+    method: hyper::Method,
+    url: &str,
+    job: &str,
+    grouping: &[(&str, &str)],
+    metrics: &[Sample],
+) -> Result<(), PushError> {
     for s in metrics {
         if !valid_name(&s.name) {
             return Err(PushError::Name {
@@ -136,13 +157,19 @@ pub async fn push(
     );
     let body = render_samples(metrics);
     let target = format!("http://{authority}{path}");
-    match tokio::time::timeout(PUSH_TIMEOUT, send(&authority, &path, body, &target)).await {
+    match tokio::time::timeout(PUSH_TIMEOUT, send(method, &authority, &path, body, &target)).await {
         Ok(result) => result,
         Err(_) => Err(PushError::Timeout { url: target }),
     }
 }
 
-async fn send(authority: &str, path: &str, body: String, target: &str) -> Result<(), PushError> {
+async fn send(
+    method: hyper::Method,
+    authority: &str,
+    path: &str,
+    body: String,
+    target: &str,
+) -> Result<(), PushError> {
     let connect_err = |message: String| PushError::Connect {
         url: target.to_string(),
         message,
@@ -155,7 +182,9 @@ async fn send(authority: &str, path: &str, body: String, target: &str) -> Result
             .await
             .map_err(|e| connect_err(e.to_string()))?;
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::put(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(Full::new(Bytes::from(body)))

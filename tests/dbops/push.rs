@@ -1,44 +1,7 @@
 //! `metrics::push` against a stand-in Pushgateway (a local HTTP server recording what it receives).
 
+use crate::support::pushgateway::start as gateway;
 use backup_ns::metrics::{PushError, Sample, push};
-use std::sync::{Arc, Mutex};
-
-type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
-
-async fn gateway(status: u16) -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-        let record = record.clone();
-        async move {
-            let method = req.method().to_string();
-            let path = req.uri().path().to_string();
-            let content_type = req
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            record.lock().unwrap().push((
-                method,
-                path,
-                content_type,
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-            (
-                axum::http::StatusCode::from_u16(status).unwrap(),
-                "pushgateway says no",
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
 
 #[tokio::test]
 async fn a_push_replaces_the_group_with_the_samples_in_text_format() {
@@ -66,7 +29,12 @@ async fn a_push_replaces_the_group_with_the_samples_in_text_format() {
     .expect("push succeeds");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
-    let (method, path, content_type, body) = &seen[0];
+    let crate::support::pushgateway::Pushed {
+        method,
+        path,
+        content_type,
+        body,
+    } = &seen[0];
     assert_eq!(method, "PUT");
     assert_eq!(
         path,

@@ -254,3 +254,61 @@ fn the_controller_cronjob_args_and_env_parse() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_pushes_its_outcome_but_not_for_a_dry_run() {
+    let env = start().await;
+    doomed_namespace(&env, "a", 3);
+    let (url, seen) = crate::pushgateway::start(200).await;
+    let now = "2025-03-01T04:30:00Z";
+
+    let dry = backup_ns(
+        &env,
+        &[
+            "controller",
+            "-A",
+            "--dry-run",
+            "--force",
+            "--pushgateway",
+            &url,
+        ],
+        now,
+    )
+    .await;
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(seen.lock().unwrap().is_empty(), "a dry run pushes nothing");
+
+    let out = backup_ns(
+        &env,
+        &[
+            "controller",
+            "-A",
+            "--force",
+            "--delete-pause",
+            "0s",
+            "--pushgateway",
+            &url,
+        ],
+        now,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let body = &seen[0].body;
+    // POST replaces only the pushed metric names, so earlier groups' other series survive.
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/metrics/job/backup-ns-controller");
+    assert!(body.contains("backup_ns_controller_success 1\n"), "{body}");
+    assert!(
+        body.contains("backup_ns_controller_snapshots_deleted 2\n"),
+        "{body}"
+    );
+    let finished = utc(now).timestamp();
+    assert!(
+        body.contains(&format!(
+            "backup_ns_controller_last_completion_timestamp_seconds {finished}\n"
+        )),
+        "the completion time follows BACKUP_NS_NOW: {body}"
+    );
+}

@@ -6,5 +6,7 @@ mod cli;
 mod converge;
 mod faults;
 mod guard;
+#[path = "../support/pushgateway.rs"]
+mod pushgateway;
 mod support;
 mod sync_rebind;

@@ -256,3 +256,62 @@ async fn an_invalid_plan_exits_2_with_a_diagnostic_and_touches_nothing() {
     );
     assert!(env.snapshots().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_push_their_outcome_and_a_failure_never_claims_a_success_time() {
+    let env = start(&pvc("data")).await;
+    let (url, seen) = crate::support::pushgateway::start(200).await;
+    let bak = |pvc: &'static str| {
+        [
+            ("BAK_NAMESPACE", "shop"),
+            ("BAK_PVC_NAME", pvc),
+            ("BAK_DB_SKIP", "true"),
+            ("BACKUP_NS_NOW", "2025-03-01T00:15:00Z"),
+        ]
+    };
+
+    let ok = env.run(&["run", "--pushgateway", &url], &bak("data")).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", both(&ok));
+    let failed = env
+        .run(&["run", "--pushgateway", &url], &bak("missing"))
+        .await;
+    assert_eq!(failed.status.code(), Some(1), "{}", both(&failed));
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for push in &seen {
+        // POST: only the pushed names are replaced, so the failure keeps the group's last success time.
+        assert_eq!(push.method, "POST");
+        assert_eq!(
+            push.path,
+            "/metrics/job/backup-ns-run/namespace/shop/plan/backup"
+        );
+    }
+    let success_time = "backup_ns_run_last_success_timestamp_seconds 1740788100\n";
+    assert!(
+        seen[0].body.contains("backup_ns_run_success 1\n"),
+        "{}",
+        seen[0].body
+    );
+    assert!(seen[0].body.contains(success_time), "{}", seen[0].body);
+    assert!(
+        seen[0].body.contains("backup_ns_run_snapshots_created 1\n"),
+        "{}",
+        seen[0].body
+    );
+    assert!(
+        seen[1].body.contains("backup_ns_run_success 0\n"),
+        "{}",
+        seen[1].body
+    );
+    assert!(
+        seen[1].body.contains("backup_ns_run_exit_code 1\n"),
+        "{}",
+        seen[1].body
+    );
+    assert!(
+        !seen[1].body.contains("last_success_timestamp"),
+        "{}",
+        seen[1].body
+    );
+}

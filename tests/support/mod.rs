@@ -8,6 +8,7 @@ pub mod binaries;
 pub mod local_exec;
 pub mod mariadb;
 pub mod postgres;
+pub mod pushgateway;
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; a server that loses the race retries with another).
 pub fn free_port() -> u16 {
