@@ -245,7 +245,7 @@ async fn the_metrics_text_is_computed_from_snapshot_labels() {
     let w = world().await;
     let exporter = start_exporter(&w).await;
     let body = scrape_until(&exporter.addr, "the watch synced", |b| {
-        b.contains("backup_ns_exporter_synced 1")
+        b.contains("\nbackup_ns_exporter_synced 1\n")
     })
     .await;
     assert_eq!(body, GOLDEN);
@@ -258,7 +258,7 @@ async fn the_exporter_follows_changes_through_its_watch_without_relisting() {
     let w = world().await;
     let exporter = start_exporter(&w).await;
     scrape_until(&exporter.addr, "the watch synced", |b| {
-        b.contains("backup_ns_exporter_synced 1")
+        b.contains("\nbackup_ns_exporter_synced 1\n")
     })
     .await;
     let lists = w.sim.requests().count("list", "volumesnapshots");
