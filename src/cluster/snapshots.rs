@@ -652,6 +652,13 @@ impl Cluster {
                 ..Default::default()
             });
         };
+        self.delete_fetched_snapshot(&vs).await
+    }
+
+    /// [`delete_snapshot`](Self::delete_snapshot) for a snapshot the caller has just read (retention re-reads
+    /// each one to honour pins made since its list), so the object is not fetched a second time.
+    pub async fn delete_fetched_snapshot(&self, vs: &VolumeSnapshot) -> Result<DeleteOutcome> {
+        let (ns, name) = (vs.namespace(), vs.name());
         let mut outcome = DeleteOutcome {
             content: vs.bound_content().map(str::to_string),
             ..Default::default()

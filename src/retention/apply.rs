@@ -482,7 +482,7 @@ async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentP
             }
         }
     }
-    match cluster.delete_snapshot(ns, name).await {
+    match cluster.delete_fetched_snapshot(&current).await {
         Ok(outcome) if outcome.already_gone => Status::Unchanged,
         Ok(_) => Status::Applied,
         Err(e) => Status::Failed {
