@@ -1,5 +1,7 @@
 //! Kubernetes naming rules and the snapshot name template: pure functions, each returning why a value fails.
 
+use crate::labels::{self, LabelValueError};
+
 /// Worst-case values used to check a nameTemplate offline.
 pub const WORST_TIMESTAMP: &str = "2006-01-02-150405";
 /// Length of the random part of a snapshot name (as in the original).
@@ -67,26 +69,23 @@ fn is_alnum(c: char) -> bool {
     c.is_ascii_alphanumeric()
 }
 
-/// A label value: empty, or at most 63 of `[A-Za-z0-9._-]` starting and ending alphanumeric.
+/// A label value: empty, or at most 63 of `[A-Za-z0-9._-]` starting and ending alphanumeric. The rule itself is
+/// [`labels::validate_label_value`]; this only words the verdict for a diagnostic label.
 pub fn label_value(s: &str) -> Result<(), String> {
-    if s.is_empty() {
-        return Ok(());
+    match labels::validate_label_value(s) {
+        Ok(()) => Ok(()),
+        Err(LabelValueError::TooLong { len, .. }) => Err(format!(
+            "is {len} characters long; a label value allows at most 63"
+        )),
+        Err(LabelValueError::Charset { .. }) => Err(
+            match s.chars().find(|c| !is_alnum(*c) && !"-_.".contains(*c)) {
+                Some(c) => {
+                    format!("contains `{c}`; label values allow letters, digits, `-`, `_` and `.`")
+                }
+                None => "must start and end with a letter or digit".into(),
+            },
+        ),
     }
-    if s.len() > 63 {
-        return Err(format!(
-            "is {} characters long; a label value allows at most 63",
-            s.len()
-        ));
-    }
-    if let Some(c) = s.chars().find(|c| !is_alnum(*c) && !"-_.".contains(*c)) {
-        return Err(format!(
-            "contains `{c}`; label values allow letters, digits, `-`, `_` and `.`"
-        ));
-    }
-    if !s.starts_with(is_alnum) || !s.ends_with(is_alnum) {
-        return Err("must start and end with a letter or digit".into());
-    }
-    Ok(())
 }
 
 /// A label or annotation key: `[prefix/]name`, prefix a DNS subdomain, name like a non-empty label value.
