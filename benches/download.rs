@@ -3,11 +3,14 @@
 //!
 //! Setup: an in-process kube-sim with pod `db-0` mounting PVC `data` at /var/lib/postgresql/data, and a 1 GiB
 //! gzip dump there (pseudo-random payload in stored deflate blocks, so making it is quick and the integrity check
-//! really decodes 1 GiB). Each tool runs as a child process; wall time and peak RSS (`wait4` rusage) are printed,
-//! plus the ratio. Targets: backup-ns faster than kubectl cp, peak RSS < 64 MiB. `BENCH_MIB` changes the size,
-//! `BENCH_ROUNDS` the number of alternating rounds (best time is reported too), `BENCH_FORMAT=plain` writes raw
-//! bytes instead of gzip (no integrity check on the backup-ns side). Prints figures; asserts only that
-//! both copies are complete.
+//! really decodes 1 GiB). Each tool runs as a child process; wall time, CPU time and peak RSS (`wait4` rusage)
+//! are printed per round, then the median and best ratios. Targets: backup-ns faster than kubectl cp, peak RSS
+//! under 64 MiB. Prints figures; asserts only that both copies are complete.
+//!
+//! Knobs: `BENCH_MIB` (size), `BENCH_ROUNDS` (measured rounds, default 5; which tool goes first alternates),
+//! `BENCH_WARMUP` (untimed rounds first, default 1), `BENCH_ARGS` (extra download flags, e.g. `--no-sync`),
+//! `BENCH_FORMAT=plain` (raw bytes instead of gzip, so no integrity check), `BENCH_WRAP` (prefix for the backup-ns
+//! command, e.g. a profiler).
 
 use std::io::Write;
 use std::path::Path;
@@ -51,6 +54,8 @@ spec:
 /// Wall time and peak RSS of one child process.
 struct Run {
     wall: Duration,
+    /// User plus system CPU time; less sensitive than wall time to other load on the machine.
+    cpu: Duration,
     max_rss_kib: i64,
     ok: bool,
 }
@@ -65,8 +70,10 @@ fn measure(cmd: &mut Command) -> Run {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     std::mem::forget(child); // already reaped by wait4
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Run {
         wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss,
         ok: waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     }
@@ -99,6 +106,21 @@ fn make_dump(path: &Path, mib: usize, plain: bool) {
     drop(gz); // finishes the gzip trailer
 }
 
+/// The backup-ns command, prefixed by `BENCH_WRAP` when set (e.g. `BENCH_WRAP="perf record -g -o /tmp/bns.data --"`
+/// to profile just the download; peak RSS then includes the wrapper).
+fn wrapped(program: &str) -> Command {
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    match words.next() {
+        Some(first) => {
+            let mut cmd = Command::new(first);
+            cmd.args(words).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
 fn main() {
     let mib: usize = std::env::var("BENCH_MIB")
         .ok()
@@ -107,8 +129,13 @@ fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let warmup: usize = std::env::var("BENCH_WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let plain = std::env::var("BENCH_FORMAT").is_ok_and(|v| v == "plain");
+    let extra_args = std::env::var("BENCH_ARGS").unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let tmp = tempfile::Builder::new()
         .prefix("bns-bench-download-")
@@ -151,80 +178,117 @@ fn main() {
     .expect("plan");
     let kubeconfig = sim.kubeconfig_path().to_path_buf();
 
-    let mut bns_runs = Vec::new();
-    let mut kubectl_runs = Vec::new();
-    for round in 0..rounds {
-        let out = tmp.path().join(format!("out-{round}"));
-        std::fs::create_dir(&out).expect("out dir");
-        let kubectl_file = out.join("kubectl-copy.sql.gz");
-        let k = measure(
+    let kubectl_cp = |out: &Path| {
+        let file = out.join("kubectl-copy.sql.gz");
+        let run = measure(
             Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .args(["-n", "shop", "cp", "-c", "postgres"])
                 .arg("db-0:/var/lib/postgresql/data/dump.sql.gz")
-                .arg(&kubectl_file)
+                .arg(&file)
                 .stdout(std::process::Stdio::null()),
         );
-        let k_size = std::fs::metadata(&kubectl_file)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let copied = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(
-            k.ok && k_size == size,
-            "kubectl cp failed or was incomplete ({k_size} of {size} bytes)"
+            run.ok && copied == size,
+            "kubectl cp failed or was incomplete ({copied} of {size} bytes)"
         );
-        std::fs::remove_file(&kubectl_file).ok();
-
-        let b = measure(
-            Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+        std::fs::remove_file(&file).ok();
+        run
+    };
+    let download = |out: &Path| {
+        let run = measure(
+            wrapped(env!("CARGO_BIN_EXE_backup-ns"))
                 .args(["postgres", "--plan"])
                 .arg(&plan)
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
-                .args(["download", "--no-progress", "--output-dir"])
-                .arg(&out)
+                .args(["download", "--no-progress"])
+                .args(extra_args.split_whitespace())
+                .arg("--output-dir")
+                .arg(out)
                 .env_remove("KUBECONFIG")
                 .stdout(std::process::Stdio::null()),
         );
-        let downloaded: Vec<_> = std::fs::read_dir(&out).expect("out").flatten().collect();
-        let b_size = downloaded
+        let downloaded: Vec<_> = std::fs::read_dir(out).expect("out").flatten().collect();
+        let copied = downloaded
             .first()
             .and_then(|e| e.metadata().ok())
             .map_or(0, |m| m.len());
         assert!(
-            b.ok && downloaded.len() == 1 && b_size == size,
-            "backup-ns download failed or was incomplete ({b_size} of {size} bytes)"
+            run.ok && downloaded.len() == 1 && copied == size,
+            "backup-ns download failed or was incomplete ({copied} of {size} bytes)"
         );
-        std::fs::remove_dir_all(&out).ok();
+        for entry in downloaded {
+            std::fs::remove_file(entry.path()).ok();
+        }
+        run
+    };
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).expect("out dir");
+    // Warm-up: on a VM the first writes into never-used memory cost several times more than later ones, which
+    // would penalise whichever tool runs first.
+    for _ in 0..warmup {
+        kubectl_cp(&out);
+        download(&out);
+    }
+    let mut bns_runs = Vec::new();
+    let mut kubectl_runs = Vec::new();
+    for round in 0..rounds {
+        // Alternate which tool goes first, so neither always inherits the other's page cache state.
+        let (k, b) = if round % 2 == 0 {
+            let k = kubectl_cp(&out);
+            (k, download(&out))
+        } else {
+            let b = download(&out);
+            (kubectl_cp(&out), b)
+        };
         println!(
-            "round {}: kubectl cp {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, peak RSS {:.1} MiB) | ratio kubectl/backup-ns {:.2}x",
+            "round {}: kubectl cp {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | ratio kubectl/backup-ns {:.2}x",
             round + 1,
             k.wall.as_secs_f64(),
             size as f64 / 1048576.0 / k.wall.as_secs_f64(),
+            k.cpu.as_secs_f64(),
             k.max_rss_kib as f64 / 1024.0,
             b.wall.as_secs_f64(),
             size as f64 / 1048576.0 / b.wall.as_secs_f64(),
+            b.cpu.as_secs_f64(),
             b.max_rss_kib as f64 / 1024.0,
             k.wall.as_secs_f64() / b.wall.as_secs_f64()
         );
         kubectl_runs.push(k);
         bns_runs.push(b);
     }
-    let best = |runs: &[Run]| runs.iter().map(|r| r.wall).min().unwrap_or_default();
     let peak = bns_runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
-    let (k, b) = (best(&kubectl_runs), best(&bns_runs));
+    for (label, pick) in [("median", median as fn(&[Run]) -> Duration), ("best", best)] {
+        let (k, b) = (pick(&kubectl_runs), pick(&bns_runs));
+        println!(
+            "{label} of {rounds}: kubectl cp {:.2}s, backup-ns download {:.2}s, ratio {:.2}x ({})",
+            k.as_secs_f64(),
+            b.as_secs_f64(),
+            k.as_secs_f64() / b.as_secs_f64(),
+            if b < k {
+                "backup-ns faster"
+            } else {
+                "backup-ns NOT faster"
+            },
+        );
+    }
     println!(
-        "best of {rounds}: kubectl cp {:.2}s, backup-ns download {:.2}s, ratio {:.2}x ({}); backup-ns peak RSS {:.1} MiB (target < 64 MiB: {})",
-        k.as_secs_f64(),
-        b.as_secs_f64(),
-        k.as_secs_f64() / b.as_secs_f64(),
-        if b < k {
-            "backup-ns faster"
-        } else {
-            "backup-ns NOT faster"
-        },
+        "backup-ns peak RSS {:.1} MiB (target < 64 MiB: {})",
         peak as f64 / 1024.0,
         if peak < 64 * 1024 { "met" } else { "MISSED" }
     );
     runtime.block_on(sim.shutdown());
+}
+
+fn best(runs: &[Run]) -> Duration {
+    runs.iter().map(|r| r.wall).min().unwrap_or_default()
+}
+
+fn median(runs: &[Run]) -> Duration {
+    let mut walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    walls.sort();
+    walls.get(walls.len() / 2).copied().unwrap_or_default()
 }

@@ -5,15 +5,17 @@
 //! `settings::load_effective`, so these commands and `run` agree on every parameter. `dump` is the very hook
 //! `run` executes; the other scripts live in `hooks::dbops` and share its connection code.
 //!
-//! `download` streams `cat DUMP` over the exec's stdout: nothing is copied in the pod, memory stays bounded
-//! (three bounded queues of 1 MiB chunks), the size is checked against a `stat` taken first, a gzip dump is
-//! fully decoded on a second thread as it arrives, and the file only gets its final name once all of that passed.
+//! `download` streams `cat DUMP` over the exec's stdout: nothing is copied in the pod, each WebSocket frame goes
+//! uncopied to a file-writer thread and (for gzip) a decoder thread through bounded queues, the size is checked
+//! against a `stat` taken first, the file is fsynced (writeback starts while it streams) and it only gets its
+//! final name once all of that passed.
 
+use super::dump_file::DumpWriter;
 use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ConnectOptions};
 use crate::engine::ports::{
-    ContainerExec, ContainerRef, ExecRequest, PodResolver, Stdin, StdoutSink,
+    ContainerExec, ContainerRef, ExecRequest, ExecResult, PodResolver, Stdin, StdoutSink,
 };
 use crate::hooks::dbops::{DbHook, DumpFormat, RestoreSource, bootstrap_argv, decode_head};
 use crate::hooks::script::ScriptOutput;
@@ -125,6 +127,10 @@ pub struct DownloadArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Don't fsync the file before giving it its final name (like pg_dump's --no-sync). Faster on slow disks,
+    /// but a machine crash soon after may leave a truncated file under the final name.
+    #[arg(long)]
+    pub no_sync: bool,
 }
 
 #[derive(Debug, Args)]
@@ -162,7 +168,12 @@ struct Ctx {
 }
 
 pub fn run(engine: Engine, args: DbArgs) -> Exit {
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread drives the exec stream: a download then never waits for a wake-up from another thread per
+    // frame (the file writer, gzip check and fsync use their own threads).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -456,10 +467,6 @@ impl Drop for PartialFile {
     }
 }
 
-/// Chunks (up to `cluster::stream_exec::STREAM_CHUNK` = 1 MiB each) that may wait for the file writer or the gzip
-/// check; bounds memory at about 3 × DEPTH MiB.
-const DEPTH: usize = 8;
-
 async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
     let file = stat_dump(ctx).await?;
     let name = download_name(&ctx.namespace, file.mtime, ctx.engine, file.format);
@@ -516,8 +523,14 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
         bar
     });
     let started = Instant::now();
-    let streamed =
-        stream_to_file(ctx, std_file, file.format == DumpFormat::Gzip, bar.clone()).await;
+    let streamed = stream_to_file(
+        ctx,
+        std_file,
+        args,
+        file.format == DumpFormat::Gzip,
+        bar.clone(),
+    )
+    .await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -563,78 +576,22 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
 async fn stream_to_file(
     ctx: &Ctx,
     file: std::fs::File,
+    args: &DownloadArgs,
     verify_gzip: bool,
     bar: Option<indicatif::ProgressBar>,
 ) -> Result<(u64, Option<Result<(), String>>), Fail> {
-    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(DEPTH);
-    let (write_tx, mut write_rx) = tokio::sync::mpsc::channel::<std::sync::Arc<Vec<u8>>>(DEPTH);
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::with_capacity(1024 * 1024, file);
-        while let Some(chunk) = write_rx.blocking_recv() {
-            out.write_all(&chunk)?;
-        }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-    });
-    let (verify_tx, verifier) = if verify_gzip {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::sync::Arc<Vec<u8>>>(DEPTH);
-        let handle = std::thread::spawn(move || -> Result<(), String> {
-            let mut decoder = flate2::write::MultiGzDecoder::new(std::io::sink());
-            let mut failed = None;
-            while let Some(chunk) = rx.blocking_recv() {
-                if failed.is_none()
-                    && let Err(e) = decoder.write_all(&chunk)
-                {
-                    failed = Some(e.to_string());
-                }
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            decoder.try_finish().map_err(|e| e.to_string())
-        });
-        (Some(tx), Some(handle))
-    } else {
-        (None, None)
-    };
-
-    let consume = async move {
-        let mut total = 0u64;
-        while let Some(buf) = chunk_rx.recv().await {
-            let n = buf.len() as u64;
-            let chunk = std::sync::Arc::new(buf);
-            if let Some(tx) = &verify_tx {
-                // A closed verifier already has its verdict; keep writing the file.
-                let _ = tx.send(chunk.clone()).await;
-            }
-            if write_tx.send(chunk).await.is_err() {
-                return Err(std::io::Error::other("the file writer stopped"));
-            }
-            total += n;
-            if let Some(bar) = &bar {
-                bar.inc(n);
-            }
-        }
-        Ok::<u64, std::io::Error>(total)
-    };
-    let produce = ctx.cluster.exec_stdout_chunks(
-        &ctx.target,
-        vec!["cat".into(), "--".into(), ctx.hook.dump_path().to_string()],
-        chunk_tx,
-    );
-    let (exec_result, total) = tokio::join!(produce, consume);
-    let join_writer = tokio::task::spawn_blocking(move || writer.join());
-    let written_ok = join_writer.await;
-    let verdict = match verifier {
-        Some(handle) => Some(
-            tokio::task::spawn_blocking(move || handle.join())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_else(|| Err("the gzip check stopped".to_string())),
-        ),
-        None => None,
-    };
+    let mut writer = DumpWriter::new(file, verify_gzip, bar);
+    let exec_result = ctx
+        .cluster
+        .exec_stdout_chunks(
+            &ctx.target,
+            vec!["cat".into(), "--".into(), ctx.hook.dump_path().to_string()],
+            &mut writer,
+        )
+        .await;
+    // A failed stream's partial file is removed, so only a complete one is worth an fsync.
+    let complete = exec_result.as_ref().is_ok_and(ExecResult::success);
+    let written = writer.finish(complete && !args.no_sync).await;
     let result = exec_result.map_err(|e| Fail::failed(e.to_string()))?;
     if !result.success() {
         return Err(Fail::failed(format!(
@@ -645,15 +602,10 @@ async fn stream_to_file(
             String::from_utf8_lossy(&result.stderr).trim()
         )));
     }
-    let total = total.map_err(|e| Fail::failed(format!("writing the local file failed: {e}")))?;
-    match written_ok {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => {
-            return Err(Fail::failed(format!("writing the local file failed: {e}")));
-        }
-        _ => return Err(Fail::failed("the local file writer stopped unexpectedly")),
-    }
-    Ok((total, verdict))
+    let total = written
+        .bytes
+        .map_err(|e| Fail::failed(format!("writing the local file failed: {e}")))?;
+    Ok((total, written.gzip))
 }
 
 fn print_import_hint(ctx: &Ctx, dest: &Path, format: DumpFormat) {

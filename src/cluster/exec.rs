@@ -182,7 +182,7 @@ pub fn exit_status(status: &Status) -> ExitStatus {
 }
 
 /// Why the exec could not even start, with the fix for the common cases.
-fn start_message(err: &kube::Error) -> String {
+pub(super) fn start_message(err: &kube::Error) -> String {
     let (code, text) = match err {
         kube::Error::Api(status) => (
             Some(status.code),

@@ -1,86 +1,111 @@
-//! Exec whose stdout is handed over as owned chunks (`postgres|mysql download`): large stdout buffers in the
-//! WebSocket client and no intermediate pipe, so a multi-GiB dump moves with as few copies and wake-ups as
-//! possible. The caller bounds memory through the channel's capacity.
+//! Exec whose stdout is handed over frame by frame (`postgres|mysql download`).
+//!
+//! kube-rs's `AttachedProcess` copies every stdout frame into an in-memory pipe that the caller then reads back
+//! out, and wakes two tasks per frame. For a multi-GiB dump that is several extra copies of every byte, so this
+//! path speaks the exec protocol on the raw WebSocket instead: each binary frame's payload is a reference-counted
+//! [`Bytes`] handed to a [`ChunkSink`] as a slice of the frame (no copy), stderr keeps its bounded tail, and the
+//! status channel gives the exit code exactly as in [`super::exec`]. Memory is bounded by the sink: while it is
+//! busy no further frame is read, and TCP flow control holds back the server.
 
 use super::client::Cluster;
-use super::exec::{ExitStatus, exit_status};
+use super::exec::{ExitStatus, TailBuffer, exit_status, start_message};
 use crate::engine::ports::{ContainerRef, ExecError, ExecResult};
+use bytes::Bytes;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams};
-use tokio::io::AsyncReadExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::Resource;
+use kube::api::AttachParams;
+use tokio_tungstenite::tungstenite::Message;
 
-/// The client-side stdout buffer and the largest chunk handed over.
-pub const STREAM_CHUNK: usize = 1024 * 1024;
+/// Channel numbers of the Kubernetes exec protocol (`channel.k8s.io` and its v4/v5 successors).
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const STATUS: u8 = 3;
+
+/// How much of stderr is kept (its tail) for the error message.
+const STDERR_TAIL: usize = 64 * 1024;
+
+/// Takes a command's stdout as it arrives.
+pub trait ChunkSink {
+    /// One chunk, in order. An error aborts the stream and is reported as the exec's error.
+    fn chunk(&mut self, data: Bytes) -> impl Future<Output = std::io::Result<()>>;
+}
 
 impl Cluster {
-    /// Runs `argv` in `target` without stdin and sends every stdout chunk to `chunks`; stderr is captured (its
-    /// tail). Returns when the command ended and all output was sent. A closed receiver aborts the stream.
+    /// Runs `argv` in `target` without stdin and hands every stdout chunk to `sink`; stderr's tail is captured.
+    /// Returns when the command ended and all of its output was handed over.
     pub async fn exec_stdout_chunks(
         &self,
         target: &ContainerRef,
         argv: Vec<String>,
-        chunks: tokio::sync::mpsc::Sender<Vec<u8>>,
+        sink: &mut impl ChunkSink,
     ) -> Result<ExecResult, ExecError> {
-        let pods: Api<Pod> = Api::namespaced(self.client().clone(), &target.namespace);
-        let params = AttachParams::default()
-            .container(target.container.clone())
-            .stdin(false)
-            .stdout(true)
-            .stderr(true)
-            .max_stdout_buf_size(STREAM_CHUNK)
-            .max_stderr_buf_size(64 * 1024);
         let broke = |message: String| ExecError::Stream {
             target: target.clone(),
             message,
         };
-        let mut process =
-            pods.exec(&target.pod, argv, &params)
-                .await
-                .map_err(|err| ExecError::Start {
-                    target: target.clone(),
-                    message: err.to_string(),
-                })?;
-        let status = process
-            .take_status()
-            .ok_or_else(|| broke("no status channel".into()))?;
-        let mut stdout = process
-            .stdout()
-            .ok_or_else(|| broke("no stdout channel".into()))?;
-        let mut stderr = process
-            .stderr()
-            .ok_or_else(|| broke("no stderr channel".into()))?;
-        let out = async {
-            let mut buf = vec![0u8; STREAM_CHUNK];
-            loop {
-                let n = stdout.read(&mut buf).await?;
-                if n == 0 {
-                    return Ok(());
+        let params = AttachParams::default()
+            .container(target.container.clone())
+            .stdin(false)
+            .stdout(true)
+            .stderr(true);
+        let url = Pod::url_path(&(), Some(&target.namespace));
+        let request = kube::core::Request::new(url)
+            .exec(&target.pod, argv, &params)
+            .map_err(|e| ExecError::Start {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        tracing::debug!(%target, "exec (streamed stdout)");
+        let mut socket = self
+            .client()
+            .connect(request)
+            .await
+            .map_err(|err| ExecError::Start {
+                target: target.clone(),
+                message: start_message(&err),
+            })?
+            .into_stream();
+
+        let mut stderr = TailBuffer::new(STDERR_TAIL);
+        let mut status: Option<Status> = None;
+        while let Some(message) = socket.next().await {
+            let frame = match message {
+                Ok(Message::Binary(frame)) => frame,
+                Ok(Message::Close(_)) => break,
+                // Pings are answered by the WebSocket layer; text frames are not part of the protocol.
+                Ok(_) => continue,
+                Err(e) => return Err(broke(format!("reading the exec stream failed: {e}"))),
+            };
+            let Some(&channel) = frame.first() else {
+                continue;
+            };
+            match channel {
+                STDOUT if frame.len() > 1 => {
+                    if let Err(e) = sink.chunk(frame.slice(1..)).await {
+                        let _ = socket.close(None).await;
+                        return Err(broke(format!("handling the output failed: {e}")));
+                    }
                 }
-                if chunks.send(buf[..n].to_vec()).await.is_err() {
-                    return Err(std::io::Error::other("the receiver stopped"));
+                STDERR => stderr.push(&frame[1..]),
+                STATUS => {
+                    status = Some(serde_json::from_slice(&frame[1..]).map_err(|e| {
+                        broke(format!("the status channel carried invalid JSON: {e}"))
+                    })?);
+                    break;
                 }
+                // The v5 close channel and the initial one-byte frames carry nothing for us.
+                _ => {}
             }
-        };
-        let err = async {
-            let mut tail = super::exec::TailBuffer::new(64 * 1024);
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match stderr.read(&mut buf).await {
-                    Ok(0) | Err(_) => return tail.into_bytes(),
-                    Ok(n) => tail.push(&buf[..n]),
-                }
-            }
-        };
-        let (out, stderr) = tokio::join!(out, err);
-        drop(chunks);
-        let status = status.await;
-        let _ = process.join().await;
-        out.map_err(|e| broke(format!("reading stdout failed: {e}")))?;
+        }
+        // The command has ended; a failing close handshake changes nothing about its result.
+        let _ = socket.close(None).await;
         match status.as_ref().map(exit_status) {
             Some(ExitStatus::Exited(exit_code)) => Ok(ExecResult {
                 exit_code,
                 stdout: Vec::new(),
-                stderr,
+                stderr: stderr.into_bytes(),
             }),
             Some(ExitStatus::Failed(message)) => Err(ExecError::Start {
                 target: target.clone(),
