@@ -310,3 +310,24 @@ fn usage_error(out: &std::process::Output, says: &str) {
     assert_eq!(out.status.code(), Some(2), "{}", show(out));
     assert!(stderr(out).contains(says), "{says}: {}", show(out));
 }
+
+#[test]
+fn both_engines_help_documents_hook_with_examples() {
+    for engine in ["postgres", "mysql"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+            .args([engine, "--help"])
+            .env_clear()
+            .output()
+            .expect("backup-ns runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        for part in [
+            "--hook <NAME|pre[N]|post[N]>",
+            "Examples:\n  ",
+            "--hook orders-db download",
+            "--hook 'pre[1]' info",
+        ] {
+            assert!(help.contains(part), "{engine} --help lacks {part}: {help}");
+        }
+    }
+}
