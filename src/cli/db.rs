@@ -1,9 +1,10 @@
 //! `backup-ns postgres|mysql dump|download|restore|info|shell`: the on-call database commands.
 //!
-//! Settings come from `--plan FILE` (its first hook of the engine's type) or, without a plan, from the original's
-//! `BAK_*` environment (`kubectl envx cronjob/backup -- backup-ns postgres download`), through
-//! `settings::load_effective`, so these commands and `run` agree on every parameter. `dump` is the very hook
-//! `run` executes; the other scripts live in `hooks::dbops` and share its connection code.
+//! Settings come from `--plan FILE` (the hook `--hook NAME|pre[N]|post[N]` names, or the plan's only hook of the
+//! engine's type; see [`crate::plan::hook_selector`]) or, without a plan, from the original's `BAK_*` environment
+//! (`kubectl envx cronjob/backup -- backup-ns postgres download`), through `settings::load_effective`, so these
+//! commands and `run` agree on every parameter. `dump` is the very hook `run` executes; the other scripts live in
+//! `hooks::dbops` and share its connection code.
 //!
 //! `download` streams `cat DUMP` over the exec's stdout: nothing is copied in the pod, each WebSocket frame goes
 //! uncopied to a file-writer thread and (for gzip) a decoder thread through bounded queues, the size is checked
@@ -17,10 +18,12 @@ use crate::cluster::{Cluster, ConnectOptions};
 use crate::engine::ports::{
     ContainerExec, ContainerRef, ExecRequest, ExecResult, PodResolver, Stdin, StdoutSink,
 };
+use crate::engine::steps;
 use crate::hooks::dbops::{DbHook, DumpFormat, RestoreSource, bootstrap_argv, decode_head};
 use crate::hooks::script::ScriptOutput;
-use crate::hooks::{self, Compression, MysqlDump, MysqlFlavor, PgFormat, PostgresDump, Secret};
-use crate::plan::model::{self, DbDump, HookAction};
+use crate::hooks::{self, Secret};
+use crate::plan::model::{self, DbDump, HookAction, HookKind};
+use crate::plan::{HookSelector, SelectError, select_hook};
 use crate::settings::{self, Overrides};
 use clap::{Args, Subcommand};
 use is_terminal::IsTerminal;
@@ -38,9 +41,21 @@ pub enum Engine {
 
 impl Engine {
     pub fn name(self) -> &'static str {
+        self.hook_kind().as_str()
+    }
+
+    /// The plan hook type that describes this engine's database.
+    pub fn hook_kind(self) -> HookKind {
         match self {
-            Engine::Postgres => "postgres",
-            Engine::Mysql => "mysql",
+            Engine::Postgres => HookKind::Postgres,
+            Engine::Mysql => HookKind::Mysql,
+        }
+    }
+
+    fn other(self) -> Engine {
+        match self {
+            Engine::Postgres => Engine::Mysql,
+            Engine::Mysql => Engine::Postgres,
         }
     }
 }
@@ -57,8 +72,13 @@ Examples:
   backup-ns mysql --plan plans/shop.yaml restore --yes
   backup-ns postgres --plan plans/shop.yaml restore --from-local shop_2026-01-08T23-17-50Z_postgres_dump.sql.gz
   backup-ns mysql --plan plans/shop.yaml shell
+  # A plan with several hooks of this type: pick one by name, or by position when it has none
+  # (quoted, so the shell does not read the brackets as a glob):
+  backup-ns postgres --plan plans/shop.yaml --hook orders-db download
+  backup-ns postgres --plan plans/shop.yaml --hook 'pre[1]' info
 
-Settings: the plan's first hook of this type, else the BAK_* variables (BAK_DB_POSTGRES=true, ...).")]
+Settings: the plan's hook named by --hook, else its only hook of this type (several: pass --hook);
+without --plan, the BAK_* variables (BAK_DB_POSTGRES=true, ...).")]
 pub struct DbArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -69,9 +89,13 @@ pub struct DbArgs {
 /// Where the database is and how to reach the cluster.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Plan file whose first hook of this type describes the database (else the BAK_* environment).
+    /// Plan file whose hook of this type describes the database (else the BAK_* environment).
     #[arg(long, global = true, env = "BACKUP_NS_PLAN", value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// The plan's hook to use: its `name`, or its position (`pre[0]`, `post[1]`). Needed when the plan has
+    /// several hooks of this type; needs --plan.
+    #[arg(long, global = true, value_name = "NAME|pre[N]|post[N]")]
+    pub hook: Option<HookSelector>,
     /// Namespace (overrides the plan's; default: the kubeconfig context's).
     #[arg(short, long, global = true)]
     pub namespace: Option<String>,
@@ -93,7 +117,7 @@ pub enum DbAction {
     Dump,
     /// Stream the container's dump file into a local file, verified, named <ns>_<time>_<engine>_dump.sql.gz.
     #[command(
-        after_help = "Examples:\n  backup-ns postgres download\n  backup-ns mysql --plan plans/shop.yaml download --output-dir /tmp/dumps\n  backup-ns postgres download --output latest.sql.gz --force"
+        after_help = "Examples:\n  backup-ns postgres download\n  backup-ns mysql --plan plans/shop.yaml download --output-dir /tmp/dumps\n  backup-ns postgres --plan plans/shop.yaml --hook orders-db download\n  backup-ns postgres download --output latest.sql.gz --force"
     )]
     Download(DownloadArgs),
     /// Restore the container's dump file (or --from-local FILE) into the live database. Asks first.
@@ -103,7 +127,7 @@ pub enum DbAction {
     Restore(RestoreArgs),
     /// Tool and server versions, database size, and the dump file's age and size.
     #[command(
-        after_help = "Examples:\n  backup-ns postgres info\n  backup-ns mysql --plan plans/shop.yaml info"
+        after_help = "Examples:\n  backup-ns postgres info\n  backup-ns mysql --plan plans/shop.yaml info\n  backup-ns postgres --plan plans/shop.yaml --hook 'pre[1]' info"
     )]
     Info,
     /// An interactive psql / mariadb session in the database container (TTY, follows window resizes).
@@ -158,6 +182,8 @@ impl Fail {
 /// Everything a subcommand needs: the database parameters, where it runs, and an exec.
 struct Ctx {
     engine: Engine,
+    /// The plan hook in use, named as `run` names its step (`pre[1]/postgres/orders`).
+    step_name: String,
     hook: DbHook,
     timeout: Duration,
     namespace: String,
@@ -201,68 +227,43 @@ async fn dispatch(engine: Engine, args: DbArgs) -> Result<(), Fail> {
     }
 }
 
-/// The database hook of `engine` from the effective plan, converted to the hook runner's parameters.
-pub fn hook_from_plan(engine: Engine, plan: &model::Plan) -> Option<(DbHook, &DbDump, Duration)> {
-    plan.hooks
-        .pre
-        .iter()
-        .chain(plan.hooks.post.iter())
-        .find_map(|hook| match (&hook.action, engine) {
-            (HookAction::Postgres(p), Engine::Postgres) => Some((
-                DbHook::Postgres(PostgresDump {
-                    host: p.dump.host.clone(),
-                    port: p.dump.port,
-                    user: p.dump.user.clone(),
-                    password: secret(&p.dump.password),
-                    database: p.dump.database.clone(),
-                    dump_path: p.dump.dump_file.clone(),
-                    format: match p.format {
-                        model::PgFormat::Plain => PgFormat::Plain,
-                        model::PgFormat::Custom => PgFormat::Custom,
-                    },
-                    clean: true,
-                    extra_args: p.dump.extra_args.clone(),
-                    compression: compression(p.dump.compression),
-                    threshold_percent: p.dump.threshold,
-                }),
-                &p.dump,
-                hook.timeout,
-            )),
-            (HookAction::Mysql(m), Engine::Mysql) => Some((
-                DbHook::Mysql(MysqlDump {
-                    host: m.dump.host.clone(),
-                    port: m.dump.port,
-                    user: m.dump.user.clone(),
-                    password: secret(&m.dump.password),
-                    database: m.dump.database.clone(),
-                    dump_path: m.dump.dump_file.clone(),
-                    flavor: MysqlFlavor::Auto,
-                    single_transaction: m.single_transaction,
-                    default_character_set: m.default_character_set.clone(),
-                    extra_args: m.dump.extra_args.clone(),
-                    compression: compression(m.dump.compression),
-                    threshold_percent: m.dump.threshold,
-                }),
-                &m.dump,
-                hook.timeout,
-            )),
-            _ => None,
-        })
-}
-
-fn secret(password: &str) -> Option<Secret> {
-    (!password.is_empty()).then(|| Secret::new(password))
-}
-
-fn compression(c: model::Compression) -> Compression {
-    match c {
-        model::Compression::Gzip => Compression::Gzip,
-        model::Compression::Zstd => Compression::Zstd,
-        model::Compression::None => Compression::None,
+/// The selected hook's parameters for the database scripts, with its dump settings and timeout; `None` unless
+/// it is a postgres or mysql hook.
+pub fn db_hook(hook: &model::Hook) -> Option<(DbHook, &DbDump, Duration)> {
+    match &hook.action {
+        HookAction::Postgres(p) => Some((
+            DbHook::Postgres(steps::postgres_dump(p)),
+            &p.dump,
+            hook.timeout,
+        )),
+        HookAction::Mysql(m) => Some((DbHook::Mysql(steps::mysql_dump(m)), &m.dump, hook.timeout)),
+        HookAction::Rhai(_) | HookAction::Exec(_) => None,
     }
 }
 
+/// The selection error as the command reports it, with the next step to take.
+fn selection_failure(engine: Engine, error: &SelectError) -> Fail {
+    let hint = match error {
+        SelectError::NoneOfKind { wanted, .. } => format!(
+            "; add one (`type: {wanted}`) or use `backup-ns {}` for the other engine",
+            engine.other().name()
+        ),
+        SelectError::WrongKind {
+            actual, selector, ..
+        } if *actual == engine.other().hook_kind() => {
+            format!("; use `backup-ns {actual} --hook {selector}` for it")
+        }
+        _ => String::new(),
+    };
+    Fail::usage(format!("{error}{hint}"))
+}
+
 async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
+    if common.hook.is_some() && common.plan.is_none() {
+        return Err(Fail::usage(
+            "--hook picks a hook of a plan, so it needs --plan FILE (or BACKUP_NS_PLAN); the BAK_* variables describe a single database",
+        ));
+    }
     let overrides = Overrides {
         namespace: common.namespace.clone(),
         ..Overrides::default()
@@ -276,16 +277,12 @@ async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
                 ))
             })?;
     let plan = loaded.plan;
-    let (hook, dump, hook_timeout) = hook_from_plan(engine, &plan).ok_or_else(|| {
+    let selected = select_hook(&plan, engine.hook_kind(), common.hook.as_ref())
+        .map_err(|e| selection_failure(engine, &e))?;
+    let (hook, dump, hook_timeout) = db_hook(selected.hook).ok_or_else(|| {
         Fail::usage(format!(
-            "plan `{}` has no {} hook; add one (`type: {}`) or use `backup-ns {}` for the other engine",
-            plan.name,
-            engine.name(),
-            engine.name(),
-            match engine {
-                Engine::Postgres => "mysql",
-                Engine::Mysql => "postgres",
-            }
+            "hook `{}` is not a database hook",
+            selected.selector()
         ))
     })?;
     let cluster = Cluster::connect(&ConnectOptions {
@@ -308,6 +305,7 @@ async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
     };
     Ok(Ctx {
         engine,
+        step_name: steps::step_name(selected.hook, selected.position),
         hook,
         timeout: common.timeout.unwrap_or(hook_timeout),
         namespace,
@@ -360,12 +358,12 @@ impl Ctx {
 }
 
 async fn dump(ctx: &Ctx) -> Result<(), Fail> {
-    let (name, action) = match &ctx.hook {
-        DbHook::Postgres(p) => ("postgres", hooks::HookAction::Postgres(p.clone())),
-        DbHook::Mysql(m) => ("mysql", hooks::HookAction::Mysql(m.clone())),
+    let action = match &ctx.hook {
+        DbHook::Postgres(p) => hooks::HookAction::Postgres(p.clone()),
+        DbHook::Mysql(m) => hooks::HookAction::Mysql(m.clone()),
     };
     let hook = hooks::Hook {
-        name: name.into(),
+        name: ctx.step_name.clone(),
         action,
     };
     let report = hooks::run(&hook, &ctx.exec, &ctx.target, ctx.timeout)
@@ -787,6 +785,7 @@ async fn restore(ctx: &Ctx, args: &RestoreArgs, timeout: Option<Duration>) -> Re
 async fn info(ctx: &Ctx, clock: &Clock, timeout: Option<Duration>) -> Result<(), Fail> {
     let out = ctx.facts(ctx.hook.info_script(), timeout).await?;
     let field = |k: &str| out.get(k).unwrap_or("unknown").to_string();
+    println!("hook:            {}", ctx.step_name);
     println!("target:          {}", ctx.target);
     println!("database:        {}", field("database"));
     println!("server:          {}", field("server_version"));

@@ -6,33 +6,20 @@ use super::ports::{ExistingSnapshot, WorkloadRef};
 use crate::clock::Clock;
 use crate::hooks::{self, ExecCommand, Secret};
 use crate::labels::{self, PriorSnapshot, RetainMode, TierCounts};
-use crate::plan::{self, Plan, Retention};
+use crate::plan::{self, HookPosition, Plan, Retention};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Whether a hook runs before or after the snapshots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Pre,
-    Post,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pre => "pre",
-            Phase::Post => "post",
-        }
-    }
-}
+/// Whether a hook runs before or after the snapshots (defined with the plan's hook lists).
+pub use crate::plan::Phase;
 
 /// A plan hook, ready for the runner.
 #[derive(Debug, Clone)]
 pub struct HookStep {
-    /// `pre[0]/postgres`: how the hook is named in logs, reports and errors.
+    /// `pre[0]/postgres`, or `pre[0]/postgres/app-db` for a hook named `app-db`: how the hook is named in
+    /// logs, reports and errors.
     pub name: String,
     pub phase: Phase,
     pub timeout: Duration,
@@ -85,15 +72,58 @@ fn compression(c: plan::Compression) -> hooks::Compression {
     }
 }
 
+/// The runner's parameters for a `postgres` hook: what `run` executes and what the database commands
+/// (`backup-ns postgres ...`) connect with.
+pub fn postgres_dump(p: &plan::PostgresHook) -> hooks::PostgresDump {
+    hooks::PostgresDump {
+        host: p.dump.host.clone(),
+        port: p.dump.port,
+        user: p.dump.user.clone(),
+        password: secret(&p.dump.password),
+        database: p.dump.database.clone(),
+        dump_path: p.dump.dump_file.clone(),
+        format: match p.format {
+            plan::PgFormat::Plain => hooks::PgFormat::Plain,
+            plan::PgFormat::Custom => hooks::PgFormat::Custom,
+        },
+        clean: true,
+        extra_args: p.dump.extra_args.clone(),
+        compression: compression(p.dump.compression),
+        threshold_percent: p.dump.threshold,
+    }
+}
+
+/// The runner's parameters for a `mysql` hook, like [`postgres_dump`].
+pub fn mysql_dump(m: &plan::MysqlHook) -> hooks::MysqlDump {
+    hooks::MysqlDump {
+        host: m.dump.host.clone(),
+        port: m.dump.port,
+        user: m.dump.user.clone(),
+        password: secret(&m.dump.password),
+        database: m.dump.database.clone(),
+        dump_path: m.dump.dump_file.clone(),
+        flavor: hooks::MysqlFlavor::Auto,
+        single_transaction: m.single_transaction,
+        default_character_set: m.default_character_set.clone(),
+        extra_args: m.dump.extra_args.clone(),
+        compression: compression(m.dump.compression),
+        threshold_percent: m.dump.threshold,
+    }
+}
+
+/// The step name of a hook: its position and type (`pre[0]/postgres`), then its name when it has one
+/// (`pre[0]/postgres/app-db`), so unnamed hooks keep the names they always had.
+pub fn step_name(hook: &plan::Hook, position: HookPosition) -> String {
+    let kind = hook.action.kind().as_str();
+    match &hook.name {
+        Some(name) => format!("{position}/{kind}/{name}"),
+        None => format!("{position}/{kind}"),
+    }
+}
+
 /// Turns one plan hook into a step.
-pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
-    let kind = match hook.action.kind() {
-        plan::HookKind::Postgres => "postgres",
-        plan::HookKind::Mysql => "mysql",
-        plan::HookKind::Rhai => "rhai",
-        plan::HookKind::Exec => "exec",
-    };
-    let name = format!("{}[{index}]/{kind}", phase.as_str());
+pub fn hook_step(hook: &plan::Hook, position: HookPosition) -> HookStep {
+    let name = step_name(hook, position);
     let container_hook = |workload: &WorkloadRef, container: &str, action: hooks::HookAction| {
         StepAction::Container {
             workload: workload.clone(),
@@ -108,40 +138,12 @@ pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
         plan::HookAction::Postgres(p) => container_hook(
             &p.dump.workload,
             &p.dump.container,
-            hooks::HookAction::Postgres(hooks::PostgresDump {
-                host: p.dump.host.clone(),
-                port: p.dump.port,
-                user: p.dump.user.clone(),
-                password: secret(&p.dump.password),
-                database: p.dump.database.clone(),
-                dump_path: p.dump.dump_file.clone(),
-                format: match p.format {
-                    plan::PgFormat::Plain => hooks::PgFormat::Plain,
-                    plan::PgFormat::Custom => hooks::PgFormat::Custom,
-                },
-                clean: true,
-                extra_args: p.dump.extra_args.clone(),
-                compression: compression(p.dump.compression),
-                threshold_percent: p.dump.threshold,
-            }),
+            hooks::HookAction::Postgres(postgres_dump(p)),
         ),
         plan::HookAction::Mysql(m) => container_hook(
             &m.dump.workload,
             &m.dump.container,
-            hooks::HookAction::Mysql(hooks::MysqlDump {
-                host: m.dump.host.clone(),
-                port: m.dump.port,
-                user: m.dump.user.clone(),
-                password: secret(&m.dump.password),
-                database: m.dump.database.clone(),
-                dump_path: m.dump.dump_file.clone(),
-                flavor: hooks::MysqlFlavor::Auto,
-                single_transaction: m.single_transaction,
-                default_character_set: m.default_character_set.clone(),
-                extra_args: m.dump.extra_args.clone(),
-                compression: compression(m.dump.compression),
-                threshold_percent: m.dump.threshold,
-            }),
+            hooks::HookAction::Mysql(mysql_dump(m)),
         ),
         plan::HookAction::Exec(e) => container_hook(
             &e.workload,
@@ -168,7 +170,7 @@ pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
     };
     HookStep {
         name,
-        phase,
+        phase: position.phase,
         timeout: hook.timeout,
         on_error: hook.on_error,
         when: hook.when(),
@@ -178,21 +180,9 @@ pub fn hook_step(hook: &plan::Hook, phase: Phase, index: usize) -> HookStep {
 
 /// All hook steps of a plan, pre then post, in plan order.
 pub fn hook_steps(plan: &Plan) -> (Vec<HookStep>, Vec<HookStep>) {
-    let pre = plan
-        .hooks
-        .pre
-        .iter()
-        .enumerate()
-        .map(|(i, h)| hook_step(h, Phase::Pre, i))
-        .collect();
-    let post = plan
-        .hooks
-        .post
-        .iter()
-        .enumerate()
-        .map(|(i, h)| hook_step(h, Phase::Post, i))
-        .collect();
-    (pre, post)
+    plan.hooks_with_positions()
+        .map(|(position, hook)| hook_step(hook, position))
+        .partition(|step| step.phase == Phase::Pre)
 }
 
 /// The plan's `vars` as the strings the rhai sandbox exposes (non-strings as JSON text).

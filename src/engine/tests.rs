@@ -297,6 +297,7 @@ fn harness(readiness: Readiness, lock_timeout: bool) -> Harness {
 
 fn exec_hook(word: &str, on_error: OnError, when: Option<When>) -> Hook {
     Hook {
+        name: None,
         action: HookAction::Exec(ExecHook {
             workload: "deployment/app".parse().unwrap(),
             container: "app".into(),
@@ -419,6 +420,35 @@ async fn a_failed_pre_hook_takes_no_snapshot_skips_success_post_hooks_but_runs_a
     assert_eq!(log.last().map(String::as_str), Some("unlock"));
     assert!(report.error.as_deref().unwrap().contains("pre[0]/exec"));
     assert!(h.cluster.snapshots.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_named_hook_is_shown_by_its_name_in_the_steps_the_table_and_the_hook_reports() {
+    let h = harness(Readiness::Ready, false);
+    let named = Hook {
+        name: Some("flush-cache".into()),
+        ..exec_hook("PRE", OnError::Fail, None)
+    };
+    let plan = plan_with(vec![named, exec_hook("PRE-2", OnError::Fail, None)], vec![]);
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Success, "{}", report.to_table());
+    let hook_steps: Vec<&str> = report
+        .steps
+        .iter()
+        .map(|s| s.step.as_str())
+        .filter(|s| s.starts_with("pre["))
+        .collect();
+    assert_eq!(hook_steps, ["pre[0]/exec/flush-cache", "pre[1]/exec"]);
+    let reports: Vec<&str> = report.hooks.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(reports, hook_steps);
+    assert!(
+        report
+            .to_table()
+            .lines()
+            .any(|l| l.starts_with("pre[0]/exec/flush-cache ")),
+        "{}",
+        report.to_table()
+    );
 }
 
 #[tokio::test]
@@ -546,6 +576,7 @@ async fn a_rhai_hooks_default_workload_is_resolved_in_preflight() {
     let h = harness(Readiness::Ready, false);
     let mut plan = plan_with(vec![], vec![]);
     plan.hooks.pre.push(Hook {
+        name: None,
         action: HookAction::Rhai(plan::RhaiHook {
             script: "flush.rhai".into(),
             workload: Some("deployment/missing".parse().unwrap()),

@@ -595,17 +595,15 @@ impl Cx<'_> {
             }) {
                 self.err(Code::InvalidName, span.clone(), format!("target PVC `{name}` is not a valid name"), &why, "PVC names are DNS-1123 names: lowercase letters, digits, `-` and `.`");
             }
-            if let Some((_, first)) = seen.iter().find(|(n, _)| n == name) {
+            if let Some(first) = first_seen(&mut seen, name, span) {
                 let d = Diag::error(
                     Code::DuplicateTarget,
                     format!("PVC `{name}` is listed twice"),
                 )
                 .at(&self.src, span.clone(), "duplicate")
-                .also(first.clone(), "first listed here")
+                .also(first, "first listed here")
                 .help("remove the duplicate; each PVC is snapshotted once per run");
                 self.diags.push(d);
-            } else {
-                seen.push((name.clone(), span.clone()));
             }
         }
         seen
@@ -615,22 +613,32 @@ impl Cx<'_> {
         let Some(mut f) = self.fields(node, "hooks", anchor) else {
             return Hooks::default();
         };
+        // Hook names are unique across both lists: `--hook NAME` must pick exactly one.
+        let mut names = Vec::new();
         let pre = match f.get("pre") {
-            Some(n) => self.hook_list(n, false),
+            Some(n) => self.hook_list(n, false, &mut names),
             None => Vec::new(),
         };
         let post = match f.get("post") {
-            Some(n) => self.hook_list(n, true),
+            Some(n) => self.hook_list(n, true, &mut names),
             None => Vec::new(),
         };
         self.finish(f);
         Hooks { pre, post }
     }
 
-    fn hook_list(&mut self, node: &Node, post: bool) -> Vec<Hook> {
+    fn hook_list(
+        &mut self,
+        node: &Node,
+        post: bool,
+        names: &mut Vec<(String, Range<usize>)>,
+    ) -> Vec<Hook> {
         let what = if post { "hooks.post" } else { "hooks.pre" };
         match &node.kind {
-            NodeKind::Seq(items) => items.iter().filter_map(|n| self.hook(n, post)).collect(),
+            NodeKind::Seq(items) => items
+                .iter()
+                .filter_map(|n| self.hook(n, post, names))
+                .collect(),
             _ => {
                 self.wrong_type(
                     node,
@@ -643,12 +651,19 @@ impl Cx<'_> {
         }
     }
 
-    fn hook(&mut self, node: &Node, post: bool) -> Option<Hook> {
+    fn hook(
+        &mut self,
+        node: &Node,
+        post: bool,
+        names: &mut Vec<(String, Range<usize>)>,
+    ) -> Option<Hook> {
         let anchor = match &node.kind {
             NodeKind::Map(e) if !e.is_empty() => e[0].0.span.clone(),
             _ => node.span.clone(),
         };
         let mut f = self.fields(node, "a hook", anchor)?;
+        // Before `type`, so a duplicate name is reported even when the hook has other problems.
+        let name = self.hook_name(&mut f, names);
         let Some(type_node) = f.get("type") else {
             self.missing(
                 &f,
@@ -712,11 +727,41 @@ impl Cx<'_> {
         };
         self.finish(f);
         Some(Hook {
+            name,
             action: action?,
             timeout,
             on_error,
             when,
         })
+    }
+
+    /// A hook's optional `name`: a DNS-1123 label, not used by an earlier hook of the plan (`names`).
+    fn hook_name(
+        &mut self,
+        f: &mut Fields<'_>,
+        names: &mut Vec<(String, Range<usize>)>,
+    ) -> Option<String> {
+        let node = f.get("name")?;
+        let name = self.string(node, "name")?;
+        self.name_check(
+            &name,
+            node.span.clone(),
+            "hook name",
+            rules::dns1123_label,
+            "hook names are DNS-1123 labels: lowercase letters, digits and `-`, at most 63 characters",
+        );
+        if let Some(first) = first_seen(names, &name, &node.span) {
+            let (line, _) = self.src.line_col(first.start);
+            let d = Diag::error(
+                Code::DuplicateHookName,
+                format!("hook name `{name}` is used twice (first on line {line})"),
+            )
+            .at(&self.src, node.span.clone(), "duplicate")
+            .also(first, "first used here")
+            .help("hook names are unique within a plan, across `pre` and `post`, so `--hook NAME` picks exactly one; rename one of them");
+            self.diags.push(d);
+        }
+        Some(name)
     }
 
     fn workload(&mut self, f: &mut Fields<'_>, required: bool) -> Option<WorkloadRef> {
@@ -1418,6 +1463,21 @@ pub const MYSQL: DbDefaults = DbDefaults {
     database: "${MYSQL_DATABASE}",
 };
 
+/// Remembers `name` at `span` in `seen`; when it was there already, returns where it was first seen instead.
+fn first_seen(
+    seen: &mut Vec<(String, Range<usize>)>,
+    name: &str,
+    span: &Range<usize>,
+) -> Option<Range<usize>> {
+    match seen.iter().find(|(n, _)| n == name) {
+        Some((_, first)) => Some(first.clone()),
+        None => {
+            seen.push((name.to_string(), span.clone()));
+            None
+        }
+    }
+}
+
 fn compression_suffix(c: Compression) -> &'static str {
     match c {
         Compression::Gzip => ".gz",
@@ -1558,6 +1618,10 @@ mod tests {
                 ),
                 Code::WhenOnPreHook,
             ),
+            (
+                hook("{name: Orders_DB, type: postgres, workload: deployment/db}"),
+                Code::InvalidName,
+            ),
             (hook("{type: backup}"), Code::UnknownHookType),
             (hook("{workload: deployment/a}"), Code::MissingField),
             (
@@ -1653,6 +1717,42 @@ mod tests {
         assert_eq!(pg.dump.dump_file, "/var/lib/postgresql/data/dump.sql.zst");
         assert_eq!(pg.dump.threshold, 90);
         assert_eq!(plan.hooks.pre[0].timeout, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn hooks_keep_their_names_and_a_name_used_twice_points_at_the_second_use() {
+        let exec = |name: &str| {
+            format!(
+                "    - name: {name}\n      type: exec\n      workload: deployment/a\n      container: a\n      command: [x]\n"
+            )
+        };
+        let yaml = format!(
+            "{BASE}hooks:\n  pre:\n{}{}  post:\n{}",
+            exec("orders"),
+            exec("flush"),
+            exec("orders")
+        );
+        let (plan, diags) = load(&yaml);
+        assert!(plan.is_none());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = &diags[0];
+        assert_eq!(d.code, Code::DuplicateHookName);
+        assert_eq!((d.location().1, d.location().2), (16, 13));
+        assert_eq!(
+            d.message,
+            "hook name `orders` is used twice (first on line 5)"
+        );
+        assert_eq!(d.secondary.len(), 1);
+
+        let unique = yaml.replacen("name: orders", "name: dump", 1);
+        let (plan, diags) = load(&unique);
+        assert!(diags.is_empty(), "{diags:?}");
+        let plan = plan.unwrap();
+        let names: Vec<Option<&str>> = plan
+            .hooks_with_positions()
+            .map(|(_, h)| h.name.as_deref())
+            .collect();
+        assert_eq!(names, [Some("dump"), Some("flush"), Some("orders")]);
     }
 
     #[test]

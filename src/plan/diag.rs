@@ -53,6 +53,7 @@ codes! {
     BadWorkload => "plan::bad-workload": "a workload reference is not `deployment/NAME`, `statefulset/NAME` or `pod/NAME`",
     NoTargets => "plan::no-targets": "the plan names no PVC to snapshot",
     DuplicateTarget => "plan::duplicate-target": "the same PVC is listed twice",
+    DuplicateHookName => "plan::duplicate-hook-name": "two hooks of one plan have the same `name`",
     RetentionEmpty => "plan::retention-empty": "a retention profile keeps nothing (no tier, or days: 0)",
     RetentionMixed => "plan::retention-mixed": "a retention profile mixes `days` with daily/weekly/monthly/yearly tiers",
     NegativeCount => "plan::negative-count": "a retention count is negative",

@@ -2,11 +2,13 @@
 //!
 //! Pipeline: file text → [`node`] (one spanned tree for both formats) → [`convert`] (defaults, every check,
 //! all diagnostics collected) → [`model::Plan`] (what the engine consumes). [`crate::settings`] layers the
-//! environment and flags on top and exposes [`crate::settings::load_effective`] for `run`.
+//! environment and flags on top and exposes [`crate::settings::load_effective`] for `run`. [`hook_selector`] picks
+//! the hook a database command (`--hook NAME`) works with.
 
 pub mod convert;
 pub mod diag;
 pub mod env;
+pub mod hook_selector;
 pub mod model;
 pub mod node;
 pub mod profiles;
@@ -14,6 +16,7 @@ pub mod rules;
 pub mod schema;
 
 pub use diag::{Code, Diag, Diagnostics, Severity, SourceFile};
+pub use hook_selector::{HookSelector, SelectError, SelectedHook, select_hook};
 pub use model::*;
 pub use node::Format;
 pub use profiles::Profiles;

@@ -58,10 +58,15 @@ pub struct Hooks {
     pub post: Vec<Hook>,
 }
 
-/// One hook. `type` picks the action; `timeout`, `onError` and (post-hooks only) `when` apply to all.
+/// One hook. `type` picks the action; `name`, `timeout`, `onError` and (post-hooks only) `when` apply to all.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Hook {
+    /// Optional name (DNS-1123 label, unique within the plan): the database commands pick the hook with
+    /// `--hook NAME`, and the run summary shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<HookNameString>")]
+    pub name: Option<String>,
     #[serde(flatten)]
     pub action: HookAction,
     /// How long the hook may run (e.g. `30m`).
@@ -103,6 +108,16 @@ pub enum HookKind {
 impl HookKind {
     pub const ALL: [&'static str; 4] = ["postgres", "mysql", "rhai", "exec"];
 
+    /// The `type` as written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Postgres => "postgres",
+            HookKind::Mysql => "mysql",
+            HookKind::Rhai => "rhai",
+            HookKind::Exec => "exec",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<HookKind> {
         match s {
             "postgres" => Some(HookKind::Postgres),
@@ -111,6 +126,65 @@ impl HookKind {
             "exec" => Some(HookKind::Exec),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which hook list a hook is in: `hooks.pre` (before the snapshots) or `hooks.post` (after them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Pre,
+    Post,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
+}
+
+/// Where a hook sits in its plan, written `pre[0]` or `post[1]` (0-based, as in the run summary's step names).
+/// It identifies a hook that has no `name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookPosition {
+    pub phase: Phase,
+    pub index: usize,
+}
+
+impl std::fmt::Display for HookPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.phase.as_str(), self.index)
+    }
+}
+
+impl std::str::FromStr for HookPosition {
+    type Err = String;
+
+    /// Parses `pre[N]` or `post[N]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a hook position like `pre[0]` or `post[1]`");
+        let (phase, rest) = if let Some(rest) = s.strip_prefix("pre[") {
+            (Phase::Pre, rest)
+        } else if let Some(rest) = s.strip_prefix("post[") {
+            (Phase::Post, rest)
+        } else {
+            return Err(bad());
+        };
+        let digits = rest.strip_suffix(']').ok_or_else(bad)?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let index = digits.parse().map_err(|_| bad())?;
+        Ok(HookPosition { phase, index })
     }
 }
 
@@ -471,6 +545,17 @@ impl Plan {
         }
     }
 
+    /// Every hook with its position: the pre-hooks, then the post-hooks, each in plan order.
+    pub fn hooks_with_positions(&self) -> impl Iterator<Item = (HookPosition, &Hook)> {
+        fn list(phase: Phase, hooks: &[Hook]) -> impl Iterator<Item = (HookPosition, &Hook)> {
+            hooks
+                .iter()
+                .enumerate()
+                .map(move |(index, hook)| (HookPosition { phase, index }, hook))
+        }
+        list(Phase::Pre, &self.hooks.pre).chain(list(Phase::Post, &self.hooks.post))
+    }
+
     /// The plan as JSON with secrets removed: literal passwords and `vars`/`args` whose key looks secret
     /// become `"<redacted>"`. Env references such as `${POSTGRES_PASSWORD}` are kept (they are not secrets).
     /// This is what goes into the `backup-ns.sh/plan` annotation.
@@ -549,6 +634,24 @@ impl JsonSchema for DurationString {
             "type": "string",
             "description": "A human-friendly duration such as `30s`, `15m` or `1h30m`.",
             "pattern": r"^\s*([0-9]+\s*(ns|us|µs|ms|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|week|weeks)\s*)+$"
+        })
+    }
+}
+
+/// Schema stand-in: a hook name, a DNS-1123 label.
+struct HookNameString;
+
+impl JsonSchema for HookNameString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HookName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A DNS-1123 label: lowercase letters, digits and `-`, at most 63 characters.",
+            "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+            "maxLength": 63
         })
     }
 }
@@ -650,6 +753,7 @@ mod tests {
         };
         for password in ["hunter2", "${MYSQL_ROOT_PASSWORD}"] {
             plan.hooks.pre.push(Hook {
+                name: None,
                 action: HookAction::Mysql(MysqlHook {
                     dump: dump(password),
                     default_character_set: "utf8".into(),
@@ -685,6 +789,49 @@ mod tests {
         snap.rand = Some("fixed".into());
         snap.name_template = "{plan}-{pvc}-{rand}".into();
         assert_eq!(snap.render_name("data", "t", "r", "app"), "app-data-fixed");
+    }
+
+    #[test]
+    fn hook_positions_print_and_parse_alike() {
+        for text in ["pre[0]", "post[12]"] {
+            let position: HookPosition = text.parse().unwrap();
+            assert_eq!(position.to_string(), text);
+        }
+        assert_eq!(
+            "post[1]".parse::<HookPosition>(),
+            Ok(HookPosition {
+                phase: Phase::Post,
+                index: 1
+            })
+        );
+        for bad in [
+            "pre", "pre[]", "pre[x]", "pre[-1]", "pre[1", "mid[0]", "pre[0]x", "app-db",
+        ] {
+            assert!(bad.parse::<HookPosition>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hooks_are_listed_pre_then_post_with_their_positions() {
+        let mut plan = Plan::new("app", ["data"]);
+        let exec = |word: &str| Hook {
+            name: Some(word.into()),
+            action: HookAction::Exec(ExecHook {
+                workload: "deployment/app".parse().unwrap(),
+                container: "app".into(),
+                command: vec![word.into()],
+            }),
+            timeout: Duration::from_secs(60),
+            on_error: OnError::Fail,
+            when: None,
+        };
+        plan.hooks.post.push(exec("c"));
+        plan.hooks.pre.extend([exec("a"), exec("b")]);
+        let listed: Vec<String> = plan
+            .hooks_with_positions()
+            .map(|(p, h)| format!("{p}={}", h.name.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(listed, ["pre[0]=a", "pre[1]=b", "post[0]=c"]);
     }
 
     #[test]

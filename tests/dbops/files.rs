@@ -1,5 +1,5 @@
-//! Download and restore refusals that need no database: missing, damaged or already downloaded dumps, and a
-//! damaged local file for `--from-local`.
+//! Download and restore refusals that need no database: missing, damaged or already downloaded dumps, a
+//! damaged local file for `--from-local`, and which of several hooks `--hook` picks.
 
 use crate::env::{World, fixture, gzip, listing, name_time, ok, show, stderr};
 
@@ -204,15 +204,7 @@ async fn restore_from_a_damaged_local_file_is_refused_before_anything_runs() {
         "{}",
         show(&out)
     );
-    let execs: u64 = w
-        .sim
-        .requests()
-        .snapshot()
-        .iter()
-        .filter(|((_, resource), _)| resource == "pods/exec")
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(execs, 0, "no exec may run for a refused restore");
+    assert_eq!(execs(&w), 0, "no exec may run for a refused restore");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,4 +225,109 @@ async fn without_a_plan_or_bak_variables_the_commands_explain_what_is_missing() 
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(stderr(&out).contains("has no mysql hook"), "{}", show(&out));
+}
+
+/// Exec requests the simulator has served since the last reset.
+fn execs(w: &World) -> u64 {
+    w.sim
+        .requests()
+        .snapshot()
+        .iter()
+        .filter(|((_, resource), _)| resource == "pods/exec")
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_postgres_hooks_only_hook_picks_one_and_it_downloads_that_hooks_dump() {
+    let w = world().await;
+    let db = |name: &str, file: &str| {
+        format!(
+            "    - {name}type: postgres\n      workload: pod/db-0\n      dumpFile: {MOUNT}/{file}\n"
+        )
+    };
+    let plan = w
+        .write(
+            "two.yaml",
+            &format!(
+                "name: shop\nnamespace: shop\ntargets: [data]\nhooks:\n  pre:\n{}{}",
+                db("name: orders\n      ", "orders.sql.gz"),
+                db("", "billing.sql.gz")
+            ),
+        )
+        .display()
+        .to_string();
+    let orders = gzip(b"CREATE TABLE orders (id int);\n");
+    let billing = gzip(b"CREATE TABLE invoices (id int);\n");
+    std::fs::write(w.pvc().join("orders.sql.gz"), &orders).unwrap();
+    std::fs::write(w.pvc().join("billing.sql.gz"), &billing).unwrap();
+    std::fs::create_dir(w.path("out")).unwrap();
+    let download = |hook: Option<&'static str>, output: &'static str| {
+        let plan = plan.clone();
+        let w = &w;
+        async move {
+            let mut args = vec!["postgres", "--plan", &plan, "download", "--output", output];
+            if let Some(hook) = hook {
+                args.extend(["--hook", hook]);
+            }
+            w.bns(&args, None).await
+        }
+    };
+
+    w.sim.requests().reset();
+    let refused = download(None, "out/any.sql.gz").await;
+    for part in [
+        "plan `shop` has 2 postgres hooks",
+        "`orders` (pre[0], postgres, dumpFile /var/lib/postgresql/data/orders.sql.gz)",
+        "`pre[1]` (postgres, dumpFile /var/lib/postgresql/data/billing.sql.gz)",
+        "pass `--hook`",
+    ] {
+        usage_error(&refused, part);
+    }
+    assert_eq!(execs(&w), 0, "nothing may run before the hook is chosen");
+    assert!(listing(&w.path("out")).is_empty());
+
+    ok(&download(Some("pre[1]"), "out/billing.sql.gz").await);
+    ok(&download(Some("orders"), "out/orders.sql.gz").await);
+    assert_eq!(
+        std::fs::read(w.path("out/billing.sql.gz")).unwrap(),
+        billing
+    );
+    assert_eq!(std::fs::read(w.path("out/orders.sql.gz")).unwrap(), orders);
+
+    usage_error(
+        &download(Some("invoices"), "out/none.sql.gz").await,
+        "plan `shop` has no hook `invoices`; its hooks: `orders`",
+    );
+    usage_error(
+        &w.bns(&["postgres", "--hook", "orders", "info"], None).await,
+        "--hook picks a hook of a plan, so it needs --plan FILE",
+    );
+}
+
+/// Asserts exit code 2 (usage) and that stderr `says` something.
+fn usage_error(out: &std::process::Output, says: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", show(out));
+    assert!(stderr(out).contains(says), "{says}: {}", show(out));
+}
+
+#[test]
+fn both_engines_help_documents_hook_with_examples() {
+    for engine in ["postgres", "mysql"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+            .args([engine, "--help"])
+            .env_clear()
+            .output()
+            .expect("backup-ns runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        for part in [
+            "--hook <NAME|pre[N]|post[N]>",
+            "Examples:\n  ",
+            "--hook orders-db download",
+            "--hook 'pre[1]' info",
+        ] {
+            assert!(help.contains(part), "{engine} --help lacks {part}: {help}");
+        }
+    }
 }

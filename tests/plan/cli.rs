@@ -9,6 +9,23 @@ fn backup_ns() -> Command {
     cmd
 }
 
+/// `validate --format json PLANS...` on plans that are invalid: exit code 1 and one JSON array on stdout.
+fn invalid_json<I, S>(plans: I) -> serde_json::Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = backup_ns()
+        .args(["validate", "--format", "json"])
+        .args(plans)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).expect("stdout is one JSON array")
+}
+
 #[test]
 fn validate_accepts_every_example_plan() {
     backup_ns()
@@ -21,20 +38,10 @@ fn validate_accepts_every_example_plan() {
 
 #[test]
 fn validate_exits_1_and_prints_json_for_an_invalid_plan() {
-    let out = backup_ns()
-        .args([
-            "validate",
-            "--format",
-            "json",
-            "tests/fixtures/plans/invalid/unknown-key-top.yaml",
-            "tests/fixtures/plans/invalid/unknown-key-top.toml",
-        ])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).expect("stdout is one JSON array");
+    let json = invalid_json([
+        "tests/fixtures/plans/invalid/unknown-key-top.yaml",
+        "tests/fixtures/plans/invalid/unknown-key-top.toml",
+    ]);
     let items = json.as_array().expect("an array");
     assert_eq!(items.len(), 2, "{json}");
     for item in items {
@@ -55,6 +62,49 @@ fn validate_exits_1_and_prints_json_for_an_invalid_plan() {
 }
 
 #[test]
+fn hook_name_diagnostics_in_json_carry_code_line_and_column_in_both_plan_formats() {
+    let fixtures = [
+        (
+            "duplicate-hook-name.toml",
+            "plan::duplicate-hook-name",
+            11,
+            8,
+        ),
+        (
+            "duplicate-hook-name.yaml",
+            "plan::duplicate-hook-name",
+            11,
+            13,
+        ),
+        ("invalid-hook-name.toml", "plan::invalid-name", 5, 8),
+        ("invalid-hook-name.yaml", "plan::invalid-name", 6, 13),
+    ];
+    let paths: Vec<String> = fixtures
+        .iter()
+        .map(|(file, ..)| format!("tests/fixtures/plans/invalid/{file}"))
+        .collect();
+    let json = invalid_json(&paths);
+    let items = json.as_array().expect("an array");
+    assert_eq!(items.len(), fixtures.len(), "{json}");
+    for (item, (path, (_, code, line, column))) in items.iter().zip(paths.iter().zip(fixtures)) {
+        assert_eq!(item["file"], path.as_str(), "{item}");
+        assert_eq!(item["code"], code, "{item}");
+        assert_eq!(
+            (item["line"].as_u64(), item["column"].as_u64()),
+            (Some(line), Some(column)),
+            "{item}"
+        );
+    }
+    insta::with_settings!({
+        snapshot_path => "snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_json_snapshot!("hook_name_diagnostics_json", json);
+    });
+}
+
+#[test]
 fn validate_reports_every_problem_of_a_file_not_just_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("many.yaml");
@@ -63,15 +113,7 @@ fn validate_reports_every_problem_of_a_file_not_just_the_first() {
         "name: Bad_Name\ntargets: [data, data]\nsnapshot:\n  readyTimeout: soon\n  colour: blue\nretention: standart\n",
     )
     .unwrap();
-    let out = backup_ns()
-        .args(["validate", "--format", "json"])
-        .arg(&plan)
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = invalid_json([&plan]);
     let codes: Vec<&str> = json
         .as_array()
         .unwrap()
@@ -145,15 +187,7 @@ fn a_plan_that_is_not_utf8_is_invalid_with_a_located_diagnostic() {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("latin1.yaml");
     std::fs::write(&plan, b"name: caf\xe9\ntargets: [data]\n").unwrap();
-    let out = backup_ns()
-        .args(["validate", "--format", "json"])
-        .arg(&plan)
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let json = invalid_json([&plan]);
     assert_eq!(json[0]["code"], "plan::io");
     assert_eq!(json[0]["file"], plan.display().to_string());
     assert_eq!(

@@ -43,7 +43,8 @@ vars:
   team: blue
 hooks:
   pre:
-    - type: rhai
+    - name: flush-cache
+      type: rhai
       script: flush.rhai
       args:
         workload: pod/app-0
@@ -90,7 +91,8 @@ hooks:
         })
         .collect();
     for (step, outcome) in [
-        ("pre[0]/rhai", "ok"),
+        // A named hook is shown by its name; unnamed ones keep their position-and-type names.
+        ("pre[0]/rhai/flush-cache", "ok"),
         ("post[0]/exec", "ok"),
         ("post[1]/exec", "warning"),
         ("post[2]/exec", "ok"),
@@ -100,6 +102,10 @@ hooks:
             "{step} {outcome}: {outcomes:?}"
         );
     }
+    assert_eq!(
+        report["hooks"][0]["name"], "pre[0]/rhai/flush-cache",
+        "{report}"
+    );
     assert_eq!(
         std::fs::read_to_string(env.pvc_dir("files").join("meta")).unwrap(),
         "blue shop 2\n"
