@@ -1,8 +1,9 @@
 //! Pod exec over the wire (kube-rs WebSocket ↔ kube-sim's remote-command server running real processes):
 //! exit codes, stdout/stderr, stdin as bytes and as a streamed reader, stdout into a writer, the capture limit,
-//! timeouts and start failures.
+//! timeouts and start failures; and the streamed variant that hands stdout frames to a sink (downloads).
 
 use crate::support::{eventually, start};
+use backup_ns::cluster::stream_exec::ChunkSink;
 use backup_ns::engine::ports::{
     CAPTURE_LIMIT, ContainerExec, ContainerRef, ExecError, ExecRequest, PodResolver, Stdin,
     StdoutSink,
@@ -275,4 +276,104 @@ async fn an_interactive_session_gets_a_terminal_and_our_input() {
     assert!(text.contains("got:hello"), "{text:?}");
     let status = status.await.expect("an exit status");
     assert_eq!(exit_status(&status), ExitStatus::Exited(0));
+}
+
+/// Collects the chunks of `exec_stdout_chunks`; fails with `fail_after` chunks seen, when set.
+#[derive(Default)]
+struct Collect {
+    bytes: Vec<u8>,
+    chunks: usize,
+    fail_after: Option<usize>,
+}
+
+impl ChunkSink for Collect {
+    async fn chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        if self.fail_after == Some(self.chunks) {
+            return Err(std::io::Error::other("the disk is full (test)"));
+        }
+        self.chunks += 1;
+        self.bytes.extend_from_slice(&data);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn streamed_stdout_reaches_the_sink_complete_and_in_order() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let mut sink = Collect::default();
+    let result = env
+        .cluster
+        .exec_stdout_chunks(
+            &t,
+            vec!["seq".into(), "1".into(), "300000".into()],
+            &mut sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 0);
+    assert!(result.stdout.is_empty() && result.stderr.is_empty());
+    let expected: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
+    assert!(sink.chunks > 1, "2 MB should arrive in several frames");
+    assert!(sink.bytes == expected.as_bytes(), "the stream differs");
+}
+
+#[tokio::test]
+async fn streamed_exec_reports_the_exit_code_and_stderr_tail() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let mut sink = Collect::default();
+    let argv = [
+        "sh",
+        "-c",
+        "printf partial; echo 'cat: dump: Permission denied' >&2; exit 4",
+    ];
+    let result = env
+        .cluster
+        .exec_stdout_chunks(&t, argv.iter().map(|s| s.to_string()).collect(), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(result.exit_code, 4);
+    assert_eq!(result.stderr, b"cat: dump: Permission denied\n");
+    assert_eq!(sink.bytes, b"partial");
+}
+
+#[tokio::test]
+async fn a_failing_sink_aborts_the_stream_with_its_reason() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let mut sink = Collect {
+        fail_after: Some(1),
+        ..Collect::default()
+    };
+    let argv = ["head", "-c", "20000000", "/dev/zero"];
+    let err = env
+        .cluster
+        .exec_stdout_chunks(&t, argv.iter().map(|s| s.to_string()).collect(), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::Stream { .. }), "{err}");
+    assert!(err.to_string().contains("the disk is full (test)"), "{err}");
+    assert_eq!(
+        sink.chunks, 1,
+        "no chunk may be handed over after the failure"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_exec_into_a_missing_pod_fails_to_start_and_says_so() {
+    let env = start(POD).await;
+    let mut t = target(&env).await;
+    t.pod = "gone-0".into();
+    let err = env
+        .cluster
+        .exec_stdout_chunks(&t, vec!["true".into()], &mut Collect::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::Start { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("(HTTP 404); the pod no longer exists (re-resolve the workload)"),
+        "{err}"
+    );
 }

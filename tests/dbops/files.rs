@@ -167,6 +167,7 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
                 "--output",
                 "out/latest.sql.gz",
                 "--force",
+                "--no-sync",
             ],
             None,
         )
