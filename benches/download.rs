@@ -9,7 +9,8 @@
 //!
 //! Knobs: `BENCH_MIB` (size), `BENCH_ROUNDS` (measured rounds, default 5; which tool goes first alternates),
 //! `BENCH_WARMUP` (untimed rounds first, default 1), `BENCH_ARGS` (extra download flags, e.g. `--no-sync`),
-//! `BENCH_FORMAT=plain` (raw bytes instead of gzip, so no integrity check), `BENCH_WRAP` (prefix for the backup-ns
+//! `BENCH_FORMAT=plain` (raw bytes instead of gzip, so no integrity check) or `BENCH_FORMAT=sql` (compressed SQL
+//! text, so the check inflates ~4× the file; takes a minute to make at 1 GiB), `BENCH_WRAP` (prefix for the backup-ns
 //! command, e.g. a profiler).
 
 use std::io::Write;
@@ -79,31 +80,77 @@ fn measure(cmd: &mut Command) -> Run {
     }
 }
 
-/// Writes `mib` MiB of xorshift bytes as a gzip file with stored blocks (or raw bytes when `plain`, to show what
-/// the streamed gzip check costs).
-fn make_dump(path: &Path, mib: usize, plain: bool) {
+/// What the dump in the pod holds (`BENCH_FORMAT`).
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    /// xorshift bytes in stored deflate blocks: quick to make, and the check still decodes every byte.
+    Stored,
+    /// The same bytes without gzip: shows what the streamed check costs.
+    Plain,
+    /// SQL-like text compressed for real (level 1, to make it quickly): the check inflates about four times the
+    /// file's size, as it would for a real pg_dump.
+    Sql,
+}
+
+/// Writes a dump of `mib` MiB (the file's size, compressed where it is compressed).
+fn make_dump(path: &Path, mib: usize, format: Format) {
+    let target = (mib as u64) << 20;
     let file = std::fs::File::create(path).expect("create dump");
-    let mut gz: Box<dyn Write> = if plain {
-        Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
-    } else {
-        Box::new(flate2::write::GzEncoder::new(
-            std::io::BufWriter::with_capacity(1 << 20, file),
-            flate2::Compression::none(),
-        ))
-    };
+    let out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
     let mut block = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for chunk in block.chunks_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            chunk.copy_from_slice(&state.to_le_bytes());
+    match format {
+        Format::Stored | Format::Plain => {
+            let mut w: Box<dyn Write> = if format == Format::Plain {
+                Box::new(out)
+            } else {
+                Box::new(flate2::write::GzEncoder::new(
+                    out,
+                    flate2::Compression::none(),
+                ))
+            };
+            for _ in 0..mib {
+                for chunk in block.chunks_mut(8) {
+                    chunk.copy_from_slice(&next().to_le_bytes());
+                }
+                w.write_all(&block).expect("write dump");
+            }
+            w.flush().expect("flush");
+            drop(w); // finishes the gzip trailer
         }
-        gz.write_all(&block).expect("write dump");
+        Format::Sql => {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            let mut line = String::new();
+            let mut id = 0u64;
+            let made = |gz: &flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>| {
+                gz.get_ref().get_ref().metadata().map_or(0, |m| m.len())
+                    + gz.get_ref().buffer().len() as u64
+            };
+            while made(&gz) < target {
+                line.clear();
+                for _ in 0..4096 {
+                    id += 1;
+                    let r = next();
+                    line.push_str(&format!(
+                        "INSERT INTO orders VALUES ({id}, 'customer-{}', {}.{:02}, '2026-{:02}-{:02}', 'shipped');\n",
+                        r % 100_000,
+                        (r >> 17) % 10_000,
+                        (r >> 31) % 100,
+                        (r >> 40) % 12 + 1,
+                        (r >> 48) % 28 + 1
+                    ));
+                }
+                gz.write_all(line.as_bytes()).expect("write dump");
+            }
+            gz.finish().expect("finish gzip");
+        }
     }
-    gz.flush().expect("flush");
-    drop(gz); // finishes the gzip trailer
 }
 
 /// The backup-ns command, prefixed by `BENCH_WRAP` when set (e.g. `BENCH_WRAP="perf record -g -o /tmp/bns.data --"`
@@ -134,7 +181,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let plain = std::env::var("BENCH_FORMAT").is_ok_and(|v| v == "plain");
+    let format = match std::env::var("BENCH_FORMAT").as_deref() {
+        Ok("plain") => Format::Plain,
+        Ok("sql") => Format::Sql,
+        Ok("stored") | Err(_) => Format::Stored,
+        Ok(other) => panic!("BENCH_FORMAT={other}: expected stored, plain or sql"),
+    };
     let extra_args = std::env::var("BENCH_ARGS").unwrap_or_default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let tmp = tempfile::Builder::new()
@@ -159,14 +211,14 @@ fn main() {
     // The sim keeps serving on the runtime's worker threads while the children run.
     let dump = sim.pvc_dir("shop", "data").join("dump.sql.gz");
     let made = Instant::now();
-    make_dump(&dump, mib, plain);
+    make_dump(&dump, mib, format);
     let size = std::fs::metadata(&dump).expect("dump").len();
     println!(
-        "dump: {mib} MiB payload, {size} bytes {}, made in {:.1}s",
-        if plain {
-            "plain"
-        } else {
-            "gzip (verified by backup-ns)"
+        "dump: {size} bytes, {}, made in {:.1}s",
+        match format {
+            Format::Plain => "plain (no gzip check)",
+            Format::Stored => "gzip with stored blocks (verified by backup-ns)",
+            Format::Sql => "gzip-compressed SQL text (verified by backup-ns)",
         },
         made.elapsed().as_secs_f64()
     );
