@@ -33,14 +33,13 @@ impl ContainerLog {
     }
 
     fn append(&mut self, data: &[u8], now: DateTime<Utc>, cap: usize) {
-        let mut at = self.end();
+        let end = self.end();
         let mut line_open = self.bytes.back().is_some_and(|b| *b != b'\n');
-        for &b in data {
+        for (i, &b) in data.iter().enumerate() {
             if !line_open {
-                self.lines.push_back((at, now));
+                self.lines.push_back((end + i as u64, now));
             }
             line_open = b != b'\n';
-            at += 1;
         }
         self.bytes.extend(data);
         let excess = self.bytes.len().saturating_sub(cap);
