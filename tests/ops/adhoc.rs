@@ -71,6 +71,18 @@ fn get_job(env: &Env, name: &str) -> Option<serde_json::Value> {
     env.sim.get("batch/v1", "jobs", Some("shop"), name)
 }
 
+/// Starts `backup-ns adhoc -n shop FLAG --timeout 30s` at `now`, with stdout and stderr piped.
+fn spawn_adhoc(env: &Env, flag: &str, now: &str) -> tokio::process::Child {
+    env.command(
+        &["adhoc", "-n", "shop", flag, "--timeout", "30s"],
+        &[("BACKUP_NS_NOW", now)],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 /// Finishes a Job as the Job controller would.
 fn finish(env: &Env, name: &str, condition: serde_json::Value) {
     let mut job = get_job(env, name).expect("the job exists");
@@ -237,15 +249,7 @@ async fn with_wait_the_exit_code_mirrors_the_job_result() {
             "backup-adhoc-2025-01-08-160000",
         ),
     ] {
-        let child = env
-            .command(
-                &["adhoc", "-n", "shop", "--wait", "--timeout", "30s"],
-                &[("BACKUP_NS_NOW", now)],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_adhoc(&env, "--wait", now);
         eventually("the adhoc job exists", || get_job(&env, job).is_some()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         finish(&env, job, condition);
@@ -276,15 +280,7 @@ async fn with_wait_the_exit_code_mirrors_the_job_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_streams_the_job_pod_logs_and_then_reports_the_result() {
     let env = start(CRONJOB).await;
-    let child = env
-        .command(
-            &["adhoc", "-n", "shop", "--follow", "--timeout", "30s"],
-            &[("BACKUP_NS_NOW", NOW)],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_adhoc(&env, "--follow", NOW);
     eventually("the job's pod exists", || {
         env.sim
             .list("pods", Some("shop"))
@@ -369,15 +365,7 @@ async fn follow_prints_the_pod_output_while_it_is_written_and_exits_with_the_job
         ),
     ] {
         let log_requests = env.sim.requests().count("get", "pods/log");
-        let mut child = env
-            .command(
-                &["adhoc", "-n", "shop", "--follow", "--timeout", "30s"],
-                &[("BACKUP_NS_NOW", now)],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_adhoc(&env, "--follow", now);
         let mut stdout = Lines::of(&mut child);
         let created = stdout.next().await.expect("the creation line");
         assert!(
