@@ -1444,7 +1444,7 @@ async fn kubectl_logs_reads_tails_and_limits_a_container_log_and_names_the_conta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_job_pod_completes() {
+async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes_fails_or_goes() {
     let sim = sim().await;
     let k = Kubectl::new(&sim);
     sim.apply_yaml(LOG_PODS).expect("pods");
@@ -1513,5 +1513,19 @@ async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_job_pod_compl
         k.ok(&["logs", "-n", "logs", "worker"]).await,
         "last words\n"
     );
+
+    // Deleting the pod ends its followers as well.
+    sim.append_pod_log("logs", "pair", Some("a"), "serving\n")
+        .expect("append");
+    let mut child = k.spawn(&["logs", "-f", "-n", "logs", "pair", "-c", "a"]);
+    let mut lines = LineReader::of(&mut child);
+    assert_eq!(lines.next().await.as_deref(), Some("serving"));
+    sim.delete("v1", "pods", Some("logs"), "pair")
+        .expect("deleted");
+    assert_eq!(lines.next().await, None);
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("kubectl exits once the pod is gone")
+        .expect("status");
     sim.shutdown().await;
 }
