@@ -1300,20 +1300,37 @@ spec:
       containers: [{name: backup, image: backup-ns}]
 "#;
 
-/// Reads a streaming child's stdout line by line, each line within 20s.
-struct LineReader(tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>);
+/// A running `kubectl logs -f`, read line by line, each line within 20s.
+struct Follower {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
 
-impl LineReader {
-    fn of(child: &mut tokio::process::Child) -> Self {
+impl Follower {
+    fn start(k: &Kubectl, args: &[&str]) -> Self {
         use tokio::io::AsyncBufReadExt;
-        LineReader(tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines())
+        let mut child = k.spawn(args);
+        let stdout = child.stdout.take().expect("stdout");
+        Follower {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
     }
 
     async fn next(&mut self) -> Option<String> {
-        tokio::time::timeout(Duration::from_secs(20), self.0.next_line())
+        tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
             .await
             .expect("a line (or the end) within 20s")
             .expect("readable stdout")
+    }
+
+    /// The output ends and kubectl exits.
+    async fn ends(mut self) -> std::process::ExitStatus {
+        assert_eq!(self.next().await, None, "the stream ended");
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("kubectl exits once the stream ended")
+            .expect("status")
     }
 }
 
@@ -1459,18 +1476,17 @@ async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes
     sim.append_pod_log("logs", &pod, None, "started\n")
         .expect("append");
 
-    let mut child = k.spawn(&["logs", "-f", "-n", "logs", "job/nightly"]);
-    let mut lines = LineReader::of(&mut child);
-    assert_eq!(lines.next().await.as_deref(), Some("started"));
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "job/nightly"]);
+    assert_eq!(follower.next().await.as_deref(), Some("started"));
     // Appended after kubectl connected, in pieces that split a line.
     sim.append_pod_log("logs", &pod, None, "dumping 1/2\ndump")
         .expect("append");
-    assert_eq!(lines.next().await.as_deref(), Some("dumping 1/2"));
+    assert_eq!(follower.next().await.as_deref(), Some("dumping 1/2"));
     sim.append_pod_log("logs", &pod, None, "ing 2/2\n")
         .expect("append");
-    assert_eq!(lines.next().await.as_deref(), Some("dumping 2/2"));
+    assert_eq!(follower.next().await.as_deref(), Some("dumping 2/2"));
     assert!(
-        child.try_wait().expect("status").is_none(),
+        follower.child.try_wait().expect("status").is_none(),
         "still following a running pod"
     );
     sim.append_pod_log("logs", &pod, None, "done\n")
@@ -1484,12 +1500,8 @@ async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes
         &serde_json::json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
     )
     .expect("job completes");
-    assert_eq!(lines.next().await.as_deref(), Some("done"));
-    assert_eq!(lines.next().await, None, "the stream ended");
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("kubectl exits once the pod completed")
-        .expect("status");
+    assert_eq!(follower.next().await.as_deref(), Some("done"));
+    let status = follower.ends().await;
     assert!(status.success(), "{status:?}");
     assert_eq!(
         sim.get("v1", "pods", Some("logs"), &pod).expect("pod")["status"]["phase"],
@@ -1499,16 +1511,11 @@ async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes
     // A pod that fails ends a follower too, and a finished pod's log is still readable.
     sim.append_pod_log("logs", "worker", None, "last words\n")
         .expect("append");
-    let mut child = k.spawn(&["logs", "-f", "-n", "logs", "worker"]);
-    let mut lines = LineReader::of(&mut child);
-    assert_eq!(lines.next().await.as_deref(), Some("last words"));
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "worker"]);
+    assert_eq!(follower.next().await.as_deref(), Some("last words"));
     sim.set_pod_phase("logs", "worker", PodPhase::Failed)
         .expect("fails");
-    assert_eq!(lines.next().await, None);
-    tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("kubectl exits once the pod failed")
-        .expect("status");
+    follower.ends().await;
     assert_eq!(
         k.ok(&["logs", "-n", "logs", "worker"]).await,
         "last words\n"
@@ -1517,15 +1524,10 @@ async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes
     // Deleting the pod ends its followers as well.
     sim.append_pod_log("logs", "pair", Some("a"), "serving\n")
         .expect("append");
-    let mut child = k.spawn(&["logs", "-f", "-n", "logs", "pair", "-c", "a"]);
-    let mut lines = LineReader::of(&mut child);
-    assert_eq!(lines.next().await.as_deref(), Some("serving"));
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "pair", "-c", "a"]);
+    assert_eq!(follower.next().await.as_deref(), Some("serving"));
     sim.delete("v1", "pods", Some("logs"), "pair")
         .expect("deleted");
-    assert_eq!(lines.next().await, None);
-    tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("kubectl exits once the pod is gone")
-        .expect("status");
+    follower.ends().await;
     sim.shutdown().await;
 }
