@@ -5,7 +5,7 @@
 use super::client::Cluster;
 use super::error::{ClusterError, ListRef, ObjectRef, Result};
 use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
-use futures::{AsyncBufReadExt, TryStreamExt};
+use futures::AsyncBufReadExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -238,26 +238,49 @@ impl Cluster {
             .log_stream(pod, &params)
             .await
             .map_err(|e| logs_error(e.to_string()))?;
-        let mut lines = stream.lines();
-        while let Some(line) = lines
-            .try_next()
-            .await
-            .map_err(|e| logs_error(e.to_string()))?
-        {
-            out.write_all(line.as_bytes())
-                .await
-                .and(out.write_all(b"\n").await)
-                .map_err(|e| logs_error(format!("writing the logs failed: {e}")))?;
-        }
-        out.flush()
-            .await
-            .map_err(|e| logs_error(format!("writing the logs failed: {e}")))
+        copy_log(stream, out).await.map_err(|e| match e {
+            CopyError::Read(e) => logs_error(e.to_string()),
+            CopyError::Write(e) => logs_error(format!("writing the logs failed: {e}")),
+        })
     }
+}
+
+/// Why copying a log stream stopped.
+#[derive(Debug)]
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies a log stream to `out` as it arrives, byte for byte: a container's output need not be UTF-8, and a line
+/// may arrive in pieces. Each chunk is flushed so the output shows while the container runs; an unterminated
+/// last line gets a newline, so what is printed next starts a line of its own.
+async fn copy_log(
+    mut stream: impl futures::AsyncBufRead + Unpin,
+    out: &mut (dyn AsyncWrite + Send + Unpin),
+) -> std::result::Result<(), CopyError> {
+    let mut at_line_start = true;
+    loop {
+        let chunk = stream.fill_buf().await.map_err(CopyError::Read)?;
+        let Some(&last) = chunk.last() else {
+            break;
+        };
+        out.write_all(chunk).await.map_err(CopyError::Write)?;
+        out.flush().await.map_err(CopyError::Write)?;
+        at_line_start = last == b'\n';
+        let n = chunk.len();
+        stream.consume_unpin(n);
+    }
+    if !at_line_start {
+        out.write_all(b"\n").await.map_err(CopyError::Write)?;
+    }
+    out.flush().await.map_err(CopyError::Write)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
     use serde_json::json;
 
     fn cronjob() -> CronJob {
@@ -305,6 +328,31 @@ mod tests {
         );
         assert!(owned_by(&job, "backup"));
         assert!(!owned_by(&job, "other"));
+    }
+
+    #[tokio::test]
+    async fn logs_are_copied_byte_for_byte_and_end_on_a_line_of_their_own() {
+        let cases: [(&[&[u8]], &[u8]); 4] = [
+            (&[b"one\ntw", b"o\n"], b"one\ntwo\n"),
+            (
+                &[b"caf\xe9 latin-1\n", b"no newline"],
+                b"caf\xe9 latin-1\nno newline\n",
+            ),
+            (&[], b""),
+            (&[b"\n"], b"\n"),
+        ];
+        for (chunks, want) in cases {
+            let stream = futures::stream::iter(
+                chunks
+                    .iter()
+                    .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+            .into_async_read();
+            let mut out = Vec::new();
+            copy_log(stream, &mut out).await.unwrap();
+            assert_eq!(out, want, "{chunks:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::support::start;
 use backup_ns::cluster::ClusterError;
 use backup_ns::cluster::jobs::{JobOutcome, job_from_cronjob};
+use kube_sim::PodPhase;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -141,22 +142,36 @@ async fn the_job_pod_is_found_by_its_label_and_its_logs_are_followed_to_the_end(
             .is_empty()
     );
 
-    // kube-sim's job pods run nothing, so the followed log is empty and ends; the call must return cleanly.
+    // The pod's output so far, then more while it is followed; the stream ends when the pod does.
+    env.sim
+        .append_pod_log("shop", &pod, None, "dump started\n")
+        .unwrap();
     let mut out: Vec<u8> = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        env.cluster.follow_logs(
-            "shop",
-            &pod,
-            Some("backup"),
-            Duration::from_secs(5),
-            &mut out,
-        ),
-    )
+    let follow = env.cluster.follow_logs(
+        "shop",
+        &pod,
+        Some("backup"),
+        Duration::from_secs(5),
+        &mut out,
+    );
+    let finish = async {
+        crate::support::eventually("the log is followed", || {
+            env.sim.requests().count("get", "pods/log") == 1
+        })
+        .await;
+        env.sim.append_pod_log("shop", &pod, None, "done").unwrap();
+        env.sim
+            .set_pod_phase("shop", &pod, PodPhase::Succeeded)
+            .unwrap();
+    };
+    let (followed, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(follow, finish)
+    })
     .await
-    .expect("a finished log stream ends")
-    .unwrap();
-    assert!(out.is_empty());
+    .expect("the log stream ends with the pod");
+    followed.unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "dump started\ndone\n");
+    let mut out: Vec<u8> = Vec::new();
 
     let err = env
         .cluster

@@ -1,11 +1,12 @@
 //! `backup-ns adhoc`: the Job copies the CronJob with overrides that `backup-ns run` understands, a running backup
 //! Job blocks a second one, and with `--wait` / `--follow` the exit code mirrors the Job's result (set here through
-//! the simulator, which does not run job pods).
+//! the simulator, which does not run job pods: tests write their output and end them).
 
 use crate::support::{Env, eventually, start};
 use backup_ns::plan::model::BackupType;
 use backup_ns::plan::model::Retention;
 use backup_ns::settings::{Overrides, load_effective};
+use kube_sim::PodPhase;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -68,6 +69,18 @@ fn job_env(job: &serde_json::Value) -> BTreeMap<String, String> {
 
 fn get_job(env: &Env, name: &str) -> Option<serde_json::Value> {
     env.sim.get("batch/v1", "jobs", Some("shop"), name)
+}
+
+/// Starts `backup-ns adhoc -n shop FLAG --timeout 30s` at `now`, with stdout and stderr piped.
+fn spawn_adhoc(env: &Env, flag: &str, now: &str) -> tokio::process::Child {
+    env.command(
+        &["adhoc", "-n", "shop", flag, "--timeout", "30s"],
+        &[("BACKUP_NS_NOW", now)],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
 }
 
 /// Finishes a Job as the Job controller would.
@@ -236,15 +249,7 @@ async fn with_wait_the_exit_code_mirrors_the_job_result() {
             "backup-adhoc-2025-01-08-160000",
         ),
     ] {
-        let child = env
-            .command(
-                &["adhoc", "-n", "shop", "--wait", "--timeout", "30s"],
-                &[("BACKUP_NS_NOW", now)],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_adhoc(&env, "--wait", now);
         eventually("the adhoc job exists", || get_job(&env, job).is_some()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         finish(&env, job, condition);
@@ -275,15 +280,7 @@ async fn with_wait_the_exit_code_mirrors_the_job_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_streams_the_job_pod_logs_and_then_reports_the_result() {
     let env = start(CRONJOB).await;
-    let child = env
-        .command(
-            &["adhoc", "-n", "shop", "--follow", "--timeout", "30s"],
-            &[("BACKUP_NS_NOW", NOW)],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_adhoc(&env, "--follow", NOW);
     eventually("the job's pod exists", || {
         env.sim
             .list("pods", Some("shop"))
@@ -314,6 +311,118 @@ async fn follow_streams_the_job_pod_logs_and_then_reports_the_result() {
     );
     let pod_logs = env.sim.requests().count("get", "pods/log");
     assert!(pod_logs >= 1, "the pod's log was requested");
+}
+
+/// Reads a running command's stdout line by line (bytes: container output need not be UTF-8).
+struct Lines(tokio::io::Split<tokio::io::BufReader<tokio::process::ChildStdout>>);
+
+impl Lines {
+    fn of(child: &mut tokio::process::Child) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        Lines(tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")).split(b'\n'))
+    }
+
+    /// The next line, or None at the end of the output.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        tokio::time::timeout(Duration::from_secs(30), self.0.next_segment())
+            .await
+            .expect("a line (or the end) within 30 s")
+            .expect("readable stdout")
+    }
+
+    async fn rest(&mut self) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.next().await {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+/// The Job's pod, once the simulator's Job controller created it.
+async fn job_pod(env: &Env, job: &str) -> String {
+    let find = || {
+        env.sim
+            .list("pods", Some("shop"))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["job-name"] == job)
+            .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
+    };
+    eventually("the job's pod exists", || find().is_some()).await;
+    find().expect("the job's pod")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_prints_the_pod_output_while_it_is_written_and_exits_with_the_job_result() {
+    let env = start(CRONJOB).await;
+    for (phase, code, now, job) in [
+        (PodPhase::Succeeded, 0, NOW, JOB),
+        (
+            PodPhase::Failed,
+            1,
+            "2025-01-08T16:00:00Z",
+            "backup-adhoc-2025-01-08-160000",
+        ),
+    ] {
+        let log_requests = env.sim.requests().count("get", "pods/log");
+        let mut child = spawn_adhoc(&env, "--follow", now);
+        let mut stdout = Lines::of(&mut child);
+        let created = stdout.next().await.expect("the creation line");
+        assert!(
+            created.starts_with(format!("job.batch/{job} created").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&created)
+        );
+        // Written as soon as the pod exists, typically before adhoc has found it and asked for its logs.
+        let pod = job_pod(&env, job).await;
+        let log = |text: &[u8]| {
+            env.sim
+                .append_pod_log("shop", &pod, None, text)
+                .expect("the pod's log takes output");
+        };
+        log(b"plan app loaded\nsnapshot data-1 ");
+        assert_eq!(
+            stdout.next().await.as_deref(),
+            Some(&b"plan app loaded"[..])
+        );
+        // adhoc is following now: the rest of a split line, output that is not UTF-8, a last line without newline.
+        assert_eq!(
+            env.sim.requests().count("get", "pods/log"),
+            log_requests + 1,
+            "one log stream"
+        );
+        log(b"created\n");
+        assert_eq!(
+            stdout.next().await.as_deref(),
+            Some(&b"snapshot data-1 created"[..])
+        );
+        log(b"table caf\xe9 dumped\nbye");
+        env.sim.set_pod_phase("shop", &pod, phase).unwrap();
+        let rest = stdout.rest().await;
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("adhoc --follow returns once the pod ended")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{rest:?}\n{stderr}");
+        let mut want = vec![b"table caf\xe9 dumped".to_vec(), b"bye".to_vec()];
+        if code == 0 {
+            want.push(
+                format!(
+                    "job.batch/{job} completed; `backup-ns list -n shop --adhoc` shows the snapshot"
+                )
+                .into_bytes(),
+            );
+        } else {
+            assert!(
+                stderr.contains(&format!(
+                    "Job shop/{job} failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+                )),
+                "{stderr}"
+            );
+        }
+        assert_eq!(rest, want, "{stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

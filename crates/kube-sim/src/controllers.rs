@@ -100,6 +100,17 @@ pub enum PodPhase {
     Pending,
     /// Running with containers in CrashLoopBackOff.
     CrashLoop,
+    /// Every container exited 0 (a Job's pod that completed).
+    Succeeded,
+    /// A container exited 1 (a Job's pod that failed).
+    Failed,
+}
+
+impl PodPhase {
+    /// Whether the pod's containers have ended for good (logs stop following, exec is refused).
+    pub fn is_terminal(phase: &str) -> bool {
+        matches!(phase, "Succeeded" | "Failed")
+    }
 }
 
 impl FromStr for PodPhase {
@@ -110,8 +121,10 @@ impl FromStr for PodPhase {
             "NotReady" => Ok(PodPhase::NotReady),
             "Pending" => Ok(PodPhase::Pending),
             "CrashLoop" | "CrashLoopBackOff" => Ok(PodPhase::CrashLoop),
+            "Succeeded" => Ok(PodPhase::Succeeded),
+            "Failed" => Ok(PodPhase::Failed),
             other => Err(format!(
-                "unknown pod phase {other:?}: expected Running, NotReady, Pending or CrashLoop"
+                "unknown pod phase {other:?}: expected Running, NotReady, Pending, CrashLoop, Succeeded or Failed"
             )),
         }
     }
@@ -125,6 +138,10 @@ pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
         .cloned()
         .unwrap_or_default();
     let ready = phase == PodPhase::Running;
+    let started_at = pod
+        .pointer("/status/startTime")
+        .cloned()
+        .unwrap_or(json!(now));
     let cond = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
     let statuses: Vec<Value> = containers
         .iter()
@@ -133,6 +150,8 @@ pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
                 PodPhase::Running | PodPhase::NotReady => json!({"running": {"startedAt": now}}),
                 PodPhase::Pending => json!({"waiting": {"reason": "ContainerCreating"}}),
                 PodPhase::CrashLoop => json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}),
+                PodPhase::Succeeded => json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started_at, "finishedAt": now}}),
+                PodPhase::Failed => json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now}}),
             };
             json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": format!("kube-sim://{}", uuid::Uuid::new_v4().simple()),
                    "ready": ready, "started": matches!(phase, PodPhase::Running | PodPhase::NotReady),
@@ -142,13 +161,31 @@ pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
     let scheduled = true;
     let running = phase != PodPhase::Pending;
     json!({
-        "phase": if running { "Running" } else { "Pending" },
+        "phase": match phase {
+            PodPhase::Pending => "Pending",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Running | PodPhase::NotReady | PodPhase::CrashLoop => "Running",
+        },
         "conditions": [cond("PodScheduled", scheduled), cond("Initialized", running), cond("ContainersReady", ready), cond("Ready", ready)],
         "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": pod.pointer("/status/startTime").cloned().unwrap_or(json!(now)),
         "containerStatuses": statuses,
         "qosClass": "BestEffort",
     })
+}
+
+/// Whether a Job has finished: `Some(true)` with a true Complete condition, `Some(false)` with a true Failed one.
+fn job_succeeded(job: &Value) -> Option<bool> {
+    job.pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter(|c| s(c, "/status") == "True")
+        .find_map(|c| match s(c, "/type") {
+            "Complete" => Some(true),
+            "Failed" => Some(false),
+            _ => None,
+        })
 }
 
 /// Force a pod's phase (library and /_sim/pods).
@@ -245,6 +282,9 @@ impl Controllers {
                 });
             }
             ("", "pods", etype) => {
+                if etype != EventType::Deleted && PodPhase::is_terminal(s(obj, "/status/phase")) {
+                    self.finish_job_of(obj);
+                }
                 for sts in self.store.all_of("apps", "statefulsets") {
                     if owned_by(obj, s(&sts, "/metadata/uid")) {
                         if etype == EventType::Deleted {
@@ -283,6 +323,7 @@ impl Controllers {
                 self.reconcile_workload(&ev.plural, obj)
             }
             ("batch", "jobs", EventType::Added) => self.reconcile_job(obj),
+            ("batch", "jobs", EventType::Modified) => self.end_job_pods(obj),
             (SNAP, "volumesnapshots", EventType::Deleted) => self.on_vs_deleted(obj),
             (SNAP, "volumesnapshots", _) => {
                 self.reconcile_vs(obj);
@@ -681,15 +722,76 @@ impl Controllers {
                 ("job-name", name.clone()),
                 ("batch.kubernetes.io/job-name", name.clone()),
                 ("controller-uid", uid.clone()),
-                ("batch.kubernetes.io/controller-uid", uid),
+                ("batch.kubernetes.io/controller-uid", uid.clone()),
             ],
             &template,
         );
-        let _ = self.store.create_raw("", "pods", pod);
         let now = self.store.clock().now_rfc3339();
         self.store.mutate("batch", "jobs", &ns, &name, |j| {
+            // The apiserver's default selector, which `kubectl logs job/NAME` resolves the pod by.
+            if j.pointer("/spec/selector").is_none() {
+                j["spec"]["selector"] =
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+            }
             j["status"] = json!({"active": 1, "ready": 1, "startTime": now});
         });
+        let _ = self.store.create_raw("", "pods", pod);
+    }
+
+    /// Like the Job controller (without retries: `backoffLimit` is not simulated): a Job's pod that ended
+    /// completes or fails its Job.
+    fn finish_job_of(&self, pod: &Value) {
+        let Some(owner) = pod
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|refs| refs.iter().find(|r| s(r, "/kind") == "Job"))
+        else {
+            return;
+        };
+        let ns = s(pod, "/metadata/namespace");
+        let Some(job) = self.store.find("batch", "jobs", ns, s(owner, "/name")) else {
+            return;
+        };
+        if s(&job, "/metadata/uid") != s(owner, "/uid") || job_succeeded(&job).is_some() {
+            return;
+        }
+        let now = self.store.clock().now_rfc3339();
+        let succeeded = s(pod, "/status/phase") == "Succeeded";
+        self.store
+            .mutate("batch", "jobs", ns, s(&job, "/metadata/name"), |j| {
+                let start = j.pointer("/status/startTime").cloned().unwrap_or(json!(now));
+                j["status"] = if succeeded {
+                    json!({"startTime": start, "completionTime": now, "active": 0, "ready": 0, "succeeded": 1,
+                           "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]})
+                } else {
+                    json!({"startTime": start, "active": 0, "ready": 0, "failed": 1,
+                           "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                           "message": "Job has reached the specified backoff limit",
+                                           "lastProbeTime": now, "lastTransitionTime": now}]})
+                };
+            });
+    }
+
+    /// A Job given a Complete or Failed condition from outside (tests set Job status) ends its running pods the
+    /// same way, so whatever waits on the pod (a log follower) sees it end.
+    fn end_job_pods(&self, job: &Value) {
+        let Some(succeeded) = job_succeeded(job) else {
+            return;
+        };
+        let phase = if succeeded {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        };
+        let ns = s(job, "/metadata/namespace");
+        for pod in self.store.all_of("", "pods") {
+            if s(&pod, "/metadata/namespace") == ns
+                && owned_by(&pod, s(job, "/metadata/uid"))
+                && !PodPhase::is_terminal(s(&pod, "/status/phase"))
+            {
+                let _ = set_pod_phase(&self.store, ns, s(&pod, "/metadata/name"), phase);
+            }
+        }
     }
 
     fn default_class(

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod exec;
 pub mod faults;
 pub mod patch;
+pub mod pod_logs;
 pub mod protobuf;
 pub mod rbac;
 pub mod requests;
@@ -471,6 +472,21 @@ impl Sim {
     /// Force a pod's phase.
     pub fn set_pod_phase(&self, ns: &str, pod: &str, phase: PodPhase) -> Result<Value, ApiError> {
         controllers::set_pod_phase(&self.shared.store, ns, pod, phase)
+    }
+
+    /// Append output to a container's log (`container` None = the pod's only container), as if the container
+    /// printed it: `kubectl logs` and `pods/log` followers see it. The pod must exist; its logs go with it.
+    /// Returns the container written to.
+    pub fn append_pod_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        bytes: impl AsRef<[u8]>,
+    ) -> Result<String, ApiError> {
+        self.shared
+            .store
+            .append_pod_log(ns, pod, container, bytes.as_ref())
     }
 
     /// A bearer token for a service account (what `kubectl create token` returns).

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::clock::SimClock;
+use crate::pod_logs::{PodLogs, log_container};
 use crate::resources::{Registry, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -119,6 +120,8 @@ pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     clock: SimClock,
+    /// Container output of the stored pods; dropped with the pod.
+    logs: PodLogs,
 }
 
 fn name_of(obj: &Value) -> String {
@@ -189,6 +192,7 @@ impl Store {
             state: Mutex::new(State::default()),
             events,
             clock,
+            logs: PodLogs::default(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
@@ -214,6 +218,31 @@ impl Store {
     /// Lock the state (poisoning is survivable: the state is only ever changed whole-object at a time).
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The container output of the stored pods (what `pods/log` serves).
+    pub fn pod_logs(&self) -> &PodLogs {
+        &self.logs
+    }
+
+    /// Append to the log of `container` (None = the only container) of an existing pod, stamped with the clock.
+    /// Checked under the store lock, so output never outlives the pod it was written for. Returns the container.
+    pub fn append_pod_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        data: &[u8],
+    ) -> Result<String, ApiError> {
+        let st = self.lock();
+        let obj = st
+            .objects
+            .get(&(String::new(), "pods".into(), ns.into(), pod.into()))
+            .ok_or_else(|| ApiError::not_found("", "pods", pod))?;
+        let container = log_container(obj, container)?;
+        self.logs
+            .append(ns, pod, &container, data, self.clock.now());
+        Ok(container)
     }
 
     /// Subscribe to every future event.
@@ -713,6 +742,9 @@ impl Store {
 
     fn remove_key(&self, st: &mut State, key: &Key) -> Option<Value> {
         let mut obj = st.objects.remove(key)?;
+        if key.0.is_empty() && key.1 == "pods" {
+            self.logs.remove_pod(&key.2, &key.3);
+        }
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         self.emit(st, EventType::Deleted, key, obj.clone());

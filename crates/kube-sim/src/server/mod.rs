@@ -2,6 +2,7 @@
 //! authentication and RBAC, records every request, and renders results as JSON, Tables or watch streams.
 
 mod discovery;
+mod logs;
 mod openapi;
 mod sim_debug;
 mod table;
@@ -446,9 +447,8 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
             "kube-sim serves pods/exec only at /api/v1/namespaces/NS/pods/NAME/exec; attach and portforward are not simulated",
         )),
-        (Some("log"), "get") => {
-            shared.store.get(&res, c.ns(), c.name())?;
-            Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response())
+        (Some("log"), "get") if res.plural == "pods" => {
+            logs::serve(shared.clone(), &res, c.ns(), c.name(), &c.query)
         }
         (Some("scale"), _) => scale(shared, &res, &c),
         (Some(s), _) if s != "status" || !res.has_status() => Err(ApiError::no_route()),

@@ -1,6 +1,8 @@
 //! Debug endpoints under /_sim/: the clock (GET, PUT {"time": RFC3339}, POST advance {"seconds": N}),
-//! faults (GET, POST a Fault, DELETE all), the request log (GET, DELETE resets) and pod phase control
-//! (POST /_sim/pods/NS/NAME {"phase": "NotReady"|"Pending"|"CrashLoop"|"Running"}).
+//! faults (GET, POST a Fault, DELETE all), the request log (GET, DELETE resets), pod phase control
+//! (POST /_sim/pods/NS/NAME {"phase": "NotReady"|"Pending"|"CrashLoop"|"Running"|"Succeeded"|"Failed"}) and
+//! container output (POST /_sim/pods/NS/NAME/log {"text": "...", "container": "c"}; container optional for a pod
+//! with one container).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -93,6 +95,18 @@ fn inner(
             let phase: PodPhase = phase.parse().map_err(ApiError::bad_request)?;
             let pod = set_pod_phase(&shared.store, ns, name, phase)?;
             Ok(pod)
+        }
+        ("POST", ["pods", ns, name, "log"]) => {
+            let b = parse(body)?;
+            let text = b
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("expected {\"text\": \"...\"}"))?;
+            let container = b.get("container").and_then(Value::as_str);
+            let container = shared
+                .store
+                .append_pod_log(ns, name, container, text.as_bytes())?;
+            Ok(json!({"container": container, "bytes": text.len()}))
         }
         _ => Err(ApiError::no_route()),
     }

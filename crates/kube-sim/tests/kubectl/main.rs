@@ -37,10 +37,10 @@ impl Kubectl {
         self.run_stdin(args, None).await
     }
 
-    async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new(kubectl_bin());
-        cmd.env_clear()
+    /// Start kubectl with piped stdin, stdout and stderr (for commands that stream, like `logs -f`).
+    fn spawn(&self, args: &[&str]) -> tokio::process::Child {
+        tokio::process::Command::new(kubectl_bin())
+            .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", self.home.path())
             .arg("--kubeconfig")
@@ -48,8 +48,15 @@ impl Kubectl {
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl starts");
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kubectl starts")
+    }
+
+    async fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self.spawn(args);
         let mut input = child.stdin.take().expect("stdin");
         if let Some(text) = stdin {
             input.write_all(text.as_bytes()).await.expect("write stdin");
@@ -1264,4 +1271,263 @@ async fn the_serve_command_refuses_a_bad_apply_file_with_a_clear_error() {
         !dir.path().join("kc").exists(),
         "no kubeconfig for a server that never got ready"
     );
+}
+
+const LOG_PODS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: logs}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker, namespace: logs}
+spec:
+  containers: [{name: main, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pair, namespace: logs}
+spec:
+  containers: [{name: a, image: busybox}, {name: b, image: busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: nightly, namespace: logs}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: backup, image: backup-ns}]
+"#;
+
+/// A running `kubectl logs -f`, read line by line, each line within 20s.
+struct Follower {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Follower {
+    fn start(k: &Kubectl, args: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = k.spawn(args);
+        let stdout = child.stdout.take().expect("stdout");
+        Follower {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+            .await
+            .expect("a line (or the end) within 20s")
+            .expect("readable stdout")
+    }
+
+    /// The output ends and kubectl exits.
+    async fn ends(mut self) -> std::process::ExitStatus {
+        assert_eq!(self.next().await, None, "the stream ended");
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("kubectl exits once the stream ended")
+            .expect("status")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_reads_tails_and_limits_a_container_log_and_names_the_container_to_choose() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    sim.apply_yaml(LOG_PODS).expect("pods");
+    wait_for(|| {
+        sim.list("pods", Some("logs"))
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count()
+            == 3
+    })
+    .await;
+    sim.append_pod_log("logs", "worker", None, "one\ntwo\n")
+        .expect("append");
+    // The debug endpoint appends too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = dir.path().join("log.json");
+    std::fs::write(&body, r#"{"text": "three\n"}"#).expect("body");
+    let appended: Value = serde_json::from_str(
+        &k.ok(&[
+            "create",
+            "--raw",
+            "/_sim/pods/logs/worker/log",
+            "-f",
+            &body.to_string_lossy(),
+        ])
+        .await,
+    )
+    .expect("json");
+    assert_eq!(
+        appended,
+        serde_json::json!({"container": "main", "bytes": 6})
+    );
+    assert_eq!(
+        k.ok(&["logs", "-n", "logs", "worker"]).await,
+        "one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        k.ok(&["logs", "-n", "logs", "worker", "--tail", "2"]).await,
+        "two\nthree\n"
+    );
+    assert_eq!(
+        k.ok(&["logs", "-n", "logs", "worker", "--limit-bytes", "6"])
+            .await,
+        "one\ntw"
+    );
+    let stamped = k
+        .ok(&[
+            "logs",
+            "-n",
+            "logs",
+            "worker",
+            "--timestamps",
+            "--tail",
+            "1",
+        ])
+        .await;
+    let (time, line) = stamped.split_once(' ').expect("a timestamp and the line");
+    assert_eq!(line, "three\n");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.len() == 30,
+        "RFC 3339 with nanoseconds: {time}"
+    );
+
+    // Several containers: kubectl picks the first itself; the server makes other clients name one.
+    sim.append_pod_log("logs", "pair", Some("b"), "from b\n")
+        .expect("append to b");
+    assert_eq!(
+        sim.append_pod_log("logs", "pair", None, "x")
+            .expect_err("ambiguous")
+            .message,
+        "a container name must be specified for pod pair, choose one of: [a b]"
+    );
+    assert_eq!(
+        k.ok(&["logs", "-n", "logs", "pair", "-c", "b"]).await,
+        "from b\n"
+    );
+    sim.append_pod_log("logs", "pair", Some("a"), "from a\n")
+        .expect("append to a");
+    let out = k.run(&["logs", "-n", "logs", "pair"]).await;
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        (
+            "from a\n".into(),
+            "Defaulted container \"a\" out of: a, b\n".into()
+        ),
+        "{out:?}"
+    );
+    for (path, message) in [
+        (
+            "/api/v1/namespaces/logs/pods/pair/log",
+            "Error from server (BadRequest): a container name must be specified for pod pair, choose one of: [a b]",
+        ),
+        (
+            "/api/v1/namespaces/logs/pods/pair/log?container=c",
+            "Error from server (BadRequest): container c is not valid for pod pair",
+        ),
+    ] {
+        let out = k.run(&["get", "--raw", path]).await;
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(message),
+            "{path}: {out:?}"
+        );
+    }
+
+    // A deleted pod's logs go with it: a new pod of the same name starts empty.
+    k.ok(&["delete", "pod", "-n", "logs", "worker"]).await;
+    let out = k.run(&["logs", "-n", "logs", "worker"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pods \"worker\" not found"),
+        "{out:?}"
+    );
+    sim.apply_yaml(LOG_PODS).expect("pods again");
+    wait_for(|| {
+        sim.get("v1", "pods", Some("logs"), "worker")
+            .is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    assert_eq!(k.ok(&["logs", "-n", "logs", "worker"]).await, "");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_follow_streams_new_output_and_exits_when_the_pod_completes_fails_or_goes() {
+    let sim = sim().await;
+    let k = Kubectl::new(&sim);
+    sim.apply_yaml(LOG_PODS).expect("pods");
+    let job_pod = || {
+        sim.list("pods", Some("logs"))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["job-name"] == "nightly")
+            .and_then(|p| p["metadata"]["name"].as_str().map(str::to_string))
+    };
+    wait_for(|| job_pod().is_some()).await;
+    let pod = job_pod().expect("the job's pod");
+    sim.append_pod_log("logs", &pod, None, "started\n")
+        .expect("append");
+
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "job/nightly"]);
+    assert_eq!(follower.next().await.as_deref(), Some("started"));
+    // Appended after kubectl connected, in pieces that split a line.
+    sim.append_pod_log("logs", &pod, None, "dumping 1/2\ndump")
+        .expect("append");
+    assert_eq!(follower.next().await.as_deref(), Some("dumping 1/2"));
+    sim.append_pod_log("logs", &pod, None, "ing 2/2\n")
+        .expect("append");
+    assert_eq!(follower.next().await.as_deref(), Some("dumping 2/2"));
+    assert!(
+        follower.child.try_wait().expect("status").is_none(),
+        "still following a running pod"
+    );
+    sim.append_pod_log("logs", &pod, None, "done\n")
+        .expect("append");
+    // The Job completes: the sim's Job controller ends its pod, and the stream ends after the last line.
+    sim.merge_patch(
+        "batch/v1",
+        "jobs",
+        Some("logs"),
+        "nightly",
+        &serde_json::json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+    )
+    .expect("job completes");
+    assert_eq!(follower.next().await.as_deref(), Some("done"));
+    let status = follower.ends().await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        sim.get("v1", "pods", Some("logs"), &pod).expect("pod")["status"]["phase"],
+        "Succeeded"
+    );
+
+    // A pod that fails ends a follower too, and a finished pod's log is still readable.
+    sim.append_pod_log("logs", "worker", None, "last words\n")
+        .expect("append");
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "worker"]);
+    assert_eq!(follower.next().await.as_deref(), Some("last words"));
+    sim.set_pod_phase("logs", "worker", PodPhase::Failed)
+        .expect("fails");
+    follower.ends().await;
+    assert_eq!(
+        k.ok(&["logs", "-n", "logs", "worker"]).await,
+        "last words\n"
+    );
+
+    // Deleting the pod ends its followers as well.
+    sim.append_pod_log("logs", "pair", Some("a"), "serving\n")
+        .expect("append");
+    let mut follower = Follower::start(&k, &["logs", "-f", "-n", "logs", "pair", "-c", "a"]);
+    assert_eq!(follower.next().await.as_deref(), Some("serving"));
+    sim.delete("v1", "pods", Some("logs"), "pair")
+        .expect("deleted");
+    follower.ends().await;
+    sim.shutdown().await;
 }
