@@ -217,8 +217,8 @@ fn main() {
         "dump: {size} bytes, {}, made in {:.1}s",
         match format {
             Format::Plain => "plain (no gzip check)",
-            Format::Stored => "gzip with stored blocks (verified by backup-ns)",
-            Format::Sql => "gzip-compressed SQL text (verified by backup-ns)",
+            Format::Stored => "gzip with stored blocks",
+            Format::Sql => "gzip-compressed SQL text",
         },
         made.elapsed().as_secs_f64()
     );

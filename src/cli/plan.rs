@@ -11,10 +11,10 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  kubectl envx cronjob/backup -- backup-ns plan from-env > plans/app.yaml
+  kubectl envx cronjob/backup -- backup-ns plan from-env > my-app.yaml
   BAK_DB_POSTGRES=true BAK_NAMESPACE=shop backup-ns plan from-env --format toml
-  backup-ns plan show plans/app.yaml --format json
-  BACKUP_NS_DRY_RUN=true backup-ns plan show plans/app.yaml --namespace staging")]
+  backup-ns plan show plans/postgres-app.yaml --format json
+  BACKUP_NS_DRY_RUN=true backup-ns plan show plans/postgres-app.yaml --namespace staging")]
 pub struct PlanArgs {
     #[command(subcommand)]
     pub command: PlanCommand,
@@ -28,7 +28,7 @@ Every BAK_* variable of the original backup-ns (and RETAIN_LAST_DAILY/WEEKLY/MON
 `backup-env` ConfigMap can be turned into a plan file. Exit codes: 0 printed, 1 the variables are invalid.
 
 Examples:
-  kubectl envx cronjob/backup -- backup-ns plan from-env > plans/app.yaml
+  kubectl envx cronjob/backup -- backup-ns plan from-env > my-app.yaml
   BAK_DB_MYSQL=true backup-ns plan from-env --format toml")]
     FromEnv {
         /// Output format.
@@ -40,9 +40,9 @@ Examples:
 Exit codes: 0 printed, 1 the plan or an override is invalid.
 
 Examples:
-  backup-ns plan show plans/app.yaml
-  BACKUP_NS_SNAPSHOT__READY_TIMEOUT=30m backup-ns plan show plans/app.yaml --format json
-  backup-ns plan show plans/app.yaml --set retention=adhoc --redacted")]
+  backup-ns plan show plans/postgres-app.yaml
+  BACKUP_NS_SNAPSHOT__READY_TIMEOUT=30m backup-ns plan show plans/postgres-app.yaml --format json
+  backup-ns plan show plans/postgres-app.yaml --set retention=adhoc --redacted")]
     Show {
         /// Plan file; without one the BAK_* variables are used.
         plan: Option<PathBuf>,

@@ -46,12 +46,12 @@ Exit codes:
        removed, the lock released and a failure Event emitted
 
 Examples:
-  backup-ns run plans/shop.yaml
-  backup-ns run plans/shop.yaml --dry-run
-  backup-ns run plans/shop.yaml -n shop-staging --output json
-  backup-ns run plans/shop.yaml --set snapshot.readyTimeout=30m --set retention=adhoc
+  backup-ns run plans/shop-multi-pvc.yaml
+  backup-ns run plans/shop-multi-pvc.yaml --dry-run
+  backup-ns run plans/shop-multi-pvc.yaml -n shop-staging --output json
+  backup-ns run plans/shop-multi-pvc.yaml --set snapshot.readyTimeout=30m --set retention=adhoc
   BAK_NAMESPACE=shop BAK_DB_POSTGRES=true backup-ns run
-  backup-ns run plans/shop.yaml --kubeconfig ~/.kube/prod --context prod-eu")]
+  backup-ns run plans/shop-multi-pvc.yaml --kubeconfig ~/.kube/prod --context prod-eu")]
 pub struct RunArgs {
     /// Plan file (YAML or TOML). Without it, the BAK_* environment variables are the plan.
     #[arg(value_name = "PLAN", env = "BACKUP_NS_PLAN")]

@@ -30,7 +30,7 @@ Exit codes:
 
 Examples:
   backup-ns validate plans/
-  backup-ns validate plans/app.yaml plans/db.toml
+  backup-ns validate plans/postgres-app.yaml plans/inventory.toml
   backup-ns validate --format json plans/ > diagnostics.json
   backup-ns validate --profiles shared/retention-profiles.yaml plans/")]
 pub struct ValidateArgs {

@@ -86,6 +86,32 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
         "{:?}",
         listing(&w.path("out"))
     );
+
+    // --no-verify skips only the gzip check: the same bytes arrive, and the output says they were not checked.
+    let unchecked = w
+        .bns(
+            &[
+                "postgres",
+                "--plan",
+                &plan,
+                "download",
+                "--no-verify",
+                "--output",
+                "out/unchecked.sql.gz",
+            ],
+            None,
+        )
+        .await;
+    ok(&unchecked);
+    assert!(
+        stderr(&unchecked).contains("gzip NOT verified (--no-verify)"),
+        "{}",
+        show(&unchecked)
+    );
+    assert_eq!(
+        std::fs::read(w.path("out/unchecked.sql.gz")).unwrap(),
+        damaged
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +351,7 @@ fn both_engines_help_documents_hook_with_examples() {
         for part in [
             "--hook <NAME|pre[N]|post[N]>",
             "Examples:\n  ",
-            "--hook orders-db download",
+            "--hook shop-db download",
             "--hook 'pre[1]' info",
         ] {
             assert!(help.contains(part), "{engine} --help lacks {part}: {help}");

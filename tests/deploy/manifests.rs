@@ -138,3 +138,28 @@ fn helm_chart_rbac_matches_the_tenant_manifest() {
         "chart Role rules drift from deploy/backup-ns.yaml"
     );
 }
+
+#[test]
+fn every_plan_named_in_a_help_example_ships_in_plans() {
+    let mut named = Vec::new();
+    for entry in std::fs::read_dir(repo().join("src/cli")).expect("src/cli") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("source");
+        for (at, _) in source.match_indices("plans/") {
+            let name: String = source[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
+                .collect();
+            if name.ends_with(".yaml") || name.ends_with(".toml") {
+                named.push((path.display().to_string(), name));
+            }
+        }
+    }
+    assert!(named.len() > 10, "the help examples name plans: {named:?}");
+    for (file, plan) in named {
+        assert!(
+            repo().join(&plan).is_file(),
+            "{file} shows an example with {plan}, which does not exist"
+        );
+    }
+}
