@@ -238,10 +238,13 @@ impl Cluster {
             .log_stream(pod, &params)
             .await
             .map_err(|e| logs_error(e.to_string()))?;
-        copy_log(stream, out).await.map_err(|e| match e {
-            CopyError::Read(e) => logs_error(e.to_string()),
-            CopyError::Write(e) => logs_error(format!("writing the logs failed: {e}")),
-        })
+        match copy_log(stream, out).await {
+            Ok(()) => Ok(()),
+            // Whoever read our output (`| head`) has gone; stop following, the caller still waits for the Job.
+            Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(CopyError::Read(e)) => Err(logs_error(e.to_string())),
+            Err(CopyError::Write(e)) => Err(logs_error(format!("writing the logs failed: {e}"))),
+        }
     }
 }
 

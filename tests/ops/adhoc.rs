@@ -448,3 +448,33 @@ async fn a_missing_cronjob_or_a_bad_from_names_the_problem() {
         "{run:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_does_not_change_the_exit_code() {
+    // `backup-ns adhoc --follow | head -2`: once head has exited, the job's result still decides the exit code.
+    let env = start(CRONJOB).await;
+    let mut child = spawn_adhoc(&env, "--follow", NOW);
+    let mut stdout = Lines::of(&mut child);
+    stdout.next().await.expect("the creation line");
+    let pod = job_pod(&env, JOB).await;
+    let log = |text: &[u8]| {
+        env.sim
+            .append_pod_log("shop", &pod, None, text)
+            .expect("the pod's log takes output");
+    };
+    log(b"first line\n");
+    assert_eq!(stdout.next().await.as_deref(), Some(&b"first line"[..]));
+    drop(stdout); // the reader exits; adhoc's next write meets a closed pipe
+    log(b"written to nobody\n");
+    log(b"nor this\n");
+    env.sim
+        .set_pod_phase("shop", &pod, PodPhase::Succeeded)
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("adhoc --follow returns once the job ended")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
