@@ -470,6 +470,7 @@ impl Drop for PartialFile {
 }
 
 async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
+    let mut stop = StopSignals::install();
     let file = stat_dump(ctx).await?;
     let name = download_name(&ctx.namespace, file.mtime, ctx.engine, file.format);
     let dest = match &args.output {
@@ -526,7 +527,19 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
     });
     let started = Instant::now();
     let verify_gzip = file.format == DumpFormat::Gzip && !args.no_verify;
-    let streamed = stream_to_file(ctx, std_file, args, verify_gzip, bar.clone()).await;
+    // On SIGINT/SIGTERM the stream is dropped (closing the exec, which ends `cat` in the pod) and `partial`
+    // removes the file on the way out.
+    let streamed = tokio::select! {
+        streamed = stream_to_file(ctx, std_file, args, verify_gzip, bar.clone()) => streamed,
+        exit = stop.recv() => Err(Fail(
+            exit,
+            format!(
+                "{}: the download stopped and its partial file was removed; {} was not written",
+                if exit == Exit::Terminated { "terminated" } else { "interrupted" },
+                dest.display()
+            ),
+        )),
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -566,6 +579,38 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), Fail> {
     println!("{}", dest.display());
     print_import_hint(ctx, &dest, file.format);
     Ok(())
+}
+
+/// SIGINT and SIGTERM handlers, installed before anything needs cleaning up.
+struct StopSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => StopSignals(Some((term, int))),
+            _ => {
+                tracing::warn!(
+                    "cannot install signal handlers; a signal ends the download without cleanup"
+                );
+                StopSignals(None)
+            }
+        }
+    }
+
+    /// Resolves at the first signal with the matching exit code; never without handlers.
+    async fn recv(&mut self) -> Exit {
+        match &mut self.0 {
+            Some((term, int)) => tokio::select! {
+                _ = term.recv() => Exit::Terminated,
+                _ = int.recv() => Exit::Interrupted,
+            },
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Streams `cat DUMP` into `file`; returns the bytes written and, for gzip, the integrity verdict.

@@ -112,6 +112,21 @@ impl World {
         envs: &[(&str, &str)],
     ) -> Output {
         use tokio::io::AsyncWriteExt;
+        let mut child = self.command(args, envs).spawn().expect("backup-ns runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).await.expect("write stdin");
+        }
+        drop(input);
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("backup-ns finished within 120s")
+            .expect("backup-ns output")
+    }
+
+    /// `backup-ns ARGS --kubeconfig SIM` in the temp dir with a clean environment (PATH only) plus `envs`, all
+    /// three streams piped, killed when dropped.
+    pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-ns"));
         cmd.args(args)
             .arg("--kubeconfig")
@@ -125,16 +140,7 @@ impl World {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("backup-ns runs");
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(bytes) = stdin {
-            input.write_all(bytes).await.expect("write stdin");
-        }
-        drop(input);
-        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .expect("backup-ns finished within 120s")
-            .expect("backup-ns output")
+        cmd
     }
 
     /// Waits (bounded) until `check` holds on the simulator's state.

@@ -2,6 +2,7 @@
 //! damaged local file for `--from-local`, and which of several hooks `--hook` picks.
 
 use crate::env::{World, fixture, gzip, listing, name_time, ok, show, stderr};
+use std::time::Duration;
 
 const MOUNT: &str = "/var/lib/postgresql/data";
 
@@ -356,5 +357,70 @@ fn both_engines_help_documents_hook_with_examples() {
         ] {
             assert!(help.contains(part), "{engine} --help lacks {part}: {help}");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_download_exits_130_or_143_and_leaves_no_partial_file() {
+    let w = world().await;
+    let plan = plan(&w);
+    std::fs::create_dir(w.path("out")).unwrap();
+    // A sparse 8 GiB dump: made at once, and far longer to stream than the test needs to interrupt it.
+    std::fs::File::create(w.pvc().join("dump.sql.gz"))
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    for (signal, code, word) in [
+        (libc::SIGINT, 130, "interrupted"),
+        (libc::SIGTERM, 143, "terminated"),
+    ] {
+        let child = w
+            .command(
+                &[
+                    "postgres",
+                    "--plan",
+                    &plan,
+                    "download",
+                    "--output-dir",
+                    "out",
+                ],
+                &[],
+            )
+            .spawn()
+            .unwrap();
+        // Interrupt once the (hidden) partial file is filling up.
+        let streaming = || {
+            std::fs::read_dir(w.path("out"))
+                .unwrap()
+                .flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 1 << 20))
+        };
+        for _ in 0..3000 {
+            if streaming() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(streaming(), "the download never started streaming");
+        let pid = child.id().expect("running") as libc::pid_t;
+        // SAFETY: sends a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("the download stops promptly")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "{word}: the download stopped and its partial file was removed"
+            )),
+            "{}",
+            show(&out)
+        );
+        let left: Vec<_> = std::fs::read_dir(w.path("out"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
