@@ -8,5 +8,7 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin back
 
 FROM scratch
 COPY --from=build /src/target/x86_64-unknown-linux-musl/release/backup-ns /backup-ns
+# CA bundle for an https:// Pushgateway (override with SSL_CERT_FILE for a private CA).
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 ENTRYPOINT ["/backup-ns"]

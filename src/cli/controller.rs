@@ -41,7 +41,8 @@ pub struct ControllerArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
     /// Push the pass's outcome (success, exit code, duration, marked/deleted/failed counts) to this Prometheus
-    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091`. Never on --dry-run; a failed push is a warning.
+    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091` (https verifies against the system CAs or
+    /// SSL_CERT_FILE). Never on --dry-run; a failed push is a warning.
     #[arg(long, value_name = "URL", env = "BACKUP_NS_PUSHGATEWAY")]
     pub pushgateway: Option<String>,
 }

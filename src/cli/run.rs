@@ -84,7 +84,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub retention_sweep: bool,
     /// Push the run's outcome (success, exit code, duration, snapshots, last success time) to this Prometheus
-    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091`. Grouped by namespace and plan; never on --dry-run.
+    /// Pushgateway, e.g. `http://pushgateway.monitoring:9091` (https verifies against the system CAs or
+    /// SSL_CERT_FILE). Grouped by namespace and plan; never on --dry-run.
     /// A failed push is a warning: it does not change the run's exit code.
     #[arg(long, value_name = "URL", env = "BACKUP_NS_PUSHGATEWAY")]
     pub pushgateway: Option<String>,

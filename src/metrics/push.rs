@@ -2,9 +2,9 @@
 //! pod is gone before Prometheus could scrape it.
 //!
 //! `PUT {url}/metrics/job/{job}/{label}/{value}...` replaces the group's metrics, as the Pushgateway documents.
-//! Values containing `/` (or empty ones) use the `@base64` form (URL-safe alphabet). Plain `http://` only: the
-//! Pushgateway is normally an in-cluster Service; `https://` is refused with that explanation rather than sent
-//! in clear text.
+//! Values containing `/` (or empty ones) use the `@base64` form (URL-safe alphabet). `http://` suits the usual
+//! in-cluster Service; `https://` verifies the gateway's certificate against the system's CA bundle
+//! (`SSL_CERT_FILE` / `SSL_CERT_DIR` select another one, e.g. a private CA mounted from a Secret).
 
 use super::exposition::escape;
 use http_body_util::{BodyExt, Full};
@@ -149,15 +149,19 @@ async fn send_group(
             return Err(PushError::Name { name: k.clone() });
         }
     }
-    let (authority, prefix) = split_url(url)?;
+    let endpoint = split_url(url)?;
     let path = format!(
         "{}{}",
-        prefix.trim_end_matches('/'),
+        endpoint.prefix.trim_end_matches('/'),
         group_path(job, grouping)?
     );
     let body = render_samples(metrics);
-    let target = format!("http://{authority}{path}");
-    match tokio::time::timeout(PUSH_TIMEOUT, send(method, &authority, &path, body, &target)).await {
+    let target = format!(
+        "{}://{}{path}",
+        if endpoint.tls { "https" } else { "http" },
+        endpoint.authority
+    );
+    match tokio::time::timeout(PUSH_TIMEOUT, send(method, &endpoint, &path, body, &target)).await {
         Ok(result) => result,
         Err(_) => Err(PushError::Timeout { url: target }),
     }
@@ -165,7 +169,7 @@ async fn send_group(
 
 async fn send(
     method: hyper::Method,
-    authority: &str,
+    endpoint: &Endpoint,
     path: &str,
     body: String,
     target: &str,
@@ -174,21 +178,51 @@ async fn send(
         url: target.to_string(),
         message,
     };
-    let stream = tokio::net::TcpStream::connect(authority)
+    let stream = tokio::net::TcpStream::connect(&endpoint.authority)
         .await
         .map_err(|e| connect_err(e.to_string()))?;
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, &endpoint.authority)
+        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| connect_err(e.to_string()))?;
+    if !endpoint.tls {
+        return exchange(stream, request, target).await;
+    }
+    let connector = tls_connector().map_err(connect_err)?;
+    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| {
+        connect_err(format!(
+            "`{}` is not a valid TLS server name: {e}",
+            endpoint.host
+        ))
+    })?;
+    let tls = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+    exchange(tls, request, target).await
+}
+
+/// One HTTP/1.1 request and its answer over an open connection.
+async fn exchange<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+    target: &str,
+) -> Result<(), PushError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connect_err = |message: String| PushError::Connect {
+        url: target.to_string(),
+        message,
+    };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| connect_err(e.to_string()))?;
     let driver = tokio::spawn(connection);
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, authority)
-        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| connect_err(e.to_string()))?;
     let response = sender
         .send_request(request)
         .await
@@ -212,38 +246,90 @@ async fn send(
     }
 }
 
-/// `http://host:port/prefix` → (`host:port`, `/prefix`). The port defaults to 80.
-fn split_url(url: &str) -> Result<(String, String), PushError> {
+/// A parsed gateway URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    tls: bool,
+    /// `host:port` (the port defaults to 80 or 443).
+    authority: String,
+    /// The host alone, for the certificate check.
+    host: String,
+    /// Path prefix, e.g. `/pushgateway`, or empty.
+    prefix: String,
+}
+
+/// `http[s]://host[:port][/prefix]`.
+fn split_url(url: &str) -> Result<Endpoint, PushError> {
     let bad = |reason: &str| PushError::Url {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if url.starts_with("https://") {
-        return Err(bad(
-            "https is not supported; push to the in-cluster Service over http:// (e.g. http://pushgateway.monitoring:9091)",
-        ));
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
     } else {
-        return Err(bad("expected http://HOST[:PORT][/PREFIX]"));
+        return Err(bad("expected http[s]://HOST[:PORT][/PREFIX]"));
     };
     let (authority, prefix) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(bad("expected http://HOST[:PORT][/PREFIX] (no user info)"));
+        return Err(bad(
+            "expected http[s]://HOST[:PORT][/PREFIX] (no user info)",
+        ));
     }
-    let authority = if authority
+    let has_port = authority
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        || authority.ends_with(']')
-    {
+        && !authority.ends_with(']');
+    let host = if has_port {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    } else {
+        authority
+    };
+    let authority = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
-    Ok((authority, prefix.to_string()))
+    Ok(Endpoint {
+        tls,
+        authority,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        prefix: prefix.to_string(),
+    })
+}
+
+/// The client side of TLS: the system's roots (or those `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
+fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "no CA certificates found to verify it{why}; set SSL_CERT_FILE to a PEM bundle"
+        ));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }
 
 fn percent_encode(value: &str) -> String {
@@ -327,18 +413,38 @@ mod tests {
     }
 
     #[test]
-    fn urls_must_be_plain_http() {
-        assert!(matches!(
-            split_url("https://x:9091"),
-            Err(PushError::Url { .. })
-        ));
+    fn urls_are_http_or_https_with_default_ports() {
+        let endpoint = |tls: bool, authority: &str, host: &str, prefix: &str| Endpoint {
+            tls,
+            authority: authority.into(),
+            host: host.into(),
+            prefix: prefix.into(),
+        };
         assert_eq!(
             split_url("http://pg.monitoring:9091/base").unwrap(),
-            ("pg.monitoring:9091".into(), "/base".into())
+            endpoint(false, "pg.monitoring:9091", "pg.monitoring", "/base")
         );
         assert_eq!(
             split_url("http://pg").unwrap(),
-            ("pg:80".into(), String::new())
+            endpoint(false, "pg:80", "pg", "")
         );
+        assert_eq!(
+            split_url("https://push.example.com/gw").unwrap(),
+            endpoint(true, "push.example.com:443", "push.example.com", "/gw")
+        );
+        assert_eq!(
+            split_url("https://[::1]:9443").unwrap(),
+            endpoint(true, "[::1]:9443", "::1", "")
+        );
+        assert_eq!(
+            split_url("https://[::1]").unwrap(),
+            endpoint(true, "[::1]:443", "::1", "")
+        );
+        for bad in ["ftp://x", "https://user:pw@x", "http://", "x:9091"] {
+            assert!(
+                matches!(split_url(bad), Err(PushError::Url { .. })),
+                "{bad}"
+            );
+        }
     }
 }
