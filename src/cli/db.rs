@@ -94,7 +94,12 @@ pub struct CommonArgs {
     pub plan: Option<PathBuf>,
     /// The plan's hook to use: its `name`, or its position (`pre[0]`, `post[1]`). Needed when the plan has
     /// several hooks of this type; needs --plan.
-    #[arg(long, global = true, value_name = "NAME|pre[N]|post[N]")]
+    #[arg(
+        long,
+        global = true,
+        env = "BACKUP_NS_HOOK",
+        value_name = "NAME|pre[N]|post[N]"
+    )]
     pub hook: Option<HookSelector>,
     /// Namespace (overrides the plan's; default: the kubeconfig context's).
     #[arg(short, long, global = true)]
@@ -265,7 +270,7 @@ fn selection_failure(engine: Engine, error: &SelectError) -> Fail {
 async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
     if common.hook.is_some() && common.plan.is_none() {
         return Err(Fail::usage(
-            "--hook picks a hook of a plan, so it needs --plan FILE (or BACKUP_NS_PLAN); the BAK_* variables describe a single database",
+            "--hook (or BACKUP_NS_HOOK) picks a hook of a plan, so it needs --plan FILE (or BACKUP_NS_PLAN); the BAK_* variables describe a single database",
         ));
     }
     let overrides = Overrides {

@@ -329,7 +329,21 @@ async fn with_two_postgres_hooks_only_hook_picks_one_and_it_downloads_that_hooks
     );
     usage_error(
         &w.bns(&["postgres", "--hook", "orders", "info"], None).await,
-        "--hook picks a hook of a plan, so it needs --plan FILE",
+        "--hook (or BACKUP_NS_HOOK) picks a hook of a plan, so it needs --plan FILE",
+    );
+
+    // BACKUP_NS_PLAN and BACKUP_NS_HOOK stand in for the flags (e.g. set once in a debug pod's environment).
+    let from_env = w
+        .bns_env(
+            &["postgres", "download", "--output", "out/from-env.sql.gz"],
+            None,
+            &[("BACKUP_NS_PLAN", &plan), ("BACKUP_NS_HOOK", "orders")],
+        )
+        .await;
+    ok(&from_env);
+    assert_eq!(
+        std::fs::read(w.path("out/from-env.sql.gz")).unwrap(),
+        orders
     );
 }
 
