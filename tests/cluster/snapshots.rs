@@ -221,6 +221,11 @@ async fn label_patches_apply_and_refuse_to_clobber_a_concurrent_edit() {
         .create_snapshot(&new_snapshot("lbl", "data"))
         .await
         .unwrap();
+    // The simulated snapshot controller writes status asynchronously; every resourceVersion below must be ours.
+    env.cluster
+        .wait_snapshot_ready("shop", "lbl", Duration::from_secs(10))
+        .await
+        .unwrap();
     let read = env
         .cluster
         .get_snapshot("shop", "lbl")
