@@ -2,7 +2,7 @@
 //! `delete-after` has passed (content switched to `Delete` first, deletions paced).
 
 use super::retention::{
-    Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_json, runtime,
+    Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_apply_report, runtime,
 };
 use crate::Exit;
 use crate::retention::Phases;
@@ -73,19 +73,7 @@ pub fn run(args: PruneArgs) -> Exit {
             ..ApplyOptions::default()
         };
         match apply::apply(&cluster, &options, &clock).await {
-            Ok(report) => {
-                let printed = match args.output {
-                    Format::Text => {
-                        print!("{}", report.render_text());
-                        Exit::Success
-                    }
-                    Format::Json => print_json(&report),
-                };
-                if printed != Exit::Success {
-                    return printed;
-                }
-                report.exit()
-            }
+            Ok(report) => print_apply_report(&report, args.output),
             Err(e) => fail(Exit::Failure, e),
         }
     })

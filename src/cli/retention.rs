@@ -289,6 +289,21 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Exit {
     }
 }
 
+/// Prints an apply report as `output` says; the exit code is the report's unless printing failed.
+pub(crate) fn print_apply_report(report: &retention_apply::ApplyReport, output: Format) -> Exit {
+    let printed = match output {
+        Format::Text => {
+            print!("{}", report.render_text());
+            Exit::Success
+        }
+        Format::Json => print_json(report),
+    };
+    if printed != Exit::Success {
+        return printed;
+    }
+    report.exit()
+}
+
 fn run_apply(args: ApplyArgs) -> Exit {
     let tiers_only = PolicyArgs {
         grace_days: 1,
@@ -321,19 +336,7 @@ fn run_apply(args: ApplyArgs) -> Exit {
             ..ApplyOptions::default()
         };
         match retention_apply::apply(&cluster, &options, &clock).await {
-            Ok(report) => {
-                let printed = match args.output {
-                    Format::Text => {
-                        print!("{}", report.render_text());
-                        Exit::Success
-                    }
-                    Format::Json => print_json(&report),
-                };
-                if printed != Exit::Success {
-                    return printed;
-                }
-                report.exit()
-            }
+            Ok(report) => print_apply_report(&report, args.output),
             Err(e) => fail(Exit::Failure, e),
         }
     })

@@ -182,90 +182,74 @@ impl DbHook {
     /// Tool versions, server version, database name and size, and the dump file's size and time.
     pub fn info_script(&self) -> String {
         let mut s = self.connect();
-        let fail = |what: &str| {
-            format!(
-                "|| {{ echo '{MARKER}error={what} failed (connection or credentials)'; exit 1; }}"
-            )
-        };
-        match self {
-            DbHook::Postgres(_) => {
-                let q = |sql: &str| {
-                    format!(
-                        "psql -X -A -t -v ON_ERROR_STOP=1 -c {} </dev/null",
-                        quote(sql)
-                    )
-                };
-                let _ = writeln!(
-                    s,
-                    "echo \"{MARKER}client_version=$(psql --version 2>&1 | head -n 1)\""
-                );
-                let _ = writeln!(
-                    s,
-                    "echo \"{MARKER}dump_tool_version=$(pg_dump --version 2>&1 | head -n 1)\""
-                );
-                let _ = writeln!(
-                    s,
-                    "bns_v=$({}) {}",
-                    q("SHOW server_version"),
-                    fail("SHOW server_version")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}server_version=PostgreSQL $bns_v\"");
-                let _ = writeln!(
-                    s,
-                    "bns_d=$({}) {}",
-                    q("SELECT current_database()"),
-                    fail("SELECT current_database()")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
-                let _ = writeln!(
-                    s,
-                    "bns_z=$({}) {}",
-                    q("SELECT pg_database_size(current_database())"),
-                    fail("pg_database_size")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
-            }
-            DbHook::Mysql(m) => {
-                let q = |sql: &str| {
-                    format!(
-                        "\"$bns_client\" {} --batch --skip-column-names --execute={} -- {} </dev/null",
-                        m.connection_args(),
-                        quote(sql),
-                        super::quote::quote_with_env(&m.database)
-                    )
-                };
-                let _ = writeln!(
-                    s,
-                    "echo \"{MARKER}client_version=$(\"$bns_client\" --version 2>&1 | head -n 1)\""
-                );
-                let _ = writeln!(
-                    s,
-                    "echo \"{MARKER}dump_tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\""
-                );
-                let _ = writeln!(
-                    s,
-                    "bns_v=$({}) {}",
-                    q("SELECT VERSION()"),
-                    fail("SELECT VERSION()")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}server_version=$bns_v\"");
-                let _ = writeln!(
-                    s,
-                    "bns_d=$({}) {}",
-                    q("SELECT DATABASE()"),
-                    fail("SELECT DATABASE()")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}database=$bns_d\"");
-                let _ = writeln!(
-                    s,
-                    "bns_z=$({}) {}",
-                    q(
-                        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()"
+        // Per engine: the client and dump tool to ask for --version, the command around one quoted query, and
+        // the queries (fact, SQL, what to call it in an error, prefix of the printed value).
+        type Facts<'a> = [(&'a str, &'a str, &'a str, &'a str); 3];
+        let (client, dumper, (before, after), facts): (&str, &str, (String, String), Facts) =
+            match self {
+                DbHook::Postgres(_) => (
+                    "psql",
+                    "pg_dump",
+                    (
+                        "psql -X -A -t -v ON_ERROR_STOP=1 -c ".to_string(),
+                        String::new(),
                     ),
-                    fail("the size query")
-                );
-                let _ = writeln!(s, "echo \"{MARKER}db_size=$bns_z\"");
-            }
+                    [
+                        (
+                            "server_version",
+                            "SHOW server_version",
+                            "SHOW server_version",
+                            "PostgreSQL ",
+                        ),
+                        (
+                            "database",
+                            "SELECT current_database()",
+                            "SELECT current_database()",
+                            "",
+                        ),
+                        (
+                            "db_size",
+                            "SELECT pg_database_size(current_database())",
+                            "pg_database_size",
+                            "",
+                        ),
+                    ],
+                ),
+                DbHook::Mysql(m) => (
+                    "\"$bns_client\"",
+                    "\"$bns_dumper\"",
+                    (
+                        format!(
+                            "\"$bns_client\" {} --batch --skip-column-names --execute=",
+                            m.connection_args()
+                        ),
+                        format!(" -- {}", super::quote::quote_with_env(&m.database)),
+                    ),
+                    [
+                        ("server_version", "SELECT VERSION()", "SELECT VERSION()", ""),
+                        ("database", "SELECT DATABASE()", "SELECT DATABASE()", ""),
+                        (
+                            "db_size",
+                            "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = DATABASE()",
+                            "the size query",
+                            "",
+                        ),
+                    ],
+                ),
+            };
+        for (fact, tool) in [("client_version", client), ("dump_tool_version", dumper)] {
+            let _ = writeln!(
+                s,
+                "echo \"{MARKER}{fact}=$({tool} --version 2>&1 | head -n 1)\""
+            );
+        }
+        for (fact, sql, what, prefix) in facts {
+            let _ = writeln!(
+                s,
+                "bns_r=$({before}{}{after} </dev/null) || {{ echo '{MARKER}error={what} failed (connection or credentials)'; exit 1; }}",
+                quote(sql)
+            );
+            let _ = writeln!(s, "echo \"{MARKER}{fact}={prefix}$bns_r\"");
         }
         s.push_str(&dump_facts(self.dump_path()));
         s.push_str("exit 0\n");
