@@ -18,6 +18,13 @@ fn plan(world: &World) -> String {
         .to_string()
 }
 
+/// `backup-ns postgres --plan PLAN ARGS...` with stdin closed.
+async fn postgres(w: &World, plan: &str, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["postgres", "--plan", plan];
+    full.extend_from_slice(args);
+    w.bns(&full, None).await
+}
+
 async fn world() -> World {
     let env = vec![
         ("POSTGRES_USER".to_string(), "app".to_string()),
@@ -32,19 +39,7 @@ async fn download_without_a_dump_says_how_to_make_one() {
     let w = world().await;
     let plan = plan(&w);
     std::fs::create_dir(w.path("out")).unwrap();
-    let out = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--output-dir",
-                "out",
-            ],
-            None,
-        )
-        .await;
+    let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         stderr(&out).contains("there is no dump file at /var/lib/postgresql/data/dump.sql.gz")
@@ -63,19 +58,7 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
     let mut damaged = gzip(&b"CREATE TABLE t (x int);\n".repeat(50_000));
     damaged.truncate(damaged.len() / 2);
     std::fs::write(w.pvc().join("dump.sql.gz"), &damaged).unwrap();
-    let out = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--output-dir",
-                "out",
-            ],
-            None,
-        )
-        .await;
+    let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(
         stderr(&out).contains("is not a valid gzip file"),
@@ -89,20 +72,17 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
     );
 
     // --no-verify skips only the gzip check: the same bytes arrive, and the output says they were not checked.
-    let unchecked = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--no-verify",
-                "--output",
-                "out/unchecked.sql.gz",
-            ],
-            None,
-        )
-        .await;
+    let unchecked = postgres(
+        &w,
+        &plan,
+        &[
+            "download",
+            "--no-verify",
+            "--output",
+            "out/unchecked.sql.gz",
+        ],
+    )
+    .await;
     ok(&unchecked);
     assert!(
         stderr(&unchecked).contains("gzip NOT verified (--no-verify)"),
@@ -135,19 +115,7 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     std::fs::write(&in_pvc, &dump).unwrap();
     let expected = format!("shop_{}_postgres_dump.sql.gz", name_time(&in_pvc));
 
-    let out = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--output-dir",
-                "out",
-            ],
-            None,
-        )
-        .await;
+    let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     let text = ok(&out);
     assert_eq!(listing(&w.path("out")), vec![expected.clone()]);
     assert_eq!(std::fs::read(w.path("out").join(&expected)).unwrap(), dump);
@@ -164,19 +132,7 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     );
     assert!(stderr(&out).contains("gzip verified"), "{}", show(&out));
 
-    let again = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--output-dir",
-                "out",
-            ],
-            None,
-        )
-        .await;
+    let again = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     assert_eq!(again.status.code(), Some(2), "{}", show(&again));
     assert!(
         stderr(&again).contains("already exists"),
@@ -184,21 +140,18 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
         show(&again)
     );
 
-    let forced = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "download",
-                "--output",
-                "out/latest.sql.gz",
-                "--force",
-                "--no-sync",
-            ],
-            None,
-        )
-        .await;
+    let forced = postgres(
+        &w,
+        &plan,
+        &[
+            "download",
+            "--output",
+            "out/latest.sql.gz",
+            "--force",
+            "--no-sync",
+        ],
+    )
+    .await;
     ok(&forced);
     assert_eq!(std::fs::read(w.path("out/latest.sql.gz")).unwrap(), dump);
     assert_eq!(listing(&w.path("out")).len(), 2);
@@ -212,20 +165,12 @@ async fn restore_from_a_damaged_local_file_is_refused_before_anything_runs() {
     damaged.truncate(damaged.len() - 4);
     std::fs::write(w.path("bad.sql.gz"), &damaged).unwrap();
     w.sim.requests().reset();
-    let out = w
-        .bns(
-            &[
-                "postgres",
-                "--plan",
-                &plan,
-                "restore",
-                "--from-local",
-                "bad.sql.gz",
-                "--yes",
-            ],
-            None,
-        )
-        .await;
+    let out = postgres(
+        &w,
+        &plan,
+        &["restore", "--from-local", "bad.sql.gz", "--yes"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         stderr(&out).contains("bad.sql.gz is not a valid gzip file"),
