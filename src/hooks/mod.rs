@@ -2,7 +2,7 @@
 //!
 //! - [`postgres`], [`mysql`], [`exec`]: pure script generation; every value is shell-quoted ([`quote`]), and
 //!   secrets ([`Secret`]) only ever travel inside the script on stdin.
-//! - [`runner`]: runs those scripts through [`crate::engine::ports::ContainerExec`] (`sh -s`), reads what they
+//! - [`runner`]: runs those scripts through [`crate::vocab::exec::ContainerExec`] (`sh -s`), reads what they
 //!   report, enforces timeouts and kills the remote process on expiry.
 //! - [`rhai`]: user hooks in a sandboxed script language with a small documented API.
 //!

@@ -28,9 +28,8 @@ use super::exec::ExecCommand;
 use super::report::{HookKind, HookReport, TAIL_LIMIT, tail};
 use super::runner::kill;
 use super::script::{RunFiles, new_token};
-use crate::engine::ports::{
-    ContainerExec, ExecError, ExecRequest, PodResolver, Stdin, StdoutSink, WorkloadRef,
-};
+use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, PodResolver, Stdin, StdoutSink};
+use crate::vocab::workload::WorkloadRef;
 use ::rhai::{AST, Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope};
 use chrono::{DateTime, SecondsFormat, Utc};
 use miette::{NamedSource, SourceSpan};

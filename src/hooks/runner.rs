@@ -9,9 +9,8 @@ use super::postgres::PostgresDump;
 use super::report::{HookKind, HookReport, TAIL_LIMIT, tail};
 use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
-use crate::engine::ports::{
-    ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink,
-};
+use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
+use crate::vocab::workload::ContainerRef;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
