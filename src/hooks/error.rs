@@ -104,7 +104,7 @@ pub enum HookError {
     #[error("hook `{hook}`: {diagnostic}")]
     Script {
         hook: String,
-        diagnostic: Box<super::rhai::ScriptDiagnostic>,
+        diagnostic: Box<super::diagnostic::ScriptDiagnostic>,
     },
 }
 
