@@ -2,7 +2,8 @@
 //!
 //! The pipeline reads top to bottom in the module tree:
 //! `plan` (load + validate) → `engine` (ordered steps) → `cluster` / `hooks` (the only I/O) → `retention`.
-//! `cli` holds one file per subcommand; `exit` maps every outcome to a documented exit code.
+//! `cli` holds one file per subcommand; `exit` maps every outcome to a documented exit code. Beneath them all,
+//! `vocab` is the shared vocabulary (references, exec types, port traits). ARCHITECTURE.md draws the layers.
 
 pub mod cli;
 pub mod clock;

@@ -110,8 +110,8 @@ mod tests {
     use super::*;
     use crate::settings;
 
-    /// A flag's env fallback that is not in [`settings::NON_PLAN_VARS`] would also be merged into the plan, where it is an
-    /// unknown key: setting `BACKUP_NS_PUSHGATEWAY` once broke `run` that way.
+    /// A flag's env fallback that is not in [`settings::NON_PLAN_VARS`] would also be merged into the plan,
+    /// where it is an unknown key: setting `BACKUP_NS_PUSHGATEWAY` once broke `run` that way.
     #[test]
     fn every_flag_env_variable_is_kept_out_of_the_plan() {
         fn walk(cmd: &clap::Command, found: &mut Vec<String>) {
