@@ -538,16 +538,16 @@ fn cycle_report(graph: &Graph) -> String {
     out
 }
 
-/// The layer table of ARCHITECTURE.md: rows `| N | \`module\`, … | … |` under the header `| layer | modules | …`,
-/// bottom (0) first. Returns module → layer, or what is wrong with the table.
-fn layer_table(markdown: &str) -> Result<BTreeMap<String, usize>, String> {
+/// A layer table of ARCHITECTURE.md: rows `| N | \`module\`, … | … |` under a header that starts with
+/// `header` (`| layer | modules |`), bottom (0) first. Returns module → layer, or what is wrong with the table.
+fn layer_table(markdown: &str, header: &str) -> Result<BTreeMap<String, usize>, String> {
     let mut lines = markdown
         .lines()
-        .skip_while(|l| !l.trim_start().starts_with("| layer | modules |"));
+        .skip_while(|l| !l.trim_start().starts_with(header));
     if lines.next().is_none() {
-        return Err(
-            "ARCHITECTURE.md has no table with the header `| layer | modules | … |`".into(),
-        );
+        return Err(format!(
+            "ARCHITECTURE.md has no table with the header `{header} … |`"
+        ));
     }
     lines.next(); // the |---| separator
     let mut layers = BTreeMap::new();
@@ -601,19 +601,19 @@ fn kube_sim_has_no_import_cycles_between_top_level_modules() {
     assert_acyclic(&Sources::kube_sim());
 }
 
-#[test]
-fn src_imports_point_down_the_layers_drawn_in_architecture_md() {
-    let sources = Sources::backup_ns();
+/// The layer table under `header` lists exactly the modules of `sources`, and no module imports a higher layer.
+fn assert_layered(sources: &Sources, header: &str) {
     let markdown = std::fs::read_to_string(sources.repo.join("ARCHITECTURE.md"))
         .expect("read ARCHITECTURE.md");
-    let layers = layer_table(&markdown).unwrap_or_else(|e| panic!("{e}"));
+    let layers = layer_table(&markdown, header).unwrap_or_else(|e| panic!("{e}"));
+    let shown = sources.src.strip_prefix(&sources.repo).unwrap().display();
     let modules = sources.modules();
     let mut problems = String::new();
     for m in &modules {
         if !layers.contains_key(m) {
             let _ = writeln!(
                 problems,
-                "src/ has module `{m}`, which the layer table of ARCHITECTURE.md does not list"
+                "{shown}/ has module `{m}`, which the layer table `{header}` does not list"
             );
         }
     }
@@ -621,7 +621,7 @@ fn src_imports_point_down_the_layers_drawn_in_architecture_md() {
         if !modules.contains(m) {
             let _ = writeln!(
                 problems,
-                "the layer table of ARCHITECTURE.md lists `{m}`, which src/ does not have"
+                "the layer table `{header}` lists `{m}`, which {shown}/ does not have"
             );
         }
     }
@@ -638,6 +638,11 @@ fn src_imports_point_down_the_layers_drawn_in_architecture_md() {
         }
     }
     assert!(problems.is_empty(), "{problems}");
+}
+
+#[test]
+fn src_imports_point_down_the_layers_drawn_in_architecture_md() {
+    assert_layered(&Sources::backup_ns(), "| layer | modules |");
 }
 
 /// The scanner itself: it must see every form of path and nothing in comments or strings, or the checks above
