@@ -645,6 +645,20 @@ fn src_imports_point_down_the_layers_drawn_in_architecture_md() {
     assert_layered(&Sources::backup_ns(), "| layer | modules |");
 }
 
+/// The bottom of the bottom layer: `vocab` is spoken by everyone, so it may lean on nothing but the label formats
+/// and the clock.
+#[test]
+fn vocab_imports_no_other_module_but_labels_and_clock() {
+    let graph = Sources::backup_ns().graph();
+    let mut problems = String::new();
+    for (from, to) in graph.keys() {
+        if from == "vocab" && to != "labels" && to != "clock" {
+            describe_edge(&mut problems, &graph, from, to);
+        }
+    }
+    assert!(problems.is_empty(), "vocab imports:\n{problems}");
+}
+
 /// The scanner itself: it must see every form of path and nothing in comments or strings, or the checks above
 /// would pass for the wrong reason.
 #[test]
