@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::faults::Faults;
 use crate::selectors::LabelSelector;
 use crate::status::ApiError;
-use crate::store::{Event, EventType, Store, random_suffix};
+use crate::store::{Event, EventType, Part, Store, random_suffix};
 
 const SNAP: &str = "snapshot.storage.k8s.io";
 const GROUP_SNAP: &str = "groupsnapshot.storage.k8s.io";
@@ -196,15 +196,58 @@ pub fn set_pod_phase(
     phase: PodPhase,
 ) -> Result<Value, ApiError> {
     let now = store.clock().now_rfc3339();
+    let res = store
+        .resource("", "pods")
+        .ok_or_else(|| ApiError::not_found("", "pods", name))?;
     store
-        .mutate("", "pods", ns, name, |p| {
-            let st = pod_status(p, phase, &now);
-            p["status"] = st;
+        .modify(&res, "v1", ns, name, Part::Raw, false, |p| {
+            let mut p = p.clone();
+            p["status"] = pod_status(&p, phase, &now);
+            Ok(p)
         })
-        .ok_or_else(|| ApiError::not_found("", "pods", name))
+        .map_err(|_| ApiError::not_found("", "pods", name))
 }
 
 impl Controllers {
+    /// The cluster's own update of an object by group + plural: every part writable; None when the object (or
+    /// its resource) is missing.
+    fn mutate(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Option<Value> {
+        let res = self.store.resource(group, plural)?;
+        let version = res.preferred_version().to_string();
+        self.store
+            .modify(&res, &version, ns, name, Part::Raw, false, |old| {
+                let mut new = old.clone();
+                f(&mut new);
+                Ok(new)
+            })
+            .ok()
+    }
+
+    /// The cluster's own create of an object, in the namespace its metadata names.
+    fn create(&self, group: &str, plural: &str, obj: Value) -> Result<Value, ApiError> {
+        let res = self
+            .store
+            .resource(group, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, s(&obj, "/metadata/name")))?;
+        let ns = s(&obj, "/metadata/namespace").to_string();
+        let version = res.preferred_version().to_string();
+        self.store
+            .create(&res, &version, &ns, obj, Part::Raw, false)
+    }
+
+    /// The cluster's own delete (finalizers honoured); None when already gone.
+    fn delete(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let res = self.store.resource(group, plural)?;
+        self.store.delete(&res, ns, name, None, None, false).ok()
+    }
+
     /// Run until the task is aborted. `rx` must be subscribed before any object the controllers should see
     /// is written (subscribe synchronously, then spawn this).
     pub async fn run(self: Arc<Self>, mut rx: crate::store::Subscription) {
@@ -252,7 +295,7 @@ impl Controllers {
         let name = s(obj, "/metadata/name").to_string();
         match (ev.group.as_str(), ev.plural.as_str(), ev.etype) {
             ("", "namespaces", EventType::Added) if obj.pointer("/status/phase").is_none() => {
-                self.store.mutate("", "namespaces", "", &name, |n| {
+                self.mutate("", "namespaces", "", &name, |n| {
                     n["status"] = json!({"phase": "Active"})
                 });
             }
@@ -260,7 +303,7 @@ impl Controllers {
                 let _ = std::fs::remove_dir_all(pvc_dir(&self.state_dir, &ns, &name));
                 let pv = s(obj, "/spec/volumeName").to_string();
                 if !pv.is_empty() {
-                    self.store.delete_raw("", "persistentvolumes", "", &pv);
+                    self.delete("", "persistentvolumes", "", &pv);
                 }
             }
             ("", "persistentvolumeclaims", _) => {
@@ -275,7 +318,7 @@ impl Controllers {
             }
             ("", "pods", EventType::Added) if obj.pointer("/status/phase").is_none() => {
                 let now = self.store.clock().now_rfc3339();
-                self.store.mutate("", "pods", &ns, &name, |p| {
+                self.mutate("", "pods", &ns, &name, |p| {
                     p["spec"]["nodeName"] = json!("kube-sim");
                     let st = pod_status(p, PodPhase::Running, &now);
                     p["status"] = st;
@@ -420,7 +463,7 @@ impl Controllers {
             .pointer("/spec/storageClassName")
             .cloned()
             .unwrap_or(json!("csi-hostpath-sc"));
-        let _ = self.store.create_raw(
+        let _ = self.create(
             "",
             "persistentvolumes",
             json!({"apiVersion": "v1", "kind": "PersistentVolume",
@@ -430,23 +473,21 @@ impl Controllers {
                             "csi": {"driver": DRIVER, "volumeHandle": uid}, "volumeMode": "Filesystem"},
                    "status": {"phase": "Bound"}}),
         );
-        self.store
-            .mutate("", "persistentvolumeclaims", &ns, &name, |p| {
-                p["spec"]["volumeName"] = json!(pv_name);
-                if p.pointer("/spec/storageClassName").is_none() {
-                    p["spec"]["storageClassName"] = sc.clone();
-                }
-                p["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
-                p["status"] =
-                    json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}});
-            });
+        self.mutate("", "persistentvolumeclaims", &ns, &name, |p| {
+            p["spec"]["volumeName"] = json!(pv_name);
+            if p.pointer("/spec/storageClassName").is_none() {
+                p["spec"]["storageClassName"] = sc.clone();
+            }
+            p["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+            p["status"] =
+                json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": size}});
+        });
     }
 
     fn set_pending(&self, ns: &str, name: &str) {
-        self.store
-            .mutate("", "persistentvolumeclaims", ns, name, |p| {
-                p["status"] = json!({"phase": "Pending"})
-            });
+        self.mutate("", "persistentvolumeclaims", ns, name, |p| {
+            p["status"] = json!({"phase": "Pending"})
+        });
     }
 
     fn pod_from_template(
@@ -513,7 +554,7 @@ impl Controllers {
                             "labels": claim.pointer("/metadata/labels").cloned().unwrap_or(json!({}))}, "spec": claim.get("spec").cloned().unwrap_or(json!({}))});
                         pvc["metadata"]["labels"]["app.kubernetes.io/managed-by-statefulset"] =
                             json!(name);
-                        let _ = self.store.create_raw("", "persistentvolumeclaims", pvc);
+                        let _ = self.create("", "persistentvolumeclaims", pvc);
                     }
                 }
             }
@@ -526,7 +567,7 @@ impl Controllers {
                     continue;
                 }
                 if existing.is_some() {
-                    self.store.delete_raw("", "pods", &ns, &pod_name);
+                    self.delete("", "pods", &ns, &pod_name);
                 }
                 let mut t = template.clone();
                 for claim in w
@@ -553,13 +594,13 @@ impl Controllers {
                     ],
                     &t,
                 );
-                let _ = self.store.create_raw("", "pods", pod);
+                let _ = self.create("", "pods", pod);
             }
             for p in &pods {
                 let pn = s(p, "/metadata/name");
                 let idx = pn.rsplit('-').next().and_then(|i| i.parse::<usize>().ok());
                 if idx.is_none_or(|i| i >= replicas) {
-                    self.store.delete_raw("", "pods", &ns, pn);
+                    self.delete("", "pods", &ns, pn);
                 }
             }
         } else {
@@ -570,8 +611,7 @@ impl Controllers {
                     && owned_by(&rs, &uid)
                     && s(&rs, "/metadata/name") != rs_name
                 {
-                    self.store
-                        .delete_raw("apps", "replicasets", &ns, s(&rs, "/metadata/name"));
+                    self.delete("apps", "replicasets", &ns, s(&rs, "/metadata/name"));
                 }
             }
             let rs = match self.store.find("apps", "replicasets", &ns, &rs_name) {
@@ -581,11 +621,9 @@ impl Controllers {
                 {
                     Some(rs)
                 }
-                Some(_) => self
-                    .store
-                    .mutate("apps", "replicasets", &ns, &rs_name, |r| {
-                        r["spec"]["replicas"] = json!(replicas)
-                    }),
+                Some(_) => self.mutate("apps", "replicasets", &ns, &rs_name, |r| {
+                    r["spec"]["replicas"] = json!(replicas)
+                }),
                 None => {
                     let mut rs_template = template.clone();
                     rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
@@ -596,8 +634,7 @@ impl Controllers {
                         .cloned()
                         .unwrap_or(json!(1))
                         .to_string();
-                    self.store
-                        .create_raw(
+                    self.create(
                             "apps",
                             "replicasets",
                             json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -618,8 +655,7 @@ impl Controllers {
                 .filter(|p| s(p, "/metadata/namespace") == ns && owned_by(p, &rs_uid))
                 .collect();
             for p in current.iter().skip(replicas) {
-                self.store
-                    .delete_raw("", "pods", &ns, s(p, "/metadata/name"));
+                self.delete("", "pods", &ns, s(p, "/metadata/name"));
             }
             for _ in current.len()..replicas {
                 let pod_name = format!("{rs_name}-{}", random_suffix(5));
@@ -629,7 +665,7 @@ impl Controllers {
                     &[("pod-template-hash", hash.clone())],
                     &template,
                 );
-                let _ = self.store.create_raw("", "pods", pod);
+                let _ = self.create("", "pods", pod);
             }
             if let Some(fresh) = self.store.find("apps", "replicasets", &ns, &rs_name) {
                 self.update_workload_status("apps", "replicasets", &fresh);
@@ -682,7 +718,7 @@ impl Controllers {
             .and_then(Value::as_i64)
             .unwrap_or(1);
         let now = self.store.clock().now_rfc3339();
-        self.store.mutate(group, plural, &ns, &name, |o| {
+        self.mutate(group, plural, &ns, &name, |o| {
             let available = if ready as i64 >= want { "True" } else { "False" };
             let prev_time = o.pointer("/status/conditions/0/lastTransitionTime").cloned();
             let mut st = json!({"observedGeneration": generation, "replicas": total, "readyReplicas": ready, "availableReplicas": ready});
@@ -727,7 +763,7 @@ impl Controllers {
             &template,
         );
         let now = self.store.clock().now_rfc3339();
-        self.store.mutate("batch", "jobs", &ns, &name, |j| {
+        self.mutate("batch", "jobs", &ns, &name, |j| {
             // The apiserver's default selector, which `kubectl logs job/NAME` resolves the pod by.
             if j.pointer("/spec/selector").is_none() {
                 j["spec"]["selector"] =
@@ -735,7 +771,7 @@ impl Controllers {
             }
             j["status"] = json!({"active": 1, "ready": 1, "startTime": now});
         });
-        let _ = self.store.create_raw("", "pods", pod);
+        let _ = self.create("", "pods", pod);
     }
 
     /// Like the Job controller (without retries: `backoffLimit` is not simulated): a Job's pod that ended
@@ -757,8 +793,7 @@ impl Controllers {
         }
         let now = self.store.clock().now_rfc3339();
         let succeeded = s(pod, "/status/phase") == "Succeeded";
-        self.store
-            .mutate("batch", "jobs", ns, s(&job, "/metadata/name"), |j| {
+        self.mutate("batch", "jobs", ns, s(&job, "/metadata/name"), |j| {
                 let start = j.pointer("/status/startTime").cloned().unwrap_or(json!(now));
                 j["status"] = if succeeded {
                     json!({"startTime": start, "completionTime": now, "active": 0, "ready": 0, "succeeded": 1,
@@ -812,7 +847,7 @@ impl Controllers {
 
     fn set_vs_error(&self, ns: &str, name: &str, message: &str) {
         let now = self.store.clock().now_rfc3339();
-        self.store.mutate(SNAP, "volumesnapshots", ns, name, |v| {
+        self.mutate(SNAP, "volumesnapshots", ns, name, |v| {
             if s(v, "/status/error/message") == message {
                 return;
             }
@@ -908,18 +943,14 @@ impl Controllers {
                      "source": {"volumeHandle": s(&pvc, "/metadata/uid")}, "sourceVolumeMode": "Filesystem", "volumeSnapshotClassName": class_name,
                      "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "name": name, "namespace": ns, "uid": uid, "resourceVersion": vs["metadata"]["resourceVersion"]}},
             "status": {"snapshotHandle": handle, "creationTime": nanos, "restoreSize": restore_bytes, "readyToUse": false}});
-        if self
-            .store
-            .create_raw(SNAP, "volumesnapshotcontents", vsc)
-            .is_err()
-        {
+        if self.create(SNAP, "volumesnapshotcontents", vsc).is_err() {
             return;
         }
         let capacity = pvc
             .pointer("/status/capacity/storage")
             .cloned()
             .unwrap_or(json!("1Gi"));
-        self.store.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
+        self.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["spec"]["volumeSnapshotClassName"] = json!(class_name);
             v["status"] = json!({"boundVolumeSnapshotContentName": vsc_name, "readyToUse": false});
         });
@@ -946,8 +977,8 @@ impl Controllers {
                 tokio::time::sleep(Duration::from_millis(100).max(delay)).await;
             }
             let _ = tokio::task::spawn_blocking(move || {
-                me.store.mutate(SNAP, "volumesnapshotcontents", "", &vsc_name, |c| c["status"]["readyToUse"] = json!(true));
-                me.store.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
+                me.mutate(SNAP, "volumesnapshotcontents", "", &vsc_name, |c| c["status"]["readyToUse"] = json!(true));
+                me.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
                     if s(v, "/status/boundVolumeSnapshotContentName") == vsc_name {
                         v["status"] = json!({"boundVolumeSnapshotContentName": vsc_name, "creationTime": created, "readyToUse": true, "restoreSize": capacity});
                     }
@@ -1001,13 +1032,13 @@ impl Controllers {
             .or_else(|| meta.get("size").and_then(Value::as_i64))
             .unwrap_or(0);
         let uid = s(vs, "/metadata/uid").to_string();
-        self.store.mutate(SNAP, "volumesnapshotcontents", "", content_name, |c| {
+        self.mutate(SNAP, "volumesnapshotcontents", "", content_name, |c| {
             c["spec"]["volumeSnapshotRef"]["uid"] = json!(uid);
             c["status"] = json!({"snapshotHandle": handle, "creationTime": nanos, "restoreSize": size, "readyToUse": true});
         });
         let created = chrono::DateTime::from_timestamp_nanos(nanos)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.store.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
+        self.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["status"] = json!({"boundVolumeSnapshotContentName": content_name, "creationTime": created, "readyToUse": true, "restoreSize": quantity(size)});
         });
     }
@@ -1023,8 +1054,7 @@ impl Controllers {
             && s(&vsc, "/spec/deletionPolicy") == "Delete"
             && s(&vsc, "/spec/volumeSnapshotRef/name") == s(vs, "/metadata/name")
         {
-            self.store
-                .delete_raw(SNAP, "volumesnapshotcontents", "", &name);
+            self.delete(SNAP, "volumesnapshotcontents", "", &name);
         }
     }
 
@@ -1041,13 +1071,12 @@ impl Controllers {
         let uid = s(vgs, "/metadata/uid").to_string();
         let set_error = |msg: &str| {
             let now = self.store.clock().now_rfc3339();
-            self.store
-                .mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
-                    if s(v, "/status/error/message") != msg {
-                        v["status"] =
-                            json!({"readyToUse": false, "error": {"message": msg, "time": now}});
-                    }
-                });
+            self.mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
+                if s(v, "/status/error/message") != msg {
+                    v["status"] =
+                        json!({"readyToUse": false, "error": {"message": msg, "time": now}});
+                }
+            });
         };
         let Some(selector) = vgs.pointer("/spec/source/selector") else {
             return set_error(
@@ -1127,7 +1156,7 @@ impl Controllers {
             let short = &handle[..8];
             let vs_name = format!("snapshot-{short}-{pvc_name}");
             let vsc_name = format!("snapcontent-{short}-{pvc_name}");
-            let _ = self.store.create_raw(
+            let _ = self.create(
                 SNAP,
                 "volumesnapshotcontents",
                 json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
@@ -1135,7 +1164,7 @@ impl Controllers {
                        "spec": {"deletionPolicy": deletion, "driver": driver, "source": {"snapshotHandle": handle}, "sourceVolumeMode": "Filesystem",
                                 "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "name": vs_name, "namespace": ns}}}),
             );
-            let _ = self.store.create_raw(
+            let _ = self.create(
                 SNAP,
                 "volumesnapshots",
                 json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
@@ -1144,7 +1173,7 @@ impl Controllers {
                        "spec": {"source": {"volumeSnapshotContentName": vsc_name}}}),
             );
         }
-        let _ = self.store.create_raw(
+        let _ = self.create(
             GROUP_SNAP,
             "volumegroupsnapshotcontents",
             json!({"apiVersion": "groupsnapshot.storage.k8s.io/v1", "kind": "VolumeGroupSnapshotContent",
@@ -1155,7 +1184,7 @@ impl Controllers {
                    "status": {"volumeGroupSnapshotHandle": group_handle, "creationTime": nanos, "readyToUse": true, "volumeSnapshotInfoList": infos}}),
         );
         let created_rfc = created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.store.mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
+        self.mutate(GROUP_SNAP, "volumegroupsnapshots", &ns, &name, |v| {
             v["status"] = json!({"boundVolumeGroupSnapshotContentName": gsc_name, "creationTime": created_rfc, "readyToUse": true});
         });
     }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod exec;
 pub mod faults;
 pub mod patch;
+pub mod paths;
 pub mod pod_logs;
 pub mod protobuf;
 pub mod rbac;
@@ -366,7 +367,7 @@ impl Sim {
         ns: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        let (group, _) = resources::split_api_version(api_version);
+        let (group, _) = paths::split_api_version(api_version);
         let res = self.shared.store.resource(group, plural)?;
         self.shared.store.find(
             group,
@@ -407,7 +408,7 @@ impl Sim {
         name: &str,
         patch: &Value,
     ) -> Result<Value, ApiError> {
-        let (group, version) = resources::split_api_version(api_version);
+        let (group, version) = paths::split_api_version(api_version);
         let res = self
             .shared
             .store
@@ -435,7 +436,7 @@ impl Sim {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let (group, _) = resources::split_api_version(api_version);
+        let (group, _) = paths::split_api_version(api_version);
         let res = self
             .shared
             .store
@@ -567,7 +568,7 @@ pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimErro
             queue.extend(items);
             continue;
         }
-        let (group, _) = resources::split_api_version(&api_version);
+        let (group, _) = paths::split_api_version(&api_version);
         let what = format!(
             "{kind} {}",
             doc.pointer("/metadata/name")

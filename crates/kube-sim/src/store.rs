@@ -339,15 +339,21 @@ impl Store {
         }
     }
 
-    /// Create an object (the apiserver's POST). `version` is the request's API version.
+    /// Create an object. As an API request (`Part::Main`, the apiserver's POST; `version` is the request's API
+    /// version) it is defaulted, validated and checked against its namespace; as the cluster's own write
+    /// (`Part::Raw`) it is only stamped (uid, creationTimestamp, resourceVersion) and kept as given.
     pub fn create(
         &self,
         res: &ResourceInfo,
         version: &str,
         ns: &str,
         mut obj: Value,
+        part: Part,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        if part == Part::Raw {
+            return self.insert_new(res, ns, obj, dry_run);
+        }
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be an object",
@@ -515,22 +521,10 @@ impl Store {
         })
     }
 
-    /// Replace an object (PUT), honouring the resourceVersion precondition and the status subresource split.
-    #[allow(clippy::too_many_arguments)]
-    pub fn update(
-        &self,
-        res: &ResourceInfo,
-        version: &str,
-        ns: &str,
-        name: &str,
-        obj: Value,
-        part: Part,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        self.modify(res, version, ns, name, part, dry_run, |_old| Ok(obj))
-    }
-
-    /// Read-modify-write under the store lock: `f` gets the current object and returns the desired one.
+    /// Update or patch an object: read-modify-write under the store lock, `f` gets the current object and
+    /// returns the desired one (a PUT returns its body). API requests (`Part::Main`, `Part::Status`) get the
+    /// resourceVersion precondition, the status subresource split and validation; the cluster's own writes
+    /// (`Part::Raw`) may change every part.
     #[allow(clippy::too_many_arguments)]
     pub fn modify(
         &self,
@@ -903,58 +897,32 @@ impl Store {
             .cloned()
     }
 
-    /// Controller write: change an object in place with `f` (all parts writable); no-op if missing or unchanged.
-    pub fn mutate(
+    /// The cluster's own create: the object as given, stamped like a POST, no defaulting or validation.
+    fn insert_new(
         &self,
-        group: &str,
-        plural: &str,
+        res: &ResourceInfo,
         ns: &str,
-        name: &str,
-        f: impl FnOnce(&mut Value),
-    ) -> Option<Value> {
-        let res = self.resource(group, plural)?;
-        let version = res.preferred_version().to_string();
-        self.modify(&res, &version, ns, name, Part::Raw, false, |old| {
-            let mut new = old.clone();
-            f(&mut new);
-            // Keep the apiVersion the object was written with.
-            Ok(new)
-        })
-        .ok()
-    }
-
-    /// Controller create: insert a new object (stamped like a POST, validation skipped).
-    pub fn create_raw(&self, group: &str, plural: &str, obj: Value) -> Result<Value, ApiError> {
-        let res = self
-            .resource(group, plural)
-            .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let name = name_of(&obj);
-        let mut obj = obj;
         let mut st = self.lock();
         let key: Key = (
-            group.to_string(),
-            plural.to_string(),
-            ns_key(&res, &ns),
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
             name.clone(),
         );
         if st.objects.contains_key(&key) {
-            return Err(ApiError::already_exists(group, plural, &name));
+            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+        }
+        if dry_run {
+            return Ok(obj);
         }
         self.stamp_new(&mut st, &mut obj);
         st.objects.insert(key.clone(), obj.clone());
         self.emit(&mut st, EventType::Added, &key, obj.clone());
         Ok(obj)
-    }
-
-    /// Controller delete by raw key (finalizers honoured).
-    pub fn delete_raw(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        let res = self.resource(group, plural)?;
-        self.delete(&res, ns, name, None, None, false).ok()
     }
 }
 
@@ -985,7 +953,7 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let o = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect("created");
         assert!(o.pointer("/metadata/uid").is_some());
         assert_eq!(
@@ -993,11 +961,11 @@ mod tests {
             Some(&json!("2025-01-01T00:00:00Z"))
         );
         let err = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect_err("dup");
         assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
         let err = s
-            .create(&res, "v1", "nope", cm("b", json!({})), false)
+            .create(&res, "v1", "nope", cm("b", json!({})), Part::Main, false)
             .expect_err("no ns");
         assert_eq!(err.message, "namespaces \"nope\" not found");
     }
@@ -1012,6 +980,7 @@ mod tests {
                 "v1",
                 "default",
                 json!({"metadata": {"generateName": "backup-"}}),
+                Part::Main,
                 false,
             )
             .expect("created");
@@ -1027,16 +996,16 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let o = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect("created");
         let mut first = o.clone();
         first["data"]["k"] = json!("1");
-        s.update(&res, "v1", "default", "a", first, Part::Main, false)
+        s.modify(&res, "v1", "default", "a", Part::Main, false, |_| Ok(first))
             .expect("fresh update");
         let mut stale = o;
         stale["data"]["k"] = json!("2");
         let err = s
-            .update(&res, "v1", "default", "a", stale, Part::Main, false)
+            .modify(&res, "v1", "default", "a", Part::Main, false, |_| Ok(stale))
             .expect_err("stale");
         assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     }
@@ -1051,6 +1020,7 @@ mod tests {
                 "v1",
                 "default",
                 cm(&format!("c{i}"), json!({"even": (i % 2 == 0).to_string()})),
+                Part::Main,
                 false,
             )
             .expect("created");
@@ -1085,7 +1055,8 @@ mod tests {
         let res = s.resource("", "configmaps").expect("cm");
         let mut o = cm("f", json!({}));
         o["metadata"]["finalizers"] = json!(["x/y"]);
-        s.create(&res, "v1", "default", o, false).expect("created");
+        s.create(&res, "v1", "default", o, Part::Main, false)
+            .expect("created");
         let d = s
             .delete(&res, "default", "f", None, None, false)
             .expect("marked");
@@ -1093,7 +1064,7 @@ mod tests {
         assert!(s.get(&res, "default", "f").is_ok());
         let mut cur = s.get(&res, "default", "f").expect("still there");
         cur["metadata"]["finalizers"] = json!([]);
-        s.update(&res, "v1", "default", "f", cur, Part::Main, false)
+        s.modify(&res, "v1", "default", "f", Part::Main, false, |_| Ok(cur))
             .expect("finalizer removed");
         assert_eq!(s.get(&res, "default", "f").expect_err("gone").code, 404);
     }
@@ -1103,7 +1074,7 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let rv = s.current_rv();
-        s.create(&res, "v1", "default", cm("w", json!({})), false)
+        s.create(&res, "v1", "default", cm("w", json!({})), Part::Main, false)
             .expect("created");
         s.delete(&res, "default", "w", None, None, false)
             .expect("deleted");
@@ -1124,11 +1095,19 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let owner = s
-            .create(&res, "v1", "default", cm("owner", json!({})), false)
+            .create(
+                &res,
+                "v1",
+                "default",
+                cm("owner", json!({})),
+                Part::Main,
+                false,
+            )
             .expect("owner");
         let mut dep = cm("dep", json!({}));
         dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
-        s.create(&res, "v1", "default", dep, false).expect("dep");
+        s.create(&res, "v1", "default", dep, Part::Main, false)
+            .expect("dep");
         s.delete(&res, "default", "owner", None, None, false)
             .expect("deleted");
         assert_eq!(

@@ -23,10 +23,8 @@ use crate::rbac::Attributes;
 use crate::server::{Shared, admit, error_response};
 use crate::status::ApiError;
 
-/// The axum path of the exec subresource.
-pub const PATH: &str = "/api/v1/namespaces/{ns}/pods/{name}/exec";
-
-/// GET (WebSocket) and POST (SPDY, refused) handler for [`PATH`].
+/// GET (WebSocket) and POST (SPDY, refused) handler for the exec subresource
+/// ([`crate::paths::exec_template`]).
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     Path((namespace, pod)): Path<(String, String)>,
