@@ -2,7 +2,7 @@
 
 use crate::support::start;
 use backup_ns::engine::ports::{PodResolver, ResolveError, WorkloadRef};
-use kube_sim::controllers::PodPhase;
+use kube_sim::PodPhase;
 
 const WORKLOADS: &str = r#"
 apiVersion: v1

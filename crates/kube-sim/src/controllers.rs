@@ -4,7 +4,6 @@
 //! copies of PVC directories in a snapshot store.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +11,14 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::faults::Faults;
+use crate::pods::{pod_status, set_pod_phase};
 use crate::selectors::LabelSelector;
+use crate::state_dir::{pvc_dir, snapshot_dir};
 use crate::status::ApiError;
 use crate::store::{Event, EventType, Part, Store, random_suffix};
+
+/// Kept at the path tests have used; the type lives with the pod phases.
+pub use crate::pods::PodPhase;
 
 const SNAP: &str = "snapshot.storage.k8s.io";
 const GROUP_SNAP: &str = "groupsnapshot.storage.k8s.io";
@@ -32,21 +36,6 @@ pub struct Controllers {
     pub state_dir: PathBuf,
     /// Delay between snapshot creation and readyToUse.
     pub snapshot_delay: Duration,
-}
-
-/// Backing directory of a PVC.
-pub fn pvc_dir(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
-    state_dir.join("pvcs").join(ns).join(name)
-}
-
-/// Snapshot store directory of a snapshot handle.
-pub fn snapshot_dir(state_dir: &Path, handle: &str) -> PathBuf {
-    state_dir.join("snapshots").join(handle)
-}
-
-/// Per-pod directory of an emptyDir volume.
-pub fn empty_dir(state_dir: &Path, ns: &str, pod: &str, volume: &str) -> PathBuf {
-    state_dir.join("pods").join(ns).join(pod).join(volume)
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -89,92 +78,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// Pod phases tests can force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodPhase {
-    /// Running and Ready.
-    Running,
-    /// Running, Ready=False.
-    NotReady,
-    /// Pending (ContainerCreating).
-    Pending,
-    /// Running with containers in CrashLoopBackOff.
-    CrashLoop,
-    /// Every container exited 0 (a Job's pod that completed).
-    Succeeded,
-    /// A container exited 1 (a Job's pod that failed).
-    Failed,
-}
-
-impl PodPhase {
-    /// Whether the pod's containers have ended for good (logs stop following, exec is refused).
-    pub fn is_terminal(phase: &str) -> bool {
-        matches!(phase, "Succeeded" | "Failed")
-    }
-}
-
-impl FromStr for PodPhase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "Running" => Ok(PodPhase::Running),
-            "NotReady" => Ok(PodPhase::NotReady),
-            "Pending" => Ok(PodPhase::Pending),
-            "CrashLoop" | "CrashLoopBackOff" => Ok(PodPhase::CrashLoop),
-            "Succeeded" => Ok(PodPhase::Succeeded),
-            "Failed" => Ok(PodPhase::Failed),
-            other => Err(format!(
-                "unknown pod phase {other:?}: expected Running, NotReady, Pending, CrashLoop, Succeeded or Failed"
-            )),
-        }
-    }
-}
-
-/// The status a pod has in `phase`, stamped with `now`.
-pub fn pod_status(pod: &Value, phase: PodPhase, now: &str) -> Value {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ready = phase == PodPhase::Running;
-    let started_at = pod
-        .pointer("/status/startTime")
-        .cloned()
-        .unwrap_or(json!(now));
-    let cond = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
-    let statuses: Vec<Value> = containers
-        .iter()
-        .map(|c| {
-            let state = match phase {
-                PodPhase::Running | PodPhase::NotReady => json!({"running": {"startedAt": now}}),
-                PodPhase::Pending => json!({"waiting": {"reason": "ContainerCreating"}}),
-                PodPhase::CrashLoop => json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}),
-                PodPhase::Succeeded => json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started_at, "finishedAt": now}}),
-                PodPhase::Failed => json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": now}}),
-            };
-            json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": format!("kube-sim://{}", uuid::Uuid::new_v4().simple()),
-                   "ready": ready, "started": matches!(phase, PodPhase::Running | PodPhase::NotReady),
-                   "restartCount": if phase == PodPhase::CrashLoop { 5 } else { 0 }, "state": state})
-        })
-        .collect();
-    let scheduled = true;
-    let running = phase != PodPhase::Pending;
-    json!({
-        "phase": match phase {
-            PodPhase::Pending => "Pending",
-            PodPhase::Succeeded => "Succeeded",
-            PodPhase::Failed => "Failed",
-            PodPhase::Running | PodPhase::NotReady | PodPhase::CrashLoop => "Running",
-        },
-        "conditions": [cond("PodScheduled", scheduled), cond("Initialized", running), cond("ContainersReady", ready), cond("Ready", ready)],
-        "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-        "startTime": pod.pointer("/status/startTime").cloned().unwrap_or(json!(now)),
-        "containerStatuses": statuses,
-        "qosClass": "BestEffort",
-    })
-}
-
 /// Whether a Job has finished: `Some(true)` with a true Complete condition, `Some(false)` with a true Failed one.
 fn job_succeeded(job: &Value) -> Option<bool> {
     job.pointer("/status/conditions")
@@ -186,26 +89,6 @@ fn job_succeeded(job: &Value) -> Option<bool> {
             "Failed" => Some(false),
             _ => None,
         })
-}
-
-/// Force a pod's phase (library and /_sim/pods).
-pub fn set_pod_phase(
-    store: &Store,
-    ns: &str,
-    name: &str,
-    phase: PodPhase,
-) -> Result<Value, ApiError> {
-    let now = store.clock().now_rfc3339();
-    let res = store
-        .resource("", "pods")
-        .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    store
-        .modify(&res, "v1", ns, name, Part::Raw, false, |p| {
-            let mut p = p.clone();
-            p["status"] = pod_status(&p, phase, &now);
-            Ok(p)
-        })
-        .map_err(|_| ApiError::not_found("", "pods", name))
 }
 
 impl Controllers {

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::clock::SimClock;
-use crate::pod_logs::{PodLogs, log_container};
 use crate::resources::{Registry, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -114,14 +113,21 @@ pub enum Part {
     Raw,
 }
 
+/// Data kept beside the stored objects (pod logs) that must go when its object goes. The store tells it
+/// under its lock, so no reader can see the object gone and its data still there, or the reverse.
+pub trait Companion: Send + Sync + std::fmt::Debug {
+    /// The object at `key` was removed (called with the store locked: do not call back into the store).
+    fn removed(&self, key: &Key);
+}
+
 /// The object store shared by the server, controllers and library API.
 #[derive(Debug)]
 pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     clock: SimClock,
-    /// Container output of the stored pods; dropped with the pod.
-    logs: PodLogs,
+    /// Told about every removal (pod logs drop a deleted pod's output).
+    companions: Vec<Arc<dyn Companion>>,
 }
 
 fn name_of(obj: &Value) -> String {
@@ -187,12 +193,17 @@ fn spec_part(obj: &Value) -> Value {
 impl Store {
     /// An empty store with the default namespaces and the embedded CRDs.
     pub fn new(clock: SimClock) -> Self {
+        Self::with_companions(clock, Vec::new())
+    }
+
+    /// Like [`Store::new`], telling `companions` about every removed object.
+    pub fn with_companions(clock: SimClock, companions: Vec<Arc<dyn Companion>>) -> Self {
         let (events, _) = broadcast::channel(16_384);
         let store = Store {
             state: Mutex::new(State::default()),
             events,
             clock,
-            logs: PodLogs::default(),
+            companions,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
@@ -220,29 +231,23 @@ impl Store {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The container output of the stored pods (what `pods/log` serves).
-    pub fn pod_logs(&self) -> &PodLogs {
-        &self.logs
-    }
-
-    /// Append to the log of `container` (None = the only container) of an existing pod, stamped with the clock.
-    /// Checked under the store lock, so output never outlives the pod it was written for. Returns the container.
-    pub fn append_pod_log(
+    /// Run `f` on one object by raw key (None when missing) with the store locked, so what `f` does cannot
+    /// race a write of that object.
+    pub fn with_object<R>(
         &self,
+        group: &str,
+        plural: &str,
         ns: &str,
-        pod: &str,
-        container: Option<&str>,
-        data: &[u8],
-    ) -> Result<String, ApiError> {
+        name: &str,
+        f: impl FnOnce(Option<&Value>) -> R,
+    ) -> R {
         let st = self.lock();
-        let obj = st
-            .objects
-            .get(&(String::new(), "pods".into(), ns.into(), pod.into()))
-            .ok_or_else(|| ApiError::not_found("", "pods", pod))?;
-        let container = log_container(obj, container)?;
-        self.logs
-            .append(ns, pod, &container, data, self.clock.now());
-        Ok(container)
+        f(st.objects.get(&(
+            group.to_string(),
+            plural.to_string(),
+            ns.to_string(),
+            name.to_string(),
+        )))
     }
 
     /// Subscribe to every future event.
@@ -736,8 +741,8 @@ impl Store {
 
     fn remove_key(&self, st: &mut State, key: &Key) -> Option<Value> {
         let mut obj = st.objects.remove(key)?;
-        if key.0.is_empty() && key.1 == "pods" {
-            self.logs.remove_pod(&key.2, &key.3);
+        for c in &self.companions {
+            c.removed(key);
         }
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());

@@ -2,6 +2,7 @@
 //! authentication and RBAC, records every request, and renders results as JSON, Tables or watch streams.
 
 mod discovery;
+mod exec;
 mod logs;
 mod openapi;
 mod sim_debug;
@@ -23,6 +24,7 @@ use crate::clock::SimClock;
 use crate::faults::{FaultAction, Faults};
 use crate::patch::{PatchType, apply_patch};
 use crate::paths::{self, Route};
+use crate::pod_logs::PodLogs;
 use crate::rbac::{self, Attributes, Tokens, UserInfo};
 use crate::requests::RequestLog;
 use crate::resources::{ResourceInfo, is_virtual};
@@ -38,6 +40,8 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct Shared {
     /// Object store.
     pub store: Arc<Store>,
+    /// Container output of the stored pods (a companion of the store: dropped with the pod).
+    pub logs: Arc<PodLogs>,
     /// Simulated clock.
     pub clock: SimClock,
     /// Injected faults.
@@ -52,13 +56,13 @@ pub struct Shared {
     pub state_dir: PathBuf,
 }
 
-/// The full router. The exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) is added by the exec module
-/// in front of this router's fallback.
+/// The full router: the exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) in front of the fallback that
+/// serves every other path.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             &paths::exec_template(),
-            axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle),
+            axum::routing::get(exec::handle).post(exec::handle),
         )
         .fallback(handle)
         .with_state(shared)
