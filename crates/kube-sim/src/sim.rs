@@ -16,6 +16,7 @@ use crate::container::{self, ContainerContext, ResolveError};
 use crate::faults::Faults;
 use crate::pods::{self, PodPhase};
 use crate::requests::RequestLog;
+use crate::resources::ResourceInfo;
 use crate::server::{self, Shared};
 use crate::status::ApiError;
 use crate::{controllers, paths, pod_logs, rbac, state_dir, store, tls};
@@ -389,17 +390,7 @@ impl Sim {
         name: &str,
         patch: &Value,
     ) -> Result<Value, ApiError> {
-        let (group, version) = paths::split_api_version(api_version);
-        let res = self
-            .shared
-            .store
-            .resource(group, plural)
-            .ok_or_else(|| ApiError::not_found(group, plural, name))?;
-        let ns = if res.namespaced {
-            ns.unwrap_or("default")
-        } else {
-            ""
-        };
+        let (res, version, ns) = self.target(api_version, plural, ns, name)?;
         self.shared
             .store
             .modify(&res, version, ns, name, store::Part::Raw, false, |old| {
@@ -417,7 +408,20 @@ impl Sim {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let (group, _) = paths::split_api_version(api_version);
+        let (res, _, ns) = self.target(api_version, plural, ns, name)?;
+        self.shared.store.delete(&res, ns, name, None, None, false)
+    }
+
+    /// The resource, version and namespace (`default` when None, "" for cluster-scoped) a library call on
+    /// `name` addresses; 404 for an unknown resource.
+    fn target<'a>(
+        &self,
+        api_version: &'a str,
+        plural: &str,
+        ns: Option<&'a str>,
+        name: &str,
+    ) -> Result<(ResourceInfo, &'a str, &'a str), ApiError> {
+        let (group, version) = paths::split_api_version(api_version);
         let res = self
             .shared
             .store
@@ -428,7 +432,7 @@ impl Sim {
         } else {
             ""
         };
-        self.shared.store.delete(&res, ns, name, None, None, false)
+        Ok((res, version, ns))
     }
 
     /// The simulated clock.
