@@ -518,10 +518,10 @@ mod tests {
     fn seeded() -> (Store, tempfile::TempDir) {
         let store = Store::new(SimClock::new(None));
         let dir = tempfile::tempdir().expect("tempdir");
-        store.put_raw("", "secrets", json!({"metadata": {"name": "db", "namespace": "app"}, "data": {"password": "czNjcjN0"}})).expect("secret");
-        store.put_raw("", "configmaps", json!({"metadata": {"name": "cfg", "namespace": "app"}, "data": {"DB": "shop", "MODE": "fast"}})).expect("cm");
+        store.load("", "secrets", json!({"metadata": {"name": "db", "namespace": "app"}, "data": {"password": "czNjcjN0"}})).expect("secret");
+        store.load("", "configmaps", json!({"metadata": {"name": "cfg", "namespace": "app"}, "data": {"DB": "shop", "MODE": "fast"}})).expect("cm");
         store
-            .put_raw("", "pods", json!({"metadata": {"name": "db-0", "namespace": "app", "labels": {"tier": "db"}},
+            .load("", "pods", json!({"metadata": {"name": "db-0", "namespace": "app", "labels": {"tier": "db"}},
                 "spec": {"containers": [{"name": "postgres", "image": "postgres:17", "workingDir": "/work",
                     "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
                     "env": [{"name": "POSTGRES_USER", "value": "app"},

@@ -570,7 +570,7 @@ pub fn load_yaml(store: &store::Store, yaml: &str) -> Result<Vec<Value>, SimErro
             })?;
         out.push(
             store
-                .put_raw(group, &plural, doc)
+                .load(group, &plural, doc)
                 .map_err(|source| SimError::Load { what, source })?,
         );
     }

@@ -1,6 +1,8 @@
 //! The object store: every object keyed by (group, resource, namespace, name), one global resourceVersion,
 //! a bounded event history for watches, and the create/update/delete rules of the apiserver's registry
 //! (generateName, uid, timestamps from the sim clock, status subresources, finalizers, owner-reference GC).
+//! API requests and the cluster's own writes (controllers, library) share one write API, `create`, `modify` and
+//! `delete`, told apart by [`Part`]; `load` brings objects in verbatim (`--apply`, seeds).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -109,7 +111,7 @@ pub enum Part {
     Main,
     /// The status subresource: only status changes are kept.
     Status,
-    /// Everything (library, --apply and controllers).
+    /// Everything, unvalidated: the cluster's own writes (controllers, library patches and deletes).
     Raw,
 }
 
@@ -207,12 +209,12 @@ impl Store {
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
-            let _ = store.put_raw("", "namespaces", obj);
+            let _ = store.load("", "namespaces", obj);
         }
         for crd in crate::resources::embedded_crd_objects() {
-            let _ = store.put_raw("apiextensions.k8s.io", "customresourcedefinitions", crd);
+            let _ = store.load("apiextensions.k8s.io", "customresourcedefinitions", crd);
         }
-        let _ = store.put_raw(
+        let _ = store.load(
             "",
             "nodes",
             json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "kube-sim", "labels": {"kubernetes.io/hostname": "kube-sim"}},
@@ -357,7 +359,9 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         if part == Part::Raw {
-            return self.insert_new(res, ns, obj, dry_run);
+            // The cluster's own create: the object as given, no defaulting, validation or namespace check.
+            let mut st = self.lock();
+            return self.insert_new(&mut st, res, ns, obj, dry_run);
         }
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -429,24 +433,7 @@ impl Store {
         validation::validate(res, version, &obj, None)?;
         let mut st = self.lock();
         Self::check_namespace(&st, res, ns)?;
-        let key: Key = (
-            res.group.clone(),
-            res.plural.clone(),
-            ns_key(res, ns),
-            name.clone(),
-        );
-        if st.objects.contains_key(&key) {
-            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
-        }
-        if dry_run {
-            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
-            obj["metadata"]["creationTimestamp"] = json!(self.clock.now_rfc3339());
-            return Ok(obj);
-        }
-        self.stamp_new(&mut st, &mut obj);
-        st.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut st, EventType::Added, &key, obj.clone());
-        Ok(obj)
+        self.insert_new(&mut st, res, ns, obj, dry_run)
     }
 
     /// Get one object.
@@ -779,9 +766,10 @@ impl Store {
         }
     }
 
-    /// Insert or replace an object verbatim (status and timestamps kept), as `--apply` and the library do.
-    /// Missing uid/creationTimestamp are filled in; a missing namespace is created.
-    pub fn put_raw(&self, group: &str, plural: &str, mut obj: Value) -> Result<Value, ApiError> {
+    /// Load an object verbatim (status and timestamps kept), inserting or replacing it, as `--apply`, seeds and
+    /// `Sim::apply_yaml` do: bringing a state in, not a write any client or controller makes (those go through
+    /// `create`/`modify`/`delete`). Missing uid/creationTimestamp are filled in; a missing namespace is created.
+    pub fn load(&self, group: &str, plural: &str, mut obj: Value) -> Result<Value, ApiError> {
         let res = self
             .resource(group, plural)
             .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
@@ -810,7 +798,7 @@ impl Store {
                 ns.clone(),
             ));
             if !exists {
-                self.put_raw("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
+                self.load("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
             }
         }
         if obj.get("apiVersion").and_then(Value::as_str).is_none() {
@@ -902,16 +890,17 @@ impl Store {
             .cloned()
     }
 
-    /// The cluster's own create: the object as given, stamped like a POST, no defaulting or validation.
+    /// Store a new object under its key (409 when taken): stamped (uid, creationTimestamp, resourceVersion),
+    /// kept and announced. A dry run stores nothing and returns what would have been stored.
     fn insert_new(
         &self,
+        st: &mut State,
         res: &ResourceInfo,
         ns: &str,
         mut obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let name = name_of(&obj);
-        let mut st = self.lock();
         let key: Key = (
             res.group.clone(),
             res.plural.clone(),
@@ -922,11 +911,13 @@ impl Store {
             return Err(ApiError::already_exists(&res.group, &res.plural, &name));
         }
         if dry_run {
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["creationTimestamp"] = json!(self.clock.now_rfc3339());
             return Ok(obj);
         }
-        self.stamp_new(&mut st, &mut obj);
+        self.stamp_new(st, &mut obj);
         st.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut st, EventType::Added, &key, obj.clone());
+        self.emit(st, EventType::Added, &key, obj.clone());
         Ok(obj)
     }
 }
