@@ -10,6 +10,7 @@ use crate::selectors::LabelSelector;
 use crate::state_dir::{pvc_dir, snapshot_dir};
 
 impl Controllers {
+    /// Cut a new group snapshot: every Bound PVC its selector matches, copied at one instant.
     pub(super) fn reconcile_vgs(&self, vgs: &Value) {
         if vgs
             .pointer("/status/boundVolumeGroupSnapshotContentName")

@@ -22,6 +22,7 @@ fn job_succeeded(job: &Value) -> Option<bool> {
 }
 
 impl Controllers {
+    /// Start a new Job: the default selector, an active status and its one pod.
     pub(super) fn reconcile_job(&self, job: &Value) {
         let ns = s(job, "/metadata/namespace").to_string();
         let name = s(job, "/metadata/name").to_string();

@@ -167,6 +167,7 @@ impl Controllers {
         }
     }
 
+    /// Route one store event to the controller that owns it.
     fn handle(self: &Arc<Self>, ev: &Event) {
         let obj = &ev.object;
         match (ev.group.as_str(), ev.plural.as_str(), ev.etype) {
@@ -198,6 +199,7 @@ impl Controllers {
         }
     }
 
+    /// The class of `plural` marked default by `annotation` (and of `driver`, when given).
     fn default_class(
         &self,
         group: &str,

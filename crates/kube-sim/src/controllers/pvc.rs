@@ -3,6 +3,7 @@
 //! then); a deleted claim takes its directory and volume with it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -23,7 +24,7 @@ impl Controllers {
     }
 
     /// A claim was added or changed: bind it, then cut the snapshots that were waiting for it.
-    pub(super) fn on_pvc_changed(self: &std::sync::Arc<Self>, pvc: &Value) {
+    pub(super) fn on_pvc_changed(self: &Arc<Self>, pvc: &Value) {
         let ns = s(pvc, "/metadata/namespace");
         let name = s(pvc, "/metadata/name");
         self.reconcile_pvc(pvc);
@@ -36,6 +37,7 @@ impl Controllers {
         }
     }
 
+    /// Bind an unbound claim: its directory (restored from the snapshot it names, if any), a PV, status Bound.
     pub(super) fn reconcile_pvc(&self, pvc: &Value) {
         let ns = s(pvc, "/metadata/namespace").to_string();
         let name = s(pvc, "/metadata/name").to_string();

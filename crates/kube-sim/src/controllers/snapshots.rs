@@ -52,6 +52,7 @@ impl Controllers {
         }
     }
 
+    /// Record `message` as the snapshot's error (once: an unchanged error is not rewritten).
     fn set_vs_error(&self, ns: &str, name: &str, message: &str) {
         let now = self.store.clock().now_rfc3339();
         self.mutate(SNAP, "volumesnapshots", ns, name, |v| {
@@ -63,6 +64,9 @@ impl Controllers {
         });
     }
 
+    /// Cut a new dynamic snapshot (class, bound PVC, data copied now, content created, ready after the delay)
+    /// or bind a pre-provisioned one; failures become the snapshot's status error, worded like the snapshot
+    /// controller's.
     pub(super) fn reconcile_vs(self: &Arc<Self>, vs: &Value) {
         if vs.pointer("/metadata/deletionTimestamp").is_some()
             || vs
@@ -165,6 +169,7 @@ impl Controllers {
         self.arm_ready(ns, name, vsc_name, created_rfc, capacity);
     }
 
+    /// After the snapshot delay (and while no fault holds it back) mark content and snapshot readyToUse.
     fn arm_ready(
         self: &Arc<Self>,
         ns: String,
@@ -195,6 +200,7 @@ impl Controllers {
         });
     }
 
+    /// Bind a snapshot to the pre-provisioned content it names, ready at once with the content's time and size.
     fn bind_preprovisioned(&self, vs: &Value, content_name: &str) {
         let ns = s(vs, "/metadata/namespace").to_string();
         let name = s(vs, "/metadata/name").to_string();
@@ -250,6 +256,7 @@ impl Controllers {
         });
     }
 
+    /// A snapshot went: its content goes too when the Delete policy says so.
     pub(super) fn on_vs_deleted(&self, vs: &Value) {
         let bound = s(vs, "/status/boundVolumeSnapshotContentName").to_string();
         let name = if bound.is_empty() {

@@ -97,6 +97,8 @@ impl Controllers {
         pod
     }
 
+    /// Bring a Deployment (`plural` "deployments", through its ReplicaSet) or StatefulSet to its replicas and
+    /// template, then update the status of everything it owns.
     pub(super) fn reconcile_workload(&self, plural: &str, w: &Value) {
         if w.pointer("/metadata/deletionTimestamp").is_some() {
             return;
@@ -257,6 +259,7 @@ impl Controllers {
         }
     }
 
+    /// Count the ready pods of a workload (a Deployment's through its ReplicaSets) into its status.
     fn update_workload_status(&self, group: &str, plural: &str, w: &Value) {
         let ns = s(w, "/metadata/namespace").to_string();
         let name = s(w, "/metadata/name").to_string();
