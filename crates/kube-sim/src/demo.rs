@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::{Sim, SimError};
+use crate::sim::{Sim, SimError};
 
 /// The plan the demo runs; its `port: 5432` is replaced by the demo server's port.
 const PLAN_TEMPLATE: &str = include_str!("../../../plans/demo.yaml");
