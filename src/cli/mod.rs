@@ -8,7 +8,6 @@ mod completions;
 pub mod controller;
 pub mod db;
 pub mod delete;
-mod dump_file;
 pub mod exporter;
 pub mod list;
 pub mod plan;
