@@ -1,7 +1,7 @@
 //! Log setup: human-readable on a terminal, one JSON object per line for CronJobs (`--log-format json`).
 
 use crate::cli::{GlobalArgs, LogFormat};
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global tracing subscriber. Logs go to stderr so stdout stays machine-readable.

@@ -7,7 +7,7 @@ use crate::ops::OpsError;
 use crate::ops::delete::{check_deletable, confirms, summary};
 use crate::ops::style::Style;
 use clap::Args;
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::io::{BufRead, Write};
 
 #[derive(Debug, Args)]

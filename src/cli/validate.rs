@@ -3,7 +3,7 @@
 use crate::Exit;
 use crate::plan::{self, Diag, Diagnostics, Profiles};
 use clap::{Args, ValueEnum};
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 

@@ -8,8 +8,8 @@
 
 use super::exec::{ExitStatus, KubeExec, exit_status};
 use crate::engine::ports::{ContainerRef, ExecError};
-use is_terminal::IsTerminal;
 use kube::api::TerminalSize;
+use std::io::IsTerminal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound on what may precede the ready token (motd, shell noise) before we give up.
