@@ -159,14 +159,21 @@ async fn send_group(
         url: target.clone(),
         message,
     };
-    let mut client = reqwest::Client::builder()
+    // reqwest always wants a TLS config (without one it looks for a process-wide crypto provider, which we do not
+    // install); a plain http:// push gets one that trusts nothing, so the CA bundle is only read for https://.
+    let tls = if endpoint.tls {
+        tls_config(system_roots().map_err(connect_err)?)
+    } else {
+        tls_config(rustls::RootCertStore::empty())
+    }
+    .map_err(connect_err)?;
+    let client = reqwest::Client::builder()
         .http1_only()
         .no_proxy()
-        .timeout(PUSH_TIMEOUT);
-    if endpoint.tls {
-        client = client.tls_backend_preconfigured(tls_config().map_err(connect_err)?);
-    }
-    let client = client.build().map_err(|e| connect_err(chain(&e)))?;
+        .timeout(PUSH_TIMEOUT)
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| connect_err(chain(&e)))?;
     let response = client
         .request(method, &target)
         .header(reqwest::header::CONTENT_TYPE, family::CONTENT_TYPE)
@@ -200,7 +207,7 @@ fn send_error(error: &reqwest::Error, target: &str) -> PushError {
     }
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = rustls_error(cause) {
             return PushError::Connect {
                 url: target.to_string(),
                 message: format!("TLS handshake failed: {tls}"),
@@ -211,6 +218,17 @@ fn send_error(error: &reqwest::Error, target: &str) -> PushError {
     PushError::Connect {
         url: target.to_string(),
         message: chain(error),
+    }
+}
+
+/// The rustls error inside `error`: rustls reports through (nested) io::Errors, whose `source()` skips the error
+/// they wrap, so each one is opened with `get_ref`.
+fn rustls_error<'e>(mut error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    loop {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        error = error.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
 }
 
@@ -276,9 +294,8 @@ fn split_url(url: &str) -> Result<Endpoint, PushError> {
     })
 }
 
-/// The client side of TLS: the system's roots (or those `SSL_CERT_FILE` / `SSL_CERT_DIR` name), ring as the
-/// crypto provider.
-fn tls_config() -> Result<rustls::ClientConfig, String> {
+/// The system's CA certificates (or those `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
+fn system_roots() -> Result<rustls::RootCertStore, String> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
@@ -292,6 +309,11 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
             "no CA certificates found to verify it{why}; set SSL_CERT_FILE to a PEM bundle"
         ));
     }
+    Ok(roots)
+}
+
+/// The client side of TLS: `roots` as trust anchors, ring as the crypto provider, HTTP/1.1.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
