@@ -1,7 +1,7 @@
 //! `backup-ns delete SNAPSHOT...`: deletes VolumeSnapshots so that the storage snapshots go too (content set to
 //! `deletionPolicy: Delete` first, then the VolumeSnapshot). Shows what goes and asks first unless `--yes`.
 
-use super::list::{ClusterArgs, block_on, emit, report};
+use super::common::{ClusterArgs, block_on, emit, report};
 use crate::Exit;
 use crate::ops::OpsError;
 use crate::ops::delete::{check_deletable, confirms, summary};

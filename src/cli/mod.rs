@@ -4,6 +4,7 @@ use crate::Exit;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod adhoc;
+pub mod common;
 mod completions;
 pub mod controller;
 pub mod db;

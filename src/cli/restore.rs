@@ -1,7 +1,7 @@
 //! `backup-ns restore SNAPSHOT --pvc NEW`: a new PersistentVolumeClaim from a VolumeSnapshot. Never overwrites
 //! a claim, refuses a snapshot that is not ready, `-o yaml|json` prints the claim without creating it.
 
-use super::list::{ClusterArgs, block_on, emit};
+use super::common::{ClusterArgs, block_on, emit};
 use crate::Exit;
 use crate::cluster::ClusterError;
 use crate::ops::OpsError;
@@ -135,7 +135,7 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
                 ))?;
             }
             Err(err @ ClusterError::NotReady { .. }) => {
-                super::list::report(&format!(
+                super::common::report(&format!(
                     "{err}; a StorageClass with volumeBindingMode WaitForFirstConsumer binds only once a pod \
                      mounts the claim (`kubectl -n {ns} describe pvc {}` shows why it waits)",
                     args.pvc
