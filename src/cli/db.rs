@@ -9,7 +9,6 @@
 use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::engine::ports::{ContainerRef, PodResolver};
 use crate::engine::steps;
 use crate::hooks::dbops::{
     self, DbHook, DbOpsError, DbSession, DownloadOptions, PreparedRestore, StopSignals, human_bytes,
@@ -18,6 +17,8 @@ use crate::ops::age::human_age;
 use crate::plan::model::{self, DbDump, HookAction, HookKind};
 use crate::plan::{HookSelector, SelectError, select_hook};
 use crate::settings::{self, Overrides};
+use crate::vocab::exec::PodResolver;
+use crate::vocab::workload::ContainerRef;
 use clap::{Args, Subcommand};
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;

@@ -9,7 +9,8 @@
 use super::dump_file::DumpWriter;
 use super::{DbHook, DbOpsError, DbSession, DumpFormat, human_bytes};
 use crate::Exit;
-use crate::engine::ports::{ContainerRef, ExecError, ExecResult};
+use crate::vocab::exec::{ExecError, ExecResult};
+use crate::vocab::workload::ContainerRef;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@
 use super::{
     DbHook, DbOpsError, DbSession, DumpFormat, RestoreSource, bootstrap_argv, human_bytes,
 };
-use crate::engine::ports::{ExecRequest, Stdin, StdoutSink};
 use crate::hooks::script::ScriptOutput;
+use crate::vocab::exec::{ExecRequest, Stdin, StdoutSink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt as _;

@@ -3,9 +3,10 @@
 //! the dump itself (the very hook `run` executes). Everything the container prints is redacted of the password.
 
 use super::{DbHook, DbOpsError, DumpFormat, decode_head};
-use crate::engine::ports::{ContainerExec, ContainerRef, ExecRequest, Stdin, StdoutSink};
 use crate::hooks::script::ScriptOutput;
 use crate::hooks::{self, HookReport};
+use crate::vocab::exec::{ContainerExec, ExecRequest, Stdin, StdoutSink};
+use crate::vocab::workload::ContainerRef;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -137,8 +138,8 @@ impl DbSession<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::engine::ports::{ExecError, ExecResult};
     use crate::hooks::PostgresDump;
+    use crate::vocab::exec::{ExecError, ExecResult};
     use futures::future::BoxFuture;
     use std::sync::Mutex;
 
