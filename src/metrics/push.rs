@@ -324,41 +324,24 @@ fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, Stri
     Ok(config)
 }
 
+/// Bytes a path segment keeps as they are: RFC 3986's unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn percent_encode(value: &str) -> String {
-    let mut s = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            s.push(b as char);
-        } else {
-            let _ = write!(s, "%{b:02X}");
-        }
-    }
-    s
+    percent_encoding::utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
-/// URL-safe base64 with padding, as the Pushgateway's `@base64` path form expects.
+/// URL-safe base64 with padding, as the Pushgateway's `@base64` path form expects; the empty value is `=`.
 fn base64_url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut s = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
+    use base64::Engine as _;
     if data.is_empty() {
-        s.push('=');
+        return "=".to_string();
     }
-    s
+    base64::engine::general_purpose::URL_SAFE.encode(data)
 }
 
 #[cfg(test)]
@@ -375,6 +358,12 @@ mod tests {
             group_path("j", &[("x", "")]).unwrap(),
             "/metrics/job/j/x@base64/="
         );
+    }
+
+    #[test]
+    fn plain_values_are_percent_encoded() {
+        assert_eq!(percent_encode("a b~c.d-e_f"), "a%20b~c.d-e_f");
+        assert_eq!(percent_encode("ä?"), "%C3%A4%3F");
     }
 
     #[test]
