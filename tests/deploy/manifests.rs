@@ -33,7 +33,7 @@ fn container_args(manifest: &[serde_json::Value], cronjob: &str) -> Vec<String> 
 
 #[test]
 fn tenant_configmap_plan_validates() {
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns.yaml"));
     let cm = doc(&manifest, "ConfigMap", "backup-ns-plan");
     let plan = cm["data"]["plan.yaml"]
         .as_str()
@@ -63,7 +63,7 @@ fn every_plan_in_plans_validates() {
 
 #[test]
 fn tenant_cronjob_args_are_a_valid_run_command_line() {
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns.yaml"));
     let args = container_args(&manifest, "backup");
     let cli = Cli::try_parse_from(std::iter::once("backup-ns".to_owned()).chain(args.clone()))
         .unwrap_or_else(|e| panic!("CronJob args {args:?} do not parse: {e}"));
@@ -92,7 +92,7 @@ fn tenant_cronjob_args_are_a_valid_run_command_line() {
 
 #[test]
 fn controller_cronjob_args_are_a_valid_controller_command_line() {
-    let manifest = docs(&read("deploy/backup-ns-controller.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns-controller.yaml"));
     let args = container_args(&manifest, "backup-ns-controller");
     let cli = Cli::try_parse_from(std::iter::once("backup-ns".to_owned()).chain(args.clone()))
         .unwrap_or_else(|e| panic!("CronJob args {args:?} do not parse: {e}"));
@@ -114,9 +114,9 @@ fn helm_chart_default_plan_validates() {
 
 #[test]
 fn helm_chart_rbac_matches_the_tenant_manifest() {
-    // The chart's Role template must grant exactly the rules of deploy/backup-ns.yaml's Role (the security
+    // The chart's Role template must grant exactly the rules of deploy/static/backup-ns.yaml's Role (the security
     // split); the template holds them verbatim below a marker, so compare the parsed rules.
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns.yaml"));
     let role = doc(&manifest, "Role", "backup-ns");
     let template = read("charts/backup-ns/templates/rbac.yaml");
     let (_, after) = template
@@ -135,7 +135,7 @@ fn helm_chart_rbac_matches_the_tenant_manifest() {
         serde_saphyr::from_str(&format!("rules:\n{rules_text}")).expect("rules parse");
     assert_eq!(
         rules["rules"], role["rules"],
-        "chart Role rules drift from deploy/backup-ns.yaml"
+        "chart Role rules drift from deploy/static/backup-ns.yaml"
     );
 }
 
