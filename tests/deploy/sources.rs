@@ -181,3 +181,32 @@ fn the_normalisation_keeps_real_differences() {
     assert_ne!(cronjob(&base), cronjob(&changed));
     assert_eq!(cronjob(&changed)["spec"]["schedule"], "0 3 * * *");
 }
+
+#[test]
+fn the_example_overlay_changes_only_the_namespace_the_plan_and_the_schedule() {
+    // The base with the tenant's three settings applied by hand must equal the overlay's render.
+    let base = serde_json::to_string(&kustomize("deploy/kustomize/namespace")).expect("json");
+    let mut expected: Vec<Value> =
+        serde_json::from_str(&base.replace("my-app", "shop")).expect("json");
+    for d in &mut expected {
+        match d["kind"].as_str() {
+            Some("CronJob") => d["spec"]["schedule"] = "45 1 * * *".into(),
+            Some("ConfigMap") => {
+                d["data"]["plan.yaml"] = read("deploy/kustomize/example-tenant/plan.yaml").into();
+            }
+            _ => {}
+        }
+    }
+    let overlay = objects(kustomize("deploy/kustomize/example-tenant"), &[]);
+    assert_same(
+        "example overlay vs base + tenant settings",
+        &objects(expected, &[]),
+        &overlay,
+    );
+    assert!(
+        overlay
+            .iter()
+            .any(|d| d["metadata"]["name"] == "backup-ns-cluster-read-shop"),
+        "the overlay names the tenant's cluster-read binding after its namespace"
+    );
+}
