@@ -58,7 +58,7 @@ fn the_schema_rejects_keys_the_chart_does_not_know_at_every_level() {
         "concurrencyPolicy=Sometimes",
         "logFormat=xml",
         "roleBinding.roleRef.kind=Group",
-        "envData.DATABASE_URL=x",
+        "envData.BAK-DB=x",
     ] {
         let out = helm(&["template", "x", CHART, "--set", bad]);
         assert!(
