@@ -1,6 +1,7 @@
 //! The renders against an API server: `kubectl apply --dry-run=server` of every static file, kustomize build and
 //! Helm values combination, and a real Helm release lifecycle (install, upgrade changing the plan, uninstall) on
-//! kube-sim. Helm keeps each release revision in a Secret labelled `owner=helm`; the test reads them back.
+//! kube-sim, also for a release whose values file was written for the original chart. Helm keeps each release
+//! revision in a Secret labelled `owner=helm`; the tests read them back.
 
 use super::tools::{
     KUSTOMIZE_DIRS, MATRIX, STATIC_FILES, helm_cmd, helm_template_text, kustomize_text,
@@ -283,4 +284,35 @@ async fn helm_installs_upgrades_with_a_new_plan_and_uninstalls_on_kube_sim() {
         )
         .is_some()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_with_the_original_values_file_installs_and_upgrades_unchanged() {
+    let (sim, home) = start().await;
+    let chart = super::tools::CHART;
+    let values = "tests/deploy/fixtures/original-values.yaml";
+    for verb in ["install", "upgrade"] {
+        let out = helm_on(
+            &sim,
+            home.path(),
+            &[verb, "shop", chart, "-n", "shop", "-f", values],
+        )
+        .await;
+        assert!(out.status.success(), "helm {verb}: {}", text(&out));
+        let cronjob = sim
+            .get("batch/v1", "cronjobs", Some("shop"), "shop-backup")
+            .expect("the original's CronJob name");
+        let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "shop-backup-sa");
+        assert_eq!(
+            pod["containers"][0]["envFrom"][0]["configMapRef"]["name"],
+            "shop-backup-env"
+        );
+        assert!(
+            sim.get("v1", "configmaps", Some("shop"), "shop-backup-env")
+                .is_some()
+        );
+    }
+    let secrets = release_secrets(&sim, "shop", "shop");
+    assert_eq!(status_of(&secrets, "2"), "deployed");
 }
