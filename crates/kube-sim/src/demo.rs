@@ -273,7 +273,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     Ok(report)
 }
 
-/// The cluster-wide retention pass, as deploy/backup-ns-controller.yaml runs it. The demo deletes dozens of
+/// The cluster-wide retention pass, as deploy/static/backup-ns-controller.yaml runs it. The demo deletes dozens of
 /// snapshots a year; the production pause between deletions (5s, to spread load on the storage backend) would
 /// only make it slow.
 const CONTROLLER_ARGS: [&str; 4] = ["controller", "-A", "--delete-pause", "0s"];

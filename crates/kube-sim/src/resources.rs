@@ -150,6 +150,16 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ),
         builtin("", "secrets", "Secret", true, &[], &[], &[]),
         builtin("", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
+        // Stored only (no endpoints, no cluster IPs): the shipped manifests and the Helm chart create one.
+        builtin(
+            "",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            &["all"],
+            &["status"],
+        ),
         builtin(
             "",
             "persistentvolumeclaims",
