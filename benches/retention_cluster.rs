@@ -222,7 +222,7 @@ async fn run() {
     let synced = sync::sync_listed(&cluster, &listed, PAGE, true)
         .await
         .expect("sync");
-    let dry = apply::apply_listed(&cluster, listed, &options, &clock).await;
+    let dry = apply::apply_listed(&cluster, &listed, &options, &clock).await;
     let dry_wall = t.elapsed();
     println!(
         "\n1. controller -A --dry-run: {:.2} s wall",

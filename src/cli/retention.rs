@@ -409,8 +409,15 @@ fn run_simulate(args: SimulateArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    let policy = match args.policy.resolve(defaults) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("error: --policy: {e}");
+            return Exit::Usage;
+        }
+    };
     let scenario = Scenario {
-        policy: args.policy.0,
+        policy,
         defaults,
         start,
         days,

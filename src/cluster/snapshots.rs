@@ -20,27 +20,13 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+pub use crate::vocab::scope::Scope;
+
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
 pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
 
 /// Default page size of paginated lists (the apiserver's own default chunk size is 500).
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
-
-/// Which namespaces a list covers: `-A` or one namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    Namespace(String),
-}
-
-impl Scope {
-    fn namespace(&self) -> Option<&str> {
-        match self {
-            Scope::All => None,
-            Scope::Namespace(ns) => Some(ns),
-        }
-    }
-}
 
 /// A VolumeSnapshot to create for one PVC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use super::steps::RunIdentity;
 use crate::Exit;
 use crate::clock::Clock;
 use crate::plan::{self, ExecHook, Hook, HookAction, OnError, Plan, When};
+use crate::vocab::retention::RetentionPolicy;
 use chrono::TimeZone;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -56,9 +57,8 @@ impl ClusterPort for FakeCluster {
     ) -> BoxFuture<'a, Result<String, PortError>> {
         ok(Ok("csi".into()))
     }
-    fn snapshots_of<'a>(
+    fn snapshots_in<'a>(
         &'a self,
-        _: &'a str,
         _: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>> {
         ok(Ok(Vec::new()))
@@ -146,6 +146,7 @@ impl ClusterPort for FakeCluster {
         &'a self,
         _: &'a str,
         pvcs: &'a [String],
+        _: &'a RetentionPolicy,
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
         push(

@@ -2,8 +2,8 @@
 
 use crate::cli::{backup_ns, text};
 use crate::support::{Seed, content_name, labels, namespace_doc, seed_docs, start, utc};
+use backup_ns::cluster::rebind::{RebindError, RebindOptions, rebind};
 use backup_ns::cluster::{LabelChanges, NewSnapshot, Scope};
-use backup_ns::retention::rebind::{RebindError, RebindOptions, rebind};
 use backup_ns::retention::sync::sync_labels;
 use std::time::Duration;
 
