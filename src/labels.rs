@@ -70,7 +70,7 @@ pub const TYPE_CRONJOB: &str = "cronjob";
 /// Value of [`TYPE`] for snapshots taken by hand.
 pub const TYPE_ADHOC: &str = "adhoc";
 
-pub use crate::vocab::retention::Tier;
+use crate::vocab::retention::Tier;
 
 /// The label formats of a tier (the tier itself is retention vocabulary).
 impl Tier {

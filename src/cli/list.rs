@@ -4,10 +4,11 @@
 use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::snapshots::DEFAULT_PAGE_SIZE;
-use crate::cluster::{Cluster, ConnectOptions, Scope};
+use crate::cluster::{Cluster, ConnectOptions};
 use crate::ops::OpsError;
 use crate::ops::listing::{self, Filters, Row, TableOptions};
 use crate::ops::style::Style;
+use crate::vocab::scope::Scope;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;

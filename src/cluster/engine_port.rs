@@ -4,17 +4,18 @@
 use super::client::Cluster;
 use super::core::{EventType, NewEvent, pod_reference, pvc_reference};
 use super::error::ClusterError;
-use super::label_patch::LabelChanges;
 use super::resources::VolumeSnapshot;
-use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot, Scope};
+use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot};
 use crate::clock::Clock;
-use crate::engine::ports::{
+use crate::labels::LabelChanges;
+use crate::retention::apply::{self, ApplyOptions, ContentPolicy, Operation, Status};
+use crate::retention::{Options, Phases};
+use crate::vocab::ports::{
     ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
     PortError, RetentionOutcome, SnapshotRequest, WaitError,
 };
-use crate::retention::apply::{self, ApplyOptions, ContentPolicy, Operation, Status};
-use crate::retention::{Options, Phases};
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
+use crate::vocab::scope::Scope;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};

@@ -5,7 +5,7 @@
 //! *absent*, so adding a label tests the object's `resourceVersion` instead: stricter (any concurrent write makes
 //! it fail), but a failed patch is only a conflict, and re-reading and retrying converges.
 
-pub use crate::labels::LabelChanges;
+use crate::labels::LabelChanges;
 use kube::core::ObjectMeta;
 use serde_json::{Value, json};
 

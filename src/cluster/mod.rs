@@ -46,8 +46,7 @@ pub mod tty;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
 pub use error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
-pub use label_patch::LabelChanges;
 pub use resources::{
     VolumeGroupSnapshot, VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent,
 };
-pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, PreProvisioned, Scope};
+pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, PreProvisioned};

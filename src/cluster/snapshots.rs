@@ -4,12 +4,13 @@
 
 use super::client::Cluster;
 use super::error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
-use super::label_patch::{LabelChanges, is_test_failure, label_patch};
+use super::label_patch::{is_test_failure, label_patch};
 use super::resources::{
     VolumeGroupSnapshot, VolumeGroupSnapshotSource, VolumeGroupSnapshotSpec, VolumeSnapshot,
     VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
     VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
+use crate::labels::LabelChanges;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -20,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-pub use crate::vocab::scope::Scope;
+use crate::vocab::scope::Scope;
 
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
 pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";

@@ -25,8 +25,8 @@
 //! original's 7/4/12 for the controller, the plan's own counts for `run`).
 
 use crate::clock::Clock;
-use crate::labels::{self, DELETE_AFTER, RETAIN, RETAIN_DAYS_MODE, RETAIN_GFS, Tier};
-use crate::vocab::retention::{RetentionPolicy, TierCounts};
+use crate::labels::{self, DELETE_AFTER, RETAIN, RETAIN_DAYS_MODE, RETAIN_GFS};
+use crate::vocab::retention::{RetentionPolicy, Tier, TierCounts};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::cmp::Ordering;

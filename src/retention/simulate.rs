@@ -7,9 +7,9 @@
 //! March?": a calendar of the backups present on the last day, and the restore points at the end of each month.
 
 use crate::clock::Clock;
-use crate::labels::{self, PriorSnapshot, Tier};
+use crate::labels::{self, PriorSnapshot};
 use crate::retention::policy::{self, Action, ObservedSnapshot, Options};
-use crate::vocab::retention::{RetentionPolicy, TierCounts};
+use crate::vocab::retention::{RetentionPolicy, Tier, TierCounts};
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 use serde::Serialize;

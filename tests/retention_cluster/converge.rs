@@ -6,12 +6,12 @@ use crate::support::{
     Seed, clock, label_of, names, namespace_doc, options, seed_docs, settled_content_count, start,
 };
 use backup_ns::clock::Clock;
-use backup_ns::cluster::Scope;
 use backup_ns::labels::{self, PriorSnapshot};
 use backup_ns::retention::apply::apply;
 use backup_ns::retention::simulate::{Scenario, simulate};
 use backup_ns::retention::{ObservedSnapshot, Options};
 use backup_ns::vocab::retention::{RetentionPolicy, TierCounts};
+use backup_ns::vocab::scope::Scope;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime};
 use std::collections::BTreeSet;
 

@@ -7,9 +7,9 @@ use crate::support::{
     settled_content_count, start, utc,
 };
 use backup_ns::Exit;
-use backup_ns::cluster::Scope;
 use backup_ns::retention::apply::{Status, apply, apply_listed, list_scope};
 use backup_ns::retention::{ObservedSnapshot, Options, apply_decisions, plan};
+use backup_ns::vocab::scope::Scope;
 use kube_sim::faults::{Fault, FaultAction};
 use std::collections::BTreeSet;
 

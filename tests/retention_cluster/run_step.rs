@@ -2,11 +2,10 @@
 //! its own, the plan's counts standing in where snapshots carry no policy annotation, and typed outcomes.
 
 use crate::support::{Seed, clock, labels, namespace_doc, options, seed_docs, start, utc};
-use backup_ns::cluster::Scope;
-use backup_ns::labels::Tier;
 use backup_ns::retention::apply::{Operation, Status, apply_pvcs};
 use backup_ns::retention::{Action, Options, PolicySource};
-use backup_ns::vocab::retention::TierCounts;
+use backup_ns::vocab::retention::{Tier, TierCounts};
+use backup_ns::vocab::scope::Scope;
 use chrono::NaiveDate;
 
 const NS: &str = "shop";
