@@ -62,8 +62,9 @@ impl ClusterPort for FakeCluster {
     }
     fn snapshots_in<'a>(
         &'a self,
-        _: &'a str,
+        ns: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>> {
+        push(&self.log, format!("snapshots {ns}"));
         ok(Ok(Vec::new()))
     }
     fn create_snapshot<'a>(
@@ -149,12 +150,16 @@ impl ClusterPort for FakeCluster {
         &'a self,
         _: &'a str,
         pvcs: &'a [String],
-        _: &'a RetentionPolicy,
+        policy: &'a RetentionPolicy,
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
         push(
             &self.log,
-            format!("retention {} sweep={sweep}", pvcs.join(",")),
+            format!(
+                "retention {} {} sweep={sweep}",
+                pvcs.join(","),
+                policy.to_annotation()
+            ),
         );
         ok(Ok(RetentionOutcome::default()))
     }
@@ -360,12 +365,15 @@ async fn steps_run_in_order_lock_preflight_hooks_snapshots_wait_post_retention_e
             "pvc data",
             "pvc files",
             "exec PRE",
+            // One list of the namespace for both PVCs' tier labels.
+            "snapshots shop",
             "create data",
             "create files",
             "wait",
             "wait",
             "exec POST-OK",
-            "retention data,files sweep=false",
+            // The plan's own policy goes to retention.
+            r#"retention data,files {"daily":7,"monthly":12,"weekly":4} sweep=false"#,
             "event BackupSucceeded",
             "event BackupSucceeded",
             "event BackupSucceeded",
