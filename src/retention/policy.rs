@@ -218,7 +218,8 @@ pub fn defaults_from_env(
 /// Settings of one retention run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
-    /// Counts for tiers a PVC's annotation does not set.
+    /// Counts for tiers a PVC's annotation does not set, and for PVCs without a usable annotation: the controller
+    /// defaults (`RETAIN_LAST_*`), or in `run` the plan's own counts.
     pub defaults: TierCounts,
     /// Whole days between marking and the earliest deletion day (see the module docs).
     pub grace_days: u32,
