@@ -26,8 +26,8 @@ use crate::vocab::scope::Scope;
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
 pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
 
-/// Default page size of paginated lists (the apiserver's own default chunk size is 500).
-pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Default page size of paginated lists.
+pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
 
 /// A VolumeSnapshot to create for one PVC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

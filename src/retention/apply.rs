@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Default page size of the VolumeSnapshot list (the apiserver's own default chunk size).
-pub const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Default page size of the VolumeSnapshot list.
+pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
 
 /// Label patches in flight at once (deletions stay one at a time, paced).
 pub const PATCH_CONCURRENCY: usize = 8;
