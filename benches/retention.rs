@@ -7,8 +7,9 @@
 //! Target on the 2-core box: < 200 ms and < 200 MB.
 
 use backup_ns::clock::Clock;
-use backup_ns::labels::{self, PriorSnapshot, RetainMode, RetentionCounts, TierCounts};
-use backup_ns::retention::policy::{self, Action, Options, Snapshot};
+use backup_ns::labels::{self, PriorSnapshot};
+use backup_ns::retention::policy::{self, Action, ObservedSnapshot, Options};
+use backup_ns::vocab::retention::{RetentionPolicy, TierCounts};
 use chrono::{Duration, TimeZone, Utc};
 use std::time::Instant;
 
@@ -35,17 +36,11 @@ fn rss_text() -> String {
 }
 
 /// A year of nightly history for one PVC, produced by the real creation rule and planner.
-fn template_history() -> (Vec<Snapshot>, chrono::DateTime<Utc>) {
+fn template_history() -> (Vec<ObservedSnapshot>, chrono::DateTime<Utc>) {
     let counts = TierCounts::ORIGINAL_DEFAULTS;
-    let annotation = RetentionCounts::Tiers {
-        daily: Some(7),
-        weekly: Some(4),
-        monthly: Some(12),
-        yearly: None,
-    }
-    .to_annotation();
+    let annotation = RetentionPolicy::Tiers(counts).to_annotation();
     let options = Options::default();
-    let mut live: Vec<Snapshot> = Vec::new();
+    let mut live: Vec<ObservedSnapshot> = Vec::new();
     let mut t = Utc.with_ymd_and_hms(2025, 1, 1, 0, 30, 0).unwrap();
     for night in 0..366 {
         let clock = Clock::fixed(t, chrono_tz::UTC);
@@ -53,15 +48,16 @@ fn template_history() -> (Vec<Snapshot>, chrono::DateTime<Utc>) {
             .iter()
             .map(|s| PriorSnapshot {
                 labels: &s.labels,
+                source_pvc: Some(&s.pvc),
                 created: s.created,
                 ready: s.ready,
             })
             .collect();
-        let mut l = labels::creation_labels("data", &RetainMode::Gfs(counts), &prior, &clock);
+        let mut l =
+            labels::creation_labels("data", &RetentionPolicy::Tiers(counts), &prior, &clock);
         drop(prior);
-        l.insert(labels::PVC.to_string(), "data".to_string());
         l.insert(labels::TYPE.to_string(), labels::TYPE_CRONJOB.to_string());
-        live.push(Snapshot {
+        live.push(ObservedSnapshot {
             namespace: String::new(),
             name: format!("data-{}", t.format("%Y-%m-%d-%H%M%S")),
             pvc: "data".to_string(),
@@ -85,7 +81,7 @@ fn main() {
     let setup = Instant::now();
     let (template, now) = template_history();
     let per_pvc = template.len();
-    let mut snapshots: Vec<Snapshot> = Vec::with_capacity(TOTAL);
+    let mut snapshots: Vec<ObservedSnapshot> = Vec::with_capacity(TOTAL);
     let mut ns_index = 0usize;
     'fill: loop {
         let namespace = format!("tenant-{ns_index:05}");
@@ -177,10 +173,10 @@ fn main() {
     let start = Instant::now();
     let parsed = sample
         .iter()
-        .filter_map(|v| Snapshot::from_volume_snapshot(v).ok())
+        .filter_map(|v| ObservedSnapshot::from_volume_snapshot(v).ok())
         .count();
     println!(
-        "Snapshot::from_volume_snapshot: {parsed} objects in {:.1} ms",
+        "ObservedSnapshot::from_volume_snapshot: {parsed} objects in {:.1} ms",
         start.elapsed().as_secs_f64() * 1000.0
     );
 }

@@ -16,10 +16,11 @@
 //! shape (list requests = ceil(N / page size), patches = changed objects), never timings.
 
 use backup_ns::clock::Clock;
-use backup_ns::cluster::{Cluster, ConnectOptions, Scope};
+use backup_ns::cluster::{Cluster, ConnectOptions};
 use backup_ns::retention::Options;
 use backup_ns::retention::apply::{self, ApplyOptions};
 use backup_ns::retention::sync;
+use backup_ns::vocab::scope::Scope;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -222,7 +223,7 @@ async fn run() {
     let synced = sync::sync_listed(&cluster, &listed, PAGE, true)
         .await
         .expect("sync");
-    let dry = apply::apply_listed(&cluster, listed, &options, &clock).await;
+    let dry = apply::apply_listed(&cluster, &listed, &options, &clock).await;
     let dry_wall = t.elapsed();
     println!(
         "\n1. controller -A --dry-run: {:.2} s wall",

@@ -20,10 +20,9 @@
 //! `wNN` form is still recognised (see [`TierValue::LegacyWeekly`]).
 
 use crate::clock::Clock;
+use crate::vocab::retention::RetentionPolicy;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// Prefix of every backup-ns label and annotation key.
 pub const PREFIX: &str = "backup-ns.sh/";
@@ -56,7 +55,7 @@ pub const PLAN: &str = "backup-ns.sh/plan";
 pub const ANNOTATION_PLAN: &str = "backup-ns.sh/plan";
 /// Annotation: the hook results as JSON.
 pub const ANNOTATION_HOOKS: &str = "backup-ns.sh/hooks";
-/// Annotation: the retention counts as JSON ([`RetentionCounts`]).
+/// Annotation: the retention policy as JSON ([`RetentionPolicy::to_annotation`]).
 pub const ANNOTATION_RETENTION: &str = "backup-ns.sh/retention";
 /// Annotation written by the original: its `BAK_*` settings, one `KEY='value'` per line.
 pub const ANNOTATION_ENV_CONFIG: &str = "backup-ns.sh/env-config";
@@ -71,20 +70,10 @@ pub const TYPE_CRONJOB: &str = "cronjob";
 /// Value of [`TYPE`] for snapshots taken by hand.
 pub const TYPE_ADHOC: &str = "adhoc";
 
-/// One GFS tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Daily,
-    Weekly,
-    Monthly,
-    Yearly,
-}
+use crate::vocab::retention::Tier;
 
+/// The label formats of a tier (the tier itself is retention vocabulary).
 impl Tier {
-    /// Every tier, shortest period first.
-    pub const ALL: [Tier; 4] = [Tier::Daily, Tier::Weekly, Tier::Monthly, Tier::Yearly];
-
     /// The label key of this tier.
     pub fn key(self) -> &'static str {
         match self {
@@ -92,16 +81,6 @@ impl Tier {
             Tier::Weekly => WEEKLY,
             Tier::Monthly => MONTHLY,
             Tier::Yearly => YEARLY,
-        }
-    }
-
-    /// The lowercase name (`daily`, ...), as used in `--policy` and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Tier::Daily => "daily",
-            Tier::Weekly => "weekly",
-            Tier::Monthly => "monthly",
-            Tier::Yearly => "yearly",
         }
     }
 
@@ -156,12 +135,6 @@ impl Tier {
                 }
             }
         }
-    }
-}
-
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -233,195 +206,49 @@ pub fn parse_date(value: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
 }
 
-/// The retention counts annotation (`backup-ns.sh/retention`): `{"daily":7,"weekly":4,"monthly":12}` (any subset,
-/// optionally `yearly`) or `{"days":30}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetentionCounts {
-    /// GFS counts; `None` means "use the controller's default for this tier".
-    Tiers {
-        daily: Option<u32>,
-        weekly: Option<u32>,
-        monthly: Option<u32>,
-        yearly: Option<u32>,
-    },
-    /// Keep each snapshot this many days.
-    Days(u32),
-}
-
-/// The wire shape of [`RetentionCounts`]: one flat object, so that `{"days":30}` and `{"daily":7}` read naturally.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCounts {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    daily: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    weekly: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    monthly: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    yearly: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    days: Option<u32>,
-}
-
-impl Serialize for RetentionCounts {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let raw = match *self {
-            RetentionCounts::Tiers {
-                daily,
-                weekly,
-                monthly,
-                yearly,
-            } => RawCounts {
-                daily,
-                weekly,
-                monthly,
-                yearly,
-                days: None,
-            },
-            RetentionCounts::Days(days) => RawCounts {
-                daily: None,
-                weekly: None,
-                monthly: None,
-                yearly: None,
-                days: Some(days),
-            },
-        };
-        raw.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for RetentionCounts {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawCounts::deserialize(d)?;
-        match raw.days {
-            Some(days) => {
-                if raw.daily.is_some()
-                    || raw.weekly.is_some()
-                    || raw.monthly.is_some()
-                    || raw.yearly.is_some()
-                {
-                    return Err(serde::de::Error::custom(
-                        "`days` cannot be combined with daily/weekly/monthly/yearly",
-                    ));
-                }
-                Ok(RetentionCounts::Days(days))
-            }
-            None => Ok(RetentionCounts::Tiers {
-                daily: raw.daily,
-                weekly: raw.weekly,
-                monthly: raw.monthly,
-                yearly: raw.yearly,
-            }),
-        }
-    }
-}
-
-impl RetentionCounts {
-    /// Parses the annotation value.
-    pub fn from_annotation(value: &str) -> Result<RetentionCounts, serde_json::Error> {
-        serde_json::from_str(value)
-    }
-
-    /// The annotation value (compact JSON).
-    pub fn to_annotation(&self) -> String {
-        // Serialising plain integers into a String cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Fully resolved GFS counts: how many ready snapshots per PVC keep each tier label. 0 disables a tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TierCounts {
-    pub daily: u32,
-    pub weekly: u32,
-    pub monthly: u32,
-    pub yearly: u32,
-}
-
-impl TierCounts {
-    /// The original's defaults: `RETAIN_LAST_DAILY=7`, `RETAIN_LAST_WEEKLY=4`, `RETAIN_LAST_MONTHLY=12`; no
-    /// yearly tier.
-    pub const ORIGINAL_DEFAULTS: TierCounts = TierCounts {
-        daily: 7,
-        weekly: 4,
-        monthly: 12,
-        yearly: 0,
-    };
-
-    /// The count of one tier.
-    pub fn get(&self, tier: Tier) -> u32 {
-        match tier {
-            Tier::Daily => self.daily,
-            Tier::Weekly => self.weekly,
-            Tier::Monthly => self.monthly,
-            Tier::Yearly => self.yearly,
-        }
-    }
-
-    /// Fills the tiers an annotation leaves out from `self` (the defaults).
-    pub fn overlay(&self, counts: &RetentionCounts) -> TierCounts {
-        match *counts {
-            RetentionCounts::Tiers {
-                daily,
-                weekly,
-                monthly,
-                yearly,
-            } => TierCounts {
-                daily: daily.unwrap_or(self.daily),
-                weekly: weekly.unwrap_or(self.weekly),
-                monthly: monthly.unwrap_or(self.monthly),
-                yearly: yearly.unwrap_or(self.yearly),
-            },
-            RetentionCounts::Days(_) => *self,
-        }
-    }
-}
-
-impl Default for TierCounts {
-    fn default() -> Self {
-        TierCounts::ORIGINAL_DEFAULTS
-    }
-}
-
-/// How a new snapshot is retained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetainMode {
-    /// GFS: tier labels for each tier whose count is above 0.
-    Gfs(TierCounts),
-    /// Keep for N days: `retain=days`, `retain-days=N`, `delete-after=today+N`.
-    Days(u32),
+/// The PVC a snapshot belongs to: the one definition of "the snapshots of this PVC", used by the tier rule of a
+/// new snapshot ([`creation_labels`]) and by retention's grouping alike. It is the [`PVC`] label, which
+/// [`creation_labels`] puts on every snapshot `run` takes (group members included), else the claim the snapshot
+/// was taken from (`spec.source.persistentVolumeClaimName`, e.g. for a snapshot taken by hand), else none.
+pub fn snapshot_pvc<'a>(
+    labels: &'a BTreeMap<String, String>,
+    source_pvc: Option<&'a str>,
+) -> Option<&'a str> {
+    labels.get(PVC).map(String::as_str).or(source_pvc)
 }
 
 /// What the creation rule needs to know about a snapshot that already exists.
 #[derive(Debug, Clone, Copy)]
 pub struct PriorSnapshot<'a> {
     pub labels: &'a BTreeMap<String, String>,
+    /// `spec.source.persistentVolumeClaimName`, for [`snapshot_pvc`].
+    pub source_pvc: Option<&'a str>,
     /// `status.creationTime`, else `metadata.creationTimestamp`.
     pub created: Option<DateTime<Utc>>,
     /// `status.readyToUse`. Snapshots that never became ready do not claim a period.
     pub ready: bool,
 }
 
-/// The retention labels for a new snapshot of `pvc`, taken now.
+/// The labels that make a new snapshot one of `pvc`'s ([`PVC`]) and retain it by `policy`, taken now.
 ///
-/// A tier label is given when no ready snapshot **of the same PVC** already holds that tier's current period
-/// (calendar day, ISO week, month, year in the clock's zone). `prior` may contain snapshots of other PVCs and
-/// unmanaged ones; they are filtered here, so the per-PVC rule cannot be forgotten by a caller (the original
-/// checked namespace-wide, so a second PVC never got tier labels).
+/// A tier label is given when no ready snapshot **of the same PVC** ([`snapshot_pvc`]) already holds that tier's
+/// current period (calendar day, ISO week, month, year in the clock's zone). `prior` may contain snapshots of
+/// other PVCs and unmanaged ones; they are filtered here, so the per-PVC rule cannot be forgotten by a caller
+/// (the original checked namespace-wide, so a second PVC never got tier labels).
 ///
 /// A legacy `wNN` value holds the current week only if its snapshot was created in the current ISO week, because
 /// the number alone repeats every year.
 pub fn creation_labels(
     pvc: &str,
-    mode: &RetainMode,
+    policy: &RetentionPolicy,
     prior: &[PriorSnapshot<'_>],
     clock: &Clock,
 ) -> BTreeMap<String, String> {
     let today = clock.today();
     let mut labels = BTreeMap::new();
-    match *mode {
-        RetainMode::Days(days) => {
+    labels.insert(PVC.to_string(), pvc.to_string());
+    match *policy {
+        RetentionPolicy::Days(days) => {
             labels.insert(RETAIN.to_string(), RETAIN_DAYS_MODE.to_string());
             labels.insert(RETAIN_DAYS.to_string(), days.to_string());
             let until = today
@@ -429,11 +256,11 @@ pub fn creation_labels(
                 .unwrap_or(NaiveDate::MAX);
             labels.insert(DELETE_AFTER.to_string(), format_date(until));
         }
-        RetainMode::Gfs(counts) => {
+        RetentionPolicy::Tiers(counts) => {
             labels.insert(RETAIN.to_string(), RETAIN_GFS.to_string());
             let same_pvc: Vec<&PriorSnapshot<'_>> = prior
                 .iter()
-                .filter(|p| p.ready && p.labels.get(PVC).map(String::as_str) == Some(pvc))
+                .filter(|p| p.ready && snapshot_pvc(p.labels, p.source_pvc) == Some(pvc))
                 .collect();
             for tier in Tier::ALL {
                 if counts.get(tier) == 0 {
@@ -452,6 +279,30 @@ pub fn creation_labels(
         }
     }
     labels
+}
+
+/// Desired label edits: `Some(value)` sets, `None` removes. The cluster layer turns them into a guarded patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelChanges(pub BTreeMap<String, Option<String>>);
+
+impl LabelChanges {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.insert(key.into(), Some(value.into()));
+        self
+    }
+
+    pub fn remove(mut self, key: impl Into<String>) -> Self {
+        self.0.insert(key.into(), None);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn holds_period(
@@ -538,6 +389,7 @@ pub fn sanitize_label_value(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::retention::TierCounts;
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -626,50 +478,6 @@ mod tests {
         assert_eq!(Tier::Yearly.parse_value("24"), None);
     }
 
-    #[test]
-    fn retention_annotation_round_trips_both_shapes() {
-        let gfs =
-            RetentionCounts::from_annotation(r#"{"daily":7,"weekly":4,"monthly":12}"#).unwrap();
-        assert_eq!(
-            gfs,
-            RetentionCounts::Tiers {
-                daily: Some(7),
-                weekly: Some(4),
-                monthly: Some(12),
-                yearly: None
-            }
-        );
-        assert_eq!(
-            gfs.to_annotation(),
-            r#"{"daily":7,"weekly":4,"monthly":12}"#
-        );
-        let days = RetentionCounts::from_annotation(r#"{"days":30}"#).unwrap();
-        assert_eq!(days, RetentionCounts::Days(30));
-        assert_eq!(days.to_annotation(), r#"{"days":30}"#);
-    }
-
-    #[test]
-    fn retention_annotation_rejects_mixed_and_unknown_fields() {
-        assert!(RetentionCounts::from_annotation(r#"{"days":30,"daily":7}"#).is_err());
-        assert!(RetentionCounts::from_annotation(r#"{"hourly":3}"#).is_err());
-        assert!(RetentionCounts::from_annotation(r#"{"daily":-1}"#).is_err());
-        assert!(RetentionCounts::from_annotation("not json").is_err());
-    }
-
-    #[test]
-    fn annotation_overlays_defaults_tier_by_tier() {
-        let counts = RetentionCounts::from_annotation(r#"{"daily":3,"yearly":2}"#).unwrap();
-        assert_eq!(
-            TierCounts::ORIGINAL_DEFAULTS.overlay(&counts),
-            TierCounts {
-                daily: 3,
-                weekly: 4,
-                monthly: 12,
-                yearly: 2
-            }
-        );
-    }
-
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -684,10 +492,11 @@ mod tests {
             yearly: 1,
             ..TierCounts::ORIGINAL_DEFAULTS
         };
-        let got = creation_labels("data", &RetainMode::Gfs(counts), &[], &c);
+        let got = creation_labels("data", &RetentionPolicy::Tiers(counts), &[], &c);
         assert_eq!(
             got,
             labels(&[
+                (PVC, "data"),
                 (RETAIN, RETAIN_GFS),
                 (DAILY, "2025-01-01"),
                 (WEEKLY, "2025-w01"),
@@ -709,11 +518,17 @@ mod tests {
         ]);
         let prior = [PriorSnapshot {
             labels: &first,
+            source_pvc: None,
             created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 6).unwrap()),
             ready: true,
         }];
-        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
-        assert_eq!(got, labels(&[(RETAIN, RETAIN_GFS)]));
+        let got = creation_labels(
+            "data",
+            &RetentionPolicy::Tiers(TierCounts::default()),
+            &prior,
+            &c,
+        );
+        assert_eq!(got, labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS)]));
     }
 
     #[test]
@@ -722,11 +537,46 @@ mod tests {
         let other = labels(&[(PVC, "logs"), (RETAIN, RETAIN_GFS), (DAILY, "2025-01-08")]);
         let prior = [PriorSnapshot {
             labels: &other,
+            source_pvc: None,
             created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 0).unwrap()),
             ready: true,
         }];
-        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+        let got = creation_labels(
+            "data",
+            &RetentionPolicy::Tiers(TierCounts::default()),
+            &prior,
+            &c,
+        );
         assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-08"));
+    }
+
+    #[test]
+    fn a_snapshot_without_the_pvc_label_belongs_to_the_claim_it_was_taken_from() {
+        // Taken by hand: no `backup-ns.sh/pvc`, but its source is `data`, so it is one of data's snapshots for
+        // the tier rule exactly as for retention's grouping.
+        let c = clock("2025-01-08T00:20:00Z", "UTC");
+        let by_hand = labels(&[(RETAIN, RETAIN_GFS), (DAILY, "2025-01-08")]);
+        let prior = [PriorSnapshot {
+            labels: &by_hand,
+            source_pvc: Some("data"),
+            created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 0).unwrap()),
+            ready: true,
+        }];
+        let policy = RetentionPolicy::Tiers(TierCounts::default());
+        assert_eq!(
+            creation_labels("data", &policy, &prior, &c).get(DAILY),
+            None
+        );
+        assert_eq!(
+            creation_labels("logs", &policy, &prior, &c)
+                .get(DAILY)
+                .map(String::as_str),
+            Some("2025-01-08")
+        );
+        assert_eq!(snapshot_pvc(&by_hand, Some("data")), Some("data"));
+        let labelled = labels(&[(PVC, "logs")]);
+        assert_eq!(snapshot_pvc(&labelled, Some("data")), Some("logs"));
+        assert_eq!(snapshot_pvc(&BTreeMap::new(), None), None);
     }
 
     #[test]
@@ -735,10 +585,16 @@ mod tests {
         let failed = labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (DAILY, "2025-01-08")]);
         let prior = [PriorSnapshot {
             labels: &failed,
+            source_pvc: None,
             created: Some(Utc.with_ymd_and_hms(2025, 1, 8, 0, 17, 0).unwrap()),
             ready: false,
         }];
-        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+        let got = creation_labels(
+            "data",
+            &RetentionPolicy::Tiers(TierCounts::default()),
+            &prior,
+            &c,
+        );
         assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-08"));
     }
 
@@ -750,14 +606,16 @@ mod tests {
         let same_week = labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (WEEKLY, "w02")]);
         let last_year = [PriorSnapshot {
             labels: &old,
+            source_pvc: None,
             created: Some(Utc.with_ymd_and_hms(2024, 1, 8, 0, 17, 0).unwrap()),
             ready: true,
         }];
-        let mode = RetainMode::Gfs(TierCounts::default());
+        let mode = RetentionPolicy::Tiers(TierCounts::default());
         let got = creation_labels("data", &mode, &last_year, &c);
         assert_eq!(got.get(WEEKLY).map(String::as_str), Some("2025-w02"));
         let this_week = [PriorSnapshot {
             labels: &same_week,
+            source_pvc: None,
             created: Some(Utc.with_ymd_and_hms(2025, 1, 6, 0, 17, 0).unwrap()),
             ready: true,
         }];
@@ -769,7 +627,12 @@ mod tests {
     fn tier_periods_are_taken_in_the_clock_zone() {
         // 23:30 UTC on 2024-12-31 is already 2025 in Vienna.
         let c = clock("2024-12-31T23:30:00Z", "Europe/Vienna");
-        let got = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &[], &c);
+        let got = creation_labels(
+            "data",
+            &RetentionPolicy::Tiers(TierCounts::default()),
+            &[],
+            &c,
+        );
         assert_eq!(got.get(DAILY).map(String::as_str), Some("2025-01-01"));
         assert_eq!(got.get(MONTHLY).map(String::as_str), Some("2025-01"));
     }
@@ -783,17 +646,21 @@ mod tests {
             monthly: 3,
             yearly: 0,
         };
-        let got = creation_labels("data", &RetainMode::Gfs(counts), &[], &c);
-        assert_eq!(got, labels(&[(RETAIN, RETAIN_GFS), (MONTHLY, "2025-01")]));
+        let got = creation_labels("data", &RetentionPolicy::Tiers(counts), &[], &c);
+        assert_eq!(
+            got,
+            labels(&[(PVC, "data"), (RETAIN, RETAIN_GFS), (MONTHLY, "2025-01")])
+        );
     }
 
     #[test]
     fn days_mode_sets_retain_days_and_delete_after() {
         let c = clock("2025-01-07T18:27:42Z", "UTC");
-        let got = creation_labels("data", &RetainMode::Days(30), &[], &c);
+        let got = creation_labels("data", &RetentionPolicy::Days(30), &[], &c);
         assert_eq!(
             got,
             labels(&[
+                (PVC, "data"),
                 (RETAIN, RETAIN_DAYS_MODE),
                 (RETAIN_DAYS, "30"),
                 (DELETE_AFTER, "2025-02-06"),
@@ -852,10 +719,9 @@ mod tests {
                 let clock = Clock::fixed(now, tz);
                 let prior: Vec<PriorSnapshot<'_>> = history
                     .iter()
-                    .map(|(l, c)| PriorSnapshot { labels: l, created: Some(*c), ready: true })
+                    .map(|(l, c)| PriorSnapshot { labels: l, source_pvc: None, created: Some(*c), ready: true })
                     .collect();
-                let mut new = creation_labels(pvc, &RetainMode::Gfs(counts), &prior, &clock);
-                new.insert(PVC.to_string(), pvc.to_string());
+                let new = creation_labels(pvc, &RetentionPolicy::Tiers(counts), &prior, &clock);
                 history.push((new, now));
             }
             for pvc in ["data", "db"] {

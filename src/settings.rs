@@ -336,8 +336,8 @@ mod tests {
         };
         let loaded = load_effective(Some(&path), &EnvMap::new(), &flags).unwrap();
         assert_eq!(
-            loaded.plan.retention.counts_json(),
-            serde_json::json!({"days": 3})
+            loaded.plan.retention.policy,
+            crate::vocab::retention::RetentionPolicy::Days(3)
         );
         assert!(loaded.plan.lock.enabled);
     }

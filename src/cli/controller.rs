@@ -99,7 +99,7 @@ pub fn run(args: ControllerArgs) -> Exit {
             Ok(s) => s,
             Err(e) => return fail(Exit::Failure, e),
         };
-        let retention = apply::apply_listed(&cluster, listed, &options, &clock).await;
+        let retention = apply::apply_listed(&cluster, &listed, &options, &clock).await;
         let report = ControllerReport { sync, retention };
         let printed = match args.output {
             Format::Text => {

@@ -5,8 +5,9 @@
 
 use crate::Exit;
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ConnectOptions, Scope};
+use crate::cluster::{Cluster, ConnectOptions};
 use crate::metrics::{self, SnapshotFacts};
+use crate::vocab::scope::Scope;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;

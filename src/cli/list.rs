@@ -3,11 +3,11 @@
 use super::common::{ClusterArgs, block_on, clock, emit};
 use crate::Exit;
 use crate::clock::Clock;
-use crate::cluster::Scope;
 use crate::cluster::snapshots::DEFAULT_PAGE_SIZE;
 use crate::ops::OpsError;
 use crate::ops::listing::{self, Filters, Row, TableOptions};
 use crate::ops::style::Style;
+use crate::vocab::scope::Scope;
 use clap::{Args, ValueEnum};
 
 /// Output format of `list`.

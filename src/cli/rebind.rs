@@ -2,8 +2,8 @@
 
 use super::retention::{Format, fail, print_json, runtime};
 use crate::Exit;
+use crate::cluster::rebind::{self, RebindOptions};
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::retention::rebind::{self, RebindOptions};
 use clap::Args;
 use std::path::PathBuf;
 

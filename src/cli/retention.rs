@@ -3,10 +3,11 @@
 
 use crate::Exit;
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ConnectOptions, Scope};
+use crate::cluster::{Cluster, ConnectOptions};
 use crate::retention::apply::{self as retention_apply, ApplyOptions, DEFAULT_PAGE_SIZE};
 use crate::retention::simulate::{self, PolicySpec, Scenario};
 use crate::retention::{Guard, Options, Phases};
+use crate::vocab::scope::Scope;
 use chrono::{NaiveDate, NaiveTime};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -409,8 +410,15 @@ fn run_simulate(args: SimulateArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    let policy = match args.policy.resolve(defaults) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("error: --policy: {e}");
+            return Exit::Usage;
+        }
+    };
     let scenario = Scenario {
-        policy: args.policy.0,
+        policy,
         defaults,
         start,
         days,

@@ -4,17 +4,18 @@
 use super::client::Cluster;
 use super::core::{EventType, NewEvent, pod_reference, pvc_reference};
 use super::error::ClusterError;
-use super::label_patch::LabelChanges;
 use super::resources::VolumeSnapshot;
-use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot, Scope};
+use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot};
 use crate::clock::Clock;
-use crate::labels;
-use crate::retention::apply::{self, ApplyOptions, ContentPolicy};
+use crate::labels::LabelChanges;
+use crate::retention::apply::{self, ApplyOptions, ContentPolicy, Operation, Status};
 use crate::retention::{Options, Phases};
 use crate::vocab::ports::{
     ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
     PortError, RetentionOutcome, SnapshotRequest, WaitError,
 };
+use crate::vocab::retention::{RetentionPolicy, TierCounts};
+use crate::vocab::scope::Scope;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -55,6 +56,7 @@ fn existing(vs: &VolumeSnapshot) -> ExistingSnapshot {
     ExistingSnapshot {
         name: vs.name().to_string(),
         labels: vs.labels().cloned().unwrap_or_default(),
+        source_pvc: vs.source_pvc().map(str::to_string),
         created: vs.created(),
         ready: vs.ready(),
     }
@@ -253,18 +255,16 @@ impl ClusterPort for EnginePort {
         })
     }
 
-    fn snapshots_of<'a>(
+    fn snapshots_in<'a>(
         &'a self,
         namespace: &'a str,
-        pvc: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>> {
         Box::pin(async move {
-            let selector = format!("{}={pvc}", labels::PVC);
             let list = self
                 .cluster
                 .list_snapshots(
                     &Scope::Namespace(namespace.to_string()),
-                    Some(&selector),
+                    None,
                     DEFAULT_PAGE_SIZE,
                 )
                 .await
@@ -476,35 +476,39 @@ impl ClusterPort for EnginePort {
         &'a self,
         namespace: &'a str,
         pvcs: &'a [String],
+        policy: &'a RetentionPolicy,
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
         Box::pin(async move {
+            // In-namespace runs label and mark only; the sweep (deletions) is opt-in, and even then a deletion that
+            // first needs a VolumeSnapshotContent patch is left to the cluster-wide controller. The plan's own
+            // counts stand in for the controller defaults (a `days` plan has none and keeps the original's).
+            let options = ApplyOptions {
+                scope: Scope::Namespace(namespace.to_string()),
+                delete_pause: self.delete_pause,
+                policy: Options {
+                    defaults: policy.tiers_or(TierCounts::ORIGINAL_DEFAULTS),
+                    phases: Phases {
+                        tiers: true,
+                        mark: true,
+                        sweep,
+                    },
+                    ..Options::default()
+                },
+                content_policy: ContentPolicy::LeaveToController,
+                ..ApplyOptions::default()
+            };
+            let reports = apply::apply_pvcs(&self.cluster, pvcs, &options, &self.clock)
+                .await
+                .map_err(|e| {
+                    PortError::new(format!("retention for PVC {}: {e}", pvcs.join(",")))
+                })?;
             let mut outcome = RetentionOutcome::default();
             let mut lines = Vec::new();
-            for pvc in pvcs {
-                // In-namespace runs label and mark only; the sweep (deletions) is opt-in, and even then a
-                // deletion that first needs a VolumeSnapshotContent patch is left to the cluster-wide controller.
-                let options = ApplyOptions {
-                    scope: Scope::Namespace(namespace.to_string()),
-                    pvc: Some(pvc.clone()),
-                    delete_pause: self.delete_pause,
-                    policy: Options {
-                        phases: Phases {
-                            tiers: true,
-                            mark: true,
-                            sweep,
-                        },
-                        ..Options::default()
-                    },
-                    content_policy: ContentPolicy::LeaveToController,
-                    ..ApplyOptions::default()
-                };
-                let report = apply::apply(&self.cluster, &options, &self.clock)
-                    .await
-                    .map_err(|e| PortError::new(format!("retention for PVC {pvc}: {e}")))?;
+            for (pvc, report) in pvcs.iter().zip(&reports) {
                 if let Some(failed) = report.failures().next() {
                     let why = match &failed.status {
-                        apply::Status::Failed { error } => error.clone(),
+                        Status::Failed { error } => error.clone(),
                         other => format!("{other:?}"),
                     };
                     return Err(PortError::new(format!(
@@ -513,14 +517,12 @@ impl ClusterPort for EnginePort {
                     )));
                 }
                 for o in &report.outcomes {
-                    let actions = o.actions.join(", ");
-                    if actions.contains("delete") {
-                        outcome.deleted.push(o.name.clone());
-                    } else if actions.contains("mark") {
-                        outcome.marked.push(o.name.clone());
-                    } else {
-                        outcome.relabelled.push(o.name.clone());
-                    }
+                    let names = match o.operation {
+                        Operation::Delete => &mut outcome.deleted,
+                        Operation::Patch if o.marks() => &mut outcome.marked,
+                        Operation::Patch => &mut outcome.relabelled,
+                    };
+                    names.push(o.name.clone());
                 }
                 lines.push(format!("{pvc}: {}", report.summary_line()));
             }

@@ -5,33 +5,9 @@
 //! *absent*, so adding a label tests the object's `resourceVersion` instead: stricter (any concurrent write makes
 //! it fail), but a failed patch is only a conflict, and re-reading and retrying converges.
 
+use crate::labels::LabelChanges;
 use kube::core::ObjectMeta;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-
-/// Desired label edits: `Some(value)` sets, `None` removes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelChanges(pub BTreeMap<String, Option<String>>);
-
-impl LabelChanges {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.insert(key.into(), Some(value.into()));
-        self
-    }
-
-    pub fn remove(mut self, key: impl Into<String>) -> Self {
-        self.0.insert(key.into(), None);
-        self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// Escapes a label key for a JSON pointer (`/` → `~1`, `~` → `~0`), e.g. `backup-ns.sh~1daily`.
 pub fn pointer_escape(key: &str) -> String {

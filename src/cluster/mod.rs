@@ -7,7 +7,9 @@
 //!   (VSC → `Delete`, then VS), wait until ready through a watch, default class lookup;
 //! - core objects ([`core`]): PVC get/create, namespace get, Events;
 //! - jobs ([`jobs`]): Job from a CronJob template, running jobs, wait, pod logs;
-//! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`].
+//! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`];
+//! - retention's [`SnapshotStore`](crate::retention::port::SnapshotStore) ([`retention_port`]) and `rebind` of a
+//!   dangling content ([`rebind`]).
 //!
 //! RBAC each operation needs (a 403 names the missing verb and resource in its message):
 //!
@@ -33,8 +35,10 @@ pub mod error;
 pub mod exec;
 pub mod jobs;
 pub mod label_patch;
+pub mod rebind;
 pub mod resolve;
 pub mod resources;
+pub mod retention_port;
 pub mod snapshot_mirror;
 pub mod snapshots;
 pub mod stream_exec;
@@ -42,8 +46,7 @@ pub mod tty;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
 pub use error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
-pub use label_patch::LabelChanges;
 pub use resources::{
     VolumeGroupSnapshot, VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent,
 };
-pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, PreProvisioned, Scope};
+pub use snapshots::{DeleteOutcome, NewGroupSnapshot, NewSnapshot, PreProvisioned};

@@ -7,7 +7,7 @@
 
 use super::client::Cluster;
 use super::resources::VolumeSnapshot;
-use super::snapshots::Scope;
+use crate::vocab::scope::Scope;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use kube::runtime::watcher::Event;

@@ -4,12 +4,13 @@
 
 use super::client::Cluster;
 use super::error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
-use super::label_patch::{LabelChanges, is_test_failure, label_patch};
+use super::label_patch::{is_test_failure, label_patch};
 use super::resources::{
     VolumeGroupSnapshot, VolumeGroupSnapshotSource, VolumeGroupSnapshotSpec, VolumeSnapshot,
     VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
     VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
+use crate::labels::LabelChanges;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -20,27 +21,13 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use crate::vocab::scope::Scope;
+
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
 pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
 
-/// Default page size of paginated lists (the apiserver's own default chunk size is 500).
-pub const DEFAULT_PAGE_SIZE: u32 = 500;
-
-/// Which namespaces a list covers: `-A` or one namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    All,
-    Namespace(String),
-}
-
-impl Scope {
-    fn namespace(&self) -> Option<&str> {
-        match self {
-            Scope::All => None,
-            Scope::Namespace(ns) => Some(ns),
-        }
-    }
-}
+/// Default page size of paginated lists.
+pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
 
 /// A VolumeSnapshot to create for one PVC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -349,7 +349,12 @@ impl Engine {
         } else {
             match self
                 .cluster
-                .apply_retention(ns, &plan.targets, opts.retention_sweep)
+                .apply_retention(
+                    ns,
+                    &plan.targets,
+                    &plan.retention.policy,
+                    opts.retention_sweep,
+                )
                 .await
             {
                 Ok(outcome) => run.record(
@@ -518,17 +523,25 @@ impl Engine {
         let annotations =
             steps::snapshot_annotations(plan, &run.report.hooks, opts.env_config.as_deref());
         // Labels come from each PVC's existing snapshots (first of the day/week/month gets the tier).
+        // One list of the namespace serves every PVC of the plan.
+        let existing: Vec<ExistingSnapshot> = match self.cluster.snapshots_in(ns).await {
+            Ok(list) => list,
+            Err(e) => {
+                let targets = plan.targets.join(",");
+                let message = format!("cannot list the snapshots of namespace {ns}: {e}");
+                run.record(
+                    "snapshot",
+                    &targets,
+                    StepOutcome::Failed,
+                    started,
+                    &*message,
+                );
+                run.fail(FailureKind::StepFailed, &message);
+                return;
+            }
+        };
         let mut requests = Vec::new();
         for pvc in &plan.targets {
-            let existing: Vec<ExistingSnapshot> = match self.cluster.snapshots_of(ns, pvc).await {
-                Ok(list) => list,
-                Err(e) => {
-                    let message = format!("cannot list the snapshots of PVC {pvc}: {e}");
-                    run.record("snapshot", pvc, StepOutcome::Failed, started, &*message);
-                    run.fail(FailureKind::StepFailed, &message);
-                    return;
-                }
-            };
             let labels = steps::snapshot_labels(plan, pvc, &opts.identity, &existing, &self.clock);
             let name =
                 plan.snapshot

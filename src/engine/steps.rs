@@ -4,8 +4,8 @@
 
 use crate::clock::Clock;
 use crate::hooks::{self, ExecCommand, Secret};
-use crate::labels::{self, PriorSnapshot, RetainMode, TierCounts};
-use crate::plan::{self, HookPosition, Plan, Retention};
+use crate::labels::{self, PriorSnapshot};
+use crate::plan::{self, HookPosition, Plan};
 use crate::vocab::ports::ExistingSnapshot;
 use crate::vocab::workload::WorkloadRef;
 use rand::Rng;
@@ -212,25 +212,6 @@ pub fn random_suffix() -> String {
         .collect()
 }
 
-/// How the plan's retention maps to the label rule.
-pub fn retain_mode(retention: &Retention) -> RetainMode {
-    match *retention {
-        Retention::Tiers {
-            daily,
-            weekly,
-            monthly,
-            yearly,
-            ..
-        } => RetainMode::Gfs(TierCounts {
-            daily,
-            weekly,
-            monthly,
-            yearly,
-        }),
-        Retention::Days { days, .. } => RetainMode::Days(days),
-    }
-}
-
 /// Everything that identifies where a run comes from, for labels.
 #[derive(Debug, Clone)]
 pub struct RunIdentity {
@@ -238,7 +219,8 @@ pub struct RunIdentity {
     pub pod: Option<String>,
 }
 
-/// The labels of a new snapshot of `pvc`: user labels, then ours (ours win).
+/// The labels of a new snapshot of `pvc`: user labels, then ours (ours win). `existing` may hold the snapshots of
+/// every PVC of the namespace; the tier rule picks `pvc`'s own ([`labels::snapshot_pvc`]).
 pub fn snapshot_labels(
     plan: &Plan,
     pvc: &str,
@@ -247,7 +229,6 @@ pub fn snapshot_labels(
     clock: &Clock,
 ) -> BTreeMap<String, String> {
     let mut out = plan.snapshot.labels.clone();
-    out.insert(labels::PVC.into(), pvc.into());
     out.insert(
         labels::TYPE.into(),
         plan.snapshot.backup_type.as_str().into(),
@@ -260,13 +241,14 @@ pub fn snapshot_labels(
         .iter()
         .map(|s| PriorSnapshot {
             labels: &s.labels,
+            source_pvc: s.source_pvc.as_deref(),
             created: s.created,
             ready: s.ready,
         })
         .collect();
     out.extend(labels::creation_labels(
         pvc,
-        &retain_mode(&plan.retention),
+        &plan.retention.policy,
         &prior,
         clock,
     ));
@@ -290,7 +272,7 @@ pub fn snapshot_annotations(
     );
     out.insert(
         labels::ANNOTATION_RETENTION.into(),
-        plan.retention.counts_json().to_string(),
+        plan.retention.policy.to_annotation(),
     );
     if let Some(env) = env_config {
         out.insert(labels::ANNOTATION_ENV_CONFIG.into(), env.to_string());
@@ -301,6 +283,7 @@ pub fn snapshot_annotations(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::retention::RetentionPolicy;
     use chrono::TimeZone;
 
     fn clock() -> Clock {
@@ -352,6 +335,7 @@ mod tests {
         let existing = [ExistingSnapshot {
             name: "data-1".into(),
             labels: first,
+            source_pvc: Some("data".into()),
             created: Some(clock().now_utc()),
             ready: true,
         }];
@@ -363,10 +347,7 @@ mod tests {
     #[test]
     fn days_retention_labels_the_delete_after_date() {
         let mut plan = Plan::new("shop", ["data"]);
-        plan.retention = Retention::Days {
-            profile: None,
-            days: 30,
-        };
+        plan.retention = plan::Retention::inline(RetentionPolicy::Days(30));
         let l = snapshot_labels(&plan, "data", &RunIdentity { pod: None }, &[], &clock());
         assert_eq!(l[labels::RETAIN], "days");
         assert_eq!(l[labels::RETAIN_DAYS], "30");

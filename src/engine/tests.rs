@@ -9,6 +9,7 @@ use crate::plan::{self, ExecHook, Hook, HookAction, OnError, Plan, When};
 use crate::vocab::exec::*;
 use crate::vocab::lock::*;
 use crate::vocab::ports::*;
+use crate::vocab::retention::RetentionPolicy;
 use crate::vocab::workload::*;
 use chrono::TimeZone;
 use futures::future::BoxFuture;
@@ -59,11 +60,11 @@ impl ClusterPort for FakeCluster {
     ) -> BoxFuture<'a, Result<String, PortError>> {
         ok(Ok("csi".into()))
     }
-    fn snapshots_of<'a>(
+    fn snapshots_in<'a>(
         &'a self,
-        _: &'a str,
-        _: &'a str,
+        ns: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>> {
+        push(&self.log, format!("snapshots {ns}"));
         ok(Ok(Vec::new()))
     }
     fn create_snapshot<'a>(
@@ -149,11 +150,16 @@ impl ClusterPort for FakeCluster {
         &'a self,
         _: &'a str,
         pvcs: &'a [String],
+        policy: &'a RetentionPolicy,
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>> {
         push(
             &self.log,
-            format!("retention {} sweep={sweep}", pvcs.join(",")),
+            format!(
+                "retention {} {} sweep={sweep}",
+                pvcs.join(","),
+                policy.to_annotation()
+            ),
         );
         ok(Ok(RetentionOutcome::default()))
     }
@@ -359,12 +365,15 @@ async fn steps_run_in_order_lock_preflight_hooks_snapshots_wait_post_retention_e
             "pvc data",
             "pvc files",
             "exec PRE",
+            // One list of the namespace for both PVCs' tier labels.
+            "snapshots shop",
             "create data",
             "create files",
             "wait",
             "wait",
             "exec POST-OK",
-            "retention data,files sweep=false",
+            // The plan's own policy goes to retention.
+            r#"retention data,files {"daily":7,"monthly":12,"weekly":4} sweep=false"#,
             "event BackupSucceeded",
             "event BackupSucceeded",
             "event BackupSucceeded",

@@ -53,7 +53,7 @@ impl SnapshotFacts {
             .map(|t| t.with_timezone(&Utc))
             .or(requested);
         let mut tiers = Vec::new();
-        for tier in labels::Tier::ALL {
+        for tier in crate::vocab::retention::Tier::ALL {
             if labels.contains_key(tier.key()) {
                 tiers.push(tier.name());
             }

@@ -10,6 +10,7 @@ use super::model::*;
 use super::node::{Key, Node, NodeKind};
 use super::profiles::Profiles;
 use super::rules;
+use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use crate::vocab::workload::WorkloadRef;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -1365,7 +1366,10 @@ impl Cx<'_> {
                 );
                 return None;
             }
-            return Some(Retention::Days { profile, days });
+            return Some(Retention {
+                profile,
+                policy: RetentionPolicy::Days(days),
+            });
         }
         // A count that was given but rejected has its own diagnostic; no policy, and no "keeps nothing" on top.
         let rejected = [(d_p, daily), (w_p, weekly), (m_p, monthly), (y_p, yearly)]
@@ -1386,12 +1390,14 @@ impl Cx<'_> {
             }
             return None;
         }
-        Some(Retention::Tiers {
+        Some(Retention {
             profile,
-            daily,
-            weekly,
-            monthly,
-            yearly,
+            policy: RetentionPolicy::Tiers(TierCounts {
+                daily,
+                weekly,
+                monthly,
+                yearly,
+            }),
         })
     }
 
@@ -1694,9 +1700,9 @@ mod tests {
         let (plan, _) = load(&format!("{BASE}retention: {{profile: adhoc}}\n"));
         assert_eq!(
             plan.unwrap().retention,
-            Retention::Days {
+            Retention {
                 profile: Some("adhoc".into()),
-                days: 30
+                policy: RetentionPolicy::Days(30),
             }
         );
     }

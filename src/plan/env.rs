@@ -383,6 +383,7 @@ impl<'e> Reader<'e> {
 mod tests {
     use super::*;
     use crate::plan::model::{HookAction, Retention};
+    use crate::vocab::retention::{RetentionPolicy, TierCounts};
 
     fn env(pairs: &[(&str, &str)]) -> EnvMap {
         pairs
@@ -398,9 +399,9 @@ mod tests {
         assert_eq!(plan.targets, vec!["data"]);
         assert_eq!(
             plan.retention,
-            Retention::Days {
+            Retention {
                 profile: None,
-                days: 30
+                policy: RetentionPolicy::Days(30),
             }
         );
         assert_eq!(plan.snapshot.ready_timeout, Duration::from_secs(900));
@@ -483,12 +484,14 @@ mod tests {
         assert_eq!(plan.snapshot.name_template, "{pvc}-{rand}-{timestamp}");
         assert_eq!(
             plan.retention,
-            Retention::Tiers {
+            Retention {
                 profile: None,
-                daily: 3,
-                weekly: 4,
-                monthly: 12,
-                yearly: 0
+                policy: RetentionPolicy::Tiers(TierCounts {
+                    daily: 3,
+                    weekly: 4,
+                    monthly: 12,
+                    yearly: 0
+                }),
             }
         );
     }

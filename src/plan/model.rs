@@ -3,6 +3,7 @@
 //! The serde/schemars attributes describe the plan *file* format, so the same types generate the JSON Schema
 //! (`backup-ns schema`), print plans (`plan from-env`) and serialise the redacted annotation.
 
+use crate::vocab::retention::RetentionPolicy;
 use crate::vocab::workload::WorkloadRef;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
@@ -410,14 +411,42 @@ impl BackupType {
     }
 }
 
-/// A resolved retention policy. Named profiles are resolved at load time; `profile` keeps the name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+/// The plan's retention: the resolved policy and, when it came from a named profile, that profile's name.
+/// Named profiles are resolved at load time, so everything downstream works with [`RetentionPolicy`] alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retention {
+    pub profile: Option<String>,
+    pub policy: RetentionPolicy,
+}
+
+impl Retention {
+    /// A policy given inline (no profile name).
+    pub fn inline(policy: RetentionPolicy) -> Retention {
+        Retention {
+            profile: None,
+            policy,
+        }
+    }
+
+    /// The profile name this policy came from, if any.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+}
+
+/// How a resolved retention is written in a plan file (and so in `plan` output, the redacted plan annotation and
+/// the JSON Schema): a flat mapping of the counts or `days`, with the profile name beside them.
+#[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Retention {
+#[schemars(
+    rename = "Retention",
+    description = "A resolved retention policy. Named profiles are resolved at load time; `profile` keeps the name."
+)]
+enum RetentionFile<'a> {
     /// Grandfather-father-son: keep the newest N per tier (label `retain=daily_weekly_monthly`).
     Tiers {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        profile: Option<String>,
+        profile: Option<&'a str>,
         daily: u32,
         weekly: u32,
         monthly: u32,
@@ -427,61 +456,40 @@ pub enum Retention {
     /// Time to live: delete N days after creation (label `retain=days`).
     Days {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        profile: Option<String>,
+        profile: Option<&'a str>,
         days: u32,
     },
 }
 
-impl Default for Retention {
-    /// 7 daily, 4 weekly, 12 monthly, as in the original.
-    fn default() -> Self {
-        Retention::Tiers {
-            profile: None,
-            daily: 7,
-            weekly: 4,
-            monthly: 12,
-            yearly: 0,
+impl<'a> From<&'a Retention> for RetentionFile<'a> {
+    fn from(r: &'a Retention) -> Self {
+        let profile = r.profile.as_deref();
+        match r.policy {
+            RetentionPolicy::Tiers(c) => RetentionFile::Tiers {
+                profile,
+                daily: c.daily,
+                weekly: c.weekly,
+                monthly: c.monthly,
+                yearly: c.yearly,
+            },
+            RetentionPolicy::Days(days) => RetentionFile::Days { profile, days },
         }
     }
 }
 
-impl Retention {
-    /// The profile name this policy came from, if any.
-    pub fn profile(&self) -> Option<&str> {
-        match self {
-            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => {
-                profile.as_deref()
-            }
-        }
+impl Serialize for Retention {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RetentionFile::from(self).serialize(s)
+    }
+}
+
+impl JsonSchema for Retention {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        RetentionFile::schema_name()
     }
 
-    /// The value of the `backup-ns.sh/retain` label.
-    pub fn retain_label(&self) -> &'static str {
-        match self {
-            Retention::Tiers { .. } => "daily_weekly_monthly",
-            Retention::Days { .. } => "days",
-        }
-    }
-
-    /// The policy counts for the `backup-ns.sh/retention` annotation, e.g. `{"daily":7,"weekly":4,"monthly":12}`.
-    pub fn counts_json(&self) -> serde_json::Value {
-        match self {
-            Retention::Tiers {
-                daily,
-                weekly,
-                monthly,
-                yearly,
-                ..
-            } => {
-                let mut v =
-                    serde_json::json!({"daily": daily, "weekly": weekly, "monthly": monthly});
-                if *yearly > 0 {
-                    v["yearly"] = serde_json::json!(yearly);
-                }
-                v
-            }
-            Retention::Days { days, .. } => serde_json::json!({ "days": days }),
-        }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RetentionFile::json_schema(generator)
     }
 }
 
@@ -722,17 +730,17 @@ mod tests {
     }
 
     #[test]
-    fn retention_counts_match_the_annotation_format() {
+    fn retention_is_written_in_the_plan_file_form() {
+        let json = |r: &Retention| serde_json::to_string(r).unwrap();
         assert_eq!(
-            Retention::default().counts_json().to_string(),
-            r#"{"daily":7,"monthly":12,"weekly":4}"#
+            json(&Retention::default()),
+            r#"{"daily":7,"weekly":4,"monthly":12}"#
         );
-        let days = Retention::Days {
-            profile: None,
-            days: 30,
+        let days = Retention {
+            profile: Some("adhoc".into()),
+            policy: RetentionPolicy::Days(30),
         };
-        assert_eq!(days.counts_json().to_string(), r#"{"days":30}"#);
-        assert_eq!(days.retain_label(), "days");
+        assert_eq!(json(&days), r#"{"profile":"adhoc","days":30}"#);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::diag::{Code, Diag, SourceFile};
 use super::model::Retention;
 use super::node::{self, Format, NodeKind};
 use super::rules;
+use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -43,29 +44,33 @@ impl Profiles {
         let mut map = BTreeMap::new();
         map.insert(
             "standard".to_string(),
-            Retention::Tiers {
+            Retention {
                 profile: None,
-                daily: 7,
-                weekly: 4,
-                monthly: 12,
-                yearly: 0,
+                policy: RetentionPolicy::Tiers(TierCounts {
+                    daily: 7,
+                    weekly: 4,
+                    monthly: 12,
+                    yearly: 0,
+                }),
             },
         );
         map.insert(
             "adhoc".to_string(),
-            Retention::Days {
+            Retention {
                 profile: None,
-                days: 30,
+                policy: RetentionPolicy::Days(30),
             },
         );
         map.insert(
             "extended".to_string(),
-            Retention::Tiers {
+            Retention {
                 profile: None,
-                daily: 14,
-                weekly: 8,
-                monthly: 24,
-                yearly: 5,
+                policy: RetentionPolicy::Tiers(TierCounts {
+                    daily: 14,
+                    weekly: 8,
+                    monthly: 24,
+                    yearly: 5,
+                }),
             },
         );
         Profiles { map }
@@ -73,13 +78,11 @@ impl Profiles {
 
     /// The policy of a profile, tagged with its name.
     pub fn get(&self, name: &str) -> Option<Retention> {
-        let mut r = self.map.get(name)?.clone();
-        match &mut r {
-            Retention::Tiers { profile, .. } | Retention::Days { profile, .. } => {
-                *profile = Some(name.to_string());
-            }
-        }
-        Some(r)
+        let policy = self.map.get(name)?.policy;
+        Some(Retention {
+            profile: Some(name.to_string()),
+            policy,
+        })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -175,19 +178,21 @@ mod tests {
         let p = Profiles::builtin();
         assert_eq!(
             p.get("standard"),
-            Some(Retention::Tiers {
+            Some(Retention {
                 profile: Some("standard".into()),
-                daily: 7,
-                weekly: 4,
-                monthly: 12,
-                yearly: 0
+                policy: RetentionPolicy::Tiers(TierCounts {
+                    daily: 7,
+                    weekly: 4,
+                    monthly: 12,
+                    yearly: 0
+                }),
             })
         );
         assert_eq!(
             p.get("adhoc"),
-            Some(Retention::Days {
+            Some(Retention {
                 profile: Some("adhoc".into()),
-                days: 30
+                policy: RetentionPolicy::Days(30),
             })
         );
         assert_eq!(p.get("nope"), None);
@@ -203,11 +208,17 @@ mod tests {
         .unwrap();
         assert!(matches!(
             p.get("gold"),
-            Some(Retention::Tiers { yearly: 5, .. })
+            Some(Retention {
+                policy: RetentionPolicy::Tiers(TierCounts { yearly: 5, .. }),
+                ..
+            })
         ));
         assert!(matches!(
             p.get("adhoc"),
-            Some(Retention::Days { days: 3, .. })
+            Some(Retention {
+                policy: RetentionPolicy::Days(3),
+                ..
+            })
         ));
     }
 

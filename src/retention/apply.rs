@@ -9,7 +9,11 @@
 //! - a deletion first re-reads the snapshot and goes ahead only if its `retain` and `delete-after` labels are still
 //!   what the plan saw (someone pinning a snapshot by hand a second ago wins), then the cluster layer switches the
 //!   bound content to `Delete` and deletes the snapshot. Deletions are paced by `delete_pause`;
-//! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent.
+//! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent;
+//! - what happened comes back typed ([`Outcome`]: the [`Operation`], the planned [`Action`]s, a [`Status`]), so a
+//!   caller matches on it instead of reading rendered text.
+//!
+//! The cluster is reached through [`SnapshotStore`] (implemented by `cluster/`); every request is one call on it.
 //!
 //! In-namespace runs (a tenant's CronJob) usually may not patch cluster-scoped VolumeSnapshotContents:
 //! [`ContentPolicy::LeaveToController`] deletes only snapshots whose content already says `Delete` and reports the
@@ -17,17 +21,18 @@
 
 use crate::Exit;
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
-use crate::labels::{self, DELETE_AFTER, RETAIN};
-use crate::retention::policy::{self, Action, Decision, Options, RetentionPlan, Snapshot};
+use crate::labels::{self, DELETE_AFTER, LabelChanges, RETAIN};
+use crate::retention::policy::{self, Action, Decision, ObservedSnapshot, Options, RetentionPlan};
+use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
+use crate::vocab::scope::Scope;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Default page size of the VolumeSnapshot list.
-pub const DEFAULT_PAGE_SIZE: u32 = crate::cluster::snapshots::DEFAULT_PAGE_SIZE;
+pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
 
 /// Label patches in flight at once (deletions stay one at a time, paced).
 pub const PATCH_CONCURRENCY: usize = 8;
@@ -87,7 +92,7 @@ impl Default for ApplyOptions {
 pub enum ApplyError {
     /// The one list of the scope failed; nothing was planned or written.
     #[error("could not list the VolumeSnapshots to plan retention: {0}")]
-    List(#[source] ClusterError),
+    List(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// How one object's change ended.
@@ -114,12 +119,33 @@ pub struct Outcome {
     pub pvc: String,
     /// `delete`, or `patch` (tier label removals and/or a mark, sent as one JSON patch).
     pub operation: Operation,
-    /// The planned actions, e.g. `remove daily`, `mark 2025-01-03`, `delete`.
-    pub actions: Vec<String>,
+    /// The planned actions; written as their labels, e.g. `remove daily`, `mark 2025-01-03`, `delete`.
+    #[serde(serialize_with = "action_labels")]
+    pub actions: Vec<Action>,
     #[serde(flatten)]
     pub status: Status,
 }
 
+impl Outcome {
+    /// The planned actions as the report prints them: `remove daily, mark 2025-01-03`.
+    pub fn actions_text(&self) -> String {
+        let labels: Vec<String> = self.actions.iter().map(Action::label).collect();
+        labels.join(", ")
+    }
+
+    /// True when the plan marked this snapshot for deletion (a `delete-after` label).
+    pub fn marks(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::Mark { .. }))
+    }
+}
+
+fn action_labels<S: Serializer>(actions: &[Action], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(actions.iter().map(Action::label))
+}
+
+/// The one request an [`Outcome`] stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
@@ -222,7 +248,7 @@ impl ApplyReport {
                 "{}/{} [{}] {}: {status}",
                 o.namespace,
                 o.name,
-                o.actions.join(", "),
+                o.actions_text(),
                 match o.operation {
                     Operation::Patch => "patch",
                     Operation::Delete => "delete",
@@ -236,57 +262,95 @@ impl ApplyReport {
 
 /// Lists the scope in pages and reads every VolumeSnapshot. Exposed so a caller that needs the list for something
 /// else too (the controller's label sync) lists once.
-pub async fn list_scope(
-    cluster: &Cluster,
+pub async fn list_scope<C: SnapshotStore>(
+    cluster: &C,
     scope: &Scope,
     selector: Option<&str>,
     page_size: u32,
-) -> Result<Vec<VolumeSnapshot>, ApplyError> {
+) -> Result<Vec<C::Vs>, ApplyError> {
     cluster
         .list_snapshots(scope, selector, page_size)
         .await
-        .map_err(ApplyError::List)
+        .map_err(|e| ApplyError::List(Box::new(e)))
 }
 
-/// Plans and applies retention for `options.scope` at `clock`'s now. See the module docs.
-pub async fn apply(
-    cluster: &Cluster,
+/// The one list of `options`' scope and selector.
+async fn list_options<C: SnapshotStore>(
+    cluster: &C,
     options: &ApplyOptions,
-    clock: &Clock,
-) -> Result<ApplyReport, ApplyError> {
-    let listed = list_scope(
+) -> Result<Vec<C::Vs>, ApplyError> {
+    list_scope(
         cluster,
         &options.scope,
         options.selector.as_deref(),
         options.page_size,
     )
-    .await?;
-    Ok(apply_listed(cluster, listed, options, clock).await)
+    .await
+}
+
+/// Plans and applies retention for `options.scope` at `clock`'s now. See the module docs.
+pub async fn apply<C: SnapshotStore>(
+    cluster: &C,
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> Result<ApplyReport, ApplyError> {
+    let listed = list_options(cluster, options).await?;
+    Ok(apply_listed(cluster, &listed, options, clock).await)
+}
+
+/// Retention for several PVCs of one namespace (`run`'s step): ONE list of `options.scope`, then each PVC planned
+/// and applied on its own, as if by [`apply`] with `options.pvc` set to it (the guard weighs each PVC alone).
+/// Returns one report per PVC, in the order given; a PVC whose writes failed is the last one tried, since the
+/// step fails there.
+pub async fn apply_pvcs<C: SnapshotStore>(
+    cluster: &C,
+    pvcs: &[String],
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> Result<Vec<ApplyReport>, ApplyError> {
+    let listed = list_options(cluster, options).await?;
+    let mut reports = Vec::with_capacity(pvcs.len());
+    for pvc in pvcs {
+        let options = ApplyOptions {
+            pvc: Some(pvc.clone()),
+            ..options.clone()
+        };
+        let report = apply_listed(cluster, &listed, &options, clock).await;
+        let failed = report.counts.failed > 0;
+        reports.push(report);
+        if failed {
+            break;
+        }
+    }
+    Ok(reports)
 }
 
 /// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows).
-pub fn plan_listed(
-    listed: &[VolumeSnapshot],
+pub fn plan_listed<S: ListedSnapshot>(
+    listed: &[S],
     options: &ApplyOptions,
     clock: &Clock,
-) -> (Vec<Snapshot>, Vec<String>, RetentionPlan) {
+) -> (Vec<ObservedSnapshot>, Vec<String>, RetentionPlan) {
     let (snapshots, unreadable) = read_snapshots(listed, options.pvc.as_deref());
     let plan = policy::plan(&snapshots, &options.policy, clock);
     (snapshots, unreadable, plan)
 }
 
-fn read_snapshots(listed: &[VolumeSnapshot], pvc: Option<&str>) -> (Vec<Snapshot>, Vec<String>) {
+fn read_snapshots<S: ListedSnapshot>(
+    listed: &[S],
+    pvc: Option<&str>,
+) -> (Vec<ObservedSnapshot>, Vec<String>) {
     let mut snapshots = Vec::with_capacity(listed.len());
     let mut unreadable = Vec::new();
     for vs in listed {
-        let value = match serde_json::to_value(vs) {
+        let value = match vs.to_json() {
             Ok(v) => v,
             Err(e) => {
                 unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name()));
                 continue;
             }
         };
-        match Snapshot::from_volume_snapshot(&value) {
+        match ObservedSnapshot::from_volume_snapshot(&value) {
             Ok(s) if pvc.is_none_or(|p| s.pvc == p) => snapshots.push(s),
             Ok(_) => {}
             Err(e) => unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name())),
@@ -296,20 +360,20 @@ fn read_snapshots(listed: &[VolumeSnapshot], pvc: Option<&str>) -> (Vec<Snapshot
 }
 
 /// [`apply`] on an already listed scope.
-pub async fn apply_listed(
-    cluster: &Cluster,
-    listed: Vec<VolumeSnapshot>,
+pub async fn apply_listed<C: SnapshotStore>(
+    cluster: &C,
+    listed: &[C::Vs],
     options: &ApplyOptions,
     clock: &Clock,
 ) -> ApplyReport {
-    let (snapshots, unreadable, plan) = plan_listed(&listed, options, clock);
+    let (snapshots, unreadable, plan) = plan_listed(listed, options, clock);
     let mut counts = Counts {
         listed: listed.len(),
         managed: snapshots.iter().filter(|s| s.is_managed()).count(),
         ..Counts::default()
     };
     drop(snapshots);
-    let by_key: HashMap<(&str, &str), &VolumeSnapshot> = listed
+    let by_key: HashMap<(&str, &str), &C::Vs> = listed
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
         .collect();
@@ -338,7 +402,7 @@ pub async fn apply_listed(
     for key in order {
         let decisions = &grouped[&key];
         let Some(vs) = by_key.get(&key) else { continue };
-        let actions: Vec<String> = decisions.iter().map(|d| d.action.label()).collect();
+        let actions: Vec<Action> = decisions.iter().map(|d| d.action.clone()).collect();
         let pvc = decisions[0].pvc.clone();
         if decisions.iter().any(|d| d.action == Action::Delete) {
             deletions.push((*vs, actions, pvc));
@@ -437,7 +501,11 @@ fn deletion_basis(labels: Option<&BTreeMap<String, String>>) -> (Option<&str>, O
     (get(RETAIN), get(DELETE_AFTER))
 }
 
-async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentPolicy) -> Status {
+async fn delete_one<C: SnapshotStore>(
+    cluster: &C,
+    listed: &C::Vs,
+    policy: ContentPolicy,
+) -> Status {
     let (ns, name) = (listed.namespace(), listed.name());
     let current = match cluster.get_snapshot(ns, name).await {
         Ok(Some(vs)) => vs,
@@ -457,18 +525,18 @@ async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentP
     if policy == ContentPolicy::LeaveToController
         && let Some(content) = current.bound_content()
     {
-        match cluster.get_snapshot_content(content).await {
-            Ok(Some(vsc)) if vsc.spec.deletion_policy == "Delete" => {}
+        match cluster.get_content(content).await {
+            Ok(Some(vsc)) if vsc.deletion_policy() == "Delete" => {}
             Ok(Some(vsc)) => {
                 return Status::Deferred {
                     reason: format!(
                         "content {content} has deletionPolicy {}; the controller switches it and deletes",
-                        vsc.spec.deletion_policy
+                        vsc.deletion_policy()
                     ),
                 };
             }
             Ok(None) => {}
-            Err(e) if e.is_forbidden() => {
+            Err(e) if C::is_forbidden(&e) => {
                 return Status::Deferred {
                     reason: format!(
                         "may not read content {content}; the controller deletes this snapshot"
@@ -482,9 +550,9 @@ async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentP
             }
         }
     }
-    match cluster.delete_fetched_snapshot(&current).await {
-        Ok(outcome) if outcome.already_gone => Status::Unchanged,
-        Ok(_) => Status::Applied,
+    match cluster.delete_snapshot(&current).await {
+        Ok(Deleted::AlreadyGone) => Status::Unchanged,
+        Ok(Deleted::Now) => Status::Applied,
         Err(e) => Status::Failed {
             error: e.to_string(),
         },
@@ -492,9 +560,9 @@ async fn delete_one(cluster: &Cluster, listed: &VolumeSnapshot, policy: ContentP
 }
 
 /// One guarded label patch; its status for the report.
-async fn patch_one(
-    cluster: &Cluster,
-    vs: &VolumeSnapshot,
+async fn patch_one<C: SnapshotStore>(
+    cluster: &C,
+    vs: &C::Vs,
     changes: &LabelChanges,
     dry_run: bool,
 ) -> Status {
@@ -502,8 +570,8 @@ async fn patch_one(
         return Status::DryRun;
     }
     match cluster.patch_snapshot_labels(vs, changes).await {
-        Ok(Some(_)) => Status::Applied,
-        Ok(None) => Status::Unchanged,
+        Ok(true) => Status::Applied,
+        Ok(false) => Status::Unchanged,
         Err(e) => Status::Failed {
             error: e.to_string(),
         },

@@ -1,18 +1,19 @@
 //! Retention: which snapshots keep their tier labels, which are marked for deletion, which are deleted.
 //!
-//! `policy` is the pure planner (snapshots + per-PVC policy + clock → decisions with reasons); `simulate` replays
-//! nightly backups through that same planner to show what survives. The cluster layer lists VolumeSnapshots, turns
-//! them into [`policy::Snapshot`]s, calls [`policy::plan`] and applies the decisions. `apply` (retention against
-//! the cluster), `sync` (VS labels onto VSCs) and `rebind` orchestrate calls into `crate::cluster`; `policy` and
-//! `simulate` stay pure.
+//! `policy` is the pure planner (observed snapshots + per-PVC policy + clock → decisions); `simulate` replays
+//! nightly backups through that same planner to show what survives. `apply` (retention against the cluster) and
+//! `sync` (VS labels onto VSCs) reach the cluster only through the [`port::SnapshotStore`] trait, which
+//! `cluster/` implements, so this module never imports the API layer. The policy itself is
+//! [`crate::vocab::retention::RetentionPolicy`], the same type the plan resolves.
 
 pub mod apply;
 pub mod policy;
-pub mod rebind;
+pub mod port;
 pub mod simulate;
 pub mod sync;
 
 pub use policy::{
-    Action, Decision, DefaultsError, Guard, GuardVerdict, Options, Phases, PolicySource, Problem,
-    PvcPolicy, RetentionPlan, Snapshot, SnapshotError, apply_decisions, defaults_from_env, plan,
+    Action, Decision, DefaultsError, Guard, GuardVerdict, ObservedSnapshot, ObservedSnapshotError,
+    Options, Phases, PolicySource, Problem, PvcPolicy, RetentionPlan, Withheld, apply_decisions,
+    defaults_from_env, plan,
 };

@@ -20,26 +20,25 @@
 //! days after it was marked. `grace_days = 0` is the original's behaviour (mark with today, delete from tomorrow);
 //! the default of 1 guarantees at least one full day between mark and delete whenever the pruner runs.
 //!
-//! Policy per PVC: the `backup-ns.sh/retention` annotation on the PVC's newest `daily_weekly_monthly` snapshot
-//! that carries one, tiers missing from it filled from [`Options::defaults`] (the original's 7/4/12).
+//! Policy per PVC: the `backup-ns.sh/retention` annotation ([`RetentionPolicy`]) on the PVC's newest
+//! `daily_weekly_monthly` snapshot that carries one, tiers missing from it filled from [`Options::defaults`] (the
+//! original's 7/4/12 for the controller, the plan's own counts for `run`).
 
 use crate::clock::Clock;
-use crate::labels::{
-    self, DELETE_AFTER, PVC, RETAIN, RETAIN_DAYS_MODE, RETAIN_GFS, RetentionCounts, Tier,
-    TierCounts,
-};
+use crate::labels::{self, DELETE_AFTER, RETAIN, RETAIN_DAYS_MODE, RETAIN_GFS};
+use crate::vocab::retention::{RetentionPolicy, Tier, TierCounts};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-/// One VolumeSnapshot as retention sees it.
+/// One VolumeSnapshot as retention observed it in the cluster (not the plan's `snapshot` settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
+pub struct ObservedSnapshot {
     pub namespace: String,
     pub name: String,
-    /// `backup-ns.sh/pvc`, else `spec.source.persistentVolumeClaimName`, else empty.
+    /// The PVC it belongs to ([`labels::snapshot_pvc`]: `backup-ns.sh/pvc`, else the source PVC), else empty.
     pub pvc: String,
     pub labels: BTreeMap<String, String>,
     /// The raw `backup-ns.sh/retention` annotation, if any. Other annotations are not kept (memory).
@@ -55,9 +54,9 @@ pub struct Snapshot {
     pub deleting: bool,
 }
 
-/// Why a VolumeSnapshot JSON object could not be read.
+/// Why a VolumeSnapshot JSON object could not be read as an [`ObservedSnapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SnapshotError {
+pub enum ObservedSnapshotError {
     #[error("VolumeSnapshot has no {field}")]
     MissingField { field: &'static str },
     #[error("VolumeSnapshot {namespace}/{name}: {field} `{value}` is not an RFC 3339 time")]
@@ -69,20 +68,22 @@ pub enum SnapshotError {
     },
 }
 
-impl Snapshot {
+impl ObservedSnapshot {
     /// Reads the fields retention needs from a `snapshot.storage.k8s.io/v1` VolumeSnapshot as JSON. Pure and cheap:
     /// only labels and the retention annotation are copied.
-    pub fn from_volume_snapshot(vs: &serde_json::Value) -> Result<Snapshot, SnapshotError> {
+    pub fn from_volume_snapshot(
+        vs: &serde_json::Value,
+    ) -> Result<ObservedSnapshot, ObservedSnapshotError> {
         let meta = &vs["metadata"];
         let name = meta["name"]
             .as_str()
-            .ok_or(SnapshotError::MissingField {
+            .ok_or(ObservedSnapshotError::MissingField {
                 field: "metadata.name",
             })?
             .to_string();
         let namespace = meta["namespace"]
             .as_str()
-            .ok_or(SnapshotError::MissingField {
+            .ok_or(ObservedSnapshotError::MissingField {
                 field: "metadata.namespace",
             })?
             .to_string();
@@ -101,7 +102,7 @@ impl Snapshot {
             None => Ok(None),
             Some(s) => DateTime::parse_from_rfc3339(s)
                 .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| SnapshotError::BadTimestamp {
+                .map_err(|_| ObservedSnapshotError::BadTimestamp {
                     namespace: namespace.clone(),
                     name: name.clone(),
                     field,
@@ -113,13 +114,13 @@ impl Snapshot {
             Some(t) => Some(t),
             None => parse_time("metadata.creationTimestamp", &meta["creationTimestamp"])?,
         };
-        let pvc = labels
-            .get(PVC)
-            .map(String::as_str)
-            .or_else(|| vs["spec"]["source"]["persistentVolumeClaimName"].as_str())
-            .unwrap_or("")
-            .to_string();
-        Ok(Snapshot {
+        let pvc = labels::snapshot_pvc(
+            &labels,
+            vs["spec"]["source"]["persistentVolumeClaimName"].as_str(),
+        )
+        .unwrap_or("")
+        .to_string();
+        Ok(ObservedSnapshot {
             pvc,
             labels,
             retention,
@@ -217,7 +218,8 @@ pub fn defaults_from_env(
 /// Settings of one retention run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
-    /// Counts for tiers a PVC's annotation does not set.
+    /// Counts for tiers a PVC's annotation does not set, and for PVCs without a usable annotation: the controller
+    /// defaults (`RETAIN_LAST_*`), or in `run` the plan's own counts.
     pub defaults: TierCounts,
     /// Whole days between marking and the earliest deletion day (see the module docs).
     pub grace_days: u32,
@@ -248,7 +250,7 @@ pub enum Problem {
     /// Neither `status.creationTime` nor `metadata.creationTimestamp`; the snapshot is not ranked, not marked.
     MissingCreationTime,
     /// The snapshot would be marked or deleted but is the newest ready backup of its PVC.
-    NewestReadyProtected { would: &'static str },
+    NewestReadyProtected { would: Withheld },
     /// The deletion was withheld because the namespace's guard tripped.
     GuardWithheld,
     /// The retention annotation could not be read; controller defaults were used.
@@ -284,6 +286,24 @@ impl fmt::Display for Problem {
                 )
             }
         }
+    }
+}
+
+/// What the planner would have done to a protected snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Withheld {
+    #[serde(rename = "mark for deletion")]
+    Mark,
+    #[serde(rename = "delete")]
+    Delete,
+}
+
+impl fmt::Display for Withheld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Withheld::Mark => "mark for deletion",
+            Withheld::Delete => "delete",
+        })
     }
 }
 
@@ -458,7 +478,7 @@ fn ordinal(n: usize) -> String {
 }
 
 /// Newest first; unknown creation times last; name breaks ties so the order is total and deterministic.
-fn newest_first(a: &Snapshot, b: &Snapshot) -> Ordering {
+fn newest_first(a: &ObservedSnapshot, b: &ObservedSnapshot) -> Ordering {
     match (a.created, b.created) {
         (Some(x), Some(y)) => y.cmp(&x),
         (Some(_), None) => Ordering::Less,
@@ -494,7 +514,7 @@ struct Facts {
     delete_after: DeleteAfter,
 }
 
-fn facts_of(s: &Snapshot) -> Facts {
+fn facts_of(s: &ObservedSnapshot) -> Facts {
     let mut f = Facts::default();
     for (key, value) in &s.labels {
         match key.as_str() {
@@ -520,7 +540,7 @@ fn facts_of(s: &Snapshot) -> Facts {
 }
 
 /// Plans retention for `snapshots` (any mix of namespaces and PVCs, managed or not) at `clock`'s now.
-pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> RetentionPlan {
+pub fn plan(snapshots: &[ObservedSnapshot], options: &Options, clock: &Clock) -> RetentionPlan {
     let today = clock.today();
     let facts: Vec<Facts> = snapshots.iter().map(facts_of).collect();
     let mut order: Vec<usize> = (0..snapshots.len())
@@ -556,7 +576,7 @@ pub fn plan(snapshots: &[Snapshot], options: &Options, clock: &Clock) -> Retenti
 }
 
 fn plan_namespace(
-    snapshots: &[Snapshot],
+    snapshots: &[ObservedSnapshot],
     facts: &[Facts],
     group: &[usize],
     options: &Options,
@@ -577,7 +597,7 @@ fn plan_namespace(
     guard_namespace(snapshots, group, options, first_decision, out);
 }
 
-fn decision(s: &Snapshot, action: Action, reason: String) -> Decision {
+fn decision(s: &ObservedSnapshot, action: Action, reason: String) -> Decision {
     Decision {
         namespace: s.namespace.clone(),
         name: s.name.clone(),
@@ -587,14 +607,14 @@ fn decision(s: &Snapshot, action: Action, reason: String) -> Decision {
     }
 }
 
-fn report(s: &Snapshot, problem: Problem) -> Decision {
+fn report(s: &ObservedSnapshot, problem: Problem) -> Decision {
     let reason = problem.to_string();
     decision(s, Action::Report { problem }, reason)
 }
 
 /// Plans one PVC. `group` holds its managed snapshots, newest first.
 fn plan_pvc(
-    snapshots: &[Snapshot],
+    snapshots: &[ObservedSnapshot],
     facts: &[Facts],
     group: &[usize],
     options: &Options,
@@ -626,9 +646,9 @@ fn plan_pvc(
     {
         let s = &snapshots[i];
         let value = s.retention.as_deref().unwrap_or_default();
-        match RetentionCounts::from_annotation(value) {
+        match RetentionPolicy::from_annotation(value, options.defaults) {
             Ok(parsed) => {
-                counts = options.defaults.overlay(&parsed);
+                counts = parsed.tiers_or(options.defaults);
                 source = PolicySource::Annotation {
                     snapshot: s.name.clone(),
                 };
@@ -702,7 +722,7 @@ fn plan_pvc(
                 out.decisions.push(report(
                     s,
                     Problem::NewestReadyProtected {
-                        would: "mark for deletion",
+                        would: Withheld::Mark,
                     },
                 ));
                 continue;
@@ -740,8 +760,12 @@ fn plan_pvc(
                 continue;
             }
             if Some(i) == protected {
-                out.decisions
-                    .push(report(s, Problem::NewestReadyProtected { would: "delete" }));
+                out.decisions.push(report(
+                    s,
+                    Problem::NewestReadyProtected {
+                        would: Withheld::Delete,
+                    },
+                ));
                 continue;
             }
             out.decisions.push(decision(
@@ -767,7 +791,7 @@ fn display_pvc(pvc: &str) -> &str {
 /// Applies the guard to the namespace whose decisions start at `first_decision`, then drops label removals on
 /// snapshots that are deleted anyway (one patch fewer each).
 fn guard_namespace(
-    snapshots: &[Snapshot],
+    snapshots: &[ObservedSnapshot],
     group: &[usize],
     options: &Options,
     first_decision: usize,
@@ -847,7 +871,7 @@ fn guard_namespace(
 
 /// Applies decisions to an in-memory list, as the cluster applier does to the API: removes tier labels, writes
 /// `delete-after` where none is set, drops deleted snapshots. Reports change nothing. Idempotent.
-pub fn apply_decisions(snapshots: &mut Vec<Snapshot>, decisions: &[Decision]) {
+pub fn apply_decisions(snapshots: &mut Vec<ObservedSnapshot>, decisions: &[Decision]) {
     let index: HashMap<(&str, &str), usize> = snapshots
         .iter()
         .enumerate()

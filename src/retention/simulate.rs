@@ -7,8 +7,9 @@
 //! March?": a calendar of the backups present on the last day, and the restore points at the end of each month.
 
 use crate::clock::Clock;
-use crate::labels::{self, PriorSnapshot, RetainMode, RetentionCounts, Tier, TierCounts};
-use crate::retention::policy::{self, Action, Options, Snapshot};
+use crate::labels::{self, PriorSnapshot};
+use crate::retention::policy::{self, Action, ObservedSnapshot, Options};
+use crate::vocab::retention::{RetentionPolicy, Tier, TierCounts};
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -19,9 +20,20 @@ use std::str::FromStr;
 /// The longest simulation accepted (about 55 years); longer ones are almost certainly a typo.
 pub const MAX_DAYS: u32 = 20_000;
 
-/// A `--policy` value: `daily=7,weekly=4,monthly=12[,yearly=N]` or `days=N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicySpec(pub RetentionCounts);
+/// A `--policy` value: `daily=7,weekly=4,monthly=12[,yearly=N]` or `days=N`, checked when parsed. It says what
+/// the retention annotation says, in another notation, so it is kept as that annotation and read as one:
+/// [`resolve`](PolicySpec::resolve) fills the tiers it leaves out from the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    annotation: String,
+}
+
+impl PolicySpec {
+    /// The policy, with tiers the spec leaves out taken from `defaults`.
+    pub fn resolve(&self, defaults: TierCounts) -> Result<RetentionPolicy, serde_json::Error> {
+        RetentionPolicy::from_annotation(&self.annotation, defaults)
+    }
+}
 
 /// Why a `--policy` value is malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,26 +77,20 @@ impl FromStr for PolicySpec {
                 return Err(PolicySpecError::Duplicate(key.to_string()));
             }
         }
-        if let Some(&days) = seen.get("days") {
-            if seen.len() > 1 {
-                return Err(PolicySpecError::Mixed);
-            }
-            return Ok(PolicySpec(RetentionCounts::Days(days)));
+        if seen.contains_key("days") && seen.len() > 1 {
+            return Err(PolicySpecError::Mixed);
         }
-        Ok(PolicySpec(RetentionCounts::Tiers {
-            daily: seen.get("daily").copied(),
-            weekly: seen.get("weekly").copied(),
-            monthly: seen.get("monthly").copied(),
-            yearly: seen.get("yearly").copied(),
-        }))
+        Ok(PolicySpec {
+            annotation: serde_json::json!(seen).to_string(),
+        })
     }
 }
 
 /// What to simulate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scenario {
-    pub policy: RetentionCounts,
-    /// Counts for tiers the policy leaves out (the controller defaults).
+    pub policy: RetentionPolicy,
+    /// The controller defaults: the counts the planner falls back on (a `days` policy has no tier counts).
     pub defaults: TierCounts,
     /// Local date of the first nightly backup.
     pub start: NaiveDate,
@@ -132,7 +138,7 @@ pub struct TierCoverage {
 /// The result of a simulation; `-o json` prints it as is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Simulation {
-    pub policy: RetentionCounts,
+    pub policy: RetentionPolicy,
     /// The resolved counts (for `days` policies: the defaults, unused).
     pub counts: TierCounts,
     pub start: NaiveDate,
@@ -161,16 +167,6 @@ const PVC_NAME: &str = "data";
 const NAMESPACE: &str = "simulation";
 
 impl Scenario {
-    fn mode(&self) -> (RetainMode, TierCounts) {
-        match self.policy {
-            RetentionCounts::Days(days) => (RetainMode::Days(days), self.defaults),
-            tiers => {
-                let counts = self.defaults.overlay(&tiers);
-                (RetainMode::Gfs(counts), counts)
-            }
-        }
-    }
-
     /// The instant of the nightly backup on `date`. On a DST gap the backup runs at the first valid instant after.
     fn instant(&self, date: NaiveDate) -> chrono::DateTime<chrono::Utc> {
         let mut local = date.and_time(self.at);
@@ -194,7 +190,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
         .checked_add_days(chrono::Days::new(u64::from(scenario.days - 1)))
         .filter(|e| e.year() < 9000)
         .ok_or(SimulateError::Range(scenario.start))?;
-    let (mode, counts) = scenario.mode();
+    let counts = scenario.policy.tiers_or(scenario.defaults);
     let options = Options {
         defaults: counts,
         grace_days: scenario.grace_days,
@@ -202,7 +198,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
     };
     let annotation = scenario.policy.to_annotation();
 
-    let mut live: Vec<Snapshot> = Vec::new();
+    let mut live: Vec<ObservedSnapshot> = Vec::new();
     let mut backups: Vec<SimBackup> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut checkpoints = Vec::new();
@@ -216,13 +212,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
             .iter()
             .map(|s| PriorSnapshot {
                 labels: &s.labels,
+                source_pvc: Some(&s.pvc),
                 created: s.created,
                 ready: s.ready,
             })
             .collect();
-        let mut new_labels = labels::creation_labels(PVC_NAME, &mode, &prior, &clock);
+        let new_labels = labels::creation_labels(PVC_NAME, &scenario.policy, &prior, &clock);
         drop(prior);
-        new_labels.insert(labels::PVC.to_string(), PVC_NAME.to_string());
         let name = format!("{PVC_NAME}-{}", date.format("%Y-%m-%d"));
         backups.push(SimBackup {
             name: name.clone(),
@@ -233,7 +229,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
             tiers_at_end: Vec::new(),
         });
         index.insert(name.clone(), backups.len() - 1);
-        live.push(Snapshot {
+        live.push(ObservedSnapshot {
             namespace: NAMESPACE.to_string(),
             name,
             pvc: PVC_NAME.to_string(),
@@ -304,11 +300,11 @@ fn tiers_of(labels: &BTreeMap<String, String>) -> Vec<Tier> {
 
 fn checkpoint(
     date: NaiveDate,
-    live: &[Snapshot],
+    live: &[ObservedSnapshot],
     backups: &[SimBackup],
     index: &HashMap<String, usize>,
 ) -> Checkpoint {
-    let taken = |s: &Snapshot| index.get(&s.name).map(|&b| backups[b].taken);
+    let taken = |s: &ObservedSnapshot| index.get(&s.name).map(|&b| backups[b].taken);
     let mut tiers = BTreeMap::new();
     for tier in Tier::ALL {
         let holders = live.iter().filter(|s| s.labels.contains_key(tier.key()));
@@ -330,8 +326,8 @@ fn checkpoint(
 
 fn policy_text(sim: &Simulation) -> String {
     match sim.policy {
-        RetentionCounts::Days(days) => format!("days={days}"),
-        RetentionCounts::Tiers { .. } => {
+        RetentionPolicy::Days(days) => format!("days={days}"),
+        RetentionPolicy::Tiers(_) => {
             let c = sim.counts;
             format!(
                 "daily={} weekly={} monthly={} yearly={}",
@@ -465,7 +461,11 @@ mod tests {
 
     fn scenario(policy: &str, start: &str, days: u32) -> Scenario {
         Scenario {
-            policy: policy.parse::<PolicySpec>().unwrap().0,
+            policy: policy
+                .parse::<PolicySpec>()
+                .unwrap()
+                .resolve(TierCounts::ORIGINAL_DEFAULTS)
+                .unwrap(),
             defaults: TierCounts::ORIGINAL_DEFAULTS,
             start: NaiveDate::parse_from_str(start, "%Y-%m-%d").unwrap(),
             days,
@@ -477,22 +477,22 @@ mod tests {
 
     #[test]
     fn policy_specs_parse_and_reject_bad_input() {
+        let resolve =
+            |s: &str, defaults| s.parse::<PolicySpec>().unwrap().resolve(defaults).unwrap();
+        let defaults = TierCounts {
+            yearly: 2,
+            ..TierCounts::ORIGINAL_DEFAULTS
+        };
         assert_eq!(
-            "daily=7, weekly=4,monthly=12"
-                .parse::<PolicySpec>()
-                .unwrap()
-                .0,
-            RetentionCounts::Tiers {
-                daily: Some(7),
-                weekly: Some(4),
-                monthly: Some(12),
-                yearly: None
-            }
+            resolve("daily=9, weekly=4,monthly=12", defaults),
+            RetentionPolicy::Tiers(TierCounts {
+                daily: 9,
+                weekly: 4,
+                monthly: 12,
+                yearly: 2
+            })
         );
-        assert_eq!(
-            "days=30".parse::<PolicySpec>().unwrap().0,
-            RetentionCounts::Days(30)
-        );
+        assert_eq!(resolve("days=30", defaults), RetentionPolicy::Days(30));
         let err = |s: &str| s.parse::<PolicySpec>().unwrap_err().to_string();
         assert_eq!(
             err("hourly=3"),

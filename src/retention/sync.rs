@@ -5,8 +5,9 @@
 //! One paginated list of snapshots (shared with retention in the controller) plus one paginated list of contents;
 //! an unchanged content costs no request at all. Patches carry `test` ops like every label edit.
 
-use crate::cluster::{Cluster, ClusterError, LabelChanges, Scope, VolumeSnapshot};
-use crate::labels::PREFIX;
+use crate::labels::{LabelChanges, PREFIX};
+use crate::retention::port::{ListedContent, ListedSnapshot, SnapshotStore};
+use crate::vocab::scope::Scope;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,7 +16,7 @@ use std::fmt::Write as _;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("could not list for label sync: {0}")]
-    List(#[source] ClusterError),
+    List(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One content whose labels changed (or, dry-run, would), or whose patch failed.
@@ -119,8 +120,8 @@ pub fn desired_changes(
 }
 
 /// Lists the scope's snapshots and all contents, then syncs. `page_size` as for retention.
-pub async fn sync_labels(
-    cluster: &Cluster,
+pub async fn sync_labels<C: SnapshotStore>(
+    cluster: &C,
     scope: &Scope,
     selector: Option<&str>,
     page_size: u32,
@@ -129,21 +130,21 @@ pub async fn sync_labels(
     let snapshots = cluster
         .list_snapshots(scope, selector, page_size)
         .await
-        .map_err(SyncError::List)?;
+        .map_err(|e| SyncError::List(Box::new(e)))?;
     sync_listed(cluster, &snapshots, page_size, dry_run).await
 }
 
 /// [`sync_labels`] on already listed snapshots (the controller lists once for sync and retention).
-pub async fn sync_listed(
-    cluster: &Cluster,
-    snapshots: &[VolumeSnapshot],
+pub async fn sync_listed<C: SnapshotStore>(
+    cluster: &C,
+    snapshots: &[C::Vs],
     page_size: u32,
     dry_run: bool,
 ) -> Result<SyncReport, SyncError> {
     let contents = cluster
-        .list_snapshot_contents(None, page_size)
+        .list_contents(page_size)
         .await
-        .map_err(SyncError::List)?;
+        .map_err(|e| SyncError::List(Box::new(e)))?;
     let by_name: HashMap<&str, _> = contents.iter().map(|c| (c.name(), c)).collect();
     let mut report = SyncReport {
         dry_run,
@@ -155,7 +156,7 @@ pub async fn sync_listed(
             report.without_content += 1;
             continue;
         };
-        let changes = desired_changes(vs.labels(), content.metadata.labels.as_ref());
+        let changes = desired_changes(vs.labels(), content.labels());
         if changes.is_empty() {
             report.unchanged += 1;
             continue;

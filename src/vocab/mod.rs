@@ -1,16 +1,22 @@
-//! The shared vocabulary every layer speaks: workload and container references, the exec types, and the port
-//! traits through which the engine and hooks reach the cluster, containers and the node lock.
+//! The shared vocabulary every layer speaks: workload and container references, the exec types, the port
+//! traits through which the engine and hooks reach the cluster, containers and the node lock, and the retention
+//! policy from plan to deletion.
 //!
-//! This is the bottom layer. Nothing here does I/O, and nothing here imports another backup-ns module, so plan,
-//! engine, hooks and cluster can all depend on it without depending on each other. Each type has one path:
-//! `vocab::workload`, `vocab::exec`, `vocab::ports` or `vocab::lock` (no re-exports here).
+//! This is the bottom layer. Nothing here does I/O, and nothing here imports another backup-ns module outside
+//! `vocab`, so plan, engine, hooks, retention and cluster can all depend on it without depending on each other.
+//! Each type has one path: `vocab::workload`, `vocab::exec`, `vocab::ports`, `vocab::lock`, `vocab::retention` or
+//! `vocab::scope` (no re-exports here).
 //!
 //! - [`workload`]: `WorkloadRef` (`deployment/NAME`) and `ContainerRef`;
 //! - [`exec`]: one command in a container, and the `ContainerExec` / `PodResolver` traits;
 //! - [`ports`]: the `ClusterPort` trait and the values that cross it;
-//! - [`lock`]: the `NodeLock` trait.
+//! - [`lock`]: the `NodeLock` trait;
+//! - [`retention`]: `RetentionPolicy`, its tiers and counts, and the one serde form of its annotation;
+//! - [`scope`]: `Scope`, `-A` or one namespace.
 
 pub mod exec;
 pub mod lock;
 pub mod ports;
+pub mod retention;
+pub mod scope;
 pub mod workload;

@@ -4,6 +4,7 @@
 //! `cluster::engine_port` implements [`ClusterPort`] over the Kubernetes API; the engine's unit tests use an
 //! in-memory fake. The futures are boxed so the trait stays object-safe.
 
+use super::retention::RetentionPolicy;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -24,11 +25,14 @@ impl PortError {
     }
 }
 
-/// A snapshot of a PVC that already exists, as the tier-label rule needs it.
+/// A snapshot that already exists in the namespace, as the tier-label rule needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingSnapshot {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// `spec.source.persistentVolumeClaimName`: with the labels, which PVC's snapshot it is
+    /// (`labels::snapshot_pvc`).
+    pub source_pvc: Option<String>,
     pub created: Option<DateTime<Utc>>,
     pub ready: bool,
 }
@@ -118,11 +122,11 @@ pub trait ClusterPort: Send + Sync {
         &'a self,
         class: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, PortError>>;
-    /// The existing VolumeSnapshots of `pvc` (for the tier-label rule).
-    fn snapshots_of<'a>(
+    /// The existing VolumeSnapshots of the namespace, listed once for all of a plan's PVCs (the tier-label rule
+    /// picks each PVC's own).
+    fn snapshots_in<'a>(
         &'a self,
         namespace: &'a str,
-        pvc: &'a str,
     ) -> BoxFuture<'a, Result<Vec<ExistingSnapshot>, PortError>>;
     fn create_snapshot<'a>(
         &'a self,
@@ -164,13 +168,15 @@ pub trait ClusterPort: Send + Sync {
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>>;
     fn emit_event<'a>(&'a self, event: &'a EngineEvent) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped): tier labels
-    /// and deletion marks. `sweep`: also delete due snapshots, except those whose deletion needs a
-    /// VolumeSnapshotContent patch (left to the cluster-wide controller).
+    /// Retention for the plan's PVCs in its namespace (the cluster-wide pruner's function, scoped, on one list):
+    /// tier labels and deletion marks by the plan's `policy` (where a PVC's snapshots carry no usable policy
+    /// annotation, `policy` decides instead of the controller defaults). `sweep`: also delete due snapshots,
+    /// except those whose deletion needs a VolumeSnapshotContent patch (left to the cluster-wide controller).
     fn apply_retention<'a>(
         &'a self,
         namespace: &'a str,
         pvcs: &'a [String],
+        policy: &'a RetentionPolicy,
         sweep: bool,
     ) -> BoxFuture<'a, Result<RetentionOutcome, PortError>>;
 }

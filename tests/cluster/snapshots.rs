@@ -2,7 +2,9 @@
 
 use crate::support::{BASE, eventually, start};
 use backup_ns::cluster::snapshots::DEFAULT_PAGE_SIZE;
-use backup_ns::cluster::{ClusterError, LabelChanges, NewGroupSnapshot, NewSnapshot, Scope};
+use backup_ns::cluster::{ClusterError, NewGroupSnapshot, NewSnapshot};
+use backup_ns::labels::LabelChanges;
+use backup_ns::vocab::scope::Scope;
 use kube_sim::faults::{Fault, FaultAction};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,6 +6,7 @@ use crate::support::{Env, eventually, start};
 use backup_ns::plan::model::BackupType;
 use backup_ns::plan::model::Retention;
 use backup_ns::settings::{Overrides, load_effective};
+use backup_ns::vocab::retention::RetentionPolicy;
 use kube_sim::PodPhase;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -128,9 +129,9 @@ async fn the_adhoc_job_overrides_type_retention_and_lock_in_a_way_run_understand
     assert_eq!(loaded.plan.snapshot.backup_type, BackupType::Adhoc);
     assert_eq!(
         loaded.plan.retention,
-        Retention::Days {
+        Retention {
             profile: None,
-            days: 14
+            policy: RetentionPolicy::Days(14),
         }
     );
     assert!(!loaded.plan.lock.enabled);
@@ -169,9 +170,9 @@ async fn a_cronjob_configured_with_bak_variables_gets_matching_bak_overrides() {
     assert_eq!(loaded.plan.snapshot.backup_type, BackupType::Adhoc);
     assert_eq!(
         loaded.plan.retention,
-        Retention::Days {
+        Retention {
             profile: None,
-            days: 30
+            policy: RetentionPolicy::Days(30),
         }
     );
     assert!(!loaded.plan.lock.enabled);

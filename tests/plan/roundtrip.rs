@@ -4,6 +4,7 @@ use assert_cmd::Command;
 use backup_ns::cli::plan::{PlanFormat, render};
 use backup_ns::plan::env::{EnvMap, plan_from_bak_env};
 use backup_ns::plan::{HookAction, Plan, Retention, load_file};
+use backup_ns::vocab::retention::{RetentionPolicy, TierCounts};
 
 /// `kubectl envx cronjob/backup` in the reference README.
 const ENVX_CRONJOB: &[(&str, &str)] = &[
@@ -51,12 +52,14 @@ fn the_readme_cronjob_env_maps_to_the_expected_plan() {
     assert!(plan.lock.enabled);
     assert_eq!(
         plan.retention,
-        Retention::Tiers {
+        Retention {
             profile: None,
-            daily: 7,
-            weekly: 4,
-            monthly: 12,
-            yearly: 0
+            policy: RetentionPolicy::Tiers(TierCounts {
+                daily: 7,
+                weekly: 4,
+                monthly: 12,
+                yearly: 0
+            }),
         }
     );
     assert!(matches!(plan.hooks.pre[0].action, HookAction::Postgres(_)));
@@ -92,9 +95,9 @@ fn the_binary_prints_a_plan_that_loads_back_to_the_same_plan() {
         assert_eq!(reload(&text, format), expected);
         assert_eq!(
             expected.retention,
-            Retention::Days {
+            Retention {
                 profile: None,
-                days: 30
+                policy: RetentionPolicy::Days(30),
             }
         );
         assert!(!expected.lock.enabled);

@@ -6,11 +6,12 @@ use crate::support::{
     Seed, clock, label_of, names, namespace_doc, options, seed_docs, settled_content_count, start,
 };
 use backup_ns::clock::Clock;
-use backup_ns::cluster::Scope;
-use backup_ns::labels::{self, PriorSnapshot, RetainMode, TierCounts};
+use backup_ns::labels::{self, PriorSnapshot};
 use backup_ns::retention::apply::apply;
 use backup_ns::retention::simulate::{Scenario, simulate};
-use backup_ns::retention::{Options, Snapshot};
+use backup_ns::retention::{ObservedSnapshot, Options};
+use backup_ns::vocab::retention::{RetentionPolicy, TierCounts};
+use backup_ns::vocab::scope::Scope;
 use chrono::{Duration as ChronoDuration, NaiveDate, NaiveTime};
 use std::collections::BTreeSet;
 
@@ -36,22 +37,22 @@ async fn four_hundred_nightly_snapshots_converge_to_7_daily_4_weekly_12_monthly_
         let taken = date.and_time(at).and_utc();
         let night = Clock::fixed(taken, chrono_tz::UTC);
         // Labels as `run` gives them: tier labels for periods this PVC does not hold yet (read from the cluster).
-        let live: Vec<Snapshot> = env
+        let live: Vec<ObservedSnapshot> = env
             .sim
             .list("volumesnapshots", Some(NS))
             .iter()
-            .map(|v| Snapshot::from_volume_snapshot(v).unwrap())
+            .map(|v| ObservedSnapshot::from_volume_snapshot(v).unwrap())
             .collect();
         let prior: Vec<PriorSnapshot<'_>> = live
             .iter()
             .map(|s| PriorSnapshot {
                 labels: &s.labels,
+                source_pvc: Some(&s.pvc),
                 created: s.created,
                 ready: s.ready,
             })
             .collect();
-        let mut l = labels::creation_labels("data", &RetainMode::Gfs(counts), &prior, &night);
-        l.insert(labels::PVC.into(), "data".into());
+        let l = labels::creation_labels("data", &RetentionPolicy::Tiers(counts), &prior, &night);
         let name = format!("data-{date}");
         env.sim
             .apply_yaml(&seed_docs(&Seed {
@@ -85,7 +86,7 @@ async fn four_hundred_nightly_snapshots_converge_to_7_daily_4_weekly_12_monthly_
     }
 
     let sim = simulate(&Scenario {
-        policy: labels::RetentionCounts::from_annotation(POLICY).unwrap(),
+        policy: RetentionPolicy::from_annotation(POLICY, TierCounts::ORIGINAL_DEFAULTS).unwrap(),
         defaults: TierCounts::ORIGINAL_DEFAULTS,
         start: start_day,
         days: 400,

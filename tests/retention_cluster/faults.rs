@@ -7,9 +7,9 @@ use crate::support::{
     settled_content_count, start, utc,
 };
 use backup_ns::Exit;
-use backup_ns::cluster::Scope;
 use backup_ns::retention::apply::{Status, apply, apply_listed, list_scope};
-use backup_ns::retention::{Options, Snapshot, apply_decisions, plan};
+use backup_ns::retention::{ObservedSnapshot, Options, apply_decisions, plan};
+use backup_ns::vocab::scope::Scope;
 use kube_sim::faults::{Fault, FaultAction};
 use std::collections::BTreeSet;
 
@@ -71,11 +71,11 @@ fn seed(env: &Env) {
 
 /// What a fault-free run leaves: the pure planner applied in memory.
 fn expected_survivors(env: &Env) -> BTreeSet<String> {
-    let mut snaps: Vec<Snapshot> = env
+    let mut snaps: Vec<ObservedSnapshot> = env
         .sim
         .list("volumesnapshots", Some(NS))
         .iter()
-        .map(|v| Snapshot::from_volume_snapshot(v).unwrap())
+        .map(|v| ObservedSnapshot::from_volume_snapshot(v).unwrap())
         .collect();
     let p = plan(&snaps, &Options::default(), &clock(NOW));
     apply_decisions(&mut snaps, &p.decisions);
@@ -203,7 +203,7 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
     .await
     .unwrap();
 
-    let report = apply_listed(&env.cluster, listed, &opts, &clock(NOW)).await;
+    let report = apply_listed(&env.cluster, &listed, &opts, &clock(NOW)).await;
     let outcome = |name: &str| {
         report
             .outcomes

@@ -8,5 +8,6 @@ mod faults;
 mod guard;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
+mod run_step;
 mod support;
 mod sync_rebind;

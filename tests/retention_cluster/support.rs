@@ -1,9 +1,10 @@
 //! Seeding snapshots (with `status.creationTime` verbatim) and contents into a simulator, and reading them back.
 
 use backup_ns::clock::Clock;
-use backup_ns::cluster::{Cluster, ConnectOptions, Scope};
+use backup_ns::cluster::{Cluster, ConnectOptions};
 use backup_ns::retention::Options;
 use backup_ns::retention::apply::{ApplyOptions, ContentPolicy};
+use backup_ns::vocab::scope::Scope;
 use chrono::{DateTime, Utc};
 use kube_sim::Sim;
 use serde_json::{Value, json};

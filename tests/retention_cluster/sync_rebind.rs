@@ -2,9 +2,11 @@
 
 use crate::cli::{backup_ns, text};
 use crate::support::{Seed, content_name, labels, namespace_doc, seed_docs, start, utc};
-use backup_ns::cluster::{LabelChanges, NewSnapshot, Scope};
-use backup_ns::retention::rebind::{RebindError, RebindOptions, rebind};
+use backup_ns::cluster::NewSnapshot;
+use backup_ns::cluster::rebind::{RebindError, RebindOptions, rebind};
+use backup_ns::labels::LabelChanges;
 use backup_ns::retention::sync::sync_labels;
+use backup_ns::vocab::scope::Scope;
 use std::time::Duration;
 
 #[tokio::test]

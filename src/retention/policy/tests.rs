@@ -1,9 +1,7 @@
 //! Table-driven tests replaying the original's documented history, and property tests for every invariant.
 
 use super::*;
-use crate::labels::{
-    DAILY, MONTHLY, PriorSnapshot, RetainMode, TYPE, WEEKLY, YEARLY, creation_labels,
-};
+use crate::labels::{DAILY, MONTHLY, PVC, PriorSnapshot, TYPE, WEEKLY, YEARLY, creation_labels};
 use chrono::{Duration, TimeZone};
 use proptest::prelude::*;
 
@@ -20,8 +18,8 @@ fn d(s: &str) -> NaiveDate {
 }
 
 /// Test fixture builder: `snap("ns", "name").pvc("data").created(..).gfs().label(DAILY, "..")`.
-fn snap(ns: &str, name: &str) -> Snapshot {
-    Snapshot {
+fn snap(ns: &str, name: &str) -> ObservedSnapshot {
+    ObservedSnapshot {
         namespace: ns.to_string(),
         name: name.to_string(),
         pvc: "data".to_string(),
@@ -34,7 +32,7 @@ fn snap(ns: &str, name: &str) -> Snapshot {
     }
 }
 
-impl Snapshot {
+impl ObservedSnapshot {
     fn created(mut self, t: &str) -> Self {
         self.created = Some(utc(t));
         self
@@ -278,7 +276,7 @@ fn created_from_name(name: &str) -> DateTime<Utc> {
     Utc.from_utc_datetime(&chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H%M%S").unwrap())
 }
 
-fn readme_sample() -> Vec<Snapshot> {
+fn readme_sample() -> Vec<ObservedSnapshot> {
     README_SAMPLE
         .iter()
         .map(
@@ -318,17 +316,23 @@ fn changes(plan: &RetentionPlan) -> Vec<(String, Action)> {
 }
 
 /// One nightly cronjob backup, labelled at creation exactly as `run` will label it.
-fn nightly(history: &mut Vec<Snapshot>, at: DateTime<Utc>) {
+fn nightly(history: &mut Vec<ObservedSnapshot>, at: DateTime<Utc>) {
     let c = Clock::fixed(at, chrono_tz::UTC);
     let prior: Vec<PriorSnapshot<'_>> = history
         .iter()
         .map(|s| PriorSnapshot {
             labels: &s.labels,
+            source_pvc: Some(&s.pvc),
             created: s.created,
             ready: s.ready,
         })
         .collect();
-    let labels = creation_labels("data", &RetainMode::Gfs(TierCounts::default()), &prior, &c);
+    let labels = creation_labels(
+        "data",
+        &RetentionPolicy::Tiers(TierCounts::default()),
+        &prior,
+        &c,
+    );
     let mut s = snap(
         "go-starter-dev",
         &format!("data-{}", at.format("%Y-%m-%d-%H%M%S")),
@@ -548,7 +552,9 @@ fn the_newest_ready_snapshot_is_never_deleted_even_when_expired() {
     assert!(p.decisions.iter().any(|d| d.name == "newest"
         && d.action
             == Action::Report {
-                problem: Problem::NewestReadyProtected { would: "delete" }
+                problem: Problem::NewestReadyProtected {
+                    would: Withheld::Delete
+                }
             }));
 }
 
@@ -698,7 +704,7 @@ fn an_invalid_annotation_is_reported_and_defaults_apply() {
     ));
 }
 
-fn expired_days(ns: &str, n: usize) -> Vec<Snapshot> {
+fn expired_days(ns: &str, n: usize) -> Vec<ObservedSnapshot> {
     (0..n)
         .map(|i| {
             snap(ns, &format!("s{i:02}"))
@@ -841,7 +847,7 @@ fn volume_snapshot_json_is_read_with_creation_time_fallback() {
         "spec": {"source": {"persistentVolumeClaimName": "data"}},
         "status": {"readyToUse": true, "boundVolumeSnapshotContentName": "snapcontent-1"}
     });
-    let s = Snapshot::from_volume_snapshot(&vs).unwrap();
+    let s = ObservedSnapshot::from_volume_snapshot(&vs).unwrap();
     assert_eq!(s.pvc, "data");
     assert_eq!(s.created, Some(utc("2025-01-09T00:17:49Z")));
     assert!(s.ready && s.is_managed());
@@ -851,7 +857,7 @@ fn volume_snapshot_json_is_read_with_creation_time_fallback() {
     let mut rebound = vs.clone();
     rebound["status"]["creationTime"] = "2024-06-01T00:00:00Z".into();
     rebound["metadata"]["labels"]["backup-ns.sh/pvc"] = "db".into();
-    let s = Snapshot::from_volume_snapshot(&rebound).unwrap();
+    let s = ObservedSnapshot::from_volume_snapshot(&rebound).unwrap();
     assert_eq!(
         s.created,
         Some(utc("2024-06-01T00:00:00Z")),
@@ -862,15 +868,15 @@ fn volume_snapshot_json_is_read_with_creation_time_fallback() {
     let mut bad = vs.clone();
     bad["status"]["creationTime"] = "yesterday".into();
     assert!(matches!(
-        Snapshot::from_volume_snapshot(&bad),
-        Err(SnapshotError::BadTimestamp {
+        ObservedSnapshot::from_volume_snapshot(&bad),
+        Err(ObservedSnapshotError::BadTimestamp {
             field: "status.creationTime",
             ..
         })
     ));
     assert_eq!(
-        Snapshot::from_volume_snapshot(&serde_json::json!({"metadata": {"name": "x"}})),
-        Err(SnapshotError::MissingField {
+        ObservedSnapshot::from_volume_snapshot(&serde_json::json!({"metadata": {"name": "x"}})),
+        Err(ObservedSnapshotError::MissingField {
             field: "metadata.namespace"
         })
     );
@@ -929,7 +935,7 @@ fn raw_snap() -> impl Strategy<Value = RawSnap> {
         )
 }
 
-fn build(raws: &[RawSnap]) -> Vec<Snapshot> {
+fn build(raws: &[RawSnap]) -> Vec<ObservedSnapshot> {
     let base = utc(BASE);
     raws.iter()
         .enumerate()
@@ -1014,8 +1020,8 @@ fn arb_clock() -> impl Strategy<Value = Clock> {
         .prop_map(|(m, tz)| Clock::fixed(utc(BASE) + Duration::minutes(m), tz))
 }
 
-fn newest_ready(snapshots: &[Snapshot]) -> HashMap<(String, String), String> {
-    let mut best: HashMap<(String, String), &Snapshot> = HashMap::new();
+fn newest_ready(snapshots: &[ObservedSnapshot]) -> HashMap<(String, String), String> {
+    let mut best: HashMap<(String, String), &ObservedSnapshot> = HashMap::new();
     for s in snapshots
         .iter()
         .filter(|s| s.is_managed() && s.ready && s.created.is_some())
@@ -1031,7 +1037,7 @@ fn newest_ready(snapshots: &[Snapshot]) -> HashMap<(String, String), String> {
     best.into_iter().map(|(k, s)| (k, s.name.clone())).collect()
 }
 
-fn by_name(snapshots: &[Snapshot]) -> HashMap<&str, &Snapshot> {
+fn by_name(snapshots: &[ObservedSnapshot]) -> HashMap<&str, &ObservedSnapshot> {
     snapshots.iter().map(|s| (s.name.as_str(), s)).collect()
 }
 
@@ -1274,7 +1280,11 @@ fn a_snapshot_being_deleted_is_not_the_newest_backup_and_holds_no_slot() {
     let vs = serde_json::json!({
         "metadata": {"name": "x", "namespace": "ns", "deletionTimestamp": "2025-01-03T00:00:00Z"},
     });
-    assert!(Snapshot::from_volume_snapshot(&vs).unwrap().deleting);
+    assert!(
+        ObservedSnapshot::from_volume_snapshot(&vs)
+            .unwrap()
+            .deleting
+    );
 }
 
 #[test]

@@ -8,9 +8,7 @@
 //! anything else: a `Delete` content (deleting it would destroy the data) and a content whose snapshot still
 //! exists (it is not dangling).
 
-use crate::cluster::{
-    Cluster, ClusterError, PreProvisioned, VolumeSnapshot, VolumeSnapshotContent,
-};
+use super::{Cluster, ClusterError, PreProvisioned, VolumeSnapshot, VolumeSnapshotContent};
 use rand::Rng;
 use serde::Serialize;
 

@@ -1,0 +1,100 @@
+//! What retention needs from the cluster, as traits that `cluster/` implements: page-wise lists of snapshots and
+//! contents, label patches guarded against concurrent edits, re-reads, and deleting a snapshot together with its
+//! content. Retention stays free of the API client; the cluster layer stays free of retention's decisions.
+
+use crate::labels::LabelChanges;
+use crate::vocab::scope::Scope;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// A VolumeSnapshot as the cluster listed or read it. Retention reads it and hands it back for writes, so a
+/// guarded patch can test against exactly what the decision saw.
+pub trait ListedSnapshot: Send + Sync {
+    fn namespace(&self) -> &str;
+    fn name(&self) -> &str;
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    /// `status.boundVolumeSnapshotContentName`.
+    fn bound_content(&self) -> Option<&str>;
+    /// The object as `snapshot.storage.k8s.io/v1` JSON, what [`super::ObservedSnapshot::from_volume_snapshot`]
+    /// reads.
+    fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
+}
+
+/// A VolumeSnapshotContent as the cluster listed or read it.
+pub trait ListedContent: Send + Sync {
+    fn name(&self) -> &str;
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    /// `spec.deletionPolicy`: `Delete` or `Retain`.
+    fn deletion_policy(&self) -> &str;
+}
+
+/// How a deletion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The snapshot (and, through its content's `Delete` policy, the storage snapshot) is going away.
+    Now,
+    /// It was already gone: deleting twice converges.
+    AlreadyGone,
+}
+
+/// The snapshot operations of retention and label sync. Every method is one API request (or, for lists, one per
+/// page; for [`delete_snapshot`](Self::delete_snapshot), the content's policy switch and the delete), so the
+/// request counts of a run can be read off the code that calls them.
+/// `Vs` and `Vsc` are the implementation's VolumeSnapshot and VolumeSnapshotContent objects.
+pub trait SnapshotStore: Sync {
+    type Vs: ListedSnapshot;
+    type Vsc: ListedContent;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The snapshots of `scope` matching `selector`, listed in pages of `page_size`.
+    fn list_snapshots(
+        &self,
+        scope: &Scope,
+        selector: Option<&str>,
+        page_size: u32,
+    ) -> impl Future<Output = Result<Vec<Self::Vs>, Self::Error>> + Send;
+
+    /// Every VolumeSnapshotContent, listed in pages of `page_size`.
+    fn list_contents(
+        &self,
+        page_size: u32,
+    ) -> impl Future<Output = Result<Vec<Self::Vsc>, Self::Error>> + Send;
+
+    /// Re-reads one snapshot; `None` when it is gone.
+    fn get_snapshot(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Self::Vs>, Self::Error>> + Send;
+
+    /// Reads one content; `None` when it is gone.
+    fn get_content(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Self::Vsc>, Self::Error>> + Send;
+
+    /// Applies `changes` to the snapshot as read in `current`, rejected if someone changed those labels since.
+    /// `false`: nothing to change, nothing sent.
+    fn patch_snapshot_labels(
+        &self,
+        current: &Self::Vs,
+        changes: &LabelChanges,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// [`patch_snapshot_labels`](Self::patch_snapshot_labels) for a content.
+    fn patch_content_labels(
+        &self,
+        current: &Self::Vsc,
+        changes: &LabelChanges,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Deletes the snapshot as just read in `current` so that its storage snapshot goes too: a bound content
+    /// that would be retained is switched to `Delete` first.
+    fn delete_snapshot(
+        &self,
+        current: &Self::Vs,
+    ) -> impl Future<Output = Result<Deleted, Self::Error>> + Send;
+
+    /// True when `error` is a refusal by RBAC (403): the caller may leave the work to someone with the rights.
+    fn is_forbidden(error: &Self::Error) -> bool;
+}
