@@ -33,6 +33,7 @@ impl ClusterArgs {
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             service_account_namespace_file: None,
+            retry: None,
         })
         .await?)
     }

@@ -7,7 +7,8 @@
 //!   (VSC → `Delete`, then VS), wait until ready through a watch, default class lookup;
 //! - core objects ([`core`]): PVC get/create, namespace get, Events;
 //! - jobs ([`jobs`]): Job from a CronJob template, running jobs, wait, pod logs;
-//! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`].
+//! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`];
+//! - [`retry`]: the one retry policy and the deadline every request goes through.
 //!
 //! RBAC each operation needs (a 403 names the missing verb and resource in its message):
 //!
@@ -35,6 +36,7 @@ pub mod jobs;
 pub mod label_patch;
 pub mod resolve;
 pub mod resources;
+pub mod retry;
 pub mod snapshot_mirror;
 pub mod snapshots;
 pub mod stream_exec;

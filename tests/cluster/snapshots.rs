@@ -192,13 +192,10 @@ async fn lists_are_paginated_with_limit_and_continue() {
     names.dedup();
     assert_eq!(names.len(), 23, "no snapshot listed twice across pages");
 
-    // A page failing midway fails the whole list (no partial result), naming the scope.
-    env.sim.faults().add(Fault::nth(
-        "list",
-        "volumesnapshots",
-        2,
-        FaultAction::InternalError,
-    ));
+    // A page failing midway, and on every retry, fails the whole list (no partial result), naming the scope.
+    env.sim
+        .faults()
+        .add(Fault::nth("list", "volumesnapshots", 2, FaultAction::InternalError).persisting());
     let err = env
         .cluster
         .list_snapshots(&Scope::All, None, 5)
@@ -353,13 +350,10 @@ async fn delete_switches_the_content_to_delete_before_deleting_the_snapshot() {
         .unwrap();
     assert_eq!(vsc.spec.deletion_policy, "Retain", "the class's policy");
 
-    // Ordering: if the VS delete fails, the content has already been switched to Delete.
-    env.sim.faults().add(Fault::nth(
-        "delete",
-        "volumesnapshots",
-        1,
-        FaultAction::InternalError,
-    ));
+    // Ordering: if the VS delete fails (on every retry too), the content has already been switched to Delete.
+    env.sim
+        .faults()
+        .add(Fault::nth("delete", "volumesnapshots", 1, FaultAction::InternalError).persisting());
     let err = env
         .cluster
         .delete_snapshot("shop", "gone")
@@ -388,6 +382,7 @@ async fn delete_switches_the_content_to_delete_before_deleting_the_snapshot() {
     );
 
     // Retry converges: the VS goes, and with a Delete policy its content too.
+    env.sim.faults().clear();
     let outcome = env.cluster.delete_snapshot("shop", "gone").await.unwrap();
     assert_eq!(outcome.content.as_deref(), Some(content.as_str()));
     assert!(!outcome.policy_patched, "already Delete on the retry");

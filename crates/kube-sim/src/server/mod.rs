@@ -276,6 +276,17 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
     let e = match action {
         FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
+        FaultAction::ServiceUnavailable => ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "kube-sim injected fault: the server is currently unable to handle the request",
+        ),
+        FaultAction::ConnectionReset => {
+            // Unwinding out of the handler ends hyper's connection task, which drops the socket before any
+            // answer: the client sees the connection closed, as when a load balancer resets it.
+            // `resume_unwind` skips the panic hook, so nothing is printed.
+            std::panic::resume_unwind(Box::new("kube-sim injected fault: connection reset"))
+        }
         FaultAction::TooManyRequests => ApiError::new(
             429,
             "TooManyRequests",
