@@ -34,6 +34,7 @@ impl ClusterArgs {
             namespace: self.namespace.clone(),
             service_account_namespace_file: None,
             retry: None,
+            without_retry_layer: false,
         })
         .await?)
     }

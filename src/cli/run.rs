@@ -174,6 +174,7 @@ pub fn run(args: RunArgs) -> Exit {
             namespace: args.namespace.clone().or_else(|| plan.namespace.clone()),
             service_account_namespace_file: None,
             retry: None,
+            without_retry_layer: false,
         })
         .await
         .map_err(|e| format!("cannot connect to the cluster: {e}"))?;

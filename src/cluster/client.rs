@@ -29,6 +29,8 @@ pub struct ConnectOptions {
     pub service_account_namespace_file: Option<PathBuf>,
     /// The retry policy of every request (tests shorten it); `None` = [`Policy::default`].
     pub retry: Option<Policy>,
+    /// Build the client without the retry layer: only the benchmark's baseline (benches/retry.rs) uses this.
+    pub without_retry_layer: bool,
 }
 
 /// Which rule picked the namespace, for `--verbose` logs and error messages.
@@ -139,12 +141,17 @@ impl Cluster {
         config.default_retry = false;
         let retry = options.retry.unwrap_or_default();
         let stats = Arc::new(RetryStats::default());
-        let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| ClusterError::Config {
+        let builder =
+            kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::Config {
                 message: e.to_string(),
-            })?
-            .with_layer(&RetryLayer::new(retry, Arc::clone(&stats)))
-            .build();
+            })?;
+        let client = if options.without_retry_layer {
+            builder.build()
+        } else {
+            builder
+                .with_layer(&RetryLayer::new(retry, Arc::clone(&stats)))
+                .build()
+        };
         tracing::debug!(%namespace, ?source, "connected to the Kubernetes API");
         Ok(Cluster {
             client,
