@@ -93,6 +93,74 @@ async fn creating_an_existing_snapshot_is_a_conflict_naming_it() {
 }
 
 #[tokio::test]
+async fn a_create_whose_answer_was_lost_continues_with_its_own_object() {
+    let env = start(BASE).await;
+    env.sim.faults().add(Fault::nth(
+        "create",
+        "volumesnapshots",
+        1,
+        FaultAction::LostAnswer,
+    ));
+    let created = env
+        .cluster
+        .create_snapshot(&new_snapshot("lost", "data"))
+        .await
+        .unwrap();
+    assert_eq!(created.name(), "lost");
+    assert_eq!(env.sim.requests().count("create", "volumesnapshots"), 2);
+    assert_eq!(env.cluster.retries(), 1);
+    let stored = env
+        .sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some("shop"),
+            "lost",
+        )
+        .unwrap();
+    assert_eq!(
+        stored["metadata"]["annotations"]["backup-ns.sh/run-id"],
+        env.cluster.run_id()
+    );
+}
+
+#[tokio::test]
+async fn a_retried_create_that_meets_a_foreign_object_is_an_error() {
+    let env = start(BASE).await;
+    // Someone else's snapshot appears under our name while our first attempt gets no answer.
+    env.sim
+        .apply_yaml(
+            "apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata:
+  name: taken
+  namespace: shop
+spec:
+  source:
+    persistentVolumeClaimName: data
+",
+        )
+        .unwrap();
+    env.sim.faults().add(Fault::nth(
+        "create",
+        "volumesnapshots",
+        1,
+        FaultAction::ConnectionReset,
+    ));
+    let err = env
+        .cluster
+        .create_snapshot(&new_snapshot("taken", "data"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ClusterError::Create { .. }), "{text}");
+    assert!(
+        text.contains("`taken` already exists and was not created by backup-ns"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_snapshot_that_never_becomes_ready_times_out() {
     let env = start(BASE).await;
     env.sim.faults().add(Fault::snapshot_never_ready());

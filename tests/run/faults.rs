@@ -143,6 +143,7 @@ async fn one_transient_fault_in_each_request_of_run_and_controller_is_retried_an
         ("delete", "volumesnapshots"),
         ("get", "volumesnapshotcontents"),
         ("list", "volumesnapshotcontents"),
+        ("patch", "volumesnapshotcontents"),
         ("create", "events"),
     ];
     let mut n = 12;

@@ -18,6 +18,9 @@ pub enum FaultAction {
     ServiceUnavailable,
     /// The connection is dropped without an answer, as when a load balancer rotates.
     ConnectionReset,
+    /// The request is carried out, then the connection is dropped before the answer: the client cannot know
+    /// whether it took effect.
+    LostAnswer,
     /// 429 TooManyRequests with Retry-After: 1.
     TooManyRequests,
     /// 409 Conflict.
