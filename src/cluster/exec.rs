@@ -53,7 +53,11 @@ impl ContainerExec for KubeExec {
             let target = request.target.clone();
             match request.timeout {
                 Some(after) => {
-                    match tokio::time::timeout(after, run(&self.client, request, stdout)).await {
+                    // Retries of the exec's upgrade never wait past the command's own deadline.
+                    let deadline = tokio::time::Instant::now() + after;
+                    let bounded =
+                        super::retry::within_deadline(deadline, run(&self.client, request, stdout));
+                    match tokio::time::timeout(after, bounded).await {
                         Ok(result) => result,
                         Err(_) => {
                             tracing::warn!(%target, ?after, "exec timed out; closing the stream");

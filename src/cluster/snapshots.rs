@@ -480,6 +480,8 @@ where
             }
         }
     };
+    // Retries of the watch's requests never wait past the step's deadline (the ready timeout).
+    let watch = retry::within_deadline(tokio::time::Instant::now() + timeout, watch);
     match tokio::time::timeout(timeout, watch).await {
         Ok(result) => result,
         Err(_) => Err(ClusterError::NotReady {
