@@ -247,3 +247,43 @@ async fn sixty_nights_under_random_transient_faults_end_with_the_snapshots_of_si
     );
     assert_eq!(snapshot_names(&flaky), snapshot_names(&calm));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_failure_after_a_ready_snapshot_reports_the_backup_as_taken_with_exit_6() {
+    let env = start(&fixture()).await;
+    for n in 0..5 {
+        let night = one_night(&env, n).await;
+        assert!(night.ok(), "night {n}: {}", night.describe());
+    }
+    // Retention's label patches fail on every attempt; the snapshot of the night is ready before that.
+    env.sim.faults().add(Fault::request(
+        "patch",
+        "volumesnapshots",
+        FaultAction::InternalError,
+    ));
+    let night = one_night(&env, 5).await;
+    assert_eq!(night.run.status.code(), Some(6), "{}", night.describe());
+    let report: serde_json::Value = serde_json::from_slice(&night.run.stdout).unwrap();
+    assert_eq!(report["backup_taken"], true, "{report:#}");
+    assert_eq!(report["failed_after_backup"][0], "retention");
+    assert!(
+        snapshot_names(&env).contains(&format!("data-{}-010000", &night_day(5))),
+        "the night's snapshot stays"
+    );
+    let events = env.events_about("data").await;
+    let last_two = &events[events.len() - 2..];
+    assert_eq!(
+        last_two,
+        ["Normal BackupSucceeded", "Warning RetentionFailed"],
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e.ends_with("BackupFailed")),
+        "{events:?}"
+    );
+}
+
+/// `YYYY-MM-DD` of night `n`.
+fn night_day(n: u32) -> String {
+    night(n)[..10].to_string()
+}
