@@ -143,11 +143,6 @@ pub fn transient_error(err: &(dyn StdError + 'static)) -> bool {
         {
             return true;
         }
-        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>()
-            && h.is_connect()
-        {
-            return true;
-        }
         current = e.source();
     }
     false
