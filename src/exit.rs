@@ -15,6 +15,9 @@ pub enum Exit {
     SnapshotNotReady,
     /// 5: retention refused to act because the mass-deletion guard tripped (override with `--force`).
     GuardTripped,
+    /// 6: the backup was taken (every snapshot ready), but a later step failed: a post-hook, retention, or the
+    /// metrics push. The snapshot is usable; the report names the failed step.
+    BackupTakenStepFailed,
     /// 130: interrupted by SIGINT.
     Interrupted,
     /// 143: terminated by SIGTERM (for example a CronJob's activeDeadlineSeconds).
@@ -31,6 +34,7 @@ impl Exit {
             Exit::LockTimeout => 3,
             Exit::SnapshotNotReady => 4,
             Exit::GuardTripped => 5,
+            Exit::BackupTakenStepFailed => 6,
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
         }
@@ -45,6 +49,7 @@ Exit codes:
   3    lock timeout: no node-level lock slot became free in time
   4    a snapshot was created but did not become ready in time
   5    retention refused: the mass-deletion guard tripped (see --force)
+  6    backup taken, then a later step failed (post-hook, retention, metrics push)
   130  interrupted (SIGINT)
   143  terminated (SIGTERM)";
 }
@@ -68,6 +73,7 @@ mod tests {
             Exit::LockTimeout,
             Exit::SnapshotNotReady,
             Exit::GuardTripped,
+            Exit::BackupTakenStepFailed,
             Exit::Interrupted,
             Exit::Terminated,
         ];

@@ -31,6 +31,8 @@ impl ClusterArgs {
             context: self.context.clone(),
             namespace: self.namespace.clone(),
             service_account_namespace_file: None,
+            retry: None,
+            without_retry_layer: false,
         })
         .await?)
     }

@@ -5,6 +5,7 @@ use super::retention::{
     Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_json, runtime,
 };
 use crate::Exit;
+use crate::ops::namespaces::{NamespaceOutcome, per_namespace};
 use crate::retention::Phases;
 use crate::retention::apply::{self, ApplyOptions, ApplyReport};
 use crate::retention::sync::{self, SyncReport};
@@ -52,6 +53,10 @@ pub struct ControllerArgs {
 pub struct ControllerReport {
     pub sync: SyncReport,
     pub retention: ApplyReport,
+    /// Per namespace: which steps succeeded, which failed and why.
+    pub namespaces: Vec<NamespaceOutcome>,
+    /// API requests sent again after a transient failure.
+    pub api_retries: u64,
 }
 
 impl ControllerReport {
@@ -100,11 +105,28 @@ pub fn run(args: ControllerArgs) -> Exit {
             Err(e) => return fail(Exit::Failure, e),
         };
         let retention = apply::apply_listed(&cluster, &listed, &options, &clock).await;
-        let report = ControllerReport { sync, retention };
+        let namespaces = per_namespace(&sync, &retention);
+        let report = ControllerReport {
+            sync,
+            retention,
+            namespaces,
+            api_retries: cluster.retries(),
+        };
         let printed = match args.output {
             Format::Text => {
                 print!("{}", report.sync.render_text());
                 print!("{}", report.retention.render_text());
+                for ns in report.namespaces.iter().filter(|n| !n.failed.is_empty()) {
+                    for failed in &ns.failed {
+                        println!(
+                            "NAMESPACE {}: {} failed ({}); succeeded: {}",
+                            ns.namespace,
+                            failed.step,
+                            failed.why.join("; "),
+                            if ns.succeeded.is_empty() { "nothing".to_string() } else { ns.succeeded.join(", ") }
+                        );
+                    }
+                }
                 Exit::Success
             }
             Format::Json => print_json(&report),

@@ -40,6 +40,8 @@ Exit codes:
   2    invalid plan or usage
   3    lock timeout: no node-level lock slot became free in time
   4    a snapshot was created but not ready in time (it is deleted again)
+  6    backup taken (every snapshot ready), then a post-hook, retention or
+       the metrics push failed
   130  SIGINT, 143 SIGTERM: the running hook is killed, its partial dump
        removed, the lock released and a failure Event emitted
 
@@ -171,6 +173,8 @@ pub fn run(args: RunArgs) -> Exit {
             context: args.context.clone(),
             namespace: args.namespace.clone().or_else(|| plan.namespace.clone()),
             service_account_namespace_file: None,
+            retry: None,
+            without_retry_layer: false,
         })
         .await
         .map_err(|e| format!("cannot connect to the cluster: {e}"))?;
@@ -200,8 +204,9 @@ pub fn run(args: RunArgs) -> Exit {
         };
         let (tx, rx) = tokio::sync::watch::channel(None);
         let signals = tokio::spawn(forward_signals(tx));
-        let report = engine.run(&plan, &opts, rx).await;
+        let mut report = engine.run(&plan, &opts, rx).await;
         signals.abort();
+        report.api_retries = cluster.retries();
         Ok::<RunReport, String>(report)
     });
     let report = match outcome {
@@ -230,6 +235,15 @@ pub fn run(args: RunArgs) -> Exit {
         ));
         if let Err(e) = pushed {
             tracing::warn!(error = %e, "could not push the run's outcome to the Pushgateway");
+            if report.success {
+                // The backup exists; only its report did not reach the gateway.
+                eprintln!(
+                    "backup of plan {} taken; the metrics push failed (exit {}): {e}",
+                    report.plan,
+                    Exit::BackupTakenStepFailed.code()
+                );
+                return Exit::BackupTakenStepFailed;
+            }
         }
     }
     report.exit()

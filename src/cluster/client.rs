@@ -7,8 +7,10 @@
 //! 4. `default`.
 
 use super::error::{ClusterError, Result};
+use super::retry::{Policy, RetryLayer, RetryStats};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the service account's namespace is mounted inside a pod.
 pub const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
@@ -25,6 +27,10 @@ pub struct ConnectOptions {
     pub namespace: Option<String>,
     /// Overrides [`SERVICE_ACCOUNT_NAMESPACE_FILE`] (tests).
     pub service_account_namespace_file: Option<PathBuf>,
+    /// The retry policy of every request (tests shorten it); `None` = [`Policy::default`].
+    pub retry: Option<Policy>,
+    /// Build the client without the retry layer: only the benchmark's baseline (benches/retry.rs) uses this.
+    pub without_retry_layer: bool,
 }
 
 /// Which rule picked the namespace, for `--verbose` logs and error messages.
@@ -77,6 +83,14 @@ pub struct Cluster {
     client: kube::Client,
     namespace: String,
     namespace_source: NamespaceSource,
+    retry: Policy,
+    stats: Arc<RetryStats>,
+    run_id: Arc<str>,
+}
+
+/// A fresh id for this process's run: stamped on the objects it creates so that a retried create recognises them.
+fn new_run_id() -> Arc<str> {
+    format!("{:016x}", rand::random::<u64>()).into()
 }
 
 impl std::fmt::Debug for Cluster {
@@ -122,14 +136,30 @@ impl Cluster {
             sa_ns.as_deref(),
             ctx_ns.as_deref(),
         );
-        let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config {
-            message: e.to_string(),
-        })?;
+        // One retry policy for every request: kube's own (429/503/504 on any request, creates included) is off.
+        let mut config = config;
+        config.default_retry = false;
+        let retry = options.retry.unwrap_or_default();
+        let stats = Arc::new(RetryStats::default());
+        let builder =
+            kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::Config {
+                message: e.to_string(),
+            })?;
+        let client = if options.without_retry_layer {
+            builder.build()
+        } else {
+            builder
+                .with_layer(&RetryLayer::new(retry, Arc::clone(&stats)))
+                .build()
+        };
         tracing::debug!(%namespace, ?source, "connected to the Kubernetes API");
         Ok(Cluster {
             client,
             namespace,
             namespace_source: source,
+            retry,
+            stats,
+            run_id: new_run_id(),
         })
     }
 
@@ -139,6 +169,9 @@ impl Cluster {
             client,
             namespace: namespace.into(),
             namespace_source: NamespaceSource::Explicit,
+            retry: Policy::default(),
+            stats: Arc::default(),
+            run_id: new_run_id(),
         }
     }
 
@@ -153,6 +186,25 @@ impl Cluster {
 
     pub fn namespace_source(&self) -> NamespaceSource {
         self.namespace_source
+    }
+
+    /// The retry policy of this client's requests.
+    pub fn retry_policy(&self) -> &Policy {
+        &self.retry
+    }
+
+    /// Requests sent again so far by this client (all clones share the count).
+    pub fn retries(&self) -> u64 {
+        self.stats.retries()
+    }
+
+    pub(crate) fn retry_stats(&self) -> &RetryStats {
+        &self.stats
+    }
+
+    /// The id stamped on objects this run creates (`backup-ns.sh/run-id`).
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 }
 

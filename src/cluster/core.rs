@@ -4,7 +4,7 @@
 use super::client::Cluster;
 use super::error::{ClusterError, ListRef, ObjectRef, Result};
 use super::resources::VolumeSnapshot;
-use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
+use super::snapshots::{DEFAULT_PAGE_SIZE, get_opt, list_paged};
 use k8s_openapi::api::core::v1::{
     Namespace, ObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     TypedLocalObjectReference, TypedObjectReference, VolumeResourceRequirements,
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::core::ObjectMeta;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -212,13 +212,12 @@ impl Cluster {
     pub async fn create_pvc(&self, pvc: &PersistentVolumeClaim) -> Result<PersistentVolumeClaim> {
         let ns = pvc.metadata.namespace.clone().unwrap_or_default();
         let object = pvc_ref(&ns, pvc.metadata.name.as_deref().unwrap_or_default());
-        Api::namespaced(self.client().clone(), &ns)
-            .create(&PostParams::default(), pvc)
-            .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })
+        self.create_owned(
+            &Api::namespaced(self.client().clone(), &ns),
+            pvc.clone(),
+            object,
+        )
+        .await
     }
 
     /// Waits through a watch until the PVC is Bound (restore `--wait`).
@@ -272,13 +271,9 @@ impl Cluster {
             Some(&ns),
             body.metadata.name.as_deref().unwrap_or_default(),
         );
-        Api::namespaced(self.client().clone(), &ns)
-            .create(&PostParams::default(), &body)
+        // The name's random suffix is drawn once, above, so a retried create meets its own Event.
+        self.create_owned(&Api::namespaced(self.client().clone(), &ns), body, object)
             .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })
     }
 
     /// The Events in `ns` about the object named `regarding` (any kind), oldest first.

@@ -53,7 +53,11 @@ impl ContainerExec for KubeExec {
             let target = request.target.clone();
             match request.timeout {
                 Some(after) => {
-                    match tokio::time::timeout(after, run(&self.client, request, stdout)).await {
+                    // Retries of the exec's upgrade never wait past the command's own deadline.
+                    let deadline = tokio::time::Instant::now() + after;
+                    let bounded =
+                        super::retry::within_deadline(deadline, run(&self.client, request, stdout));
+                    match tokio::time::timeout(after, bounded).await {
                         Ok(result) => result,
                         Err(_) => {
                             tracing::warn!(%target, ?after, "exec timed out; closing the stream");
@@ -272,9 +276,16 @@ async fn run(
         }
     };
     let err = capture(stderr_reader);
-    let (fed, out, err) = tokio::join!(feed, out, err);
-    let status = status.await;
-    let joined = process.join().await;
+    let (fed, outputs, status, joined) =
+        until_the_stream_ends(feed, async { tokio::join!(out, err) }, status, process).await;
+    let Some((out, err)) = outputs else {
+        // kube's message loop failed without closing our pipes: no more output will come.
+        let message = joined.err().unwrap_or_else(|| NO_EXIT_STATUS.to_string());
+        return Err(match status.as_ref().map(exit_status) {
+            Some(ExitStatus::Failed(message)) => ExecError::Start { target, message },
+            _ => ExecError::Stream { target, message },
+        });
+    };
 
     let stdout = out.map_err(|e| stream_broke(format!("writing stdout failed: {e}")))?;
     let stderr = err
@@ -282,7 +293,7 @@ async fn run(
         .into_bytes();
     match status.as_ref().map(exit_status) {
         Some(ExitStatus::Exited(exit_code)) => {
-            if let Err(e) = fed {
+            if let Some(Err(e)) = fed {
                 // The command may legitimately exit before reading all its input; only worth a debug line.
                 tracing::debug!(%target, %e, "stdin was not fully consumed");
             }
@@ -294,14 +305,59 @@ async fn run(
         }
         Some(ExitStatus::Failed(message)) => Err(ExecError::Start { target, message }),
         None => {
-            let message = match (joined, fed) {
-                (Err(e), _) => e.to_string(),
+            let message = match (joined, fed.unwrap_or(Ok(()))) {
+                (Err(e), _) => e,
                 (Ok(()), Err(e)) => format!("sending stdin failed: {e}"),
-                (Ok(()), Ok(())) => "the stream closed without an exit status".to_string(),
+                (Ok(()), Ok(())) => NO_EXIT_STATUS.to_string(),
             };
             Err(ExecError::Stream { target, message })
         }
     }
+}
+
+/// What an exec reports when its stream closed before the status channel said how the command ended.
+pub const NO_EXIT_STATUS: &str = "the stream closed without an exit status";
+
+/// How long output already buffered may take to be read once kube's message loop has failed.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Drives an exec's stdin feed and its output readers until the WebSocket ends, and never longer.
+///
+/// kube's message loop closes the stdout/stderr pipes when the stream ends cleanly (a status frame, or a close
+/// without one), but when it ends with an error (the server closed the socket while we were sending stdin, a
+/// reset) it drops them unclosed, and a reader would then wait forever; a stdin writer whose reader is gone
+/// waits forever too once the pipe is full. The status future resolves exactly when the loop ends (with the
+/// status, or empty when the loop dropped its sender), so it is watched beside the I/O: after it, stdin is
+/// abandoned, the loop's result is read, and if the loop failed the outputs get [`DRAIN_GRACE`] to hand over
+/// what is buffered. `process` is held until then, so that dropping this future (a timeout) still aborts the
+/// loop and closes the socket. Returns the stdin result (if it finished), the outputs (`None` if they never
+/// ended), the status and the loop's result.
+async fn until_the_stream_ends<F, O>(
+    feed: impl Future<Output = F>,
+    outputs: impl Future<Output = O>,
+    status: impl Future<Output = Option<Status>>,
+    process: kube::api::AttachedProcess,
+) -> (Option<F>, Option<O>, Option<Status>, Result<(), String>) {
+    let mut feed = std::pin::pin!(feed);
+    let mut outputs = std::pin::pin!(outputs);
+    let mut status = std::pin::pin!(status);
+    let mut fed = None;
+    let mut done = None;
+    let ended = loop {
+        tokio::select! {
+            f = &mut feed, if fed.is_none() => fed = Some(f),
+            s = &mut status => break s,
+            o = &mut outputs, if done.is_none() => done = Some(o),
+        }
+    };
+    // The loop has ended (or is returning): its result comes at once.
+    let joined = process.join().await.map_err(|e| e.to_string());
+    let outputs = match (done, &joined) {
+        (Some(o), _) => Some(o),
+        (None, Ok(())) => Some(outputs.await),
+        (None, Err(_)) => tokio::time::timeout(DRAIN_GRACE, outputs).await.ok(),
+    };
+    (fed, outputs, ended, joined)
 }
 
 /// The container a request is aimed at, for callers that build requests.

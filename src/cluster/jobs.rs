@@ -4,12 +4,12 @@
 
 use super::client::Cluster;
 use super::error::{ClusterError, ListRef, ObjectRef, Result};
-use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
+use super::snapshots::{DEFAULT_PAGE_SIZE, get_opt, list_paged};
 use futures::AsyncBufReadExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{EnvVar, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, LogParams, PostParams};
+use kube::api::{Api, LogParams};
 use kube::core::ObjectMeta;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -126,13 +126,12 @@ impl Cluster {
     pub async fn create_job(&self, job: &Job) -> Result<Job> {
         let ns = job.metadata.namespace.clone().unwrap_or_default();
         let object = job_ref(&ns, job.metadata.name.as_deref().unwrap_or_default());
-        Api::namespaced(self.client().clone(), &ns)
-            .create(&PostParams::default(), job)
-            .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })
+        self.create_owned(
+            &Api::namespaced(self.client().clone(), &ns),
+            job.clone(),
+            object,
+        )
+        .await
     }
 
     /// The CronJob's Jobs that have not finished yet (adhoc refuses while one runs).

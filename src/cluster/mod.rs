@@ -10,6 +10,7 @@
 //! - the engine's ports: [`exec::KubeExec`] (pod exec over WebSocket) and [`resolve::KubeResolver`];
 //! - retention's [`SnapshotStore`](crate::retention::port::SnapshotStore) ([`retention_port`]) and `rebind` of a
 //!   dangling content ([`rebind`]).
+//! - [`retry`]: the one retry policy and the deadline every request goes through.
 //!
 //! RBAC each operation needs (a 403 names the missing verb and resource in its message):
 //!
@@ -39,6 +40,7 @@ pub mod rebind;
 pub mod resolve;
 pub mod resources;
 pub mod retention_port;
+pub mod retry;
 pub mod snapshot_mirror;
 pub mod snapshots;
 pub mod stream_exec;

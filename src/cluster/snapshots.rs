@@ -10,6 +10,7 @@ use super::resources::{
     VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
     VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
+use super::retry;
 use crate::labels::LabelChanges;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -264,6 +265,55 @@ pub(crate) fn failure(err: &kube::Error, verb: &str, object: &ObjectRef) -> Box<
     ))
 }
 
+impl Cluster {
+    /// Creates `obj`, whose name is fixed for the run, stamped with this run's id ([`retry::RUN_ID_ANNOTATION`]),
+    /// so that a create retried after a transient failure is safe: meeting `AlreadyExists` with our own id
+    /// continues with that object, while an object someone else made under that name is an error.
+    pub(crate) async fn create_owned<K>(
+        &self,
+        api: &Api<K>,
+        mut obj: K,
+        object: ObjectRef,
+    ) -> Result<K>
+    where
+        K: kube::Resource + Clone + serde::Serialize + DeserializeOwned + Debug,
+    {
+        obj.meta_mut().annotations.get_or_insert_default().insert(
+            retry::RUN_ID_ANNOTATION.to_string(),
+            self.run_id().to_string(),
+        );
+        let params = PostParams::default();
+        retry::create_once(
+            self.retry_policy(),
+            self.retry_stats(),
+            self.run_id(),
+            || api.create(&params, &obj),
+            || api.get(&object.name),
+        )
+        .await
+        .map_err(|conflict| match conflict {
+            retry::CreateConflict::Api(err) => ClusterError::Create {
+                failure: failure(&err, "create", &object),
+                object,
+            },
+            retry::CreateConflict::Foreign { owner, source } => {
+                let mut failure = failure(&source, "create", &object);
+                failure.suggestion = Some(match owner {
+                    Some(id) => format!(
+                        "`{}` was created by another run (run id {id}), not by this one; nothing was overwritten",
+                        object.name
+                    ),
+                    None => format!(
+                        "`{}` already exists and was not created by backup-ns; nothing was overwritten",
+                        object.name
+                    ),
+                });
+                ClusterError::Create { failure, object }
+            }
+        })
+    }
+}
+
 /// `GET`, with 404 turned into `None`.
 pub(crate) async fn get_opt<K>(api: &Api<K>, object: ObjectRef) -> Result<Option<K>>
 where
@@ -417,6 +467,8 @@ where
             }
         }
     };
+    // Retries of the watch's requests never wait past the step's deadline (the ready timeout).
+    let watch = retry::within_deadline(tokio::time::Instant::now() + timeout, watch);
     match tokio::time::timeout(timeout, watch).await {
         Ok(result) => result,
         Err(_) => Err(ClusterError::NotReady {
@@ -446,13 +498,8 @@ impl Cluster {
     /// Creates one VolumeSnapshot. An existing name is a `Create` error with HTTP 409.
     pub async fn create_snapshot(&self, new: &NewSnapshot) -> Result<VolumeSnapshot> {
         let object = vs_ref(&new.namespace, &new.name);
-        self.snapshots(&new.namespace)
-            .create(&PostParams::default(), &new.to_object())
+        self.create_owned(&self.snapshots(&new.namespace), new.to_object(), object)
             .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })
     }
 
     /// Creates one VolumeGroupSnapshot.
@@ -461,13 +508,12 @@ impl Cluster {
         new: &NewGroupSnapshot,
     ) -> Result<VolumeGroupSnapshot> {
         let object = vgs_ref(&new.namespace, &new.name);
-        self.group_snapshots(&new.namespace)
-            .create(&PostParams::default(), &new.to_object())
-            .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })
+        self.create_owned(
+            &self.group_snapshots(&new.namespace),
+            new.to_object(),
+            object,
+        )
+        .await
     }
 
     pub async fn get_snapshot(&self, ns: &str, name: &str) -> Result<Option<VolumeSnapshot>> {
@@ -654,15 +700,31 @@ impl Cluster {
             && let Some(vsc) = self.get_snapshot_content(content).await?
             && vsc.spec.deletion_policy != "Delete"
         {
-            self.set_content_deletion_policy(content, "Delete").await?;
+            // Guarded by the resourceVersion just read, so the patch is safe to retry (cluster/retry.rs).
+            let object = vsc_ref(content);
+            let body = serde_json::json!({
+                "metadata": {"resourceVersion": vsc.metadata.resource_version},
+                "spec": {"deletionPolicy": "Delete"},
+            });
+            self.contents()
+                .patch(content, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map_err(|err| ClusterError::Patch {
+                    failure: failure(&err, "patch", &object),
+                    object,
+                })?;
             outcome.policy_patched = true;
         }
         let object = vs_ref(ns, name);
-        match self
-            .snapshots(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
+        // The uid precondition makes the delete safe to retry: it can only ever remove this very object.
+        let params = DeleteParams {
+            preconditions: vs.metadata.uid.clone().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.snapshots(ns).delete(name, &params).await {
             Ok(_) => Ok(outcome),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(DeleteOutcome {
                 already_gone: true,
@@ -683,22 +745,16 @@ impl Cluster {
     ) -> Result<(VolumeSnapshotContent, VolumeSnapshot)> {
         let object = vsc_ref(&new.content_name);
         let content = self
-            .contents()
-            .create(&PostParams::default(), &new.content_object())
-            .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
-                object,
-            })?;
+            .create_owned(&self.contents(), new.content_object(), object)
+            .await?;
         let object = vs_ref(&new.namespace, &new.snapshot_name);
         let snapshot = self
-            .snapshots(&new.namespace)
-            .create(&PostParams::default(), &new.snapshot_object())
-            .await
-            .map_err(|err| ClusterError::Create {
-                failure: failure(&err, "create", &object),
+            .create_owned(
+                &self.snapshots(&new.namespace),
+                new.snapshot_object(),
                 object,
-            })?;
+            )
+            .await?;
         Ok((content, snapshot))
     }
 

@@ -65,6 +65,8 @@ pub enum Signal {
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
     StepFailed,
+    /// The snapshots were ready (a backup exists), then a later step failed (post-hook, retention, ...).
+    AfterBackup,
     LockTimeout,
     SnapshotNotReady,
     Signal(Signal),
@@ -87,6 +89,13 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_snapshot: Option<GroupSnapshotRequest>,
     pub hooks: Vec<HookReport>,
+    /// Every snapshot of the run became ready: a backup exists, whatever happened after it.
+    pub backup_taken: bool,
+    /// The steps that failed after the backup was taken (`retention`, `post[0]/exec`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_after_backup: Vec<String>,
+    /// API requests sent again after a transient failure (cluster/retry.rs).
+    pub api_retries: u64,
     #[serde(skip)]
     pub failure: Option<FailureKind>,
 }
@@ -97,6 +106,7 @@ impl RunReport {
         match self.failure {
             None => Exit::Success,
             Some(FailureKind::StepFailed) => Exit::Failure,
+            Some(FailureKind::AfterBackup) => Exit::BackupTakenStepFailed,
             Some(FailureKind::LockTimeout) => Exit::LockTimeout,
             Some(FailureKind::SnapshotNotReady) => Exit::SnapshotNotReady,
             Some(FailureKind::Signal(Signal::Interrupt)) => Exit::Interrupted,
@@ -156,6 +166,14 @@ impl RunReport {
             } else {
                 format!("backup of plan {} succeeded", self.plan)
             }
+        } else if self.failure == Some(FailureKind::AfterBackup) {
+            format!(
+                "backup of plan {} taken; {} failed (exit {}): {}",
+                self.plan,
+                self.failed_after_backup.join(", "),
+                self.exit_code,
+                self.error.as_deref().unwrap_or("see the steps above")
+            )
         } else {
             format!(
                 "backup of plan {} FAILED (exit {}): {}",

@@ -65,6 +65,8 @@ fn signal_of(cancel: &Cancel) -> Option<Signal> {
 /// The mutable state of one run.
 struct Run {
     report: RunReport,
+    /// Failures after the backup was taken, as `(Event reason, message)`: reported in their own Events.
+    later_failures: Vec<(&'static str, String)>,
 }
 
 impl Run {
@@ -104,6 +106,13 @@ impl Run {
         });
     }
 
+    /// Records a failure of `step` after the backup was taken: the run still has its backup, and says so.
+    fn fail_after_backup(&mut self, step: &str, reason: &'static str, message: &str) {
+        self.report.failed_after_backup.push(step.to_string());
+        self.later_failures.push((reason, message.to_string()));
+        self.fail(FailureKind::AfterBackup, message);
+    }
+
     /// Records the first failure (later ones do not change the exit code).
     fn fail(&mut self, kind: FailureKind, message: &str) {
         if self.report.failure.is_none() {
@@ -139,8 +148,12 @@ impl Engine {
                 snapshots: Vec::new(),
                 group_snapshot: None,
                 hooks: Vec::new(),
+                backup_taken: false,
+                failed_after_backup: Vec::new(),
+                api_retries: 0,
                 failure: None,
             },
+            later_failures: Vec::new(),
         };
 
         let guard = self.lock_step(plan, opts, &cancel, &mut run).await;
@@ -373,7 +386,11 @@ impl Engine {
                         started,
                         &*message,
                     );
-                    run.fail(FailureKind::StepFailed, &message);
+                    if run.report.backup_taken {
+                        run.fail_after_backup("retention", "RetentionFailed", &message);
+                    } else {
+                        run.fail(FailureKind::StepFailed, &message);
+                    }
                 }
             }
         }
@@ -501,7 +518,11 @@ impl Engine {
                     );
                 } else {
                     run.record(&step.name, &target, StepOutcome::Failed, started, &*message);
-                    run.fail(FailureKind::StepFailed, &message);
+                    if run.report.backup_taken && !run.failed() {
+                        run.fail_after_backup(&step.name, "PostHookFailed", &message);
+                    } else {
+                        run.fail(FailureKind::StepFailed, &message);
+                    }
                 }
             }
         }
@@ -606,6 +627,7 @@ impl Engine {
         }
 
         if !plan.snapshot.wait_until_ready {
+            // Not waited for: nobody knows yet whether a backup exists, so later failures fail the run.
             return;
         }
         let mut not_ready = Vec::new();
@@ -643,6 +665,9 @@ impl Engine {
                     return;
                 }
             }
+        }
+        if not_ready.is_empty() && !created.is_empty() && !run.failed() {
+            run.report.backup_taken = true;
         }
         if !not_ready.is_empty() {
             // A snapshot that never became usable is not a backup: remove it so nobody restores from it.
@@ -852,13 +877,18 @@ impl Engine {
             run.record("wait-ready", &name, StepOutcome::Failed, one, &*message);
             run.fail(FailureKind::StepFailed, &message);
         }
+        if !run.failed() && !created.is_empty() {
+            run.report.backup_taken = true;
+        }
     }
 
     /// Success or failure Events on every target PVC and, in a cluster, on the job's pod.
     #[tracing::instrument(skip_all, fields(step = "events"))]
     async fn events(&self, plan: &Plan, opts: &RunOptions, run: &mut Run) {
         let started = Instant::now();
-        let ok = !run.failed();
+        // A backup that was taken is reported as such even when a later step failed; that failure gets its own
+        // Event below, so an alert on `BackupFailed` never fires for a backup that exists.
+        let ok = !run.failed() || run.report.backup_taken;
         let (reason, note_for) = if ok {
             ("BackupSucceeded", None)
         } else {
@@ -891,13 +921,25 @@ impl Engine {
             };
             subjects.push((EventSubject::Pod(pod.clone()), note));
         }
+        let mut events: Vec<(EventSubject, String, &'static str, bool)> = Vec::new();
+        for (subject, note) in subjects {
+            events.push((subject.clone(), note, reason, !ok));
+            for (later, message) in &run.later_failures {
+                let note = format!("backup-ns plan {}: backup taken; {message}", plan.name);
+                events.push((subject.clone(), note, later, true));
+            }
+        }
+        let reasons: Vec<&str> = std::iter::once(reason)
+            .chain(run.later_failures.iter().map(|(r, _)| *r))
+            .collect();
+        let reason = reasons.join(", ");
         let mut emitted = 0;
         let mut problems = Vec::new();
-        for (subject, note) in subjects {
+        for (subject, note, reason, warning) in events {
             let event = EngineEvent {
                 namespace: opts.namespace.clone(),
                 subject,
-                warning: !ok,
+                warning,
                 reason: reason.to_string(),
                 note,
             };

@@ -35,6 +35,8 @@ struct FakeCluster {
     pvcs: Vec<String>,
     readiness: Readiness,
     snapshots: Mutex<Vec<String>>,
+    /// Retention answers with an error (as after a persisting API failure).
+    retention_fails: std::sync::atomic::AtomicBool,
 }
 
 fn ok<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
@@ -161,6 +163,11 @@ impl ClusterPort for FakeCluster {
                 policy.to_annotation()
             ),
         );
+        if self.retention_fails.load(Ordering::SeqCst) {
+            return ok(Err(PortError::new(
+                "could not list volumesnapshots in namespace shop: HTTP 503",
+            )));
+        }
         ok(Ok(RetentionOutcome::default()))
     }
 }
@@ -279,6 +286,7 @@ fn harness(readiness: Readiness, lock_timeout: bool) -> Harness {
         pvcs: vec!["data".into(), "files".into()],
         readiness,
         snapshots: Mutex::default(),
+        retention_fails: std::sync::atomic::AtomicBool::new(false),
     });
     let engine = Engine {
         cluster: cluster.clone(),
@@ -403,6 +411,53 @@ async fn steps_run_in_order_lock_preflight_hooks_snapshots_wait_post_retention_e
         "backup-job-abc"
     );
     assert_eq!(h.held.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_retention_failure_after_the_snapshots_are_ready_reports_the_backup_as_taken() {
+    let h = harness(Readiness::Ready, false);
+    h.cluster.retention_fails.store(true, Ordering::SeqCst);
+    let plan = plan_with(vec![], vec![]);
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::BackupTakenStepFailed, "{report:#?}");
+    assert_eq!(report.exit_code, 6);
+    assert!(report.backup_taken);
+    assert_eq!(report.failed_after_backup, ["retention"]);
+    let events: Vec<String> = log_of(&h)
+        .into_iter()
+        .filter(|l| l.starts_with("event"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "event BackupSucceeded",
+            "event RetentionFailed",
+            "event BackupSucceeded",
+            "event RetentionFailed",
+            "event BackupSucceeded",
+            "event RetentionFailed",
+        ],
+        "no BackupFailed for a backup that exists"
+    );
+    let table = report.to_table();
+    assert!(
+        table.contains("backup of plan shop taken; retention failed (exit 6): retention failed: "),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["backup_taken"], true);
+    assert_eq!(json["failed_after_backup"][0], "retention");
+}
+
+#[tokio::test]
+async fn a_post_hook_failure_after_the_snapshots_are_ready_reports_the_backup_as_taken() {
+    let h = harness(Readiness::Ready, false);
+    let plan = plan_with(vec![], vec![exec_hook("FAIL", OnError::Fail, None)]);
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::BackupTakenStepFailed, "{report:#?}");
+    assert_eq!(report.failed_after_backup, ["post[0]/exec"]);
+    assert!(log_of(&h).contains(&"event PostHookFailed".to_string()));
+    assert!(!log_of(&h).contains(&"event BackupFailed".to_string()));
 }
 
 #[tokio::test]

@@ -45,10 +45,22 @@ pub fn run_samples(report: &RunReport, finished_unix: i64, duration_secs: f64) -
             report.snapshots.len() as f64,
         ),
     ];
-    if report.success {
+    samples.push(Sample::new(
+        "backup_ns_run_backup_taken",
+        "1 when the last backup-ns run took a backup (every snapshot ready), even if a later step failed.",
+        if report.backup_taken { 1.0 } else { 0.0 },
+    ));
+    samples.push(Sample::new(
+        "backup_ns_run_api_retries",
+        "API requests the last backup-ns run sent again after a transient failure.",
+        report.api_retries as f64,
+    ));
+    // The success time follows the backup, not the exit code: a failed retention after a ready snapshot must
+    // not make "no successful backup in 26h" fire for a backup that exists.
+    if report.success || report.backup_taken {
         samples.push(Sample::new(
             "backup_ns_run_last_success_timestamp_seconds",
-            "Unix time at which the last successful backup-ns run finished.",
+            "Unix time at which the last backup-ns run that took a backup finished.",
             finished_unix as f64,
         ));
     }
@@ -135,8 +147,31 @@ mod tests {
             snapshots: vec![],
             group_snapshot: None,
             hooks: vec![],
+            backup_taken: success,
+            failed_after_backup: vec![],
+            api_retries: 0,
             failure: None,
         }
+    }
+
+    #[test]
+    fn a_backup_taken_before_a_later_step_failed_still_reports_its_success_time() {
+        let taken = RunReport {
+            success: false,
+            exit_code: 6,
+            backup_taken: true,
+            failed_after_backup: vec!["retention".into()],
+            api_retries: 2,
+            ..report(false)
+        };
+        let text = render_samples(&run_samples(&taken, 1_700_000_000, 3.0));
+        assert!(text.contains("backup_ns_run_success 0\n"), "{text}");
+        assert!(text.contains("backup_ns_run_backup_taken 1\n"), "{text}");
+        assert!(text.contains("backup_ns_run_api_retries 2\n"), "{text}");
+        assert!(
+            text.contains("backup_ns_run_last_success_timestamp_seconds 1700000000\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod adhoc;
 pub mod age;
 pub mod delete;
 pub mod listing;
+pub mod namespaces;
 pub mod restore;
 pub mod style;
 pub mod validate;

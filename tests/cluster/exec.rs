@@ -241,6 +241,80 @@ async fn an_injected_exec_failure_is_reported_as_a_start_error_with_its_message(
     );
 }
 
+/// An exec whose server ends the stream right after its error frame, or without a status, must end at once:
+/// before the fix about 4 runs in 10 waited inside the exec until the hook's timeout. 200 execs with a script on
+/// stdin (as hooks send it, racing the server's close) and a long deadline: none may reach the deadline.
+#[tokio::test]
+async fn two_hundred_execs_against_a_failing_exec_all_end_at_once() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    env.sim
+        .faults()
+        .add(Fault::exec_fail("container runtime is down"));
+    let exec = env.cluster.container_exec();
+    let script = "echo dumping; sleep 1\n".repeat(2000).into_bytes();
+    let mut hangs = 0;
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        let mut req = request(&t, &["sh", "-s"], Stdin::Bytes(script.clone()));
+        req.timeout = Some(Duration::from_secs(20));
+        let one = std::time::Instant::now();
+        match exec.exec(req, StdoutSink::Capture).await {
+            Err(ExecError::Timeout { .. }) => hangs += 1,
+            // The failure status when kube's loop read it; when the loop was still sending stdin as the server
+            // closed, the socket's error (the status is then unread): either way the exec ends at once.
+            Err(e @ ExecError::Start { .. }) => {
+                assert!(e.to_string().contains("container runtime is down"), "{e}")
+            }
+            Err(ExecError::Stream { .. }) => {}
+            Ok(r) => panic!("an exec under the execFail fault succeeded: {r:?}"),
+        }
+        assert!(
+            one.elapsed() < Duration::from_secs(5),
+            "one exec took {:?}",
+            one.elapsed()
+        );
+    }
+    assert_eq!(hangs, 0, "execs that waited until their deadline");
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[tokio::test]
+async fn a_stream_closed_mid_output_ends_the_exec_at_once_without_an_exit_status() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    env.sim
+        .faults()
+        .add(Fault::exec_cut("half of the dump", false));
+    let exec = env.cluster.container_exec();
+    for stdin in [Stdin::None, Stdin::Bytes(b"echo hi\n".repeat(50_000))] {
+        let mut req = request(&t, &["sh", "-s"], stdin);
+        req.timeout = Some(Duration::from_secs(20));
+        let started = std::time::Instant::now();
+        let err = exec
+            .exec(req, StdoutSink::Capture)
+            .await
+            .expect_err("no exit status, no success");
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        assert!(matches!(err, ExecError::Stream { .. }), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_status_frame_then_an_immediate_close_reports_the_status() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    env.sim.faults().add(Fault::exec_cut("all of it\n", true));
+    let exec = env.cluster.container_exec();
+    let mut req = request(&t, &["true"], Stdin::None);
+    req.timeout = Some(Duration::from_secs(20));
+    let started = std::time::Instant::now();
+    let result = exec.exec(req, StdoutSink::Capture).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(result.exit_code, 0);
+    assert_eq!(result.stdout, b"all of it\n");
+}
+
 #[tokio::test]
 async fn an_interactive_session_gets_a_terminal_and_our_input() {
     use backup_ns::cluster::exec::{ExitStatus, exit_status};

@@ -95,6 +95,74 @@ async fn creating_an_existing_snapshot_is_a_conflict_naming_it() {
 }
 
 #[tokio::test]
+async fn a_create_whose_answer_was_lost_continues_with_its_own_object() {
+    let env = start(BASE).await;
+    env.sim.faults().add(Fault::nth(
+        "create",
+        "volumesnapshots",
+        1,
+        FaultAction::LostAnswer,
+    ));
+    let created = env
+        .cluster
+        .create_snapshot(&new_snapshot("lost", "data"))
+        .await
+        .unwrap();
+    assert_eq!(created.name(), "lost");
+    assert_eq!(env.sim.requests().count("create", "volumesnapshots"), 2);
+    assert_eq!(env.cluster.retries(), 1);
+    let stored = env
+        .sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some("shop"),
+            "lost",
+        )
+        .unwrap();
+    assert_eq!(
+        stored["metadata"]["annotations"]["backup-ns.sh/run-id"],
+        env.cluster.run_id()
+    );
+}
+
+#[tokio::test]
+async fn a_retried_create_that_meets_a_foreign_object_is_an_error() {
+    let env = start(BASE).await;
+    // Someone else's snapshot appears under our name while our first attempt gets no answer.
+    env.sim
+        .apply_yaml(
+            "apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata:
+  name: taken
+  namespace: shop
+spec:
+  source:
+    persistentVolumeClaimName: data
+",
+        )
+        .unwrap();
+    env.sim.faults().add(Fault::nth(
+        "create",
+        "volumesnapshots",
+        1,
+        FaultAction::ConnectionReset,
+    ));
+    let err = env
+        .cluster
+        .create_snapshot(&new_snapshot("taken", "data"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ClusterError::Create { .. }), "{text}");
+    assert!(
+        text.contains("`taken` already exists and was not created by backup-ns"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_snapshot_that_never_becomes_ready_times_out() {
     let env = start(BASE).await;
     env.sim.faults().add(Fault::snapshot_never_ready());
@@ -194,13 +262,10 @@ async fn lists_are_paginated_with_limit_and_continue() {
     names.dedup();
     assert_eq!(names.len(), 23, "no snapshot listed twice across pages");
 
-    // A page failing midway fails the whole list (no partial result), naming the scope.
-    env.sim.faults().add(Fault::nth(
-        "list",
-        "volumesnapshots",
-        2,
-        FaultAction::InternalError,
-    ));
+    // A page failing midway, and on every retry, fails the whole list (no partial result), naming the scope.
+    env.sim
+        .faults()
+        .add(Fault::nth("list", "volumesnapshots", 2, FaultAction::InternalError).persisting());
     let err = env
         .cluster
         .list_snapshots(&Scope::All, None, 5)
@@ -355,13 +420,10 @@ async fn delete_switches_the_content_to_delete_before_deleting_the_snapshot() {
         .unwrap();
     assert_eq!(vsc.spec.deletion_policy, "Retain", "the class's policy");
 
-    // Ordering: if the VS delete fails, the content has already been switched to Delete.
-    env.sim.faults().add(Fault::nth(
-        "delete",
-        "volumesnapshots",
-        1,
-        FaultAction::InternalError,
-    ));
+    // Ordering: if the VS delete fails (on every retry too), the content has already been switched to Delete.
+    env.sim
+        .faults()
+        .add(Fault::nth("delete", "volumesnapshots", 1, FaultAction::InternalError).persisting());
     let err = env
         .cluster
         .delete_snapshot("shop", "gone")
@@ -390,6 +452,7 @@ async fn delete_switches_the_content_to_delete_before_deleting_the_snapshot() {
     );
 
     // Retry converges: the VS goes, and with a Delete policy its content too.
+    env.sim.faults().clear();
     let outcome = env.cluster.delete_snapshot("shop", "gone").await.unwrap();
     assert_eq!(outcome.content.as_deref(), Some(content.as_str()));
     assert!(!outcome.policy_patched, "already Delete on the retry");

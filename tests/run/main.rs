@@ -5,6 +5,7 @@
 mod support;
 
 mod databases;
+mod faults;
 mod negative;
 mod plans;
 mod rbac;

@@ -1,5 +1,7 @@
-//! Fault injection: make chosen API requests fail (500, 429, 409, timeout), keep snapshots from ever becoming
-//! ready, or make exec fail. Faults are plain data so the server, controllers and the exec route can consult them.
+//! Fault injection: make chosen API requests fail (500, 503, 429, 409, timeout, a connection reset), fail a
+//! random share of all requests (seeded, for long simulations), keep snapshots from ever becoming ready, or make
+//! exec fail or its stream end early. Faults are plain data so the server, controllers and the exec route can
+//! consult them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +14,13 @@ use serde::{Deserialize, Serialize};
 pub enum FaultAction {
     /// 500 InternalError.
     InternalError,
+    /// 503 ServiceUnavailable (an apiserver during an upgrade or an etcd leader change).
+    ServiceUnavailable,
+    /// The connection is dropped without an answer, as when a load balancer rotates.
+    ConnectionReset,
+    /// The request is carried out, then the connection is dropped before the answer: the client cannot know
+    /// whether it took effect.
+    LostAnswer,
     /// 429 TooManyRequests with Retry-After: 1.
     TooManyRequests,
     /// 409 Conflict.
@@ -62,6 +71,29 @@ pub enum FaultKind {
         /// Snapshot name filter.
         name: Option<String>,
     },
+    /// Each API request fails with probability `per_mille`/1000, drawn from a generator seeded with `seed`, as
+    /// `action`. A request that just failed this way is never failed again on its immediate retry, so every
+    /// transient fault can be overcome.
+    Random {
+        /// Failures per thousand requests (50 = 5 %).
+        per_mille: u32,
+        /// Seed of the generator, so that a run can be replayed.
+        seed: u64,
+        /// How the chosen requests fail.
+        action: FaultAction,
+    },
+    /// Exec into matching pods ends early without running anything: `stdout` is sent, then, if `status`, a
+    /// Success status frame, then the socket is dropped without a WebSocket close handshake.
+    ExecCut {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Pod filter.
+        pod: Option<String>,
+        /// Output sent before the cut.
+        stdout: String,
+        /// Whether a status frame precedes the cut.
+        status: bool,
+    },
     /// Exec into matching pods fails with this message (the exec route reports it as a failure Status).
     ExecFail {
         /// Namespace filter.
@@ -108,6 +140,47 @@ impl Fault {
         }
     }
 
+    /// Keep failing from the first match on (after [`Fault::nth`], which fails once).
+    #[must_use]
+    pub fn persisting(mut self) -> Self {
+        if let FaultKind::Request { times, .. } = &mut self.kind {
+            *times = None;
+        }
+        self
+    }
+
+    /// Fail `n` matches in a row (from the Nth on), e.g. every attempt a client's retry policy makes.
+    #[must_use]
+    pub fn times(mut self, n: u64) -> Self {
+        if let FaultKind::Request { times, .. } = &mut self.kind {
+            *times = Some(n);
+        }
+        self
+    }
+
+    /// Fail `per_mille`/1000 of all requests at random (seeded), each allowed to succeed on its retry.
+    pub fn random(per_mille: u32, seed: u64, action: FaultAction) -> Self {
+        Fault {
+            kind: FaultKind::Random {
+                per_mille,
+                seed,
+                action,
+            },
+        }
+    }
+
+    /// Every exec sends `stdout`, optionally a Success status, then drops the socket.
+    pub fn exec_cut(stdout: &str, status: bool) -> Self {
+        Fault {
+            kind: FaultKind::ExecCut {
+                namespace: None,
+                pod: None,
+                stdout: stdout.to_string(),
+                status,
+            },
+        }
+    }
+
     /// Snapshots never become ready (all namespaces).
     pub fn snapshot_never_ready() -> Self {
         Fault {
@@ -135,6 +208,9 @@ struct Entry {
     fault: Fault,
     seen: u64,
     fired: u64,
+    /// For [`FaultKind::Random`]: its generator, and the request it failed last (spared on its retry).
+    rng: Option<rand::rngs::StdRng>,
+    last: Option<(String, String)>,
 }
 
 /// The set of active faults; cheap to clone.
@@ -150,11 +226,22 @@ impl Faults {
 
     /// Add a fault.
     pub fn add(&self, fault: Fault) {
+        let rng = match &fault.kind {
+            FaultKind::Random { seed, .. } => Some(rand::SeedableRng::seed_from_u64(*seed)),
+            _ => None,
+        };
         self.lock().push(Entry {
             fault,
             seen: 0,
             fired: 0,
+            rng,
+            last: None,
         });
+    }
+
+    /// How many times each fault fired so far, in the order they were added.
+    pub fn fired(&self) -> Vec<u64> {
+        self.lock().iter().map(|e| e.fired).collect()
     }
 
     /// Remove every fault.
@@ -171,6 +258,25 @@ impl Faults {
     pub fn on_request(&self, verb: &str, resource: &str) -> Option<FaultAction> {
         let mut entries = self.lock();
         for e in entries.iter_mut() {
+            if let FaultKind::Random {
+                per_mille, action, ..
+            } = &e.fault.kind
+            {
+                let key = (verb.to_string(), resource.to_string());
+                if e.last.take().is_some_and(|last| last == key) {
+                    continue;
+                }
+                let draw: u32 = e
+                    .rng
+                    .as_mut()
+                    .map_or(u32::MAX, |r| rand::Rng::random_range(r, 0..1000));
+                if draw < *per_mille {
+                    e.fired += 1;
+                    e.last = Some(key);
+                    return Some(*action);
+                }
+                continue;
+            }
             let FaultKind::Request {
                 verb: v,
                 resource: r,
@@ -210,6 +316,21 @@ impl Faults {
         })
     }
 
+    /// `(stdout, status)` if exec into `ns/pod` must be cut short (consulted by the exec route).
+    pub fn exec_cut(&self, ns: &str, pod: &str) -> Option<(String, bool)> {
+        self.lock().iter().find_map(|e| match &e.fault.kind {
+            FaultKind::ExecCut {
+                namespace,
+                pod: p,
+                stdout,
+                status,
+            } => (namespace.as_deref().is_none_or(|x| x == ns)
+                && p.as_deref().is_none_or(|x| x == pod))
+            .then(|| (stdout.clone(), *status)),
+            _ => None,
+        })
+    }
+
     /// The failure message if exec into `ns/pod` must fail (consulted by the exec route).
     pub fn exec_failure(&self, ns: &str, pod: &str) -> Option<String> {
         self.lock().iter().find_map(|e| match &e.fault.kind {
@@ -245,6 +366,48 @@ mod tests {
             Some(FaultAction::InternalError)
         );
         assert_eq!(f.on_request("create", "volumesnapshots"), None);
+    }
+
+    #[test]
+    fn a_persisting_fault_keeps_failing_from_the_nth_match_on() {
+        let f = Faults::default();
+        f.add(Fault::nth("list", "pods", 2, FaultAction::ServiceUnavailable).persisting());
+        assert_eq!(f.on_request("list", "pods"), None);
+        for _ in 0..5 {
+            assert_eq!(
+                f.on_request("list", "pods"),
+                Some(FaultAction::ServiceUnavailable)
+            );
+        }
+    }
+
+    #[test]
+    fn random_faults_are_reproducible_near_their_rate_and_spare_the_retry() {
+        let run = || {
+            let f = Faults::default();
+            f.add(Fault::random(50, 7, FaultAction::InternalError));
+            let mut fired = Vec::new();
+            for i in 0..4000 {
+                let resource = if i % 2 == 0 {
+                    "pods"
+                } else {
+                    "volumesnapshots"
+                };
+                if f.on_request("get", resource).is_some() {
+                    fired.push(i);
+                    // The immediate retry of the request that failed always passes.
+                    assert_eq!(f.on_request("get", resource), None);
+                }
+            }
+            fired
+        };
+        let first = run();
+        assert_eq!(first, run(), "same seed, same faults");
+        assert!(
+            (120..=280).contains(&first.len()),
+            "{} of 4000",
+            first.len()
+        );
     }
 
     #[test]

@@ -71,6 +71,25 @@ pub async fn handle(
                 .await;
         });
     }
+    if let Some((stdout, status)) = shared.faults.exec_cut(&namespace, &pod) {
+        tracing::info!(%namespace, %pod, status, "exec cut short by injected fault");
+        return ws.on_upgrade(move |socket| async move {
+            let (mut sink, source) = futures::StreamExt::split(socket);
+            let _ = sink
+                .send(Message::Binary(
+                    server_frame(exec::STDOUT, stdout.as_bytes()).into(),
+                ))
+                .await;
+            if status {
+                let json = serde_json::to_vec(&exec::exit_status(&[], 0)).unwrap_or_default();
+                let _ = sink
+                    .send(Message::Binary(server_frame(exec::ERROR, &json).into()))
+                    .await;
+            }
+            // Dropping both halves closes the TCP connection without a WebSocket close frame.
+            drop((sink, source));
+        });
+    }
     tracing::info!(%namespace, %pod, command = ?spec.command, "exec");
     ws.on_upgrade(move |socket| async move {
         let outcome = exec::serve(socket, protocol, spec).await;

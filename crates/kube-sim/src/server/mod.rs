@@ -166,7 +166,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 None => plural.clone(),
             };
             shared.requests.record(verb, &logged);
-            if let Some(action) = shared.faults.on_request(verb, &logged) {
+            let fault = shared.faults.on_request(verb, &logged);
+            if let Some(action) = fault.filter(|a| *a != FaultAction::LostAnswer) {
                 return fault_response(
                     action,
                     &group,
@@ -187,10 +188,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 headers,
                 body: body.to_vec(),
             };
-            match resource_request(&shared, call).await {
+            let answer = match resource_request(&shared, call).await {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
+            };
+            if fault == Some(FaultAction::LostAnswer) {
+                // The request took effect; its answer is lost with the connection.
+                return fault_response(FaultAction::ConnectionReset, "", "", "").await;
             }
+            answer
         }
     }
 }
@@ -198,6 +204,17 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &str) -> Response {
     let e = match action {
         FaultAction::InternalError => ApiError::internal("kube-sim injected fault: internal error"),
+        FaultAction::ServiceUnavailable => ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "kube-sim injected fault: the server is currently unable to handle the request",
+        ),
+        FaultAction::ConnectionReset | FaultAction::LostAnswer => {
+            // Unwinding out of the handler ends hyper's connection task, which drops the socket before any
+            // answer: the client sees the connection closed, as when a load balancer resets it.
+            // `resume_unwind` skips the panic hook, so nothing is printed.
+            std::panic::resume_unwind(Box::new("kube-sim injected fault: connection reset"))
+        }
         FaultAction::TooManyRequests => ApiError::new(
             429,
             "TooManyRequests",
