@@ -237,7 +237,8 @@ fn pinned_kubernetes() -> String {
         .find_map(|l| {
             l.trim()
                 .strip_prefix("k8s.io/kubernetes ")
-                .map(|v| v.trim().to_owned())
+                .and_then(|v| v.split_whitespace().next())
+                .map(str::to_owned)
         })
         .expect("tools/k8s/control-plane/go.mod requires k8s.io/kubernetes")
 }
