@@ -10,7 +10,7 @@ use super::model::*;
 use super::node::{Key, Node, NodeKind};
 use super::profiles::Profiles;
 use super::rules;
-use crate::engine::ports::WorkloadRef;
+use crate::vocab::workload::WorkloadRef;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};

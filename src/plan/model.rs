@@ -3,7 +3,7 @@
 //! The serde/schemars attributes describe the plan *file* format, so the same types generate the JSON Schema
 //! (`backup-ns schema`), print plans (`plan from-env`) and serialise the redacted annotation.
 
-use crate::engine::ports::WorkloadRef;
+use crate::vocab::workload::WorkloadRef;
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
