@@ -16,6 +16,10 @@ have runuser   || missing+=(util-linux)
 have tar       || missing+=(tar)
 have gzip      || missing+=(gzip)
 have zstd      || missing+=(zstd)
+# scripts/cluster (the real-cluster tests) signs certificates, polls health endpoints and picks free ports.
+have openssl   || missing+=(openssl)
+have curl      || missing+=(curl)
+have ss        || missing+=(iproute2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
@@ -30,4 +34,11 @@ fi
 if ! command -v kubectl >/dev/null 2>&1; then
   echo "ensure-tools: kubectl is not installed; the kubectl fidelity tests will fail." >&2
   echo "  Install a kubectl client (e.g. 'apt-get install kubectl' from the Kubernetes apt repository)." >&2
+fi
+
+# The real-cluster tests build Kubernetes from Go modules (scripts/cluster build, cached in ~/.cache/backup-ns/k8s).
+# The build is not started here: cold, it takes longer than CI's budget allows beside the Rust build.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "ensure-tools: Go is not installed; the real-cluster tests will fail." >&2
+  echo "  Install Go 1.26 or newer (https://go.dev/dl/) and make sure the Go module proxy is reachable." >&2
 fi
