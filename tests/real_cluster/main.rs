@@ -244,7 +244,8 @@ fn pinned_kubernetes() -> String {
 }
 
 #[test]
-fn a_claim_is_provisioned_snapshotted_listed_and_restored_by_the_real_components() {
+fn claims_are_provisioned_snapshotted_listed_restored_and_group_snapshotted_by_the_real_components()
+{
     let cluster = RealCluster::up();
     let version = cluster.kubectl(&["version", "-o", "json"]);
     let version: serde_json::Value =
@@ -351,6 +352,55 @@ spec:
     let restored = std::fs::read_to_string(cluster.volume_dir(ns, "restored").join("dump.sql"))
         .expect("the restored volume holds dump.sql");
     assert_eq!(restored, "-- the dump\n");
+
+    // Both claims as one VolumeGroupSnapshot of the default class: the driver cuts one tar per volume.
+    cluster.kubectl(&["-n", ns, "label", "pvc", "data", "restored", "app=shop"]);
+    cluster.apply(&format!(
+        "apiVersion: groupsnapshot.storage.k8s.io/v1
+kind: VolumeGroupSnapshot
+metadata: {{name: both, namespace: {ns}}}
+spec: {{source: {{selector: {{matchLabels: {{app: shop}}}}}}}}
+"
+    ));
+    cluster.wait_for(
+        ns,
+        "volumegroupsnapshot/both",
+        "{.status.readyToUse}",
+        "true",
+    );
+    let group_content = cluster.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "volumegroupsnapshot/both",
+        "-o",
+        "jsonpath={.status.boundVolumeGroupSnapshotContentName}",
+    ]);
+    let group = cluster.kubectl(&[
+        "get",
+        "volumegroupsnapshotcontent",
+        &group_content,
+        "-o",
+        "jsonpath={.spec.volumeGroupSnapshotClassName} {.status.volumeGroupSnapshotHandle}",
+    ]);
+    let (group_class, group_handle) = group.split_once(' ').expect("class and handle");
+    assert_eq!(
+        group_class, "csi-hostpath-groupsnapclass",
+        "the default VolumeGroupSnapshotClass"
+    );
+    let member_tars = std::fs::read_dir(cluster.dir().join("csi/snapshots"))
+        .expect("reading the driver's snapshots")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{group_handle}-"))
+        })
+        .count();
+    assert_eq!(
+        member_tars, 2,
+        "one snapshot file per claim of group {group_handle}"
+    );
 
     // `down` stops every process `up` started, and they are gone afterwards.
     let pids = cluster.pids();
