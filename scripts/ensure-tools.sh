@@ -16,6 +16,10 @@ have runuser   || missing+=(util-linux)
 have tar       || missing+=(tar)
 have gzip      || missing+=(gzip)
 have zstd      || missing+=(zstd)
+# scripts/cluster (the real-cluster tests) signs certificates, polls health endpoints and picks free ports.
+have openssl   || missing+=(openssl)
+have curl      || missing+=(curl)
+have ss        || missing+=(iproute2)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then
@@ -40,4 +44,11 @@ if [ ! -x "$helm_path" ]; then
   else
     echo "ensure-tools: helm is not installed; the chart tests will fail. Install with: scripts/install-helm.sh" >&2
   fi
+fi
+
+# The real-cluster tests build Kubernetes from Go modules (scripts/cluster build, cached in ~/.cache/backup-ns/k8s).
+# The build is not started here: cold, it takes longer than CI's budget allows beside the Rust build.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "ensure-tools: Go is not installed; the real-cluster tests will fail." >&2
+  echo "  Install Go 1.26 or newer (https://go.dev/dl/) and make sure the Go module proxy is reachable." >&2
 fi
