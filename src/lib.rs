@@ -18,6 +18,7 @@ pub mod ops;
 pub mod plan;
 pub mod retention;
 pub mod settings;
+pub mod vocab;
 
 pub use exit::Exit;
 

@@ -12,6 +12,7 @@ pub mod hook_selector;
 pub mod model;
 pub mod node;
 pub mod profiles;
+pub mod raw;
 pub mod rules;
 pub mod schema;
 
