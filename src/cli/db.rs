@@ -240,12 +240,8 @@ async fn dispatch(engine: Engine, args: DbArgs) -> Result<(), Fail> {
 /// it is a postgres or mysql hook.
 pub fn db_hook(hook: &model::Hook) -> Option<(DbHook, &DbDump, Duration)> {
     match &hook.action {
-        HookAction::Postgres(p) => Some((
-            DbHook::Postgres(steps::postgres_dump(p)),
-            &p.dump,
-            hook.timeout,
-        )),
-        HookAction::Mysql(m) => Some((DbHook::Mysql(steps::mysql_dump(m)), &m.dump, hook.timeout)),
+        HookAction::Postgres(p) => Some((DbHook::Postgres(p.clone()), &p.dump, hook.timeout)),
+        HookAction::Mysql(m) => Some((DbHook::Mysql(m.clone()), &m.dump, hook.timeout)),
         HookAction::Rhai(_) | HookAction::Exec(_) => None,
     }
 }
@@ -309,8 +305,8 @@ async fn prepare(engine: Engine, common: &CommonArgs) -> Result<Ctx, Fail> {
         .await
         .map_err(|e| Fail::failed(e.to_string()))?;
     let secret = match &hook {
-        DbHook::Postgres(p) => p.password.clone(),
-        DbHook::Mysql(m) => m.password.clone(),
+        DbHook::Postgres(p) => p.dump.secret(),
+        DbHook::Mysql(m) => m.dump.secret(),
     };
     Ok(Ctx {
         engine,
@@ -368,14 +364,10 @@ impl Ctx {
 
 async fn dump(ctx: &Ctx) -> Result<(), Fail> {
     let action = match &ctx.hook {
-        DbHook::Postgres(p) => hooks::HookAction::Postgres(p.clone()),
-        DbHook::Mysql(m) => hooks::HookAction::Mysql(m.clone()),
+        DbHook::Postgres(p) => HookAction::Postgres(p.clone()),
+        DbHook::Mysql(m) => HookAction::Mysql(m.clone()),
     };
-    let hook = hooks::Hook {
-        name: ctx.step_name.clone(),
-        action,
-    };
-    let report = hooks::run(&hook, &ctx.exec, &ctx.target, ctx.timeout)
+    let report = hooks::run(&ctx.step_name, &action, &ctx.exec, &ctx.target, ctx.timeout)
         .await
         .map_err(|e| Fail::failed(e.to_string()))?;
     println!(

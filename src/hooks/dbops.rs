@@ -1,5 +1,5 @@
 //! Scripts for the operator's database commands (`postgres|mysql restore|download|info|shell`), built from the
-//! same hook parameters and connection code as the dump ([`PostgresDump`], [`MysqlDump`]) and quoted the same
+//! same hook parameters and connection code as the dump ([`PostgresHook`], [`MysqlHook`]) and quoted the same
 //! way. Pure: the CLI runs them through `ContainerExec`.
 //!
 //! Like the dump scripts they travel on stdin and report facts as `backup-ns: KEY=VALUE` lines. A restore of a
@@ -7,8 +7,8 @@
 //! (a shell reading a script from a pipe may read ahead and swallow data) and `eval`s it, leaving the rest of
 //! stdin to the restore pipeline. argv then carries only that fixed bootstrap and a byte count, never a value.
 
-use super::mysql::MysqlDump;
-use super::postgres::{PostgresDump, tool_check};
+use super::mysql::MysqlHook;
+use super::postgres::{PostgresHook, tool_check};
 use super::quote::quote;
 use super::script::{MARKER, split_path};
 use std::fmt::Write as _;
@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 /// The database engines the commands speak.
 #[derive(Debug, Clone)]
 pub enum DbHook {
-    Postgres(PostgresDump),
-    Mysql(MysqlDump),
+    Postgres(PostgresHook),
+    Mysql(MysqlHook),
 }
 
 /// The format of a dump, from its first bytes.
@@ -76,8 +76,8 @@ pub enum RestoreSource {
 impl DbHook {
     pub fn dump_path(&self) -> &str {
         match self {
-            DbHook::Postgres(p) => &p.dump_path,
-            DbHook::Mysql(m) => &m.dump_path,
+            DbHook::Postgres(p) => &p.dump.dump_file,
+            DbHook::Mysql(m) => &m.dump.dump_file,
         }
     }
 
@@ -104,7 +104,7 @@ impl DbHook {
             DbHook::Mysql(m) => format!(
                 "\"$bns_client\" {} --batch -- {}",
                 m.connection_args(),
-                super::quote::quote_with_env(&m.database)
+                super::quote::quote_with_env(&m.dump.database)
             ),
         }
     }
@@ -223,7 +223,7 @@ impl DbHook {
                             "\"$bns_client\" {} --batch --skip-column-names --execute=",
                             m.connection_args()
                         ),
-                        format!(" -- {}", super::quote::quote_with_env(&m.database)),
+                        format!(" -- {}", super::quote::quote_with_env(&m.dump.database)),
                     ),
                     [
                         ("server_version", "SELECT VERSION()", "SELECT VERSION()", ""),
@@ -272,7 +272,7 @@ impl DbHook {
                     s,
                     "exec \"$bns_client\" {} -- {}",
                     m.connection_args(),
-                    super::quote::quote_with_env(&m.database)
+                    super::quote::quote_with_env(&m.dump.database)
                 );
             }
         }
@@ -315,7 +315,10 @@ pub fn decode_head(hex: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::Secret;
+
+    fn workload() -> crate::engine::ports::WorkloadRef {
+        "statefulset/db".parse().expect("a workload")
+    }
 
     #[test]
     fn formats_are_sniffed_from_magic_bytes() {
@@ -330,10 +333,9 @@ mod tests {
 
     #[test]
     fn a_stdin_restore_ends_with_its_pipeline_and_keeps_the_password_out_of_argv() {
-        let hook = DbHook::Postgres(PostgresDump {
-            password: Some(Secret::new("s3cr'et")),
-            ..PostgresDump::default()
-        });
+        let mut pg = PostgresHook::new(workload());
+        pg.dump.password = "s3cr'et".into();
+        let hook = DbHook::Postgres(pg);
         let script = hook.restore_script(RestoreSource::Stdin(DumpFormat::Gzip));
         assert!(script.ends_with(
             "gzip -dc  | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null\n"
@@ -346,10 +348,9 @@ mod tests {
 
     #[test]
     fn a_mysql_restore_names_the_database_after_double_dash() {
-        let hook = DbHook::Mysql(MysqlDump {
-            database: "-x".into(),
-            ..MysqlDump::default()
-        });
+        let mut mysql = MysqlHook::new(workload());
+        mysql.dump.database = "-x".into();
+        let hook = DbHook::Mysql(mysql);
         let script = hook.restore_script(RestoreSource::ContainerFile);
         assert!(script.contains("--batch -- '-x'"));
         assert!(script.contains("gzip -t \"$bns_dump\""));

@@ -844,11 +844,7 @@ impl Cx<'_> {
                 }
                 s
             }
-            None => Some(format!(
-                "{}/dump.sql{}",
-                d.data_dir,
-                compression_suffix(compression)
-            )),
+            None => Some(format!("{}/dump.sql{}", d.data_dir, compression.suffix())),
         };
         let host = self
             .opt_string(f, "host")
@@ -1008,9 +1004,10 @@ impl Cx<'_> {
             return None;
         };
         let script = self.string(node, "script")?;
-        let path = self.resolve_script(&script, node.span.clone())?;
+        let (path, source) = self.resolve_script(&script, node.span.clone())?;
         Some(RhaiHook {
             script: path,
+            source,
             workload,
             container,
             args,
@@ -1019,7 +1016,7 @@ impl Cx<'_> {
 
     /// Finds the script next to the plan, in its `hooks/` dir, in its parent (the repository root when plans live
     /// in `plans/`), or in `../hooks/`, and compiles it.
-    fn resolve_script(&mut self, script: &str, span: Range<usize>) -> Option<PathBuf> {
+    fn resolve_script(&mut self, script: &str, span: Range<usize>) -> Option<(PathBuf, String)> {
         let given = Path::new(script);
         let candidates: Vec<PathBuf> = match self.ctx.base_dir {
             _ if given.is_absolute() => vec![given.to_path_buf()],
@@ -1081,7 +1078,7 @@ impl Cx<'_> {
             );
             return None;
         }
-        Some(found.clone())
+        Some((found.clone(), text))
     }
 
     fn exec(&mut self, f: &mut Fields<'_>) -> Option<ExecHook> {
@@ -1435,33 +1432,7 @@ impl Cx<'_> {
 /// The largest retention count or `days` accepted (about 270 years of dailies); more is surely a typo.
 const MAX_COUNT: i128 = 100_000;
 
-/// Defaults for a database hook, as in the original's BAK_DB_* variables.
-pub struct DbDefaults {
-    pub container: &'static str,
-    pub data_dir: &'static str,
-    pub port: u16,
-    pub user: &'static str,
-    pub password: &'static str,
-    pub database: &'static str,
-}
-
-pub const POSTGRES: DbDefaults = DbDefaults {
-    container: "postgres",
-    data_dir: "/var/lib/postgresql/data",
-    port: 5432,
-    user: "${POSTGRES_USER}",
-    password: "${POSTGRES_PASSWORD}",
-    database: "${POSTGRES_DB}",
-};
-
-pub const MYSQL: DbDefaults = DbDefaults {
-    container: "mysql",
-    data_dir: "/var/lib/mysql",
-    port: 3306,
-    user: "root",
-    password: "${MYSQL_ROOT_PASSWORD}",
-    database: "${MYSQL_DATABASE}",
-};
+pub use crate::vocab::hook::{DbDefaults, MYSQL, POSTGRES};
 
 /// Remembers `name` at `span` in `seen`; when it was there already, returns where it was first seen instead.
 fn first_seen(
@@ -1475,14 +1446,6 @@ fn first_seen(
             seen.push((name.to_string(), span.clone()));
             None
         }
-    }
-}
-
-fn compression_suffix(c: Compression) -> &'static str {
-    match c {
-        Compression::Gzip => ".gz",
-        Compression::Zstd => ".zst",
-        Compression::None => "",
     }
 }
 

@@ -6,10 +6,11 @@
 
 use super::convert::{self, MYSQL, POSTGRES};
 use super::diag::{Code, Diag, SourceFile};
-use super::model::{Plan, duration_str};
+use super::model::Plan;
 use super::node::{Format, parse};
 use super::profiles::Profiles;
 use super::rules;
+use crate::vocab::duration;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -322,7 +323,7 @@ impl<'e> Reader<'e> {
         }
         let secs = self.int("BAK_FLOCK_TIMEOUT_SEC", 3600);
         let timeout = if secs > 0 {
-            duration_str::format(Duration::from_secs(secs.unsigned_abs()))
+            duration::format(Duration::from_secs(secs.unsigned_abs()))
         } else {
             // Let the converter report the zero/negative duration at the generated line.
             format!("{secs}s")

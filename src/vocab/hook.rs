@@ -142,12 +142,80 @@ pub struct DbDump {
     pub extra_args: Vec<String>,
 }
 
+/// Defaults of a database hook, as in the original's `BAK_DB_*` variables: what validation fills in for an
+/// absent key, and what [`PostgresHook::new`] / [`MysqlHook::new`] start from.
+pub struct DbDefaults {
+    pub container: &'static str,
+    pub data_dir: &'static str,
+    pub port: u16,
+    pub user: &'static str,
+    pub password: &'static str,
+    pub database: &'static str,
+}
+
+pub const POSTGRES: DbDefaults = DbDefaults {
+    container: "postgres",
+    data_dir: "/var/lib/postgresql/data",
+    port: 5432,
+    user: "${POSTGRES_USER}",
+    password: "${POSTGRES_PASSWORD}",
+    database: "${POSTGRES_DB}",
+};
+
+pub const MYSQL: DbDefaults = DbDefaults {
+    container: "mysql",
+    data_dir: "/var/lib/mysql",
+    port: 3306,
+    user: "root",
+    password: "${MYSQL_ROOT_PASSWORD}",
+    database: "${MYSQL_DATABASE}",
+};
+
+/// Default disk-usage threshold in percent before a dump is attempted.
+pub const DEFAULT_THRESHOLD: u8 = 90;
+/// Default database host: the database in the container the hook execs into.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+impl DbDump {
+    /// Every default of `d` for a dump from `workload`.
+    pub fn with_defaults(workload: WorkloadRef, d: &DbDefaults) -> DbDump {
+        DbDump {
+            workload,
+            container: d.container.to_string(),
+            dump_file: default_dump_file(d, Compression::Gzip),
+            host: DEFAULT_HOST.to_string(),
+            port: d.port,
+            user: d.user.to_string(),
+            password: d.password.to_string(),
+            database: d.database.to_string(),
+            threshold: DEFAULT_THRESHOLD,
+            compression: Compression::Gzip,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// `DATA_DIR/dump.sql` plus the compression's suffix.
+pub fn default_dump_file(d: &DbDefaults, compression: Compression) -> String {
+    format!("{}/dump.sql{}", d.data_dir, compression.suffix())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresHook {
     #[serde(flatten)]
     pub dump: DbDump,
     pub format: PgFormat,
+}
+
+impl PostgresHook {
+    /// A plain, gzip'd dump with the container's own `POSTGRES_*` credentials (what a plan gets by default).
+    pub fn new(workload: WorkloadRef) -> PostgresHook {
+        PostgresHook {
+            dump: DbDump::with_defaults(workload, &POSTGRES),
+            format: PgFormat::Plain,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -159,6 +227,22 @@ pub struct MysqlHook {
     pub default_character_set: String,
     /// `--single-transaction` (a consistent InnoDB snapshot without locks); otherwise `--lock-tables`.
     pub single_transaction: bool,
+}
+
+/// The character set a MySQL dump uses by default: `utf8mb4`, because the original's `utf8` is MySQL's 3-byte
+/// alias and mangles 4-byte characters.
+pub const DEFAULT_CHARACTER_SET: &str = "utf8mb4";
+
+impl MysqlHook {
+    /// A gzip'd `--single-transaction` dump as root with the container's `MYSQL_ROOT_PASSWORD` (what a plan gets
+    /// by default).
+    pub fn new(workload: WorkloadRef) -> MysqlHook {
+        MysqlHook {
+            dump: DbDump::with_defaults(workload, &MYSQL),
+            default_character_set: DEFAULT_CHARACTER_SET.to_string(),
+            single_transaction: true,
+        }
+    }
 }
 
 /// A rhai hook. The script was read and compiled when the plan was loaded; `source` is that text, so the
