@@ -63,9 +63,12 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
 /// diagnostics point at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Keys {
-    /// The mapping's own span (`0..0` for an absent mapping written as `null`).
+    /// The mapping's own span.
     pub span: Range<usize>,
     pub keys: Vec<Key>,
+    /// The keys written with a value other than `null`: when such a key's field is `None`, reading it already
+    /// reported why, so validation says nothing more (in particular not "missing").
+    pub valued: Vec<String>,
 }
 
 impl Keys {
@@ -75,6 +78,11 @@ impl Keys {
             .iter()
             .find(|k| k.name == key)
             .map(|k| k.span.clone())
+    }
+
+    /// True when `key` is written with a value other than `null`.
+    pub fn has_value(&self, key: &str) -> bool {
+        self.valued.iter().any(|k| k == key)
     }
 
     /// The first key of the mapping, where a problem with the mapping as a whole is shown.
@@ -349,6 +357,11 @@ pub fn mapping<'n>(
     let keys = Keys {
         span: node.span.clone(),
         keys: entries.iter().map(|(k, _)| k.clone()).collect(),
+        valued: entries
+            .iter()
+            .filter(|(_, v)| v.kind != NodeKind::Null)
+            .map(|(k, _)| k.name.clone())
+            .collect(),
     };
     Some((entries, keys))
 }
