@@ -24,6 +24,6 @@ pub use exit::Exit;
 
 /// Runs a parsed command line and returns the process exit code. Never panics on user input.
 pub fn run(cli: cli::Cli) -> Exit {
-    logging::init(&cli.global);
+    logging::init(cli.global.log_format, cli.global.verbose);
     cli::dispatch(cli)
 }

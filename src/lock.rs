@@ -12,8 +12,12 @@
 //! so even `SIGKILL` cannot leave a slot stuck. For `SIGTERM`/`SIGINT` (a CronJob's `activeDeadlineSeconds` sends
 //! SIGTERM) the engine races the whole run against the signal with `tokio::select!`; the losing branch is dropped,
 //! which drops the guard and unlocks the slot before the process exits with 143/130.
+//!
+//! [`FileLock`] is this lock behind the engine's [`NodeLock`] port.
 
 use crate::Exit;
+use crate::vocab::lock::{HeldSlot, LockFailure, NodeLock};
+use futures::future::BoxFuture;
 use rand::seq::SliceRandom;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
@@ -102,6 +106,36 @@ impl SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         tracing::debug!(slot = self.slot, path = %self.path.display(), "released lock slot");
+    }
+}
+
+/// The slot-file lock as the engine's [`NodeLock`]: each `acquire` takes one slot with [`acquire_async`].
+#[derive(Debug)]
+pub struct FileLock {
+    config: LockConfig,
+}
+
+impl FileLock {
+    pub fn new(config: LockConfig) -> FileLock {
+        FileLock { config }
+    }
+}
+
+impl HeldSlot for SlotGuard {
+    fn describe(&self) -> String {
+        format!("slot {} ({})", self.slot, self.path.display())
+    }
+}
+
+impl NodeLock for FileLock {
+    fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn HeldSlot>, LockFailure>> {
+        Box::pin(async move {
+            match acquire_async(&self.config).await {
+                Ok(guard) => Ok(Box::new(guard) as Box<dyn HeldSlot>),
+                Err(e @ LockError::Timeout { .. }) => Err(LockFailure::Timeout(e.to_string())),
+                Err(e) => Err(LockFailure::Other(e.to_string())),
+            }
+        })
     }
 }
 

@@ -1,12 +1,19 @@
 //! Log setup: human-readable on a terminal, one JSON object per line for CronJobs (`--log-format json`).
 
-use crate::cli::{GlobalArgs, LogFormat};
 use is_terminal::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written: `human` for terminals, `json` for CronJobs and log shippers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 /// Installs the global tracing subscriber. Logs go to stderr so stdout stays machine-readable.
-pub fn init(global: &GlobalArgs) {
-    let default_level = match global.verbose {
+/// `verbose`: 0 info, 1 debug, 2 and more trace (`BACKUP_NS_LOG` overrides with a full filter).
+pub fn init(format: LogFormat, verbose: u8) {
+    let default_level = match verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -18,7 +25,7 @@ pub fn init(global: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second init (e.g. in tests that call `run` twice) is harmless, so the error is ignored on purpose.
-    let _ = match global.log_format {
+    let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.with_ansi(ansi).with_target(false).try_init(),
     };

@@ -15,9 +15,6 @@ use super::dump_file::DumpWriter;
 use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::engine::ports::{
-    ContainerExec, ContainerRef, ExecRequest, ExecResult, PodResolver, Stdin, StdoutSink,
-};
 use crate::engine::steps;
 use crate::hooks::dbops::{DbHook, DumpFormat, RestoreSource, bootstrap_argv, decode_head};
 use crate::hooks::script::ScriptOutput;
@@ -25,6 +22,8 @@ use crate::hooks::{self, Secret};
 use crate::plan::model::{self, DbDump, HookAction, HookKind};
 use crate::plan::{HookSelector, SelectError, select_hook};
 use crate::settings::{self, Overrides};
+use crate::vocab::exec::{ContainerExec, ExecRequest, ExecResult, PodResolver, Stdin, StdoutSink};
+use crate::vocab::workload::ContainerRef;
 use clap::{Args, Subcommand};
 use is_terminal::IsTerminal;
 use std::io::Write as _;

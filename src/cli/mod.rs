@@ -1,7 +1,8 @@
 //! The command line: one file per subcommand, each with its `Args` and a `run()` returning an [`Exit`].
 
 use crate::Exit;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::logging::LogFormat;
+use clap::{Args, Parser, Subcommand};
 
 pub mod adhoc;
 mod completions;
@@ -40,12 +41,6 @@ pub struct GlobalArgs {
     /// More log detail (-v debug, -vv trace). BACKUP_NS_LOG overrides with a full filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,5 +102,38 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Postgres(args) => db::run(db::Engine::Postgres, args),
         Command::Mysql(args) => db::run(db::Engine::Mysql, args),
         Command::Exporter(args) => exporter::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings;
+
+    /// A flag's env fallback that is not in [`settings::NON_PLAN_VARS`] would also be merged into the plan, where it is an
+    /// unknown key: setting `BACKUP_NS_PUSHGATEWAY` once broke `run` that way.
+    #[test]
+    fn every_flag_env_variable_is_kept_out_of_the_plan() {
+        fn walk(cmd: &clap::Command, found: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if let Some(var) = arg.get_env().and_then(|v| v.to_str())
+                    && var.starts_with("BACKUP_NS_")
+                {
+                    found.push(var.to_string());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&<Cli as clap::CommandFactory>::command(), &mut found);
+        assert!(found.len() >= 8, "{found:?}");
+        for var in found {
+            assert!(
+                settings::NON_PLAN_VARS.contains(&var.as_str()),
+                "{var} is a flag's env fallback but not in NON_PLAN_VARS"
+            );
+        }
     }
 }

@@ -7,13 +7,11 @@ use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::engine_port::EnginePort;
 use crate::cluster::{Cluster, ConnectOptions, NewGroupSnapshot, NewSnapshot};
-use crate::engine::ports::{HeldSlot, LockFailure, NodeLock};
 use crate::engine::{Engine, RunIdentity, RunOptions, RunReport, Signal};
-use crate::lock::{self, LockConfig, LockError, SlotGuard};
+use crate::lock::{FileLock, LockConfig};
 use crate::plan::Origin;
 use crate::settings::{self, Overrides};
 use clap::{Args, ValueEnum};
-use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,31 +88,6 @@ pub struct RunArgs {
     pub pushgateway: Option<String>,
 }
 
-/// The slot-file lock of `lock.rs` as the engine's [`NodeLock`].
-struct FileLock {
-    config: LockConfig,
-}
-
-struct HeldFileSlot(SlotGuard);
-
-impl HeldSlot for HeldFileSlot {
-    fn describe(&self) -> String {
-        format!("slot {} ({})", self.0.slot(), self.0.path().display())
-    }
-}
-
-impl NodeLock for FileLock {
-    fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn HeldSlot>, LockFailure>> {
-        Box::pin(async move {
-            match lock::acquire_async(&self.config).await {
-                Ok(guard) => Ok(Box::new(HeldFileSlot(guard)) as Box<dyn HeldSlot>),
-                Err(e @ LockError::Timeout { .. }) => Err(LockFailure::Timeout(e.to_string())),
-                Err(e) => Err(LockFailure::Other(e.to_string())),
-            }
-        })
-    }
-}
-
 fn term_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
@@ -189,13 +162,11 @@ pub fn run(args: RunArgs) -> Exit {
             }),
             exec: Arc::new(cluster.container_exec()),
             resolver: Arc::new(cluster.pod_resolver()),
-            lock: Arc::new(FileLock {
-                config: LockConfig {
-                    dir: PathBuf::from(&plan.lock.dir),
-                    slots: plan.lock.slots(),
-                    timeout: plan.lock.timeout,
-                },
-            }),
+            lock: Arc::new(FileLock::new(LockConfig {
+                dir: PathBuf::from(&plan.lock.dir),
+                slots: plan.lock.slots(),
+                timeout: plan.lock.timeout,
+            })),
             clock,
         };
         let opts = RunOptions {

@@ -8,13 +8,13 @@ use super::label_patch::LabelChanges;
 use super::resources::VolumeSnapshot;
 use super::snapshots::{DEFAULT_PAGE_SIZE, NewGroupSnapshot, NewSnapshot, Scope};
 use crate::clock::Clock;
-use crate::engine::ports::{
-    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
-    PortError, RetentionOutcome, SnapshotRequest, WaitError,
-};
 use crate::labels;
 use crate::retention::apply::{self, ApplyOptions, ContentPolicy};
 use crate::retention::{Options, Phases};
+use crate::vocab::ports::{
+    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
+    PortError, RetentionOutcome, SnapshotRequest, WaitError,
+};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};

@@ -11,10 +11,10 @@
 //! closing the whole socket, which may cut off the command's output.
 
 use super::client::Cluster;
-use crate::engine::ports::{
-    CAPTURE_LIMIT, ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, Stdin,
-    StdoutSink,
+use crate::vocab::exec::{
+    CAPTURE_LIMIT, ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink,
 };
+use crate::vocab::workload::ContainerRef;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;

@@ -3,7 +3,8 @@
 //! stable) that is Running, Ready and not terminating and that has the named container.
 
 use super::client::Cluster;
-use crate::engine::ports::{ContainerRef, PodResolver, ResolveError, WorkloadKind, WorkloadRef};
+use crate::vocab::exec::{PodResolver, ResolveError};
+use crate::vocab::workload::{ContainerRef, WorkloadKind, WorkloadRef};
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;

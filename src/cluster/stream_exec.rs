@@ -9,7 +9,8 @@
 
 use super::client::Cluster;
 use super::exec::{ExitStatus, TailBuffer, exit_status, start_message};
-use crate::engine::ports::{ContainerRef, ExecError, ExecResult};
+use crate::vocab::exec::{ExecError, ExecResult};
+use crate::vocab::workload::ContainerRef;
 use bytes::Bytes;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;

@@ -7,7 +7,8 @@
 //! token, turns echo back on and `eval`s them; the script is only sent after the ready token arrived.
 
 use super::exec::{ExitStatus, KubeExec, exit_status};
-use crate::engine::ports::{ContainerRef, ExecError};
+use crate::vocab::exec::ExecError;
+use crate::vocab::workload::ContainerRef;
 use is_terminal::IsTerminal;
 use kube::api::TerminalSize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

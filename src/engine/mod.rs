@@ -1,4 +1,5 @@
-//! The step engine: turns a validated plan into ordered steps and runs them against the ports in [`ports`].
+//! The step engine: turns a validated plan into ordered steps and runs them against the port traits of
+//! [`crate::vocab`].
 //! It depends on traits, never on `kube::Client`, so it is tested without a cluster.
 //!
 //! - [`steps`]: pure building blocks (plan hooks → runnable hooks, snapshot names, labels, annotations);
@@ -6,7 +7,6 @@
 //!   retention → events → unlock) with cancellation on signals;
 //! - [`report`]: the summary and the exit code.
 
-pub mod ports;
 pub mod report;
 pub mod runner;
 pub mod steps;

@@ -1,9 +1,9 @@
 //! The run summary: one record per step, the overall outcome and its exit code; rendered as a table (TTY) or one
 //! JSON document (`--output json`).
 
-use super::ports::{GroupSnapshotRequest, SnapshotRequest};
 use crate::Exit;
 use crate::hooks::HookReport;
+use crate::vocab::ports::{GroupSnapshotRequest, SnapshotRequest};
 use std::fmt::Write as _;
 use std::time::Duration;
 

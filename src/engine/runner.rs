@@ -4,15 +4,18 @@
 //! `cancel` channel) stops the running hook through `hooks::run_until` (which kills the remote process and removes
 //! the partial dump); `when: always` post-hooks still run, the lock is released and a failure event is emitted.
 
-use super::ports::{
-    ClusterPort, ContainerExec, ContainerRef, EngineEvent, EventSubject, ExistingSnapshot,
-    GroupSnapshotRequest, HeldSlot, LockFailure, NodeLock, PodResolver, SnapshotRequest, WaitError,
-};
 use super::report::{FailureKind, RunReport, Signal, StepOutcome, StepRecord};
 use super::steps::{self, HookStep, RunIdentity, StepAction};
 use crate::clock::Clock;
 use crate::hooks::{self, HookError, HookReport};
 use crate::plan::{Consistency, OnError, Plan, When};
+use crate::vocab::exec::{ContainerExec, PodResolver};
+use crate::vocab::lock::{HeldSlot, LockFailure, NodeLock};
+use crate::vocab::ports::{
+    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupSnapshotRequest,
+    SnapshotRequest, WaitError,
+};
+use crate::vocab::workload::ContainerRef;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;

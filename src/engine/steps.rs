@@ -2,11 +2,12 @@
 //!
 //! Nothing here does I/O; the runner feeds it what the ports returned.
 
-use super::ports::{ExistingSnapshot, WorkloadRef};
 use crate::clock::Clock;
 use crate::hooks;
 use crate::labels::{self, PriorSnapshot, RetainMode, TierCounts};
 use crate::plan::{self, HookPosition, Plan, Retention};
+use crate::vocab::ports::ExistingSnapshot;
+use crate::vocab::workload::WorkloadRef;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,12 +1,15 @@
 //! Runner tests on in-memory fakes: step order, onError, `when`, dry runs, exit codes, cancellation.
 
-use super::ports::*;
 use super::report::{Signal, StepOutcome};
 use super::runner::{Engine, RunOptions};
 use super::steps::RunIdentity;
 use crate::Exit;
 use crate::clock::Clock;
 use crate::plan::{self, ExecHook, Hook, HookAction, OnError, Plan, When};
+use crate::vocab::exec::*;
+use crate::vocab::lock::*;
+use crate::vocab::ports::*;
+use crate::vocab::workload::*;
 use chrono::TimeZone;
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;

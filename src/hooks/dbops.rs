@@ -316,7 +316,7 @@ pub fn decode_head(hex: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn workload() -> crate::engine::ports::WorkloadRef {
+    fn workload() -> crate::vocab::workload::WorkloadRef {
         "statefulset/db".parse().expect("a workload")
     }
 

@@ -2,7 +2,7 @@
 //! and a redacted tail of stderr, and never a secret: literal passwords are replaced by `***` before any output
 //! is stored, and container-env passwords never leave the container.
 
-use crate::engine::ports::{ExecError, ResolveError};
+use crate::vocab::exec::{ExecError, ResolveError};
 use std::time::Duration;
 
 /// Why a hook failed.
@@ -104,7 +104,7 @@ pub enum HookError {
     #[error("hook `{hook}`: {diagnostic}")]
     Script {
         hook: String,
-        diagnostic: Box<super::rhai::ScriptDiagnostic>,
+        diagnostic: Box<super::diagnostic::ScriptDiagnostic>,
     },
 }
 

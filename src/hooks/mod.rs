@@ -2,16 +2,20 @@
 //!
 //! - [`postgres`], [`mysql`], [`exec`]: pure script generation; every value is shell-quoted ([`quote`]), and
 //!   secrets ([`Secret`]) only ever travel inside the script on stdin.
-//! - [`runner`]: runs those scripts through [`crate::engine::ports::ContainerExec`] (`sh -s`), reads what they
+//! - [`runner`]: runs those scripts through [`crate::vocab::exec::ContainerExec`] (`sh -s`), reads what they
 //!   report, enforces timeouts and kills the remote process on expiry.
-//! - [`rhai`]: user hooks in a sandboxed script language with a small documented API.
+//! - [`kill`]: the second exec that stops a remote process on timeout or cancel.
+//! - [`rhai`]: user hooks in a sandboxed script language with a small documented API; [`diagnostic`] points
+//!   at a script's line and column.
 //!
 //! The hooks themselves are the shared [`crate::vocab::hook`] types; the script generators are their methods.
 //! `onError` and post-hook `when` are the engine's decisions: it gets a [`HookReport`] or a [`HookError`].
 
 pub mod dbops;
+pub mod diagnostic;
 pub mod error;
 pub mod exec;
+pub mod kill;
 pub mod mysql;
 pub mod postgres;
 pub mod quote;

@@ -23,17 +23,16 @@
 //! `exec` blocks the script thread: the script runs on a `spawn_blocking` thread and each call enters the tokio
 //! runtime with `Handle::block_on`, so async exec never runs inside a runtime worker.
 
+use super::diagnostic::ScriptDiagnostic;
 use super::error::HookError;
 use super::exec::ExecCommand;
+use super::kill::kill;
 use super::report::{HookKind, HookReport, TAIL_LIMIT, tail};
-use super::runner::kill;
 use super::script::{RunFiles, new_token};
-use crate::engine::ports::{
-    ContainerExec, ExecError, ExecRequest, PodResolver, Stdin, StdoutSink, WorkloadRef,
-};
+use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, PodResolver, Stdin, StdoutSink};
+use crate::vocab::workload::WorkloadRef;
 use ::rhai::{AST, Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position, Scope};
 use chrono::{DateTime, SecondsFormat, Utc};
-use miette::{NamedSource, SourceSpan};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -85,61 +84,6 @@ pub struct RhaiContext {
     pub exec: Arc<dyn ContainerExec>,
     pub resolver: Arc<dyn PodResolver>,
     pub now: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
-}
-
-/// A script error, pointing at the script's own line and column.
-#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
-#[error("{path}:{line}:{column}: {message}")]
-#[diagnostic(code(backup_ns::hooks::rhai))]
-pub struct ScriptDiagnostic {
-    pub message: String,
-    pub path: String,
-    /// 1-based; 0 when the error has no position (e.g. the file could not be read).
-    pub line: usize,
-    /// 1-based, in characters.
-    pub column: usize,
-    #[source_code]
-    source_code: NamedSource<String>,
-    #[label("{message}")]
-    span: Option<SourceSpan>,
-}
-
-impl ScriptDiagnostic {
-    fn new(path: &str, source: &str, message: String, pos: Position) -> ScriptDiagnostic {
-        let line = pos.line().unwrap_or(0);
-        let column = pos.position().unwrap_or(0);
-        let span = byte_offset(source, line, column).map(|offset| {
-            let len = source[offset..].chars().next().map_or(0, char::len_utf8);
-            SourceSpan::new(offset.into(), len)
-        });
-        ScriptDiagnostic {
-            message,
-            path: path.to_string(),
-            line,
-            column,
-            source_code: NamedSource::new(path, source.to_string()),
-            span,
-        }
-    }
-}
-
-fn byte_offset(source: &str, line: usize, column: usize) -> Option<usize> {
-    if line == 0 {
-        return None;
-    }
-    let mut offset = 0;
-    for (i, text) in source.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            let col = column.saturating_sub(1);
-            let within = text
-                .char_indices()
-                .nth(col)
-                .map_or(text.trim_end_matches('\n').len(), |(b, _)| b);
-            return Some(offset + within);
-        }
-        offset += text.len();
-    }
-    Some(source.len())
 }
 
 /// The engine with the sandbox settings but without the exec API: enough to compile and validate.
@@ -618,12 +562,5 @@ mod tests {
     fn eval_and_import_are_not_available() {
         assert!(compile_source("x.rhai", "eval(\"1\")").is_err());
         assert!(compile_source("x.rhai", "import \"fs\" as fs;").is_err());
-    }
-
-    #[test]
-    fn byte_offsets_follow_characters() {
-        assert_eq!(byte_offset("é = 1;\nab", 1, 2), Some(2));
-        assert_eq!(byte_offset("a\nbc", 2, 2), Some(3));
-        assert_eq!(byte_offset("a", 0, 0), None);
     }
 }

@@ -4,18 +4,15 @@
 
 use super::error::HookError;
 use super::exec::ExecCommand;
+use super::kill::kill;
 use super::report::{HookReport, TAIL_LIMIT, tail};
 use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
-use crate::engine::ports::{
-    ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink,
-};
+use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
 use crate::vocab::hook::{HookAction, HookKind};
+use crate::vocab::workload::ContainerRef;
 use std::future::Future;
 use std::time::{Duration, Instant};
-
-/// How long the kill exec itself may take.
-const KILL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the runner executes in one container: a hook's action, or a bare command.
 #[derive(Clone, Copy)]
@@ -443,47 +440,5 @@ impl<'a> Runner<'a> {
                 cleanup: kill(self.exec, self.target, files).await,
             }),
         }
-    }
-}
-
-/// Kills the process tree recorded in `files.pid_file` and removes the partial dump, with a second exec.
-/// Returns a sentence for the error message saying what happened.
-pub async fn kill(exec: &dyn ContainerExec, target: &ContainerRef, files: &RunFiles) -> String {
-    let request = ExecRequest {
-        target: target.clone(),
-        argv: vec!["sh".into(), "-s".into()],
-        stdin: Stdin::Bytes(script::kill_script(files).into_bytes()),
-        timeout: Some(KILL_TIMEOUT),
-    };
-    let removed = if files.partial.is_some() {
-        " and the partial dump removed"
-    } else {
-        ""
-    };
-    match exec.exec(request, StdoutSink::Capture).await {
-        Ok(result) if result.success() => {
-            let out = ScriptOutput::parse(&String::from_utf8_lossy(&result.stdout));
-            if out.get("pidfile") == Some("missing") {
-                return format!(
-                    "the remote process had not recorded its pid (read-only directory?) and may still run{}",
-                    if files.partial.is_some() {
-                        "; the partial dump was removed"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            match out.get("killed") {
-                Some(pids) if !pids.is_empty() => {
-                    format!("the remote process (pid {pids}) was killed{removed}")
-                }
-                _ => format!("no remote process was left to kill{removed}"),
-            }
-        }
-        Ok(result) => format!(
-            "the kill command failed with status {}; the remote process may still run",
-            result.exit_code
-        ),
-        Err(e) => format!("the kill command could not run ({e}); the remote process may still run"),
     }
 }

@@ -5,7 +5,7 @@
 //! methods on these types. The plain `Serialize` prints a validated hook the way a plan file writes it
 //! (`plan show`, the `backup-ns.sh/plan` annotation), so a printed plan loads back to the same plan.
 
-use crate::engine::ports::WorkloadRef;
+use crate::vocab::workload::WorkloadRef;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

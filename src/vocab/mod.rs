@@ -1,5 +1,22 @@
-//! The shared vocabulary: types that several layers speak (plan validates them, the engine sequences them,
-//! hooks execute them). Nothing here does I/O or imports from the layers above.
+//! The shared vocabulary every layer speaks: workload and container references, the exec types, the port
+//! traits through which the engine and hooks reach the cluster, containers and the node lock, and the one hook
+//! type that plan validates and hooks executes.
+//!
+//! This is the bottom layer. Nothing here does I/O, and nothing here imports another backup-ns module, so plan,
+//! engine, hooks and cluster can all depend on it without depending on each other. Each type has one path:
+//! `vocab::workload`, `vocab::exec`, `vocab::ports`, `vocab::lock`, `vocab::hook` or `vocab::duration` (no
+//! re-exports here).
+//!
+//! - [`workload`]: `WorkloadRef` (`deployment/NAME`) and `ContainerRef`;
+//! - [`exec`]: one command in a container, and the `ContainerExec` / `PodResolver` traits;
+//! - [`ports`]: the `ClusterPort` trait and the values that cross it;
+//! - [`lock`]: the `NodeLock` trait;
+//! - [`hook`]: `Hook`, `HookAction`, `HookKind` and the hooks' parameters, with their defaults;
+//! - [`duration`]: the printed form of plan durations (`1h30m`).
 
 pub mod duration;
+pub mod exec;
 pub mod hook;
+pub mod lock;
+pub mod ports;
+pub mod workload;

@@ -4,10 +4,10 @@
 
 use crate::support::{eventually, start};
 use backup_ns::cluster::stream_exec::ChunkSink;
-use backup_ns::engine::ports::{
-    CAPTURE_LIMIT, ContainerExec, ContainerRef, ExecError, ExecRequest, PodResolver, Stdin,
-    StdoutSink,
+use backup_ns::vocab::exec::{
+    CAPTURE_LIMIT, ContainerExec, ExecError, ExecRequest, PodResolver, Stdin, StdoutSink,
 };
+use backup_ns::vocab::workload::ContainerRef;
 use kube_sim::Fault;
 use std::time::Duration;
 

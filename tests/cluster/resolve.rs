@@ -1,7 +1,8 @@
 //! Workload resolution over the wire: deployment/statefulset selectors to Running+Ready pods.
 
 use crate::support::start;
-use backup_ns::engine::ports::{PodResolver, ResolveError, WorkloadRef};
+use backup_ns::vocab::exec::{PodResolver, ResolveError};
+use backup_ns::vocab::workload::WorkloadRef;
 use kube_sim::controllers::PodPhase;
 
 const WORKLOADS: &str = r#"

@@ -10,7 +10,7 @@ mod mariadb;
 mod postgres;
 mod rhai;
 
-use backup_ns::engine::ports::ContainerRef;
+use backup_ns::vocab::workload::ContainerRef;
 use std::path::{Path, PathBuf};
 
 /// The "container" every local exec pretends to run in.

@@ -2,6 +2,7 @@
 
 use crate::support::local_exec::{LocalExec, LocalResolver};
 use backup_ns::hooks::HookError;
+use backup_ns::hooks::diagnostic::ScriptDiagnostic;
 use backup_ns::hooks::rhai::{self, RhaiContext, RhaiLimits, RhaiRun};
 use chrono::{TimeZone, Utc};
 use std::collections::BTreeMap;
@@ -34,7 +35,7 @@ async fn run(source: &str) -> Result<backup_ns::hooks::HookReport, HookError> {
     rhai::run(&hook(source), &context(LocalExec::new())).await
 }
 
-fn diagnostic(err: &HookError) -> &rhai::ScriptDiagnostic {
+fn diagnostic(err: &HookError) -> &ScriptDiagnostic {
     match err {
         HookError::Script { diagnostic, .. } => diagnostic,
         other => panic!("expected a script diagnostic, got {other:?}"),

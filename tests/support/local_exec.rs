@@ -5,10 +5,11 @@
 //! Like a real pod exec, a timeout does not kill the process: the stream is abandoned and the process lives on,
 //! so tests prove that the hook runner's kill exec does the killing.
 
-use backup_ns::engine::ports::{
-    CAPTURE_LIMIT, ContainerExec, ContainerRef, ExecError, ExecRequest, ExecResult, PodResolver,
-    ResolveError, Stdin, StdoutSink, WorkloadRef,
+use backup_ns::vocab::exec::{
+    CAPTURE_LIMIT, ContainerExec, ExecError, ExecRequest, ExecResult, PodResolver, ResolveError,
+    Stdin, StdoutSink,
 };
+use backup_ns::vocab::workload::{ContainerRef, WorkloadRef};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::process::Stdio;

@@ -3,7 +3,6 @@
 //! engine's own compiler; the text then travels in the validated hook.
 
 use super::{Context, duration, int, json_map, missing, name_check};
-use crate::engine::ports::WorkloadRef;
 use crate::plan::diag::{Code, Collector, Diag, SourceFile};
 use crate::plan::model::{Hooks, is_env_ref};
 use crate::plan::raw::{self, Spanned, suggest};
@@ -13,6 +12,7 @@ use crate::vocab::hook::{
     HookAction, HookKind, MYSQL, MysqlHook, OnError, POSTGRES, PgFormat, PostgresHook, RhaiHook,
     default_dump_file,
 };
+use crate::vocab::workload::WorkloadRef;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
