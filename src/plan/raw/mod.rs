@@ -560,3 +560,104 @@ impl JsonSchema for WorkloadString {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::diag::SourceFile;
+    use crate::plan::node::{Format, parse};
+
+    fn read(yaml: &str) -> (Option<Plan>, Vec<crate::plan::Diag>) {
+        let src = SourceFile::new("t.yaml", yaml);
+        let mut diags = Vec::new();
+        let root = parse(&src, Format::Yaml, &mut diags).expect("test YAML parses");
+        let mut cx = Collector::new(&src);
+        let plan = Plan::from_root(&root, &mut cx);
+        (plan, cx.diags)
+    }
+
+    fn schema_keys<T: JsonSchema>() -> Vec<String> {
+        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+        let mut keys: Vec<String> = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    fn sorted(keys: &[&str]) -> Vec<String> {
+        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_keys_a_mapping_accepts_are_the_keys_its_schema_lists() {
+        assert_eq!(schema_keys::<Plan>(), sorted(Plan::KEYS));
+        assert_eq!(schema_keys::<Snapshot>(), sorted(Snapshot::KEYS));
+        assert_eq!(schema_keys::<Lock>(), sorted(Lock::KEYS));
+        assert_eq!(schema_keys::<Hooks>(), sorted(Hooks::KEYS));
+        assert_eq!(
+            schema_keys::<RetentionPolicy>(),
+            sorted(RetentionPolicy::KEYS)
+        );
+        assert_eq!(schema_keys::<RhaiHook>(), sorted(RhaiHook::KEYS));
+        assert_eq!(schema_keys::<ExecHook>(), sorted(ExecHook::KEYS));
+        assert_eq!(
+            schema_keys::<PostgresHook>(),
+            sorted(&[PostgresHook::KEYS, DbDump::KEYS].concat())
+        );
+        assert_eq!(
+            schema_keys::<MysqlHook>(),
+            sorted(&[MysqlHook::KEYS, DbDump::KEYS].concat())
+        );
+    }
+
+    #[test]
+    fn values_keep_their_spans_and_null_reads_as_absent() {
+        let text = "name: app\ntargets: [data]\nnamespace: ~\nlock: {slots: 3}\n";
+        let (plan, diags) = read(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        let plan = plan.unwrap();
+        let name = plan.name.unwrap();
+        assert_eq!(&text[name.span.clone()], "app");
+        assert_eq!(plan.namespace, None);
+        assert!(plan.keys.span_of("namespace").is_some());
+        assert!(!plan.keys.has_value("namespace"));
+        let slots = plan.lock.unwrap().value.slots.clone().unwrap();
+        assert_eq!((slots.value, &text[slots.span]), (3, "3"));
+    }
+
+    #[test]
+    fn reading_reports_wrong_types_and_unknown_keys_but_keeps_going() {
+        let (plan, diags) =
+            read("name: 5\ntargets: [a, 7]\ntaregts: x\nsnapshot: {consistency: crash}\n");
+        let plan = plan.unwrap();
+        assert!(plan.name.is_none());
+        assert_eq!(plan.targets.unwrap().len(), 1);
+        let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            [
+                Code::WrongType,
+                Code::WrongType,
+                Code::UnknownVariant,
+                Code::UnknownKey
+            ]
+        );
+        assert_eq!(diags[3].help.as_deref(), Some("did you mean `targets`?"));
+    }
+
+    #[test]
+    fn a_hooks_keys_are_judged_by_its_type() {
+        let (plan, diags) = read(
+            "name: a\ntargets: [a]\nhooks:\n  pre:\n    - {type: exec, workload: deployment/a, container: a, command: [x], format: plain}\n",
+        );
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, "unknown key `format` in exec hook");
+        let hooks = plan.unwrap().hooks.unwrap().value.pre.unwrap().value;
+        assert!(matches!(hooks.0[0].action, Some(HookAction::Exec(_))));
+    }
+}
