@@ -443,7 +443,6 @@ macro_rules! raw_mapping {
 
             /// Reads the fields from a mapping's entries (no unknown-key check: callers that accept more
             /// keys around this type check those themselves).
-            #[allow(dead_code)]
             pub fn read(
                 entries: &[($crate::plan::node::Key, $crate::plan::node::Node)],
                 keys: $crate::plan::raw::Keys,
