@@ -31,3 +31,13 @@ if ! command -v kubectl >/dev/null 2>&1; then
   echo "ensure-tools: kubectl is not installed; the kubectl fidelity tests will fail." >&2
   echo "  Install a kubectl client (e.g. 'apt-get install kubectl' from the Kubernetes apt repository)." >&2
 fi
+
+# Helm (for the chart tests) lives in a tools directory outside the checkout; see scripts/install-helm.sh.
+helm_path="${HELM:-${BACKUP_NS_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/backup-ns/tools}/helm}"
+if [ ! -x "$helm_path" ]; then
+  if [ "${CI:-}" = "true" ]; then
+    "$(dirname "$0")/install-helm.sh" >/dev/null
+  else
+    echo "ensure-tools: helm is not installed; the chart tests will fail. Install with: scripts/install-helm.sh" >&2
+  fi
+fi

@@ -1,6 +1,6 @@
 //! Log setup: human-readable on a terminal, one JSON object per line for CronJobs (`--log-format json`).
 
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written: `human` for terminals, `json` for CronJobs and log shippers.

@@ -2,14 +2,15 @@
 //! `create-adhoc-backup.sh`): type `adhoc`, kept `--retain-days` days, lock off. Refuses while another Job of the
 //! CronJob runs; `--wait` / `--follow` make the exit code mirror the Job's result.
 
-use super::list::{ClusterArgs, block_on, clock, emit};
+use super::common::{ClusterArgs, block_on, clock, emit};
 use super::restore::ManifestFormat;
 use crate::Exit;
 use crate::clock::Clock;
-use crate::cluster::Cluster;
 use crate::cluster::jobs::{JobOutcome, job_from_cronjob};
 use crate::ops::OpsError;
-use crate::ops::adhoc::{adhoc_env, job_name, parse_from, uses_bak_env};
+use crate::ops::adhoc::{
+    adhoc_env, backup_container, failure_reason, job_name, parse_from, uses_bak_env,
+};
 use clap::Args;
 use std::time::{Duration, Instant};
 
@@ -109,14 +110,11 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
     }
     let deadline = Instant::now() + args.timeout;
     if args.follow {
-        // The first container is the backup itself; naming it keeps the logs API from refusing pods with sidecars.
-        let container = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
-            .map(|c| c.name.clone());
-        follow(&cluster, &ns, &name, container.as_deref(), deadline).await?;
+        let container = backup_container(&job);
+        let mut out = tokio::io::stdout();
+        cluster
+            .follow_job_logs(&ns, &name, container, deadline, &mut out)
+            .await?;
     }
     let left = deadline.saturating_duration_since(Instant::now());
     match cluster.wait_job(&ns, &name, left).await? {
@@ -129,43 +127,7 @@ async fn adhoc(args: AdhocArgs, clock: Clock) -> Result<Exit, OpsError> {
         JobOutcome::Failed { reason, message } => Err(OpsError::JobFailed {
             namespace: ns,
             name,
-            reason: match (reason.is_empty(), message.is_empty()) {
-                (true, true) => "no reason given".to_string(),
-                (false, true) => reason,
-                (true, false) => message,
-                (false, false) => format!("{reason}: {message}"),
-            },
+            reason: failure_reason(reason, message),
         }),
     }
-}
-
-/// Streams the logs of the Job's first pod to stdout until the container ends.
-async fn follow(
-    cluster: &Cluster,
-    ns: &str,
-    job: &str,
-    container: Option<&str>,
-    deadline: Instant,
-) -> Result<(), OpsError> {
-    let pod = loop {
-        if let Some(pod) = cluster
-            .job_pods(ns, job)
-            .await?
-            .into_iter()
-            .find_map(|p| p.metadata.name)
-        {
-            break pod;
-        }
-        if Instant::now() >= deadline {
-            // wait_job reports the timeout with the Job's name.
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let mut out = tokio::io::stdout();
-    cluster
-        .follow_logs(ns, &pod, container, left, &mut out)
-        .await?;
-    Ok(())
 }

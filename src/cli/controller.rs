@@ -17,7 +17,7 @@ use std::time::Duration;
 Runs, in this order: label sync (VolumeSnapshot labels onto their contents), GFS tier retention, marking and
 sweeping (see `sync-labels`, `retention apply`, `prune`). The VolumeSnapshots of the scope are listed once (in
 pages) and shared by all phases. A failure in one object is reported and the others continue. Settings come from
-flags or the environment (deploy/backup-ns-controller.yaml's ConfigMap): RETAIN_LAST_DAILY/WEEKLY/MONTHLY,
+flags or the environment (deploy/static/backup-ns-controller.yaml's ConfigMap): RETAIN_LAST_DAILY/WEEKLY/MONTHLY,
 BACKUP_NS_GUARD_MAX_SHARE, BACKUP_NS_GUARD_MAX_DELETES, BACKUP_NS_GRACE_DAYS, BACKUP_NS_DELETE_PAUSE, TZ, and
 BACKUP_NS_NOW for tests and demos.
 

@@ -1,13 +1,13 @@
 //! `backup-ns delete SNAPSHOT...`: deletes VolumeSnapshots so that the storage snapshots go too (content set to
 //! `deletionPolicy: Delete` first, then the VolumeSnapshot). Shows what goes and asks first unless `--yes`.
 
-use super::list::{ClusterArgs, block_on, emit, report};
+use super::common::{ClusterArgs, block_on, emit, report};
 use crate::Exit;
 use crate::ops::OpsError;
-use crate::ops::delete::{check_deletable, confirms, summary};
+use crate::ops::delete::{check_deletable, confirms, deleted_line, summary};
 use crate::ops::style::Style;
 use clap::Args;
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::io::{BufRead, Write};
 
 #[derive(Debug, Args)]
@@ -99,21 +99,7 @@ async fn delete(args: DeleteArgs) -> Result<Exit, OpsError> {
     let mut failed = false;
     for vs in &found {
         match cluster.delete_snapshot(&ns, vs.name()).await {
-            Ok(outcome) => {
-                let content = match (&outcome.content, outcome.policy_patched) {
-                    (Some(c), true) => {
-                        format!(" (VolumeSnapshotContent {c} switched from Retain to Delete)")
-                    }
-                    (Some(c), false) => format!(" (VolumeSnapshotContent {c} goes with it)"),
-                    (None, _) => String::new(),
-                };
-                let what = if outcome.already_gone {
-                    "was already gone"
-                } else {
-                    "deleted"
-                };
-                emit(&format!("volumesnapshot/{} {what}{content}\n", vs.name()))?;
-            }
+            Ok(outcome) => emit(&deleted_line(vs.name(), &outcome))?,
             Err(err) => {
                 failed = true;
                 report(&err);

@@ -1,7 +1,7 @@
 //! `backup-ns exporter`: a long-running, stateless Prometheus endpoint computed from VolumeSnapshot labels.
 //!
 //! One watch (see `cluster::snapshot_mirror`) keeps the facts current; every scrape renders them with the clock
-//! (`BACKUP_NS_NOW` honoured), so scrapes cost no API calls at all.
+//! (`BACKUP_NS_NOW` honoured), so scrapes cost no API calls at all. The server is [`crate::metrics::server`].
 
 use crate::Exit;
 use crate::clock::Clock;
@@ -109,67 +109,7 @@ async fn serve(args: ExporterArgs, addr: SocketAddr, clock: Clock) -> Exit {
     // Tests and operators read the actual address (port 0 picks one) from this line.
     eprintln!("backup-ns exporter listening on http://{bound}/metrics");
 
-    let metrics_mirror = mirror.clone();
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let mirror = metrics_mirror.clone();
-                let clock = clock;
-                async move {
-                    let text = mirror
-                        .read(|s| metrics::render(s.items.values(), clock.now_utc(), s.synced));
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
-            }),
-        )
-        .route(
-            "/healthz",
-            axum::routing::get(move || {
-                let synced = mirror.read(|s| s.synced);
-                async move {
-                    if synced {
-                        (axum::http::StatusCode::OK, "ok\n")
-                    } else {
-                        (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "snapshot watch not synced yet\n",
-                        )
-                    }
-                }
-            }),
-        );
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-    };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = metrics::server::serve(listener, mirror, clock).await;
     watch.abort();
     match served {
         Ok(()) => Exit::Success,

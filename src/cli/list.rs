@@ -1,89 +1,14 @@
-//! `backup-ns list`: the backup-ns snapshots of a namespace (or all), filtered by label, oldest first. Also holds
-//! the connection flags and helpers the other operator commands (`restore`, `delete`, `adhoc`) share.
+//! `backup-ns list`: the backup-ns snapshots of a namespace (or all), filtered by label, oldest first.
 
+use super::common::{ClusterArgs, block_on, clock, emit};
 use crate::Exit;
 use crate::clock::Clock;
+use crate::cluster::Scope;
 use crate::cluster::snapshots::DEFAULT_PAGE_SIZE;
-use crate::cluster::{Cluster, ConnectOptions, Scope};
 use crate::ops::OpsError;
 use crate::ops::listing::{self, Filters, Row, TableOptions};
 use crate::ops::style::Style;
 use clap::{Args, ValueEnum};
-use std::io::Write;
-use std::path::PathBuf;
-
-/// How to reach the cluster; shared by the operator commands.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterArgs {
-    /// Namespace (default: the kubeconfig context's namespace, in a pod its own namespace, else `default`).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
-    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, value_name = "FILE", env = "BACKUP_NS_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long)]
-    pub context: Option<String>,
-}
-
-impl ClusterArgs {
-    pub(crate) async fn connect(&self) -> Result<Cluster, OpsError> {
-        Ok(Cluster::connect(&ConnectOptions {
-            kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
-            namespace: self.namespace.clone(),
-            service_account_namespace_file: None,
-        })
-        .await?)
-    }
-}
-
-/// Runs an async command body on a small runtime and maps its error to the documented exit code, printing it.
-pub(crate) fn block_on<F>(body: F) -> Exit
-where
-    F: std::future::Future<Output = Result<Exit, OpsError>>,
-{
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Failure;
-        }
-    };
-    match runtime.block_on(body) {
-        Ok(exit) => exit,
-        Err(err) => {
-            report(&err);
-            err.exit()
-        }
-    }
-}
-
-/// Prints an error on stderr (`error:` in red on a terminal).
-pub(crate) fn report(err: &dyn std::fmt::Display) {
-    eprintln!("{}: {err}", Style::for_stderr().red("error"));
-}
-
-/// The clock (`BACKUP_NS_NOW`, `TZ`), or a usage error naming the bad variable.
-pub(crate) fn clock() -> Result<Clock, Exit> {
-    Clock::from_env().map_err(|e| {
-        report(&e);
-        Exit::Usage
-    })
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error worth a stack of messages.
-pub(crate) fn emit(text: &str) -> Result<(), OpsError> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(OpsError::Output(e.to_string())),
-    }
-}
 
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,11 +5,11 @@ use crate::logging::LogFormat;
 use clap::{Args, Parser, Subcommand};
 
 pub mod adhoc;
+pub mod common;
 mod completions;
 pub mod controller;
 pub mod db;
 pub mod delete;
-mod dump_file;
 pub mod exporter;
 pub mod list;
 pub mod plan;

@@ -1,11 +1,11 @@
 //! `backup-ns restore SNAPSHOT --pvc NEW`: a new PersistentVolumeClaim from a VolumeSnapshot. Never overwrites
 //! a claim, refuses a snapshot that is not ready, `-o yaml|json` prints the claim without creating it.
 
-use super::list::{ClusterArgs, block_on, emit};
+use super::common::{ClusterArgs, block_on, emit};
 use crate::Exit;
 use crate::cluster::ClusterError;
 use crate::ops::OpsError;
-use crate::ops::restore::{RestoreRequest, restore_pvc, source_claim};
+use crate::ops::restore::{RestoreRequest, created_line, restore_pvc, source_claim};
 use clap::{Args, ValueEnum};
 use std::time::Duration;
 
@@ -109,18 +109,7 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
         Err(err) if err.failure().is_some_and(|f| f.code == Some(409)) => return Err(pvc_exists()),
         Err(err) => return Err(err.into()),
     }
-    emit(&format!(
-        "persistentvolumeclaim/{} created in namespace {ns} from VolumeSnapshot {} (size {}, class {}, access {})\n",
-        pvc.name,
-        pvc.snapshot,
-        pvc.size.0,
-        pvc.storage_class.as_deref().unwrap_or("cluster default"),
-        if pvc.access_modes.is_empty() {
-            "ReadWriteOnce".to_string()
-        } else {
-            pvc.access_modes.join(",")
-        }
-    ))?;
+    emit(&created_line(&pvc, &ns))?;
     if args.wait {
         match cluster.wait_pvc_bound(&ns, &args.pvc, args.timeout).await {
             Ok(bound) => {
@@ -135,7 +124,7 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
                 ))?;
             }
             Err(err @ ClusterError::NotReady { .. }) => {
-                super::list::report(&format!(
+                super::common::report(&format!(
                     "{err}; a StorageClass with volumeBindingMode WaitForFirstConsumer binds only once a pod \
                      mounts the claim (`kubectl -n {ns} describe pvc {}` shows why it waits)",
                     args.pvc

@@ -1,9 +1,10 @@
-//! `backup-ns validate PATH...`: check plan files offline and report every problem with its location.
+//! `backup-ns validate PATH...`: check plan files offline and report every problem with its location. The checking
+//! is [`crate::ops::validate`]; this file prints its report.
 
 use crate::Exit;
-use crate::plan::{self, Diag, Diagnostics, Profiles};
+use crate::ops::validate::check;
 use clap::{Args, ValueEnum};
-use is_terminal::IsTerminal;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -46,77 +47,6 @@ pub struct ValidateArgs {
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     pub deny_warnings: bool,
-}
-
-/// The outcome of validating a set of paths, independent of how it is printed.
-pub struct Report {
-    pub valid: Vec<PathBuf>,
-    pub invalid: Vec<PathBuf>,
-    pub diagnostics: Diagnostics,
-}
-
-/// Validates every plan under `paths`. `Err` is a usage problem (exit 2) with its message.
-pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, String> {
-    let files = plan::plan_files(paths)?;
-    if files.is_empty() {
-        return Err(format!(
-            "no plan files (*.yaml, *.yml, *.toml) found in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let profiles = match profiles {
-        Some(file) => match Profiles::with_file(file) {
-            Ok(p) => Some(p),
-            Err(diags) if diags.iter().all(|d| d.code == plan::Code::Io) => {
-                return Err(diags
-                    .iter()
-                    .map(|d| d.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "));
-            }
-            Err(diags) => {
-                return Ok(Report {
-                    valid: Vec::new(),
-                    invalid: vec![file.clone()],
-                    diagnostics: Diagnostics(diags),
-                });
-            }
-        },
-        None => None,
-    };
-    let mut report = Report {
-        valid: Vec::new(),
-        invalid: Vec::new(),
-        diagnostics: Diagnostics::default(),
-    };
-    for file in files {
-        // An unreadable file is a usage error (exit 2), unlike a readable file with bad content (exit 1).
-        if let Err(e) = std::fs::File::open(&file) {
-            return Err(format!("cannot read {}: {e}", file.display()));
-        }
-        let (plan, diags) = plan::load_file(&file, profiles.as_ref());
-        if plan.is_some() {
-            report.valid.push(file);
-        } else {
-            report.invalid.push(file);
-        }
-        for d in diags {
-            // A shared profiles file is loaded once per plan; report each of its problems once.
-            if !report.diagnostics.0.iter().any(|e| same(e, &d)) {
-                report.diagnostics.0.push(d);
-            }
-        }
-    }
-    report.diagnostics.sort();
-    Ok(report)
-}
-
-fn same(a: &Diag, b: &Diag) -> bool {
-    a.code == b.code && a.message == b.message && a.location() == b.location()
 }
 
 pub fn run(args: ValidateArgs) -> Exit {

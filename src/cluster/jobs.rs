@@ -183,6 +183,34 @@ impl Cluster {
         Ok(pods)
     }
 
+    /// Streams the logs of the Job's first pod into `out` until its container ends, waiting for the pod to appear
+    /// first. Returns quietly at `deadline` when no pod appeared: waiting for the Job then reports the timeout.
+    pub async fn follow_job_logs(
+        &self,
+        ns: &str,
+        job: &str,
+        container: Option<&str>,
+        deadline: std::time::Instant,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<()> {
+        let pod = loop {
+            if let Some(pod) = self
+                .job_pods(ns, job)
+                .await?
+                .into_iter()
+                .find_map(|p| p.metadata.name)
+            {
+                break pod;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        self.follow_logs(ns, &pod, container, left, out).await
+    }
+
     /// Streams a pod's logs into `out` until the container ends (`--follow`). Waits (watch) for the pod to leave
     /// `Pending` first, as logs cannot be read before the container starts.
     pub async fn follow_logs(

@@ -116,3 +116,22 @@ impl Cluster {
         }
     }
 }
+
+/// A download's file writer takes the frames as they come.
+impl ChunkSink for crate::hooks::dbops::DumpWriter {
+    async fn chunk(&mut self, data: Bytes) -> std::io::Result<()> {
+        crate::hooks::dbops::DumpWriter::chunk(self, data).await
+    }
+}
+
+/// `postgres|mysql download` streams the dump file through this exec path.
+impl crate::hooks::dbops::DumpSource for Cluster {
+    async fn stream_stdout(
+        &self,
+        target: &ContainerRef,
+        argv: Vec<String>,
+        sink: &mut crate::hooks::dbops::DumpWriter,
+    ) -> Result<ExecResult, ExecError> {
+        self.exec_stdout_chunks(target, argv, sink).await
+    }
+}

@@ -9,8 +9,8 @@
 use super::exec::{ExitStatus, KubeExec, exit_status};
 use crate::vocab::exec::ExecError;
 use crate::vocab::workload::ContainerRef;
-use is_terminal::IsTerminal;
 use kube::api::TerminalSize;
+use std::io::IsTerminal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound on what may precede the ready token (motd, shell noise) before we give up.

@@ -1,4 +1,5 @@
-//! The exporter's metrics text (Prometheus text format 0.0.4), computed purely from snapshot facts and a clock.
+//! The exporter's metrics text (Prometheus text format 0.0.4, encoded by `prometheus-client`, see
+//! [`super::family`]), computed purely from snapshot facts and a clock.
 //!
 //! Per namespace and PVC:
 //! - `backup_ns_last_success_timestamp_seconds`: creation time of the newest ready snapshot (absent when none);
@@ -11,11 +12,11 @@
 //! Only snapshots carrying at least one `backup-ns.sh/` label count: other VolumeSnapshots in the namespace are
 //! not ours to judge. Output order is fixed (sorted), so the text can be compared byte for byte.
 
+use super::family::{GaugeFamily, Value, encode};
 use crate::cluster::VolumeSnapshot;
 use crate::labels;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// What the exporter needs to know about one VolumeSnapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,103 +130,93 @@ pub fn render<'a>(
         }
     }
 
-    let mut out = String::new();
-    let mut family = |name: &str, help: &str, rows: &mut dyn Iterator<Item = String>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for row in rows {
-            let _ = writeln!(out, "{name}{row}");
-        }
+    let pvc_labels = |(ns, pvc): &(&str, &str)| {
+        vec![
+            ("namespace".to_string(), (*ns).to_string()),
+            ("pvc".to_string(), (*pvc).to_string()),
+        ]
     };
-    let pvc_labels =
-        |(ns, pvc): &(&str, &str)| format!("namespace=\"{}\",pvc=\"{}\"", escape(ns), escape(pvc));
+    let with = |mut labels: Vec<(String, String)>, key: &str, value: &str| {
+        labels.push((key.to_string(), value.to_string()));
+        labels
+    };
+    let gauge =
+        |name: &str,
+         help: &str,
+         samples: &mut dyn Iterator<Item = (Vec<(String, String)>, Value)>| {
+            let mut family = GaugeFamily::new(name, help);
+            family.samples.extend(samples);
+            family
+        };
 
-    family(
-        "backup_ns_exporter_synced",
-        "1 once the snapshot watch has listed every VolumeSnapshot; 0 while it (re)lists.",
-        &mut std::iter::once(format!(" {}", u8::from(synced))),
-    );
-    family(
-        "backup_ns_exporter_snapshots_seen",
-        "VolumeSnapshots with backup-ns labels currently known to the exporter.",
-        &mut std::iter::once(format!(" {seen}")),
-    );
-    family(
-        "backup_ns_last_success_timestamp_seconds",
-        "Creation time (Unix seconds) of the newest ready backup-ns snapshot of the PVC.",
-        &mut by_pvc.iter().filter_map(|(k, s)| {
-            s.last_success
-                .map(|(t, _)| format!("{{{}}} {}", pvc_labels(k), t.timestamp()))
-        }),
-    );
-    family(
-        "backup_ns_plan_info",
-        "The plan named by the PVC's newest ready snapshot (always 1).",
-        &mut by_pvc.iter().filter_map(|(k, s)| {
-            s.last_success
-                .and_then(|(_, plan)| plan)
-                .map(|plan| format!("{{{},plan=\"{}\"}} 1", pvc_labels(k), escape(plan)))
-        }),
-    );
-    family(
-        "backup_ns_snapshots",
-        "backup-ns VolumeSnapshots of the PVC.",
-        &mut by_pvc
-            .iter()
-            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.total)),
-    );
-    family(
-        "backup_ns_snapshots_by_tier",
-        "backup-ns VolumeSnapshots of the PVC per retention tier label (daily, weekly, monthly, yearly), adhoc type and retain=days.",
-        &mut by_pvc.iter().flat_map(|(k, s)| {
-            TIERS.iter().map(move |tier| {
-                format!(
-                    "{{{},tier=\"{tier}\"}} {}",
-                    pvc_labels(k),
-                    s.tiers.get(tier).copied().unwrap_or(0)
-                )
-            })
-        }),
-    );
-    family(
-        "backup_ns_snapshots_marked_for_deletion",
-        "backup-ns VolumeSnapshots of the PVC carrying a delete-after label.",
-        &mut by_pvc
-            .iter()
-            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.marked)),
-    );
-    family(
-        "backup_ns_snapshots_not_ready",
-        "backup-ns VolumeSnapshots of the PVC that are not readyToUse.",
-        &mut by_pvc
-            .iter()
-            .map(|(k, s)| format!("{{{}}} {}", pvc_labels(k), s.not_ready)),
-    );
-    family(
-        "backup_ns_oldest_not_ready_age_seconds",
-        "Age in seconds of the PVC's oldest snapshot that is not ready (0 when all are ready).",
-        &mut by_pvc.iter().map(|(k, s)| {
-            let age = s
-                .oldest_not_ready
-                .map_or(0, |t| (now - t).num_seconds().max(0));
-            format!("{{{}}} {age}", pvc_labels(k))
-        }),
-    );
-    out
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-pub fn escape(value: &str) -> String {
-    let mut s = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
+    encode(vec![
+        gauge(
+            "backup_ns_exporter_synced",
+            "1 once the snapshot watch has listed every VolumeSnapshot; 0 while it (re)lists.",
+            &mut std::iter::once((Vec::new(), Value::Int(i64::from(synced)))),
+        ),
+        gauge(
+            "backup_ns_exporter_snapshots_seen",
+            "VolumeSnapshots with backup-ns labels currently known to the exporter.",
+            &mut std::iter::once((Vec::new(), seen.into())),
+        ),
+        gauge(
+            "backup_ns_last_success_timestamp_seconds",
+            "Creation time (Unix seconds) of the newest ready backup-ns snapshot of the PVC.",
+            &mut by_pvc.iter().filter_map(|(k, s)| {
+                s.last_success
+                    .map(|(t, _)| (pvc_labels(k), t.timestamp().into()))
+            }),
+        ),
+        gauge(
+            "backup_ns_plan_info",
+            "The plan named by the PVC's newest ready snapshot (always 1).",
+            &mut by_pvc.iter().filter_map(|(k, s)| {
+                s.last_success
+                    .and_then(|(_, plan)| plan)
+                    .map(|plan| (with(pvc_labels(k), "plan", plan), Value::Int(1)))
+            }),
+        ),
+        gauge(
+            "backup_ns_snapshots",
+            "backup-ns VolumeSnapshots of the PVC.",
+            &mut by_pvc.iter().map(|(k, s)| (pvc_labels(k), s.total.into())),
+        ),
+        gauge(
+            "backup_ns_snapshots_by_tier",
+            "backup-ns VolumeSnapshots of the PVC per retention tier label (daily, weekly, monthly, yearly), adhoc type and retain=days.",
+            &mut by_pvc.iter().flat_map(|(k, s)| {
+                TIERS.iter().map(move |tier| {
+                    (
+                        with(pvc_labels(k), "tier", tier),
+                        s.tiers.get(tier).copied().unwrap_or(0).into(),
+                    )
+                })
+            }),
+        ),
+        gauge(
+            "backup_ns_snapshots_marked_for_deletion",
+            "backup-ns VolumeSnapshots of the PVC carrying a delete-after label.",
+            &mut by_pvc.iter().map(|(k, s)| (pvc_labels(k), s.marked.into())),
+        ),
+        gauge(
+            "backup_ns_snapshots_not_ready",
+            "backup-ns VolumeSnapshots of the PVC that are not readyToUse.",
+            &mut by_pvc
+                .iter()
+                .map(|(k, s)| (pvc_labels(k), s.not_ready.into())),
+        ),
+        gauge(
+            "backup_ns_oldest_not_ready_age_seconds",
+            "Age in seconds of the PVC's oldest snapshot that is not ready (0 when all are ready).",
+            &mut by_pvc.iter().map(|(k, s)| {
+                let age = s
+                    .oldest_not_ready
+                    .map_or(0, |t| (now - t).num_seconds().max(0));
+                (pvc_labels(k), age.into())
+            }),
+        ),
+    ])
 }
 
 #[cfg(test)]
@@ -280,10 +271,5 @@ mod tests {
         assert!(!text.contains("backup_ns_last_success_timestamp_seconds{"));
         assert!(text.contains("backup_ns_snapshots{namespace=\"shop\",pvc=\"logs\"} 1\n"));
         assert!(text.contains("backup_ns_exporter_synced 0\n"));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

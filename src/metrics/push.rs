@@ -5,10 +5,11 @@
 //! Values containing `/` (or empty ones) use the `@base64` form (URL-safe alphabet). `http://` suits the usual
 //! in-cluster Service; `https://` verifies the gateway's certificate against the system's CA bundle
 //! (`SSL_CERT_FILE` / `SSL_CERT_DIR` select another one, e.g. a private CA mounted from a Secret).
+//!
+//! The body is encoded by `prometheus-client` ([`super::family`]) and sent with `reqwest` over HTTP/1.1, on the
+//! same rustls/ring stack kube uses; no proxy is used, as the gateway is normally an in-cluster Service.
 
-use super::exposition::escape;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use super::family::{self, GaugeFamily};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -62,28 +63,21 @@ pub enum PushError {
     Timeout { url: String },
 }
 
-/// Renders samples in the text format, one HELP/TYPE header per metric name (in first-seen order).
+/// Renders samples in the text format, one HELP/TYPE header per metric name (in first-seen order), each name's
+/// samples together in their order.
 pub fn render_samples(samples: &[Sample]) -> String {
-    let mut out = String::new();
-    let mut headed: Vec<&str> = Vec::new();
+    let mut families: Vec<GaugeFamily> = Vec::new();
     for s in samples {
-        if !headed.contains(&s.name.as_str()) {
-            headed.push(&s.name);
-            let _ = writeln!(out, "# HELP {} {}", s.name, s.help.replace('\n', " "));
-            let _ = writeln!(out, "# TYPE {} gauge", s.name);
-        }
-        out.push_str(&s.name);
-        if !s.labels.is_empty() {
-            let labels: Vec<String> = s
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            let _ = write!(out, "{{{}}}", labels.join(","));
-        }
-        let _ = writeln!(out, " {}", s.value);
+        let index = match families.iter().position(|f| f.name == s.name) {
+            Some(i) => i,
+            None => {
+                families.push(GaugeFamily::new(&s.name, &s.help.replace('\n', " ")));
+                families.len() - 1
+            }
+        };
+        families[index].sample(s.labels.clone(), s.value);
     }
-    out
+    family::encode(families)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -118,7 +112,7 @@ pub async fn push(
     grouping: &[(&str, &str)],
     metrics: &[Sample],
 ) -> Result<(), PushError> {
-    send_group(hyper::Method::PUT, url, job, grouping, metrics).await
+    send_group(reqwest::Method::PUT, url, job, grouping, metrics).await
 }
 
 /// Like [`push`], but replaces only the metrics with the same names in that group (`POST`), keeping the others.
@@ -129,11 +123,11 @@ pub async fn update(
     grouping: &[(&str, &str)],
     metrics: &[Sample],
 ) -> Result<(), PushError> {
-    send_group(hyper::Method::POST, url, job, grouping, metrics).await
+    send_group(reqwest::Method::POST, url, job, grouping, metrics).await
 }
 
 async fn send_group(
-    method: hyper::Method,
+    method: reqwest::Method,
     url: &str,
     job: &str,
     grouping: &[(&str, &str)],
@@ -161,89 +155,95 @@ async fn send_group(
         if endpoint.tls { "https" } else { "http" },
         endpoint.authority
     );
-    match tokio::time::timeout(PUSH_TIMEOUT, send(method, &endpoint, &path, body, &target)).await {
-        Ok(result) => result,
-        Err(_) => Err(PushError::Timeout { url: target }),
-    }
-}
-
-async fn send(
-    method: hyper::Method,
-    endpoint: &Endpoint,
-    path: &str,
-    body: String,
-    target: &str,
-) -> Result<(), PushError> {
     let connect_err = |message: String| PushError::Connect {
-        url: target.to_string(),
+        url: target.clone(),
         message,
     };
-    let stream = tokio::net::TcpStream::connect(&endpoint.authority)
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, &endpoint.authority)
-        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| connect_err(e.to_string()))?;
-    if !endpoint.tls {
-        return exchange(stream, request, target).await;
-    }
-    let connector = tls_connector().map_err(connect_err)?;
-    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).map_err(|e| {
-        connect_err(format!(
-            "`{}` is not a valid TLS server name: {e}",
-            endpoint.host
-        ))
-    })?;
-    let tls = connector
-        .connect(name, stream)
-        .await
-        .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
-    exchange(tls, request, target).await
-}
-
-/// One HTTP/1.1 request and its answer over an open connection.
-async fn exchange<S>(
-    stream: S,
-    request: hyper::Request<Full<Bytes>>,
-    target: &str,
-) -> Result<(), PushError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let connect_err = |message: String| PushError::Connect {
-        url: target.to_string(),
-        message,
-    };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
-    let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| connect_err(e.to_string()))?;
-    let status = response.status();
-    let text = response
-        .into_body()
-        .collect()
-        .await
-        .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_string())
-        .unwrap_or_default();
-    driver.abort();
-    if status.is_success() {
-        Ok(())
+    // reqwest always wants a TLS config (without one it looks for a process-wide crypto provider, which we do not
+    // install); a plain http:// push gets one that trusts nothing, so the CA bundle is only read for https://.
+    let tls = if endpoint.tls {
+        tls_config(system_roots().map_err(connect_err)?)
     } else {
-        Err(PushError::Rejected {
-            url: target.to_string(),
-            status: status.as_u16(),
-            body: text.chars().take(500).collect(),
-        })
+        tls_config(rustls::RootCertStore::empty())
     }
+    .map_err(connect_err)?;
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .no_proxy()
+        .timeout(PUSH_TIMEOUT)
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| connect_err(chain(&e)))?;
+    let response = client
+        .request(method, &target)
+        .header(reqwest::header::CONTENT_TYPE, family::CONTENT_TYPE)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| send_error(&e, &target))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response
+        .text()
+        .await
+        .map(|b| b.trim().to_string())
+        .unwrap_or_default();
+    Err(PushError::Rejected {
+        url: target,
+        status: status.as_u16(),
+        body: text.chars().take(500).collect(),
+    })
+}
+
+/// A failed request as a [`PushError`]: the timeout, a refused certificate (`TLS handshake failed: ...`), or the
+/// connection problem with its causes.
+fn send_error(error: &reqwest::Error, target: &str) -> PushError {
+    if error.is_timeout() {
+        return PushError::Timeout {
+            url: target.to_string(),
+        };
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(tls) = rustls_error(cause) {
+            return PushError::Connect {
+                url: target.to_string(),
+                message: format!("TLS handshake failed: {tls}"),
+            };
+        }
+        source = cause.source();
+    }
+    PushError::Connect {
+        url: target.to_string(),
+        message: chain(error),
+    }
+}
+
+/// The rustls error inside `error`: rustls reports through (nested) io::Errors, whose `source()` skips the error
+/// they wrap, so each one is opened with `get_ref`.
+fn rustls_error<'e>(mut error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    loop {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        error = error.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
+/// An error and its causes, `outer: inner: root`, without repeats.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// A parsed gateway URL.
@@ -252,8 +252,6 @@ struct Endpoint {
     tls: bool,
     /// `host:port` (the port defaults to 80 or 443).
     authority: String,
-    /// The host alone, for the certificate check.
-    host: String,
     /// Path prefix, e.g. `/pushgateway`, or empty.
     prefix: String,
 }
@@ -284,11 +282,6 @@ fn split_url(url: &str) -> Result<Endpoint, PushError> {
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         && !authority.ends_with(']');
-    let host = if has_port {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    } else {
-        authority
-    };
     let authority = if has_port {
         authority.to_string()
     } else {
@@ -297,16 +290,12 @@ fn split_url(url: &str) -> Result<Endpoint, PushError> {
     Ok(Endpoint {
         tls,
         authority,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
         prefix: prefix.to_string(),
     })
 }
 
-/// The client side of TLS: the system's roots (or those `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
+/// The system's CA certificates (or those `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
+fn system_roots() -> Result<rustls::RootCertStore, String> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
@@ -320,6 +309,11 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
             "no CA certificates found to verify it{why}; set SSL_CERT_FILE to a PEM bundle"
         ));
     }
+    Ok(roots)
+}
+
+/// The client side of TLS: `roots` as trust anchors, ring as the crypto provider, HTTP/1.1.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -327,46 +321,27 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
-        config,
-    )))
+    Ok(config)
 }
+
+/// Bytes a path segment keeps as they are: RFC 3986's unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn percent_encode(value: &str) -> String {
-    let mut s = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            s.push(b as char);
-        } else {
-            let _ = write!(s, "%{b:02X}");
-        }
-    }
-    s
+    percent_encoding::utf8_percent_encode(value, PATH_SEGMENT).to_string()
 }
 
-/// URL-safe base64 with padding, as the Pushgateway's `@base64` path form expects.
+/// URL-safe base64 with padding, as the Pushgateway's `@base64` path form expects; the empty value is `=`.
 fn base64_url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut s = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
+    use base64::Engine as _;
     if data.is_empty() {
-        s.push('=');
+        return "=".to_string();
     }
-    s
+    base64::engine::general_purpose::URL_SAFE.encode(data)
 }
 
 #[cfg(test)]
@@ -383,6 +358,12 @@ mod tests {
             group_path("j", &[("x", "")]).unwrap(),
             "/metrics/job/j/x@base64/="
         );
+    }
+
+    #[test]
+    fn plain_values_are_percent_encoded() {
+        assert_eq!(percent_encode("a b~c.d-e_f"), "a%20b~c.d-e_f");
+        assert_eq!(percent_encode("ä?"), "%C3%A4%3F");
     }
 
     #[test]
@@ -414,31 +395,30 @@ mod tests {
 
     #[test]
     fn urls_are_http_or_https_with_default_ports() {
-        let endpoint = |tls: bool, authority: &str, host: &str, prefix: &str| Endpoint {
+        let endpoint = |tls: bool, authority: &str, prefix: &str| Endpoint {
             tls,
             authority: authority.into(),
-            host: host.into(),
             prefix: prefix.into(),
         };
         assert_eq!(
             split_url("http://pg.monitoring:9091/base").unwrap(),
-            endpoint(false, "pg.monitoring:9091", "pg.monitoring", "/base")
+            endpoint(false, "pg.monitoring:9091", "/base")
         );
         assert_eq!(
             split_url("http://pg").unwrap(),
-            endpoint(false, "pg:80", "pg", "")
+            endpoint(false, "pg:80", "")
         );
         assert_eq!(
             split_url("https://push.example.com/gw").unwrap(),
-            endpoint(true, "push.example.com:443", "push.example.com", "/gw")
+            endpoint(true, "push.example.com:443", "/gw")
         );
         assert_eq!(
             split_url("https://[::1]:9443").unwrap(),
-            endpoint(true, "[::1]:9443", "::1", "")
+            endpoint(true, "[::1]:9443", "")
         );
         assert_eq!(
             split_url("https://[::1]").unwrap(),
-            endpoint(true, "[::1]:443", "::1", "")
+            endpoint(true, "[::1]:443", "")
         );
         for bad in ["ftp://x", "https://user:pw@x", "http://", "x:9091"] {
             assert!(

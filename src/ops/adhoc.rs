@@ -88,6 +88,26 @@ pub fn adhoc_env(retain_days: u32, bak_compat: bool) -> BTreeMap<String, String>
     env
 }
 
+/// The container whose logs `--follow` streams: the Job's first, the backup itself. Naming it keeps the logs
+/// API from refusing pods with sidecars.
+pub fn backup_container(job: &k8s_openapi::api::batch::v1::Job) -> Option<&str> {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .map(|c| c.name.as_str())
+}
+
+/// A failed Job's condition reason and message as one phrase.
+pub fn failure_reason(reason: String, message: String) -> String {
+    match (reason.is_empty(), message.is_empty()) {
+        (true, true) => "no reason given".to_string(),
+        (false, true) => reason,
+        (true, false) => message,
+        (false, false) => format!("{reason}: {message}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +158,17 @@ mod tests {
         let compat = adhoc_env(7, true);
         assert_eq!(compat["BAK_LABEL_VS_RETAIN_DAYS"], "7");
         assert_eq!(compat["BAK_FLOCK"], "false");
+    }
+
+    #[test]
+    fn a_failure_reason_joins_what_the_job_condition_says() {
+        let r = |a: &str, b: &str| failure_reason(a.to_string(), b.to_string());
+        assert_eq!(r("", ""), "no reason given");
+        assert_eq!(r("BackoffLimitExceeded", ""), "BackoffLimitExceeded");
+        assert_eq!(r("", "gave up"), "gave up");
+        assert_eq!(
+            r("DeadlineExceeded", "too slow"),
+            "DeadlineExceeded: too slow"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use super::OpsError;
 use crate::cluster::VolumeSnapshot;
+use crate::cluster::snapshots::DeleteOutcome;
 use crate::labels;
 
 /// True when the snapshot carries at least one `backup-ns.sh/` label, i.e. backup-ns (or the original) made it.
@@ -54,6 +55,21 @@ pub fn confirms(answer: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// The line `delete` prints for one deleted snapshot: what happened to it and to its content.
+pub fn deleted_line(name: &str, outcome: &DeleteOutcome) -> String {
+    let content = match (&outcome.content, outcome.policy_patched) {
+        (Some(c), true) => format!(" (VolumeSnapshotContent {c} switched from Retain to Delete)"),
+        (Some(c), false) => format!(" (VolumeSnapshotContent {c} goes with it)"),
+        (None, _) => String::new(),
+    };
+    let what = if outcome.already_gone {
+        "was already gone"
+    } else {
+        "deleted"
+    };
+    format!("volumesnapshot/{name} {what}{content}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +119,26 @@ mod tests {
         for no in ["", "n", "no", "yess", "\n"] {
             assert!(!confirms(no), "{no:?}");
         }
+    }
+
+    #[test]
+    fn a_deleted_line_says_what_happened_to_the_content() {
+        let outcome = |content: Option<&str>, policy_patched, already_gone| DeleteOutcome {
+            content: content.map(str::to_string),
+            policy_patched,
+            already_gone,
+        };
+        assert_eq!(
+            deleted_line("s1", &outcome(Some("c1"), true, false)),
+            "volumesnapshot/s1 deleted (VolumeSnapshotContent c1 switched from Retain to Delete)\n"
+        );
+        assert_eq!(
+            deleted_line("s1", &outcome(Some("c1"), false, false)),
+            "volumesnapshot/s1 deleted (VolumeSnapshotContent c1 goes with it)\n"
+        );
+        assert_eq!(
+            deleted_line("s1", &outcome(None, false, true)),
+            "volumesnapshot/s1 was already gone\n"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The operator commands' logic that needs no API: `list` selectors, rows and tables, the PVC a `restore`
-//! creates, which snapshots `delete` may touch, and the Job `adhoc` derives from the backup CronJob. The CLI files
-//! (`src/cli/{list,restore,delete,adhoc}.rs`) fetch objects through `cluster` and hand them to these functions,
-//! so every decision is unit-tested without a cluster.
+//! creates, which snapshots `delete` may touch, the Job `adhoc` derives from the backup CronJob, and the checking
+//! of plan files for `validate`. The CLI files (`src/cli/{list,restore,delete,adhoc,validate}.rs`) fetch objects
+//! through `cluster` and hand them to these functions, so every decision is unit-tested without a cluster.
 
 pub mod adhoc;
 pub mod age;
@@ -9,6 +9,7 @@ pub mod delete;
 pub mod listing;
 pub mod restore;
 pub mod style;
+pub mod validate;
 
 use crate::Exit;
 use crate::cluster::ClusterError;

@@ -81,6 +81,22 @@ pub fn source_claim(vs: &VolumeSnapshot) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The line `restore` prints once the claim was created: its source, size, class and access modes.
+pub fn created_line(pvc: &RestorePvc, namespace: &str) -> String {
+    format!(
+        "persistentvolumeclaim/{} created in namespace {namespace} from VolumeSnapshot {} (size {}, class {}, access {})\n",
+        pvc.name,
+        pvc.snapshot,
+        pvc.size.0,
+        pvc.storage_class.as_deref().unwrap_or("cluster default"),
+        if pvc.access_modes.is_empty() {
+            "ReadWriteOnce".to_string()
+        } else {
+            pvc.access_modes.join(",")
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

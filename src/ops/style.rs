@@ -17,14 +17,14 @@ impl Style {
 
     /// For stdout of this process.
     pub fn for_stdout() -> Style {
-        use is_terminal::IsTerminal;
+        use std::io::IsTerminal;
         let no_color = std::env::var("NO_COLOR").ok();
         Style::detect(std::io::stdout().is_terminal(), no_color.as_deref())
     }
 
     /// For stderr of this process (prompts, warnings).
     pub fn for_stderr() -> Style {
-        use is_terminal::IsTerminal;
+        use std::io::IsTerminal;
         let no_color = std::env::var("NO_COLOR").ok();
         Style::detect(std::io::stderr().is_terminal(), no_color.as_deref())
     }

@@ -3,7 +3,7 @@
 use crate::support::start;
 use backup_ns::vocab::exec::{PodResolver, ResolveError};
 use backup_ns::vocab::workload::WorkloadRef;
-use kube_sim::controllers::PodPhase;
+use kube_sim::PodPhase;
 
 const WORKLOADS: &str = r#"
 apiVersion: v1

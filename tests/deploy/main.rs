@@ -1,10 +1,17 @@
-//! Deploy-manifest fidelity: the manifests in `deploy/` and the Helm chart's defaults say what the binary and the
-//! RBAC model expect. RBAC is proven against kube-sim in `--rbac` mode with minted service-account tokens, through
-//! the real `kubectl auth can-i`, real kubectl requests and the real `backup-ns` binary. The README's demo runs too.
+//! Deploy-manifest fidelity: the three install paths (deploy/static, deploy/kustomize, charts/backup-ns) say what
+//! the binary and the RBAC model expect, render the same objects, meet Pod Security "restricted", pass a server-side
+//! dry run, and Helm installs, upgrades and uninstalls on kube-sim. RBAC is proven against kube-sim in `--rbac`
+//! mode with minted service-account tokens, through the real `kubectl auth can-i`, real kubectl requests and the
+//! real `backup-ns` binary. The README's demo runs too. Helm comes from scripts/install-helm.sh.
 
+mod apply;
+mod chart;
 mod demo;
 mod manifests;
+mod pod_security;
 mod rbac;
+mod sources;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

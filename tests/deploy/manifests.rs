@@ -1,11 +1,12 @@
-//! The manifests and the chart agree with the binary: embedded plans validate, CronJob args parse.
+//! The manifests and the chart agree with the binary: embedded plans validate, CronJob args parse. (The chart's
+//! RBAC and objects are compared with the static manifests in sources.rs.)
 
 use super::{backup_ns, doc, docs, read, repo, text};
 use backup_ns::cli::{Cli, Command};
 use clap::Parser;
 
 /// `backup-ns validate FILE` on `plan` written to a temp file named `name`.
-fn validates(name: &str, plan: &str) {
+pub fn validates(name: &str, plan: &str) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let path = tmp.path().join(name);
     std::fs::write(&path, plan).expect("write plan");
@@ -33,7 +34,7 @@ fn container_args(manifest: &[serde_json::Value], cronjob: &str) -> Vec<String> 
 
 #[test]
 fn tenant_configmap_plan_validates() {
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns.yaml"));
     let cm = doc(&manifest, "ConfigMap", "backup-ns-plan");
     let plan = cm["data"]["plan.yaml"]
         .as_str()
@@ -63,7 +64,7 @@ fn every_plan_in_plans_validates() {
 
 #[test]
 fn tenant_cronjob_args_are_a_valid_run_command_line() {
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns.yaml"));
     let args = container_args(&manifest, "backup");
     let cli = Cli::try_parse_from(std::iter::once("backup-ns".to_owned()).chain(args.clone()))
         .unwrap_or_else(|e| panic!("CronJob args {args:?} do not parse: {e}"));
@@ -92,7 +93,7 @@ fn tenant_cronjob_args_are_a_valid_run_command_line() {
 
 #[test]
 fn controller_cronjob_args_are_a_valid_controller_command_line() {
-    let manifest = docs(&read("deploy/backup-ns-controller.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns-controller.yaml"));
     let args = container_args(&manifest, "backup-ns-controller");
     let cli = Cli::try_parse_from(std::iter::once("backup-ns".to_owned()).chain(args.clone()))
         .unwrap_or_else(|e| panic!("CronJob args {args:?} do not parse: {e}"));
@@ -113,30 +114,13 @@ fn helm_chart_default_plan_validates() {
 }
 
 #[test]
-fn helm_chart_rbac_matches_the_tenant_manifest() {
-    // The chart's Role template must grant exactly the rules of deploy/backup-ns.yaml's Role (the security
-    // split); the template holds them verbatim below a marker, so compare the parsed rules.
-    let manifest = docs(&read("deploy/backup-ns.yaml"));
-    let role = doc(&manifest, "Role", "backup-ns");
-    let template = read("charts/backup-ns/templates/rbac.yaml");
-    let (_, after) = template
-        .split_once("rules:\n")
-        .expect("the chart's Role has rules");
-    let rules_text: String = after
-        .lines()
-        .take_while(|l| l.starts_with("  ") || l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert!(
-        !rules_text.contains("{{"),
-        "the chart's Role rules are not templated"
-    );
-    let rules: serde_json::Value =
-        serde_saphyr::from_str(&format!("rules:\n{rules_text}")).expect("rules parse");
-    assert_eq!(
-        rules["rules"], role["rules"],
-        "chart Role rules drift from deploy/backup-ns.yaml"
-    );
+fn kustomize_plans_validate() {
+    for plan in [
+        "deploy/kustomize/namespace/plan.yaml",
+        "deploy/kustomize/example-tenant/plan.yaml",
+    ] {
+        validates("plan.yaml", &read(plan));
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The RBAC split of deploy/backup-ns.yaml (tenant) and deploy/backup-ns-controller.yaml (cluster-wide), applied
+//! The RBAC split of deploy/static/backup-ns.yaml (tenant) and deploy/static/backup-ns-controller.yaml (cluster-wide), applied
 //! verbatim (the tenant namespace rewritten) to kube-sim in RBAC mode.
 
 use super::{backup_ns, doc, docs, kubectl, read, text};
@@ -26,12 +26,12 @@ fn cluster_yaml() -> String {
     y
 }
 
-/// deploy/backup-ns.yaml for namespace `ns` (the file's documented way: copy and set the namespace).
+/// deploy/static/backup-ns.yaml for namespace `ns` (the file's documented way: copy and set the namespace).
 fn tenant_manifest(ns: &str) -> String {
-    let text = read("deploy/backup-ns.yaml");
+    let text = read("deploy/static/backup-ns.yaml");
     assert!(
         text.contains("namespace: my-app"),
-        "deploy/backup-ns.yaml should use the placeholder namespace my-app"
+        "deploy/static/backup-ns.yaml should use the placeholder namespace my-app"
     );
     text.replace("namespace: my-app", &format!("namespace: {ns}"))
         .replace(
@@ -60,7 +60,7 @@ impl Env {
         let home = tempfile::tempdir().expect("temp HOME");
         // Applied with the real kubectl as the admin, exactly as an operator would.
         for manifest in [
-            read("deploy/backup-ns-controller.yaml"),
+            read("deploy/static/backup-ns-controller.yaml"),
             tenant_manifest(TENANT),
         ] {
             let out = kubectl(
@@ -379,7 +379,7 @@ async fn backup_ns_binary_runs_as_the_tenant_and_the_controller_with_their_manif
     );
 
     // The controller with its ConfigMap's settings as env (envFrom), as the CronJob runs it.
-    let manifest = docs(&read("deploy/backup-ns-controller.yaml"));
+    let manifest = docs(&read("deploy/static/backup-ns-controller.yaml"));
     let cm = doc(&manifest, "ConfigMap", "backup-ns-controller");
     let settings: Vec<(String, String)> = cm["data"]
         .as_object()

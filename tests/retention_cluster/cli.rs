@@ -227,11 +227,11 @@ fn every_retention_command_has_examples_in_its_help() {
 
 #[test]
 fn the_controller_cronjob_args_and_env_parse() {
-    // deploy/backup-ns-controller.yaml runs `controller -A --log-format json` with its ConfigMap as env; a bad
+    // deploy/static/backup-ns-controller.yaml runs `controller -A --log-format json` with its ConfigMap as env; a bad
     // kubeconfig then fails at connect (exit 1), not at parsing (exit 2).
     let manifest = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/deploy/backup-ns-controller.yaml"
+        "/deploy/static/backup-ns-controller.yaml"
     ))
     .unwrap();
     assert!(manifest.contains(r#"args: ["controller", "-A", "--log-format", "json"]"#));

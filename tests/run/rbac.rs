@@ -1,4 +1,4 @@
-//! The shipped per-namespace RBAC (deploy/backup-ns.yaml + the controller's cluster-read role) is enough for an
+//! The shipped per-namespace RBAC (deploy/static/backup-ns.yaml + the controller's cluster-read role) is enough for an
 //! in-namespace `backup-ns run`, including its retention step, without any VolumeSnapshotContent rights.
 
 use crate::{both, pod, pvc, start_with};
@@ -27,9 +27,9 @@ fn rbac_documents(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_namespace_rbac_runs_a_backup_twice_with_tier_labels_only_on_the_first() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let tenant = std::fs::read_to_string(format!("{root}/deploy/backup-ns.yaml")).unwrap();
+    let tenant = std::fs::read_to_string(format!("{root}/deploy/static/backup-ns.yaml")).unwrap();
     let controller =
-        std::fs::read_to_string(format!("{root}/deploy/backup-ns-controller.yaml")).unwrap();
+        std::fs::read_to_string(format!("{root}/deploy/static/backup-ns-controller.yaml")).unwrap();
     let fixture = format!(
         "{}{}\n---\n{}\n---\n{}",
         pvc("data"),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::controllers::{empty_dir, pvc_dir};
+use crate::state_dir::{empty_dir, pvc_dir};
 use crate::status::ApiError;
 use crate::store::Store;
 
@@ -468,19 +468,60 @@ pub fn resolve_running_container(
     Ok(ctx)
 }
 
+fn names(pod: &Value, list: &str) -> Vec<String> {
+    pod.pointer(&format!("/spec/{list}"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The container a log request means, with the apiserver's rules and wording: none given is fine for a pod with
+/// exactly one container; a given name must be one of the pod's init, regular or ephemeral containers.
+pub fn log_container(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let all: Vec<String> = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|list| names(pod, list))
+        .collect();
+    match requested.filter(|c| !c.is_empty()) {
+        Some(c) if all.iter().any(|n| n == c) => Ok(c.to_string()),
+        Some(c) => Err(ResolveError::ContainerNotFound {
+            pod: pod_name.into(),
+            container: c.into(),
+        }
+        .to_api_error()),
+        None => match names(pod, "containers").as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod_name}"
+            ))),
+            _ => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                all.join(" ")
+            ))),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::SimClock;
+    use crate::pods::{PodPhase, set_pod_phase};
     use serde_json::json;
 
     fn seeded() -> (Store, tempfile::TempDir) {
         let store = Store::new(SimClock::new(None));
         let dir = tempfile::tempdir().expect("tempdir");
-        store.put_raw("", "secrets", json!({"metadata": {"name": "db", "namespace": "app"}, "data": {"password": "czNjcjN0"}})).expect("secret");
-        store.put_raw("", "configmaps", json!({"metadata": {"name": "cfg", "namespace": "app"}, "data": {"DB": "shop", "MODE": "fast"}})).expect("cm");
+        store.load("", "secrets", json!({"metadata": {"name": "db", "namespace": "app"}, "data": {"password": "czNjcjN0"}})).expect("secret");
+        store.load("", "configmaps", json!({"metadata": {"name": "cfg", "namespace": "app"}, "data": {"DB": "shop", "MODE": "fast"}})).expect("cm");
         store
-            .put_raw("", "pods", json!({"metadata": {"name": "db-0", "namespace": "app", "labels": {"tier": "db"}},
+            .load("", "pods", json!({"metadata": {"name": "db-0", "namespace": "app", "labels": {"tier": "db"}},
                 "spec": {"containers": [{"name": "postgres", "image": "postgres:17", "workingDir": "/work",
                     "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
                     "env": [{"name": "POSTGRES_USER", "value": "app"},
@@ -553,15 +594,27 @@ mod tests {
         let e = resolve_container(&store, dir.path(), "app", "db-0", Some("mysql"))
             .expect_err("no container");
         assert_eq!(e.to_api_error().code, 400);
-        crate::controllers::set_pod_phase(
-            &store,
-            "app",
-            "db-0",
-            crate::controllers::PodPhase::Pending,
-        )
-        .expect("phase");
+        set_pod_phase(&store, "app", "db-0", PodPhase::Pending).expect("phase");
         let e = resolve_running_container(&store, dir.path(), "app", "db-0", None)
             .expect_err("pending");
         assert!(matches!(e, ResolveError::NotRunning { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_container_is_chosen_like_the_apiserver_does() {
+        let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(log_container(&one, None).expect("default"), "a");
+        let two = json!({"metadata": {"name": "p"}, "spec": {"initContainers": [{"name": "init"}],
+                         "containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(
+            log_container(&two, None).expect_err("ambiguous").message,
+            "a container name must be specified for pod p, choose one of: [init a b]"
+        );
+        assert_eq!(log_container(&two, Some("init")).expect("init"), "init");
+        let unknown = log_container(&two, Some("c")).expect_err("unknown");
+        assert_eq!(
+            (unknown.code, unknown.message.as_str()),
+            (400, "container c is not valid for pod p")
+        );
     }
 }

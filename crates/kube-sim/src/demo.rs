@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::{Sim, SimError};
+use crate::sim::{Sim, SimError};
 
 /// The plan the demo runs; its `port: 5432` is replaced by the demo server's port.
 const PLAN_TEMPLATE: &str = include_str!("../../../plans/demo.yaml");
@@ -273,7 +273,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     Ok(report)
 }
 
-/// The cluster-wide retention pass, as deploy/backup-ns-controller.yaml runs it. The demo deletes dozens of
+/// The cluster-wide retention pass, as deploy/static/backup-ns-controller.yaml runs it. The demo deletes dozens of
 /// snapshots a year; the production pause between deletions (5s, to spread load on the storage backend) would
 /// only make it slow.
 const CONTROLLER_ARGS: [&str; 4] = ["controller", "-A", "--delete-pause", "0s"];

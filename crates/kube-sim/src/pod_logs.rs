@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::container::ResolveError;
+use crate::container::log_container;
 use crate::status::ApiError;
+use crate::store::{Companion, Key, Store};
 
 /// Bytes kept per container.
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -161,8 +161,27 @@ impl PodLogs {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Append to the log of `container` (None = the only container) of an existing pod, stamped with the
+    /// store's clock. Checked under the store lock, so output never outlives the pod it was written for (the
+    /// store drops a removed pod's logs under the same lock, see [`Companion`]). Returns the container.
+    pub fn append_to_pod(
+        &self,
+        store: &Store,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        data: &[u8],
+    ) -> Result<String, ApiError> {
+        store.with_object("", "pods", ns, pod, |obj| {
+            let obj = obj.ok_or_else(|| ApiError::not_found("", "pods", pod))?;
+            let container = log_container(obj, container)?;
+            self.append(ns, pod, &container, data, store.clock().now());
+            Ok(container)
+        })
+    }
+
     /// Append `data` to a container's log, stamped `now`. Callers check that the pod and container exist
-    /// ([`crate::store::Store::append_pod_log`]).
+    /// ([`PodLogs::append_to_pod`]).
     pub fn append(&self, ns: &str, pod: &str, container: &str, data: &[u8], now: DateTime<Utc>) {
         if data.is_empty() {
             return;
@@ -219,50 +238,18 @@ impl PodLogs {
     }
 }
 
-fn names(pod: &Value, list: &str) -> Vec<String> {
-    pod.pointer(&format!("/spec/{list}"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect()
-}
-
-/// The container a log request means, with the apiserver's rules and wording: none given is fine for a pod with
-/// exactly one container; a given name must be one of the pod's init, regular or ephemeral containers.
-pub fn log_container(pod: &Value, requested: Option<&str>) -> Result<String, ApiError> {
-    let pod_name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let all: Vec<String> = ["initContainers", "containers", "ephemeralContainers"]
-        .iter()
-        .flat_map(|list| names(pod, list))
-        .collect();
-    match requested.filter(|c| !c.is_empty()) {
-        Some(c) if all.iter().any(|n| n == c) => Ok(c.to_string()),
-        Some(c) => Err(ResolveError::ContainerNotFound {
-            pod: pod_name.into(),
-            container: c.into(),
+impl Companion for PodLogs {
+    /// A deleted pod takes its logs with it, so a new pod of the same name starts empty.
+    fn removed(&self, key: &Key) {
+        if key.0.is_empty() && key.1 == "pods" {
+            self.remove_pod(&key.2, &key.3);
         }
-        .to_api_error()),
-        None => match names(pod, "containers").as_slice() {
-            [only] => Ok(only.clone()),
-            [] => Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {pod_name}"
-            ))),
-            _ => Err(ApiError::bad_request(format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                all.join(" ")
-            ))),
-        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn at(sec: u32) -> DateTime<Utc> {
         format!("2025-01-08T15:56:{sec:02}Z").parse().expect("time")
@@ -326,23 +313,5 @@ mod tests {
         logs.remove_pod("ns", "p");
         assert!(rx.has_changed().expect("open"));
         assert_eq!(logs.read("ns", "p", "c", 0).bytes, b"");
-    }
-
-    #[test]
-    fn the_container_is_chosen_like_the_apiserver_does() {
-        let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(log_container(&one, None).expect("default"), "a");
-        let two = json!({"metadata": {"name": "p"}, "spec": {"initContainers": [{"name": "init"}],
-                         "containers": [{"name": "a"}, {"name": "b"}]}});
-        assert_eq!(
-            log_container(&two, None).expect_err("ambiguous").message,
-            "a container name must be specified for pod p, choose one of: [init a b]"
-        );
-        assert_eq!(log_container(&two, Some("init")).expect("init"), "init");
-        let unknown = log_container(&two, Some("c")).expect_err("unknown");
-        assert_eq!(
-            (unknown.code, unknown.message.as_str()),
-            (400, "container c is not valid for pod p")
-        );
     }
 }

@@ -352,13 +352,13 @@ mod tests {
     fn role_bindings_grant_exactly_their_rules() {
         let store = Store::new(SimClock::new(None));
         store
-            .put_raw("rbac.authorization.k8s.io", "roles", json!({"metadata": {"name": "r", "namespace": "app"}, "rules": [
+            .load("rbac.authorization.k8s.io", "roles", json!({"metadata": {"name": "r", "namespace": "app"}, "rules": [
                 {"apiGroups": ["snapshot.storage.k8s.io"], "resources": ["volumesnapshots"], "verbs": ["get", "list", "create"]},
                 {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["plan"]}]}))
             .expect("role");
         store
-            .put_raw(
+            .load(
                 "rbac.authorization.k8s.io",
                 "rolebindings",
                 json!({"metadata": {"name": "b", "namespace": "app"},

@@ -85,11 +85,7 @@ impl ResourceInfo {
 
     /// `group/version` or `v1` for core.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{version}", self.group)
-        }
+        crate::paths::api_version(&self.group, version)
     }
 
     /// The version's info.
@@ -154,6 +150,16 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ),
         builtin("", "secrets", "Secret", true, &[], &[], &[]),
         builtin("", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
+        // Stored only (no endpoints, no cluster IPs): the shipped manifests and the Helm chart create one.
+        builtin(
+            "",
+            "services",
+            "Service",
+            true,
+            &["svc"],
+            &["all"],
+            &["status"],
+        ),
         builtin(
             "",
             "persistentvolumeclaims",
@@ -453,14 +459,6 @@ impl Registry {
             }
         }
         out
-    }
-}
-
-/// Split `apiVersion` into (group, version).
-pub fn split_api_version(api_version: &str) -> (&str, &str) {
-    match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
     }
 }
 

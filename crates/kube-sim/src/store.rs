@@ -1,6 +1,8 @@
 //! The object store: every object keyed by (group, resource, namespace, name), one global resourceVersion,
 //! a bounded event history for watches, and the create/update/delete rules of the apiserver's registry
 //! (generateName, uid, timestamps from the sim clock, status subresources, finalizers, owner-reference GC).
+//! API requests and the cluster's own writes (controllers, library) share one write API, `create`, `modify` and
+//! `delete`, told apart by [`Part`]; `load` brings objects in verbatim (`--apply`, seeds).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,7 +12,6 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::clock::SimClock;
-use crate::pod_logs::{PodLogs, log_container};
 use crate::resources::{Registry, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -110,8 +111,15 @@ pub enum Part {
     Main,
     /// The status subresource: only status changes are kept.
     Status,
-    /// Everything (library, --apply and controllers).
+    /// Everything, unvalidated: the cluster's own writes (controllers, library patches and deletes).
     Raw,
+}
+
+/// Data kept beside the stored objects (pod logs) that must go when its object goes. The store tells it
+/// under its lock, so no reader can see the object gone and its data still there, or the reverse.
+pub trait Companion: Send + Sync + std::fmt::Debug {
+    /// The object at `key` was removed (called with the store locked: do not call back into the store).
+    fn removed(&self, key: &Key);
 }
 
 /// The object store shared by the server, controllers and library API.
@@ -120,8 +128,8 @@ pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<Event>>,
     clock: SimClock,
-    /// Container output of the stored pods; dropped with the pod.
-    logs: PodLogs,
+    /// Told about every removal (pod logs drop a deleted pod's output).
+    companions: Vec<Arc<dyn Companion>>,
 }
 
 fn name_of(obj: &Value) -> String {
@@ -187,21 +195,26 @@ fn spec_part(obj: &Value) -> Value {
 impl Store {
     /// An empty store with the default namespaces and the embedded CRDs.
     pub fn new(clock: SimClock) -> Self {
+        Self::with_companions(clock, Vec::new())
+    }
+
+    /// Like [`Store::new`], telling `companions` about every removed object.
+    pub fn with_companions(clock: SimClock, companions: Vec<Arc<dyn Companion>>) -> Self {
         let (events, _) = broadcast::channel(16_384);
         let store = Store {
             state: Mutex::new(State::default()),
             events,
             clock,
-            logs: PodLogs::default(),
+            companions,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
-            let _ = store.put_raw("", "namespaces", obj);
+            let _ = store.load("", "namespaces", obj);
         }
         for crd in crate::resources::embedded_crd_objects() {
-            let _ = store.put_raw("apiextensions.k8s.io", "customresourcedefinitions", crd);
+            let _ = store.load("apiextensions.k8s.io", "customresourcedefinitions", crd);
         }
-        let _ = store.put_raw(
+        let _ = store.load(
             "",
             "nodes",
             json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "kube-sim", "labels": {"kubernetes.io/hostname": "kube-sim"}},
@@ -220,29 +233,23 @@ impl Store {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The container output of the stored pods (what `pods/log` serves).
-    pub fn pod_logs(&self) -> &PodLogs {
-        &self.logs
-    }
-
-    /// Append to the log of `container` (None = the only container) of an existing pod, stamped with the clock.
-    /// Checked under the store lock, so output never outlives the pod it was written for. Returns the container.
-    pub fn append_pod_log(
+    /// Run `f` on one object by raw key (None when missing) with the store locked, so what `f` does cannot
+    /// race a write of that object.
+    pub fn with_object<R>(
         &self,
+        group: &str,
+        plural: &str,
         ns: &str,
-        pod: &str,
-        container: Option<&str>,
-        data: &[u8],
-    ) -> Result<String, ApiError> {
+        name: &str,
+        f: impl FnOnce(Option<&Value>) -> R,
+    ) -> R {
         let st = self.lock();
-        let obj = st
-            .objects
-            .get(&(String::new(), "pods".into(), ns.into(), pod.into()))
-            .ok_or_else(|| ApiError::not_found("", "pods", pod))?;
-        let container = log_container(obj, container)?;
-        self.logs
-            .append(ns, pod, &container, data, self.clock.now());
-        Ok(container)
+        f(st.objects.get(&(
+            group.to_string(),
+            plural.to_string(),
+            ns.to_string(),
+            name.to_string(),
+        )))
     }
 
     /// Subscribe to every future event.
@@ -339,15 +346,23 @@ impl Store {
         }
     }
 
-    /// Create an object (the apiserver's POST). `version` is the request's API version.
+    /// Create an object. As an API request (`Part::Main`, the apiserver's POST; `version` is the request's API
+    /// version) it is defaulted, validated and checked against its namespace; as the cluster's own write
+    /// (`Part::Raw`) it is only stamped (uid, creationTimestamp, resourceVersion) and kept as given.
     pub fn create(
         &self,
         res: &ResourceInfo,
         version: &str,
         ns: &str,
         mut obj: Value,
+        part: Part,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        if part == Part::Raw {
+            // The cluster's own create: the object as given, no defaulting, validation or namespace check.
+            let mut st = self.lock();
+            return self.insert_new(&mut st, res, ns, obj, dry_run);
+        }
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be an object",
@@ -418,24 +433,7 @@ impl Store {
         validation::validate(res, version, &obj, None)?;
         let mut st = self.lock();
         Self::check_namespace(&st, res, ns)?;
-        let key: Key = (
-            res.group.clone(),
-            res.plural.clone(),
-            ns_key(res, ns),
-            name.clone(),
-        );
-        if st.objects.contains_key(&key) {
-            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
-        }
-        if dry_run {
-            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
-            obj["metadata"]["creationTimestamp"] = json!(self.clock.now_rfc3339());
-            return Ok(obj);
-        }
-        self.stamp_new(&mut st, &mut obj);
-        st.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut st, EventType::Added, &key, obj.clone());
-        Ok(obj)
+        self.insert_new(&mut st, res, ns, obj, dry_run)
     }
 
     /// Get one object.
@@ -515,22 +513,10 @@ impl Store {
         })
     }
 
-    /// Replace an object (PUT), honouring the resourceVersion precondition and the status subresource split.
-    #[allow(clippy::too_many_arguments)]
-    pub fn update(
-        &self,
-        res: &ResourceInfo,
-        version: &str,
-        ns: &str,
-        name: &str,
-        obj: Value,
-        part: Part,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        self.modify(res, version, ns, name, part, dry_run, |_old| Ok(obj))
-    }
-
-    /// Read-modify-write under the store lock: `f` gets the current object and returns the desired one.
+    /// Update or patch an object: read-modify-write under the store lock, `f` gets the current object and
+    /// returns the desired one (a PUT returns its body). API requests (`Part::Main`, `Part::Status`) get the
+    /// resourceVersion precondition, the status subresource split and validation; the cluster's own writes
+    /// (`Part::Raw`) may change every part.
     #[allow(clippy::too_many_arguments)]
     pub fn modify(
         &self,
@@ -742,8 +728,8 @@ impl Store {
 
     fn remove_key(&self, st: &mut State, key: &Key) -> Option<Value> {
         let mut obj = st.objects.remove(key)?;
-        if key.0.is_empty() && key.1 == "pods" {
-            self.logs.remove_pod(&key.2, &key.3);
+        for c in &self.companions {
+            c.removed(key);
         }
         st.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
@@ -780,9 +766,10 @@ impl Store {
         }
     }
 
-    /// Insert or replace an object verbatim (status and timestamps kept), as `--apply` and the library do.
-    /// Missing uid/creationTimestamp are filled in; a missing namespace is created.
-    pub fn put_raw(&self, group: &str, plural: &str, mut obj: Value) -> Result<Value, ApiError> {
+    /// Load an object verbatim (status and timestamps kept), inserting or replacing it, as `--apply`, seeds and
+    /// `Sim::apply_yaml` do: bringing a state in, not a write any client or controller makes (those go through
+    /// `create`/`modify`/`delete`). Missing uid/creationTimestamp are filled in; a missing namespace is created.
+    pub fn load(&self, group: &str, plural: &str, mut obj: Value) -> Result<Value, ApiError> {
         let res = self
             .resource(group, plural)
             .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
@@ -811,7 +798,7 @@ impl Store {
                 ns.clone(),
             ));
             if !exists {
-                self.put_raw("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
+                self.load("", "namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))?;
             }
         }
         if obj.get("apiVersion").and_then(Value::as_str).is_none() {
@@ -903,58 +890,35 @@ impl Store {
             .cloned()
     }
 
-    /// Controller write: change an object in place with `f` (all parts writable); no-op if missing or unchanged.
-    pub fn mutate(
+    /// Store a new object under its key (409 when taken): stamped (uid, creationTimestamp, resourceVersion),
+    /// kept and announced. A dry run stores nothing and returns what would have been stored.
+    fn insert_new(
         &self,
-        group: &str,
-        plural: &str,
+        st: &mut State,
+        res: &ResourceInfo,
         ns: &str,
-        name: &str,
-        f: impl FnOnce(&mut Value),
-    ) -> Option<Value> {
-        let res = self.resource(group, plural)?;
-        let version = res.preferred_version().to_string();
-        self.modify(&res, &version, ns, name, Part::Raw, false, |old| {
-            let mut new = old.clone();
-            f(&mut new);
-            // Keep the apiVersion the object was written with.
-            Ok(new)
-        })
-        .ok()
-    }
-
-    /// Controller create: insert a new object (stamped like a POST, validation skipped).
-    pub fn create_raw(&self, group: &str, plural: &str, obj: Value) -> Result<Value, ApiError> {
-        let res = self
-            .resource(group, plural)
-            .ok_or_else(|| ApiError::not_found(group, plural, &name_of(&obj)))?;
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
         let name = name_of(&obj);
-        let mut obj = obj;
-        let mut st = self.lock();
         let key: Key = (
-            group.to_string(),
-            plural.to_string(),
-            ns_key(&res, &ns),
+            res.group.clone(),
+            res.plural.clone(),
+            ns_key(res, ns),
             name.clone(),
         );
         if st.objects.contains_key(&key) {
-            return Err(ApiError::already_exists(group, plural, &name));
+            return Err(ApiError::already_exists(&res.group, &res.plural, &name));
         }
-        self.stamp_new(&mut st, &mut obj);
+        if dry_run {
+            obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            obj["metadata"]["creationTimestamp"] = json!(self.clock.now_rfc3339());
+            return Ok(obj);
+        }
+        self.stamp_new(st, &mut obj);
         st.objects.insert(key.clone(), obj.clone());
-        self.emit(&mut st, EventType::Added, &key, obj.clone());
+        self.emit(st, EventType::Added, &key, obj.clone());
         Ok(obj)
-    }
-
-    /// Controller delete by raw key (finalizers honoured).
-    pub fn delete_raw(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        let res = self.resource(group, plural)?;
-        self.delete(&res, ns, name, None, None, false).ok()
     }
 }
 
@@ -985,7 +949,7 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let o = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect("created");
         assert!(o.pointer("/metadata/uid").is_some());
         assert_eq!(
@@ -993,11 +957,11 @@ mod tests {
             Some(&json!("2025-01-01T00:00:00Z"))
         );
         let err = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect_err("dup");
         assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
         let err = s
-            .create(&res, "v1", "nope", cm("b", json!({})), false)
+            .create(&res, "v1", "nope", cm("b", json!({})), Part::Main, false)
             .expect_err("no ns");
         assert_eq!(err.message, "namespaces \"nope\" not found");
     }
@@ -1012,6 +976,7 @@ mod tests {
                 "v1",
                 "default",
                 json!({"metadata": {"generateName": "backup-"}}),
+                Part::Main,
                 false,
             )
             .expect("created");
@@ -1027,16 +992,16 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let o = s
-            .create(&res, "v1", "default", cm("a", json!({})), false)
+            .create(&res, "v1", "default", cm("a", json!({})), Part::Main, false)
             .expect("created");
         let mut first = o.clone();
         first["data"]["k"] = json!("1");
-        s.update(&res, "v1", "default", "a", first, Part::Main, false)
+        s.modify(&res, "v1", "default", "a", Part::Main, false, |_| Ok(first))
             .expect("fresh update");
         let mut stale = o;
         stale["data"]["k"] = json!("2");
         let err = s
-            .update(&res, "v1", "default", "a", stale, Part::Main, false)
+            .modify(&res, "v1", "default", "a", Part::Main, false, |_| Ok(stale))
             .expect_err("stale");
         assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     }
@@ -1051,6 +1016,7 @@ mod tests {
                 "v1",
                 "default",
                 cm(&format!("c{i}"), json!({"even": (i % 2 == 0).to_string()})),
+                Part::Main,
                 false,
             )
             .expect("created");
@@ -1085,7 +1051,8 @@ mod tests {
         let res = s.resource("", "configmaps").expect("cm");
         let mut o = cm("f", json!({}));
         o["metadata"]["finalizers"] = json!(["x/y"]);
-        s.create(&res, "v1", "default", o, false).expect("created");
+        s.create(&res, "v1", "default", o, Part::Main, false)
+            .expect("created");
         let d = s
             .delete(&res, "default", "f", None, None, false)
             .expect("marked");
@@ -1093,7 +1060,7 @@ mod tests {
         assert!(s.get(&res, "default", "f").is_ok());
         let mut cur = s.get(&res, "default", "f").expect("still there");
         cur["metadata"]["finalizers"] = json!([]);
-        s.update(&res, "v1", "default", "f", cur, Part::Main, false)
+        s.modify(&res, "v1", "default", "f", Part::Main, false, |_| Ok(cur))
             .expect("finalizer removed");
         assert_eq!(s.get(&res, "default", "f").expect_err("gone").code, 404);
     }
@@ -1103,7 +1070,7 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let rv = s.current_rv();
-        s.create(&res, "v1", "default", cm("w", json!({})), false)
+        s.create(&res, "v1", "default", cm("w", json!({})), Part::Main, false)
             .expect("created");
         s.delete(&res, "default", "w", None, None, false)
             .expect("deleted");
@@ -1124,11 +1091,19 @@ mod tests {
         let s = store();
         let res = s.resource("", "configmaps").expect("cm");
         let owner = s
-            .create(&res, "v1", "default", cm("owner", json!({})), false)
+            .create(
+                &res,
+                "v1",
+                "default",
+                cm("owner", json!({})),
+                Part::Main,
+                false,
+            )
             .expect("owner");
         let mut dep = cm("dep", json!({}));
         dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
-        s.create(&res, "v1", "default", dep, false).expect("dep");
+        s.create(&res, "v1", "default", dep, Part::Main, false)
+            .expect("dep");
         s.delete(&res, "default", "owner", None, None, false)
             .expect("deleted");
         assert_eq!(

@@ -3,7 +3,7 @@
 //!
 //! Flow for `GET /api/v1/namespaces/NS/pods/NAME/exec?command=..&stdout=true..`:
 //! 1. [`ExecRequest::from_query`] parses and validates the query (400 on bad input);
-//! 2. the route resolves the container into an [`ExecSpec`] (env, volume mounts, workingDir);
+//! 2. the server's exec route resolves the container into an [`ExecSpec`] (env, volume mounts, workingDir);
 //! 3. [`upgrade`] negotiates `v5.channel.k8s.io`/`v4.channel.k8s.io` and hands the socket to
 //!    [`serve`], which runs the process (see `sandbox` for the namespace and `session` for the
 //!    streaming) and ends with a `metav1.Status` on channel 3 and a normal close.
@@ -11,7 +11,6 @@
 mod error;
 mod protocol;
 mod pty;
-pub mod route;
 mod sandbox;
 mod session;
 mod spec;

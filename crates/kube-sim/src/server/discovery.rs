@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::paths;
 use crate::resources::{Registry, ResourceInfo, is_virtual};
 
 /// /version
@@ -22,7 +23,7 @@ pub fn api_versions() -> Value {
 fn group_entry(group: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .map(|v| json!({"groupVersion": paths::api_version(group, v), "version": v}))
         .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(json!(null))})
 }
@@ -109,11 +110,7 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let gv = paths::api_version(group, version);
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )

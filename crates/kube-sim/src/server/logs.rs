@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Shared, is_true, stream_body};
-use crate::controllers::PodPhase;
-use crate::pod_logs::log_container;
+use crate::container::log_container;
+use crate::pods::PodPhase;
 use crate::resources::ResourceInfo;
 use crate::status::ApiError;
 use crate::store::EventType;
@@ -141,7 +141,7 @@ pub fn serve(
 ) -> Result<Response, ApiError> {
     // Subscribe before looking at the pod, so an end right after the look is not missed.
     let mut events = shared.store.subscribe();
-    let mut changed = shared.store.pod_logs().subscribe();
+    let mut changed = shared.logs.subscribe();
     let pod = shared.store.get(res, ns, name)?;
     let opts = Options::parse(q, name, shared.clock.now())?;
     let container = log_container(&pod, opts.container.as_deref())?;
@@ -153,10 +153,11 @@ pub fn serve(
     if let Some(e) = waiting(&pod, name, &container) {
         return Err(e);
     }
-    let logs = || shared.store.pod_logs();
-    let mut offset = logs().start(ns, name, &container, opts.tail_lines, opts.since);
+    let mut offset = shared
+        .logs
+        .start(ns, name, &container, opts.tail_lines, opts.since);
     let mut limit = opts.limit_bytes;
-    let first = logs().read(ns, name, &container, offset);
+    let first = shared.logs.read(ns, name, &container, offset);
     offset = first.end;
     let first = within(&mut limit, first.render(opts.timestamps));
     let text_plain = [(header::CONTENT_TYPE, "text/plain")];
@@ -174,7 +175,7 @@ pub fn serve(
         check.tick().await;
         let mut ended = false;
         loop {
-            let more = shared.store.pod_logs().read(&ns, &name, &container, offset);
+            let more = shared.logs.read(&ns, &name, &container, offset);
             offset = more.end;
             let chunk = within(&mut limit, more.render(opts.timestamps));
             if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {

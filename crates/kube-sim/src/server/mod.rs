@@ -2,6 +2,7 @@
 //! authentication and RBAC, records every request, and renders results as JSON, Tables or watch streams.
 
 mod discovery;
+mod exec;
 mod logs;
 mod openapi;
 mod sim_debug;
@@ -22,6 +23,8 @@ use serde_json::{Value, json};
 use crate::clock::SimClock;
 use crate::faults::{FaultAction, Faults};
 use crate::patch::{PatchType, apply_patch};
+use crate::paths::{self, Route};
+use crate::pod_logs::PodLogs;
 use crate::rbac::{self, Attributes, Tokens, UserInfo};
 use crate::requests::RequestLog;
 use crate::resources::{ResourceInfo, is_virtual};
@@ -37,6 +40,8 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct Shared {
     /// Object store.
     pub store: Arc<Store>,
+    /// Container output of the stored pods (a companion of the store: dropped with the pod).
+    pub logs: Arc<PodLogs>,
     /// Simulated clock.
     pub clock: SimClock,
     /// Injected faults.
@@ -51,99 +56,16 @@ pub struct Shared {
     pub state_dir: PathBuf,
 }
 
-/// The full router. The exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) is added by the exec module
-/// in front of this router's fallback.
+/// The full router: the exec route (`/api/v1/namespaces/{ns}/pods/{name}/exec`) in front of the fallback that
+/// serves every other path.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
-            crate::exec::route::PATH,
-            axum::routing::get(crate::exec::route::handle).post(crate::exec::route::handle),
+            &paths::exec_template(),
+            axum::routing::get(exec::handle).post(exec::handle),
         )
         .fallback(handle)
         .with_state(shared)
-}
-
-/// A parsed API path.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Route {
-    /// /version
-    Version,
-    /// /healthz, /readyz, /livez
-    Health,
-    /// /api
-    Api,
-    /// /apis
-    Apis,
-    /// /apis/G
-    Group(String),
-    /// /api/v1 or /apis/G/V
-    GroupVersion(String, String),
-    /// A resource path.
-    Resource {
-        /// API group.
-        group: String,
-        /// Version.
-        version: String,
-        /// Resource plural.
-        plural: String,
-        /// Namespace of the path.
-        namespace: Option<String>,
-        /// Object name.
-        name: Option<String>,
-        /// Subresource.
-        sub: Option<String>,
-    },
-    /// /openapi/v2
-    OpenApiV2,
-    /// /openapi/v3 and /openapi/v3/...
-    OpenApiV3(String),
-    /// /_sim/...
-    Sim(String),
-}
-
-/// Parse a request path into a [`Route`].
-pub fn parse_path(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (group, version, rest) = match segs.as_slice() {
-        ["version"] => return Some(Route::Version),
-        ["healthz" | "readyz" | "livez", ..] => return Some(Route::Health),
-        ["api"] => return Some(Route::Api),
-        ["apis"] => return Some(Route::Apis),
-        ["apis", g] => return Some(Route::Group(g.to_string())),
-        ["openapi", "v2"] => return Some(Route::OpenApiV2),
-        ["openapi", "v3", rest @ ..] => return Some(Route::OpenApiV3(rest.join("/"))),
-        ["_sim", rest @ ..] => return Some(Route::Sim(rest.join("/"))),
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return None,
-    };
-    let res = |plural: &str, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>| {
-        Route::Resource {
-            group: group.to_string(),
-            version: version.to_string(),
-            plural: plural.to_string(),
-            namespace: namespace.map(str::to_string),
-            name: name.map(str::to_string),
-            sub: sub.map(str::to_string),
-        }
-    };
-    Some(match rest {
-        [] => Route::GroupVersion(group.to_string(), version.to_string()),
-        ["namespaces", ns, "status" | "finalize"] if group.is_empty() => {
-            res("namespaces", None, Some(ns), rest.get(2).copied())
-        }
-        ["namespaces", ns, plural] => res(plural, Some(ns), None, None),
-        ["namespaces", ns, plural, name] => res(plural, Some(ns), Some(name), None),
-        ["namespaces", ns, plural, name, sub] => res(plural, Some(ns), Some(name), Some(sub)),
-        [plural] => res(plural, None, None, None),
-        [plural, name] => res(plural, None, Some(name), None),
-        [plural, name, sub] => res(plural, None, Some(name), Some(sub)),
-        _ => return None,
-    })
 }
 
 /// JSON response with a status code.
@@ -205,7 +127,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             return error_response(&ApiError::bad_request(format!("reading request body: {e}")));
         }
     };
-    let Some(route) = parse_path(&path) else {
+    let Some(route) = paths::parse(&path) else {
         shared.requests.record(method.as_str(), &path);
         return error_response(&ApiError::no_route());
     };
@@ -444,9 +366,10 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         (Some("token"), "create") if res.plural == "serviceaccounts" => {
             token_request(shared, &res, &c)
         }
-        (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(
-            "kube-sim serves pods/exec only at /api/v1/namespaces/NS/pods/NAME/exec; attach and portforward are not simulated",
-        )),
+        (Some("exec" | "attach" | "portforward"), _) => Err(ApiError::bad_request(format!(
+            "kube-sim serves pods/exec only at {}; attach and portforward are not simulated",
+            paths::resource("", "v1", "pods", Some("NS"), Some("NAME"), Some("exec"))
+        ))),
         (Some("log"), "get") if res.plural == "pods" => {
             logs::serve(shared.clone(), &res, c.ns(), c.name(), &c.query)
         }
@@ -482,9 +405,10 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         (None, "create") => {
             let body = c.body_json()?;
             c.check_strict(&res, &body)?;
-            let obj = shared
-                .store
-                .create(&res, &c.version, c.ns(), body, c.dry_run())?;
+            let obj =
+                shared
+                    .store
+                    .create(&res, &c.version, c.ns(), body, Part::Main, c.dry_run())?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         (_, "update") => {
@@ -495,10 +419,15 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
             } else {
                 Part::Main
             };
-            let obj =
-                shared
-                    .store
-                    .update(&res, &c.version, c.ns(), c.name(), body, part, c.dry_run())?;
+            let obj = shared.store.modify(
+                &res,
+                &c.version,
+                c.ns(),
+                c.name(),
+                part,
+                c.dry_run(),
+                |_old| Ok(body),
+            )?;
             Ok(json_response(StatusCode::OK, &obj))
         }
         (_, "patch") => patch(shared, &res, &c),
@@ -635,9 +564,10 @@ fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response,
         // Server-side apply creates missing objects.
         Err(e) if e.code == 404 && kind == PatchType::Apply && c.sub.is_none() => {
             let body = c.body_json()?;
-            let obj = shared
-                .store
-                .create(res, &c.version, c.ns(), body, c.dry_run())?;
+            let obj =
+                shared
+                    .store
+                    .create(res, &c.version, c.ns(), body, Part::Main, c.dry_run())?;
             Ok(json_response(StatusCode::CREATED, &obj))
         }
         Err(e) => Err(e),
@@ -807,41 +737,4 @@ pub(crate) fn stream_body(
     rx: futures::channel::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
 ) -> Body {
     Body::from_stream(rx)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_paths_parse_into_routes() {
-        let r =
-            parse_path("/apis/snapshot.storage.k8s.io/v1/namespaces/app/volumesnapshots/s1/status");
-        assert_eq!(
-            r,
-            Some(Route::Resource {
-                group: "snapshot.storage.k8s.io".into(),
-                version: "v1".into(),
-                plural: "volumesnapshots".into(),
-                namespace: Some("app".into()),
-                name: Some("s1".into()),
-                sub: Some("status".into())
-            })
-        );
-        assert!(
-            matches!(parse_path("/api/v1/namespaces/app"), Some(Route::Resource { ref plural, name: Some(_), namespace: None, .. }) if plural == "namespaces")
-        );
-        assert!(
-            matches!(parse_path("/api/v1/namespaces/app/pods"), Some(Route::Resource { ref plural, name: None, namespace: Some(_), .. }) if plural == "pods")
-        );
-        assert!(matches!(
-            parse_path("/api/v1/namespaces/app/status"),
-            Some(Route::Resource { sub: Some(_), .. })
-        ));
-        assert_eq!(
-            parse_path("/apis/apps/v1"),
-            Some(Route::GroupVersion("apps".into(), "v1".into()))
-        );
-        assert_eq!(parse_path("/nonsense"), None);
-    }
 }

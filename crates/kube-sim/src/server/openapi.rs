@@ -8,6 +8,7 @@ use axum::response::Response;
 use serde_json::{Map, json};
 
 use super::{error_response, json_response};
+use crate::paths;
 use crate::resources::Registry;
 use crate::status::ApiError;
 
@@ -16,12 +17,11 @@ pub fn v2(_reg: &Registry) -> Response {
     error_response(&ApiError::no_route())
 }
 
+/// The index key of a group-version document: its API path without the leading slash.
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    paths::group_version(group, version)
+        .trim_start_matches('/')
+        .to_string()
 }
 
 fn all_gvs(reg: &Registry) -> Vec<(String, String)> {
@@ -60,16 +60,14 @@ pub fn v3(reg: &Registry, rest: &str) -> Response {
     let mut schemas = Map::new();
     for r in reg.all().filter(|r| r.group == g && r.serves(&v)) {
         let gvk = json!({"group": g, "version": v, "kind": r.kind});
-        let prefix = if g.is_empty() {
-            format!("/api/{v}")
-        } else {
-            format!("/apis/{g}/{v}")
-        };
-        let item = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", r.plural)
-        };
+        let item = paths::resource(
+            &g,
+            &v,
+            &r.plural,
+            r.namespaced.then_some("{namespace}"),
+            Some("{name}"),
+            None,
+        );
         let params = json!([
             {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
             {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},

@@ -12,8 +12,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{Shared, error_response, json_response};
-use crate::controllers::{PodPhase, set_pod_phase};
 use crate::faults::Fault;
+use crate::pods::{PodPhase, set_pod_phase};
 use crate::status::ApiError;
 
 pub fn handle(
@@ -103,9 +103,10 @@ fn inner(
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad_request("expected {\"text\": \"...\"}"))?;
             let container = b.get("container").and_then(Value::as_str);
-            let container = shared
-                .store
-                .append_pod_log(ns, name, container, text.as_bytes())?;
+            let container =
+                shared
+                    .logs
+                    .append_to_pod(&shared.store, ns, name, container, text.as_bytes())?;
             Ok(json!({"container": container, "bytes": text.len()}))
         }
         _ => Err(ApiError::no_route()),

@@ -1,6 +1,7 @@
 //! The `pods/{name}/exec` route of the simulated apiserver: the same request log, fault injection,
-//! authentication and RBAC as every other request (`server::admit`), then the pod's container resolved into an
-//! [`ExecSpec`] and the WebSocket handed to [`serve`](super::serve).
+//! authentication and RBAC as every other request ([`admit`]), then the pod's container resolved into an
+//! [`ExecSpec`] and the WebSocket handed to [`exec::serve`]. The exec machinery itself (protocol, sandbox,
+//! session) lives in [`crate::exec`] and knows nothing of the server.
 //!
 //! Errors found before the upgrade (missing pod or container, pod not running, bad query, RBAC) are
 //! plain HTTP `metav1.Status` responses, as the apiserver sends them; kubectl shows their message.
@@ -17,16 +18,17 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use futures::SinkExt;
 
-use super::{ExecError, ExecRequest, ExecSpec, Mount, Protocol, negotiate, server_frame, status};
+use super::{Shared, admit, error_response};
 use crate::container::{ContainerContext, resolve_running_container};
+use crate::exec::{
+    self, ExecError, ExecRequest, ExecSpec, Mount, Protocol, internal_error, negotiate,
+    server_frame,
+};
 use crate::rbac::Attributes;
-use crate::server::{Shared, admit, error_response};
 use crate::status::ApiError;
 
-/// The axum path of the exec subresource.
-pub const PATH: &str = "/api/v1/namespaces/{ns}/pods/{name}/exec";
-
-/// GET (WebSocket) and POST (SPDY, refused) handler for [`PATH`].
+/// GET (WebSocket) and POST (SPDY, refused) handler for the exec subresource
+/// ([`crate::paths::exec_template`]).
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     Path((namespace, pod)): Path<(String, String)>,
@@ -55,11 +57,11 @@ pub async fn handle(
     ws.set_selected_protocol(HeaderValue::from_static(protocol.name()));
     if let Some(message) = shared.faults.exec_failure(&namespace, &pod) {
         tracing::info!(%namespace, %pod, %message, "exec refused by injected fault");
-        let failure = status::internal_error(&format!("kube-sim injected exec failure: {message}"));
+        let failure = internal_error(&format!("kube-sim injected exec failure: {message}"));
         return ws.on_upgrade(move |socket| async move {
             let (mut sink, _source) = futures::StreamExt::split(socket);
             let json = serde_json::to_vec(&failure).unwrap_or_default();
-            let frame = server_frame(super::ERROR, &json);
+            let frame = server_frame(exec::ERROR, &json);
             let _ = sink.send(Message::Binary(frame.into())).await;
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
@@ -71,7 +73,7 @@ pub async fn handle(
     }
     tracing::info!(%namespace, %pod, command = ?spec.command, "exec");
     ws.on_upgrade(move |socket| async move {
-        let outcome = super::serve(socket, protocol, spec).await;
+        let outcome = exec::serve(socket, protocol, spec).await;
         tracing::info!(%namespace, %pod, ?outcome, "exec finished");
     })
 }

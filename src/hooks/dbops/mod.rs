@@ -1,16 +1,36 @@
-//! Scripts for the operator's database commands (`postgres|mysql restore|download|info|shell`), built from the
-//! same hook parameters and connection code as the dump ([`PostgresHook`], [`MysqlHook`]) and quoted the same
-//! way. Pure: the CLI runs them through `ContainerExec`.
+//! The operator's database commands (`postgres|mysql dump|download|restore|info|shell`) as a library: the CLI
+//! parses flags, calls these functions and prints what they return.
+//!
+//! - this file: the scripts, built from the same hook parameters and connection code as the dump
+//!   ([`PostgresHook`], [`MysqlHook`]) and quoted the same way; pure;
+//! - [`session`]: a hook bound to its container; runs fact scripts, stats the dump file, runs the dump;
+//! - [`download`]: streams the dump into a local file (partial-file removal, stop on a signal, size check);
+//! - [`dump_file`]: the local file end of a download (staged aligned writes, gzip check, writeback, fsync);
+//! - [`restore`]: checks a local dump and restores it (or the container's file) into the live database;
+//! - [`info`]: versions, database size and the dump file's facts.
 //!
 //! Like the dump scripts they travel on stdin and report facts as `backup-ns: KEY=VALUE` lines. A restore of a
 //! local file needs stdin for the data too: [`bootstrap_argv`] reads exactly the script's bytes with `dd bs=1`
 //! (a shell reading a script from a pipe may read ahead and swallow data) and `eval`s it, leaving the rest of
 //! stdin to the restore pipeline. argv then carries only that fixed bootstrap and a byte count, never a value.
 
+pub mod download;
+pub mod dump_file;
+pub mod info;
+pub mod restore;
+pub mod session;
+
+pub use download::{DownloadOptions, Downloaded, DumpSource, StopSignals, download_name};
+pub use dump_file::DumpWriter;
+pub use info::DbInfo;
+pub use restore::{LocalDump, PreparedRestore};
+pub use session::{DbSession, DumpFile};
+
 use super::mysql::MysqlHook;
 use super::postgres::{PostgresHook, tool_check};
 use super::quote::quote;
 use super::script::{MARKER, split_path};
+use crate::Exit;
 use std::fmt::Write as _;
 
 /// The database engines the commands speak.
@@ -44,6 +64,26 @@ impl DumpFormat {
         }
     }
 
+    /// The local command that turns a file of this format into SQL (`gzip -dc FILE`), for the hints after a
+    /// download.
+    pub fn unpack_command(self, file: &str) -> String {
+        match self {
+            DumpFormat::Gzip => format!("gzip -dc {file}"),
+            DumpFormat::Zstd => format!("zstd -dc {file}"),
+            DumpFormat::PgCustom | DumpFormat::Plain => format!("cat {file}"),
+        }
+    }
+
+    /// How `info` names the format.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DumpFormat::Gzip => "gzip",
+            DumpFormat::Zstd => "zstd",
+            DumpFormat::PgCustom => "pg_dump custom",
+            DumpFormat::Plain => "plain",
+        }
+    }
+
     /// The file name suffix a download gets.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -73,7 +113,65 @@ pub enum RestoreSource {
     Stdin(DumpFormat),
 }
 
+/// Why a database command refused or failed. Messages name the object and the next step; the variant gives the
+/// documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum DbOpsError {
+    /// Bad input or a refusal before anything changed (exit 2).
+    #[error("{0}")]
+    Refused(String),
+    /// The operation failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+    /// A signal stopped the operation (exit 130 or 143).
+    #[error("{message}")]
+    Stopped { exit: Exit, message: String },
+}
+
+impl DbOpsError {
+    /// The documented exit code for this failure.
+    pub fn exit(&self) -> Exit {
+        match self {
+            DbOpsError::Refused(_) => Exit::Usage,
+            DbOpsError::Failed(_) => Exit::Failure,
+            DbOpsError::Stopped { exit, .. } => *exit,
+        }
+    }
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 impl DbHook {
+    /// The engine's name as the commands and plans spell it: `postgres` or `mysql`.
+    pub fn engine_name(&self) -> &'static str {
+        match self {
+            DbHook::Postgres(_) => "postgres",
+            DbHook::Mysql(_) => "mysql",
+        }
+    }
+
+    /// The password, for redacting it from anything the container prints.
+    pub fn password(&self) -> Option<super::Secret> {
+        match self {
+            DbHook::Postgres(p) => p.dump.secret(),
+            DbHook::Mysql(m) => m.dump.secret(),
+        }
+    }
+
     pub fn dump_path(&self) -> &str {
         match self {
             DbHook::Postgres(p) => &p.dump.dump_file,
@@ -315,6 +413,13 @@ pub fn decode_head(hex: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_use_binary_units_with_one_decimal() {
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
 
     fn workload() -> crate::vocab::workload::WorkloadRef {
         "statefulset/db".parse().expect("a workload")

@@ -1,6 +1,6 @@
-//! The local side of `postgres|mysql download`: a [`ChunkSink`] that writes the streamed dump into a file as
-//! fast as the page cache takes it, checks a gzip dump on a second thread as the bytes go by, and makes the file
-//! durable at the end.
+//! The local side of `postgres|mysql download`: a [`DumpWriter`] takes the streamed dump frame by frame, writes it
+//! into a file as fast as the page cache takes it, checks a gzip dump on a second thread as the bytes go by, and
+//! makes the file durable at the end.
 //!
 //! Why it looks the way it does (each point was measured on the download benchmark, `cargo bench --bench
 //! download`):
@@ -15,7 +15,6 @@
 //!   is woken per frame.
 //! - `sync_file_range` starts writeback every [`WRITEBACK_STEP`] bytes, so the final `fsync` has little left.
 
-use crate::cluster::stream_exec::ChunkSink;
 use bytes::Bytes;
 use std::io::Write as _;
 use tokio::sync::mpsc;
@@ -120,6 +119,19 @@ impl DumpWriter {
         Ok(())
     }
 
+    /// Takes the next frame of the dump, in order; an error (the file could not be written) ends the download.
+    pub async fn chunk(&mut self, data: Bytes) -> std::io::Result<()> {
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let n = self.stage.push(rest);
+            rest = &rest[n..];
+            if self.stage.is_full() {
+                self.write_stage().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes what is left, ends the gzip check and, with `sync`, makes the file durable.
     pub async fn finish(mut self, sync: bool) -> Written {
         let mut bytes = self.write_stage().await.map(|()| self.written);
@@ -147,20 +159,6 @@ impl DumpWriter {
             }
         }
         Written { bytes, gzip }
-    }
-}
-
-impl ChunkSink for DumpWriter {
-    async fn chunk(&mut self, data: Bytes) -> std::io::Result<()> {
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let n = self.stage.push(rest);
-            rest = &rest[n..];
-            if self.stage.is_full() {
-                self.write_stage().await?;
-            }
-        }
-        Ok(())
     }
 }
 
