@@ -102,7 +102,6 @@ async fn one_run(
         dry_run: false,
         identity: RunIdentity { pod: None },
         env_config: None,
-        scripts: BTreeMap::new(),
         retention_sweep: false,
     };
     let (_tx, cancel) = tokio::sync::watch::channel(None);

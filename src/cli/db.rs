@@ -227,12 +227,8 @@ async fn dispatch(engine: Engine, args: DbArgs) -> Result<(), DbOpsError> {
 /// it is a postgres or mysql hook.
 pub fn db_hook(hook: &model::Hook) -> Option<(DbHook, &DbDump, Duration)> {
     match &hook.action {
-        HookAction::Postgres(p) => Some((
-            DbHook::Postgres(steps::postgres_dump(p)),
-            &p.dump,
-            hook.timeout,
-        )),
-        HookAction::Mysql(m) => Some((DbHook::Mysql(steps::mysql_dump(m)), &m.dump, hook.timeout)),
+        HookAction::Postgres(p) => Some((DbHook::Postgres(p.clone()), &p.dump, hook.timeout)),
+        HookAction::Mysql(m) => Some((DbHook::Mysql(m.clone()), &m.dump, hook.timeout)),
         HookAction::Rhai(_) | HookAction::Exec(_) => None,
     }
 }

@@ -1,6 +1,6 @@
 //! `backup-ns run [PLAN]`: load the effective plan, connect, run the engine, print the summary, exit with its code.
 //!
-//! This is the CLI edge: it reads the plan's rhai scripts, builds the ports (kube exec, resolver, cluster adapter,
+//! This is the CLI edge: it builds the ports (kube exec, resolver, cluster adapter,
 //! slot-file lock), turns SIGTERM/SIGINT into the engine's cancel signal and prints the report.
 
 use crate::Exit;
@@ -9,10 +9,9 @@ use crate::cluster::engine_port::EnginePort;
 use crate::cluster::{Cluster, ConnectOptions, NewGroupSnapshot, NewSnapshot};
 use crate::engine::{Engine, RunIdentity, RunOptions, RunReport, Signal};
 use crate::lock::{FileLock, LockConfig};
-use crate::plan::{HookAction, Origin, Plan};
+use crate::plan::Origin;
 use crate::settings::{self, Overrides};
 use clap::{Args, ValueEnum};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,19 +97,6 @@ fn term_width() -> usize {
         .unwrap_or(100)
 }
 
-/// Reads every rhai script the plan references (the engine itself does no file I/O).
-fn read_scripts(plan: &Plan) -> Result<BTreeMap<PathBuf, String>, String> {
-    let mut out = BTreeMap::new();
-    for hook in plan.hooks.pre.iter().chain(plan.hooks.post.iter()) {
-        if let HookAction::Rhai(r) = &hook.action {
-            let text = std::fs::read_to_string(&r.script)
-                .map_err(|e| format!("cannot read rhai script {}: {e}", r.script.display()))?;
-            out.insert(r.script.clone(), text);
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(args: RunArgs) -> Exit {
     let env = settings::process_env();
     let overrides = Overrides {
@@ -133,13 +119,6 @@ pub fn run(args: RunArgs) -> Exit {
     let plan = loaded.plan;
     let clock = match Clock::from_env() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage;
-        }
-    };
-    let scripts = match read_scripts(&plan) {
-        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
@@ -199,7 +178,6 @@ pub fn run(args: RunArgs) -> Exit {
             dry_run: plan.dry_run,
             identity: RunIdentity { pod },
             env_config,
-            scripts,
             retention_sweep: args.retention_sweep,
         };
         let (tx, rx) = tokio::sync::watch::channel(None);

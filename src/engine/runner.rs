@@ -17,7 +17,6 @@ use crate::vocab::ports::{
 };
 use crate::vocab::workload::ContainerRef;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -42,8 +41,6 @@ pub struct RunOptions {
     pub identity: RunIdentity,
     /// The original's `backup-ns.sh/env-config` annotation, for plans built from `BAK_*` variables.
     pub env_config: Option<String>,
-    /// Sources of the plan's rhai scripts, read by the CLI edge (the engine does no file I/O).
-    pub scripts: BTreeMap<PathBuf, String>,
     /// Let retention delete snapshots whose deletion needs a VolumeSnapshotContent patch.
     pub retention_sweep: bool,
 }
@@ -262,14 +259,7 @@ impl Engine {
                         }
                         Err(e) => problems.push(format!("hook {}: {e}", step.name)),
                     },
-                    StepAction::Rhai { script, target, .. } => {
-                        if !opts.scripts.contains_key(script) {
-                            problems.push(format!(
-                                "hook {}: the rhai script {} was not loaded",
-                                step.name,
-                                script.display()
-                            ));
-                        }
+                    StepAction::Rhai { target, .. } => {
                         if let Some((workload, container)) = target
                             && let Err(e) = self.resolver.resolve(ns, workload, container).await
                         {
@@ -421,7 +411,7 @@ impl Engine {
             }
         };
         let (target, outcome): (String, Result<HookReport, HookError>) = match &step.action {
-            StepAction::Container { hook, .. } => {
+            StepAction::Container { action, .. } => {
                 let Some(target) = resolved.get(&step.name) else {
                     let message = format!("hook {}: no resolved target", step.name);
                     run.record(&step.name, "", StepOutcome::Failed, started, &*message);
@@ -429,20 +419,25 @@ impl Engine {
                     return;
                 };
                 let outcome = if opts.dry_run {
-                    hooks::check(hook, self.exec.as_ref(), target, step.timeout).await
+                    hooks::check(&step.name, action, self.exec.as_ref(), target, step.timeout).await
                 } else {
-                    hooks::run_until(hook, self.exec.as_ref(), target, step.timeout, stop).await
+                    let exec = self.exec.as_ref();
+                    hooks::run_until(&step.name, action, exec, target, step.timeout, stop).await
                 };
                 (target.to_string(), outcome)
             }
-            StepAction::Rhai { script, args, .. } => {
+            StepAction::Rhai {
+                script,
+                source,
+                args,
+                ..
+            } => {
                 let path = script.display().to_string();
-                let source = opts.scripts.get(script).cloned().unwrap_or_default();
                 if opts.dry_run {
-                    let outcome = hooks::rhai::compile_source(&path, &source)
+                    let outcome = hooks::rhai::compile_source(&path, source)
                         .map(|_| HookReport {
                             name: step.name.clone(),
-                            kind: hooks::HookKind::Rhai,
+                            kind: crate::vocab::hook::HookKind::Rhai,
                             target: None,
                             duration: started.elapsed(),
                             checked_only: true,
@@ -463,10 +458,10 @@ impl Engine {
                         });
                     (path, outcome)
                 } else {
-                    let hook = hooks::rhai::RhaiHook {
+                    let hook = hooks::rhai::RhaiRun {
                         name: step.name.clone(),
                         path: path.clone(),
-                        source,
+                        source: source.clone(),
                         namespace: opts.namespace.clone(),
                         targets: plan.targets.clone(),
                         vars: steps::string_vars(&plan.vars),

@@ -1,9 +1,9 @@
-//! Pure step building: plan hooks → runnable hooks, snapshot names, labels and annotations.
+//! Pure step building: plan hooks → steps, snapshot names, labels and annotations.
 //!
 //! Nothing here does I/O; the runner feeds it what the ports returned.
 
 use crate::clock::Clock;
-use crate::hooks::{self, ExecCommand, Secret};
+use crate::hooks;
 use crate::labels::{self, PriorSnapshot};
 use crate::plan::{self, HookPosition, Plan};
 use crate::vocab::ports::ExistingSnapshot;
@@ -32,15 +32,17 @@ pub struct HookStep {
 /// What a hook step runs.
 #[derive(Debug, Clone)]
 pub enum StepAction {
-    /// A container hook (dump or command) in `workload`/`container`.
+    /// A container hook (dump or command) in `workload`/`container`, run as the plan gives it.
     Container {
         workload: WorkloadRef,
         container: String,
-        hook: Box<hooks::Hook>,
+        action: Box<plan::HookAction>,
     },
     /// A rhai script; it resolves its own exec targets.
     Rhai {
         script: PathBuf,
+        /// The script's text, read once when the plan was loaded.
+        source: String,
         args: BTreeMap<String, serde_json::Value>,
         /// The hook's default `workload`/`container`, when both are set: checked in preflight.
         target: Option<(WorkloadRef, String)>,
@@ -61,57 +63,6 @@ impl HookStep {
     }
 }
 
-fn secret(password: &str) -> Option<Secret> {
-    (!password.is_empty()).then(|| Secret::new(password))
-}
-
-fn compression(c: plan::Compression) -> hooks::Compression {
-    match c {
-        plan::Compression::Gzip => hooks::Compression::Gzip,
-        plan::Compression::Zstd => hooks::Compression::Zstd,
-        plan::Compression::None => hooks::Compression::None,
-    }
-}
-
-/// The runner's parameters for a `postgres` hook: what `run` executes and what the database commands
-/// (`backup-ns postgres ...`) connect with.
-pub fn postgres_dump(p: &plan::PostgresHook) -> hooks::PostgresDump {
-    hooks::PostgresDump {
-        host: p.dump.host.clone(),
-        port: p.dump.port,
-        user: p.dump.user.clone(),
-        password: secret(&p.dump.password),
-        database: p.dump.database.clone(),
-        dump_path: p.dump.dump_file.clone(),
-        format: match p.format {
-            plan::PgFormat::Plain => hooks::PgFormat::Plain,
-            plan::PgFormat::Custom => hooks::PgFormat::Custom,
-        },
-        clean: true,
-        extra_args: p.dump.extra_args.clone(),
-        compression: compression(p.dump.compression),
-        threshold_percent: p.dump.threshold,
-    }
-}
-
-/// The runner's parameters for a `mysql` hook, like [`postgres_dump`].
-pub fn mysql_dump(m: &plan::MysqlHook) -> hooks::MysqlDump {
-    hooks::MysqlDump {
-        host: m.dump.host.clone(),
-        port: m.dump.port,
-        user: m.dump.user.clone(),
-        password: secret(&m.dump.password),
-        database: m.dump.database.clone(),
-        dump_path: m.dump.dump_file.clone(),
-        flavor: hooks::MysqlFlavor::Auto,
-        single_transaction: m.single_transaction,
-        default_character_set: m.default_character_set.clone(),
-        extra_args: m.dump.extra_args.clone(),
-        compression: compression(m.dump.compression),
-        threshold_percent: m.dump.threshold,
-    }
-}
-
 /// The step name of a hook: its position and type (`pre[0]/postgres`), then its name when it has one
 /// (`pre[0]/postgres/app-db`), so unnamed hooks keep the names they always had.
 pub fn step_name(hook: &plan::Hook, position: HookPosition) -> String {
@@ -125,32 +76,15 @@ pub fn step_name(hook: &plan::Hook, position: HookPosition) -> String {
 /// Turns one plan hook into a step.
 pub fn hook_step(hook: &plan::Hook, position: HookPosition) -> HookStep {
     let name = step_name(hook, position);
-    let container_hook = |workload: &WorkloadRef, container: &str, action: hooks::HookAction| {
-        StepAction::Container {
-            workload: workload.clone(),
-            container: container.to_string(),
-            hook: Box::new(hooks::Hook {
-                name: name.clone(),
-                action,
-            }),
-        }
+    let container_hook = |workload: &WorkloadRef, container: &str| StepAction::Container {
+        workload: workload.clone(),
+        container: container.to_string(),
+        action: Box::new(hook.action.clone()),
     };
     let action = match &hook.action {
-        plan::HookAction::Postgres(p) => container_hook(
-            &p.dump.workload,
-            &p.dump.container,
-            hooks::HookAction::Postgres(postgres_dump(p)),
-        ),
-        plan::HookAction::Mysql(m) => container_hook(
-            &m.dump.workload,
-            &m.dump.container,
-            hooks::HookAction::Mysql(mysql_dump(m)),
-        ),
-        plan::HookAction::Exec(e) => container_hook(
-            &e.workload,
-            &e.container,
-            hooks::HookAction::Exec(ExecCommand::Argv(e.command.clone())),
-        ),
+        plan::HookAction::Postgres(p) => container_hook(&p.dump.workload, &p.dump.container),
+        plan::HookAction::Mysql(m) => container_hook(&m.dump.workload, &m.dump.container),
+        plan::HookAction::Exec(e) => container_hook(&e.workload, &e.container),
         plan::HookAction::Rhai(r) => {
             let mut args = r.args.clone();
             // The hook's default target is visible to the script like any other argument.
@@ -164,6 +98,7 @@ pub fn hook_step(hook: &plan::Hook, position: HookPosition) -> HookStep {
             }
             StepAction::Rhai {
                 script: r.script.clone(),
+                source: r.source.clone(),
                 args,
                 target: r.workload.clone().zip(r.container.clone()),
             }

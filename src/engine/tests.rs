@@ -341,7 +341,6 @@ fn opts(dry_run: bool) -> RunOptions {
             pod: Some("backup-job-abc".into()),
         },
         env_config: None,
-        scripts: BTreeMap::new(),
         retention_sweep: false,
     }
 }
@@ -646,6 +645,7 @@ async fn a_rhai_hooks_default_workload_is_resolved_in_preflight() {
         name: None,
         action: HookAction::Rhai(plan::RhaiHook {
             script: "flush.rhai".into(),
+            source: "log(\"hi\");".into(),
             workload: Some("deployment/missing".parse().unwrap()),
             container: Some("app".into()),
             args: BTreeMap::new(),
@@ -654,9 +654,7 @@ async fn a_rhai_hooks_default_workload_is_resolved_in_preflight() {
         on_error: OnError::Fail,
         when: None,
     });
-    let mut o = opts(false);
-    o.scripts.insert("flush.rhai".into(), "log(\"hi\");".into());
-    let report = h.engine.run(&plan, &o, no_cancel()).await;
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
     assert_eq!(report.exit(), Exit::Failure);
     assert_eq!(
         report.error.as_deref(),

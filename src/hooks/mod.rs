@@ -8,6 +8,7 @@
 //! - [`rhai`]: user hooks in a sandboxed script language with a small documented API; [`diagnostic`] points
 //!   at a script's line and column.
 //!
+//! The hooks themselves are the shared [`crate::vocab::hook`] types; the script generators are their methods.
 //! `onError` and post-hook `when` are the engine's decisions: it gets a [`HookReport`] or a [`HookError`].
 
 pub mod dbops;
@@ -26,9 +27,7 @@ pub mod secret;
 
 pub use error::HookError;
 pub use exec::ExecCommand;
-pub use mysql::{MysqlDump, MysqlFlavor};
-pub use postgres::{PgFormat, PostgresDump};
-pub use report::{HookKind, HookReport};
-pub use runner::{Hook, HookAction, check, run, run_until};
-pub use script::{Compression, DfUsage};
+pub use report::HookReport;
+pub use runner::{check, run, run_command_until, run_until};
+pub use script::DfUsage;
 pub use secret::Secret;

@@ -5,72 +5,17 @@
 //! every option value is attached with `=` and the database name follows `--`, so no value can become an option.
 
 use super::quote::{quote, quote_with_env};
-use super::script::{self, Compression, MARKER, RunFiles};
+use super::script::{self, MARKER, RunFiles};
 use super::secret::Secret;
+pub use crate::vocab::hook::MysqlHook;
 use std::fmt::Write as _;
 
-/// Which client tools to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MysqlFlavor {
-    /// `mariadb-dump` when present, else `mysqldump`.
-    #[default]
-    Auto,
-    Mysql,
-    Mariadb,
-}
-
-/// Everything the MySQL/MariaDB hook needs. `host`, `user`, `database` and `password` may contain `${VAR}`
-/// references to the container's env; `dump_path`, `default_character_set` and `extra_args` are always literal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MysqlDump {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: Option<Secret>,
-    pub database: String,
-    pub dump_path: String,
-    pub flavor: MysqlFlavor,
-    /// `--single-transaction` (a consistent InnoDB snapshot without locks); otherwise `--lock-tables`.
-    pub single_transaction: bool,
-    /// `--default-character-set`.
-    pub default_character_set: String,
-    pub extra_args: Vec<String>,
-    pub compression: Compression,
-    pub threshold_percent: u8,
-}
-
-impl Default for MysqlDump {
-    /// The original's defaults (root with the container's `MYSQL_ROOT_PASSWORD`), except the character set:
-    /// `utf8mb4`, because the original's `utf8` is MySQL's 3-byte alias and mangles 4-byte characters.
-    fn default() -> Self {
-        MysqlDump {
-            host: "127.0.0.1".into(),
-            port: 3306,
-            user: "root".into(),
-            password: Some(Secret::new("${MYSQL_ROOT_PASSWORD}")),
-            database: "${MYSQL_DATABASE}".into(),
-            dump_path: "/var/lib/mysql/dump.sql.gz".into(),
-            flavor: MysqlFlavor::Auto,
-            single_transaction: true,
-            default_character_set: "utf8mb4".into(),
-            extra_args: Vec::new(),
-            compression: Compression::Gzip,
-            threshold_percent: 90,
-        }
-    }
-}
-
-impl MysqlDump {
+impl MysqlHook {
     /// Tool detection (sets `$bns_client` and `$bns_dumper`), the check that referenced container env vars
     /// exist, then the password.
     pub(crate) fn preamble(&self) -> String {
         let mut s = String::new();
-        let pairs: &[(&str, &str)] = match self.flavor {
-            MysqlFlavor::Auto => &[("mariadb", "mariadb-dump"), ("mysql", "mysqldump")],
-            MysqlFlavor::Mariadb => &[("mariadb", "mariadb-dump")],
-            MysqlFlavor::Mysql => &[("mysql", "mysqldump")],
-        };
+        let pairs: &[(&str, &str)] = &[("mariadb", "mariadb-dump"), ("mysql", "mysqldump")];
         s.push_str("bns_client=\nbns_dumper=\n");
         for (client, dumper) in pairs {
             let _ = writeln!(
@@ -84,13 +29,15 @@ impl MysqlDump {
             "if [ -z \"$bns_dumper\" ]; then echo '{MARKER}missing_tool={}'; exit 1; fi",
             wanted.join(" or ")
         );
+        let d = &self.dump;
+        let password = d.secret();
         s.push_str(&script::env_guard(
-            [&self.host, &self.user, &self.database]
+            [&d.host, &d.user, &d.database]
                 .into_iter()
                 .map(String::as_str)
-                .chain(self.password.iter().map(Secret::expose)),
+                .chain(password.iter().map(Secret::expose)),
         ));
-        if let Some(password) = &self.password {
+        if let Some(password) = &password {
             s.push_str(&password.export_line("MYSQL_PWD"));
         }
         s
@@ -99,9 +46,9 @@ impl MysqlDump {
     /// `--host=… --port=… --user=…` as quoted words.
     pub(crate) fn connection_args(&self) -> String {
         [
-            format!("--host={}", self.host),
-            format!("--port={}", self.port),
-            format!("--user={}", self.user),
+            format!("--host={}", self.dump.host),
+            format!("--port={}", self.dump.port),
+            format!("--user={}", self.dump.user),
         ]
         .iter()
         .map(|a| quote_with_env(a))
@@ -117,21 +64,21 @@ impl MysqlDump {
             ..files.clone()
         }));
         s.push_str(&self.preamble());
-        s.push_str(&self.compression.select());
+        s.push_str(&self.dump.compression.select());
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         let _ = writeln!(
             s,
             "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {} </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",
             self.connection_args(),
-            quote_with_env(&self.database)
+            quote_with_env(&self.dump.database)
         );
         s.push_str(&format!(
             "if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
              echo '{MARKER}connected=yes'\n\
              echo \"{MARKER}tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\"\n"
         ));
-        s.push_str(&script::previous_dump_report(&self.dump_path));
-        let (dir, _) = script::split_path(&self.dump_path);
+        s.push_str(&script::previous_dump_report(&self.dump.dump_file));
+        let (dir, _) = script::split_path(&self.dump.dump_file);
         s.push_str(&format!(
             "if [ ! -d {dir} ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n",
             dir = quote(dir)
@@ -159,15 +106,15 @@ impl MysqlDump {
             "--default-character-set={}",
             self.default_character_set
         )));
-        for arg in &self.extra_args {
+        for arg in &self.dump.extra_args {
             command.push(' ');
             command.push_str(&quote(arg));
         }
         command.push_str(" -- ");
-        command.push_str(&quote_with_env(&self.database));
+        command.push_str(&quote_with_env(&self.dump.database));
         s.push_str(&script::dump_body(
-            &self.dump_path,
-            self.compression,
+            &self.dump.dump_file,
+            self.dump.compression,
             &command,
             "\"$bns_dumper\" --version",
         ));
@@ -179,9 +126,13 @@ impl MysqlDump {
 mod tests {
     use super::*;
 
+    fn example() -> MysqlHook {
+        MysqlHook::new("statefulset/db".parse().expect("a workload"))
+    }
+
     #[test]
     fn defaults_use_single_transaction_and_the_character_set() {
-        let script = MysqlDump::default().dump_script(&RunFiles::for_dump("/d/x.gz", "t"));
+        let script = example().dump_script(&RunFiles::for_dump("/d/x.gz", "t"));
         assert!(script.contains("--single-transaction --quick"));
         assert!(script.contains("'--default-character-set=utf8mb4'"));
         assert!(script.contains("-- \"${MYSQL_DATABASE}\""));
@@ -190,11 +141,9 @@ mod tests {
 
     #[test]
     fn database_name_follows_double_dash_quoted() {
-        let hook = MysqlDump {
-            database: "-e'x".into(),
-            single_transaction: false,
-            ..MysqlDump::default()
-        };
+        let mut hook = example();
+        hook.dump.database = "-e'x".into();
+        hook.single_transaction = false;
         let script = hook.dump_script(&RunFiles::for_dump("/d/x.gz", "t"));
         assert!(script.contains(r"-- '-e'\''x'"));
         assert!(script.contains("--lock-tables"));

@@ -1,31 +1,11 @@
 //! `HookReport`: what a finished hook tells the engine, the run summary and the `backup-ns.sh/hooks` annotation.
 
 use super::script::DfUsage;
+pub use crate::vocab::hook::HookKind;
 use std::time::Duration;
 
 /// Kept from the end of stdout and stderr for reports and errors (after redaction).
 pub const TAIL_LIMIT: usize = 4096;
-
-/// The kind of a hook, as written in plans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HookKind {
-    Postgres,
-    Mysql,
-    Exec,
-    Rhai,
-}
-
-impl HookKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::Postgres => "postgres",
-            HookKind::Mysql => "mysql",
-            HookKind::Exec => "exec",
-            HookKind::Rhai => "rhai",
-        }
-    }
-}
 
 /// The outcome of a hook that succeeded (a failure is a [`super::HookError`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

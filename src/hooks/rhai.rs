@@ -62,9 +62,9 @@ impl Default for RhaiLimits {
     }
 }
 
-/// A rhai hook as the engine hands it over.
+/// One run of a rhai hook's script, as the engine hands it over: the script with what it may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RhaiHook {
+pub struct RhaiRun {
     pub name: String,
     /// Shown in diagnostics (usually the script's path).
     pub path: String,
@@ -392,14 +392,14 @@ fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
 }
 
 /// Runs a rhai hook to completion (or failure) within `hook.timeout`.
-pub async fn run(hook: &RhaiHook, ctx: &RhaiContext) -> Result<HookReport, HookError> {
+pub async fn run(hook: &RhaiRun, ctx: &RhaiContext) -> Result<HookReport, HookError> {
     run_until(hook, ctx, std::future::pending::<()>()).await
 }
 
 /// Like [`run`], but stops the script when `cancel` completes (SIGTERM/SIGINT in the engine): the running `exec`
 /// (if any) is killed in its container and [`HookError::Cancelled`] is returned.
 pub async fn run_until(
-    hook: &RhaiHook,
+    hook: &RhaiRun,
     ctx: &RhaiContext,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<HookReport, HookError> {
@@ -506,7 +506,7 @@ fn last_line(log: &str) -> String {
 
 /// Maps a rhai error to a [`HookError`]: the innermost error's message and position (so an error inside a script
 /// function points into that function), with the limits named in plain words.
-fn script_error(hook: &RhaiHook, mut err: EvalAltResult) -> HookError {
+fn script_error(hook: &RhaiRun, mut err: EvalAltResult) -> HookError {
     while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = err {
         err = *inner;
     }

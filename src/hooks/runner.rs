@@ -5,71 +5,90 @@
 use super::error::HookError;
 use super::exec::ExecCommand;
 use super::kill::kill;
-use super::mysql::MysqlDump;
-use super::postgres::PostgresDump;
-use super::report::{HookKind, HookReport, TAIL_LIMIT, tail};
+use super::report::{HookReport, TAIL_LIMIT, tail};
 use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
 use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
+use crate::vocab::hook::{HookAction, HookKind};
 use crate::vocab::workload::ContainerRef;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// A hook that runs in one container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    pub name: String,
-    pub action: HookAction,
+/// What the runner executes in one container: a hook's action, or a bare command.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    Hook(&'a HookAction),
+    Command(&'a ExecCommand),
 }
 
-/// What a container hook does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HookAction {
-    Postgres(PostgresDump),
-    Mysql(MysqlDump),
-    Exec(ExecCommand),
-}
-
-impl Hook {
-    pub fn kind(&self) -> HookKind {
-        match self.action {
-            HookAction::Postgres(_) => HookKind::Postgres,
-            HookAction::Mysql(_) => HookKind::Mysql,
-            HookAction::Exec(_) => HookKind::Exec,
+impl Work<'_> {
+    fn kind(self) -> HookKind {
+        match self {
+            Work::Hook(action) => action.kind(),
+            Work::Command(_) => HookKind::Exec,
         }
     }
 
-    fn secrets(&self) -> Vec<&Secret> {
-        match &self.action {
-            HookAction::Postgres(p) => p.password.iter().collect(),
-            HookAction::Mysql(m) => m.password.iter().collect(),
-            HookAction::Exec(_) => Vec::new(),
+    fn secrets(self) -> Vec<Secret> {
+        match self {
+            Work::Hook(HookAction::Postgres(p)) => p.dump.secret().into_iter().collect(),
+            Work::Hook(HookAction::Mysql(m)) => m.dump.secret().into_iter().collect(),
+            Work::Hook(_) | Work::Command(_) => Vec::new(),
         }
     }
 }
 
-/// Runs `hook` in `target`: for dumps, the check (tools, `SELECT 1`, free space vs threshold) and then the dump.
-/// The whole hook must finish within `timeout`.
+/// Runs the container hook `action` in `target` as `name` (the step name in logs and reports): for dumps, the
+/// check (tools, `SELECT 1`, free space vs threshold) and then the dump. The whole hook must finish within
+/// `timeout`. Rhai hooks do not run in one container; they are refused here (the sandbox runs them).
 pub async fn run(
-    hook: &Hook,
+    name: &str,
+    action: &HookAction,
     exec: &dyn ContainerExec,
     target: &ContainerRef,
     timeout: Duration,
 ) -> Result<HookReport, HookError> {
-    run_until(hook, exec, target, timeout, std::future::pending::<()>()).await
+    run_until(
+        name,
+        action,
+        exec,
+        target,
+        timeout,
+        std::future::pending::<()>(),
+    )
+    .await
 }
 
 /// Like [`run`], but stops when `cancel` completes (SIGTERM/SIGINT in the engine): the remote process is killed,
 /// the partial dump removed, and [`HookError::Cancelled`] returned.
-#[tracing::instrument(skip_all, fields(hook = %hook.name, kind = hook.kind().as_str(), target = %target))]
+#[tracing::instrument(skip_all, fields(hook = %name, kind = action.kind().as_str(), target = %target))]
 pub async fn run_until(
-    hook: &Hook,
+    name: &str,
+    action: &HookAction,
     exec: &dyn ContainerExec,
     target: &ContainerRef,
     timeout: Duration,
     cancel: impl Future<Output = ()>,
 ) -> Result<HookReport, HookError> {
-    let outcome = Runner::new(hook, exec, target, timeout, false)
+    let outcome = Runner::new(name, Work::Hook(action), exec, target, timeout, false)
+        .go(cancel)
+        .await;
+    trace_outcome(&outcome);
+    outcome
+}
+
+/// Runs a bare command (argv, or a shell script) in `target` the way an `exec` hook runs, with the same pid
+/// file, timeout, kill and redaction.
+#[tracing::instrument(skip_all, fields(hook = %name, kind = "exec", target = %target))]
+pub async fn run_command_until(
+    name: &str,
+    command: &ExecCommand,
+    exec: &dyn ContainerExec,
+    target: &ContainerRef,
+    timeout: Duration,
+    cancel: impl Future<Output = ()>,
+) -> Result<HookReport, HookError> {
+    let outcome = Runner::new(name, Work::Command(command), exec, target, timeout, false)
         .go(cancel)
         .await;
     trace_outcome(&outcome);
@@ -96,14 +115,15 @@ fn trace_outcome(outcome: &Result<HookReport, HookError>) {
 
 /// Only the read-only checks of `hook` (for `--dry-run`): tools, `SELECT 1`, previous dump and free space.
 /// Exec hooks have no check and return an empty report.
-#[tracing::instrument(skip_all, fields(hook = %hook.name, kind = hook.kind().as_str(), target = %target, dry_run = true))]
+#[tracing::instrument(skip_all, fields(hook = %name, kind = action.kind().as_str(), target = %target, dry_run = true))]
 pub async fn check(
-    hook: &Hook,
+    name: &str,
+    action: &HookAction,
     exec: &dyn ContainerExec,
     target: &ContainerRef,
     timeout: Duration,
 ) -> Result<HookReport, HookError> {
-    let outcome = Runner::new(hook, exec, target, timeout, true)
+    let outcome = Runner::new(name, Work::Hook(action), exec, target, timeout, true)
         .go(std::future::pending::<()>())
         .await;
     trace_outcome(&outcome);
@@ -111,7 +131,8 @@ pub async fn check(
 }
 
 struct Runner<'a> {
-    hook: &'a Hook,
+    name: &'a str,
+    work: Work<'a>,
     exec: &'a dyn ContainerExec,
     target: &'a ContainerRef,
     timeout: Duration,
@@ -130,14 +151,16 @@ struct DumpPlan {
 
 impl<'a> Runner<'a> {
     fn new(
-        hook: &'a Hook,
+        name: &'a str,
+        work: Work<'a>,
         exec: &'a dyn ContainerExec,
         target: &'a ContainerRef,
         timeout: Duration,
         check_only: bool,
     ) -> Self {
         Runner {
-            hook,
+            name,
+            work,
             exec,
             target,
             timeout,
@@ -149,62 +172,73 @@ impl<'a> Runner<'a> {
 
     async fn go(self, cancel: impl Future<Output = ()>) -> Result<HookReport, HookError> {
         let mut cancel = std::pin::pin!(cancel);
-        match &self.hook.action {
-            HookAction::Postgres(p) => {
-                let files = self.dump_files(&p.dump_path, p.threshold_percent)?;
+        match self.work {
+            Work::Hook(HookAction::Postgres(p)) => {
+                let files = self.dump_files(&p.dump.dump_file, p.dump.threshold)?;
                 let plan = DumpPlan {
-                    dump_path: p.dump_path.clone(),
-                    threshold_percent: p.threshold_percent,
+                    dump_path: p.dump.dump_file.clone(),
+                    threshold_percent: p.dump.threshold,
                     check: p.check_script(&files),
                     dump: p.dump_script(&files),
                 };
                 self.dump_flow(plan, &files, &mut cancel).await
             }
-            HookAction::Mysql(m) => {
-                let files = self.dump_files(&m.dump_path, m.threshold_percent)?;
+            Work::Hook(HookAction::Mysql(m)) => {
+                let files = self.dump_files(&m.dump.dump_file, m.dump.threshold)?;
                 let plan = DumpPlan {
-                    dump_path: m.dump_path.clone(),
-                    threshold_percent: m.threshold_percent,
+                    dump_path: m.dump.dump_file.clone(),
+                    threshold_percent: m.dump.threshold,
                     check: m.check_script(&files),
                     dump: m.dump_script(&files),
                 };
                 self.dump_flow(plan, &files, &mut cancel).await
             }
-            HookAction::Exec(command) => {
-                if let ExecCommand::Argv(argv) = command
-                    && argv.is_empty()
-                {
-                    return Err(self.invalid("the command is empty"));
-                }
-                let mut report = self.report();
-                if self.check_only {
-                    return Ok(report);
-                }
-                let files = RunFiles::for_command(&self.token);
-                let result = self
-                    .script(command.script(&files), &files, &mut cancel)
-                    .await?;
-                let (stdout, stderr) = self.redacted(&result);
-                if !result.success() {
-                    return Err(HookError::CommandFailed {
-                        hook: self.hook.name.clone(),
-                        target: self.target.to_string(),
-                        exit_code: result.exit_code,
-                        stderr_tail: tail(&stderr, TAIL_LIMIT),
-                    });
-                }
-                report.exit_code = Some(result.exit_code);
-                report.stdout_tail = tail(&stdout, TAIL_LIMIT);
-                report.stderr_tail = tail(&stderr, TAIL_LIMIT);
-                report.duration = self.start.elapsed();
-                Ok(report)
+            Work::Hook(HookAction::Rhai(_)) => {
+                Err(self.invalid("a rhai hook runs in the rhai sandbox, not in one container"))
             }
+            Work::Hook(HookAction::Exec(e)) => {
+                self.command(&ExecCommand::Argv(e.command.clone()), &mut cancel)
+                    .await
+            }
+            Work::Command(command) => self.command(command, &mut cancel).await,
         }
+    }
+
+    async fn command(
+        &self,
+        command: &ExecCommand,
+        cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<HookReport, HookError> {
+        if let ExecCommand::Argv(argv) = command
+            && argv.is_empty()
+        {
+            return Err(self.invalid("the command is empty"));
+        }
+        let mut report = self.report();
+        if self.check_only {
+            return Ok(report);
+        }
+        let files = RunFiles::for_command(&self.token);
+        let result = self.script(command.script(&files), &files, cancel).await?;
+        let (stdout, stderr) = self.redacted(&result);
+        if !result.success() {
+            return Err(HookError::CommandFailed {
+                hook: self.name.to_string(),
+                target: self.target.to_string(),
+                exit_code: result.exit_code,
+                stderr_tail: tail(&stderr, TAIL_LIMIT),
+            });
+        }
+        report.exit_code = Some(result.exit_code);
+        report.stdout_tail = tail(&stdout, TAIL_LIMIT);
+        report.stderr_tail = tail(&stderr, TAIL_LIMIT);
+        report.duration = self.start.elapsed();
+        Ok(report)
     }
 
     fn invalid(&self, message: &str) -> HookError {
         HookError::InvalidParams {
-            hook: self.hook.name.clone(),
+            hook: self.name.to_string(),
             message: message.to_string(),
         }
     }
@@ -226,8 +260,8 @@ impl<'a> Runner<'a> {
 
     fn report(&self) -> HookReport {
         HookReport {
-            name: self.hook.name.clone(),
-            kind: self.hook.kind(),
+            name: self.name.to_string(),
+            kind: self.work.kind(),
             target: Some(self.target.to_string()),
             duration: self.start.elapsed(),
             checked_only: self.check_only,
@@ -259,13 +293,13 @@ impl<'a> Runner<'a> {
         if !checked.success() {
             if let Some(tool) = out.get("missing_tool") {
                 return Err(HookError::ToolMissing {
-                    hook: self.hook.name.clone(),
+                    hook: self.name.to_string(),
                     target: self.target.to_string(),
                     tool: tool.to_string(),
                 });
             }
             return Err(HookError::CheckFailed {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 reason: out.get("error").map_or_else(
                     || format!("exit status {}", checked.exit_code),
@@ -282,7 +316,7 @@ impl<'a> Runner<'a> {
         report.disk = Some(disk);
         if disk.used_percent > plan.threshold_percent {
             return Err(HookError::SpaceThreshold {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 dir: script::split_path(&plan.dump_path).0.to_string(),
                 used_percent: disk.used_percent,
@@ -302,7 +336,7 @@ impl<'a> Runner<'a> {
         let out = ScriptOutput::parse(&stdout);
         if !dumped.success() {
             return Err(HookError::DumpFailed {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 reason: out.get("error").map_or_else(
                     || format!("exit status {}", dumped.exit_code),
@@ -341,7 +375,7 @@ impl<'a> Runner<'a> {
 
     fn output_error(&self, message: &str) -> HookError {
         HookError::Output {
-            hook: self.hook.name.clone(),
+            hook: self.name.to_string(),
             target: self.target.to_string(),
             message: message.to_string(),
         }
@@ -351,7 +385,7 @@ impl<'a> Runner<'a> {
     fn redacted(&self, result: &ExecResult) -> (String, String) {
         let mut stdout = String::from_utf8_lossy(&result.stdout).into_owned();
         let mut stderr = String::from_utf8_lossy(&result.stderr).into_owned();
-        for secret in self.hook.secrets() {
+        for secret in self.work.secrets() {
             stdout = secret.redact(&stdout);
             stderr = secret.redact(&stderr);
         }
@@ -368,7 +402,7 @@ impl<'a> Runner<'a> {
         let remaining = self.timeout.saturating_sub(self.start.elapsed());
         if remaining.is_zero() {
             return Err(HookError::Timeout {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 after: self.timeout,
                 cleanup: "nothing was running".into(),
@@ -387,7 +421,7 @@ impl<'a> Runner<'a> {
         match outcome {
             Some(Ok(result)) => Ok(result),
             Some(Err(ExecError::Timeout { .. })) => Err(HookError::Timeout {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 after: self.timeout,
                 cleanup: kill(self.exec, self.target, files).await,
@@ -396,12 +430,12 @@ impl<'a> Runner<'a> {
                 // The stream broke, but the process may live on: stop it so no partial dump stays behind.
                 let _ = kill(self.exec, self.target, files).await;
                 Err(HookError::Exec {
-                    hook: self.hook.name.clone(),
+                    hook: self.name.to_string(),
                     source: Box::new(source),
                 })
             }
             None => Err(HookError::Cancelled {
-                hook: self.hook.name.clone(),
+                hook: self.name.to_string(),
                 target: self.target.to_string(),
                 cleanup: kill(self.exec, self.target, files).await,
             }),

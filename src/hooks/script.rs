@@ -11,19 +11,9 @@ use std::fmt::Write as _;
 /// Prefix of every machine-readable line a generated script prints.
 pub const MARKER: &str = "backup-ns: ";
 
-/// How a dump stream is compressed on its way into the dump file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// `gzip -c`, the original's format (`dump.sql.gz`).
-    #[default]
-    Gzip,
-    /// `zstd -q -c`: faster and smaller; falls back to gzip (with a warning) when the container has no `zstd`.
-    Zstd,
-    /// Written as the tool produced it (for `pg_dump --format=custom`, which compresses itself).
-    None,
-}
+pub use crate::vocab::hook::Compression;
 
+/// The shell side of each compression.
 impl Compression {
     /// Shell lines that define `bns_compress` / `bns_decompress` and set `$bns_compression` to what is really
     /// used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning

@@ -3,6 +3,7 @@
 //! an error, a `Debug` print or argv.
 
 use super::quote::{is_env_ref, quote_with_env};
+use crate::vocab::hook::DbDump;
 use std::fmt;
 
 /// A secret value. `Debug` and `Display` print `***`; only [`Secret::expose`] gives the value.
@@ -38,6 +39,13 @@ impl Secret {
         } else {
             text.replace(&self.0, "***")
         }
+    }
+}
+
+impl DbDump {
+    /// The dump's password as a [`Secret`]; `None` when it is empty (the container's own auth applies).
+    pub fn secret(&self) -> Option<Secret> {
+        (!self.password.is_empty()).then(|| Secret::new(self.password.clone()))
     }
 }
 

@@ -404,6 +404,79 @@ impl From<Vec<Diag>> for Diagnostics {
     }
 }
 
+/// Collects the diagnostics of one source while raw values are read and then validated: every check pushes here
+/// and goes on, so one pass reports every problem.
+pub struct Collector {
+    pub src: Arc<SourceFile>,
+    pub diags: Vec<Diag>,
+}
+
+impl Collector {
+    pub fn new(src: &Arc<SourceFile>) -> Collector {
+        Collector {
+            src: Arc::clone(src),
+            diags: Vec::new(),
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diags.iter().any(Diag::is_error)
+    }
+
+    /// An error at `span`; an empty `help` adds none.
+    pub fn err(
+        &mut self,
+        code: Code,
+        span: Range<usize>,
+        message: String,
+        label: &str,
+        help: &str,
+    ) {
+        let d = Diag::error(code, message).at(&self.src, span, label);
+        self.diags
+            .push(if help.is_empty() { d } else { d.help(help) });
+    }
+
+    pub fn warn(
+        &mut self,
+        code: Code,
+        span: Range<usize>,
+        message: String,
+        label: &str,
+        help: &str,
+    ) {
+        let d = Diag::warning(code, message)
+            .at(&self.src, span, label)
+            .help(help);
+        self.diags.push(d);
+    }
+
+    /// "`what` must be EXPECTED, found TYPE"; without `help`, a pointer to the plan reference.
+    pub fn wrong_type(
+        &mut self,
+        span: Range<usize>,
+        found: &str,
+        expected: &str,
+        what: &str,
+        help: &str,
+    ) {
+        let help = if help.is_empty() {
+            format!(
+                "`{what}` takes {expected}; see the plan reference in the README or `backup-ns schema`"
+            )
+        } else {
+            help.to_string()
+        };
+        self.err(
+            Code::WrongType,
+            span,
+            format!("`{what}` must be {expected}, found {found}"),
+            &format!("expected {expected}"),
+            &help,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,17 @@
 //! Compatibility with the original's `BAK_*` environment variables.
 //!
 //! An existing `backup-env` ConfigMap keeps working with no plan file: the variables (with the original's
-//! defaults) are mapped onto a plan document, which then goes through the same converter as a plan file.
+//! defaults) are mapped onto a plan document, which then goes through the same validation as a plan file.
 //! Bad values point at the variable's line in a listing of the `BAK_*` environment.
 
-use super::convert::{self, MYSQL, POSTGRES};
 use super::diag::{Code, Diag, SourceFile};
-use super::model::{Plan, duration_str};
+use super::model::Plan;
 use super::node::{Format, parse};
 use super::profiles::Profiles;
 use super::rules;
+use super::validate;
+use crate::vocab::duration;
+use crate::vocab::hook::{MYSQL, POSTGRES};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,11 +111,11 @@ pub fn plan_from_document(
     let Some(root) = parse(&source, Format::Yaml, &mut diags) else {
         return (None, diags);
     };
-    let ctx = convert::Context {
+    let ctx = validate::Context {
         base_dir: None,
         profiles,
     };
-    let (plan, mut more) = convert::convert_plan(&root, &source, &ctx);
+    let (plan, mut more) = validate::validate_plan(&root, &source, &ctx);
     diags.append(&mut more);
     (plan, diags)
 }
@@ -322,7 +324,7 @@ impl<'e> Reader<'e> {
         }
         let secs = self.int("BAK_FLOCK_TIMEOUT_SEC", 3600);
         let timeout = if secs > 0 {
-            duration_str::format(Duration::from_secs(secs.unsigned_abs()))
+            duration::format(Duration::from_secs(secs.unsigned_abs()))
         } else {
             // Let the converter report the zero/negative duration at the generated line.
             format!("{secs}s")

@@ -1,19 +1,21 @@
 //! The plan language: model, loading (YAML/TOML), validation with diagnostics, BAK_* compatibility, schema.
 //!
-//! Pipeline: file text → [`node`] (one spanned tree for both formats) → [`convert`] (defaults, every check,
-//! all diagnostics collected) → [`model::Plan`] (what the engine consumes). [`crate::settings`] layers the
+//! Pipeline: file text → [`node`] (one spanned tree for both formats) → [`raw`] (the file format as written,
+//! spans on every value) → [`validate`] (defaults, every check, all diagnostics collected, section by section)
+//! → [`model::Plan`] (what the engine consumes). [`crate::settings`] layers the
 //! environment and flags on top and exposes [`crate::settings::load_effective`] for `run`. [`hook_selector`] picks
 //! the hook a database command (`--hook NAME`) works with.
 
-pub mod convert;
 pub mod diag;
 pub mod env;
 pub mod hook_selector;
 pub mod model;
 pub mod node;
 pub mod profiles;
+pub mod raw;
 pub mod rules;
 pub mod schema;
+pub mod validate;
 
 pub use diag::{Code, Diag, Diagnostics, Severity, SourceFile};
 pub use hook_selector::{HookSelector, SelectError, SelectedHook, select_hook};
@@ -54,8 +56,8 @@ pub fn load_source(
     let Some(root) = node::parse(source, format, &mut diags) else {
         return (None, diags);
     };
-    let ctx = convert::Context { base_dir, profiles };
-    let (plan, mut more) = convert::convert_plan(&root, source, &ctx);
+    let ctx = validate::Context { base_dir, profiles };
+    let (plan, mut more) = validate::validate_plan(&root, source, &ctx);
     diags.append(&mut more);
     let plan = if diags.iter().any(Diag::is_error) {
         None

@@ -1,139 +1,55 @@
 //! The validated plan: what the engine consumes. No spans, every default applied, every check passed.
 //!
-//! The serde/schemars attributes describe the plan *file* format, so the same types generate the JSON Schema
-//! (`backup-ns schema`), print plans (`plan from-env`) and serialise the redacted annotation.
+//! The file format belongs to [`super::raw`]; these types only print the way a plan file is written (plain
+//! `Serialize`), for `plan show`/`plan from-env`, the redacted annotation and the settings layering, and a
+//! printed plan loads back to the same plan. Hooks are the shared [`crate::vocab::hook`] types.
 
+pub use crate::vocab::hook::{
+    Compression, DEFAULT_THRESHOLD, DbDump, ExecHook, Hook, HookAction, HookKind, MysqlHook,
+    OnError, PgFormat, PostgresHook, RhaiHook, When,
+};
 use crate::vocab::retention::RetentionPolicy;
-use crate::vocab::workload::WorkloadRef;
-use schemars::JsonSchema;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default snapshot name: the original's `{{ .pvcName }}-{{ .timestamp }}-{{ .rand }}`.
 pub const DEFAULT_NAME_TEMPLATE: &str = "{pvc}-{timestamp}-{rand}";
 /// The hostPath-mounted directory for the lock slot files (as in the original).
 pub const DEFAULT_LOCK_DIR: &str = "/mnt/host-backup-locks";
-/// Default disk-usage threshold in percent before a dump is attempted.
-pub const DEFAULT_THRESHOLD: u8 = 90;
 
 /// A backup plan: which PVCs of which namespace to snapshot, what to run before and after, how long to keep.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schemars(title = "backup-ns plan")]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Plan name (DNS-1123 label). Written into the `backup-ns.sh/plan` label.
     pub name: String,
     /// Namespace to back up. When absent: `--namespace`, then the in-cluster service-account namespace, then
     /// the kubeconfig context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// PVC names to snapshot (at least one, no duplicates).
     pub targets: Vec<String>,
-    #[serde(default)]
     pub hooks: Hooks,
-    #[serde(default)]
     pub snapshot: Snapshot,
     /// A named profile (`standard`, `adhoc` or one from the profiles file) or an inline policy.
-    #[serde(default)]
     pub retention: Retention,
-    #[serde(default)]
     pub lock: Lock,
     /// Run every check and print what would be created, but write nothing.
-    #[serde(default)]
     pub dry_run: bool,
     /// Variables handed to rhai hooks as `vars`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 /// Hooks run in order before (`pre`) and after (`post`) the snapshots.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Hooks {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pre: Vec<Hook>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub post: Vec<Hook>,
-}
-
-/// One hook. `type` picks the action; `name`, `timeout`, `onError` and (post-hooks only) `when` apply to all.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Hook {
-    /// Optional name (DNS-1123 label, unique within the plan): the database commands pick the hook with
-    /// `--hook NAME`, and the run summary shows it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<HookNameString>")]
-    pub name: Option<String>,
-    #[serde(flatten)]
-    pub action: HookAction,
-    /// How long the hook may run (e.g. `30m`).
-    #[serde(with = "duration_str")]
-    #[schemars(with = "DurationString")]
-    pub timeout: Duration,
-    /// `fail` stops the backup; `continue` logs and goes on.
-    #[serde(default)]
-    pub on_error: OnError,
-    /// Post-hooks only: run after a successful backup (`success`) or always.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub when: Option<When>,
-}
-
-impl Hook {
-    /// The default timeout for each hook type: dumps can take long, scripts and commands should not.
-    pub fn default_timeout(kind: HookKind) -> Duration {
-        match kind {
-            HookKind::Postgres | HookKind::Mysql => Duration::from_secs(3600),
-            HookKind::Rhai | HookKind::Exec => Duration::from_secs(600),
-        }
-    }
-
-    /// `when` as it applies: post-hooks default to `success`.
-    pub fn when(&self) -> When {
-        self.when.unwrap_or_default()
-    }
-}
-
-/// The hook types, for messages and defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookKind {
-    Postgres,
-    Mysql,
-    Rhai,
-    Exec,
-}
-
-impl HookKind {
-    pub const ALL: [&'static str; 4] = ["postgres", "mysql", "rhai", "exec"];
-
-    /// The `type` as written in plans.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::Postgres => "postgres",
-            HookKind::Mysql => "mysql",
-            HookKind::Rhai => "rhai",
-            HookKind::Exec => "exec",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<HookKind> {
-        match s {
-            "postgres" => Some(HookKind::Postgres),
-            "mysql" => Some(HookKind::Mysql),
-            "rhai" => Some(HookKind::Rhai),
-            "exec" => Some(HookKind::Exec),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for HookKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+pub struct Hooks {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Hook>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<Hook>,
 }
 
 /// Which hook list a hook is in: `hooks.pre` (before the snapshots) or `hooks.post` (after them).
@@ -189,161 +105,23 @@ impl std::str::FromStr for HookPosition {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum HookAction {
-    /// Dump PostgreSQL with `pg_dump` inside the database container.
-    Postgres(PostgresHook),
-    /// Dump MySQL or MariaDB with `mysqldump` inside the database container.
-    Mysql(MysqlHook),
-    /// Run a rhai script (sandboxed) that may exec into containers.
-    Rhai(RhaiHook),
-    /// Run a plain command in a container.
-    Exec(ExecHook),
-}
-
-impl HookAction {
-    pub fn kind(&self) -> HookKind {
-        match self {
-            HookAction::Postgres(_) => HookKind::Postgres,
-            HookAction::Mysql(_) => HookKind::Mysql,
-            HookAction::Rhai(_) => HookKind::Rhai,
-            HookAction::Exec(_) => HookKind::Exec,
-        }
-    }
-}
-
-/// Options shared by the database dump hooks.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DbDump {
-    /// Workload to exec into: `deployment/NAME`, `statefulset/NAME` or `pod/NAME`.
-    #[serde(serialize_with = "display")]
-    #[schemars(with = "WorkloadString")]
-    pub workload: WorkloadRef,
-    /// Container in that workload's pod.
-    pub container: String,
-    /// Absolute path of the gzip'd dump inside the container; it should live on a snapshotted PVC.
-    pub dump_file: String,
-    pub host: String,
-    pub port: u16,
-    /// Evaluated inside the container, so `${POSTGRES_USER}` reads the container's own env.
-    pub user: String,
-    /// Prefer an env reference such as `${POSTGRES_PASSWORD}`; literals draw a warning.
-    pub password: String,
-    pub database: String,
-    /// Fail before dumping when the dump directory's disk is fuller than this (percent, 1..=100).
-    pub threshold: u8,
-    pub compression: Compression,
-    /// Extra arguments appended to the dump command (each quoted safely).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_args: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PostgresHook {
-    #[serde(flatten)]
-    pub dump: DbDump,
-    /// `plain` SQL (like the original) or pg_dump's `custom` archive format.
-    pub format: PgFormat,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MysqlHook {
-    #[serde(flatten)]
-    pub dump: DbDump,
-    /// `--default-character-set` for mysqldump.
-    pub default_character_set: String,
-    /// Use `--single-transaction` (consistent InnoDB dumps without table locks) instead of `--lock-tables`.
-    pub single_transaction: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RhaiHook {
-    /// Script path, resolved relative to the plan file's dir, then its `hooks/`, then `..`, then `../hooks/`.
-    #[schemars(with = "String")]
-    pub script: PathBuf,
-    /// Default workload for the script's `exec` calls.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "display_opt"
-    )]
-    #[schemars(with = "Option<WorkloadString>")]
-    pub workload: Option<WorkloadRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// Inline arguments, visible to the script as `args`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
-    pub args: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecHook {
-    #[serde(serialize_with = "display")]
-    #[schemars(with = "WorkloadString")]
-    pub workload: WorkloadRef,
-    pub container: String,
-    /// Program and arguments (not run through a shell unless you write `["sh", "-c", "..."]`).
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OnError {
-    #[default]
-    Fail,
-    Continue,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum When {
-    #[default]
-    Success,
-    Always,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PgFormat {
-    #[default]
-    Plain,
-    Custom,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    Zstd,
-    None,
-}
-
 /// How the VolumeSnapshots are made and named.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     /// VolumeSnapshotClass; absent = the cluster's default class.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// Placeholders: `{pvc}`, `{timestamp}` (`2006-01-02-150405`, local time), `{rand}` (6 letters), `{plan}`.
     pub name_template: String,
     pub wait_until_ready: bool,
-    #[serde(with = "duration_str")]
-    #[schemars(with = "DurationString")]
+    #[serde(with = "crate::vocab::duration")]
     pub ready_timeout: Duration,
     /// Extra labels on every VolumeSnapshot.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations on every VolumeSnapshot.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// `individual` snapshots per PVC, or one VolumeGroupSnapshot over all targets.
     pub consistency: Consistency,
@@ -351,10 +129,10 @@ pub struct Snapshot {
     #[serde(rename = "type")]
     pub backup_type: BackupType,
     /// Value of the `backup-ns.sh/pod` label (`BAK_LABEL_VS_POD`), e.g. the CronJob's pod name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
     /// Fixed value for `{rand}` (`BAK_VS_RAND`); random per run when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rand: Option<String>,
 }
 
@@ -386,7 +164,7 @@ impl Snapshot {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
     #[default]
@@ -394,7 +172,7 @@ pub enum Consistency {
     Group,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackupType {
     Cronjob,
@@ -434,28 +212,25 @@ impl Retention {
     }
 }
 
-/// How a resolved retention is written in a plan file (and so in `plan` output, the redacted plan annotation and
-/// the JSON Schema): a flat mapping of the counts or `days`, with the profile name beside them.
-#[derive(Serialize, JsonSchema)]
+/// How a resolved retention is written in a plan file (and so in `plan` output and the redacted plan
+/// annotation): a flat mapping of the counts or `days`, with the profile name beside them, which
+/// [`super::raw::Retention`] reads back.
+#[derive(Serialize)]
 #[serde(untagged)]
-#[schemars(
-    rename = "Retention",
-    description = "A resolved retention policy. Named profiles are resolved at load time; `profile` keeps the name."
-)]
 enum RetentionFile<'a> {
     /// Grandfather-father-son: keep the newest N per tier (label `retain=daily_weekly_monthly`).
     Tiers {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         profile: Option<&'a str>,
         daily: u32,
         weekly: u32,
         monthly: u32,
-        #[serde(default, skip_serializing_if = "is_zero")]
+        #[serde(skip_serializing_if = "is_zero")]
         yearly: u32,
     },
     /// Time to live: delete N days after creation (label `retain=days`).
     Days {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         profile: Option<&'a str>,
         days: u32,
     },
@@ -478,18 +253,8 @@ impl<'a> From<&'a Retention> for RetentionFile<'a> {
 }
 
 impl Serialize for Retention {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         RetentionFile::from(self).serialize(s)
-    }
-}
-
-impl JsonSchema for Retention {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        RetentionFile::schema_name()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        RetentionFile::json_schema(generator)
     }
 }
 
@@ -498,16 +263,15 @@ fn is_zero(v: &u32) -> bool {
 }
 
 /// Node-level lock slots so that few backups run at once on one node.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Lock {
     pub enabled: bool,
     pub dir: String,
     /// Number of slot files `1.lock … N.lock`; absent = number of CPUs / 2, at least 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slots: Option<u32>,
-    #[serde(with = "duration_str")]
-    #[schemars(with = "DurationString")]
+    #[serde(with = "crate::vocab::duration")]
     pub timeout: Duration,
 }
 
@@ -629,87 +393,6 @@ fn redact_map(map: &mut BTreeMap<String, serde_json::Value>) {
     }
 }
 
-/// Schema stand-in: a human-friendly duration string.
-struct DurationString;
-
-impl JsonSchema for DurationString {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Duration".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "A human-friendly duration such as `30s`, `15m` or `1h30m`.",
-            "pattern": r"^\s*([0-9]+\s*(ns|us|µs|ms|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days|w|week|weeks)\s*)+$"
-        })
-    }
-}
-
-/// Schema stand-in: a hook name, a DNS-1123 label.
-struct HookNameString;
-
-impl JsonSchema for HookNameString {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "HookName".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "A DNS-1123 label: lowercase letters, digits and `-`, at most 63 characters.",
-            "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-            "maxLength": 63
-        })
-    }
-}
-
-/// Schema stand-in: a workload reference.
-struct WorkloadString;
-
-impl JsonSchema for WorkloadString {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Workload".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "description": "`deployment/NAME`, `statefulset/NAME` or `pod/NAME` (short forms deploy/, sts/, po/ also work).",
-            "pattern": "^(deployment|deployments|deploy|statefulset|statefulsets|sts|pod|pods|po)/.+$"
-        })
-    }
-}
-
-fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-fn display_opt<S: Serializer, T: std::fmt::Display>(
-    v: &Option<T>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
-}
-
-/// Durations as humantime strings (`15m`, `1h 30m`).
-pub mod duration_str {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format(*d))
-    }
-
-    /// Compact form without spaces (`1h30m`), so it reads like what users write.
-    pub fn format(d: Duration) -> String {
-        humantime::format_duration(d).to_string().replace(' ', "")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,12 +404,6 @@ mod tests {
         assert!(!is_env_ref("hunter2"));
         assert!(!is_env_ref("${}"));
         assert!(!is_env_ref("${A}x"));
-    }
-
-    #[test]
-    fn durations_print_compactly() {
-        assert_eq!(duration_str::format(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(duration_str::format(Duration::from_secs(900)), "15m");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One spanned node tree for both plan formats.
 //!
 //! YAML (granit-parser events, via serde-saphyr) and TOML (`toml::de::DeTable`) are parsed into the same
-//! [`Node`] tree with byte spans, so the converter and validator downstream are written once and YAML and TOML
+//! [`Node`] tree with byte spans, so the raw reading and validation downstream are written once and YAML and TOML
 //! plans get identical diagnostics.
 
 use super::diag::{Code, Diag, SourceFile};

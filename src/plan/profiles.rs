@@ -10,11 +10,12 @@
 //!
 //! File profiles override built-ins of the same name.
 
-use super::convert::convert_retention;
-use super::diag::{Code, Diag, SourceFile};
+use super::diag::{Code, Collector, Diag, SourceFile};
 use super::model::Retention;
 use super::node::{self, Format, NodeKind};
+use super::raw::{self, FromNode, Spanned};
 use super::rules;
+use super::validate::retention::{self, ProfileLookup};
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,7 +144,18 @@ impl Profiles {
                         );
                         continue;
                     }
-                    if let Some(r) = convert_retention(value, &source, &builtins, &mut diags) {
+                    // The same raw type and validator as a plan's `retention`.
+                    let mut cx = Collector::new(&source);
+                    let policy =
+                        raw::Retention::from_node(value, "retention", &mut cx).and_then(|r| {
+                            let r = Spanned {
+                                span: value.span.clone(),
+                                value: r,
+                            };
+                            retention::validate(&r, None, &builtins, &mut cx)
+                        });
+                    diags.append(&mut cx.diags);
+                    if let Some(r) = policy {
                         profiles.map.insert(key.name.clone(), r);
                     }
                 }
@@ -166,6 +178,16 @@ impl Profiles {
         } else {
             Ok(profiles)
         }
+    }
+}
+
+impl ProfileLookup for Profiles {
+    fn profile(&self, name: &str) -> Option<Retention> {
+        self.get(name)
+    }
+
+    fn profile_names(&self) -> Vec<String> {
+        self.names()
     }
 }
 

@@ -4,17 +4,17 @@
 use crate::fake_tool;
 use crate::support::local_exec::{LocalExec, LocalResolver};
 use backup_ns::hooks::HookError;
-use backup_ns::hooks::rhai::{self, RhaiContext, RhaiHook, RhaiLimits};
+use backup_ns::hooks::rhai::{self, RhaiContext, RhaiLimits, RhaiRun};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn example(name: &str, vars: &[(&str, &str)]) -> RhaiHook {
+fn example(name: &str, vars: &[(&str, &str)]) -> RhaiRun {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("hooks")
         .join(name);
-    RhaiHook {
+    RhaiRun {
         name: name.trim_end_matches(".rhai").into(),
         path: format!("hooks/{name}"),
         source: std::fs::read_to_string(&path).expect("example hook exists"),

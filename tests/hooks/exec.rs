@@ -2,28 +2,37 @@
 
 use crate::support::local_exec::LocalExec;
 use crate::{process_is_gone, read_pid, target};
-use backup_ns::hooks::{self, ExecCommand, Hook, HookAction, HookError};
+use backup_ns::hooks::{self, ExecCommand, HookError};
 use std::time::Duration;
 
-fn exec_hook(command: ExecCommand) -> Hook {
-    Hook {
-        name: "app".into(),
-        action: HookAction::Exec(command),
-    }
+/// Runs `command` the way an exec hook runs, with no cancellation.
+async fn run(
+    command: ExecCommand,
+    exec: &LocalExec,
+    timeout: Duration,
+) -> Result<hooks::HookReport, HookError> {
+    hooks::run_command_until(
+        "app",
+        &command,
+        exec,
+        &target(),
+        timeout,
+        std::future::pending::<()>(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_hooks_run_argv_and_scripts_over_stdin() {
     let exec = LocalExec::new();
-    let report = hooks::run(
-        &exec_hook(ExecCommand::Argv(vec![
+    let report = run(
+        ExecCommand::Argv(vec![
             "printf".into(),
             "%s|".into(),
             "a b".into(),
             "$(id)".into(),
-        ])),
+        ]),
         &exec,
-        &target(),
         Duration::from_secs(30),
     )
     .await
@@ -33,10 +42,9 @@ async fn exec_hooks_run_argv_and_scripts_over_stdin() {
 
     let script =
         "set -e\nx=1\necho \"out $x\"\necho err >&2\n[ -z \"${bns_pidfile:-}\" ] || echo leaked\n";
-    let report = hooks::run(
-        &exec_hook(ExecCommand::Script(script.into())),
+    let report = run(
+        ExecCommand::Script(script.into()),
         &exec,
-        &target(),
         Duration::from_secs(30),
     )
     .await
@@ -50,12 +58,9 @@ async fn exec_hooks_run_argv_and_scripts_over_stdin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_hook_failure_carries_status_and_stderr() {
-    let err = hooks::run(
-        &exec_hook(ExecCommand::Script(
-            "echo 'maintenance endpoint down' >&2; exit 3".into(),
-        )),
+    let err = run(
+        ExecCommand::Script("echo 'maintenance endpoint down' >&2; exit 3".into()),
         &LocalExec::new(),
-        &target(),
         Duration::from_secs(30),
     )
     .await
@@ -79,14 +84,9 @@ async fn exec_hook_timeout_kills_the_remote_process() {
         pid_file.display()
     );
     let exec = LocalExec::new();
-    let err = hooks::run(
-        &exec_hook(ExecCommand::Script(script)),
-        &exec,
-        &target(),
-        Duration::from_secs(2),
-    )
-    .await
-    .expect_err("times out");
+    let err = run(ExecCommand::Script(script), &exec, Duration::from_secs(2))
+        .await
+        .expect_err("times out");
     assert!(err.is_timeout(), "{err:?}");
     assert!(
         err.to_string().contains("did not finish within 2s"),
@@ -105,8 +105,9 @@ async fn cancellation_kills_the_remote_process() {
         "sh -c 'echo $$ > \"{}\"; exec sleep 120'\n",
         pid_file.display()
     );
-    let err = hooks::run_until(
-        &exec_hook(ExecCommand::Script(script)),
+    let err = hooks::run_command_until(
+        "app",
+        &ExecCommand::Script(script),
         &LocalExec::new(),
         &target(),
         Duration::from_secs(60),
@@ -124,15 +125,7 @@ async fn commands_that_read_stdin_do_not_swallow_the_script_and_set_e_still_work
     let exec = LocalExec::new();
     let run = |command: ExecCommand| {
         let exec = &exec;
-        async move {
-            hooks::run(
-                &exec_hook(command),
-                exec,
-                &target(),
-                Duration::from_secs(30),
-            )
-            .await
-        }
+        async move { run(command, exec, Duration::from_secs(30)).await }
     };
     let report = run(ExecCommand::Argv(vec!["cat".into()]))
         .await

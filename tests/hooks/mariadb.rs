@@ -3,7 +3,8 @@
 use crate::support::local_exec::LocalExec;
 use crate::support::mariadb::Mariadb;
 use crate::{assert_scripts_only_on_stdin, decompress, listing, target};
-use backup_ns::hooks::{self, Compression, Hook, HookAction, HookError, MysqlDump, Secret};
+use backup_ns::hooks::{self, HookError};
+use backup_ns::vocab::hook::{Compression, HookAction, MysqlHook};
 use std::time::Duration;
 
 const SEED: &str = "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(200) NOT NULL, price DECIMAL(10,2)) ENGINE=InnoDB;
@@ -13,20 +14,15 @@ INSERT INTO notes (body) VALUES ('a'), (NULL), ('tab\tand newline\ninside');";
 
 const CHECKSUM: &str = "SET SESSION group_concat_max_len = 67108864; SELECT CONCAT((SELECT COUNT(*) FROM items), ':', (SELECT MD5(GROUP_CONCAT(CONCAT_WS('|', id, name, price) ORDER BY id SEPARATOR ',')) FROM items), ':', (SELECT COUNT(*) FROM notes), ':', (SELECT MD5(GROUP_CONCAT(CONCAT_WS('|', id, COALESCE(body, '<null>')) ORDER BY id SEPARATOR ',')) FROM notes))";
 
-fn hook(db: &Mariadb, dump_path: &str) -> MysqlDump {
-    MysqlDump {
-        host: "127.0.0.1".into(),
-        port: db.port,
-        dump_path: dump_path.into(),
-        ..MysqlDump::default()
-    }
+fn hook(db: &Mariadb, dump_path: &str) -> MysqlHook {
+    let mut hook = MysqlHook::new("statefulset/db".parse().expect("a workload"));
+    hook.dump.port = db.port;
+    hook.dump.dump_file = dump_path.into();
+    hook
 }
 
-fn named(params: MysqlDump) -> Hook {
-    Hook {
-        name: "mysql".into(),
-        action: HookAction::Mysql(params),
-    }
+fn named(params: MysqlHook) -> HookAction {
+    HookAction::Mysql(params)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,16 +36,20 @@ async fn mariadb_dump_restores_into_an_empty_database_with_identical_rows() {
         .env("MYSQL_USER", &db.user)
         .env("MYSQL_PASSWORD", &db.password)
         .env("MYSQL_DATABASE", "shop");
-    let params = MysqlDump {
-        user: "${MYSQL_USER}".into(),
-        password: Some(Secret::new("${MYSQL_PASSWORD}")),
-        compression: Compression::Zstd,
-        ..hook(&db, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&db, dump_path.to_str().unwrap());
+    params.dump.user = "${MYSQL_USER}".into();
+    params.dump.password = String::from("${MYSQL_PASSWORD}");
+    params.dump.compression = Compression::Zstd;
 
-    let report = hooks::run(&named(params), &exec, &target(), Duration::from_secs(120))
-        .await
-        .expect("dump succeeds");
+    let report = hooks::run(
+        "mysql",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(120),
+    )
+    .await
+    .expect("dump succeeds");
     let size = std::fs::metadata(&dump_path).expect("dump exists").len();
     assert_eq!(report.dump_size, Some(size));
     assert_eq!(report.compression.as_deref(), Some("zstd"));
@@ -90,15 +90,19 @@ async fn mariadb_wrong_password_fails_and_never_shows_the_password() {
     let dump_path = dumps.path().join("dump.sql.gz");
     let wrong = "Wr0ng-My-Pa55-unique-4412";
     let exec = LocalExec::new();
-    let params = MysqlDump {
-        user: db.user.clone(),
-        password: Some(Secret::new(wrong)),
-        database: "mysql".into(),
-        ..hook(&db, dump_path.to_str().unwrap())
-    };
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("a wrong password fails");
+    let mut params = hook(&db, dump_path.to_str().unwrap());
+    params.dump.user = db.user.clone();
+    params.dump.password = String::from(wrong);
+    params.dump.database = "mysql".into();
+    let err = hooks::run(
+        "mysql",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("a wrong password fails");
     assert!(matches!(err, HookError::CheckFailed { .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("Access denied"), "{shown}");
@@ -121,17 +125,21 @@ async fn mariadb_injection_attempt_is_dumped_literally() {
     );
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
-    let params = MysqlDump {
-        user: db.user.clone(),
-        password: Some(Secret::new(db.password.clone())),
-        database: evil_db,
-        single_transaction: false,
-        ..hook(&db, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&db, dump_path.to_str().unwrap());
+    params.dump.user = db.user.clone();
+    params.dump.password = db.password.clone();
+    params.dump.database = evil_db;
+    params.single_transaction = false;
     let exec = LocalExec::new().cwd(work.path());
-    hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect("the oddly named database is dumped");
+    hooks::run(
+        "mysql",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the oddly named database is dumped");
     let sql = String::from_utf8(decompress("gzip", &dump_path)).unwrap();
     assert!(sql.contains("literal_marker"));
     assert!(!pwned.exists(), "the injected command ran");

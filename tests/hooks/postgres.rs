@@ -5,7 +5,8 @@ use crate::support::postgres::Postgres;
 use crate::{
     assert_scripts_only_on_stdin, decompress, fake_tool, listing, process_is_gone, read_pid, target,
 };
-use backup_ns::hooks::{self, Hook, HookAction, HookError, PostgresDump, Secret};
+use backup_ns::hooks::{self, HookError};
+use backup_ns::vocab::hook::{Compression, HookAction, PostgresHook};
 use std::time::Duration;
 
 const SEED: &str = "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2));
@@ -16,20 +17,15 @@ inside');";
 
 const CHECKSUM: &str = "SELECT (SELECT count(*) FROM items) || ':' || (SELECT md5(string_agg(id || '|' || name || '|' || price, ',' ORDER BY id)) FROM items) || ':' || (SELECT count(*) FROM notes) || ':' || (SELECT md5(string_agg(id || '|' || coalesce(body, '<null>'), ',' ORDER BY id)) FROM notes)";
 
-fn hook(pg: &Postgres, dump_path: &str) -> PostgresDump {
-    PostgresDump {
-        host: "127.0.0.1".into(),
-        port: pg.port,
-        dump_path: dump_path.into(),
-        ..PostgresDump::default()
-    }
+fn hook(pg: &Postgres, dump_path: &str) -> PostgresHook {
+    let mut hook = PostgresHook::new("statefulset/db".parse().expect("a workload"));
+    hook.dump.port = pg.port;
+    hook.dump.dump_file = dump_path.into();
+    hook
 }
 
-fn named(params: PostgresDump) -> Hook {
-    Hook {
-        name: "pg".into(),
-        action: HookAction::Postgres(params),
-    }
+fn named(params: PostgresHook) -> HookAction {
+    HookAction::Postgres(params)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +39,7 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
     let exec = LocalExec::new().envs(pg.container_env("shop"));
 
     let report = hooks::run(
+        "pg",
         &named(hook(&pg, dump_path.to_str().unwrap())),
         &exec,
         &target(),
@@ -91,6 +88,7 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
 
     // A second run sees the previous dump and replaces it atomically.
     let again = hooks::run(
+        "pg",
         &named(hook(&pg, dump_path.to_str().unwrap())),
         &exec,
         &target(),
@@ -113,16 +111,20 @@ async fn postgres_wrong_password_fails_and_never_shows_the_password() {
     let dump_path = dumps.path().join("dump.sql.gz");
     let wrong = "Wr0ng-Pa55-unique-7731";
     let exec = LocalExec::new();
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(wrong)),
-        database: "postgres".into(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = String::from(wrong);
+    params.dump.database = "postgres".into();
 
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("a wrong password fails");
+    let err = hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("a wrong password fails");
     assert!(matches!(err, HookError::CheckFailed { .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("SELECT 1 failed"), "{shown}");
@@ -134,14 +136,18 @@ async fn postgres_wrong_password_fails_and_never_shows_the_password() {
 
     // The same through the container's env.
     let exec = LocalExec::new().env("POSTGRES_PASSWORD", wrong);
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        database: "postgres".into(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("a wrong env password fails");
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.database = "postgres".into();
+    let err = hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("a wrong env password fails");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("password authentication failed"), "{shown}");
     assert!(!shown.contains(wrong), "{shown}");
@@ -164,16 +170,20 @@ async fn postgres_injection_attempt_is_dumped_literally() {
     std::fs::create_dir(&dumps).unwrap();
     let dump_path = dumps.join("dump.sql.gz");
 
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: evil_db.clone(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = evil_db.clone();
     let exec = LocalExec::new().cwd(parent.path());
-    hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect("the oddly named database is dumped");
+    hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the oddly named database is dumped");
 
     let sql = String::from_utf8(decompress("gzip", &dump_path)).unwrap();
     assert!(
@@ -191,16 +201,20 @@ async fn postgres_space_threshold_exceeded_fails_before_dumping() {
     let dump_path = dumps.path().join("dump.sql.gz");
     let exec = LocalExec::new();
     // df rounds Capacity up, so any filesystem holding data reports at least 1%.
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: "postgres".into(),
-        threshold_percent: 0,
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("threshold trips");
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
+    params.dump.threshold = 0;
+    let err = hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("threshold trips");
     match &err {
         HookError::SpaceThreshold {
             used_percent,
@@ -239,16 +253,20 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
     let exec = LocalExec::new().path_prepend(fakes.path());
     let dump_path = dumps.path().join("dump.sql.gz");
     std::fs::write(&dump_path, b"previous dump").unwrap();
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: "postgres".into(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
 
-    let err = hooks::run(&named(params), &exec, &target(), Duration::from_secs(8))
-        .await
-        .expect_err("times out");
+    let err = hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(8),
+    )
+    .await
+    .expect_err("times out");
     assert!(err.is_timeout(), "{err:?}");
     assert!(
         err.to_string()
@@ -278,12 +296,10 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
     std::fs::write(&dump_path, b"previous dump").unwrap();
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: "postgres".into(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
 
     for (body, reason) in [
         ("exit 0", "empty dump"),
@@ -300,6 +316,7 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
         );
         let exec = LocalExec::new().path_prepend(fakes.path());
         let err = hooks::run(
+            "pg",
             &named(params.clone()),
             &exec,
             &target(),
@@ -325,16 +342,20 @@ async fn dry_run_check_reports_tools_and_disk_without_dumping() {
     let pg = Postgres::start();
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: "postgres".into(),
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
     let exec = LocalExec::new();
-    let report = hooks::check(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect("check passes");
+    let report = hooks::check(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("check passes");
     assert!(report.checked_only);
     assert!(report.tool_version.unwrap().contains("pg_dump"));
     assert!(report.disk.is_some());
@@ -348,13 +369,17 @@ async fn dry_run_check_reports_tools_and_disk_without_dumping() {
         std::os::unix::fs::symlink(real, bare.path().join(tool)).unwrap();
     }
     let exec = LocalExec::new().env("PATH", bare.path().to_str().unwrap());
-    let params = PostgresDump {
-        dump_path: dump_path.to_str().unwrap().into(),
-        ..PostgresDump::default()
-    };
-    let err = hooks::check(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("no tools on PATH");
+    let mut params = PostgresHook::new("statefulset/db".parse().expect("a workload"));
+    params.dump.dump_file = dump_path.to_str().unwrap().into();
+    let err = hooks::check(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("no tools on PATH");
     assert!(
         matches!(&err, HookError::ToolMissing { tool, .. } if tool == "psql"),
         "{err:?}"
@@ -364,16 +389,20 @@ async fn dry_run_check_reports_tools_and_disk_without_dumping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_container_env_is_named_in_the_error() {
     let dumps = tempfile::tempdir().unwrap();
-    let params = PostgresDump {
-        dump_path: dumps.path().join("dump.sql.gz").to_str().unwrap().into(),
-        ..PostgresDump::default()
-    };
+    let mut params = PostgresHook::new("statefulset/db".parse().expect("a workload"));
+    params.dump.dump_file = dumps.path().join("dump.sql.gz").to_str().unwrap().into();
     let exec = LocalExec::new()
         .env("POSTGRES_USER", "app")
         .env("POSTGRES_DB", "app");
-    let err = hooks::check(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect_err("POSTGRES_PASSWORD is not set");
+    let err = hooks::check(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("POSTGRES_PASSWORD is not set");
     match &err {
         HookError::CheckFailed { reason, .. } => {
             assert_eq!(
@@ -407,16 +436,20 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     let exec = LocalExec::new().env("PATH", bare.path().to_str().unwrap());
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.zst");
-    let params = PostgresDump {
-        user: pg.user.clone(),
-        password: Some(Secret::new(pg.password.clone())),
-        database: "postgres".into(),
-        compression: hooks::Compression::Zstd,
-        ..hook(&pg, dump_path.to_str().unwrap())
-    };
-    let report = hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-        .await
-        .expect("dump succeeds with gzip");
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
+    params.dump.compression = Compression::Zstd;
+    let report = hooks::run(
+        "pg",
+        &named(params),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("dump succeeds with gzip");
     assert_eq!(report.compression.as_deref(), Some("gzip"));
     assert_eq!(
         report.warnings,
@@ -445,15 +478,19 @@ async fn dump_scripts_work_under_dash_and_bash() {
         let exec = LocalExec::new().path_prepend(bin.path());
         let dumps = tempfile::tempdir().unwrap();
         let dump_path = dumps.path().join("dump.sql.gz");
-        let params = PostgresDump {
-            user: pg.user.clone(),
-            password: Some(Secret::new(pg.password.clone())),
-            database: "shop".into(),
-            ..hook(&pg, dump_path.to_str().unwrap())
-        };
-        hooks::run(&named(params), &exec, &target(), Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|e| panic!("dump under {shell}: {e}"));
+        let mut params = hook(&pg, dump_path.to_str().unwrap());
+        params.dump.user = pg.user.clone();
+        params.dump.password = pg.password.clone();
+        params.dump.database = "shop".into();
+        hooks::run(
+            "pg",
+            &named(params),
+            &exec,
+            &target(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("dump under {shell}: {e}"));
         let restored = format!("restored_{shell}");
         pg.create_database(&restored);
         pg.load(&restored, &decompress("gzip", &dump_path));

@@ -3,7 +3,7 @@
 use crate::support::local_exec::{LocalExec, LocalResolver};
 use backup_ns::hooks::HookError;
 use backup_ns::hooks::diagnostic::ScriptDiagnostic;
-use backup_ns::hooks::rhai::{self, RhaiContext, RhaiHook, RhaiLimits};
+use backup_ns::hooks::rhai::{self, RhaiContext, RhaiLimits, RhaiRun};
 use chrono::{TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,8 +17,8 @@ fn context(exec: LocalExec) -> RhaiContext {
     }
 }
 
-fn hook(source: &str) -> RhaiHook {
-    RhaiHook {
+fn hook(source: &str) -> RhaiRun {
+    RhaiRun {
         name: "custom".into(),
         path: "hooks/custom.rhai".into(),
         source: source.into(),

@@ -2,7 +2,7 @@
 //! parses flags, calls these functions and prints what they return.
 //!
 //! - this file: the scripts, built from the same hook parameters and connection code as the dump
-//!   ([`PostgresDump`], [`MysqlDump`]) and quoted the same way; pure;
+//!   ([`PostgresHook`], [`MysqlHook`]) and quoted the same way; pure;
 //! - [`session`]: a hook bound to its container; runs fact scripts, stats the dump file, runs the dump;
 //! - [`download`]: streams the dump into a local file (partial-file removal, stop on a signal, size check);
 //! - [`dump_file`]: the local file end of a download (staged aligned writes, gzip check, writeback, fsync);
@@ -26,8 +26,8 @@ pub use info::DbInfo;
 pub use restore::{LocalDump, PreparedRestore};
 pub use session::{DbSession, DumpFile};
 
-use super::mysql::MysqlDump;
-use super::postgres::{PostgresDump, tool_check};
+use super::mysql::MysqlHook;
+use super::postgres::{PostgresHook, tool_check};
 use super::quote::quote;
 use super::script::{MARKER, split_path};
 use crate::Exit;
@@ -36,8 +36,8 @@ use std::fmt::Write as _;
 /// The database engines the commands speak.
 #[derive(Debug, Clone)]
 pub enum DbHook {
-    Postgres(PostgresDump),
-    Mysql(MysqlDump),
+    Postgres(PostgresHook),
+    Mysql(MysqlHook),
 }
 
 /// The format of a dump, from its first bytes.
@@ -165,17 +165,17 @@ impl DbHook {
     }
 
     /// The password, for redacting it from anything the container prints.
-    pub fn password(&self) -> Option<&super::Secret> {
+    pub fn password(&self) -> Option<super::Secret> {
         match self {
-            DbHook::Postgres(p) => p.password.as_ref(),
-            DbHook::Mysql(m) => m.password.as_ref(),
+            DbHook::Postgres(p) => p.dump.secret(),
+            DbHook::Mysql(m) => m.dump.secret(),
         }
     }
 
     pub fn dump_path(&self) -> &str {
         match self {
-            DbHook::Postgres(p) => &p.dump_path,
-            DbHook::Mysql(m) => &m.dump_path,
+            DbHook::Postgres(p) => &p.dump.dump_file,
+            DbHook::Mysql(m) => &m.dump.dump_file,
         }
     }
 
@@ -202,7 +202,7 @@ impl DbHook {
             DbHook::Mysql(m) => format!(
                 "\"$bns_client\" {} --batch -- {}",
                 m.connection_args(),
-                super::quote::quote_with_env(&m.database)
+                super::quote::quote_with_env(&m.dump.database)
             ),
         }
     }
@@ -321,7 +321,7 @@ impl DbHook {
                             "\"$bns_client\" {} --batch --skip-column-names --execute=",
                             m.connection_args()
                         ),
-                        format!(" -- {}", super::quote::quote_with_env(&m.database)),
+                        format!(" -- {}", super::quote::quote_with_env(&m.dump.database)),
                     ),
                     [
                         ("server_version", "SELECT VERSION()", "SELECT VERSION()", ""),
@@ -370,7 +370,7 @@ impl DbHook {
                     s,
                     "exec \"$bns_client\" {} -- {}",
                     m.connection_args(),
-                    super::quote::quote_with_env(&m.database)
+                    super::quote::quote_with_env(&m.dump.database)
                 );
             }
         }
@@ -420,7 +420,10 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
-    use crate::hooks::Secret;
+
+    fn workload() -> crate::vocab::workload::WorkloadRef {
+        "statefulset/db".parse().expect("a workload")
+    }
 
     #[test]
     fn formats_are_sniffed_from_magic_bytes() {
@@ -435,10 +438,9 @@ mod tests {
 
     #[test]
     fn a_stdin_restore_ends_with_its_pipeline_and_keeps_the_password_out_of_argv() {
-        let hook = DbHook::Postgres(PostgresDump {
-            password: Some(Secret::new("s3cr'et")),
-            ..PostgresDump::default()
-        });
+        let mut pg = PostgresHook::new(workload());
+        pg.dump.password = "s3cr'et".into();
+        let hook = DbHook::Postgres(pg);
         let script = hook.restore_script(RestoreSource::Stdin(DumpFormat::Gzip));
         assert!(script.ends_with(
             "gzip -dc  | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null\n"
@@ -451,10 +453,9 @@ mod tests {
 
     #[test]
     fn a_mysql_restore_names_the_database_after_double_dash() {
-        let hook = DbHook::Mysql(MysqlDump {
-            database: "-x".into(),
-            ..MysqlDump::default()
-        });
+        let mut mysql = MysqlHook::new(workload());
+        mysql.dump.database = "-x".into();
+        let hook = DbHook::Mysql(mysql);
         let script = hook.restore_script(RestoreSource::ContainerFile);
         assert!(script.contains("--batch -- '-x'"));
         assert!(script.contains("gzip -t \"$bns_dump\""));

@@ -6,6 +6,7 @@ use super::{DbHook, DbOpsError, DumpFormat, decode_head};
 use crate::hooks::script::ScriptOutput;
 use crate::hooks::{self, HookReport};
 use crate::vocab::exec::{ContainerExec, ExecRequest, Stdin, StdoutSink};
+use crate::vocab::hook::HookAction;
 use crate::vocab::workload::ContainerRef;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -122,14 +123,10 @@ impl DbSession<'_> {
     /// Runs the dump hook now, under the step name `run` gives it (`pre[1]/postgres/orders`).
     pub async fn dump(&self, step_name: &str, timeout: Duration) -> Result<HookReport, DbOpsError> {
         let action = match &self.hook {
-            DbHook::Postgres(p) => hooks::HookAction::Postgres(p.clone()),
-            DbHook::Mysql(m) => hooks::HookAction::Mysql(m.clone()),
+            DbHook::Postgres(p) => HookAction::Postgres(p.clone()),
+            DbHook::Mysql(m) => HookAction::Mysql(m.clone()),
         };
-        let hook = hooks::Hook {
-            name: step_name.to_string(),
-            action,
-        };
-        hooks::run(&hook, self.exec, &self.target, timeout)
+        hooks::run(step_name, &action, self.exec, &self.target, timeout)
             .await
             .map_err(|e| DbOpsError::Failed(e.to_string()))
     }
@@ -138,8 +135,8 @@ impl DbSession<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::hooks::PostgresDump;
     use crate::vocab::exec::{ExecError, ExecResult};
+    use crate::vocab::hook::PostgresHook;
     use futures::future::BoxFuture;
     use std::sync::Mutex;
 
@@ -196,10 +193,9 @@ pub(crate) mod tests {
 
     /// A postgres hook with a literal password, so that redaction has something to do.
     pub(crate) fn postgres() -> DbHook {
-        DbHook::Postgres(PostgresDump {
-            password: Some(crate::hooks::Secret::new("hunter2")),
-            ..PostgresDump::default()
-        })
+        let mut hook = PostgresHook::new("statefulset/db".parse().expect("a workload"));
+        hook.dump.password = "hunter2".into();
+        DbHook::Postgres(hook)
     }
 
     #[tokio::test]
