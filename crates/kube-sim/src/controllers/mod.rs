@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::faults::Faults;
+use crate::runtime::RunImages;
 use crate::status::ApiError;
 use crate::store::{Event, EventType, Part, Store};
 
@@ -44,6 +45,8 @@ pub struct Controllers {
     pub state_dir: PathBuf,
     /// Delay between snapshot creation and readyToUse.
     pub snapshot_delay: Duration,
+    /// Images the kubelet runs: their pods start Pending and the kubelet moves them on.
+    pub run_images: RunImages,
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
