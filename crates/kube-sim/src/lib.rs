@@ -7,6 +7,7 @@ pub mod cel;
 pub mod clock;
 pub mod container;
 pub mod controllers;
+pub mod cron;
 pub mod demo;
 pub mod exec;
 pub mod faults;

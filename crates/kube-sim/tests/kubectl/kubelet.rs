@@ -29,7 +29,7 @@ async fn running_sim() -> Sim {
 }
 
 /// [`running_sim`] with [`SEED`] applied, and a kubectl for it.
-async fn seeded() -> (Sim, Kubectl) {
+pub(super) async fn seeded() -> (Sim, Kubectl) {
     let sim = running_sim().await;
     sim.apply_yaml(SEED).expect("seed");
     let k = Kubectl::new(&sim);
@@ -67,7 +67,7 @@ metadata: {name: db, namespace: app}
 stringData: {password: s3cr3t}
 "#;
 
-fn pod_phase(sim: &Sim, name: &str) -> String {
+pub(super) fn pod_phase(sim: &Sim, name: &str) -> String {
     sim.get("v1", "pods", Some("app"), name)
         .and_then(|p| {
             p.pointer("/status/phase")

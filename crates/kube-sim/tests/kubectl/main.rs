@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube_sim::{Fault, FaultAction, PodPhase, Sim};
 use serde_json::Value;
 
+mod cronjobs;
 mod kubelet;
 
 fn kubectl_bin() -> PathBuf {
