@@ -9,6 +9,7 @@ pub mod container;
 pub mod controllers;
 pub mod cron;
 pub mod demo;
+pub mod events;
 pub mod exec;
 pub mod faults;
 pub mod kubelet;

@@ -244,6 +244,42 @@ fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value
                 ]
             }),
         ),
+        ("", "events") => (
+            vec![
+                col("Last Seen", "string", "", 0),
+                col("Type", "string", "", 0),
+                col("Reason", "string", "", 0),
+                col("Object", "string", "", 0),
+                col("Message", "string", "", 0),
+            ],
+            Box::new(move |o: &Value| {
+                // As the apiserver's printer: the last timestamp, else the event time, else the creation.
+                let seen = [
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| o.pointer(p).filter(|v| v.is_string()));
+                let object = format!(
+                    "{}/{}",
+                    o.pointer("/involvedObject/kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    o.pointer("/involvedObject/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                );
+                vec![
+                    json!(age(seen, &c2)),
+                    cell(o.get("type")),
+                    cell(o.get("reason")),
+                    json!(object),
+                    cell(o.get("message")),
+                ]
+            }),
+        ),
         ("", "persistentvolumeclaims") => (
             vec![
                 col("Name", "string", "name", 0),

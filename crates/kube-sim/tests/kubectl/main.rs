@@ -9,6 +9,7 @@ use kube_sim::{Fault, FaultAction, PodPhase, Sim};
 use serde_json::Value;
 
 mod cronjobs;
+mod events;
 mod kubelet;
 
 fn kubectl_bin() -> PathBuf {
