@@ -555,7 +555,83 @@ fn parse_int(value: &str) -> Option<i128> {
 // ---------------------------------------------------------------------------------------------------------
 // TOML
 
+/// Arrays and inline tables nest at most this deep in a TOML plan (real plans: 3 or 4).
+const MAX_TOML_DEPTH: usize = 64;
+
+/// Why a TOML text is refused before the TOML parser sees it.
+#[derive(Debug, PartialEq)]
+enum TomlBound {
+    Depth,
+    Values,
+}
+
+/// One linear pass over TOML text, outside strings and comments: the nesting depth of `[`/`{` and an upper bound
+/// on the number of values (`=`, `,`, `[`, `{`). The TOML parser builds every value (and every error) of a file
+/// in memory before anything can be counted, so a 10 MiB array or deep nesting costs it hundreds of MiB; this
+/// refuses such files first. Returns the offset where a bound is crossed.
+fn toml_prescan(text: &str) -> Option<(usize, TomlBound)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut values, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            quote @ (b'"' | b'\'') => i = string_end(bytes, i, quote),
+            b'[' | b'{' => {
+                depth += 1;
+                values += 1;
+                if depth > MAX_TOML_DEPTH {
+                    return Some((i, TomlBound::Depth));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'=' | b',' => values += 1,
+            _ => {}
+        }
+        if values > MAX_NODES {
+            return Some((i.min(bytes.len()), TomlBound::Values));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The offset of the last byte of the string starting at `start` (a basic or literal string, single-line or
+/// multi-line); an unterminated one ends at its line end (or the text's end) and the parser reports it.
+fn string_end(bytes: &[u8], start: usize, quote: u8) -> usize {
+    let triple = bytes[start..].starts_with(&[quote; 3]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 1,
+            b'\n' if !triple => return i,
+            b if b == quote && !triple => return i,
+            b if b == quote && bytes[i..].starts_with(&[quote; 3]) => return i + 2,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
 fn parse_toml(source: &Arc<SourceFile>, diags: &mut Vec<Diag>) -> Option<Node> {
+    if let Some((at, bound)) = toml_prescan(&source.text) {
+        let message = match bound {
+            TomlBound::Depth => {
+                format!("arrays and tables nest more than {MAX_TOML_DEPTH} deep")
+            }
+            TomlBound::Values => format!("the plan holds more than {MAX_NODES} values"),
+        };
+        diags.push(
+            Diag::error(Code::TooComplex, message)
+                .at(source, at..at, "limit reached here")
+                .help("a plan holds a few hundred values, nested a few levels deep; check that this is the file you meant"),
+        );
+        return None;
+    }
     let (table, errors) = toml::de::DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         // Garbage yields an error every few bytes; past what is shown, one line counts them.
@@ -797,6 +873,25 @@ mod tests {
         let node = node.unwrap();
         let x = to_json(&entries(&node)[1].1);
         assert_eq!(x, serde_json::json!({"a": 1, "b": 3}));
+    }
+
+    #[test]
+    fn the_toml_prescan_skips_strings_and_comments_and_bounds_depth_and_values() {
+        let quoted = format!(
+            "a = \"{}\"\nb = '{}' # {}\nc = \"\"\"\n{}\"\"\"\nd = '''[[[\n'''\n",
+            "[,\\\"".repeat(40_000),
+            "{=".repeat(40_000),
+            "[".repeat(200),
+            "]\"[\n".repeat(200)
+        );
+        assert_eq!(toml_prescan(&quoted), None);
+        let deep = format!("x = {}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(toml_prescan(&deep).map(|(_, b)| b), Some(TomlBound::Depth));
+        let wide = format!("x = [{}]", "1,".repeat(MAX_NODES + 1));
+        assert_eq!(toml_prescan(&wide).map(|(_, b)| b), Some(TomlBound::Values));
+        let (node, diags) = toml(&deep);
+        assert!(node.is_none());
+        assert_eq!(diags[0].code, Code::TooComplex);
     }
 
     #[test]

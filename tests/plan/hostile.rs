@@ -153,14 +153,20 @@ fn many_keys_on_one_line_end_in_diagnostics() {
 #[test]
 fn more_values_than_the_node_limit_is_a_diagnostic_not_a_memory_blowup() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = write(dir.path(), "huge.yaml", inputs::many_unknown_keys(300_000));
-    let items = json(&plan);
-    assert_eq!(
-        codes(&items),
-        ["plan::too-complex"],
-        "{:?}",
-        &items[..items.len().min(3)]
-    );
+    for (file, text) in [
+        ("huge.yaml", inputs::many_unknown_keys(300_000)),
+        ("huge.toml", inputs::many_unknown_keys_toml(300_000)),
+        ("array.toml", format!("x = [{}]\n", "1,".repeat(300_000))),
+    ] {
+        let plan = write(dir.path(), file, text);
+        let items = json(&plan);
+        assert_eq!(
+            codes(&items),
+            ["plan::too-complex"],
+            "{file}: {:?}",
+            &items[..items.len().min(3)]
+        );
+    }
 }
 
 #[test]
