@@ -400,3 +400,21 @@ async fn an_unreachable_api_server_is_reported_once_without_the_client_librarys_
         "the real error is still there: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_pvc_and_class_get_a_did_you_mean_from_what_exists() {
+    let env = start(&pvc("data")).await;
+    let plan = env.plan(
+        "typo.yaml",
+        "name: shop\nnamespace: shop\ntargets: [dta]\nsnapshot:\n  class: csi-hostpath-snapclas\n",
+    );
+    let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let stderr = stderr(&out);
+    assert!(stderr.contains("did you mean `data`?"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean `csi-hostpath-snapclass`?"),
+        "{stderr}"
+    );
+    assert!(env.snapshots().is_empty());
+}
