@@ -134,6 +134,23 @@ fn thousands_of_unknown_keys_print_one_hundred_and_a_summary() {
 }
 
 #[test]
+fn long_lists_of_targets_and_hooks_end_in_their_duplicate_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = write(dir.path(), "targets.yaml", inputs::many_targets(20_000));
+    let items = json(&targets);
+    assert_eq!(codes(&items), ["plan::duplicate-target"]);
+    let hooks = write(dir.path(), "hooks.yaml", inputs::many_hooks(5_000));
+    let items = json(&hooks);
+    assert_eq!(codes(&items), ["plan::duplicate-hook-name"]);
+    assert!(
+        items[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("first on line 6")
+    );
+}
+
+#[test]
 fn many_keys_on_one_line_end_in_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let plan = write(

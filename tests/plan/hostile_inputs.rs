@@ -50,6 +50,26 @@ pub fn many_unknown_keys(count: usize) -> String {
     s
 }
 
+/// `count` distinct targets (duplicate checks must stay linear in them), the last one a duplicate.
+pub fn many_targets(count: usize) -> String {
+    let names: Vec<String> = (0..count).map(|i| format!("pvc-{i}")).collect();
+    format!("name: app\ntargets: [{}, pvc-0]\n", names.join(", "))
+}
+
+/// `count` named exec hooks (hook-name uniqueness must stay linear), the last name a duplicate.
+pub fn many_hooks(count: usize) -> String {
+    let mut s = format!("{HEADER}hooks:\n  pre:\n");
+    for i in 0..count {
+        s.push_str(&format!(
+            "    - {{name: h{i}, type: exec, workload: deployment/app, container: app, command: [sync]}}\n"
+        ));
+    }
+    s.push_str(
+        "    - {name: h0, type: exec, workload: deployment/app, container: app, command: [sync]}\n",
+    );
+    s
+}
+
 /// `count` unknown keys in one flow mapping on a single line.
 pub fn many_keys_one_line(count: usize) -> String {
     let keys: Vec<String> = (0..count).map(|i| format!("k{i}: 1")).collect();
@@ -151,6 +171,16 @@ pub fn bench_inputs() -> Vec<Input> {
             class: "many-unknown-keys",
             file: "many-keys.yaml",
             bytes: many_unknown_keys(lines_of(16)).into_bytes(),
+        },
+        Input {
+            class: "many-targets",
+            file: "many-targets.yaml",
+            bytes: many_targets(90_000).into_bytes(),
+        },
+        Input {
+            class: "many-named-hooks",
+            file: "many-hooks.yaml",
+            bytes: many_hooks(12_000).into_bytes(),
         },
         Input {
             class: "many-keys-one-line",
