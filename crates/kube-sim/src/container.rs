@@ -740,6 +740,42 @@ mod tests {
     }
 
     #[test]
+    fn projected_volumes_write_items_downward_fields_and_a_minted_token() {
+        let (store, dir) = seeded();
+        store
+            .load("", "pods", json!({"metadata": {"name": "job-1", "namespace": "app", "labels": {"tier": "batch"}},
+                "spec": {"serviceAccountName": "runner",
+                    "initContainers": [{"name": "init", "image": "busybox",
+                        "volumeMounts": [{"name": "creds", "mountPath": "/creds"}]}],
+                    "containers": [{"name": "main", "image": "x"}],
+                    "volumes": [
+                        {"name": "creds", "projected": {"sources": [
+                            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                            {"configMap": {"name": "cfg", "items": [{"key": "DB", "path": "conf/db"}]}},
+                            {"secret": {"name": "db", "items": [{"key": "password", "path": "pw"}]}},
+                            {"downwardAPI": {"items": [{"path": "tier", "fieldRef": {"fieldPath": "metadata.labels['tier']"}}]}}]}}]}}))
+            .expect("pod");
+        let issue = |ns: &str, sa: &str| format!("token-of-{ns}-{sa}");
+        let ctx = resolve_container_with(
+            &store,
+            dir.path(),
+            "app",
+            "job-1",
+            Some("init"),
+            Some(&issue),
+        )
+        .expect("the init container resolves");
+        let creds = ctx.host_path_of(Path::new("/creds")).expect("mounted");
+        let read = |file: &str| std::fs::read_to_string(creds.join(file)).expect(file);
+        assert_eq!(read("token"), "token-of-app-runner");
+        assert_eq!(read("conf/db"), "shop");
+        assert_eq!(read("pw"), "s3cr3t");
+        assert_eq!(read("tier"), "batch");
+        assert!(!creds.join("MODE").exists(), "only the listed items");
+        assert!(ctx.mounts[0].read_only);
+    }
+
+    #[test]
     fn the_container_is_chosen_like_the_apiserver_does() {
         let one = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
         assert_eq!(log_container(&one, None).expect("default"), "a");

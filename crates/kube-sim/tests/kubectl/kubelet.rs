@@ -326,3 +326,68 @@ spec:
     assert_eq!(status["status"]["phase"], "Running");
     assert!(status["status"]["containerStatuses"][1]["state"]["running"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_command_runs_mapped_images_and_refuses_a_bad_mapping() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args(["serve", "--kubeconfig"])
+        .arg(dir.path().join("kc"))
+        .args(["--run-image", "backup-ns"])
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("expected IMAGE=PROGRAM"), "{err}");
+
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(
+        &seed,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: app}\n---\napiVersion: v1\nkind: Pod\n\
+         metadata: {name: clock, namespace: app}\nspec:\n  restartPolicy: Never\n  containers:\n  \
+         - {name: main, image: \"tools:1\", command: [date, -u, \"+%Y-%m-%d %H:%M\"]}\n",
+    )
+    .expect("seed");
+    let kubeconfig = dir.path().join("kc");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"))
+        .args([
+            "serve",
+            "--rbac",
+            "--clock",
+            "2031-07-04T12:00:00Z",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .arg("--apply")
+        .arg(&seed)
+        .args(["--run-image", "tools=host"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kube-sim starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready in time")
+        .expect("read");
+    assert!(ready.is_some_and(|l| l.starts_with("kube-sim ready https://")));
+    let k = Kubectl {
+        kubeconfig,
+        home: tempfile::tempdir().expect("home"),
+    };
+    k.ok(&[
+        "-n",
+        "app",
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/clock",
+        "--timeout=30s",
+    ])
+    .await;
+    assert_eq!(
+        k.ok(&["-n", "app", "logs", "clock"]).await,
+        "2031-07-04 12:00\n"
+    );
+}
