@@ -159,3 +159,77 @@ async fn a_delete_whose_answer_was_lost_is_not_mistaken_for_a_concurrent_change(
         );
     }
 }
+
+#[tokio::test]
+async fn a_content_changed_since_the_list_costs_one_refused_patch_and_keeps_its_snapshot() {
+    let env = start().await;
+    seed(&env);
+    let doomed: Vec<String> = env
+        .sim
+        .list("volumesnapshots", Some(NS))
+        .iter()
+        .filter(|v| !v["metadata"]["labels"]["backup-ns.sh/delete-after"].is_null())
+        .filter(|v| !v["metadata"]["labels"]["backup-ns.sh/retain"].is_null())
+        .filter_map(|v| v["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(doomed.len(), 10);
+    let uid_of = |name: &str| {
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(NS),
+                name,
+            )
+            .expect("snapshot")["metadata"]["uid"]
+            .clone()
+    };
+    let bind = |snapshot: &str, uid: Value| {
+        env.sim
+            .merge_patch(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshotcontents",
+                None,
+                &content_name(NS, snapshot),
+                &json!({"spec": {"volumeSnapshotRef": {"uid": uid}}}),
+            )
+            .expect("content patched");
+    };
+    // Two contents record their snapshot's uid, as the snapshot controller writes it; a third is bound to
+    // another object of the same name (a recreated snapshot): its policy switch must be refused.
+    bind(&doomed[0], uid_of(&doomed[0]));
+    bind(&doomed[1], uid_of(&doomed[1]));
+    bind(&doomed[2], json!("uid-of-a-recreated-snapshot"));
+    env.sim.requests().reset();
+    let report = apply(
+        &env.cluster,
+        &options(Scope::Namespace(NS.into()), Options::default()),
+        &clock(NOW),
+    )
+    .await
+    .expect("apply");
+    let status = |name: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.status.clone())
+    };
+    assert_eq!(status(&doomed[0]), Some(Status::Applied));
+    assert_eq!(status(&doomed[1]), Some(Status::Applied));
+    assert!(
+        matches!(status(&doomed[2]), Some(Status::Deferred { ref reason }) if reason.contains("changed since the list")),
+        "{}",
+        report.render_text()
+    );
+    assert!(names(&env.sim, NS).contains(&doomed[2]));
+    let r = env.sim.requests();
+    assert_eq!(r.count("patch", "volumesnapshotcontents"), 10);
+    assert_eq!(
+        r.count("delete", "volumesnapshots"),
+        9,
+        "{:?}",
+        r.snapshot()
+    );
+    assert_eq!(r.count("get", "volumesnapshotcontents"), 0);
+}
