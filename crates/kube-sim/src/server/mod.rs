@@ -449,11 +449,12 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         }
         (_, "patch") => patch(shared, &res, &c),
         (None, "delete") => {
-            // DeleteOptions (preconditions, dryRun); a body that is not one is refused, as the apiserver does.
+            // DeleteOptions (preconditions, dryRun) in JSON; a body the simulator cannot decode (helm sends
+            // DeleteOptions as protobuf) counts as none.
             let opts: Value = if c.body.is_empty() {
                 json!({})
             } else {
-                c.body_json()?
+                c.body_json().unwrap_or(json!({}))
             };
             let uid = opts.pointer("/preconditions/uid").and_then(Value::as_str);
             let rv = opts
