@@ -458,6 +458,8 @@ fn dispatch(shared: &Arc<Shared>, res: ResourceInfo, c: Call) -> Result<Response
         }
         (_, "patch") => patch(shared, &res, &c),
         (None, "delete") => {
+            // DeleteOptions (preconditions, dryRun) in JSON; a body the simulator cannot decode (helm sends
+            // DeleteOptions as protobuf) counts as none.
             let opts: Value = if c.body.is_empty() {
                 json!({})
             } else {
