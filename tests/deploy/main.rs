@@ -12,6 +12,8 @@ mod pod_security;
 mod rbac;
 mod schedules;
 mod sources;
+#[path = "../support/mod.rs"]
+mod support;
 mod tools;
 
 use std::path::{Path, PathBuf};

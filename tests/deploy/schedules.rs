@@ -1,13 +1,14 @@
 //! The static manifests running on their own: deploy/static/ applied with the real kubectl to kube-sim in RBAC
 //! mode, with the image mapped to the built binary (`--run-image`), and the simulated clock moved over 30 nights.
 //! Each night the tenant CronJob's pod runs `backup-ns run` with the plan from its mounted ConfigMap, connecting
-//! with its in-cluster configuration as the tenant ServiceAccount, and sees the simulated date; each morning the
+//! with its in-cluster configuration as the tenant ServiceAccount, and sees the simulated date: its postgres hook
+//! execs into the app's pod, where a real PostgreSQL answers, and the dump lands on the volume. Each morning the
 //! controller CronJob's pod runs retention as the controller ServiceAccount. After 30 days the namespace holds
 //! exactly the snapshots the retention simulation of the same policy keeps.
 //!
-//! The substitutions are the ones the manifests' header asks for (namespace, image, plan.yaml: here without the
-//! database hook, since no database runs), plus two for the test machine: the hostPath lock dir is a temp dir,
-//! and the controller's pause between deletions is 0s (it is real time, and the nights are simulated).
+//! The substitutions are the ones the manifests' header asks for (namespace, image, plan.yaml: the hook is told
+//! the throwaway server's port), plus two for the test machine: the hostPath lock dir is a temp dir, and the
+//! controller's pause between deletions is 0s (it is real time, and the nights are simulated).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use kube_sim::kubelet::FakeTime;
 
 use super::rbac::{TENANT, apply_as_admin, cluster_yaml, tenant_manifest};
 use super::read;
+use super::support::postgres::Postgres;
 
 const VIENNA: Tz = chrono_tz::Europe::Vienna;
 
@@ -76,19 +78,47 @@ async fn thirty_nights_of_the_static_manifests_keep_the_gfs_set_the_policy_says(
         .await
         .expect("kube-sim starts");
     sim.apply_yaml(&cluster_yaml()).expect("cluster fixture");
+    // The tenant's app: a PostgreSQL (the throwaway server on this host) in deployment/app-base, data on the PVC.
+    let pg = Postgres::start();
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 100)",
+    );
+    let env: String = pg
+        .container_env("shop")
+        .iter()
+        .map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n"))
+        .collect();
+    sim.apply_yaml(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-base, namespace: {TENANT}}}\nspec:\n  \
+         selector: {{matchLabels: {{app: base}}}}\n  template:\n    metadata: {{labels: {{app: base}}}}\n    spec:\n      \
+         containers:\n      - name: postgres\n        image: postgres:17\n        env:\n{env}        \
+         volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n      \
+         volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n"
+    ))
+    .expect("the app");
     let home = tempfile::tempdir().expect("temp HOME");
     let locks = tempfile::tempdir().expect("lock dir");
 
-    let plan_without_hook = "    hooks:\n      pre:\n        - type: postgres\n          workload: deployment/app-base\n          container: postgres\n";
+    let hook = "          container: postgres\n";
     let tenant = tenant_manifest(TENANT);
     assert!(
-        tenant.contains(plan_without_hook),
+        tenant.contains(hook),
         "the plan's hook moved; update this test"
     );
-    let tenant = tenant.replace(plan_without_hook, "").replace(
-        "path: /mnt/host-backup-locks",
-        &format!("path: {}", locks.path().display()),
-    );
+    let tenant = tenant
+        .replace(
+            hook,
+            &format!(
+                "{hook}          host: 127.0.0.1\n          port: {}\n",
+                pg.port
+            ),
+        )
+        .replace(
+            "path: /mnt/host-backup-locks",
+            &format!("path: {}", locks.path().display()),
+        );
     let controller = read("deploy/static/backup-ns-controller.yaml").replace(
         "  TZ: \"Europe/Vienna\"\n",
         "  TZ: \"Europe/Vienna\"\n  BACKUP_NS_DELETE_PAUSE: \"0s\"\n",
@@ -113,11 +143,20 @@ async fn thirty_nights_of_the_static_manifests_keep_the_gfs_set_the_policy_says(
         );
     }
 
+    // The last night's dump is on the volume (a gzip stream).
+    let dump = std::fs::read(sim.pvc_dir(TENANT, "data").join("dump.sql.gz"))
+        .expect("the dump on the PVC");
+    assert!(
+        dump.len() > 100 && dump.starts_with(&[0x1f, 0x8b]),
+        "{} bytes",
+        dump.len()
+    );
+
     // The tenant's pods ran as its ServiceAccount, in-cluster: the pod's own token, nothing else was given.
     let pod = sim
         .list("pods", Some(TENANT))
         .into_iter()
-        .next()
+        .find(|p| p["metadata"]["labels"]["job-name"].is_string())
         .expect("a backup pod");
     assert_eq!(pod["spec"]["serviceAccountName"], "backup-ns");
 
