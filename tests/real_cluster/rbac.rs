@@ -206,10 +206,11 @@ fn the_real_authorizer_holds_the_tenant_to_its_namespace_and_lets_the_controller
         std::slice::from_ref(&snapshot)
     );
 
-    // The controller, with its own token, runs retention across namespaces.
+    // The controller, with its own token, plans retention across every namespace (`--force`: the other tests'
+    // namespaces on the shared cluster would trip the mass-deletion guard) and writes contents' labels.
     let ctl = backup_ns_with(
         &controller,
-        &["controller", "-A", "--dry-run", "-o", "json"],
+        &["controller", "-A", "--dry-run", "--force", "-o", "json"],
         &[],
     );
     assert_eq!(ctl.status.code(), Some(0), "{}", text(&ctl));
