@@ -220,10 +220,11 @@ async fn run() {
     let listed = apply::list_scope(&cluster, &Scope::All, None, PAGE)
         .await
         .expect("list");
-    let synced = sync::sync_listed(&cluster, &listed, PAGE, true)
+    let contents = apply::list_contents(&cluster, PAGE)
         .await
-        .expect("sync");
-    let dry = apply::apply_listed(&cluster, &listed, &options, &clock).await;
+        .expect("list contents");
+    let synced = sync::sync_listed(&cluster, &listed, &contents, true).await;
+    let dry = apply::apply_listed(&cluster, &listed, Some(&contents), &options, &clock).await;
     let dry_wall = t.elapsed();
     println!(
         "\n1. controller -A --dry-run: {:.2} s wall",
@@ -265,6 +266,18 @@ async fn run() {
     );
     assert_eq!(real.counts.deleted, 2 * NAMESPACES);
     assert_eq!(real.counts.failed, 0);
+    // At most two requests per deletion, none of them a read: every seeded content says Retain.
+    assert_eq!(r.count("list", "volumesnapshotcontents"), pages);
+    assert_eq!(
+        r.count("patch", "volumesnapshotcontents") as usize,
+        real.counts.deleted
+    );
+    assert_eq!(
+        r.count("delete", "volumesnapshots") as usize,
+        real.counts.deleted
+    );
+    assert_eq!(r.count("get", "volumesnapshots"), 0);
+    assert_eq!(r.count("get", "volumesnapshotcontents"), 0);
     println!(
         "    with the default --delete-pause 5s the deletions would add {:.0} s of pacing",
         real.counts.deleted.saturating_sub(1) as f64 * 5.0
@@ -321,9 +334,10 @@ async fn run() {
 /// Requests of the real run, recomputed from its counts for the summary line (the sim's log was reset since).
 fn sim_total_of(report: &apply::ApplyReport) -> String {
     format!(
-        "{} patches + {} deletions (each: get VS, get VSC, patch VSC, delete VS) + {} lists",
+        "{} lists + {} patches + {} deletions (each: patch VSC deletionPolicy under test ops, delete VS with \
+         uid/resourceVersion preconditions)",
+        2 * (report.counts.listed).div_ceil(PAGE as usize),
         report.counts.patched,
-        report.counts.deleted,
-        (report.counts.listed).div_ceil(PAGE as usize)
+        report.counts.deleted
     )
 }

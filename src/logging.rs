@@ -18,8 +18,16 @@ pub fn init(format: LogFormat, verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("BACKUP_NS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("backup_ns={default_level},warn")));
+    // kube-client's HTTP trace layer logs every failed request at ERROR ("failed with error client error
+    // (Connect)") before backup-ns reports the same failure with its context; below -vv it only repeats it.
+    let client_trace = if verbose >= 2 {
+        ""
+    } else {
+        ",kube_client::client::builder=off"
+    };
+    let filter = EnvFilter::try_from_env("BACKUP_NS_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(format!("backup_ns={default_level},warn{client_trace}"))
+    });
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -84,3 +84,18 @@ pub(crate) fn emit(text: &str) -> Result<(), OpsError> {
         Err(e) => Err(OpsError::Output(e.to_string())),
     }
 }
+
+/// Writes diagnostics (or any line) to stderr. Unlike `eprintln!`, a closed stderr pipe is ignored instead of
+/// a panic: diagnostics of a big hostile file used to overflow the pipe buffer of `| head` and exit 101.
+pub(crate) fn diag_line(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// Renders diagnostics to stderr: per file the first [`crate::plan::diag::MAX_SHOWN_PER_FILE`], then a
+/// summary line, each rendered at `width` (`color` for a terminal).
+pub(crate) fn print_diags(diags: &[crate::plan::Diag], width: usize, color: bool) {
+    for d in crate::plan::Diagnostics(diags.to_vec()).shown() {
+        diag_line(&d.render_styled(width, color));
+    }
+}

@@ -8,7 +8,7 @@ use crate::Exit;
 use crate::ops::namespaces::{NamespaceOutcome, per_namespace};
 use crate::retention::Phases;
 use crate::retention::apply::{self, ApplyOptions, ApplyReport};
-use crate::retention::sync::{self, SyncReport};
+use crate::retention::sync::{self, SyncError, SyncReport};
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
@@ -99,12 +99,13 @@ pub fn run(args: ControllerArgs) -> Exit {
             Ok(l) => l,
             Err(e) => return fail(Exit::Failure, e),
         };
-        let sync = match sync::sync_listed(&cluster, &listed, options.page_size, args.dry_run).await
-        {
-            Ok(s) => s,
-            Err(e) => return fail(Exit::Failure, e),
+        let contents = match apply::list_contents(&cluster, options.page_size).await {
+            Ok(c) => c,
+            Err(e) => return fail(Exit::Failure, SyncError::List(Box::new(e))),
         };
-        let retention = apply::apply_listed(&cluster, &listed, &options, &clock).await;
+        let sync = sync::sync_listed(&cluster, &listed, &contents, args.dry_run).await;
+        let retention =
+            apply::apply_listed(&cluster, &listed, Some(&contents), &options, &clock).await;
         let namespaces = per_namespace(&sync, &retention);
         let report = ControllerReport {
             sync,

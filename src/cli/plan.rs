@@ -1,6 +1,7 @@
 //! `backup-ns plan ...`: show plans as backup-ns understands them (`from-env`, `show`).
 
 use crate::Exit;
+use crate::cli::common;
 use crate::plan::env::{EnvMap, plan_from_bak_env};
 use crate::plan::{Diag, Diagnostics, Plan};
 use crate::settings::{Overrides, load_effective, process_env};
@@ -42,7 +43,9 @@ Exit codes: 0 printed, 1 the plan or an override is invalid.
 Examples:
   backup-ns plan show plans/postgres-app.yaml
   BACKUP_NS_SNAPSHOT__READY_TIMEOUT=30m backup-ns plan show plans/postgres-app.yaml --format json
-  backup-ns plan show plans/postgres-app.yaml --set retention=adhoc --redacted")]
+  backup-ns plan show plans/postgres-app.yaml --set retention=adhoc --redacted
+
+Literal passwords and secret-looking vars/args are printed as \"<redacted>\" unless --show-secrets is given.")]
     Show {
         /// Plan file; without one the BAK_* variables are used.
         plan: Option<PathBuf>,
@@ -57,6 +60,9 @@ Examples:
         /// Override any plan key: `--set snapshot.readyTimeout=30m` (repeatable).
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Print literal passwords and secret-looking `vars`/`args` as written (default: `<redacted>`).
+        #[arg(long, conflicts_with = "redacted")]
+        show_secrets: bool,
         /// Print the redacted form written into the `backup-ns.sh/plan` annotation (JSON).
         #[arg(long)]
         redacted: bool,
@@ -84,9 +90,7 @@ pub fn render(plan: &Plan, format: PlanFormat) -> Result<String, String> {
 }
 
 fn print_diags(diags: &[Diag]) {
-    for d in diags {
-        eprintln!("{}", d.render(100));
-    }
+    common::print_diags(diags, 100, false);
 }
 
 fn emit(text: &str) -> Exit {
@@ -128,6 +132,7 @@ pub fn run_with_env(args: PlanArgs, env: &EnvMap) -> Exit {
             namespace,
             profiles,
             set,
+            show_secrets,
             redacted,
         } => {
             let overrides = Overrides {
@@ -144,7 +149,12 @@ pub fn run_with_env(args: PlanArgs, env: &EnvMap) -> Exit {
                             .unwrap_or_default();
                         return emit(&(json + "\n"));
                     }
-                    match render(&loaded.plan, format) {
+                    let plan = if show_secrets {
+                        loaded.plan
+                    } else {
+                        loaded.plan.redacted()
+                    };
+                    match render(&plan, format) {
                         Ok(text) => emit(&text),
                         Err(e) => {
                             eprintln!("error: cannot render the plan: {e}");

@@ -4,6 +4,7 @@
 //! slot-file lock), turns SIGTERM/SIGINT into the engine's cancel signal and prints the report.
 
 use crate::Exit;
+use crate::cli::common::{diag_line, print_diags};
 use crate::clock::Clock;
 use crate::cluster::engine_port::EnginePort;
 use crate::cluster::{Cluster, ConnectOptions, NewGroupSnapshot, NewSnapshot};
@@ -108,14 +109,12 @@ pub fn run(args: RunArgs) -> Exit {
     let loaded = match settings::load_effective(args.plan.as_deref(), &env, &overrides) {
         Ok(l) => l,
         Err(diags) => {
-            eprintln!("{}", diags.render(term_width()));
-            eprintln!("error: the plan is invalid; nothing was done");
+            print_diags(&diags.0, term_width(), false);
+            diag_line("error: the plan is invalid; nothing was done");
             return Exit::Usage;
         }
     };
-    for w in &loaded.warnings {
-        eprintln!("{}", w.render(term_width()));
-    }
+    print_diags(&loaded.warnings, term_width(), false);
     let plan = loaded.plan;
     let clock = match Clock::from_env() {
         Ok(c) => c,

@@ -2,6 +2,7 @@
 //! is [`crate::ops::validate`]; this file prints its report.
 
 use crate::Exit;
+use crate::cli::common::{diag_line, print_diags};
 use crate::ops::validate::check;
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
@@ -12,7 +13,8 @@ use std::path::PathBuf;
 pub enum DiagFormat {
     /// Rendered diagnostics with source snippets (stderr) and one `valid: FILE` line per good plan (stdout).
     Human,
-    /// One JSON array of {file, line, column, severity, code, message} on stdout (line/column 1-based).
+    /// One JSON array of {file, line, column, severity, code, message, help, labels} on stdout (line/column
+    /// 1-based; labels carry their spans).
     Json,
 }
 
@@ -77,18 +79,16 @@ pub fn run(args: ValidateArgs) -> Exit {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(100);
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            for d in &report.diagnostics.0 {
-                eprintln!("{}", d.render_styled(width, color));
-            }
+            print_diags(&report.diagnostics.0, width, color);
             for file in &report.valid {
                 let _ = writeln!(stdout, "valid: {}", file.display());
             }
-            eprintln!(
+            diag_line(&format!(
                 "{} plan(s) checked: {} valid, {} invalid; {errors} error(s), {warnings} warning(s)",
                 report.valid.len() + report.invalid.len(),
                 report.valid.len(),
                 report.invalid.len(),
-            );
+            ));
         }
     }
     if !report.invalid.is_empty() || (args.deny_warnings && warnings > 0) {

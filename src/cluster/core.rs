@@ -208,6 +208,21 @@ impl Cluster {
         Ok(pvc)
     }
 
+    /// The names of the PVCs in `ns` (for "did you mean" when a named one does not exist).
+    pub async fn pvc_names(&self, ns: &str) -> Result<Vec<String>> {
+        let list = ListRef {
+            resource: "persistentvolumeclaims",
+            namespace: Some(ns.to_string()),
+            selector: None,
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client().clone(), ns);
+        Ok(list_paged(&api, list, None, DEFAULT_PAGE_SIZE)
+            .await?
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect())
+    }
+
     /// Creates a PVC (e.g. [`RestorePvc::to_object`]). An existing PVC is never overwritten: HTTP 409.
     pub async fn create_pvc(&self, pvc: &PersistentVolumeClaim) -> Result<PersistentVolumeClaim> {
         let ns = pvc.metadata.namespace.clone().unwrap_or_default();

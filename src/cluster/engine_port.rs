@@ -41,6 +41,14 @@ fn port(e: ClusterError) -> PortError {
     PortError::new(e.to_string())
 }
 
+/// Adds "did you mean `X`?" to a missing-object error when one of `existing` is close to `wanted`.
+fn with_suggestion(mut error: PortError, wanted: &str, existing: &[String]) -> PortError {
+    if let Some(near) = crate::plan::raw::suggest(wanted, existing.iter().map(String::as_str)) {
+        error.message.push_str(&format!("; did you mean `{near}`?"));
+    }
+    error
+}
+
 fn wait_error(e: ClusterError) -> WaitError {
     match e {
         ClusterError::NotReady { object, after } => WaitError::NotReady {
@@ -227,11 +235,15 @@ impl ClusterPort for EnginePort {
         pvc: &'a str,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            self.cluster
-                .require_bound_pvc(namespace, pvc)
-                .await
-                .map(|_| ())
-                .map_err(port)
+            match self.cluster.require_bound_pvc(namespace, pvc).await {
+                Ok(_) => Ok(()),
+                Err(e @ ClusterError::Missing { .. }) => {
+                    // A failed list (e.g. no `list` right) only costs the suggestion.
+                    let names = self.cluster.pvc_names(namespace).await.unwrap_or_default();
+                    Err(with_suggestion(port(e), pvc, &names))
+                }
+                Err(e) => Err(port(e)),
+            }
         })
     }
 
@@ -243,9 +255,23 @@ impl ClusterPort for EnginePort {
             match class {
                 Some(name) => match self.cluster.get_snapshot_class(name).await.map_err(port)? {
                     Some(c) => Ok(c.name().to_string()),
-                    None => Err(PortError::new(format!(
-                        "VolumeSnapshotClass {name} (snapshot.class) does not exist"
-                    ))),
+                    None => {
+                        let names: Vec<String> = self
+                            .cluster
+                            .list_snapshot_classes()
+                            .await
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|c| c.name().to_string())
+                            .collect();
+                        Err(with_suggestion(
+                            PortError::new(format!(
+                                "VolumeSnapshotClass {name} (snapshot.class) does not exist"
+                            )),
+                            name,
+                            &names,
+                        ))
+                    }
                 },
                 None => match self
                     .cluster

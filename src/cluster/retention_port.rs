@@ -4,7 +4,7 @@
 use super::client::Cluster;
 use super::error::ClusterError;
 use super::resources::{VolumeSnapshot, VolumeSnapshotContent};
-use super::snapshots::DeleteOutcome;
+use super::snapshots::ListedDelete;
 use crate::labels::LabelChanges;
 use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
@@ -61,14 +61,6 @@ impl SnapshotStore for Cluster {
         self.list_snapshot_contents(None, page_size).await
     }
 
-    async fn get_snapshot(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<VolumeSnapshot>, ClusterError> {
-        Cluster::get_snapshot(self, namespace, name).await
-    }
-
     async fn get_content(&self, name: &str) -> Result<Option<VolumeSnapshotContent>, ClusterError> {
         self.get_snapshot_content(name).await
     }
@@ -93,13 +85,22 @@ impl SnapshotStore for Cluster {
             .map(|sent| sent.is_some())
     }
 
-    async fn delete_snapshot(&self, current: &VolumeSnapshot) -> Result<Deleted, ClusterError> {
-        match self.delete_fetched_snapshot(current).await? {
-            DeleteOutcome {
-                already_gone: true, ..
-            } => Ok(Deleted::AlreadyGone),
-            _ => Ok(Deleted::Now),
-        }
+    async fn switch_content_policy(
+        &self,
+        content: &VolumeSnapshotContent,
+        snapshot: &VolumeSnapshot,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, ClusterError> {
+        Cluster::switch_content_policy(self, content, snapshot, from, to).await
+    }
+
+    async fn delete_snapshot(&self, listed: &VolumeSnapshot) -> Result<Deleted, ClusterError> {
+        Ok(match self.delete_listed_snapshot(listed).await? {
+            ListedDelete::Deleted => Deleted::Now,
+            ListedDelete::AlreadyGone => Deleted::AlreadyGone,
+            ListedDelete::Changed => Deleted::Changed,
+        })
     }
 
     fn is_forbidden(error: &ClusterError) -> bool {

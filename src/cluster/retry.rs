@@ -12,7 +12,9 @@
 //! - `GET` (get, list, watch restarts, log reads, and the exec upgrade before the remote command starts);
 //! - `PATCH`/`PUT` guarded by a `test` op or a `metadata.resourceVersion`, and `DELETE` with preconditions: a
 //!   second attempt after a lost answer either applies the same change or fails its guard with a 409, which is
-//!   never retried (a concurrent writer needs a fresh read and a new decision, not another attempt).
+//!   never retried (a concurrent writer needs a fresh read and a new decision, not another attempt). Such a 409
+//!   may be the first attempt's own doing (a delete that marked an object with finalizers moved its
+//!   resourceVersion); `Cluster::delete_listed_snapshot` tells the two apart when a retry happened.
 //!
 //! Creates (`POST`) are not retried blindly: the object may exist although the answer was lost.
 //! [`create_once`] sends them again only for objects whose name is fixed for the run and which carry the run's

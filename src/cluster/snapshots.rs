@@ -194,6 +194,18 @@ pub struct DeleteOutcome {
     pub already_gone: bool,
 }
 
+/// How [`Cluster::delete_listed_snapshot`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedDelete {
+    /// Deleted (or, with finalizers, being deleted).
+    Deleted,
+    /// It was already gone.
+    AlreadyGone,
+    /// Its uid or resourceVersion no longer matches the list (409 on the preconditions): someone changed it
+    /// since, and it was left alone.
+    Changed,
+}
+
 /// Snapshot objects whose readiness can be awaited.
 pub trait Readiness {
     fn is_ready(&self) -> bool;
@@ -383,6 +395,23 @@ where
     }
 }
 
+/// RFC 6902 ops as the typed patch kube sends; `what` names the patch in the error.
+fn json_patch_of(
+    ops: serde_json::Value,
+    what: &str,
+    object: &ObjectRef,
+) -> Result<json_patch::Patch> {
+    serde_json::from_value(ops).map_err(|e| ClusterError::Patch {
+        failure: Box::new(ApiFailure {
+            code: None,
+            reason: String::new(),
+            message: format!("could not build the {what} patch: {e}"),
+            suggestion: None,
+        }),
+        object: object.clone(),
+    })
+}
+
 /// Sends a label JSON patch; a failed `test` op becomes [`ClusterError::Conflict`].
 async fn patch_labels<K>(
     api: &Api<K>,
@@ -396,16 +425,7 @@ where
     let Some(patch) = label_patch(current, changes) else {
         return Ok(None);
     };
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(|e| ClusterError::Patch {
-            failure: Box::new(ApiFailure {
-                code: None,
-                reason: String::new(),
-                message: format!("could not build the label patch: {e}"),
-                suggestion: None,
-            }),
-            object: object.clone(),
-        })?;
+    let patch = json_patch_of(patch, "label", &object)?;
     match api
         .patch(
             &object.name,
@@ -688,8 +708,8 @@ impl Cluster {
         self.delete_fetched_snapshot(&vs).await
     }
 
-    /// [`delete_snapshot`](Self::delete_snapshot) for a snapshot the caller has just read (retention re-reads
-    /// each one to honour pins made since its list), so the object is not fetched a second time.
+    /// [`delete_snapshot`](Self::delete_snapshot) for a snapshot the caller has just read, so the object is not
+    /// fetched a second time. (Retention deletes as listed instead: [`Self::delete_listed_snapshot`].)
     pub async fn delete_fetched_snapshot(&self, vs: &VolumeSnapshot) -> Result<DeleteOutcome> {
         let (ns, name) = (vs.namespace(), vs.name());
         let mut outcome = DeleteOutcome {
@@ -730,6 +750,90 @@ impl Cluster {
                 already_gone: true,
                 ..outcome
             }),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
+    }
+
+    /// Switches a content's `deletionPolicy` from `from` (what the list saw) to `to` in ONE JSON patch whose
+    /// `test` ops require that the policy is still `from` and that the content is still bound to `snapshot` (its
+    /// uid, or its namespace and name when the listed content did not record a uid). `Ok(false)`: a test failed,
+    /// the content changed since the list and nothing was written.
+    pub async fn switch_content_policy(
+        &self,
+        content: &VolumeSnapshotContent,
+        snapshot: &VolumeSnapshot,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let name = content.name();
+        let object = vsc_ref(name);
+        let bound = &content.spec.volume_snapshot_ref;
+        let mut ops =
+            vec![serde_json::json!({"op": "test", "path": "/spec/deletionPolicy", "value": from})];
+        if bound.uid.is_some() {
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.metadata.uid}));
+        } else {
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": snapshot.namespace()}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name()}));
+        }
+        ops.push(serde_json::json!({"op": "replace", "path": "/spec/deletionPolicy", "value": to}));
+        let patch = json_patch_of(serde_json::Value::Array(ops), "deletionPolicy", &object)?;
+        match self
+            .contents()
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if is_test_failure(status.code, &status.message) => {
+                Ok(false)
+            }
+            Err(err) => Err(ClusterError::Patch {
+                failure: failure(&err, "patch", &object),
+                object,
+            }),
+        }
+    }
+
+    /// Deletes a snapshot exactly as listed: DeleteOptions preconditions on its uid and the resourceVersion the
+    /// list saw replace a re-read, so a snapshot pinned or changed since is refused by the apiserver (409) and
+    /// left alone ([`ListedDelete::Changed`]).
+    ///
+    /// The retry layer may send the delete again after a lost answer; if the first attempt took effect on a
+    /// snapshot with finalizers, its deletion moved the resourceVersion and the retry meets a 409 too. Only when
+    /// a retry happened during the call is that 409 ambiguous, and only then one read tells them apart: a
+    /// snapshot that is gone or terminating with the same uid was deleted by this call.
+    pub async fn delete_listed_snapshot(&self, vs: &VolumeSnapshot) -> Result<ListedDelete> {
+        let (ns, name) = (vs.namespace(), vs.name());
+        let object = vs_ref(ns, name);
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: vs.metadata.uid.clone(),
+                resource_version: vs.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        let retries_before = self.retries();
+        match self.snapshots(ns).delete(name, &params).await {
+            Ok(_) => Ok(ListedDelete::Deleted),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(ListedDelete::AlreadyGone),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                if self.retries() == retries_before {
+                    return Ok(ListedDelete::Changed);
+                }
+                Ok(match self.get_snapshot(ns, name).await? {
+                    None => ListedDelete::Deleted,
+                    Some(now)
+                        if now.metadata.uid == vs.metadata.uid
+                            && now.metadata.deletion_timestamp.is_some() =>
+                    {
+                        ListedDelete::Deleted
+                    }
+                    Some(_) => ListedDelete::Changed,
+                })
+            }
             Err(err) => Err(ClusterError::Delete {
                 failure: failure(&err, "delete", &object),
                 object,

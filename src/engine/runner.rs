@@ -224,10 +224,16 @@ impl Engine {
         // Preflight: everything is checked and every problem reported at once.
         let started = Instant::now();
         let mut problems = Vec::new();
-        if let Err(e) = self.cluster.check_namespace(ns).await {
-            problems.push(e.message);
-        }
-        if problems.is_empty() {
+        // Everything but a missing namespace is reported at once: a mistyped workload shows up together with a
+        // missing PVC, not only after the PVC is fixed.
+        let namespace_ok = match self.cluster.check_namespace(ns).await {
+            Ok(_) => true,
+            Err(e) => {
+                problems.push(e.message);
+                false
+            }
+        };
+        if namespace_ok {
             for pvc in &plan.targets {
                 if let Err(e) = self.cluster.check_pvc(ns, pvc).await {
                     problems.push(e.message);
@@ -246,7 +252,7 @@ impl Engine {
             }
         };
         let mut resolved: BTreeMap<String, ContainerRef> = BTreeMap::new();
-        if problems.is_empty() {
+        if namespace_ok {
             for step in pre.iter().chain(post.iter()) {
                 match &step.action {
                     StepAction::Container {

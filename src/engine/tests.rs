@@ -591,6 +591,25 @@ async fn a_missing_pvc_fails_preflight_with_its_name_and_runs_no_hook() {
 }
 
 #[tokio::test]
+async fn preflight_reports_a_missing_pvc_and_a_mistyped_workload_together() {
+    let h = harness(Readiness::Ready, false);
+    let mut hook = exec_hook("PRE", OnError::Fail, None);
+    if let HookAction::Exec(e) = &mut hook.action {
+        e.workload = "deployment/missing".parse().unwrap();
+    }
+    let mut plan = plan_with(vec![hook], vec![]);
+    plan.targets.push("gone".into());
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Failure);
+    let error = report.error.as_deref().unwrap();
+    assert!(error.contains("PVC gone does not exist"), "{error}");
+    assert!(
+        error.contains("deployment/missing not found in namespace shop"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn sigterm_during_a_hook_cancels_it_releases_the_lock_emits_a_failure_and_exits_143() {
     let h = harness(Readiness::Ready, false);
     let plan = plan_with(

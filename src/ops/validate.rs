@@ -2,6 +2,7 @@
 //! profiles file, and each diagnostic reported once. Printing is the CLI's.
 
 use crate::plan::{self, Diag, Diagnostics, Profiles};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// The outcome of validating a set of paths, independent of how it is printed.
@@ -49,6 +50,7 @@ pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, St
         invalid: Vec::new(),
         diagnostics: Diagnostics::default(),
     };
+    let mut seen = HashSet::new();
     for file in files {
         // An unreadable file is a usage error (exit 2), unlike a readable file with bad content (exit 1).
         if let Err(e) = std::fs::File::open(&file) {
@@ -61,8 +63,9 @@ pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, St
             report.invalid.push(file);
         }
         for d in diags {
-            // A shared profiles file is loaded once per plan; report each of its problems once.
-            if !report.diagnostics.0.iter().any(|e| same(e, &d)) {
+            // A shared profiles file is loaded once per plan; report each of its problems once. A set keeps
+            // this linear in the number of diagnostics.
+            if seen.insert(identity(&d)) {
                 report.diagnostics.0.push(d);
             }
         }
@@ -71,8 +74,16 @@ pub fn check(paths: &[PathBuf], profiles: Option<&PathBuf>) -> Result<Report, St
     Ok(report)
 }
 
-fn same(a: &Diag, b: &Diag) -> bool {
-    a.code == b.code && a.message == b.message && a.location() == b.location()
+/// What makes two diagnostics the same report: code, message, file and position.
+fn identity(d: &Diag) -> (plan::Code, String, String, Option<usize>) {
+    (
+        d.code,
+        d.message.clone(),
+        d.source
+            .as_ref()
+            .map_or_else(String::new, |s| s.name.clone()),
+        d.primary.as_ref().map(|l| l.span.start),
+    )
 }
 
 #[cfg(test)]

@@ -3,11 +3,17 @@
 //! Every problem found while loading or validating a plan becomes a [`Diag`]. Nothing stops at the first
 //! problem: loaders and validators push into a `Vec<Diag>` and the caller decides (errors fail, warnings don't).
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use super::snippet::Window;
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceSpan};
 use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Diagnostics rendered (or listed in JSON) per file; the rest are counted in one summary diagnostic.
+pub const MAX_SHOWN_PER_FILE: usize = 100;
 
 macro_rules! codes {
     ($($variant:ident => $code:literal: $doc:literal,)*) => {
@@ -71,6 +77,10 @@ codes! {
     DumpPathUnusual => "plan::dump-path-unusual": "warning: a dump path lies outside the usual data mounts, so the snapshot may not contain it",
     LiteralSecret => "plan::literal-secret": "warning: a literal password in a plan; prefer a container env reference such as ${POSTGRES_PASSWORD}",
     EnvCompat => "plan::env-compat": "a BAK_* or BACKUP_NS_* environment variable has a value that cannot be used",
+    TooLarge => "plan::too-large": "a plan or profiles file is larger than 10 MiB and is not read",
+    Encoding => "plan::encoding": "a plan or profiles file is not UTF-8 text, or contains a NUL byte",
+    TooComplex => "plan::too-complex": "a plan has more than 100,000 values once YAML aliases are expanded (or is nested too deeply)",
+    MoreDiagnostics => "plan::more-diagnostics": "a file has more than 100 diagnostics; the rest are counted, not shown",
 }
 
 /// Errors fail validation; warnings are printed but the plan is still usable.
@@ -96,14 +106,87 @@ impl fmt::Display for Severity {
 pub struct SourceFile {
     pub name: String,
     pub text: String,
+    /// Byte offset of the start of each line: line and column lookups are a binary search, not a scan, so
+    /// thousands of diagnostics in one big file stay linear.
+    line_starts: Vec<usize>,
+    /// Byte ranges of secret-bearing values (literal passwords, secret-looking `vars`/`args`), masked in
+    /// every snippet. Set once, by the parser, after the file is read.
+    secrets: OnceLock<Vec<Range<usize>>>,
 }
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<SourceFile> {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Arc::new(SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
+            secrets: OnceLock::new(),
         })
+    }
+
+    /// Marks the byte ranges of secret values; snippets show them as `*`. Only the first call counts.
+    pub fn set_secrets(&self, spans: Vec<Range<usize>>) {
+        let _ = self.secrets.set(spans);
+    }
+
+    /// The secret ranges set by the parser (empty before parsing).
+    pub fn secrets(&self) -> &[Range<usize>] {
+        self.secrets.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// `range` of the text with every secret byte range replaced by `*` of the same byte length, so
+    /// offsets stay valid.
+    pub fn masked(&self, range: Range<usize>) -> Cow<'_, str> {
+        let text = &self.text[range.clone()];
+        let overlapping: Vec<&Range<usize>> = self
+            .secrets()
+            .iter()
+            .filter(|s| s.start < range.end && s.end > range.start)
+            .collect();
+        if overlapping.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        for (i, c) in text.char_indices() {
+            let at = range.start + i;
+            if overlapping.iter().any(|s| s.contains(&at)) {
+                out.extend(std::iter::repeat_n('*', c.len_utf8()));
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// 0-based line of a byte offset (clamped to the text).
+    pub fn line_index(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&start| start <= offset.min(self.text.len()))
+            .saturating_sub(1)
+    }
+
+    /// Number of lines (a trailing newline starts an empty last line).
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The byte range of a 0-based line, including its newline.
+    pub fn line_range(&self, line: usize) -> Range<usize> {
+        let start = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        start..end
     }
 
     /// 1-based line and column (in characters) of a byte offset, clamped to the text.
@@ -112,28 +195,27 @@ impl SourceFile {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        (line, column)
+        let line = self.line_index(offset);
+        let line_start = self.line_starts[line];
+        let column = self.text[line_start..offset].chars().count() + 1;
+        (line + 1, column)
     }
 
     /// The byte offset of a 1-based line and column (in characters); clamped to the text.
     pub fn offset_of(&self, line: usize, column: usize) -> usize {
-        let mut offset = 0;
-        for (i, l) in self.text.split_inclusive('\n').enumerate() {
-            if i + 1 == line {
-                let col_bytes: usize = l
-                    .chars()
-                    .take(column.saturating_sub(1))
-                    .map(char::len_utf8)
-                    .sum();
-                return offset + col_bytes;
-            }
-            offset += l.len();
+        if line == 0 {
+            return self.text.len();
         }
-        self.text.len()
+        let Some(&start) = self.line_starts.get(line - 1) else {
+            return self.text.len();
+        };
+        let range = self.line_range(line - 1);
+        let col_bytes: usize = self.text[range]
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
+        start + col_bytes
     }
 }
 
@@ -224,9 +306,31 @@ impl Diag {
         }
     }
 
-    /// The machine-readable form used by `validate --format json`.
+    /// The machine-readable form used by `validate --format json`: location, code, message, help and every
+    /// label with its span, like the rendered form shows them.
     pub fn to_json(&self) -> JsonDiag {
         let (file, line, column) = self.location();
+        let label = |l: &Label, primary: bool| {
+            let src = self.source.as_ref()?;
+            let (line, column) = src.line_col(l.span.start);
+            let (end_line, end_column) = src.line_col(l.span.end);
+            Some(JsonLabel {
+                text: l.text.clone(),
+                primary,
+                line,
+                column,
+                end_line,
+                end_column,
+                offset: l.span.start,
+                length: l.span.end.saturating_sub(l.span.start),
+            })
+        };
+        let labels = self
+            .primary
+            .iter()
+            .filter_map(|l| label(l, true))
+            .chain(self.secondary.iter().filter_map(|l| label(l, false)))
+            .collect();
         JsonDiag {
             file,
             line,
@@ -234,6 +338,8 @@ impl Diag {
             severity: self.severity,
             code: self.code.as_str(),
             message: self.message.clone(),
+            help: self.help.clone(),
+            labels,
         }
     }
 
@@ -262,7 +368,8 @@ impl Diag {
     }
 }
 
-/// One diagnostic as a JSON object: `{file, line, column, severity, code, message}` (1-based).
+/// One diagnostic as a JSON object: `{file, line, column, severity, code, message, help, labels}`
+/// (line/column 1-based, column in characters).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct JsonDiag {
     pub file: String,
@@ -271,28 +378,50 @@ pub struct JsonDiag {
     pub severity: Severity,
     pub code: &'static str,
     pub message: String,
+    /// The help line (e.g. "did you mean `targets`?"), `null` when there is none.
+    pub help: Option<String>,
+    /// The primary label first, then the others.
+    pub labels: Vec<JsonLabel>,
 }
 
-/// Adapter that lets miette render a [`Diag`].
+/// A label of a [`JsonDiag`]: its text and span (start and end as 1-based line/column, and as byte offset and
+/// length).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JsonLabel {
+    pub text: String,
+    pub primary: bool,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub offset: usize,
+    pub length: usize,
+}
+
+/// Adapter that lets miette render a [`Diag`] over its bounded [`Window`] of the source.
 struct MietteDiag<'a> {
     diag: &'a Diag,
-    source: Option<NamedSource<String>>,
+    /// The window and the labels mapped into it (primary first, then secondary).
+    window: Option<(Window, Vec<Range<usize>>)>,
 }
 
 impl<'a> MietteDiag<'a> {
     fn new(diag: &'a Diag) -> Self {
-        let source = diag
-            .source
-            .as_ref()
-            .map(|s| NamedSource::new(s.name.clone(), s.text.clone()));
-        MietteDiag { diag, source }
+        let window = match (&diag.source, &diag.primary) {
+            (Some(src), Some(primary)) => {
+                let spans: Vec<Range<usize>> = std::iter::once(primary)
+                    .chain(&diag.secondary)
+                    .map(|l| l.span.clone())
+                    .collect();
+                Some(Window::new(src, &spans))
+            }
+            _ => None,
+        };
+        MietteDiag { diag, window }
     }
 
-    fn clamp(&self, span: &Range<usize>) -> SourceSpan {
-        let len = self.diag.source.as_ref().map_or(0, |s| s.text.len());
-        let start = span.start.min(len);
-        let end = span.end.clamp(start, len);
-        SourceSpan::new(start.into(), end - start)
+    fn span(range: &Range<usize>) -> SourceSpan {
+        SourceSpan::new(range.start.into(), range.end - range.start)
     }
 }
 
@@ -330,20 +459,22 @@ impl miette::Diagnostic for MietteDiag<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.diag.primary.as_ref()?;
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+        self.window
+            .as_ref()
+            .map(|(w, _)| w as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let primary = self.diag.primary.as_ref()?;
+        let (_, spans) = self.window.as_ref()?;
         let mut labels = vec![LabeledSpan::new_primary_with_span(
             Some(primary.text.clone()),
-            self.clamp(&primary.span),
+            Self::span(&spans[0]),
         )];
-        for label in &self.diag.secondary {
+        for (label, span) in self.diag.secondary.iter().zip(&spans[1..]) {
             labels.push(LabeledSpan::new_with_span(
                 Some(label.text.clone()),
-                self.clamp(&label.span),
+                Self::span(span),
             ));
         }
         Some(Box::new(labels.into_iter()))
@@ -359,35 +490,84 @@ impl Diagnostics {
         self.0.iter().any(Diag::is_error)
     }
 
-    /// Sorts by file, then position, then code, so output is stable whatever order checks ran in.
+    /// Sorts by file, then position, then code, so output is stable whatever order checks ran in. The byte
+    /// offset orders like line and column do, and costs no line lookup, so sorting stays n·log n.
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| {
-            let ka = (
-                a.location(),
-                a.primary.as_ref().map(|l| l.span.start),
-                a.code,
-            );
-            let kb = (
-                b.location(),
-                b.primary.as_ref().map(|l| l.span.start),
-                b.code,
-            );
-            ka.cmp(&kb)
-        });
+        self.0.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     }
 
-    /// All diagnostics rendered for a terminal (no colour), separated by blank lines.
+    /// What is shown: per file the first [`MAX_SHOWN_PER_FILE`] diagnostics, then one
+    /// `plan::more-diagnostics` summary counting the rest (its severity is the worst of those it hides).
+    pub fn shown(&self) -> Vec<Diag> {
+        let mut per_file: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        let mut shown = Vec::new();
+        let mut last_of_file: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in &self.0 {
+            let file = d.source.as_ref().map_or("", |s| s.name.as_str());
+            let (count, hidden_errors) = per_file.entry(file).or_default();
+            *count += 1;
+            if *count <= MAX_SHOWN_PER_FILE {
+                shown.push(d.clone());
+                last_of_file.insert(file, shown.len());
+            } else if d.is_error() {
+                *hidden_errors += 1;
+            }
+        }
+        // Insert each summary right after its file's last shown diagnostic, from the back so indexes hold.
+        let mut summaries: Vec<(usize, Diag)> = Vec::new();
+        for (file, (count, hidden_errors)) in &per_file {
+            let hidden = count.saturating_sub(MAX_SHOWN_PER_FILE);
+            if hidden == 0 {
+                continue;
+            }
+            let message = format!(
+                "{hidden} more diagnostics in this file are not shown ({hidden_errors} error(s), {} warning(s))",
+                hidden - hidden_errors
+            );
+            let d = if *hidden_errors > 0 {
+                Diag::error(Code::MoreDiagnostics, message)
+            } else {
+                Diag::warning(Code::MoreDiagnostics, message)
+            };
+            let source = self
+                .0
+                .iter()
+                .find_map(|d| d.source.as_ref().filter(|s| s.name == *file).cloned());
+            let d = Diag { source, ..d }.help(
+                "fix the problems shown first and run `backup-ns validate` again; one mistake (e.g. a wrong \
+                 indentation) often causes many",
+            );
+            summaries.push((last_of_file[file], d));
+        }
+        summaries.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        for (at, d) in summaries {
+            shown.insert(at, d);
+        }
+        shown
+    }
+
+    /// The shown diagnostics rendered for a terminal (no colour), separated by blank lines.
     pub fn render(&self, width: usize) -> String {
-        self.0
+        self.shown()
             .iter()
             .map(|d| d.render(width))
             .collect::<Vec<_>>()
             .join("\n")
     }
 
+    /// The shown diagnostics in JSON form.
     pub fn to_json(&self) -> Vec<JsonDiag> {
-        self.0.iter().map(Diag::to_json).collect()
+        self.shown().iter().map(Diag::to_json).collect()
     }
+}
+
+/// File name, byte offset of the primary label (none sorts first) and code.
+fn sort_key(d: &Diag) -> (&str, Option<usize>, Code) {
+    (
+        d.source.as_ref().map_or("", |s| s.name.as_str()),
+        d.primary.as_ref().map(|l| l.span.start),
+        d.code,
+    )
 }
 
 impl fmt::Display for Diagnostics {

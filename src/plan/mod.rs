@@ -13,8 +13,10 @@ pub mod model;
 pub mod node;
 pub mod profiles;
 pub mod raw;
+pub mod read;
 pub mod rules;
 pub mod schema;
+pub mod snippet;
 pub mod validate;
 
 pub use diag::{Code, Diag, Diagnostics, Severity, SourceFile};
@@ -70,21 +72,9 @@ pub fn load_source(
 /// Loads a plan file. Profiles: `profiles` when given, else a `retention-profiles.*` beside the plan, else
 /// the built-ins. The format follows the extension (`.toml` → TOML, anything else → YAML).
 pub fn load_file(path: &Path, profiles: Option<&Profiles>) -> (Option<Plan>, Vec<Diag>) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            return (
-                None,
-                vec![Diag {
-                    source: Some(SourceFile::new(path.display().to_string(), "")),
-                    ..Diag::error(
-                        Code::Io,
-                        format!("cannot read plan {}: {e}", path.display()),
-                    )
-                    .help("check the path, its permissions and that it is UTF-8 text")
-                }],
-            );
-        }
+    let source = match read::read_source(path, "plan") {
+        Ok(source) => source,
+        Err(diag) => return (None, vec![*diag]),
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let dir = if dir.as_os_str().is_empty() {
@@ -110,7 +100,6 @@ pub fn load_file(path: &Path, profiles: Option<&Profiles>) -> (Option<Plan>, Vec
         },
     };
     let format = Format::from_path(path).unwrap_or(Format::Yaml);
-    let source = SourceFile::new(path.display().to_string(), text);
     load_source(&source, format, Some(dir), profiles)
 }
 

@@ -332,6 +332,12 @@ impl Plan {
     /// become `"<redacted>"`. Env references such as `${POSTGRES_PASSWORD}` are kept (they are not secrets).
     /// This is what goes into the `backup-ns.sh/plan` annotation.
     pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.redacted()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The plan with the secrets of [`Plan::redacted_json`] replaced by `"<redacted>"` (what `plan show`
+    /// prints unless asked for the secrets).
+    pub fn redacted(&self) -> Plan {
         let mut plan = self.clone();
         for hook in plan.hooks.pre.iter_mut().chain(plan.hooks.post.iter_mut()) {
             match &mut hook.action {
@@ -342,7 +348,7 @@ impl Plan {
             }
         }
         redact_map(&mut plan.vars);
-        serde_json::to_value(&plan).unwrap_or(serde_json::Value::Null)
+        plan
     }
 }
 
@@ -385,17 +391,50 @@ fn redact_password(p: &mut String) {
     }
 }
 
+/// Redacts every value under a secret-looking key, at any depth (`vars: {db: {password: …}}` too).
 fn redact_map(map: &mut BTreeMap<String, serde_json::Value>) {
     for (k, v) in map.iter_mut() {
-        if is_secret_key(k) {
-            *v = serde_json::Value::String(REDACTED.to_string());
+        redact_entry(k, v);
+    }
+}
+
+fn redact_entry(key: &str, value: &mut serde_json::Value) {
+    if is_secret_key(key) {
+        *value = serde_json::Value::String(REDACTED.to_string());
+        return;
+    }
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                redact_entry(k, v);
+            }
         }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                redact_entry("", item);
+            }
+        }
+        _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_secrets_in_vars_are_redacted_too() {
+        let mut vars = BTreeMap::new();
+        vars.insert(
+            "db".to_string(),
+            serde_json::json!({"password": "hunter2", "list": [{"api_token": "t0k"}], "host": "x"}),
+        );
+        redact_map(&mut vars);
+        assert_eq!(
+            vars["db"],
+            serde_json::json!({"password": REDACTED, "list": [{"api_token": REDACTED}], "host": "x"})
+        );
+    }
 
     #[test]
     fn env_refs_are_recognised_and_literals_are_not() {

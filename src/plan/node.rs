@@ -5,8 +5,9 @@
 //! plans get identical diagnostics.
 
 use super::diag::{Code, Diag, SourceFile};
+use super::model::{is_env_ref, is_secret_key};
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, ScanError, Span};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -68,12 +69,73 @@ impl Format {
     }
 }
 
+/// The most values (scalars, lists, mappings) one file may hold, counting every copy a YAML alias makes.
+/// Real plans hold a few hundred; the limit keeps an alias bomb ("billion laughs") or a 10 MiB list of
+/// values to bounded time and memory.
+pub const MAX_NODES: usize = 100_000;
+
 /// Parses a source in the given format. Syntax errors become diagnostics; `None` means nothing usable.
+/// Secret-bearing values are registered on the source ([`SourceFile::set_secrets`]) so that no snippet
+/// shows them.
 pub fn parse(source: &Arc<SourceFile>, format: Format, diags: &mut Vec<Diag>) -> Option<Node> {
-    match format {
+    let root = match format {
         Format::Yaml => parse_yaml(source, diags),
         Format::Toml => parse_toml(source, diags),
+    };
+    let secrets = match &root {
+        Some(root) => {
+            let mut spans = Vec::new();
+            secret_spans(root, false, &mut spans);
+            spans
+        }
+        // A file that does not parse still gets its snippets masked, line by line.
+        None => secret_lines(&source.text),
+    };
+    source.set_secrets(secrets);
+    root
+}
+
+/// The spans of scalar values under a secret-looking key (`password`, `token`, …), except env references
+/// such as `${POSTGRES_PASSWORD}`, which are not secrets.
+fn secret_spans(node: &Node, under_secret: bool, out: &mut Vec<Range<usize>>) {
+    match &node.kind {
+        NodeKind::Map(entries) => {
+            for (key, value) in entries {
+                secret_spans(value, under_secret || is_secret_key(&key.name), out);
+            }
+        }
+        NodeKind::Seq(items) => {
+            for item in items {
+                secret_spans(item, under_secret, out);
+            }
+        }
+        NodeKind::Str(s) if under_secret && (s.is_empty() || is_env_ref(s)) => {}
+        NodeKind::Null => {}
+        _ if under_secret => out.push(node.span.clone()),
+        _ => {}
     }
+}
+
+/// For text that does not parse: on each line of the form `KEY: VALUE` or `KEY = VALUE` whose key looks
+/// secret, the value's span (quotes included; env references kept).
+fn secret_lines(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        if let Some(sep) = body.find([':', '=']) {
+            let key = body[..sep].trim_matches(|c: char| c.is_whitespace() || "-\"'{,".contains(c));
+            let value = body[sep + 1..].trim();
+            let bare = value.trim_matches(|c| c == '"' || c == '\'');
+            if is_secret_key(key) && !value.is_empty() && !is_env_ref(bare) {
+                let at =
+                    start + sep + 1 + (body[sep + 1..].len() - body[sep + 1..].trim_start().len());
+                out.push(at..at + value.len());
+            }
+        }
+        start += line.len();
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -105,6 +167,8 @@ fn parse_yaml(source: &Arc<SourceFile>, diags: &mut Vec<Diag>) -> Option<Node> {
         stack: Vec::new(),
         root: None,
         documents: 0,
+        nodes: 0,
+        too_complex: false,
     };
     loop {
         match parser.next_event() {
@@ -120,6 +184,9 @@ fn parse_yaml(source: &Arc<SourceFile>, diags: &mut Vec<Diag>) -> Option<Node> {
             }
         }
     }
+    if builder.too_complex {
+        return None;
+    }
     let root = builder.root.take();
     Some(root.unwrap_or(Node {
         span: 0..0,
@@ -132,23 +199,34 @@ enum Frame {
         start: usize,
         anchor: usize,
         items: Vec<Node>,
+        /// Values in this list, itself included (what an alias of it costs).
+        size: usize,
     },
     Map {
         start: usize,
         anchor: usize,
         entries: Vec<(Key, Node)>,
         pending_key: Option<Key>,
+        /// Where each key is in `entries`, so duplicate checks stay linear in the number of keys.
+        index: HashMap<String, usize>,
         /// Keys that came from a `<<` merge; explicit keys override them instead of being duplicates.
-        merged: Vec<String>,
+        merged: HashSet<String>,
+        /// Positions in `entries` of merged entries that an explicit key overrode; dropped at the end.
+        overridden: Vec<usize>,
+        size: usize,
     },
 }
 
 struct YamlBuilder<'s> {
     source: &'s Arc<SourceFile>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored values with their size in values.
+    anchors: HashMap<usize, (Node, usize)>,
     stack: Vec<Frame>,
     root: Option<Node>,
     documents: usize,
+    /// Values built so far, alias copies included; bounded by [`MAX_NODES`].
+    nodes: usize,
+    too_complex: bool,
 }
 
 impl YamlBuilder<'_> {
@@ -180,42 +258,57 @@ impl YamlBuilder<'_> {
                 } else {
                     NodeKind::Str(value.into_owned())
                 };
+                if self.count(1, &range, false, diags) {
+                    return true;
+                }
                 let node = Node { span: range, kind };
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), 1));
                 }
-                self.push(node, diags);
+                self.push(node, 1, diags);
                 false
             }
             Event::Alias(id) => {
-                let node = match self.anchors.get(&id) {
-                    Some(n) => Node {
-                        span: range,
-                        kind: n.kind.clone(),
-                    },
-                    None => Node {
-                        span: range,
-                        kind: NodeKind::Null,
-                    },
+                // Counted before copying: the copy is what an alias bomb multiplies.
+                let size = self.anchors.get(&id).map_or(1, |(_, size)| *size);
+                if self.count(size, &range, true, diags) {
+                    return true;
+                }
+                let node = Node {
+                    span: range,
+                    kind: self
+                        .anchors
+                        .get(&id)
+                        .map_or(NodeKind::Null, |(n, _)| n.kind.clone()),
                 };
-                self.push(node, diags);
+                self.push(node, size, diags);
                 false
             }
             Event::SequenceStart(_, anchor, _) => {
+                if self.count(1, &range, false, diags) {
+                    return true;
+                }
                 self.stack.push(Frame::Seq {
                     start: range.start,
                     anchor,
                     items: Vec::new(),
+                    size: 1,
                 });
                 false
             }
             Event::MappingStart(_, anchor, _) => {
+                if self.count(1, &range, false, diags) {
+                    return true;
+                }
                 self.stack.push(Frame::Map {
                     start: range.start,
                     anchor,
                     entries: Vec::new(),
                     pending_key: None,
-                    merged: Vec::new(),
+                    index: HashMap::new(),
+                    merged: HashSet::new(),
+                    overridden: Vec::new(),
+                    size: 1,
                 });
                 false
             }
@@ -223,11 +316,12 @@ impl YamlBuilder<'_> {
                 let Some(frame) = self.stack.pop() else {
                     return false;
                 };
-                let (node, anchor) = match frame {
+                let (node, anchor, size) = match frame {
                     Frame::Seq {
                         start,
                         anchor,
                         items,
+                        size,
                     } => {
                         let end = items.last().map_or(start, |n| n.span.end);
                         (
@@ -236,14 +330,25 @@ impl YamlBuilder<'_> {
                                 kind: NodeKind::Seq(items),
                             },
                             anchor,
+                            size,
                         )
                     }
                     Frame::Map {
                         start,
                         anchor,
-                        entries,
+                        mut entries,
+                        overridden,
+                        size,
                         ..
                     } => {
+                        if !overridden.is_empty() {
+                            let overridden: HashSet<usize> = overridden.into_iter().collect();
+                            let mut position = 0;
+                            entries.retain(|_| {
+                                position += 1;
+                                !overridden.contains(&(position - 1))
+                            });
+                        }
                         let end = entries.last().map_or(start, |(_, n)| n.span.end);
                         (
                             Node {
@@ -251,13 +356,14 @@ impl YamlBuilder<'_> {
                                 kind: NodeKind::Map(entries),
                             },
                             anchor,
+                            size,
                         )
                     }
                 };
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), size));
                 }
-                self.push(node, diags);
+                self.push(node, size, diags);
                 false
             }
             // Comments and anchor metadata are presentation only.
@@ -265,21 +371,65 @@ impl YamlBuilder<'_> {
         }
     }
 
-    fn push(&mut self, node: Node, diags: &mut Vec<Diag>) {
+    /// Counts `size` more values; past [`MAX_NODES`] reports a `plan::too-complex` at `range` (an alias, or
+    /// the value that crossed the limit) and returns true: parsing stops.
+    fn count(
+        &mut self,
+        size: usize,
+        range: &Range<usize>,
+        alias: bool,
+        diags: &mut Vec<Diag>,
+    ) -> bool {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes <= MAX_NODES {
+            return false;
+        }
+        self.too_complex = true;
+        let diag = if alias {
+            Diag::error(
+                Code::TooComplex,
+                format!(
+                    "this alias expands the plan past {MAX_NODES} values (it copies {size} values)"
+                ),
+            )
+            .at(self.source, range.clone(), "alias crosses the value limit")
+            .help("write the values out, or use fewer nested anchors; a plan this large is most likely a mistake or an attack")
+        } else {
+            Diag::error(
+                Code::TooComplex,
+                format!("the plan holds more than {MAX_NODES} values"),
+            )
+            .at(self.source, range.clone(), "value limit reached here")
+            .help("a plan holds a few hundred values; split this file or check that it is the file you meant")
+        };
+        diags.push(diag);
+        true
+    }
+
+    fn push(&mut self, node: Node, size: usize, diags: &mut Vec<Diag>) {
         match self.stack.last_mut() {
             None => {
                 if self.root.is_none() {
                     self.root = Some(node);
                 }
             }
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq {
+                items, size: total, ..
+            }) => {
+                *total += size;
+                items.push(node);
+            }
             Some(Frame::Map {
                 entries,
                 pending_key,
+                index,
                 merged,
+                overridden,
+                size: total,
                 ..
             }) => match pending_key.take() {
                 Some(key) => {
+                    *total += size;
                     if key.name == "<<" {
                         // YAML merge key: `<<: *defaults` copies the anchored mapping's entries that are not set
                         // explicitly (a list of mappings merges each, earlier ones first).
@@ -294,8 +444,9 @@ impl YamlBuilder<'_> {
                             match source.kind {
                                 NodeKind::Map(merged_entries) => {
                                     for (k, v) in merged_entries {
-                                        if !entries.iter().any(|(e, _)| e.name == k.name) {
-                                            merged.push(k.name.clone());
+                                        if !index.contains_key(&k.name) {
+                                            merged.insert(k.name.clone());
+                                            index.insert(k.name.clone(), entries.len());
                                             entries.push((k, v));
                                         }
                                     }
@@ -310,23 +461,23 @@ impl YamlBuilder<'_> {
                                 ),
                             }
                         }
-                    } else if let Some(pos) = merged.iter().position(|m| *m == key.name) {
-                        merged.remove(pos);
-                        entries.retain(|(k, _)| k.name != key.name);
+                    } else if merged.remove(&key.name) {
+                        if let Some(at) = index.insert(key.name.clone(), entries.len()) {
+                            overridden.push(at);
+                        }
                         entries.push((key, node));
-                    } else if let Some((first, _)) =
-                        entries.iter().find(|(k, _)| k.name == key.name)
-                    {
+                    } else if let Some(&first) = index.get(&key.name) {
                         diags.push(
                             Diag::error(
                                 Code::DuplicateKey,
                                 format!("duplicate key `{}`", key.name),
                             )
                             .at(self.source, key.span.clone(), "second occurrence")
-                            .also(first.span.clone(), "first occurrence")
+                            .also(entries[first].0.span.clone(), "first occurrence")
                             .help("remove one of them; a key may appear once per mapping"),
                         );
                     } else {
+                        index.insert(key.name.clone(), entries.len());
                         entries.push((key, node));
                     }
                 }
@@ -404,10 +555,89 @@ fn parse_int(value: &str) -> Option<i128> {
 // ---------------------------------------------------------------------------------------------------------
 // TOML
 
+/// Arrays and inline tables nest at most this deep in a TOML plan (real plans: 3 or 4).
+const MAX_TOML_DEPTH: usize = 64;
+
+/// Why a TOML text is refused before the TOML parser sees it.
+#[derive(Debug, PartialEq)]
+enum TomlBound {
+    Depth,
+    Values,
+}
+
+/// One linear pass over TOML text, outside strings and comments: the nesting depth of `[`/`{` and an upper bound
+/// on the number of values (`=`, `,`, `[`, `{`). The TOML parser builds every value (and every error) of a file
+/// in memory before anything can be counted, so a 10 MiB array or deep nesting costs it hundreds of MiB; this
+/// refuses such files first. Returns the offset where a bound is crossed.
+fn toml_prescan(text: &str) -> Option<(usize, TomlBound)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut values, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            quote @ (b'"' | b'\'') => i = string_end(bytes, i, quote),
+            b'[' | b'{' => {
+                depth += 1;
+                values += 1;
+                if depth > MAX_TOML_DEPTH {
+                    return Some((i, TomlBound::Depth));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'=' | b',' => values += 1,
+            _ => {}
+        }
+        if values > MAX_NODES {
+            return Some((i.min(bytes.len()), TomlBound::Values));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The offset of the last byte of the string starting at `start` (a basic or literal string, single-line or
+/// multi-line); an unterminated one ends at its line end (or the text's end) and the parser reports it.
+fn string_end(bytes: &[u8], start: usize, quote: u8) -> usize {
+    let triple = bytes[start..].starts_with(&[quote; 3]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 1,
+            b'\n' if !triple => return i,
+            b if b == quote && !triple => return i,
+            b if b == quote && bytes[i..].starts_with(&[quote; 3]) => return i + 2,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
 fn parse_toml(source: &Arc<SourceFile>, diags: &mut Vec<Diag>) -> Option<Node> {
+    if let Some((at, bound)) = toml_prescan(&source.text) {
+        let message = match bound {
+            TomlBound::Depth => {
+                format!("arrays and tables nest more than {MAX_TOML_DEPTH} deep")
+            }
+            TomlBound::Values => format!("the plan holds more than {MAX_NODES} values"),
+        };
+        diags.push(
+            Diag::error(Code::TooComplex, message)
+                .at(source, at..at, "limit reached here")
+                .help("a plan holds a few hundred values, nested a few levels deep; check that this is the file you meant"),
+        );
+        return None;
+    }
     let (table, errors) = toml::de::DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
-        for err in errors {
+        // Garbage yields an error every few bytes; past what is shown, one line counts them.
+        let total = errors.len();
+        let listed = super::diag::MAX_SHOWN_PER_FILE - 1;
+        for err in errors.into_iter().take(listed) {
             let span = err.span().unwrap_or(0..0);
             let message = err.message().trim().to_string();
             diags.push(
@@ -416,35 +646,69 @@ fn parse_toml(source: &Arc<SourceFile>, diags: &mut Vec<Diag>) -> Option<Node> {
                     .help("fix the TOML syntax; `backup-ns validate` checks everything else once the file parses"),
             );
         }
+        if total > listed {
+            diags.push(
+                Diag::error(
+                    Code::Syntax,
+                    format!("{} more TOML syntax errors", total - listed),
+                )
+                .at(
+                    source,
+                    source.text.len()..source.text.len(),
+                    "and more up to here",
+                )
+                .help("fix the first ones; one early mistake often causes the rest"),
+            );
+        }
         return None;
     }
     let span = table.span();
-    Some(Node {
-        span: span.start..span.start,
-        kind: toml_table(table.get_ref()),
-    })
+    let mut budget = MAX_NODES;
+    match toml_table(table.get_ref(), &mut budget) {
+        Some(kind) => Some(Node {
+            span: span.start..span.start,
+            kind,
+        }),
+        None => {
+            diags.push(
+                Diag::error(
+                    Code::TooComplex,
+                    format!("the plan holds more than {MAX_NODES} values"),
+                )
+                .at(source, 0..0, "in this file")
+                .help("a plan holds a few hundred values; split this file or check that it is the file you meant"),
+            );
+            None
+        }
+    }
 }
 
-fn toml_table(table: &toml::de::DeTable<'_>) -> NodeKind {
-    let mut entries: Vec<(Key, Node)> = table
-        .iter()
-        .map(|(k, v)| {
-            (
-                Key {
-                    name: k.get_ref().to_string(),
-                    span: k.span(),
-                },
-                toml_value(v),
-            )
-        })
-        .collect();
+/// Takes one value from `budget`; `None` once it is spent.
+fn spend(budget: &mut usize) -> Option<()> {
+    *budget = budget.checked_sub(1)?;
+    Some(())
+}
+
+fn toml_table(table: &toml::de::DeTable<'_>, budget: &mut usize) -> Option<NodeKind> {
+    let mut entries = Vec::with_capacity(table.len());
+    for (k, v) in table {
+        spend(budget)?;
+        entries.push((
+            Key {
+                name: k.get_ref().to_string(),
+                span: k.span(),
+            },
+            toml_value(v, budget)?,
+        ));
+    }
     // DeTable sorts keys; source order keeps diagnostics and conversions in reading order.
     entries.sort_by_key(|(k, _)| k.span.start);
-    NodeKind::Map(entries)
+    Some(NodeKind::Map(entries))
 }
 
-fn toml_value(value: &toml::Spanned<toml::de::DeValue<'_>>) -> Node {
+fn toml_value(value: &toml::Spanned<toml::de::DeValue<'_>>, budget: &mut usize) -> Option<Node> {
     use toml::de::DeValue;
+    spend(budget)?;
     let kind = match value.get_ref() {
         DeValue::String(s) => NodeKind::Str(s.to_string()),
         DeValue::Integer(i) => {
@@ -464,13 +728,18 @@ fn toml_value(value: &toml::Spanned<toml::de::DeValue<'_>>) -> Node {
         },
         DeValue::Boolean(b) => NodeKind::Bool(*b),
         DeValue::Datetime(d) => NodeKind::Str(d.to_string()),
-        DeValue::Array(items) => NodeKind::Seq(items.iter().map(toml_value).collect()),
-        DeValue::Table(t) => toml_table(t),
+        DeValue::Array(items) => NodeKind::Seq(
+            items
+                .iter()
+                .map(|v| toml_value(v, budget))
+                .collect::<Option<_>>()?,
+        ),
+        DeValue::Table(t) => toml_table(t, budget)?,
     };
-    Node {
+    Some(Node {
         span: value.span(),
         kind,
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -604,6 +873,25 @@ mod tests {
         let node = node.unwrap();
         let x = to_json(&entries(&node)[1].1);
         assert_eq!(x, serde_json::json!({"a": 1, "b": 3}));
+    }
+
+    #[test]
+    fn the_toml_prescan_skips_strings_and_comments_and_bounds_depth_and_values() {
+        let quoted = format!(
+            "a = \"{}\"\nb = '{}' # {}\nc = \"\"\"\n{}\"\"\"\nd = '''[[[\n'''\n",
+            "[,\\\"".repeat(40_000),
+            "{=".repeat(40_000),
+            "[".repeat(200),
+            "]\"[\n".repeat(200)
+        );
+        assert_eq!(toml_prescan(&quoted), None);
+        let deep = format!("x = {}1{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(toml_prescan(&deep).map(|(_, b)| b), Some(TomlBound::Depth));
+        let wide = format!("x = [{}]", "1,".repeat(MAX_NODES + 1));
+        assert_eq!(toml_prescan(&wide).map(|(_, b)| b), Some(TomlBound::Values));
+        let (node, diags) = toml(&deep);
+        assert!(node.is_none());
+        assert_eq!(diags[0].code, Code::TooComplex);
     }
 
     #[test]

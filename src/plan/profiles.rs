@@ -14,11 +14,13 @@ use super::diag::{Code, Collector, Diag, SourceFile};
 use super::model::Retention;
 use super::node::{self, Format, NodeKind};
 use super::raw::{self, FromNode, Spanned};
+use super::read::read_source;
 use super::rules;
 use super::validate::retention::{self, ProfileLookup};
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// File names looked for beside a plan when no `--profiles` is given.
 pub const PROFILE_FILE_NAMES: [&str; 3] = [
@@ -100,19 +102,18 @@ impl Profiles {
 
     /// Built-ins plus the profiles in `path`. Every problem in the file is reported.
     pub fn with_file(path: &Path) -> Result<Profiles, Vec<Diag>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diag::error(
-                Code::Io,
-                format!("cannot read profiles file {}: {e}", path.display()),
-            )]
-        })?;
+        let source = read_source(path, "profiles file").map_err(|d| vec![*d])?;
         let format = Format::from_path(path).unwrap_or(Format::Yaml);
-        Profiles::with_source(&path.display().to_string(), &text, format)
+        Profiles::from_source(&source, format)
     }
 
     /// Built-ins plus the profiles in a source text.
     pub fn with_source(name: &str, text: &str, format: Format) -> Result<Profiles, Vec<Diag>> {
-        let source = SourceFile::new(name, text);
+        Profiles::from_source(&SourceFile::new(name, text), format)
+    }
+
+    fn from_source(source: &Arc<SourceFile>, format: Format) -> Result<Profiles, Vec<Diag>> {
+        let source = Arc::clone(source);
         let mut diags = Vec::new();
         let mut profiles = Profiles::builtin();
         let Some(root) = node::parse(&source, format, &mut diags) else {

@@ -6,9 +6,12 @@
 //! - one list for the whole scope (`-A` or one namespace, optional label selector), never per namespace or PVC;
 //! - the decisions of one snapshot become ONE JSON patch carrying `test` ops (see `cluster::label_patch`), so a
 //!   concurrent edit is rejected instead of clobbered, and the number of patches equals the changed objects;
-//! - a deletion first re-reads the snapshot and goes ahead only if its `retain` and `delete-after` labels are still
-//!   what the plan saw (someone pinning a snapshot by hand a second ago wins), then the cluster layer switches the
-//!   bound content to `Delete` and deletes the snapshot. Deletions are paced by `delete_pause`;
+//! - a deletion costs at most two requests and reads nothing again: the bound content's `deletionPolicy` is switched
+//!   to `Delete` by one JSON patch whose `test` ops require the policy and the bound snapshot the content list saw
+//!   (skipped when it already says `Delete`), then the snapshot is deleted with DeleteOptions preconditions on its
+//!   uid and the resourceVersion the list saw. A snapshot pinned or changed since the list fails that with 409 and
+//!   is left alone (someone pinning a snapshot by hand a second ago wins); only then a third request patches the
+//!   content's policy back. Deletions are paced by `delete_pause`;
 //! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent;
 //! - what happened comes back typed ([`Outcome`]: the [`Operation`], the planned [`Action`]s, a [`Status`]), so a
 //!   caller matches on it instead of reading rendered text.
@@ -21,13 +24,13 @@
 
 use crate::Exit;
 use crate::clock::Clock;
-use crate::labels::{self, DELETE_AFTER, LabelChanges, RETAIN};
+use crate::labels::{self, DELETE_AFTER, LabelChanges};
 use crate::retention::policy::{self, Action, Decision, ObservedSnapshot, Options, RetentionPlan};
 use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
 use futures::StreamExt;
 use serde::{Serialize, Serializer};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -295,11 +298,13 @@ pub async fn apply<C: SnapshotStore>(
     clock: &Clock,
 ) -> Result<ApplyReport, ApplyError> {
     let listed = list_options(cluster, options).await?;
-    Ok(apply_listed(cluster, &listed, options, clock).await)
+    Ok(apply_listed(cluster, &listed, None, options, clock).await)
 }
 
 /// Retention for several PVCs of one namespace (`run`'s step): ONE list of `options.scope`, then each PVC planned
 /// and applied on its own, as if by [`apply`] with `options.pvc` set to it (the guard weighs each PVC alone).
+/// Meant for [`ContentPolicy::LeaveToController`] (which lists no contents); with [`ContentPolicy::Patch`] each
+/// PVC with deletions would list the contents again.
 /// Returns one report per PVC, in the order given; a PVC whose writes failed is the last one tried, since the
 /// step fails there.
 pub async fn apply_pvcs<C: SnapshotStore>(
@@ -315,7 +320,7 @@ pub async fn apply_pvcs<C: SnapshotStore>(
             pvc: Some(pvc.clone()),
             ..options.clone()
         };
-        let report = apply_listed(cluster, &listed, &options, clock).await;
+        let report = apply_listed(cluster, &listed, None, &options, clock).await;
         let failed = report.counts.failed > 0;
         reports.push(report);
         if failed {
@@ -359,10 +364,21 @@ fn read_snapshots<S: ListedSnapshot>(
     (snapshots, unreadable)
 }
 
-/// [`apply`] on an already listed scope.
+/// Lists every VolumeSnapshotContent in pages: what deletions switch policies against and label sync reads.
+pub async fn list_contents<C: SnapshotStore>(
+    cluster: &C,
+    page_size: u32,
+) -> Result<Vec<C::Vsc>, C::Error> {
+    cluster.list_contents(page_size).await
+}
+
+/// [`apply`] on an already listed scope. `contents`: the VolumeSnapshotContents as listed, if the caller has them
+/// (the controller lists them once for label sync and retention); without them, a run that deletes under
+/// [`ContentPolicy::Patch`] lists them itself, once.
 pub async fn apply_listed<C: SnapshotStore>(
     cluster: &C,
     listed: &[C::Vs],
+    contents: Option<&[C::Vsc]>,
     options: &ApplyOptions,
     clock: &Clock,
 ) -> ApplyReport {
@@ -459,16 +475,36 @@ pub async fn apply_listed<C: SnapshotStore>(
         });
     }
 
+    // The contents' policies as listed, only when a real deletion may switch one.
+    let needs_contents =
+        !options.dry_run && !deletions.is_empty() && options.content_policy == ContentPolicy::Patch;
+    let listed_contents: Result<Vec<C::Vsc>, String> = if needs_contents && contents.is_none() {
+        list_contents(cluster, options.page_size)
+            .await
+            .map_err(|e| format!("could not list the VolumeSnapshotContents: {e}"))
+    } else {
+        Ok(Vec::new())
+    };
+    let by_content: HashMap<&str, &C::Vsc> = contents
+        .unwrap_or_default()
+        .iter()
+        .chain(listed_contents.iter().flatten())
+        .map(|c| (c.name(), c))
+        .collect();
     let mut first = true;
     for (vs, actions, pvc) in deletions {
         let status = if options.dry_run {
             Status::DryRun
+        } else if let (true, Err(error)) = (needs_contents, &listed_contents) {
+            Status::Failed {
+                error: error.clone(),
+            }
         } else {
             if !first && !options.delete_pause.is_zero() {
                 tokio::time::sleep(options.delete_pause).await;
             }
             first = false;
-            delete_one(cluster, vs, options.content_policy).await
+            delete_one(cluster, vs, &by_content, options.content_policy).await
         };
         match status {
             Status::Applied | Status::DryRun => counts.deleted += 1,
@@ -495,67 +531,98 @@ pub async fn apply_listed<C: SnapshotStore>(
     }
 }
 
-/// The labels a deletion decision rests on; a deletion goes ahead only if they are unchanged.
-fn deletion_basis(labels: Option<&BTreeMap<String, String>>) -> (Option<&str>, Option<&str>) {
-    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    (get(RETAIN), get(DELETE_AFTER))
-}
-
+/// One deletion as listed: at most two requests (the content's policy switch, the snapshot's guarded delete), a
+/// third only to switch the policy back when the snapshot changed since the list. See the module docs.
 async fn delete_one<C: SnapshotStore>(
     cluster: &C,
     listed: &C::Vs,
+    contents: &HashMap<&str, &C::Vsc>,
     policy: ContentPolicy,
 ) -> Status {
-    let (ns, name) = (listed.namespace(), listed.name());
-    let current = match cluster.get_snapshot(ns, name).await {
-        Ok(Some(vs)) => vs,
-        Ok(None) => return Status::Unchanged,
-        Err(e) => {
-            return Status::Failed {
-                error: e.to_string(),
-            };
-        }
+    let failed = |e: &C::Error| Status::Failed {
+        error: e.to_string(),
     };
-    if deletion_basis(current.labels()) != deletion_basis(listed.labels()) {
-        return Status::Deferred {
-            reason: "its retain/delete-after labels changed since the list; left for the next run"
-                .to_string(),
-        };
-    }
-    if policy == ContentPolicy::LeaveToController
-        && let Some(content) = current.bound_content()
-    {
-        match cluster.get_content(content).await {
-            Ok(Some(vsc)) if vsc.deletion_policy() == "Delete" => {}
-            Ok(Some(vsc)) => {
-                return Status::Deferred {
-                    reason: format!(
-                        "content {content} has deletionPolicy {}; the controller switches it and deletes",
-                        vsc.deletion_policy()
-                    ),
-                };
+    // The content switched to `Delete` by this deletion, and its policy before.
+    let mut switched: Option<(&C::Vsc, &str)> = None;
+    if let Some(content) = listed.bound_content() {
+        match policy {
+            ContentPolicy::Patch => {
+                if let Some(vsc) = contents.get(content).copied()
+                    && vsc.deletion_policy() != "Delete"
+                {
+                    match cluster
+                        .switch_content_policy(vsc, listed, vsc.deletion_policy(), "Delete")
+                        .await
+                    {
+                        Ok(true) => switched = Some((vsc, vsc.deletion_policy())),
+                        Ok(false) => {
+                            return Status::Deferred {
+                                reason: format!(
+                                    "content {content} changed since the list (deletionPolicy or bound snapshot); \
+                                     left for the next run"
+                                ),
+                            };
+                        }
+                        Err(e) => return failed(&e),
+                    }
+                }
             }
-            Ok(None) => {}
-            Err(e) if C::is_forbidden(&e) => {
-                return Status::Deferred {
-                    reason: format!(
-                        "may not read content {content}; the controller deletes this snapshot"
-                    ),
-                };
-            }
-            Err(e) => {
-                return Status::Failed {
-                    error: e.to_string(),
-                };
-            }
+            ContentPolicy::LeaveToController => match cluster.get_content(content).await {
+                Ok(Some(vsc)) if vsc.deletion_policy() == "Delete" => {}
+                Ok(Some(vsc)) => {
+                    return Status::Deferred {
+                        reason: format!(
+                            "content {content} has deletionPolicy {}; the controller switches it and deletes",
+                            vsc.deletion_policy()
+                        ),
+                    };
+                }
+                Ok(None) => {}
+                Err(e) if C::is_forbidden(&e) => {
+                    return Status::Deferred {
+                        reason: format!(
+                            "may not read content {content}; the controller deletes this snapshot"
+                        ),
+                    };
+                }
+                Err(e) => return failed(&e),
+            },
         }
     }
-    match cluster.delete_snapshot(&current).await {
+    match cluster.delete_snapshot(listed).await {
         Ok(Deleted::AlreadyGone) => Status::Unchanged,
         Ok(Deleted::Now) => Status::Applied,
-        Err(e) => Status::Failed {
-            error: e.to_string(),
-        },
+        Ok(Deleted::Changed) => {
+            let reason =
+                "it changed since the list (pinned or relabelled); left alone for the next run";
+            let Some((vsc, before)) = switched else {
+                return Status::Deferred {
+                    reason: reason.to_string(),
+                };
+            };
+            match cluster
+                .switch_content_policy(vsc, listed, "Delete", before)
+                .await
+            {
+                Ok(true) => Status::Deferred {
+                    reason: format!("{reason}; content {} is back to {before}", vsc.name()),
+                },
+                Ok(false) => Status::Failed {
+                    error: format!(
+                        "{reason}, but content {} changed meanwhile and still says Delete; set its deletionPolicy \
+                         back to {before} if the snapshot is to be kept",
+                        vsc.name()
+                    ),
+                },
+                Err(e) => Status::Failed {
+                    error: format!(
+                        "{reason}, but switching content {} back to {before} failed: {e}",
+                        vsc.name()
+                    ),
+                },
+            }
+        }
+        Err(e) => failed(&e),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What retention needs from the cluster, as traits that `cluster/` implements: page-wise lists of snapshots and
-//! contents, label patches guarded against concurrent edits, re-reads, and deleting a snapshot together with its
-//! content. Retention stays free of the API client; the cluster layer stays free of retention's decisions.
+//! contents, label patches guarded against concurrent edits, a content's deletionPolicy switched under `test`
+//! ops, and deleting a snapshot exactly as listed (DeleteOptions preconditions instead of a re-read). Retention
+//! stays free of the API client; the cluster layer stays free of retention's decisions.
 
 use crate::labels::LabelChanges;
 use crate::vocab::scope::Scope;
@@ -35,11 +36,13 @@ pub enum Deleted {
     Now,
     /// It was already gone: deleting twice converges.
     AlreadyGone,
+    /// It changed since the list (its uid or resourceVersion no longer matches: pinned, relabelled, recreated);
+    /// nothing was deleted.
+    Changed,
 }
 
 /// The snapshot operations of retention and label sync. Every method is one API request (or, for lists, one per
-/// page; for [`delete_snapshot`](Self::delete_snapshot), the content's policy switch and the delete), so the
-/// request counts of a run can be read off the code that calls them.
+/// page), so the request counts of a run can be read off the code that calls them.
 /// `Vs` and `Vsc` are the implementation's VolumeSnapshot and VolumeSnapshotContent objects.
 pub trait SnapshotStore: Sync {
     type Vs: ListedSnapshot;
@@ -59,13 +62,6 @@ pub trait SnapshotStore: Sync {
         &self,
         page_size: u32,
     ) -> impl Future<Output = Result<Vec<Self::Vsc>, Self::Error>> + Send;
-
-    /// Re-reads one snapshot; `None` when it is gone.
-    fn get_snapshot(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<Self::Vs>, Self::Error>> + Send;
 
     /// Reads one content; `None` when it is gone.
     fn get_content(
@@ -88,11 +84,21 @@ pub trait SnapshotStore: Sync {
         changes: &LabelChanges,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
-    /// Deletes the snapshot as just read in `current` so that its storage snapshot goes too: a bound content
-    /// that would be retained is switched to `Delete` first.
+    /// Sets the content's `deletionPolicy` from `from` to `to`, only if it is still `from` and the content is
+    /// still bound to `snapshot` (`test` ops). `false`: it changed since the list; nothing was written.
+    fn switch_content_policy(
+        &self,
+        content: &Self::Vsc,
+        snapshot: &Self::Vs,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// Deletes the snapshot as listed in `listed`, with preconditions on its uid and resourceVersion: one that
+    /// changed since is left alone ([`Deleted::Changed`]). Its content's policy is the caller's business.
     fn delete_snapshot(
         &self,
-        current: &Self::Vs,
+        listed: &Self::Vs,
     ) -> impl Future<Output = Result<Deleted, Self::Error>> + Send;
 
     /// True when `error` is a refusal by RBAC (403): the caller may leave the work to someone with the rights.

@@ -131,20 +131,21 @@ pub async fn sync_labels<C: SnapshotStore>(
         .list_snapshots(scope, selector, page_size)
         .await
         .map_err(|e| SyncError::List(Box::new(e)))?;
-    sync_listed(cluster, &snapshots, page_size, dry_run).await
-}
-
-/// [`sync_labels`] on already listed snapshots (the controller lists once for sync and retention).
-pub async fn sync_listed<C: SnapshotStore>(
-    cluster: &C,
-    snapshots: &[C::Vs],
-    page_size: u32,
-    dry_run: bool,
-) -> Result<SyncReport, SyncError> {
     let contents = cluster
         .list_contents(page_size)
         .await
         .map_err(|e| SyncError::List(Box::new(e)))?;
+    Ok(sync_listed(cluster, &snapshots, &contents, dry_run).await)
+}
+
+/// [`sync_labels`] on already listed snapshots and contents (the controller lists both once, for sync and
+/// retention).
+pub async fn sync_listed<C: SnapshotStore>(
+    cluster: &C,
+    snapshots: &[C::Vs],
+    contents: &[C::Vsc],
+    dry_run: bool,
+) -> SyncReport {
     let by_name: HashMap<&str, _> = contents.iter().map(|c| (c.name(), c)).collect();
     let mut report = SyncReport {
         dry_run,
@@ -187,7 +188,7 @@ pub async fn sync_listed<C: SnapshotStore>(
         }
         report.changes.push(change);
     }
-    Ok(report)
+    report
 }
 
 #[cfg(test)]

@@ -49,7 +49,9 @@ fn validate_exits_1_and_prints_json_for_an_invalid_plan() {
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["code", "column", "file", "line", "message", "severity"]
+            [
+                "code", "column", "file", "help", "labels", "line", "message", "severity"
+            ]
         );
         assert_eq!(item["code"], "plan::unknown-key");
         assert_eq!(item["severity"], "error");
@@ -58,6 +60,20 @@ fn validate_exits_1_and_prints_json_for_an_invalid_plan() {
             (Some(4), Some(1))
         );
         assert!(item["message"].as_str().unwrap().contains("taregts"));
+        // The "did you mean" and the labels reach CI annotations too.
+        assert_eq!(item["help"], "did you mean `targets`?");
+        let label = &item["labels"][0];
+        assert_eq!(label["primary"], true);
+        assert_eq!(label["text"], "unknown key");
+        assert_eq!(
+            (label["line"].as_u64(), label["column"].as_u64()),
+            (Some(4), Some(1))
+        );
+        assert_eq!(
+            (label["end_line"].as_u64(), label["end_column"].as_u64()),
+            (Some(4), Some(8))
+        );
+        assert_eq!(label["length"], 7);
     }
 }
 
@@ -188,11 +204,12 @@ fn a_plan_that_is_not_utf8_is_invalid_with_a_located_diagnostic() {
     let plan = dir.path().join("latin1.yaml");
     std::fs::write(&plan, b"name: caf\xe9\ntargets: [data]\n").unwrap();
     let json = invalid_json([&plan]);
-    assert_eq!(json[0]["code"], "plan::io");
+    assert_eq!(json[0]["code"], "plan::encoding");
     assert_eq!(json[0]["file"], plan.display().to_string());
+    // At the offending byte, not just the file.
     assert_eq!(
         (json[0]["line"].as_u64(), json[0]["column"].as_u64()),
-        (Some(1), Some(1))
+        (Some(1), Some(10))
     );
 }
 

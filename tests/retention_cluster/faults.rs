@@ -7,18 +7,18 @@ use crate::support::{
     settled_content_count, start, utc,
 };
 use backup_ns::Exit;
-use backup_ns::retention::apply::{Status, apply, apply_listed, list_scope};
+use backup_ns::retention::apply::{Operation, Status, apply, apply_listed, list_scope};
 use backup_ns::retention::{ObservedSnapshot, Options, apply_decisions, plan};
 use backup_ns::vocab::scope::Scope;
 use kube_sim::faults::{Fault, FaultAction};
 use std::collections::BTreeSet;
 
-const NS: &str = "shop";
-const NOW: &str = "2025-03-01T04:30:00Z";
+pub const NS: &str = "shop";
+pub const NOW: &str = "2025-03-01T04:30:00Z";
 
 /// 25 managed snapshots of pvc `data` (8 daily-labelled, 7 bare, 10 past their delete-after) plus two unmanaged
-/// ones that look deletable but lack `backup-ns.sh/retain`.
-fn seed(env: &Env) {
+/// ones that look deletable but lack `backup-ns.sh/retain`. Every content says `Retain`.
+pub fn seed(env: &Env) {
     let mut yaml = namespace_doc(NS);
     let base = utc("2025-02-28T00:30:00Z");
     let day = chrono::Duration::days(1);
@@ -94,8 +94,9 @@ async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_del
     );
 
     // The 2nd VS delete answers 500 (after its content was switched to Delete) on every attempt, the 4th
-    // content patch 409 (never retried), and every label patch 500 on every attempt (label patches run
-    // concurrently, so a fault on "the first few" would land on whichever comes first, and its retry would pass).
+    // content patch 409 (never retried: the content changed, so that deletion is deferred to the next run), and
+    // every label patch 500 on every attempt (label patches run concurrently, so a fault on "the first few" would
+    // land on whichever comes first, and its retry would pass).
     let attempts = u64::from(backup_ns::cluster::retry::Policy::default().max_attempts);
     env.sim.faults().add(
         Fault::nth("delete", "volumesnapshots", 2, FaultAction::InternalError).times(attempts),
@@ -113,11 +114,12 @@ async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_del
     ));
     let opts = options(Scope::Namespace(NS.into()), Options::default());
     let first = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
-    assert_eq!(first.counts.failed, 10, "{}", first.render_text());
+    assert_eq!(first.counts.failed, 9, "{}", first.render_text());
+    assert_eq!(first.counts.deferred, 1, "{}", first.render_text());
     assert_eq!(first.exit(), Exit::Failure);
     assert_eq!(first.counts.deleted, 8, "the other deletions went ahead");
     let failed: Vec<_> = first.failures().map(|o| o.name.clone()).collect();
-    assert_eq!(failed.len(), 10);
+    assert_eq!(failed.len(), 9);
 
     env.sim.faults().clear();
     let second = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
@@ -201,7 +203,8 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
     .await
     .unwrap();
 
-    let report = apply_listed(&env.cluster, &listed, &opts, &clock(NOW)).await;
+    env.sim.requests().reset();
+    let report = apply_listed(&env.cluster, &listed, None, &opts, &clock(NOW)).await;
     let outcome = |name: &str| {
         report
             .outcomes
@@ -225,6 +228,41 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
         names(&env.sim, NS).contains(&doomed.to_string()),
         "the pinned snapshot survives"
     );
+    let policy_of = |snapshot: &str| {
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshotcontents",
+                None,
+                &content_name(NS, snapshot),
+            )
+            .expect("content")["spec"]["deletionPolicy"]
+            .clone()
+    };
+    assert_eq!(
+        policy_of(doomed),
+        "Retain",
+        "its content's policy was switched back"
+    );
+    // Ten deletions planned, all on Retain contents: one content list page, ten policy switches, ten guarded
+    // deletes (the pinned one refused with 409), and only for that one a third request switching back. No reads.
+    let r = env.sim.requests();
+    let patches = report
+        .outcomes
+        .iter()
+        .filter(|o| o.operation == Operation::Patch)
+        .count() as u64;
+    let expected: std::collections::BTreeMap<(String, String), u64> = [
+        ("list", "volumesnapshotcontents", 1),
+        ("patch", "volumesnapshotcontents", 10 + 1),
+        ("delete", "volumesnapshots", 10),
+        ("patch", "volumesnapshots", patches),
+    ]
+    .into_iter()
+    .map(|(v, res, n)| ((v.to_string(), res.to_string()), n))
+    .collect();
+    assert_eq!(r.snapshot(), expected);
+    assert_eq!(report.counts.deleted, 9, "{}", report.render_text());
     let relabelled = env
         .sim
         .get(

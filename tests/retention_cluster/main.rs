@@ -8,6 +8,7 @@ mod faults;
 mod guard;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
+mod requests;
 mod run_step;
 mod support;
 mod sync_rebind;

@@ -9,6 +9,7 @@ mod faults;
 mod negative;
 mod plans;
 mod rbac;
+mod secrets;
 
 use kube_sim::Sim;
 use std::path::{Path, PathBuf};

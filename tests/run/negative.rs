@@ -371,3 +371,50 @@ async fn two_runs_with_one_slot_run_one_after_the_other() {
     );
     assert_eq!(env.snapshots().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_server_is_reported_once_without_the_client_librarys_error_line() {
+    let env = start("").await;
+    // A kubeconfig whose server refuses connections.
+    let url = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let kubeconfig = env.plan(
+        "down.kubeconfig",
+        &kube_sim::kubeconfig_yaml(&url, "t", None),
+    );
+    let out = env
+        .run(
+            &["run", "--kubeconfig", kubeconfig.to_str().unwrap()],
+            &[
+                ("BAK_NAMESPACE", "shop"),
+                ("BAK_PVC_NAME", "data"),
+                ("BAK_DB_SKIP", "true"),
+            ],
+        )
+        .await;
+    assert_ne!(out.status.code(), Some(0), "{}", both(&out));
+    let stderr = stderr(&out);
+    assert!(!stderr.contains("failed with error"), "{stderr}");
+    assert!(
+        stderr.contains("error: could not get Namespace shop")
+            && stderr.contains("could not talk to the apiserver"),
+        "the real error is still there: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_pvc_and_class_get_a_did_you_mean_from_what_exists() {
+    let env = start(&pvc("data")).await;
+    let plan = env.plan(
+        "typo.yaml",
+        "name: shop\nnamespace: shop\ntargets: [dta]\nsnapshot:\n  class: csi-hostpath-snapclas\n",
+    );
+    let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let stderr = stderr(&out);
+    assert!(stderr.contains("did you mean `data`?"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean `csi-hostpath-snapclass`?"),
+        "{stderr}"
+    );
+    assert!(env.snapshots().is_empty());
+}

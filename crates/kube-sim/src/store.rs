@@ -3,8 +3,16 @@
 //! (generateName, uid, timestamps from the sim clock, status subresources, finalizers, owner-reference GC).
 //! API requests and the cluster's own writes (controllers, library) share one write API, `create`, `modify` and
 //! `delete`, told apart by [`Part`]; `load` brings objects in verbatim (`--apply`, seeds).
+//!
+//! No request pays for the size of the store: objects live in one [`Table`] per resource (by namespace and
+//! name, with label indexes), owner references are indexed for garbage collection, and the event history is
+//! searched by resourceVersion. A get, patch or delete is O(log N); a list page O(matches + page); a write reaches
+//! the watchers through one broadcast, O(watchers).
 
-use std::collections::{BTreeMap, VecDeque};
+mod table;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::Rng;
@@ -16,6 +24,7 @@ use crate::resources::{Registry, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::validation;
+use table::{Slot, Table};
 
 /// A live subscription to store events.
 pub type Subscription = broadcast::Receiver<Arc<Event>>;
@@ -68,14 +77,105 @@ pub struct Event {
 /// Mutable state behind one lock, so every write gets a unique, ordered resourceVersion.
 #[derive(Debug, Default)]
 pub struct State {
-    /// All objects.
-    pub objects: BTreeMap<Key, Value>,
+    /// All objects: group → plural → table.
+    tables: HashMap<String, HashMap<String, Table>>,
+    /// Owner uid → the objects whose ownerReferences name it (what deleting the owner collects).
+    owned: HashMap<String, BTreeSet<Key>>,
     /// Last issued resourceVersion.
     pub rv: u64,
     /// Recent events, oldest first.
     pub history: VecDeque<Arc<Event>>,
     /// Known resources.
     pub registry: Registry,
+}
+
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+}
+
+fn slot_of(key: &Key) -> Slot {
+    (key.2.clone(), key.3.clone())
+}
+
+impl State {
+    /// The table of one resource, if it ever held an object.
+    fn table(&self, group: &str, plural: &str) -> Option<&Table> {
+        self.tables.get(group)?.get(plural)
+    }
+
+    /// The object at `key`.
+    pub fn object(&self, key: &Key) -> Option<&Value> {
+        self.table(&key.0, &key.1)?.get(&slot_of(key))
+    }
+
+    fn contains(&self, key: &Key) -> bool {
+        self.table(&key.0, &key.1)
+            .is_some_and(|t| t.contains(&slot_of(key)))
+    }
+
+    /// Every object of one resource, in key order.
+    fn objects_of<'a>(&'a self, group: &str, plural: &str) -> impl Iterator<Item = &'a Value> {
+        self.table(group, plural)
+            .into_iter()
+            .flat_map(Table::values)
+    }
+
+    /// Store `obj` at `key` (indexes follow), returning what was there.
+    fn put(&mut self, key: Key, obj: Value) -> Option<Value> {
+        for uid in owner_uids(&obj) {
+            self.owned
+                .entry(uid.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+        let old = self
+            .tables
+            .entry(key.0.clone())
+            .or_default()
+            .entry(key.1.clone())
+            .or_default()
+            .insert(slot_of(&key), obj);
+        if let Some(old) = &old {
+            // Owners dropped by this write no longer collect the object.
+            let now: Vec<String> = self
+                .object(&key)
+                .map(|o| owner_uids(o).map(str::to_string).collect())
+                .unwrap_or_default();
+            let dropped: Vec<String> = owner_uids(old)
+                .filter(|u| !now.iter().any(|n| n == u))
+                .map(str::to_string)
+                .collect();
+            self.disown(&key, dropped.iter().map(String::as_str));
+        }
+        old
+    }
+
+    /// Take the object at `key` out (indexes follow).
+    fn take(&mut self, key: &Key) -> Option<Value> {
+        let old = self
+            .tables
+            .get_mut(&key.0)?
+            .get_mut(&key.1)?
+            .remove(&slot_of(key))?;
+        let uids: Vec<String> = owner_uids(&old).map(str::to_string).collect();
+        self.disown(key, uids.iter().map(String::as_str));
+        Some(old)
+    }
+
+    fn disown<'a>(&mut self, key: &Key, uids: impl Iterator<Item = &'a str>) {
+        for uid in uids {
+            if let Some(set) = self.owned.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.owned.remove(uid);
+                }
+            }
+        }
+    }
 }
 
 /// Options of a list call.
@@ -154,15 +254,16 @@ fn rv_of(obj: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Encode a continue token (the last key of a page) without extra dependencies: hex of "ns\0name".
-fn encode_continue(ns: &str, name: &str) -> String {
-    format!("{ns}\u{0}{name}")
+/// Encode a continue token without extra dependencies: hex of "ns\0name\0offset", the last key of the page and
+/// how many items the list has returned so far (what `remainingItemCount` is estimated from).
+fn encode_continue(ns: &str, name: &str, offset: usize) -> String {
+    format!("{ns}\u{0}{name}\u{0}{offset}")
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(token: &str) -> Result<(String, String, usize), ApiError> {
     let bad = || {
         ApiError::bad_request(
             "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
@@ -176,8 +277,14 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
         .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
         .collect();
     let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('\u{0}').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+    let mut parts = text.split('\u{0}');
+    let (Some(ns), Some(name), Some(offset), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let offset = offset.parse().map_err(|_| bad())?;
+    Ok((ns.to_string(), name.to_string(), offset))
 }
 
 /// Everything but metadata and status: a change here bumps metadata.generation.
@@ -244,7 +351,7 @@ impl Store {
         f: impl FnOnce(Option<&Value>) -> R,
     ) -> R {
         let st = self.lock();
-        f(st.objects.get(&(
+        f(st.object(&(
             group.to_string(),
             plural.to_string(),
             ns.to_string(),
@@ -287,12 +394,8 @@ impl Store {
         }
         if key.0 == "apiextensions.k8s.io" && key.1 == "customresourcedefinitions" {
             let crds: Vec<Value> = st
-                .objects
-                .iter()
-                .filter(|(k, _)| {
-                    k.0 == "apiextensions.k8s.io" && k.1 == "customresourcedefinitions"
-                })
-                .map(|(_, v)| v.clone())
+                .objects_of("apiextensions.k8s.io", "customresourcedefinitions")
+                .cloned()
                 .collect();
             st.registry.set_crds(crds.iter());
         }
@@ -332,7 +435,7 @@ impl Store {
             String::new(),
             ns.to_string(),
         );
-        match st.objects.get(&key) {
+        match st.object(&key) {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::new(
                 403,
@@ -445,13 +548,16 @@ impl Store {
             ns_key(res, ns),
             name.to_string(),
         );
-        st.objects
-            .get(&key)
+        st.object(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))
     }
 
-    /// List objects of a resource (all namespaces when `ns` is None).
+    /// List objects of a resource (all namespaces when `ns` is None), one page of `opts.limit` from the
+    /// continue token on. The walk starts at the token's key and, with a label selector, visits only the
+    /// objects its narrowest requirement names, so a page costs O(matches + page) whatever the store holds.
+    /// As the apiserver does, `remainingItemCount` is only given for lists without selectors, and there it is
+    /// an estimate (objects in scope minus those already returned).
     pub fn list(
         &self,
         res: &ResourceInfo,
@@ -463,52 +569,54 @@ impl Store {
             Some(t) => Some(decode_continue(t)?),
             None => None,
         };
+        let ns = ns.filter(|_| res.namespaced);
+        let Some(table) = st.table(&res.group, &res.plural) else {
+            return Ok(ListPage {
+                items: Vec::new(),
+                rv: st.rv,
+                continue_token: None,
+                remaining: None,
+            });
+        };
+        let (from, offset) = match (&start, ns) {
+            (Some((sns, sname, offset)), _) => {
+                (Bound::Excluded((sns.clone(), sname.clone())), *offset)
+            }
+            (None, Some(ns)) => (Bound::Included((ns.to_string(), String::new())), 0),
+            (None, None) => (Bound::Unbounded, 0),
+        };
+        let matching = table
+            .candidates(opts.labels.as_ref(), from)
+            .take_while(|slot| ns.is_none_or(|ns| slot.0 == ns))
+            .filter_map(|slot| Some((slot, table.get(slot)?)))
+            .filter(|(_, obj)| {
+                opts.labels.as_ref().is_none_or(|l| l.matches_object(obj))
+                    && opts.fields.as_ref().is_none_or(|f| f.matches(obj))
+            });
         let mut items = Vec::new();
-        let mut continue_token = None;
-        let mut remaining = 0usize;
-        let lo: Key = (
-            res.group.clone(),
-            res.plural.clone(),
-            String::new(),
-            String::new(),
-        );
-        for (key, obj) in st.objects.range(lo..) {
-            if key.0 != res.group || key.1 != res.plural {
+        let mut last = None;
+        let mut more = false;
+        for (slot, obj) in matching {
+            if opts.limit > 0 && items.len() == opts.limit {
+                // One match past the page: there is a next page.
+                more = true;
                 break;
             }
-            if let Some(ns) = ns
-                && res.namespaced
-                && key.2 != ns
-            {
-                continue;
-            }
-            if let Some((sns, sname)) = &start
-                && (&key.2, &key.3) <= (sns, sname)
-            {
-                continue;
-            }
-            if opts.labels.as_ref().is_some_and(|l| !l.matches_object(obj)) {
-                continue;
-            }
-            if opts.fields.as_ref().is_some_and(|f| !f.matches(obj)) {
-                continue;
-            }
-            if continue_token.is_some() {
-                remaining += 1;
-                continue;
-            }
             items.push(obj.clone());
-            if opts.limit > 0 && items.len() == opts.limit {
-                continue_token = Some(encode_continue(&key.2, &key.3));
-            }
+            last = Some(slot);
         }
-        if continue_token.is_some() && remaining == 0 {
-            continue_token = None;
-        }
+        let returned = offset + items.len();
+        let continue_token = match last {
+            Some((lns, lname)) if more => Some(encode_continue(lns, lname, returned)),
+            _ => None,
+        };
+        let selected = opts.labels.is_some() || opts.fields.is_some();
+        let remaining = (continue_token.is_some() && !selected)
+            .then(|| table.count(ns).saturating_sub(returned).max(1));
         Ok(ListPage {
             items,
             rv: st.rv,
-            remaining: continue_token.as_ref().map(|_| remaining),
+            remaining,
             continue_token,
         })
     }
@@ -536,8 +644,7 @@ impl Store {
             name.to_string(),
         );
         let old = st
-            .objects
-            .get(&key)
+            .object(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
         let mut new = f(&old)?;
@@ -637,7 +744,7 @@ impl Store {
         st.rv += 1;
         new["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
-            st.objects.remove(&key);
+            st.take(&key);
             self.emit(&mut st, EventType::Deleted, &key, new.clone());
             let uid = new
                 .pointer("/metadata/uid")
@@ -647,9 +754,52 @@ impl Store {
             self.collect_garbage(&mut st, &uid);
             return Ok(new);
         }
-        st.objects.insert(key.clone(), new.clone());
+        st.put(key.clone(), new.clone());
         self.emit(&mut st, EventType::Modified, &key, new.clone());
         Ok(new)
+    }
+
+    /// DeleteOptions preconditions as the apiserver checks them before a delete (uid first, then
+    /// resourceVersion): a mismatch is 409 Conflict, worded like the registry's, and nothing is deleted. An
+    /// object already being deleted is no exception: its deletion bumped the resourceVersion.
+    fn check_preconditions(
+        res: &ResourceInfo,
+        name: &str,
+        old: &Value,
+        uid: Option<&str>,
+        rv: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let conflict = |why: String| {
+            // The registry names the kind, not the plural, in this message (`VolumeSnapshot.snapshot.storage.k8s.io`).
+            let mut e = ApiError::conflict(&res.group, &res.plural, name);
+            e.message = format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                crate::status::qualified(&res.group, &res.kind)
+            );
+            e
+        };
+        let actual_uid = old
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(uid) = uid
+            && uid != actual_uid
+        {
+            return Err(conflict(format!(
+                "the UID in the precondition ({uid}) does not match the UID in record ({actual_uid}). \
+                 The object might have been deleted and then recreated"
+            )));
+        }
+        let actual_rv = rv_of(old).unwrap_or_default();
+        if let Some(rv) = rv
+            && rv != actual_rv
+        {
+            return Err(conflict(format!(
+                "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record \
+                 ({actual_rv}). The object might have been modified"
+            )));
+        }
+        Ok(())
     }
 
     /// Delete an object. With finalizers it only gets a deletionTimestamp; otherwise it is removed, its
@@ -671,30 +821,10 @@ impl Store {
             name.to_string(),
         );
         let old = st
-            .objects
-            .get(&key)
+            .object(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-        if let Some(uid) = precondition_uid
-            && old.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
-        {
-            return Err(ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    crate::status::qualified(&res.group, &res.plural),
-                    old.pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = precondition_rv
-            && rv_of(&old) != Some(rv)
-        {
-            return Err(ApiError::conflict(&res.group, &res.plural, name));
-        }
+        Self::check_preconditions(res, name, &old, precondition_uid, precondition_rv)?;
         if dry_run {
             return Ok(old);
         }
@@ -712,12 +842,22 @@ impl Store {
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             st.rv += 1;
             new["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.objects.insert(key.clone(), new.clone());
+            st.put(key.clone(), new.clone());
             self.emit(&mut st, EventType::Modified, &key, new.clone());
             return Ok(new);
         }
         if is_namespace {
-            let inside: Vec<Key> = st.objects.keys().filter(|k| k.2 == name).cloned().collect();
+            let inside: Vec<Key> = st
+                .tables
+                .iter()
+                .flat_map(|(group, plurals)| {
+                    plurals.iter().flat_map(move |(plural, table)| {
+                        table.slots_in(name).map(move |(ns, n)| {
+                            (group.clone(), plural.clone(), ns.clone(), n.clone())
+                        })
+                    })
+                })
+                .collect();
             for k in inside {
                 self.remove_key(&mut st, &k);
             }
@@ -727,7 +867,7 @@ impl Store {
     }
 
     fn remove_key(&self, st: &mut State, key: &Key) -> Option<Value> {
-        let mut obj = st.objects.remove(key)?;
+        let mut obj = st.take(key)?;
         for c in &self.companions {
             c.removed(key);
         }
@@ -749,18 +889,10 @@ impl Store {
             return;
         }
         let owned: Vec<Key> = st
-            .objects
-            .iter()
-            .filter(|(_, o)| {
-                o.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| {
-                        refs.iter()
-                            .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                    })
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+            .owned
+            .get(uid)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
         for k in owned {
             self.remove_key(st, &k);
         }
@@ -791,7 +923,7 @@ impl Store {
             String::new()
         };
         if res.namespaced {
-            let exists = self.lock().objects.contains_key(&(
+            let exists = self.lock().contains(&(
                 String::new(),
                 "namespaces".to_string(),
                 String::new(),
@@ -807,7 +939,7 @@ impl Store {
         obj["kind"] = json!(res.kind);
         let mut st = self.lock();
         let key: Key = (res.group.clone(), res.plural.clone(), ns, name);
-        let existed = st.objects.get(&key).cloned();
+        let existed = st.object(&key).cloned();
         if let Some(old) = &existed
             && obj.pointer("/metadata/uid").is_none()
         {
@@ -815,7 +947,7 @@ impl Store {
             obj["metadata"]["creationTimestamp"] = old["metadata"]["creationTimestamp"].clone();
         }
         self.stamp_new(&mut st, &mut obj);
-        st.objects.insert(key.clone(), obj.clone());
+        st.put(key.clone(), obj.clone());
         let etype = if existed.is_some() {
             EventType::Modified
         } else {
@@ -845,12 +977,7 @@ impl Store {
         plural: &str,
     ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Event>>) {
         let st = self.lock();
-        let objs = st
-            .objects
-            .iter()
-            .filter(|(k, _)| k.0 == group && k.1 == plural)
-            .map(|(_, v)| v.clone())
-            .collect();
+        let objs = st.objects_of(group, plural).cloned().collect();
         (objs, st.rv, self.events.subscribe())
     }
 
@@ -864,24 +991,20 @@ impl Store {
         {
             return Err(ApiError::expired(rv));
         }
-        Ok(st.history.iter().filter(|e| e.rv > rv).cloned().collect())
+        // The history is in resourceVersion order: find the first newer event instead of walking them all.
+        let first_newer = st.history.partition_point(|e| e.rv <= rv);
+        Ok(st.history.range(first_newer..).cloned().collect())
     }
 
     /// Every object of a resource (all namespaces), for controllers and the library.
     pub fn all_of(&self, group: &str, plural: &str) -> Vec<Value> {
-        let st = self.lock();
-        st.objects
-            .iter()
-            .filter(|(k, _)| k.0 == group && k.1 == plural)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.lock().objects_of(group, plural).cloned().collect()
     }
 
     /// One object by raw key, for controllers.
     pub fn find(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
         self.lock()
-            .objects
-            .get(&(
+            .object(&(
                 group.to_string(),
                 plural.to_string(),
                 ns.to_string(),
@@ -907,7 +1030,7 @@ impl Store {
             ns_key(res, ns),
             name.clone(),
         );
-        if st.objects.contains_key(&key) {
+        if st.contains(&key) {
             return Err(ApiError::already_exists(&res.group, &res.plural, &name));
         }
         if dry_run {
@@ -916,7 +1039,7 @@ impl Store {
             return Ok(obj);
         }
         self.stamp_new(st, &mut obj);
-        st.objects.insert(key.clone(), obj.clone());
+        st.put(key.clone(), obj.clone());
         self.emit(st, EventType::Added, &key, obj.clone());
         Ok(obj)
     }
@@ -1042,7 +1165,126 @@ mod tests {
         };
         let page = s.list(&res, None, &opts).expect("page");
         assert_eq!(page.items.len(), 2);
-        assert_eq!(page.remaining, Some(2));
+        assert_eq!(
+            page.remaining, None,
+            "with a selector the apiserver leaves remainingItemCount unset"
+        );
+        let opts = ListOptions {
+            continue_token: page.continue_token,
+            ..opts
+        };
+        let page = s.list(&res, None, &opts).expect("page");
+        assert_eq!(
+            page.items.iter().map(name_of).collect::<Vec<_>>(),
+            ["c4", "c6"]
+        );
+        assert_eq!(page.continue_token, None, "no match is left: no next page");
+        let unselected = s
+            .list(
+                &res,
+                Some("default"),
+                &ListOptions {
+                    limit: 3,
+                    ..Default::default()
+                },
+            )
+            .expect("page");
+        assert_eq!(unselected.remaining, Some(4));
+    }
+
+    #[test]
+    fn a_selector_list_follows_relabels_and_namespaces() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let ns = s.resource("", "namespaces").expect("ns");
+        s.create(
+            &ns,
+            "v1",
+            "",
+            json!({"metadata": {"name": "other"}}),
+            Part::Main,
+            false,
+        )
+        .expect("namespace");
+        for (ns, name) in [("default", "a"), ("other", "b"), ("default", "c")] {
+            s.create(
+                &res,
+                "v1",
+                ns,
+                cm(name, json!({"tier": "gold"})),
+                Part::Main,
+                false,
+            )
+            .expect("created");
+        }
+        let mut c = s.get(&res, "default", "c").expect("c");
+        c["metadata"]["labels"]["tier"] = json!("silver");
+        s.modify(&res, "v1", "default", "c", Part::Main, false, |_| Ok(c))
+            .expect("relabelled");
+        let names = |ns: Option<&str>, sel: &str| {
+            let opts = ListOptions {
+                labels: Some(LabelSelector::parse(sel).expect("sel")),
+                ..Default::default()
+            };
+            let page = s.list(&res, ns, &opts).expect("page");
+            page.items.iter().map(name_of).collect::<Vec<_>>()
+        };
+        assert_eq!(names(None, "tier=gold"), ["a", "b"]);
+        assert_eq!(names(Some("default"), "tier=gold"), ["a"]);
+        assert_eq!(names(Some("default"), "tier in (gold,silver)"), ["a", "c"]);
+        assert_eq!(names(Some("other"), "tier=silver"), Vec::<String>::new());
+        s.delete(&ns, "", "other", None, None, false)
+            .expect("namespace deleted");
+        assert_eq!(
+            names(None, "tier"),
+            ["a", "c"],
+            "the namespace took its objects"
+        );
+    }
+
+    #[test]
+    fn delete_preconditions_refuse_another_uid_or_a_moved_resource_version() {
+        let s = store();
+        let res = s.resource("", "configmaps").expect("cm");
+        let o = s
+            .create(&res, "v1", "default", cm("p", json!({})), Part::Main, false)
+            .expect("created");
+        let uid = o["metadata"]["uid"].as_str().expect("uid").to_string();
+        let rv = o["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string();
+        let err = s
+            .delete(&res, "default", "p", Some("someone-else"), None, false)
+            .expect_err("uid");
+        assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+        assert!(err.message.starts_with("Operation cannot be fulfilled on ConfigMap \"p\": the UID in the precondition (someone-else)"), "{}", err.message);
+        let mut moved = o.clone();
+        moved["data"]["k"] = json!("changed");
+        s.modify(&res, "v1", "default", "p", Part::Main, false, |_| Ok(moved))
+            .expect("changed");
+        let err = s
+            .delete(&res, "default", "p", Some(&uid), Some(&rv), false)
+            .expect_err("stale rv");
+        assert_eq!(err.code, 409);
+        assert!(
+            err.message.contains(&format!(
+                "the ResourceVersion in the precondition ({rv}) does not match"
+            )),
+            "{}",
+            err.message
+        );
+        assert!(
+            s.get(&res, "default", "p").is_ok(),
+            "refused deletes leave the object"
+        );
+        let current = s.get(&res, "default", "p").expect("p")["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string();
+        s.delete(&res, "default", "p", Some(&uid), Some(&current), false)
+            .expect("matching preconditions delete");
+        assert_eq!(s.get(&res, "default", "p").expect_err("gone").code, 404);
     }
 
     #[test]
@@ -1102,13 +1344,27 @@ mod tests {
             .expect("owner");
         let mut dep = cm("dep", json!({}));
         dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}]);
-        s.create(&res, "v1", "default", dep, Part::Main, false)
+        s.create(&res, "v1", "default", dep.clone(), Part::Main, false)
             .expect("dep");
+        let mut freed = cm("freed", json!({}));
+        freed["metadata"]["ownerReferences"] = dep["metadata"]["ownerReferences"].clone();
+        s.create(&res, "v1", "default", freed, Part::Main, false)
+            .expect("freed");
+        let mut orphan = s.get(&res, "default", "freed").expect("freed");
+        orphan["metadata"]["ownerReferences"] = json!([]);
+        s.modify(&res, "v1", "default", "freed", Part::Main, false, |_| {
+            Ok(orphan)
+        })
+        .expect("owner reference dropped");
         s.delete(&res, "default", "owner", None, None, false)
             .expect("deleted");
         assert_eq!(
             s.get(&res, "default", "dep").expect_err("collected").code,
             404
+        );
+        assert!(
+            s.get(&res, "default", "freed").is_ok(),
+            "an object that dropped its owner reference is not collected"
         );
     }
 }

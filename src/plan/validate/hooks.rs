@@ -13,12 +13,13 @@ use crate::vocab::hook::{
     default_dump_file,
 };
 use crate::vocab::workload::WorkloadRef;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub fn validate(raw: &Spanned<raw::Hooks>, ctx: &Context<'_>, cx: &mut Collector) -> Hooks {
     // Hook names are unique across both lists: `--hook NAME` must pick exactly one.
-    let mut names = Vec::new();
+    let mut names = HashMap::new();
     let mut list = |hooks: &Option<Spanned<raw::HookList>>, post: bool, cx: &mut Collector| {
         hooks.as_ref().map_or_else(Vec::new, |l| {
             l.0.iter()
@@ -34,7 +35,7 @@ pub fn validate(raw: &Spanned<raw::Hooks>, ctx: &Context<'_>, cx: &mut Collector
 fn hook(
     raw: &Spanned<raw::Hook>,
     post: bool,
-    names: &mut Vec<Spanned<String>>,
+    names: &mut HashMap<String, Range<usize>>,
     ctx: &Context<'_>,
     cx: &mut Collector,
 ) -> Option<Hook> {
@@ -117,10 +118,11 @@ impl Place<'_> {
     }
 }
 
-/// A hook's optional `name`: a DNS-1123 label, not used by an earlier hook of the plan (`names`).
+/// A hook's optional `name`: a DNS-1123 label, not used by an earlier hook of the plan (`names`: each name's
+/// first span, so many hooks stay linear).
 fn hook_name(
     name: &Spanned<String>,
-    names: &mut Vec<Spanned<String>>,
+    names: &mut HashMap<String, Range<usize>>,
     cx: &mut Collector,
 ) -> String {
     name_check(
@@ -130,19 +132,21 @@ fn hook_name(
         rules::dns1123_label,
         "hook names are DNS-1123 labels: lowercase letters, digits and `-`, at most 63 characters",
     );
-    match names.iter().find(|n| n.value == name.value) {
+    match names.get(&name.value) {
         Some(first) => {
-            let (line, _) = cx.src.line_col(first.span.start);
+            let (line, _) = cx.src.line_col(first.start);
             let d = Diag::error(
                 Code::DuplicateHookName,
                 format!("hook name `{}` is used twice (first on line {line})", name.value),
             )
             .at(&cx.src, name.span.clone(), "duplicate")
-            .also(first.span.clone(), "first used here")
+            .also(first.clone(), "first used here")
             .help("hook names are unique within a plan, across `pre` and `post`, so `--hook NAME` picks exactly one; rename one of them");
             cx.diags.push(d);
         }
-        None => names.push(name.clone()),
+        None => {
+            names.insert(name.value.clone(), name.span.clone());
+        }
     }
     name.value.clone()
 }

@@ -18,7 +18,7 @@ use super::model::{Plan, Retention, Snapshot, is_env_ref, is_secret_key};
 use super::node::Node;
 use super::raw::{self, DurationText, JsonMap, Keys, Spanned};
 use super::rules;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -173,6 +173,7 @@ fn targets(raw: &raw::Plan, anchor: &Range<usize>, cx: &mut Collector) -> Vec<Sp
         );
     }
     let mut seen: Vec<Spanned<String>> = Vec::new();
+    let mut index: HashMap<String, Range<usize>> = HashMap::new();
     for target in list.iter() {
         let name = &target.value;
         if let Err(why) = rules::dns1123_subdomain(name).and_then(|()| {
@@ -184,7 +185,7 @@ fn targets(raw: &raw::Plan, anchor: &Range<usize>, cx: &mut Collector) -> Vec<Sp
         }) {
             cx.err(Code::InvalidName, target.span.clone(), format!("target PVC `{name}` is not a valid name"), &why, "PVC names are DNS-1123 names: lowercase letters, digits, `-` and `.`");
         }
-        if let Some(first) = first_seen(&mut seen, target) {
+        if let Some(first) = first_seen(&mut seen, &mut index, target) {
             let d = Diag::error(
                 Code::DuplicateTarget,
                 format!("PVC `{name}` is listed twice"),
@@ -199,14 +200,18 @@ fn targets(raw: &raw::Plan, anchor: &Range<usize>, cx: &mut Collector) -> Vec<Sp
 }
 
 /// Remembers `item` in `seen`; when its value was there already, returns where it was first seen instead.
-fn first_seen(seen: &mut Vec<Spanned<String>>, item: &Spanned<String>) -> Option<Range<usize>> {
-    match seen.iter().find(|s| s.value == item.value) {
-        Some(first) => Some(first.span.clone()),
-        None => {
-            seen.push(item.clone());
-            None
-        }
+/// `index` finds earlier values in constant time, so a long list stays linear.
+fn first_seen(
+    seen: &mut Vec<Spanned<String>>,
+    index: &mut HashMap<String, Range<usize>>,
+    item: &Spanned<String>,
+) -> Option<Range<usize>> {
+    if let Some(first) = index.get(&item.value) {
+        return Some(first.clone());
     }
+    index.insert(item.value.clone(), item.span.clone());
+    seen.push(item.clone());
+    None
 }
 
 /// A required key that has no usable value. A key written with a value that could not be read was reported

@@ -449,6 +449,8 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
         }
         (_, "patch") => patch(shared, &res, &c),
         (None, "delete") => {
+            // DeleteOptions (preconditions, dryRun) in JSON; a body the simulator cannot decode (helm sends
+            // DeleteOptions as protobuf) counts as none.
             let opts: Value = if c.body.is_empty() {
                 json!({})
             } else {

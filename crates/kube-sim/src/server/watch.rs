@@ -148,10 +148,14 @@ pub fn serve(
             let (past, rx) = shared.store.watch_from(rv)?;
             // Objects that existed at `rv` are known to the client: seed `known` from the current state minus
             // what the replay will add.
+            // (one set of the replay's additions, so resuming costs O(objects + events), not their product).
+            let added_after: HashSet<String> = past
+                .iter()
+                .filter(|e| e.etype == EventType::Added)
+                .map(|e| key(&e.object))
+                .collect();
             for obj in shared.store.all_of(&res.group, &res.plural) {
-                let created_after = past
-                    .iter()
-                    .any(|e| e.etype == EventType::Added && key(&e.object) == key(&obj));
+                let created_after = added_after.contains(&key(&obj));
                 if filter.matches(&obj) && !created_after {
                     known.insert(key(&obj));
                 }

@@ -1,6 +1,8 @@
 //! kubectl-driven fidelity tests: the real, installed kubectl talks to an in-process kube-sim through a temp
 //! kubeconfig, with a clean environment (no KUBECONFIG or ~/.kube leaking in).
 
+mod preconditions;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

@@ -1,0 +1,235 @@
+//! The controller at the request floor: list pages, one request per label change, at most two per deletion (the
+//! content's guarded policy switch, the snapshot's delete with preconditions), and no re-reads. Counted from the
+//! simulator's request log, exactly.
+
+use crate::cli::{backup_ns, text};
+use crate::faults::{NOW, NS, seed};
+use crate::support::{clock, content_name, names, options, start};
+use backup_ns::retention::Options;
+use backup_ns::retention::apply::{Status, apply};
+use backup_ns::vocab::scope::Scope;
+use kube_sim::faults::{Fault, FaultAction};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+fn requests(pairs: &[(&str, &str, u64)]) -> BTreeMap<(String, String), u64> {
+    pairs
+        .iter()
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(v, r, n)| ((v.to_string(), r.to_string()), *n))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_run_costs_its_list_pages_one_request_per_label_change_and_two_per_deletion() {
+    let env = start().await;
+    // 27 snapshots, 27 contents (all Retain): ten deletions planned, tier labels moved, marks set.
+    seed(&env);
+    env.sim.requests().reset();
+    let out = backup_ns(
+        &env,
+        &[
+            "controller",
+            "-A",
+            "--page-size",
+            "4",
+            "--delete-pause",
+            "0s",
+            "-o",
+            "json",
+        ],
+        NOW,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let counts = &report["retention"]["counts"];
+    assert_eq!(counts["deleted"], 10, "{report:#}");
+    assert_eq!(counts["failed"], 0, "{report:#}");
+    let patched = counts["patched"].as_u64().expect("patched");
+    let synced = report["sync"]["patched"].as_u64().expect("sync patched");
+    assert!(patched > 0 && synced > 0, "{report:#}");
+    assert_eq!(
+        env.sim.requests().snapshot(),
+        requests(&[
+            ("list", "volumesnapshots", 27u64.div_ceil(4)),
+            ("list", "volumesnapshotcontents", 27u64.div_ceil(4)),
+            ("patch", "volumesnapshots", patched),
+            // Label sync's patches, then one deletionPolicy switch per deletion.
+            ("patch", "volumesnapshotcontents", synced + 10),
+            ("delete", "volumesnapshots", 10),
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(names(&env.sim, NS).len(), 17);
+
+    // Label sync runs before retention, so the next run carries retention's label changes over to the contents
+    // (one patch per snapshot retention relabelled); the run after that lists and writes nothing.
+    for content_patches in [patched, 0] {
+        env.sim.requests().reset();
+        let out = backup_ns(
+            &env,
+            &["controller", "-A", "--page-size", "4", "-o", "json"],
+            NOW,
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(
+            env.sim.requests().snapshot(),
+            requests(&[
+                ("list", "volumesnapshots", 17u64.div_ceil(4)),
+                ("list", "volumesnapshotcontents", 17u64.div_ceil(4)),
+                ("patch", "volumesnapshotcontents", content_patches),
+            ])
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_not_mistaken_for_a_concurrent_change() {
+    let env = start().await;
+    seed(&env);
+    // Every snapshot carries the snapshot controller's finalizer, so a delete only marks it (and moves its
+    // resourceVersion): the retried delete then meets a 409 although this run's own first attempt caused it.
+    for vs in env.sim.list("volumesnapshots", Some(NS)) {
+        let name = vs["metadata"]["name"].as_str().expect("name").to_string();
+        env.sim
+            .merge_patch(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(NS),
+                &name,
+                &json!({"metadata": {"finalizers": ["snapshot.storage.kubernetes.io/volumesnapshot-bound-protection"]}}),
+            )
+            .expect("finalizer");
+    }
+    env.sim.faults().add(Fault::nth(
+        "delete",
+        "volumesnapshots",
+        1,
+        FaultAction::LostAnswer,
+    ));
+    env.sim.requests().reset();
+    let report = apply(
+        &env.cluster,
+        &options(Scope::Namespace(NS.into()), Options::default()),
+        &clock(NOW),
+    )
+    .await
+    .expect("apply");
+    assert_eq!(report.counts.deleted, 10, "{}", report.render_text());
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| !matches!(o.status, Status::Deferred { .. } | Status::Failed { .. })),
+        "{}",
+        report.render_text()
+    );
+    let r = env.sim.requests();
+    assert_eq!(r.count("delete", "volumesnapshots"), 11, "one retry");
+    assert_eq!(
+        r.count("get", "volumesnapshots"),
+        1,
+        "one read tells the retried 409 apart"
+    );
+    assert_eq!(
+        r.count("patch", "volumesnapshotcontents"),
+        10,
+        "no policy switched back: {:?}",
+        r.snapshot()
+    );
+    for vs in env.sim.list("volumesnapshots", Some(NS)) {
+        if vs["metadata"]["deletionTimestamp"].is_null() {
+            continue;
+        }
+        let name = vs["metadata"]["name"].as_str().expect("name");
+        let content = env
+            .sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshotcontents",
+                None,
+                &content_name(NS, name),
+            )
+            .expect("content");
+        assert_eq!(
+            content["spec"]["deletionPolicy"], "Delete",
+            "{name} is being deleted: its storage snapshot must go with it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_content_changed_since_the_list_costs_one_refused_patch_and_keeps_its_snapshot() {
+    let env = start().await;
+    seed(&env);
+    let doomed: Vec<String> = env
+        .sim
+        .list("volumesnapshots", Some(NS))
+        .iter()
+        .filter(|v| !v["metadata"]["labels"]["backup-ns.sh/delete-after"].is_null())
+        .filter(|v| !v["metadata"]["labels"]["backup-ns.sh/retain"].is_null())
+        .filter_map(|v| v["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(doomed.len(), 10);
+    let uid_of = |name: &str| {
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(NS),
+                name,
+            )
+            .expect("snapshot")["metadata"]["uid"]
+            .clone()
+    };
+    let bind = |snapshot: &str, uid: Value| {
+        env.sim
+            .merge_patch(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshotcontents",
+                None,
+                &content_name(NS, snapshot),
+                &json!({"spec": {"volumeSnapshotRef": {"uid": uid}}}),
+            )
+            .expect("content patched");
+    };
+    // Two contents record their snapshot's uid, as the snapshot controller writes it; a third is bound to
+    // another object of the same name (a recreated snapshot): its policy switch must be refused.
+    bind(&doomed[0], uid_of(&doomed[0]));
+    bind(&doomed[1], uid_of(&doomed[1]));
+    bind(&doomed[2], json!("uid-of-a-recreated-snapshot"));
+    env.sim.requests().reset();
+    let report = apply(
+        &env.cluster,
+        &options(Scope::Namespace(NS.into()), Options::default()),
+        &clock(NOW),
+    )
+    .await
+    .expect("apply");
+    let status = |name: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.status.clone())
+    };
+    assert_eq!(status(&doomed[0]), Some(Status::Applied));
+    assert_eq!(status(&doomed[1]), Some(Status::Applied));
+    assert!(
+        matches!(status(&doomed[2]), Some(Status::Deferred { ref reason }) if reason.contains("changed since the list")),
+        "{}",
+        report.render_text()
+    );
+    assert!(names(&env.sim, NS).contains(&doomed[2]));
+    let r = env.sim.requests();
+    assert_eq!(r.count("patch", "volumesnapshotcontents"), 10);
+    assert_eq!(
+        r.count("delete", "volumesnapshots"),
+        9,
+        "{:?}",
+        r.snapshot()
+    );
+    assert_eq!(r.count("get", "volumesnapshotcontents"), 0);
+}
