@@ -225,7 +225,7 @@ async fn a_snapshot_pinned_or_relabelled_between_the_list_and_the_writes_is_kept
     });
 
     let now = Clock::fixed(Utc::now(), chrono_tz::UTC);
-    let report = apply_listed(&client, &listed, &options, &now).await;
+    let report = apply_listed(&client, &listed, None, &options, &now).await;
     let status = |name: &str| {
         report
             .outcomes
