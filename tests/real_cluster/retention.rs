@@ -64,8 +64,20 @@ fn controller(
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
 }
 
-/// Waits until the snapshot controller has removed the content and the driver its file.
-fn assert_storage_gone(cluster: &RealCluster, content: &str, handle: &str) {
+/// Waits until the snapshot controller has removed the snapshot (it stays Terminating under the controller's
+/// finalizers until its content is gone), the content, and the driver its file.
+fn assert_storage_gone(
+    cluster: &RealCluster,
+    ns: &str,
+    snapshot: &str,
+    content: &str,
+    handle: &str,
+) {
+    eventually(&format!("VolumeSnapshot {ns}/{snapshot} deleted"), || {
+        let out = cluster.kubectl_output(&["-n", ns, "get", "volumesnapshot", snapshot], "");
+        (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound"))
+            .then_some(())
+    });
     eventually(&format!("VolumeSnapshotContent {content} deleted"), || {
         let out = cluster.kubectl_output(&["get", "volumesnapshotcontent", content], "");
         (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound"))
@@ -124,8 +136,8 @@ fn controller_passes_delete_through_the_real_snapshot_controller_and_the_driver_
     let now = Utc::now();
     let report = controller(cluster, ns, now, &[], 0);
     assert_eq!(report["retention"]["counts"]["deleted"], 3, "{report:#}");
-    for (content, handle) in &doomed_storage {
-        assert_storage_gone(cluster, content, handle);
+    for (name, (content, handle)) in doomed.iter().zip(&doomed_storage) {
+        assert_storage_gone(cluster, ns, name, content, handle);
     }
     let mut left = kept.clone();
     left.extend(bare.iter().map(|b| (*b).to_owned()));
@@ -150,8 +162,8 @@ fn controller_passes_delete_through_the_real_snapshot_controller_and_the_driver_
     );
     let report = controller(cluster, ns, later, &["--force"], 0);
     assert_eq!(report["retention"]["counts"]["deleted"], 3, "{report:#}");
-    for (content, handle) in &bare_storage {
-        assert_storage_gone(cluster, content, handle);
+    for (name, (content, handle)) in bare.iter().zip(&bare_storage) {
+        assert_storage_gone(cluster, ns, name, content, handle);
     }
     assert_eq!(cluster.snapshot_names(ns), kept);
     let (_, keeper_handle) = cluster.content_of(ns, &kept[0]);
