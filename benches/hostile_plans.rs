@@ -3,6 +3,11 @@
 //! `backup-ns validate` in human and JSON form. Prints wall time, CPU time, peak RSS (`wait4` rusage) and the exit
 //! code per class and form, the worst of `BENCH_ROUNDS` rounds (default 3). Target: every input ends within 2 s and
 //! 256 MiB. Prints figures; asserts only that nothing panicked (exit 101) or was killed.
+//!
+//! Linux carries a process's peak RSS across `execve` from the address space it replaced, and a child spawned with
+//! vfork starts in its parent's. This process holds every generated input in memory, so its children would all
+//! report its own peak. Each measurement is therefore made by a fresh copy of this binary (`MEASURE_ENV` set),
+//! whose small address space is the one backup-ns inherits; it prints the figures on one line.
 
 #[path = "../tests/plan/hostile_inputs.rs"]
 mod hostile_inputs;
@@ -45,18 +50,55 @@ fn cost_of(cmd: &mut Command) -> Cost {
     }
 }
 
+/// Set on the fresh copy of this binary that measures one run.
+const MEASURE_ENV: &str = "HOSTILE_PLANS_MEASURE";
+
+/// Measure mode: runs `backup-ns validate ARGS...` once and prints `wall_ns cpu_ns rss_kib exit`.
+fn measure_one(args: &[String]) {
+    let cost = cost_of(
+        Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+            .env_clear()
+            .env("COLUMNS", "100")
+            .arg("validate")
+            .args(args),
+    );
+    println!(
+        "{} {} {} {}",
+        cost.wall.as_nanos(),
+        cost.cpu.as_nanos(),
+        (cost.rss_mib * 1024.0) as u64,
+        cost.exit.map_or(-1, |c| c)
+    );
+}
+
+/// One run, measured by a fresh copy of this binary (see the module docs).
+fn measured(path: &Path, args: &[&str]) -> Cost {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .env(MEASURE_ENV, "1")
+        .args(args)
+        .arg(path)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the measuring copy starts");
+    assert!(out.status.success(), "the measuring copy failed: {out:?}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<i128> = line
+        .split_whitespace()
+        .map(|v| v.parse().expect("a figure"))
+        .collect();
+    Cost {
+        wall: Duration::from_nanos(f[0] as u64),
+        cpu: Duration::from_nanos(f[1] as u64),
+        rss_mib: f[2] as f64 / 1024.0,
+        exit: (f[3] >= 0).then_some(f[3] as i32),
+    }
+}
+
 /// The worst of `rounds` runs of `backup-ns validate [ARGS] PATH`.
 fn worst(path: &Path, args: &[&str], rounds: usize) -> Cost {
     let mut worst: Option<Cost> = None;
     for _ in 0..rounds {
-        let cost = cost_of(
-            Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-                .env_clear()
-                .env("COLUMNS", "100")
-                .arg("validate")
-                .args(args)
-                .arg(path),
-        );
+        let cost = measured(path, args);
         assert!(
             !matches!(cost.exit, Some(101) | None),
             "backup-ns validate {args:?} {} panicked or was killed",
@@ -91,6 +133,10 @@ fn report(class: &str, size: u64, form: &str, cost: &Cost) -> bool {
 }
 
 fn main() {
+    if std::env::var_os(MEASURE_ENV).is_some() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return measure_one(&args);
+    }
     let rounds: usize = std::env::var("BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

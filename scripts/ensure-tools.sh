@@ -49,9 +49,19 @@ if [ ! -x "$helm_path" ]; then
   fi
 fi
 
-# The real-cluster tests build Kubernetes from Go modules (scripts/cluster build, cached in ~/.cache/backup-ns/k8s).
-# The build is not started here: cold, it takes longer than CI's budget allows beside the Rust build.
+# The real-cluster tests build Kubernetes from Go modules on first use (scripts/cluster build, cached in
+# ~/.cache/backup-ns/k8s, so later runs on the same machine reuse the binaries).
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   echo "ensure-tools: Go is not installed; the real-cluster tests will fail." >&2
   echo "  Install Go 1.26 or newer (https://go.dev/dl/) and make sure the Go module proxy is reachable." >&2
+fi
+
+# cargo-fuzz for scripts/fuzz (CI runs every fuzz target for a bounded time).
+if ! cargo fuzz --help >/dev/null 2>&1; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "ensure-tools: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+  else
+    echo "ensure-tools: cargo-fuzz is not installed; scripts/fuzz will fail. Install with: cargo install cargo-fuzz --locked" >&2
+  fi
 fi

@@ -22,6 +22,9 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchP
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// How often a ready group's members are re-read until each target PVC has one.
+const MEMBER_POLL: Duration = Duration::from_millis(250);
+
 /// The label put on a group's target PVCs so the VolumeGroupSnapshot's selector matches exactly them.
 pub const GROUP_PVC_LABEL: &str = "backup-ns.sh/group";
 
@@ -165,6 +168,11 @@ impl EnginePort {
             .await
             .map_err(port)?
         {
+            // The snapshot controller creates and binds the members one by one, and may call the group ready
+            // before it has updated all of them; an unready member is not one yet (the caller polls).
+            if !member.ready() {
+                continue;
+            }
             let Some(vsc) = member
                 .bound_content()
                 .map(str::to_string)
@@ -390,6 +398,7 @@ impl ClusterPort for EnginePort {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<GroupMember>, WaitError>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             self.cluster
                 .wait_group_snapshot_ready(namespace, name, timeout)
                 .await
@@ -408,9 +417,20 @@ impl ClusterPort for EnginePort {
                 .iter()
                 .filter_map(|p| p.metadata.name.clone())
                 .collect();
-            self.members(namespace, name, &pvcs)
-                .await
-                .map_err(WaitError::Api)
+            // The real snapshot controller sets the group's readyToUse before every member VolumeSnapshot is
+            // created and ready, so poll until each PVC has its ready member (or the timeout is spent; the
+            // runner then names the PVCs without one).
+            loop {
+                let members = self
+                    .members(namespace, name, &pvcs)
+                    .await
+                    .map_err(WaitError::Api)?;
+                let complete = pvcs.iter().all(|p| members.iter().any(|m| &m.pvc == p));
+                if complete || started.elapsed() >= timeout {
+                    return Ok(members);
+                }
+                tokio::time::sleep(MEMBER_POLL).await;
+            }
         })
     }
 

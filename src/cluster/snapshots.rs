@@ -805,7 +805,32 @@ impl Cluster {
     /// snapshot with finalizers, its deletion moved the resourceVersion and the retry meets a 409 too. Only when
     /// a retry happened during the call is that 409 ambiguous, and only then one read tells them apart: a
     /// snapshot that is gone or terminating with the same uid was deleted by this call.
+    ///
+    /// A 409 without a retry is read once too: the real snapshot controller writes the snapshot itself when
+    /// retention switches its content to `Delete` (it adds its `volumesnapshot-bound-protection` finalizer), which
+    /// moves the resourceVersion within milliseconds. A snapshot whose uid and labels are still as listed was not
+    /// pinned or relabelled, so it is deleted under the fresh resourceVersion, once; anything else is left alone.
     pub async fn delete_listed_snapshot(&self, vs: &VolumeSnapshot) -> Result<ListedDelete> {
+        match self.delete_as_read(vs).await? {
+            ListedDelete::Changed => {}
+            done => return Ok(done),
+        }
+        match self.get_snapshot(vs.namespace(), vs.name()).await? {
+            None => Ok(ListedDelete::AlreadyGone),
+            Some(now)
+                if now.metadata.uid == vs.metadata.uid
+                    && now.metadata.labels == vs.metadata.labels
+                    && now.metadata.deletion_timestamp.is_none() =>
+            {
+                self.delete_as_read(&now).await
+            }
+            Some(_) => Ok(ListedDelete::Changed),
+        }
+    }
+
+    /// One delete of `vs` under preconditions on its uid and resourceVersion (see
+    /// [`delete_listed_snapshot`](Self::delete_listed_snapshot)).
+    async fn delete_as_read(&self, vs: &VolumeSnapshot) -> Result<ListedDelete> {
         let (ns, name) = (vs.namespace(), vs.name());
         let object = vs_ref(ns, name);
         let params = DeleteParams {

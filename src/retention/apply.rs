@@ -11,7 +11,8 @@
 //!   (skipped when it already says `Delete`), then the snapshot is deleted with DeleteOptions preconditions on its
 //!   uid and the resourceVersion the list saw. A snapshot pinned or changed since the list fails that with 409 and
 //!   is left alone (someone pinning a snapshot by hand a second ago wins); only then a third request patches the
-//!   content's policy back. Deletions are paced by `delete_pause`;
+//!   content's policy back. (The cluster layer reads a 409'd snapshot once and deletes it under its fresh
+//!   resourceVersion if only controllers wrote it: its uid and labels are as listed.) Deletions are paced by `delete_pause`;
 //! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent;
 //! - what happened comes back typed ([`Outcome`]: the [`Operation`], the planned [`Action`]s, a [`Status`]), so a
 //!   caller matches on it instead of reading rendered text.

@@ -10,6 +10,7 @@ mod demo;
 mod manifests;
 mod pod_security;
 mod rbac;
+mod rbac_model;
 mod schedules;
 mod sources;
 #[path = "../support/mod.rs"]

@@ -1,13 +1,14 @@
 //! The RBAC split of deploy/static/backup-ns.yaml (tenant) and deploy/static/backup-ns-controller.yaml (cluster-wide), applied
 //! verbatim (the tenant namespace rewritten) to kube-sim in RBAC mode.
 
+use super::rbac_model::{
+    CONTROLLER_ALLOWED, CONTROLLER_FORBIDDEN, OTHER, TENANT, TENANT_ALLOWED, TENANT_FORBIDDEN,
+    tenant_manifest,
+};
 use super::{backup_ns, doc, docs, kubectl, read, text};
 use kube_sim::Sim;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub(super) const TENANT: &str = "shop";
-const OTHER: &str = "other";
 
 /// Two namespaces with a Bound PVC each and a default Retain class, as a cluster admin would have them.
 pub(super) fn cluster_yaml() -> String {
@@ -24,20 +25,6 @@ pub(super) fn cluster_yaml() -> String {
         ));
     }
     y
-}
-
-/// deploy/static/backup-ns.yaml for namespace `ns` (the file's documented way: copy and set the namespace).
-pub(super) fn tenant_manifest(ns: &str) -> String {
-    let text = read("deploy/static/backup-ns.yaml");
-    assert!(
-        text.contains("namespace: my-app"),
-        "deploy/static/backup-ns.yaml should use the placeholder namespace my-app"
-    );
-    text.replace("namespace: my-app", &format!("namespace: {ns}"))
-        .replace(
-            "backup-ns-cluster-read-my-app",
-            &format!("backup-ns-cluster-read-{ns}"),
-        )
 }
 
 /// Apply `manifests` with the real kubectl as the admin, exactly as an operator would.
@@ -172,44 +159,19 @@ impl Env {
     }
 }
 
-const VS: &str = "volumesnapshots.snapshot.storage.k8s.io";
-const VSC: &str = "volumesnapshotcontents.snapshot.storage.k8s.io";
-const VSCLASS: &str = "volumesnapshotclasses.snapshot.storage.k8s.io";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_service_account_can_snapshot_label_and_exec_in_its_namespace_only() {
     let env = Env::start().await;
     let t = env.tenant.clone();
-    for allowed in [
-        vec!["create", VS, "-n", TENANT],
-        vec!["patch", VS, "-n", TENANT],
-        vec!["list", VS, "-n", TENANT],
-        vec!["watch", VS, "-n", TENANT],
-        vec!["create", "pods", "--subresource=exec", "-n", TENANT],
-        vec!["get", "persistentvolumeclaims", "-n", TENANT],
-        vec!["list", "deployments.apps", "-n", TENANT],
-        vec!["create", "events", "-n", TENANT],
-        vec!["list", VSCLASS],
-        vec!["get", "namespaces"],
-    ] {
+    for allowed in TENANT_ALLOWED {
         assert!(
-            env.can_i(&t, &allowed).await,
+            env.can_i(&t, allowed).await,
             "tenant should be allowed: {allowed:?}"
         );
     }
-    for forbidden in [
-        vec!["patch", VSC],
-        vec!["delete", VSC],
-        vec!["delete", VS, "-n", TENANT],
-        vec!["create", VS, "-n", OTHER],
-        vec!["patch", VS, "-n", OTHER],
-        vec!["list", VS, "-A"],
-        vec!["create", "pods", "--subresource=exec", "-n", OTHER],
-        vec!["get", "secrets", "-n", TENANT],
-        vec!["create", VSCLASS],
-    ] {
+    for forbidden in TENANT_FORBIDDEN {
         assert!(
-            !env.can_i(&t, &forbidden).await,
+            !env.can_i(&t, forbidden).await,
             "tenant must be forbidden: {forbidden:?}"
         );
     }
@@ -219,29 +181,15 @@ async fn tenant_service_account_can_snapshot_label_and_exec_in_its_namespace_onl
 async fn controller_service_account_does_the_cluster_wide_work_and_nothing_tenant_private() {
     let env = Env::start().await;
     let c = env.controller.clone();
-    for allowed in [
-        vec!["list", VS, "-A"],
-        vec!["patch", VS, "-n", OTHER],
-        vec!["delete", VS, "-n", TENANT],
-        vec!["delete", VS, "-n", OTHER],
-        vec!["patch", VSC],
-        vec!["delete", VSC],
-        vec!["list", VSCLASS],
-        vec!["list", "namespaces"],
-        vec!["create", "events", "-n", TENANT],
-    ] {
+    for allowed in CONTROLLER_ALLOWED {
         assert!(
-            env.can_i(&c, &allowed).await,
+            env.can_i(&c, allowed).await,
             "controller should be allowed: {allowed:?}"
         );
     }
-    for forbidden in [
-        vec!["create", "pods", "--subresource=exec", "-n", TENANT],
-        vec!["get", "secrets", "-n", TENANT],
-        vec!["delete", "persistentvolumeclaims", "-n", TENANT],
-    ] {
+    for forbidden in CONTROLLER_FORBIDDEN {
         assert!(
-            !env.can_i(&c, &forbidden).await,
+            !env.can_i(&c, forbidden).await,
             "controller must be forbidden: {forbidden:?}"
         );
     }

@@ -20,7 +20,8 @@ use chrono_tz::Tz;
 use kube_sim::Sim;
 use kube_sim::kubelet::FakeTime;
 
-use super::rbac::{TENANT, apply_as_admin, cluster_yaml, tenant_manifest};
+use super::rbac::{apply_as_admin, cluster_yaml};
+use super::rbac_model::{TENANT, tenant_manifest};
 use super::read;
 use super::support::postgres::Postgres;
 

@@ -245,7 +245,8 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
         "its content's policy was switched back"
     );
     // Ten deletions planned, all on Retain contents: one content list page, ten policy switches, ten guarded
-    // deletes (the pinned one refused with 409), and only for that one a third request switching back. No reads.
+    // deletes (the pinned one refused with 409), and only for that one a read (its labels changed, so it is not
+    // deleted again) and a request switching the policy back.
     let r = env.sim.requests();
     let patches = report
         .outcomes
@@ -256,6 +257,7 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
         ("list", "volumesnapshotcontents", 1),
         ("patch", "volumesnapshotcontents", 10 + 1),
         ("delete", "volumesnapshots", 10),
+        ("get", "volumesnapshots", 1),
         ("patch", "volumesnapshots", patches),
     ]
     .into_iter()

@@ -55,11 +55,12 @@ pub fn apply_patch(
                     "the server rejected our request due to an error in our request: {e}"
                 ))
             })?;
-            json_patch::patch(doc, &p).map_err(|e| {
+            // kube-apiserver gives no detail here (not even which op failed), and clients must cope with that.
+            json_patch::patch(doc, &p).map_err(|_| {
                 ApiError::new(
                     422,
                     "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
+                    "the server rejected our request due to an error in our request",
                 )
             })
         }
@@ -218,6 +219,10 @@ mod tests {
         let failing = br#"[{"op":"test","path":"/spec/deletionPolicy","value":"Retain"},{"op":"replace","path":"/spec/deletionPolicy","value":"X"}]"#;
         let err = apply_patch(&mut doc, PatchType::Json, failing, true).expect_err("test fails");
         assert_eq!(err.code, 422);
+        assert_eq!(
+            err.message, "the server rejected our request due to an error in our request",
+            "kube-apiserver's whole message"
+        );
         assert_eq!(
             doc["spec"]["deletionPolicy"], "Delete",
             "a failed patch changes nothing"

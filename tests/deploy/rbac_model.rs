@@ -1,0 +1,76 @@
+//! What the shipped RBAC split must allow and refuse, as `kubectl auth can-i` arguments: the tenant's service
+//! account (deploy/static/backup-ns.yaml in namespace [`TENANT`]) and the controller's
+//! (deploy/static/backup-ns-controller.yaml). The kube-sim deploy tests and the real-cluster tests check the same
+//! lists, so the simulator's authorizer and the real one are held to one model.
+
+/// The tenant namespace the tenant manifest is installed into.
+pub const TENANT: &str = "shop";
+/// Another tenant's namespace, which the tenant must not reach.
+pub const OTHER: &str = "other";
+
+pub const VS: &str = "volumesnapshots.snapshot.storage.k8s.io";
+pub const VSC: &str = "volumesnapshotcontents.snapshot.storage.k8s.io";
+pub const VSCLASS: &str = "volumesnapshotclasses.snapshot.storage.k8s.io";
+
+/// What a tenant's backup run needs: snapshots, labels, exec and Events in its namespace, and the read-only
+/// cluster objects its preflight checks.
+pub const TENANT_ALLOWED: &[&[&str]] = &[
+    &["create", VS, "-n", TENANT],
+    &["patch", VS, "-n", TENANT],
+    &["list", VS, "-n", TENANT],
+    &["watch", VS, "-n", TENANT],
+    &["create", "pods", "--subresource=exec", "-n", TENANT],
+    &["get", "persistentvolumeclaims", "-n", TENANT],
+    &["list", "deployments.apps", "-n", TENANT],
+    &["create", "events", "-n", TENANT],
+    &["list", VSCLASS],
+    &["get", "namespaces"],
+];
+
+/// What only the controller (or nobody) may do: content writes, deletions, other namespaces, secrets.
+pub const TENANT_FORBIDDEN: &[&[&str]] = &[
+    &["patch", VSC],
+    &["delete", VSC],
+    &["delete", VS, "-n", TENANT],
+    &["create", VS, "-n", OTHER],
+    &["patch", VS, "-n", OTHER],
+    &["list", VS, "-A"],
+    &["create", "pods", "--subresource=exec", "-n", OTHER],
+    &["get", "secrets", "-n", TENANT],
+    &["create", VSCLASS],
+];
+
+/// The controller's cluster-wide retention work.
+pub const CONTROLLER_ALLOWED: &[&[&str]] = &[
+    &["list", VS, "-A"],
+    &["patch", VS, "-n", OTHER],
+    &["delete", VS, "-n", TENANT],
+    &["delete", VS, "-n", OTHER],
+    &["patch", VSC],
+    &["delete", VSC],
+    &["list", VSCLASS],
+    &["list", "namespaces"],
+    &["create", "events", "-n", TENANT],
+];
+
+/// Nothing tenant-private: no exec into tenants' pods, no secrets, no claims.
+pub const CONTROLLER_FORBIDDEN: &[&[&str]] = &[
+    &["create", "pods", "--subresource=exec", "-n", TENANT],
+    &["get", "secrets", "-n", TENANT],
+    &["delete", "persistentvolumeclaims", "-n", TENANT],
+];
+
+/// deploy/static/backup-ns.yaml for namespace `ns`, the file's documented way: copy it and set the namespace.
+pub fn tenant_manifest(ns: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/static/backup-ns.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    assert!(
+        text.contains("namespace: my-app"),
+        "deploy/static/backup-ns.yaml should use the placeholder namespace my-app"
+    );
+    text.replace("namespace: my-app", &format!("namespace: {ns}"))
+        .replace(
+            "backup-ns-cluster-read-my-app",
+            &format!("backup-ns-cluster-read-{ns}"),
+        )
+}
