@@ -20,6 +20,9 @@ have zstd      || missing+=(zstd)
 have openssl   || missing+=(openssl)
 have curl      || missing+=(curl)
 have ss        || missing+=(iproute2)
+# kube-sim's kubelet shows the processes it runs the simulated clock through libfaketime.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] \
+  || missing+=(libfaketime)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = "true" ] && [ "$(id -u)" = "0" ]; then

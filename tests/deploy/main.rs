@@ -11,7 +11,10 @@ mod manifests;
 mod pod_security;
 mod rbac;
 mod rbac_model;
+mod schedules;
 mod sources;
+#[path = "../support/mod.rs"]
+mod support;
 mod tools;
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Two namespaces with a Bound PVC each and a default Retain class, as a cluster admin would have them.
-fn cluster_yaml() -> String {
+pub(super) fn cluster_yaml() -> String {
     let mut y = String::from(
         "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotClass\nmetadata:\n  name: csi-hostpath-snapclass\n  \
          annotations:\n    snapshot.storage.kubernetes.io/is-default-class: \"true\"\ndriver: hostpath.csi.k8s.io\n\
@@ -25,6 +25,21 @@ fn cluster_yaml() -> String {
         ));
     }
     y
+}
+
+/// Apply `manifests` with the real kubectl as the admin, exactly as an operator would.
+pub(super) async fn apply_as_admin(sim: &Sim, home: &Path, manifests: &[String]) {
+    for manifest in manifests {
+        let out = kubectl(
+            sim.kubeconfig_path(),
+            home,
+            None,
+            &["apply", "-f", "-"],
+            Some(manifest),
+        )
+        .await;
+        assert!(out.status.success(), "kubectl apply: {}", text(&out));
+    }
 }
 
 struct Env {
@@ -45,21 +60,15 @@ impl Env {
         tokio::time::sleep(Duration::from_millis(50)).await;
         sim.apply_yaml(&cluster_yaml()).expect("cluster fixture");
         let home = tempfile::tempdir().expect("temp HOME");
-        // Applied with the real kubectl as the admin, exactly as an operator would.
-        for manifest in [
-            read("deploy/static/backup-ns-controller.yaml"),
-            tenant_manifest(TENANT),
-        ] {
-            let out = kubectl(
-                sim.kubeconfig_path(),
-                home.path(),
-                None,
-                &["apply", "-f", "-"],
-                Some(&manifest),
-            )
-            .await;
-            assert!(out.status.success(), "kubectl apply: {}", text(&out));
-        }
+        apply_as_admin(
+            &sim,
+            home.path(),
+            &[
+                read("deploy/static/backup-ns-controller.yaml"),
+                tenant_manifest(TENANT),
+            ],
+        )
+        .await;
         let tenant = sim.token_for(TENANT, "backup-ns");
         let controller = sim.token_for("backup-ns-system", "backup-ns-controller");
         for _ in 0..250 {

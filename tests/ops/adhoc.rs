@@ -23,6 +23,8 @@ spec:
   schedule: "0 2 * * *"
   jobTemplate:
     spec:
+      # As the shipped manifests: a failed backup is not retried (kube-sim's Job controller honours the limit).
+      backoffLimit: 0
       template:
         spec:
           restartPolicy: Never

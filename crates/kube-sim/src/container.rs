@@ -1,13 +1,16 @@
-//! Pod-side resolution for exec: given a pod and container, the environment the container would see
-//! (values with `$(VAR)` expansion, `valueFrom` secret/configMap/field refs, `envFrom`), its volume mounts mapped
-//! to host directories (PVC backing dirs, per-pod emptyDir/configMap/secret dirs, hostPath; subPath, readOnly),
-//! its working dir, and whether the pod is running. The exec route and the process sandbox consume this.
+//! Pod-side resolution of one container (regular or init): the environment it would see (values with `$(VAR)`
+//! expansion, `valueFrom` secret/configMap/field refs, `envFrom`), its volume mounts mapped to host directories
+//! (PVC backing dirs, hostPath, and per-pod dirs for emptyDir and for the files the kubelet projects: configMap
+//! and secret with `items`, downwardAPI, and `projected` sources including `serviceAccountToken`; subPath,
+//! readOnly), its command, args and working dir, and whether the pod is running. The exec route and the kubelet
+//! consume this.
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde_json::Value;
 
+use crate::pods::words;
 use crate::state_dir::{empty_dir, pvc_dir};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -42,6 +45,10 @@ pub struct ContainerContext {
     pub mounts: Vec<Mount>,
     /// `workingDir` of the container, if set.
     pub working_dir: Option<String>,
+    /// `command` (the image's entrypoint when empty).
+    pub command: Vec<String>,
+    /// `args`.
+    pub args: Vec<String>,
     /// Whether the pod is Running with this container running.
     pub running: bool,
 }
@@ -232,13 +239,30 @@ fn field_ref(pod: &Value, path: &str) -> Option<String> {
     })
 }
 
-/// Resolve `container` (None = the pod's default container) of `ns/pod` for exec.
+/// Resolve `container` (None = the pod's default container) of `ns/pod` for exec. Projected
+/// `serviceAccountToken` files are left as the kubelet wrote them.
 pub fn resolve_container(
     store: &Store,
     state_dir: &Path,
     ns: &str,
     pod_name: &str,
     container: Option<&str>,
+) -> Result<ContainerContext, ResolveError> {
+    resolve_container_with(store, state_dir, ns, pod_name, container, None)
+}
+
+/// Mints a service-account token: `(namespace, serviceAccount) → token`.
+pub type IssueToken<'a> = dyn Fn(&str, &str) -> String + 'a;
+
+/// Like [`resolve_container`]; `issue_token(namespace, serviceAccount)` mints the token of projected
+/// `serviceAccountToken` sources (the kubelet's TokenRequest), which are then (re)written.
+pub fn resolve_container_with(
+    store: &Store,
+    state_dir: &Path,
+    ns: &str,
+    pod_name: &str,
+    container: Option<&str>,
+    issue_token: Option<&IssueToken<'_>>,
 ) -> Result<ContainerContext, ResolveError> {
     let pod = store
         .find("", "pods", ns, pod_name)
@@ -260,8 +284,14 @@ pub fn resolve_container(
         })
         .or_else(|| containers.first().map(|c| s(c, "/name").to_string()))
         .unwrap_or_default();
+    let init_containers = pod
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let c = containers
         .iter()
+        .chain(&init_containers)
         .find(|c| s(c, "/name") == wanted)
         .ok_or_else(|| ResolveError::ContainerNotFound {
             pod: pod_name.into(),
@@ -382,19 +412,16 @@ pub fn resolve_container(
             PathBuf::from(s(hp, "/path"))
         } else {
             let dir = empty_dir(state_dir, ns, pod_name, &vol_name);
-            let source = [
-                ("configMap", "configmaps", false, "/configMap/name"),
-                ("secret", "secrets", true, "/secret/secretName"),
-            ]
-            .into_iter()
-            .find(|(k, ..)| vol.get(*k).is_some());
-            if let Some((_, plural, secret, ptr)) = source {
-                std::fs::create_dir_all(&dir).map_err(|e| vol_err(e.to_string()))?;
-                if let Some(obj) = lookup(plural, s(vol, ptr)) {
-                    for (k, v) in data_of(&obj, secret) {
-                        std::fs::write(dir.join(&k), v).map_err(|e| vol_err(e.to_string()))?;
-                    }
-                }
+            let projection = Projection {
+                store,
+                pod: &pod,
+                dir: &dir,
+                issue_token,
+            };
+            if projection
+                .write_volume(vol)
+                .map_err(|e| vol_err(e.to_string()))?
+            {
                 read_only = true;
             }
             dir
@@ -433,8 +460,120 @@ pub fn resolve_container(
             .get("workingDir")
             .and_then(Value::as_str)
             .map(str::to_string),
+        command: words(c, "command"),
+        args: words(c, "args"),
         running,
     })
+}
+
+/// Writes the files of a configMap, secret, downwardAPI or projected volume into its per-pod directory, as the
+/// kubelet projects them: every key, or only `items` (`key` → `path`, subdirectories allowed).
+struct Projection<'a> {
+    store: &'a Store,
+    pod: &'a Value,
+    dir: &'a Path,
+    issue_token: Option<&'a IssueToken<'a>>,
+}
+
+impl Projection<'_> {
+    /// Project `vol` if it is a projected kind; Ok(true) when it was (such volumes are read-only).
+    fn write_volume(&self, vol: &Value) -> std::io::Result<bool> {
+        let sources: Vec<Value> = if let Some(projected) = vol.get("projected") {
+            projected
+                .get("sources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        } else if ["configMap", "secret", "downwardAPI"]
+            .iter()
+            .any(|k| vol.get(*k).is_some())
+        {
+            vec![vol.clone()]
+        } else {
+            return Ok(false);
+        };
+        std::fs::create_dir_all(self.dir)?;
+        for source in &sources {
+            self.write_source(source)?;
+        }
+        Ok(true)
+    }
+
+    fn write_source(&self, source: &Value) -> std::io::Result<()> {
+        let ns = s(self.pod, "/metadata/namespace");
+        for (key, plural, secret, name_field) in [
+            ("configMap", "configmaps", false, "/name"),
+            ("secret", "secrets", true, "/secretName"),
+        ] {
+            let Some(src) = source.get(key) else { continue };
+            // A projected secret names itself with `name`, a secret volume with `secretName`.
+            let name = Some(s(src, name_field))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| s(src, "/name"));
+            let Some(obj) = self.store.find("", plural, ns, name) else {
+                continue;
+            };
+            let data = data_of(&obj, secret);
+            match src.get("items").and_then(Value::as_array) {
+                Some(items) => {
+                    for item in items {
+                        if let Some((_, v)) = data.iter().find(|(k, _)| k == s(item, "/key")) {
+                            self.write_file(s(item, "/path"), v)?;
+                        }
+                    }
+                }
+                None => {
+                    for (k, v) in &data {
+                        self.write_file(k, v)?;
+                    }
+                }
+            }
+        }
+        if let Some(items) = source
+            .pointer("/downwardAPI/items")
+            .and_then(Value::as_array)
+        {
+            for item in items {
+                let value = if let Some(path) = item.pointer("/fieldRef/fieldPath") {
+                    field_ref(self.pod, path.as_str().unwrap_or_default()).unwrap_or_default()
+                } else {
+                    // No resource limits are simulated (see the env's resourceFieldRef).
+                    "0".to_string()
+                };
+                self.write_file(s(item, "/path"), &value)?;
+            }
+        }
+        if let Some(token) = source.get("serviceAccountToken")
+            && let Some(issue) = self.issue_token
+        {
+            let account = Some(s(self.pod, "/spec/serviceAccountName"))
+                .filter(|n| !n.is_empty())
+                .unwrap_or("default");
+            let path = Some(s(token, "/path"))
+                .filter(|p| !p.is_empty())
+                .unwrap_or("token");
+            self.write_file(path, &issue(ns, account))?;
+        }
+        Ok(())
+    }
+
+    /// Write one projected file; a path that would leave the volume is skipped (the apiserver refuses it).
+    fn write_file(&self, relative: &str, value: &str) -> std::io::Result<()> {
+        let rel = Path::new(relative);
+        if relative.is_empty()
+            || rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            return Ok(());
+        }
+        let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, value)
+    }
 }
 
 /// Like [`resolve_container`], but refuses a pod that is not running (what the exec route wants).
@@ -598,6 +737,42 @@ mod tests {
         let e = resolve_running_container(&store, dir.path(), "app", "db-0", None)
             .expect_err("pending");
         assert!(matches!(e, ResolveError::NotRunning { .. }), "{e}");
+    }
+
+    #[test]
+    fn projected_volumes_write_items_downward_fields_and_a_minted_token() {
+        let (store, dir) = seeded();
+        store
+            .load("", "pods", json!({"metadata": {"name": "job-1", "namespace": "app", "labels": {"tier": "batch"}},
+                "spec": {"serviceAccountName": "runner",
+                    "initContainers": [{"name": "init", "image": "busybox",
+                        "volumeMounts": [{"name": "creds", "mountPath": "/creds"}]}],
+                    "containers": [{"name": "main", "image": "x"}],
+                    "volumes": [
+                        {"name": "creds", "projected": {"sources": [
+                            {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                            {"configMap": {"name": "cfg", "items": [{"key": "DB", "path": "conf/db"}]}},
+                            {"secret": {"name": "db", "items": [{"key": "password", "path": "pw"}]}},
+                            {"downwardAPI": {"items": [{"path": "tier", "fieldRef": {"fieldPath": "metadata.labels['tier']"}}]}}]}}]}}))
+            .expect("pod");
+        let issue = |ns: &str, sa: &str| format!("token-of-{ns}-{sa}");
+        let ctx = resolve_container_with(
+            &store,
+            dir.path(),
+            "app",
+            "job-1",
+            Some("init"),
+            Some(&issue),
+        )
+        .expect("the init container resolves");
+        let creds = ctx.host_path_of(Path::new("/creds")).expect("mounted");
+        let read = |file: &str| std::fs::read_to_string(creds.join(file)).expect(file);
+        assert_eq!(read("token"), "token-of-app-runner");
+        assert_eq!(read("conf/db"), "shop");
+        assert_eq!(read("pw"), "s3cr3t");
+        assert_eq!(read("tier"), "batch");
+        assert!(!creds.join("MODE").exists(), "only the listed items");
+        assert!(ctx.mounts[0].read_only);
     }
 
     #[test]

@@ -19,31 +19,9 @@ struct Cli {
 enum Command {
     /// Serve the simulated apiserver until SIGTERM/SIGINT.
     #[command(
-        after_help = "Examples:\n  kube-sim serve --kubeconfig /tmp/kc --apply seed.yaml --snapshot-delay 200ms\n  kube-sim serve --kubeconfig /tmp/kc --rbac --clock 2025-01-01T02:00:00Z"
+        after_help = "Examples:\n  kube-sim serve --kubeconfig /tmp/kc --apply seed.yaml --snapshot-delay 200ms\n  kube-sim serve --kubeconfig /tmp/kc --rbac --clock 2025-01-01T02:00:00Z\n  kube-sim serve --kubeconfig /tmp/kc --rbac --run-image backup-ns=target/debug/backup-ns --run-image busybox=host"
     )]
-    Serve {
-        /// Where to write the kubeconfig (atomically, once serving).
-        #[arg(long)]
-        kubeconfig: PathBuf,
-        /// Listen address.
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: SocketAddr,
-        /// State directory for PVC data and the snapshot store (default: a temp dir removed on exit).
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// Multi-document YAML to load verbatim (repeatable).
-        #[arg(long)]
-        apply: Vec<PathBuf>,
-        /// Delay before a snapshot becomes readyToUse (e.g. 200ms, 2s).
-        #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
-        snapshot_delay: Duration,
-        /// Enforce RBAC for service-account tokens.
-        #[arg(long)]
-        rbac: bool,
-        /// Start the simulated clock at this RFC 3339 time.
-        #[arg(long)]
-        clock: Option<chrono::DateTime<chrono::Utc>>,
-    },
+    Serve(Serve),
     /// Run the backup-ns demo: a real local PostgreSQL, a simulated namespace, a year of nightly backups.
     #[command(
         after_help = "Everything happens in one temp dir that is removed on exit and on Ctrl-C. Needs PostgreSQL's server \
@@ -64,6 +42,48 @@ Examples:\n  scripts/demo\n  kube-sim demo --backup-ns target/debug/backup-ns\n 
         #[arg(long)]
         verbose: bool,
     },
+}
+
+/// The options of `kube-sim serve`.
+#[derive(clap::Args, Debug)]
+struct Serve {
+    /// Where to write the kubeconfig (atomically, once serving).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// State directory for PVC data and the snapshot store (default: a temp dir removed on exit).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Multi-document YAML to load verbatim (repeatable).
+    #[arg(long)]
+    apply: Vec<PathBuf>,
+    /// Delay before a snapshot becomes readyToUse (e.g. 200ms, 2s).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    snapshot_delay: Duration,
+    /// Enforce RBAC for service-account tokens.
+    #[arg(long)]
+    rbac: bool,
+    /// Start the simulated clock at this RFC 3339 time.
+    #[arg(long)]
+    clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Run the containers of IMAGE (matched without tag or digest) with the host program PROGRAM as the
+    /// image's entrypoint; IMAGE=host runs the container's `command` from the host's PATH (repeatable).
+    /// Other images keep running no process.
+    #[arg(long = "run-image", value_name = "IMAGE=PROGRAM")]
+    run_images: Vec<kube_sim::runtime::RunImage>,
+    /// Whether the processes of run pods see the simulated clock (libfaketime): `on` needs it installed,
+    /// `off` lets them see the real time.
+    #[arg(long, value_enum, default_value = "on")]
+    faketime: Switch,
+}
+
+/// An on/off option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,24 +112,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (kubeconfig, listen, state_dir, apply, snapshot_delay, rbac, clock) = match cli.command {
-        Command::Serve {
-            kubeconfig,
-            listen,
-            state_dir,
-            apply,
-            snapshot_delay,
-            rbac,
-            clock,
-        } => (
-            kubeconfig,
-            listen,
-            state_dir,
-            apply,
-            snapshot_delay,
-            rbac,
-            clock,
-        ),
+    let serve = match cli.command {
+        Command::Serve(serve) => serve,
         Command::Demo {
             backup_ns,
             nights,
@@ -117,6 +121,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             verbose,
         } => return demo(backup_ns, nights, start, verbose).await,
     };
+    serve_until_signal(serve).await
+}
+
+async fn serve_until_signal(serve: Serve) -> anyhow::Result<()> {
+    let Serve {
+        kubeconfig,
+        listen,
+        state_dir,
+        apply,
+        snapshot_delay,
+        rbac,
+        clock,
+        run_images,
+        faketime,
+    } = serve;
     // Read every file before serving so a bad file fails fast without a half-ready server.
     let mut docs = Vec::new();
     for f in &apply {
@@ -133,6 +152,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .kubeconfig(&kubeconfig);
     if let Some(d) = state_dir {
         b = b.state_dir(d);
+    }
+    if !run_images.is_empty() && faketime == Switch::On {
+        let found = kube_sim::kubelet::FakeTime::locate()
+            .map_err(|message| anyhow::anyhow!("{message}, or pass --faketime off"))?;
+        b = b.faketime(Some(found));
+    }
+    for mapping in run_images {
+        b = b.run_image(mapping);
     }
     for (f, text) in docs {
         b = b.seed_yaml(f.display().to_string(), text);

@@ -5,8 +5,40 @@ use std::str::FromStr;
 
 use serde_json::{Value, json};
 
+use crate::runtime::RunImages;
 use crate::status::ApiError;
 use crate::store::{Part, Store};
+
+/// Whether the kubelet runs a process for some container (init or regular) of `pod`: such a pod starts
+/// Pending and the kubelet reports its containers; any other pod is simply Running.
+pub fn runs_process(pod: &Value, images: &RunImages) -> bool {
+    if images.is_empty() {
+        return false;
+    }
+    ["initContainers", "containers"].iter().any(|list| {
+        pod.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+                images
+                    .argv(image, &words(c, "command"), &words(c, "args"))
+                    .is_some()
+            })
+    })
+}
+
+/// A container's list of words under `key` (`command`, `args`).
+pub fn words(container: &Value, key: &str) -> Vec<String> {
+    container
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
 
 /// Pod phases tests can force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! Decoding of the Kubernetes protobuf envelope for the few request bodies that kubectl's typed clients send
 //! as `application/vnd.kubernetes.protobuf` (create configmap/secret/namespace/serviceaccount, create token,
-//! auth can-i). Responses are always JSON, which those clients also accept. Other kinds get 415.
+//! auth can-i, create job). Responses are always JSON, which those clients also accept. Other kinds get 415.
+//! A Job carries the pod template fields the simulator acts on (containers with command, args, env, envFrom,
+//! volume mounts, resources and security context; volumes; restart policy, deadlines, service account,
+//! security context); the others (probes, ports, affinity, ...) are dropped.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -18,7 +21,12 @@ enum F {
     RepStr(&'static str),
     MapStr(&'static str),
     MapBytes(&'static str),
+    /// A map whose values are `resource.Quantity` messages (their string form).
+    MapQuantity(&'static str),
     Msg(&'static str, &'static [(u64, F)]),
+    RepMsg(&'static str, &'static [(u64, F)]),
+    /// An embedded message whose fields JSON shows inline (`LocalObjectReference`, `VolumeSource`).
+    Inline(&'static [(u64, F)]),
 }
 
 const OBJECT_META: &[(u64, F)] = &[
@@ -27,8 +35,221 @@ const OBJECT_META: &[(u64, F)] = &[
     (3, F::Str("namespace")),
     (11, F::MapStr("labels")),
     (12, F::MapStr("annotations")),
+    (13, F::RepMsg("ownerReferences", OWNER_REFERENCE)),
     (14, F::RepStr("finalizers")),
 ];
+const OWNER_REFERENCE: &[(u64, F)] = &[
+    (5, F::Str("apiVersion")),
+    (1, F::Str("kind")),
+    (3, F::Str("name")),
+    (4, F::Str("uid")),
+    (6, F::Bool("controller")),
+    (7, F::Bool("blockOwnerDeletion")),
+];
+const LOCAL_REF: (u64, F) = (1, F::Inline(&[(1, F::Str("name"))]));
+const KEY_SELECTOR: &[(u64, F)] = &[LOCAL_REF, (2, F::Str("key")), (3, F::Bool("optional"))];
+const FIELD_SELECTOR: &[(u64, F)] = &[(1, F::Str("apiVersion")), (2, F::Str("fieldPath"))];
+const RESOURCE_SELECTOR: &[(u64, F)] = &[(1, F::Str("containerName")), (2, F::Str("resource"))];
+const ENV_VAR: &[(u64, F)] = &[
+    (1, F::Str("name")),
+    (2, F::Str("value")),
+    (
+        3,
+        F::Msg(
+            "valueFrom",
+            &[
+                (1, F::Msg("fieldRef", FIELD_SELECTOR)),
+                (2, F::Msg("resourceFieldRef", RESOURCE_SELECTOR)),
+                (3, F::Msg("configMapKeyRef", KEY_SELECTOR)),
+                (4, F::Msg("secretKeyRef", KEY_SELECTOR)),
+            ],
+        ),
+    ),
+];
+const ENV_SOURCE: &[(u64, F)] = &[LOCAL_REF, (2, F::Bool("optional"))];
+const ENV_FROM: &[(u64, F)] = &[
+    (1, F::Str("prefix")),
+    (2, F::Msg("configMapRef", ENV_SOURCE)),
+    (3, F::Msg("secretRef", ENV_SOURCE)),
+];
+const VOLUME_MOUNT: &[(u64, F)] = &[
+    (1, F::Str("name")),
+    (2, F::Bool("readOnly")),
+    (3, F::Str("mountPath")),
+    (4, F::Str("subPath")),
+];
+const SECCOMP: &[(u64, F)] = &[(1, F::Str("type")), (2, F::Str("localhostProfile"))];
+const SECURITY_CONTEXT: &[(u64, F)] = &[
+    (
+        1,
+        F::Msg(
+            "capabilities",
+            &[(1, F::RepStr("add")), (2, F::RepStr("drop"))],
+        ),
+    ),
+    (2, F::Bool("privileged")),
+    (4, F::Int("runAsUser")),
+    (8, F::Int("runAsGroup")),
+    (5, F::Bool("runAsNonRoot")),
+    (6, F::Bool("readOnlyRootFilesystem")),
+    (7, F::Bool("allowPrivilegeEscalation")),
+    (11, F::Msg("seccompProfile", SECCOMP)),
+];
+const POD_SECURITY_CONTEXT: &[(u64, F)] = &[
+    (2, F::Int("runAsUser")),
+    (6, F::Int("runAsGroup")),
+    (3, F::Bool("runAsNonRoot")),
+    (5, F::Int("fsGroup")),
+    (10, F::Msg("seccompProfile", SECCOMP)),
+];
+const CONTAINER: &[(u64, F)] = &[
+    (1, F::Str("name")),
+    (2, F::Str("image")),
+    (3, F::RepStr("command")),
+    (4, F::RepStr("args")),
+    (5, F::Str("workingDir")),
+    (19, F::RepMsg("envFrom", ENV_FROM)),
+    (7, F::RepMsg("env", ENV_VAR)),
+    (
+        8,
+        F::Msg(
+            "resources",
+            &[
+                (1, F::MapQuantity("limits")),
+                (2, F::MapQuantity("requests")),
+            ],
+        ),
+    ),
+    (9, F::RepMsg("volumeMounts", VOLUME_MOUNT)),
+    (14, F::Str("imagePullPolicy")),
+    (15, F::Msg("securityContext", SECURITY_CONTEXT)),
+];
+const KEY_TO_PATH: &[(u64, F)] = &[(1, F::Str("key")), (2, F::Str("path")), (3, F::Int("mode"))];
+const DOWNWARD_FILE: &[(u64, F)] = &[
+    (1, F::Str("path")),
+    (2, F::Msg("fieldRef", FIELD_SELECTOR)),
+    (3, F::Msg("resourceFieldRef", RESOURCE_SELECTOR)),
+    (4, F::Int("mode")),
+];
+const PROJECTED_KEYS: &[(u64, F)] = &[
+    LOCAL_REF,
+    (2, F::RepMsg("items", KEY_TO_PATH)),
+    (4, F::Bool("optional")),
+];
+const VOLUME_SOURCE: &[(u64, F)] = &[
+    (
+        1,
+        F::Msg("hostPath", &[(1, F::Str("path")), (2, F::Str("type"))]),
+    ),
+    (2, F::Msg("emptyDir", &[(1, F::Str("medium"))])),
+    (
+        6,
+        F::Msg(
+            "secret",
+            &[
+                (1, F::Str("secretName")),
+                (2, F::RepMsg("items", KEY_TO_PATH)),
+                (3, F::Int("defaultMode")),
+                (4, F::Bool("optional")),
+            ],
+        ),
+    ),
+    (
+        10,
+        F::Msg(
+            "persistentVolumeClaim",
+            &[(1, F::Str("claimName")), (2, F::Bool("readOnly"))],
+        ),
+    ),
+    (
+        16,
+        F::Msg(
+            "downwardAPI",
+            &[
+                (1, F::RepMsg("items", DOWNWARD_FILE)),
+                (2, F::Int("defaultMode")),
+            ],
+        ),
+    ),
+    (
+        19,
+        F::Msg(
+            "configMap",
+            &[
+                LOCAL_REF,
+                (2, F::RepMsg("items", KEY_TO_PATH)),
+                (3, F::Int("defaultMode")),
+                (4, F::Bool("optional")),
+            ],
+        ),
+    ),
+    (
+        26,
+        F::Msg(
+            "projected",
+            &[
+                (
+                    1,
+                    F::RepMsg(
+                        "sources",
+                        &[
+                            (1, F::Msg("secret", PROJECTED_KEYS)),
+                            (
+                                2,
+                                F::Msg("downwardAPI", &[(1, F::RepMsg("items", DOWNWARD_FILE))]),
+                            ),
+                            (3, F::Msg("configMap", PROJECTED_KEYS)),
+                            (
+                                4,
+                                F::Msg(
+                                    "serviceAccountToken",
+                                    &[
+                                        (1, F::Str("audience")),
+                                        (2, F::Int("expirationSeconds")),
+                                        (3, F::Str("path")),
+                                    ],
+                                ),
+                            ),
+                        ],
+                    ),
+                ),
+                (2, F::Int("defaultMode")),
+            ],
+        ),
+    ),
+];
+const POD_SPEC: &[(u64, F)] = &[
+    (
+        1,
+        F::RepMsg(
+            "volumes",
+            &[(1, F::Str("name")), (2, F::Inline(VOLUME_SOURCE))],
+        ),
+    ),
+    (20, F::RepMsg("initContainers", CONTAINER)),
+    (2, F::RepMsg("containers", CONTAINER)),
+    (3, F::Str("restartPolicy")),
+    (4, F::Int("terminationGracePeriodSeconds")),
+    (5, F::Int("activeDeadlineSeconds")),
+    (7, F::MapStr("nodeSelector")),
+    (8, F::Str("serviceAccountName")),
+    (21, F::Bool("automountServiceAccountToken")),
+    (14, F::Msg("securityContext", POD_SECURITY_CONTEXT)),
+    (24, F::Str("priorityClassName")),
+];
+const JOB_SPEC: &[(u64, F)] = &[
+    (1, F::Int("parallelism")),
+    (2, F::Int("completions")),
+    (3, F::Int("activeDeadlineSeconds")),
+    (7, F::Int("backoffLimit")),
+    (
+        6,
+        F::Msg("template", &[META, (2, F::Msg("spec", POD_SPEC))]),
+    ),
+    (8, F::Int("ttlSecondsAfterFinished")),
+    (10, F::Bool("suspend")),
+];
+const JOB: &[(u64, F)] = &[META, (2, F::Msg("spec", JOB_SPEC))];
 const META: (u64, F) = (1, F::Msg("metadata", OBJECT_META));
 const CONFIG_MAP: &[(u64, F)] = &[
     META,
@@ -160,12 +381,23 @@ fn map_entry(b: &[u8]) -> Result<(String, Vec<u8>), ApiError> {
 
 fn decode_message(b: &[u8], schema: &[(u64, F)]) -> Result<Value, ApiError> {
     let mut out = Map::new();
+    decode_into(&mut out, b, schema)?;
+    Ok(Value::Object(out))
+}
+
+fn decode_into(
+    out: &mut Map<String, Value>,
+    b: &[u8],
+    schema: &[(u64, F)],
+) -> Result<(), ApiError> {
     let mut r = Reader { b, pos: 0 };
     while let Some((n, field)) = r.next()? {
         let Some((_, f)) = schema.iter().find(|(num, _)| *num == n) else {
             continue;
         };
         match (*f, field) {
+            // Go writes every plain string field, set or not; JSON (omitempty) leaves empty ones out.
+            (F::Str(_), Field::Bytes([])) => {}
             (F::Str(name), Field::Bytes(x)) => {
                 out.insert(name.into(), json!(utf8(x)?));
             }
@@ -190,13 +422,25 @@ fn decode_message(b: &[u8], schema: &[(u64, F)]) -> Result<Value, ApiError> {
                 out.entry(name).or_insert_with(|| json!({}))[k] =
                     json!(base64::engine::general_purpose::STANDARD.encode(v));
             }
+            (F::MapQuantity(name), Field::Bytes(x)) => {
+                let (k, v) = map_entry(x)?;
+                let quantity = decode_message(&v, &[(1, F::Str("string"))])?;
+                out.entry(name).or_insert_with(|| json!({}))[k] = quantity["string"].clone();
+            }
             (F::Msg(name, sub), Field::Bytes(x)) => {
                 out.insert(name.into(), decode_message(x, sub)?);
             }
+            (F::RepMsg(name, sub), Field::Bytes(x)) => {
+                let item = decode_message(x, sub)?;
+                if let Some(a) = out.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    a.push(item);
+                }
+            }
+            (F::Inline(sub), Field::Bytes(x)) => decode_into(out, x, sub)?,
             _ => return Err(bad(&format!("unexpected wire type for field {n}"))),
         }
     }
-    Ok(Value::Object(out))
+    Ok(())
 }
 
 /// Decode a protobuf request body (`k8s\0` + runtime.Unknown) into the JSON object it carries.
@@ -232,12 +476,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "SelfSubjectAccessReview" => SSAR,
         "SelfSubjectRulesReview" => SSRR,
         "TokenRequest" => TOKEN_REQUEST,
+        "Job" => JOB,
         other => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
                 format!(
-                    "kube-sim decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, SelfSubjectAccessReview, SelfSubjectRulesReview and TokenRequest, not {other:?}; send application/json"
+                    "kube-sim decodes protobuf only for ConfigMap, Secret, Namespace, ServiceAccount, SelfSubjectAccessReview, SelfSubjectRulesReview, TokenRequest and Job, not {other:?}; send application/json"
                 ),
             ));
         }

@@ -226,9 +226,23 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
+            // The labels the apiserver's field selectors support, events' among them.
             if !matches!(
                 field,
-                "metadata.name" | "metadata.namespace" | "status.phase" | "spec.nodeName"
+                "metadata.name"
+                    | "metadata.namespace"
+                    | "status.phase"
+                    | "spec.nodeName"
+                    | "involvedObject.kind"
+                    | "involvedObject.namespace"
+                    | "involvedObject.name"
+                    | "involvedObject.uid"
+                    | "involvedObject.apiVersion"
+                    | "involvedObject.resourceVersion"
+                    | "involvedObject.fieldPath"
+                    | "reason"
+                    | "reportingComponent"
+                    | "type"
             ) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"

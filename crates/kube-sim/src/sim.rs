@@ -14,9 +14,11 @@ use tokio::task::JoinHandle;
 use crate::clock::SimClock;
 use crate::container::{self, ContainerContext, ResolveError};
 use crate::faults::Faults;
+use crate::kubelet::{Endpoint, FakeTime, Kubelet};
 use crate::pods::{self, PodPhase};
 use crate::requests::RequestLog;
 use crate::resources::ResourceInfo;
+use crate::runtime::{RunImage, RunImages};
 use crate::server::{self, Shared};
 use crate::status::ApiError;
 use crate::{controllers, paths, pod_logs, rbac, state_dir, store, tls};
@@ -78,6 +80,8 @@ pub struct SimBuilder {
     listen: SocketAddr,
     kubeconfig: Option<PathBuf>,
     seeds: Vec<(String, String)>,
+    run_images: Vec<RunImage>,
+    faketime: Option<FakeTime>,
 }
 
 impl Default for SimBuilder {
@@ -90,6 +94,8 @@ impl Default for SimBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             seeds: Vec::new(),
+            run_images: Vec::new(),
+            faketime: None,
         }
     }
 }
@@ -129,6 +135,19 @@ impl SimBuilder {
     /// `origin` names it in errors.
     pub fn seed_yaml(mut self, origin: impl Into<String>, yaml: impl Into<String>) -> Self {
         self.seeds.push((origin.into(), yaml.into()));
+        self
+    }
+
+    /// Run the containers of `mapping`'s image with its program (`--run-image IMAGE=PROGRAM`, repeatable; see
+    /// [`crate::runtime::RunImages`]).
+    pub fn run_image(mut self, mapping: RunImage) -> Self {
+        self.run_images.push(mapping);
+        self
+    }
+
+    /// Show the processes of run pods the simulated clock as their wall-clock time, through libfaketime.
+    pub fn faketime(mut self, faketime: Option<FakeTime>) -> Self {
+        self.faketime = faketime;
         self
     }
 
@@ -180,18 +199,31 @@ impl SimBuilder {
             rbac: self.rbac,
             state_dir: state_dir.clone(),
         });
+        let run_images = RunImages::new(self.run_images);
+        let kubelet = Arc::new(Kubelet::new(
+            store.clone(),
+            shared.logs.clone(),
+            shared.tokens.clone(),
+            state_dir.clone(),
+            run_images.clone(),
+            self.faketime,
+        ));
         let ctrl = Arc::new(controllers::Controllers {
             store,
             faults: shared.faults.clone(),
             state_dir: state_dir.clone(),
             snapshot_delay: self.snapshot_delay,
+            run_images,
         });
         let events = ctrl.store.subscribe();
+        let pod_events = ctrl.store.subscribe();
         let controllers = tokio::spawn(ctrl.run(events));
+        let kubelet_task = tokio::spawn(kubelet.clone().run(pod_events));
         // Seeds load before serving and before the kubeconfig appears, so a client that waits for the file sees them.
         for (origin, yaml) in &self.seeds {
             if let Err(e) = load_yaml(&shared.store, yaml) {
                 controllers.abort();
+                kubelet_task.abort();
                 return Err(SimError::Seed {
                     origin: origin.clone(),
                     source: Box::new(e),
@@ -226,6 +258,10 @@ impl SimBuilder {
             });
             (format!("http://{addr}"), None, server)
         };
+        kubelet.set_endpoint(Endpoint {
+            port: addr.port(),
+            ca_pem: ca_pem.clone(),
+        });
         let kubeconfig_path = self
             .kubeconfig
             .unwrap_or_else(|| state_dir.join("kubeconfig"));
@@ -242,6 +278,8 @@ impl SimBuilder {
             _tmp: tmp,
             server,
             controllers,
+            kubelet,
+            kubelet_task,
             stop: Some(stop_tx),
         })
     }
@@ -307,6 +345,8 @@ pub struct Sim {
     _tmp: Option<tempfile::TempDir>,
     server: JoinHandle<()>,
     controllers: JoinHandle<()>,
+    kubelet: Arc<Kubelet>,
+    kubelet_task: JoinHandle<()>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -502,6 +542,8 @@ impl Sim {
             let _ = tx.send(());
         }
         self.controllers.abort();
+        self.kubelet_task.abort();
+        self.kubelet.stop_all();
         if tokio::time::timeout(Duration::from_secs(1), &mut self.server)
             .await
             .is_err()
@@ -514,6 +556,8 @@ impl Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         self.controllers.abort();
+        self.kubelet_task.abort();
+        self.kubelet.stop_all();
         self.server.abort();
     }
 }

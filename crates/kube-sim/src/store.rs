@@ -998,11 +998,24 @@ impl Store {
 
     /// Every object of a resource (all namespaces), for controllers and the library.
     pub fn all_of(&self, group: &str, plural: &str) -> Vec<Value> {
+        if crate::events::is_view(group, plural) {
+            // Events are stored once, as core/v1; the `events.k8s.io` view is converted on the way out.
+            return self
+                .lock()
+                .objects_of("", "events")
+                .map(crate::events::to_view)
+                .collect();
+        }
         self.lock().objects_of(group, plural).cloned().collect()
     }
 
     /// One object by raw key, for controllers.
     pub fn find(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        if crate::events::is_view(group, plural) {
+            return self
+                .find("", "events", ns, name)
+                .map(|e| crate::events::to_view(&e));
+        }
         self.lock()
             .object(&(
                 group.to_string(),
@@ -1365,6 +1378,28 @@ mod tests {
         assert!(
             s.get(&res, "default", "freed").is_ok(),
             "an object that dropped its owner reference is not collected"
+        );
+    }
+
+    #[test]
+    fn events_read_through_the_events_k8s_io_view_are_the_stored_core_events() {
+        let s = Store::new(SimClock::new(None));
+        s.load(
+            "",
+            "events",
+            json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "e", "namespace": "default"}, "message": "hello",
+            "involvedObject": {"kind": "Pod", "name": "p"}}),
+        )
+        .expect("loaded");
+        let view = s.all_of("events.k8s.io", "events");
+        assert_eq!(view.len(), 1);
+        assert_eq!(view[0]["note"], "hello");
+        assert_eq!(view[0]["regarding"]["name"], "p");
+        assert_eq!(
+            s.find("events.k8s.io", "events", "default", "e")
+                .map(|e| e["apiVersion"].clone()),
+            Some(json!("events.k8s.io/v1"))
         );
     }
 }

@@ -7,6 +7,7 @@
 //! in its own file ([`pvc`], [`workloads`], [`jobs`], [`snapshots`], [`group_snapshots`]) as methods on
 //! [`Controllers`], and writes through the store's one write API as the cluster itself (`Part::Raw`).
 
+mod cronjobs;
 mod group_snapshots;
 mod jobs;
 mod pvc;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::faults::Faults;
+use crate::runtime::RunImages;
 use crate::status::ApiError;
 use crate::store::{Event, EventType, Part, Store};
 
@@ -30,6 +32,8 @@ pub use snapshots::{content_handle, quantity_bytes};
 
 const SNAP: &str = "snapshot.storage.k8s.io";
 const GROUP_SNAP: &str = "groupsnapshot.storage.k8s.io";
+/// How often the time-driven controllers look at the simulated clock.
+pub const TICK: Duration = Duration::from_millis(200);
 /// Driver name of the simulated CSI hostpath driver.
 pub const DRIVER: &str = "hostpath.csi.k8s.io";
 
@@ -44,6 +48,8 @@ pub struct Controllers {
     pub state_dir: PathBuf,
     /// Delay between snapshot creation and readyToUse.
     pub snapshot_delay: Duration,
+    /// Images the kubelet runs: their pods start Pending and the kubelet moves them on.
+    pub run_images: RunImages,
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -127,20 +133,38 @@ impl Controllers {
     }
 
     /// Run until the task is aborted. `rx` must be subscribed before any object the controllers should see
-    /// is written (subscribe synchronously, then spawn this).
+    /// is written (subscribe synchronously, then spawn this). Between events, a tick every [`TICK`] lets the
+    /// time-driven controllers (CronJobs, Job deadlines and TTLs) follow the simulated clock.
     pub async fn run(self: Arc<Self>, mut rx: crate::store::Subscription) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    let me = self.clone();
-                    let _ = tokio::task::spawn_blocking(move || me.handle(&ev)).await;
+            let me = self.clone();
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(ev) => {
+                        let _ = tokio::task::spawn_blocking(move || me.handle(&ev)).await;
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let _ = tokio::task::spawn_blocking(move || me.resync()).await;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    let _ = tokio::task::spawn_blocking(move || me.tick()).await;
                 }
-                Err(RecvError::Lagged(_)) => {
-                    let me = self.clone();
-                    let _ = tokio::task::spawn_blocking(move || me.resync()).await;
-                }
-                Err(RecvError::Closed) => return,
             }
+        }
+    }
+
+    /// The time-driven part of the cluster, at the simulated now.
+    fn tick(&self) {
+        let now = self.store.clock().now();
+        for cj in self.store.all_of("batch", "cronjobs") {
+            self.reconcile_cronjob(&cj, now);
+        }
+        for job in self.store.all_of("batch", "jobs") {
+            self.job_deadlines(&job, now);
         }
     }
 

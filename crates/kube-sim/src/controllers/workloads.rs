@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{Controllers, owned_by, owner_ref, s};
-use crate::pods::{PodPhase, pod_status};
+use crate::pods::{PodPhase, pod_status, runs_process};
 use crate::store::{EventType, random_suffix};
 
 impl Controllers {
@@ -21,7 +21,7 @@ impl Controllers {
             s(pod, "/metadata/name"),
             |p| {
                 p["spec"]["nodeName"] = json!("kube-sim");
-                let st = pod_status(p, PodPhase::Running, &now);
+                let st = pod_status(p, self.first_phase(p), &now);
                 p["status"] = st;
             },
         );
@@ -93,8 +93,17 @@ impl Controllers {
                          "ownerReferences": [owner_ref(owner)]},
             "spec": spec});
         let now = self.store.clock().now_rfc3339();
-        pod["status"] = pod_status(&pod, PodPhase::Running, &now);
+        pod["status"] = pod_status(&pod, self.first_phase(&pod), &now);
         pod
+    }
+
+    /// A new pod is Running at once, unless the kubelet runs its processes: then it waits for the kubelet.
+    fn first_phase(&self, pod: &Value) -> PodPhase {
+        if runs_process(pod, &self.run_images) {
+            PodPhase::Pending
+        } else {
+            PodPhase::Running
+        }
     }
 
     /// Bring a Deployment (`plural` "deployments", through its ReplicaSet) or StatefulSet to its replicas and

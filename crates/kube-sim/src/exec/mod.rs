@@ -21,9 +21,10 @@ pub use protocol::{
     CLOSE, ClientFrame, ERROR, Protocol, RESIZE, STDERR, STDIN, STDOUT, negotiate,
     parse_client_frame, server_frame,
 };
-pub use session::{CHUNK, Outcome, serve};
+pub use sandbox::Sandbox;
+pub use session::{CHUNK, Outcome, ProcessGroup, Reader, Running, Writer, serve, start};
 pub use spec::{ExecRequest, ExecSpec, Mount};
-pub use status::{exit_status, internal_error};
+pub use status::{exit_code, exit_status, internal_error};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

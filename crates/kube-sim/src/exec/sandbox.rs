@@ -14,7 +14,8 @@
 //! `127.0.0.1:5432` reaches the local server too. The host only ever sees one empty staging
 //! directory per session (under `$TMPDIR/kube-sim-exec/`), removed when the session ends.
 //! Mountpoints that would have to be created inside a real host submount (say `/dev/shm/x`) are
-//! refused instead of created. Everything runs between fork and
+//! refused instead of created; in the shared runtime dirs an empty host mountpoint is created (the
+//! service-account token goes to `/var/run/secrets/kubernetes.io/serviceaccount`). Everything runs between fork and
 //! exec, so it only uses pre-built C strings and raw syscalls. If any step fails (no root, no
 //! overlayfs) the command is not run at all: running with unmapped volumes would silently write to
 //! the wrong place.
@@ -259,10 +260,25 @@ fn plan_volume(
     if !resolved.exists()
         && let Some(host_mount) = host_mounts.iter().find(|m| resolved.starts_with(m))
     {
-        return Err(ExecError::MountpointInsideHostMount {
-            container: container.clone(),
-            host_mount: host_mount.clone(),
-        });
+        // The shared runtime dirs are plain host directories, and `/var/run/secrets/...` (the service-account
+        // token) lands in one: an empty mountpoint there is created on the host, as a node's image would have
+        // it. Kernel filesystems (`/proc`, `/dev`, ...) are never written to.
+        let shared = PASSTHROUGH.iter().any(|dir| host_mount == Path::new(dir));
+        let created = shared
+            && if metadata.is_dir() {
+                std::fs::create_dir_all(&resolved).is_ok()
+            } else {
+                resolved
+                    .parent()
+                    .is_some_and(|p| std::fs::create_dir_all(p).is_ok())
+                    && File::create(&resolved).is_ok()
+            };
+        if !created {
+            return Err(ExecError::MountpointInsideHostMount {
+                container: container.clone(),
+                host_mount: host_mount.clone(),
+            });
+        }
     }
     let target = inside(root, &resolved);
     let mut ops = Vec::new();

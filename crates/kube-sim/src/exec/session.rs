@@ -58,8 +58,10 @@ pub enum Outcome {
 
 type Sink = SplitSink<WebSocket, Message>;
 type Source = SplitStream<WebSocket>;
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+/// A readable end of a process's output.
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// A writable end of a process's input.
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// Serve one upgraded exec WebSocket: run `spec`, stream, send the final Status, close.
 pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Outcome {
@@ -143,16 +145,28 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Out
     outcome
 }
 
-struct Running {
-    child: Child,
-    sandbox: Sandbox,
-    stdin: Option<Writer>,
-    stdout: Option<Reader>,
-    stderr: Option<Reader>,
+/// A started process and the ends of its streams that were asked for. Keep `sandbox` until the process has
+/// been reaped: dropping it removes the host staging directory.
+pub struct Running {
+    /// The process; its pid is its process-group id.
+    pub child: Child,
+    /// The mount-namespace recipe it runs in.
+    pub sandbox: Sandbox,
+    /// Its stdin (pipe or pty master), when asked for.
+    pub stdin: Option<Writer>,
+    /// Its stdout (or the terminal's output), when asked for.
+    pub stdout: Option<Reader>,
+    /// Its stderr, when asked for and not a terminal.
+    pub stderr: Option<Reader>,
     pty_master: Option<OwnedFd>,
 }
 
-fn start(spec: &ExecSpec) -> Result<Running, ExecError> {
+/// Spawn the process of `spec` in its sandbox, with the container's environment (`PATH` and `HOME` added when
+/// absent, as container runtimes do). Exec sessions and the pod runtime start processes only through here.
+///
+/// # Errors
+/// The sandbox could not be prepared or entered, or the program could not be started.
+pub fn start(spec: &ExecSpec) -> Result<Running, ExecError> {
     let program = spec.command.first().cloned().unwrap_or_default();
     let sandbox = Sandbox::prepare(&spec.mounts, spec.workdir.as_deref())?;
     let mut command = Command::new(&program);
@@ -368,15 +382,22 @@ fn error_chain(error: &ExecError) -> String {
 }
 
 /// The child's process group (its pid is the group id, see `Sandbox::spawn`).
-struct ProcessGroup(Option<u32>);
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessGroup(pub Option<u32>);
 
 impl ProcessGroup {
-    fn kill(&self) {
+    /// SIGKILL to every process of the group.
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Send `signal` to every process of the group.
+    pub fn signal(&self, signal: i32) {
         if let Some(pgid) = self.0.and_then(|pid| i32::try_from(pid).ok())
             && pgid > 1
         {
             // SAFETY: plain kill(2) on a process group we created.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            unsafe { libc::kill(-pgid, signal) };
         }
     }
 }

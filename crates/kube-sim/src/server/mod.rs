@@ -2,6 +2,7 @@
 //! authentication and RBAC, records every request, and renders results as JSON, Tables or watch streams.
 
 mod discovery;
+mod event_view;
 mod exec;
 mod logs;
 mod openapi;
@@ -379,6 +380,14 @@ async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, Api
     if is_virtual(&c.group, &c.plural) {
         return review(shared, &c, &user);
     }
+    if crate::events::is_view(&res.group, &res.plural) {
+        return event_view::serve(shared, c).await;
+    }
+    dispatch(shared, res, c)
+}
+
+/// Serve an authorized request on `res`.
+fn dispatch(shared: &Arc<Shared>, res: ResourceInfo, c: Call) -> Result<Response, ApiError> {
     match (c.sub.as_deref(), c.verb) {
         (Some("token"), "create") if res.plural == "serviceaccounts" => {
             token_request(shared, &res, &c)
@@ -549,15 +558,20 @@ fn list(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, 
     ))
 }
 
-fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+/// The patch type of a PATCH request's content type (415 for any other).
+fn patch_type(c: &Call) -> Result<PatchType, ApiError> {
     let ct = c
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let kind = PatchType::from_content_type(ct).ok_or_else(|| {
+    PatchType::from_content_type(ct).ok_or_else(|| {
         ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
-    })?;
+    })
+}
+
+fn patch(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, ApiError> {
+    let kind = patch_type(c)?;
     let part = if c.sub.is_some() {
         Part::Status
     } else {

@@ -206,6 +206,80 @@ fn columns_for(res: &ResourceInfo, version: &str, clock: SimClock) -> (Vec<Value
                 ]
             }),
         ),
+        ("batch", "cronjobs") => (
+            vec![
+                col("Name", "string", "name", 0),
+                col("Schedule", "string", "", 0),
+                col("Timezone", "string", "", 0),
+                col("Suspend", "boolean", "", 0),
+                col("Active", "integer", "", 0),
+                col("Last Schedule", "string", "", 0),
+                col("Age", "string", "", 0),
+            ],
+            Box::new(move |o: &Value| {
+                let active = o
+                    .pointer("/status/active")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let last = o.pointer("/status/lastScheduleTime");
+                vec![
+                    o["metadata"]["name"].clone(),
+                    cell(o.pointer("/spec/schedule")),
+                    cell(o.pointer("/spec/timeZone")),
+                    // The apiserver prints the pointer as a word, as Go's `printBoolPtr` does.
+                    json!(
+                        if o.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                            "True"
+                        } else {
+                            "False"
+                        }
+                    ),
+                    json!(active),
+                    json!(if last.is_some() {
+                        age(last, &c2)
+                    } else {
+                        "<none>".to_string()
+                    }),
+                    json!(age(o.pointer("/metadata/creationTimestamp"), &c2)),
+                ]
+            }),
+        ),
+        ("", "events") => (
+            vec![
+                col("Last Seen", "string", "", 0),
+                col("Type", "string", "", 0),
+                col("Reason", "string", "", 0),
+                col("Object", "string", "", 0),
+                col("Message", "string", "", 0),
+            ],
+            Box::new(move |o: &Value| {
+                // As the apiserver's printer: the last timestamp, else the event time, else the creation.
+                let seen = [
+                    "/lastTimestamp",
+                    "/eventTime",
+                    "/metadata/creationTimestamp",
+                ]
+                .iter()
+                .find_map(|p| o.pointer(p).filter(|v| v.is_string()));
+                let object = format!(
+                    "{}/{}",
+                    o.pointer("/involvedObject/kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    o.pointer("/involvedObject/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                );
+                vec![
+                    json!(age(seen, &c2)),
+                    cell(o.get("type")),
+                    cell(o.get("reason")),
+                    json!(object),
+                    cell(o.get("message")),
+                ]
+            }),
+        ),
         ("", "persistentvolumeclaims") => (
             vec![
                 col("Name", "string", "name", 0),

@@ -10,6 +10,10 @@ use std::time::Duration;
 use kube_sim::{Fault, FaultAction, PodPhase, Sim};
 use serde_json::Value;
 
+mod cronjobs;
+mod events;
+mod kubelet;
+
 fn kubectl_bin() -> PathBuf {
     for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
         let p = Path::new(dir).join("kubectl");
