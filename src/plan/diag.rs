@@ -71,6 +71,7 @@ codes! {
     UnknownHookType => "plan::unknown-hook-type": "a hook's `type` is not postgres, mysql, rhai or exec",
     WhenOnPreHook => "plan::when-on-pre-hook": "`when` is only meaningful on post-hooks",
     ThresholdRange => "plan::threshold-range": "a disk-usage threshold is outside 1..=100",
+    UnknownTimeZone => "plan::unknown-time-zone": "`timeZone` is not an IANA time zone name such as `Europe/Vienna`",
     OutOfRange => "plan::out-of-range": "a number is outside its allowed range (ports, lock slots, counts)",
     EmptyCommand => "plan::empty-command": "an exec hook has an empty command",
     BadPath => "plan::bad-path": "a path that must be absolute is relative or empty",

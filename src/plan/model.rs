@@ -37,6 +37,9 @@ pub struct Plan {
     pub lock: Lock,
     /// Run every check and print what would be created, but write nothing.
     pub dry_run: bool,
+    /// IANA time zone of the plan's calendar; `None`: `TZ`, else UTC. Validation checked the name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Variables handed to rhai hooks as `vars`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, serde_json::Value>,
@@ -313,6 +316,7 @@ impl Plan {
             retention: Retention::default(),
             lock: Lock::default(),
             dry_run: false,
+            time_zone: None,
             vars: BTreeMap::new(),
         }
     }

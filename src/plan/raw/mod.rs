@@ -495,6 +495,9 @@ raw_mapping! {
         "lock" => lock: Lock,
         /// Run every check and print what would be created, but write nothing.
         "dryRun" => dry_run: bool,
+        /// IANA time zone of the plan's calendar (snapshot names, tier labels, `retention simulate --plan`), e.g.
+        /// `Europe/Vienna`; absent: `TZ`, else UTC. A `TZ` set in the environment wins.
+        "timeZone" => time_zone: String,
         /// Variables handed to rhai hooks as `vars`.
         #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
         "vars" => vars: JsonMap,

@@ -137,6 +137,17 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
         .as_ref()
         .map(|v| json_map(cx, v, "vars"))
         .unwrap_or_default();
+    if let Some(tz) = &raw.time_zone
+        && tz.value.parse::<chrono_tz::Tz>().is_err()
+    {
+        cx.err(
+            Code::UnknownTimeZone,
+            tz.span.clone(),
+            format!("`{}` is not a known time zone", tz.value),
+            "not an IANA time zone name",
+            "write an IANA name such as `UTC`, `Europe/Vienna` or `America/New_York`",
+        );
+    }
     Some(Plan {
         name: name?,
         namespace: raw.namespace.as_ref().map(|n| n.value.clone()),
@@ -146,6 +157,7 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
         retention,
         lock,
         dry_run: raw.dry_run.as_ref().is_some_and(|d| d.value),
+        time_zone: raw.time_zone.as_ref().map(|t| t.value.clone()),
         vars,
     })
 }
