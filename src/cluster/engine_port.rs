@@ -12,7 +12,7 @@ use crate::retention::apply::{self, ApplyOptions, ContentPolicy, Operation, Stat
 use crate::retention::{Options, Phases};
 use crate::vocab::ports::{
     ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
-    PortError, RetentionOutcome, SnapshotRequest, WaitError,
+    PortError, RetentionOutcome, SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use crate::vocab::scope::Scope;
@@ -332,13 +332,41 @@ impl ClusterPort for EnginePort {
         namespace: &'a str,
         name: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), WaitError>> {
+    ) -> BoxFuture<'a, Result<SnapshotTimes, WaitError>> {
         Box::pin(async move {
             self.cluster
                 .wait_snapshot_ready(namespace, name, timeout)
                 .await
-                .map(|_| ())
+                .map(|vs| SnapshotTimes {
+                    object_created: vs.object_created(),
+                    cut: vs.cut(),
+                })
                 .map_err(wait_error)
+        })
+    }
+
+    fn annotate_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let current = self
+                .cluster
+                .get_snapshot(namespace, name)
+                .await
+                .map_err(port)?
+                .ok_or_else(|| {
+                    PortError::new(format!(
+                        "VolumeSnapshot {name} in namespace {namespace} is gone"
+                    ))
+                })?;
+            self.cluster
+                .annotate_snapshot(&current, annotations)
+                .await
+                .map(|_| ())
+                .map_err(port)
         })
     }
 
