@@ -218,6 +218,23 @@ impl EnginePort {
     }
 }
 
+/// The snapshot as it is now, for a guarded patch; gone is an error naming it.
+async fn current_snapshot(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<VolumeSnapshot, PortError> {
+    cluster
+        .get_snapshot(namespace, name)
+        .await
+        .map_err(port)?
+        .ok_or_else(|| {
+            PortError::new(format!(
+                "VolumeSnapshot {name} in namespace {namespace} is gone"
+            ))
+        })
+}
+
 impl ClusterPort for EnginePort {
     fn check_namespace<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
@@ -352,16 +369,7 @@ impl ClusterPort for EnginePort {
         annotations: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let current = self
-                .cluster
-                .get_snapshot(namespace, name)
-                .await
-                .map_err(port)?
-                .ok_or_else(|| {
-                    PortError::new(format!(
-                        "VolumeSnapshot {name} in namespace {namespace} is gone"
-                    ))
-                })?;
+            let current = current_snapshot(&self.cluster, namespace, name).await?;
             self.cluster
                 .annotate_snapshot(&current, annotations)
                 .await
@@ -504,16 +512,7 @@ impl ClusterPort for EnginePort {
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let current = self
-                .cluster
-                .get_snapshot(namespace, name)
-                .await
-                .map_err(port)?
-                .ok_or_else(|| {
-                    PortError::new(format!(
-                        "VolumeSnapshot {name} in namespace {namespace} is gone"
-                    ))
-                })?;
+            let current = current_snapshot(&self.cluster, namespace, name).await?;
             let changes = labels
                 .iter()
                 .fold(LabelChanges::new(), |c, (k, v)| c.set(k.clone(), v.clone()));
