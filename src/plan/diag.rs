@@ -71,6 +71,8 @@ codes! {
     UnknownHookType => "plan::unknown-hook-type": "a hook's `type` is not postgres, mysql, rhai or exec",
     WhenOnPreHook => "plan::when-on-pre-hook": "`when` is only meaningful on post-hooks",
     ThresholdRange => "plan::threshold-range": "a disk-usage threshold is outside 1..=100",
+    BadExpect => "plan::bad-expect": "a verify check's `expect` is not a comparison such as `>= 1`",
+    DuplicateCheck => "plan::duplicate-check": "two verify checks of one plan have the same `name`",
     UnknownTimeZone => "plan::unknown-time-zone": "`timeZone` is not an IANA time zone name such as `Europe/Vienna`",
     OutOfRange => "plan::out-of-range": "a number is outside its allowed range (ports, lock slots, counts)",
     EmptyCommand => "plan::empty-command": "an exec hook has an empty command",
