@@ -220,7 +220,7 @@ pub fn run(args: RunArgs) -> Exit {
 }
 
 /// Sends the first SIGTERM/SIGINT to the engine.
-async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
+pub(crate) async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
