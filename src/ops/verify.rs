@@ -395,13 +395,18 @@ pub async fn verify(
         r = tokio::time::timeout(timeout, work) => Some(r),
         _ = signal_rx.wait_for(Option::is_some) => None,
     };
+    let timed_out = format!(
+        "the verification did not finish within {}",
+        humantime::format_duration(timeout)
+    );
     match outcome {
+        // The pod's own deadline (activeDeadlineSeconds) is the same timeout, seen by the kubelet first.
+        Some(Ok(Ok((end, _)))) if end.reason.as_deref() == Some("DeadlineExceeded") => {
+            report.failure = Some(timed_out);
+        }
         Some(Ok(Ok((end, output)))) => judge(&mut report, &plan, &vs, &target, &output, &end.phase),
         Some(Ok(Err(OpsError::Cluster(ClusterError::JobTimeout { .. })))) | Some(Err(_)) => {
-            report.failure = Some(format!(
-                "the verification did not finish within {}",
-                humantime::format_duration(timeout)
-            ));
+            report.failure = Some(timed_out);
         }
         Some(Ok(Err(e))) => report.failure = Some(e.to_string()),
         None => {
