@@ -173,7 +173,7 @@ Examples:
   backup-ns retention simulate --policy daily=14,monthly=24,yearly=5 --start 2025-01-01 --days 1200
   backup-ns retention simulate --policy days=30 --days 90 -o json | jq '.checkpoints[-1]'
   # The policy and time zone of a plan (its retention profile resolved as `run` resolves it).
-  backup-ns retention simulate --plan plans/shop.yaml --profiles retention-profiles.yaml --days 400
+  backup-ns retention simulate --plan plans/postgres-app.yaml --profiles plans/retention-profiles.yaml --days 400
 
 Tiers left out of --policy use the controller defaults: RETAIN_LAST_DAILY/WEEKLY/MONTHLY/YEARLY when set,
 else 7/4/12/0 as in the original. BACKUP_NS_NOW and TZ set today's date and the zone of the calendar; with

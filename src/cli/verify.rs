@@ -34,7 +34,7 @@ Exit codes: 0 passed, 7 the backup failed its verification, 1 the verification c
 130/143 stopped by a signal (cleaned up).
 
 Examples:
-  backup-ns verify --latest --pvc pgdata --plan plans/shop.yaml
+  backup-ns verify --latest --pvc data --plan plans/postgres-app.yaml
   backup-ns verify pgdata-2025-01-09-001749-vfyfeu -n shop -o json
   backup-ns verify --latest --pvc data --image postgres:17 --keep")]
 pub struct VerifyArgs {
