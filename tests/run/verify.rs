@@ -298,6 +298,40 @@ spec:
         leftovers(&env, &[&kept]).is_empty()
     })
     .await;
+
+    // SIGTERM while the pod runs a slow check: exit 143, and the pod and claim are gone.
+    let slow = env.plan(
+        "slow.yaml",
+        &pg_plan(pg.port, "== 3").replace(
+            "    - name: items\n      sql: select count(*) from items",
+            "    - name: items\n      sql: select count(*) from pg_sleep(60)",
+        ),
+    );
+    let args = verify(&slow, &[snapshot.as_str()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = env
+        .command(&args, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("backup-ns verify starts");
+    let pid = child.id();
+    env.eventually("the verification pod runs", |sim| {
+        sim.list("pods", Some("shop")).iter().any(|p| {
+            p["metadata"]["labels"][RUN_LABEL].is_string() && p["status"]["phase"] == "Running"
+        })
+    })
+    .await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", both(&out));
+    assert_eq!(report(&out)["signal"], "SIGTERM");
+    assert_eq!(leftovers(&env, &[&kept]), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
