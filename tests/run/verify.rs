@@ -335,7 +335,7 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mariadb_backup_is_proven_by_restoring_it() {
+async fn a_mariadb_backup_is_proven_with_the_plan_recorded_on_its_snapshot() {
     let db = Mariadb::start();
     db.create_database("shop");
     db.load(
@@ -385,14 +385,8 @@ verify:
     let out = env
         .run(
             &[
-                "verify",
-                "--latest",
-                "-n",
-                "shop",
-                "--plan",
-                plan.to_str().unwrap(),
-                "-o",
-                "json",
+                // No --plan: the plan recorded on the snapshot names the hook and carries the checks.
+                "verify", "--latest", "--pvc", "mydata", "-n", "shop", "-o", "json",
             ],
             &[],
         )
