@@ -125,6 +125,9 @@ impl EnginePort {
             .await
             .map_err(port)?
             .ok_or_else(|| PortError::new(format!("VolumeGroupSnapshot {name} disappeared")))?;
+        let group_created = group.metadata.creation_timestamp.as_ref().and_then(|t| {
+            chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond() as u32)
+        });
         let content_name = group
             .status
             .as_ref()
@@ -205,6 +208,10 @@ impl EnginePort {
                 Some(pvc) => out.push(GroupMember {
                     name: member.name().to_string(),
                     pvc,
+                    times: SnapshotTimes {
+                        object_created: group_created,
+                        cut: member.cut(),
+                    },
                 }),
                 None => {
                     return Err(PortError::new(format!(

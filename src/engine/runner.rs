@@ -840,6 +840,8 @@ impl Engine {
                 .unwrap_or_default(),
         };
         run.report.group_snapshot = Some(request.clone());
+        // The hook window opens here (the pre-hooks are done); see `hook_window`.
+        let window_opened = Instant::now();
         if opts.dry_run {
             run.record(
                 "snapshot",
@@ -851,6 +853,7 @@ impl Engine {
             run.report.snapshots = members;
             return;
         }
+        let first_sent = Instant::now();
         if let Err(e) = self.cluster.create_group_snapshot(&request).await {
             let message = format!("cannot create the group snapshot {name}: {e}");
             run.record(
@@ -908,6 +911,8 @@ impl Engine {
             one,
             format!("readyToUse with {} member snapshot(s)", found.len()),
         );
+        let times: Vec<(String, SnapshotTimes)> =
+            found.iter().map(|m| (m.name.clone(), m.times)).collect();
         for member in found {
             let Some(wanted) = members.iter().find(|m| m.pvc == member.pvc) else {
                 let message = format!(
@@ -966,6 +971,34 @@ impl Engine {
             );
             run.record("wait-ready", &name, StepOutcome::Failed, one, &*message);
             run.fail(FailureKind::StepFailed, &message);
+        }
+        if !run.failed() {
+            let outside = self
+                .hook_window(ns, &times, window_opened, first_sent, run)
+                .await;
+            if !outside.is_empty() {
+                // One member cut outside the window makes the whole group inconsistent: it goes, members and all.
+                let started = Instant::now();
+                match self.cluster.delete_group_snapshot(ns, &name).await {
+                    Ok(()) => run.record(
+                        "cleanup",
+                        &name,
+                        StepOutcome::Ok,
+                        started,
+                        "deleted the group snapshot cut outside its hook window",
+                    ),
+                    Err(e) => run.record(
+                        "cleanup",
+                        &name,
+                        StepOutcome::Warning,
+                        started,
+                        format!("could not delete the group snapshot: {e}"),
+                    ),
+                }
+                created.clear();
+                run.report.snapshots.clear();
+                run.report.group_snapshot = None;
+            }
         }
         if !run.failed() && !created.is_empty() {
             run.report.backup_taken = true;

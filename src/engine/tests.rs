@@ -123,6 +123,7 @@ impl ClusterPort for FakeCluster {
             .map(|p| GroupMember {
                 name: format!("member-{p}"),
                 pvc: p.clone(),
+                times: self.times,
             })
             .collect();
         ok(Ok(members))
@@ -132,6 +133,7 @@ impl ClusterPort for FakeCluster {
         _: &'a str,
         _: &'a str,
     ) -> BoxFuture<'a, Result<(), PortError>> {
+        push(&self.log, "delete-group");
         ok(Ok(()))
     }
     fn annotate_snapshot<'a>(
@@ -631,6 +633,41 @@ async fn a_snapshot_cut_before_the_pre_hooks_finished_fails_the_run_and_is_delet
         assert!(!report.backup_taken);
         assert!(log_of(&h).iter().all(|l| !l.starts_with("annotate ")));
     }
+}
+
+#[tokio::test]
+async fn a_group_whose_member_was_cut_outside_the_hook_window_is_deleted_whole() {
+    let h = harness_with(Readiness::Ready, false, cut_at(-3600));
+    let mut plan = plan_with(vec![], vec![]);
+    plan.snapshot.consistency = plan::Consistency::Group;
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Failure);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("outside its hook window")),
+        "{:?}",
+        report.error
+    );
+    assert!(
+        log_of(&h).contains(&"delete-group".to_string()),
+        "{:?}",
+        log_of(&h)
+    );
+    assert!(report.group_snapshot.is_none() && report.snapshots.is_empty());
+    assert!(!report.backup_taken);
+
+    let h = harness_with(Readiness::Ready, false, cut_at(0));
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Success, "{:?}", report.error);
+    assert!(
+        log_of(&h)
+            .iter()
+            .any(|l| l.starts_with("annotate member-data backup-ns.sh/hook-window=")),
+        "{:?}",
+        log_of(&h)
+    );
 }
 
 #[tokio::test]

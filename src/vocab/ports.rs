@@ -65,6 +65,9 @@ pub struct GroupSnapshotRequest {
 pub struct GroupMember {
     pub name: String,
     pub pvc: String,
+    /// `object_created` is the group's own `creationTimestamp` (the object the run created; members are made by
+    /// the snapshot controller later), `cut` the member's `status.creationTime`.
+    pub times: SnapshotTimes,
 }
 
 /// Why waiting for `readyToUse` ended without it.
