@@ -50,6 +50,24 @@ impl Clock {
         Clock::from_vars(now.as_deref(), tz.as_deref())
     }
 
+    /// Like [`Clock::from_env`], with `fallback_tz` (a plan's `timeZone`) as the zone when `TZ` is unset or empty:
+    /// the environment wins over the plan, as everywhere in the settings layering.
+    pub fn from_env_or_zone(fallback_tz: Option<&str>) -> Result<Clock, ClockError> {
+        let now = std::env::var(NOW_VAR).ok();
+        let tz = std::env::var(TZ_VAR).ok();
+        Clock::from_vars_or_zone(now.as_deref(), tz.as_deref(), fallback_tz)
+    }
+
+    /// [`Clock::from_vars`] with a zone for an unset or empty `tz`.
+    pub fn from_vars_or_zone(
+        now: Option<&str>,
+        tz: Option<&str>,
+        fallback_tz: Option<&str>,
+    ) -> Result<Clock, ClockError> {
+        let tz = tz.filter(|t| !t.trim().is_empty()).or(fallback_tz);
+        Clock::from_vars(now, tz)
+    }
+
     /// Builds a clock from the raw values of `BACKUP_NS_NOW` and `TZ`, without touching the environment (tests
     /// use this because mutating the environment is unsafe in a multi-threaded test binary).
     pub fn from_vars(now: Option<&str>, tz: Option<&str>) -> Result<Clock, ClockError> {
@@ -133,6 +151,21 @@ pub fn parse_tz(value: &str) -> Result<Tz, ClockError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_plan_zone_applies_only_when_tz_is_unset() {
+        let vienna = Some("Europe/Vienna");
+        let zone = |tz| {
+            super::Clock::from_vars_or_zone(None, tz, vienna)
+                .unwrap()
+                .tz()
+        };
+        assert_eq!(zone(None), chrono_tz::Europe::Vienna);
+        assert_eq!(zone(Some("")), chrono_tz::Europe::Vienna);
+        assert_eq!(zone(Some("UTC")), chrono_tz::UTC);
+        let utc = super::Clock::from_vars_or_zone(None, None, None).unwrap();
+        assert_eq!(utc.tz(), chrono_tz::UTC);
+    }
+
     use super::*;
     use chrono::TimeZone;
 

@@ -18,6 +18,9 @@ pub enum Exit {
     /// 6: the backup was taken (every snapshot ready), but a later step failed: a post-hook, retention, or the
     /// metrics push. The snapshot is usable; the report names the failed step.
     BackupTakenStepFailed,
+    /// 7: `verify` ran and the backup failed its verification (a check failed: the dump is missing, does not
+    /// load, or a plan check's answer is wrong).
+    VerifyFailed,
     /// 130: interrupted by SIGINT.
     Interrupted,
     /// 143: terminated by SIGTERM (for example a CronJob's activeDeadlineSeconds).
@@ -35,6 +38,7 @@ impl Exit {
             Exit::SnapshotNotReady => 4,
             Exit::GuardTripped => 5,
             Exit::BackupTakenStepFailed => 6,
+            Exit::VerifyFailed => 7,
             Exit::Interrupted => 130,
             Exit::Terminated => 143,
         }
@@ -50,6 +54,7 @@ Exit codes:
   4    a snapshot was created but did not become ready in time
   5    retention refused: the mass-deletion guard tripped (see --force)
   6    backup taken, then a later step failed (post-hook, retention, metrics push)
+  7    verify: the backup failed its verification (the report says which check)
   130  interrupted (SIGINT)
   143  terminated (SIGTERM)";
 }
@@ -74,6 +79,7 @@ mod tests {
             Exit::SnapshotNotReady,
             Exit::GuardTripped,
             Exit::BackupTakenStepFailed,
+            Exit::VerifyFailed,
             Exit::Interrupted,
             Exit::Terminated,
         ];

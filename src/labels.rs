@@ -59,6 +59,15 @@ pub const ANNOTATION_HOOKS: &str = "backup-ns.sh/hooks";
 pub const ANNOTATION_RETENTION: &str = "backup-ns.sh/retention";
 /// Annotation written by the original: its `BAK_*` settings, one `KEY='value'` per line.
 pub const ANNOTATION_ENV_CONFIG: &str = "backup-ns.sh/env-config";
+/// Annotation: the hook window the snapshot had to be cut in ([`HookWindow::to_annotation`]).
+pub const ANNOTATION_HOOK_WINDOW: &str = "backup-ns.sh/hook-window";
+/// Annotation: when `verify` last proved (or failed to prove) the snapshot, RFC 3339 in UTC.
+pub const ANNOTATION_VERIFIED_AT: &str = "backup-ns.sh/verified-at";
+/// Annotation: the last `verify` result as one line, `passed: ...` or `failed: ...`.
+pub const ANNOTATION_VERIFY_RESULT: &str = "backup-ns.sh/verify-result";
+/// Label on every object one `verify` run creates (claim, pod): the run's id, so that the run (or the next one,
+/// after a crash) removes exactly those.
+pub const VERIFY_RUN: &str = "backup-ns.sh/verify-run";
 
 /// Value of [`RETAIN`] for grandfather-father-son retention.
 pub const RETAIN_GFS: &str = "daily_weekly_monthly";
@@ -281,6 +290,43 @@ pub fn creation_labels(
     labels
 }
 
+/// The span in which a run's snapshots had to be cut: after the pre-hooks finished, before the post-hooks began,
+/// on the API server's clock. Written as an ISO 8601 interval of whole seconds, `START/END` (for example
+/// `2025-01-09T00:15:02Z/2025-01-09T00:15:09Z`), in the [`ANNOTATION_HOOK_WINDOW`] annotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl HookWindow {
+    /// True when `at` lies in the window, ends included.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.start <= at && at <= self.end
+    }
+
+    /// The annotation value, `START/END`.
+    pub fn to_annotation(&self) -> String {
+        let format = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("{}/{}", format(self.start), format(self.end))
+    }
+
+    /// Reads an annotation value back; `None` when it is not `START/END` with START <= END.
+    pub fn from_annotation(value: &str) -> Option<HookWindow> {
+        let (start, end) = value.split_once('/')?;
+        let parse = |t: &str| {
+            DateTime::parse_from_rfc3339(t.trim())
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let window = HookWindow {
+            start: parse(start)?,
+            end: parse(end)?,
+        };
+        (window.start <= window.end).then_some(window)
+    }
+}
+
 /// Desired label edits: `Some(value)` sets, `None` removes. The cluster layer turns them into a guarded patch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelChanges(pub BTreeMap<String, Option<String>>);
@@ -384,6 +430,31 @@ pub fn sanitize_label_value(value: &str) -> String {
     mapped
         .trim_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_string()
+}
+
+#[cfg(test)]
+mod hook_window_tests {
+    use super::HookWindow;
+
+    #[test]
+    fn a_hook_window_round_trips_through_its_annotation_and_bounds_are_inclusive() {
+        let window = HookWindow::from_annotation("2025-01-09T00:15:02Z/2025-01-09T00:15:09Z")
+            .expect("a valid window");
+        assert_eq!(
+            window.to_annotation(),
+            "2025-01-09T00:15:02Z/2025-01-09T00:15:09Z"
+        );
+        assert!(window.contains(window.start) && window.contains(window.end));
+        assert!(!window.contains(window.end + chrono::Duration::seconds(1)));
+        for bad in [
+            "",
+            "2025-01-09T00:15:02Z",
+            "2025-01-09T00:15:09Z/2025-01-09T00:15:02Z",
+            "x/y",
+        ] {
+            assert_eq!(HookWindow::from_annotation(bad), None, "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,14 @@ pub(crate) fn diag_line(text: &str) {
     let _ = writeln!(err, "{text}");
 }
 
+/// The width diagnostics render at: `COLUMNS`, else 100.
+pub(crate) fn term_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
 /// Renders diagnostics to stderr: per file the first [`crate::plan::diag::MAX_SHOWN_PER_FILE`], then a
 /// summary line, each rendered at `width` (`color` for a terminal).
 pub(crate) fn print_diags(diags: &[crate::plan::Diag], width: usize, color: bool) {

@@ -21,6 +21,7 @@ pub mod run;
 pub mod schema;
 pub mod sync_labels;
 pub mod validate;
+pub mod verify;
 
 /// Application-consistent CSI snapshot backups for Kubernetes namespaces, driven by plan files.
 #[derive(Debug, Parser)]
@@ -70,6 +71,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Restore a snapshot into a new PersistentVolumeClaim (never overwrites one).
     Restore(restore::RestoreArgs),
+    /// Prove a backup: restore a snapshot into a temporary claim, load its dump into a throwaway server, check it.
+    Verify(verify::VerifyArgs),
     /// Delete snapshots together with their storage snapshots (asks first unless --yes).
     Delete(delete::DeleteArgs),
     /// Start an adhoc backup Job from the namespace's backup CronJob (kept 30 days by default).
@@ -97,6 +100,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Controller(args) => controller::run(args),
         Command::List(args) => list::run(args),
         Command::Restore(args) => restore::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Delete(args) => delete::run(args),
         Command::Adhoc(args) => adhoc::run(args),
         Command::Postgres(args) => db::run(db::Engine::Postgres, args),

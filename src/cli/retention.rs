@@ -172,9 +172,14 @@ Examples:
   backup-ns retention simulate --policy daily=7,weekly=4,monthly=12 --days 400
   backup-ns retention simulate --policy daily=14,monthly=24,yearly=5 --start 2025-01-01 --days 1200
   backup-ns retention simulate --policy days=30 --days 90 -o json | jq '.checkpoints[-1]'
+  # The policy and time zone of a plan (its retention profile resolved as `run` resolves it).
+  backup-ns retention simulate --plan plans/postgres-app.yaml --profiles plans/retention-profiles.yaml --days 400
 
 Tiers left out of --policy use the controller defaults: RETAIN_LAST_DAILY/WEEKLY/MONTHLY/YEARLY when set,
-else 7/4/12/0 as in the original. BACKUP_NS_NOW and TZ set today's date and the zone of the calendar.")]
+else 7/4/12/0 as in the original. BACKUP_NS_NOW and TZ set today's date and the zone of the calendar; with
+--plan the plan's `timeZone` is the zone unless TZ is set.
+
+Exit codes: 0 simulated, 2 usage (bad flags, an invalid plan or profiles file).")]
 pub struct SimulateArgs {
     /// Retention counts: `daily=N,weekly=N,monthly=N[,yearly=N]` or `days=N`.
     #[arg(
@@ -183,6 +188,12 @@ pub struct SimulateArgs {
         default_value = "daily=7,weekly=4,monthly=12"
     )]
     pub policy: PolicySpec,
+    /// Take the policy (its `retention`, a profile or inline) and the time zone (`timeZone`) from this plan.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    pub plan: Option<PathBuf>,
+    /// Retention profiles file for --plan (default: retention-profiles.* beside the plan, then built-ins).
+    #[arg(long, value_name = "FILE", requires = "plan")]
+    pub profiles: Option<PathBuf>,
     /// Number of nightly backups to simulate.
     #[arg(long, default_value_t = 400, conflicts_with = "until")]
     pub days: u32,
@@ -384,8 +395,37 @@ fn run_plan(args: PlanArgs) -> Exit {
     })
 }
 
+/// The plan `retention simulate --plan` reads, its diagnostics printed; `None` when it is unusable.
+fn simulate_plan(path: &std::path::Path, profiles: Option<&PathBuf>) -> Option<crate::plan::Plan> {
+    use super::common::{diag_line, print_diags, term_width};
+    let width = term_width();
+    let profiles = match profiles.map(|p| crate::plan::Profiles::with_file(p)) {
+        Some(Err(diags)) => {
+            print_diags(&diags, width, false);
+            diag_line("error: the profiles file is invalid");
+            return None;
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let (plan, diags) = crate::plan::load_file(path, profiles.as_ref());
+    print_diags(&diags, width, false);
+    if plan.is_none() {
+        diag_line(&format!("error: the plan {} is invalid", path.display()));
+    }
+    plan
+}
+
 fn run_simulate(args: SimulateArgs) -> Exit {
-    let clock = match Clock::from_env() {
+    let plan = match &args.plan {
+        Some(path) => match simulate_plan(path, args.profiles.as_ref()) {
+            Some(plan) => Some(plan),
+            None => return Exit::Usage,
+        },
+        None => None,
+    };
+    let zone = plan.as_ref().and_then(|p| p.time_zone.as_deref());
+    let clock = match Clock::from_env_or_zone(zone) {
         Ok(clock) => clock,
         Err(e) => {
             eprintln!("error: {e}");
@@ -410,9 +450,10 @@ fn run_simulate(args: SimulateArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let policy = match args.policy.resolve(defaults) {
-        Ok(policy) => policy,
-        Err(e) => {
+    let policy = match (&plan, args.policy.resolve(defaults)) {
+        (Some(plan), _) => plan.retention.policy,
+        (None, Ok(policy)) => policy,
+        (None, Err(e)) => {
             eprintln!("error: --policy: {e}");
             return Exit::Usage;
         }

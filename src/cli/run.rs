@@ -4,7 +4,7 @@
 //! slot-file lock), turns SIGTERM/SIGINT into the engine's cancel signal and prints the report.
 
 use crate::Exit;
-use crate::cli::common::{diag_line, print_diags};
+use crate::cli::common::{diag_line, print_diags, term_width};
 use crate::clock::Clock;
 use crate::cluster::engine_port::EnginePort;
 use crate::cluster::{Cluster, ConnectOptions, NewGroupSnapshot, NewSnapshot};
@@ -91,13 +91,6 @@ pub struct RunArgs {
     pub pushgateway: Option<String>,
 }
 
-fn term_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
-}
-
 pub fn run(args: RunArgs) -> Exit {
     let env = settings::process_env();
     let overrides = Overrides {
@@ -116,7 +109,7 @@ pub fn run(args: RunArgs) -> Exit {
     };
     print_diags(&loaded.warnings, term_width(), false);
     let plan = loaded.plan;
-    let clock = match Clock::from_env() {
+    let clock = match Clock::from_env_or_zone(plan.time_zone.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -227,7 +220,7 @@ pub fn run(args: RunArgs) -> Exit {
 }
 
 /// Sends the first SIGTERM/SIGINT to the engine.
-async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
+pub(crate) async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -12,7 +12,7 @@ use crate::retention::apply::{self, ApplyOptions, ContentPolicy, Operation, Stat
 use crate::retention::{Options, Phases};
 use crate::vocab::ports::{
     ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupMember, GroupSnapshotRequest,
-    PortError, RetentionOutcome, SnapshotRequest, WaitError,
+    PortError, RetentionOutcome, SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use crate::vocab::scope::Scope;
@@ -125,6 +125,9 @@ impl EnginePort {
             .await
             .map_err(port)?
             .ok_or_else(|| PortError::new(format!("VolumeGroupSnapshot {name} disappeared")))?;
+        let group_created = group.metadata.creation_timestamp.as_ref().and_then(|t| {
+            chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond() as u32)
+        });
         let content_name = group
             .status
             .as_ref()
@@ -205,6 +208,10 @@ impl EnginePort {
                 Some(pvc) => out.push(GroupMember {
                     name: member.name().to_string(),
                     pvc,
+                    times: SnapshotTimes {
+                        object_created: group_created,
+                        cut: member.cut(),
+                    },
                 }),
                 None => {
                     return Err(PortError::new(format!(
@@ -216,6 +223,23 @@ impl EnginePort {
         }
         Ok(out)
     }
+}
+
+/// The snapshot as it is now, for a guarded patch; gone is an error naming it.
+async fn current_snapshot(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> Result<VolumeSnapshot, PortError> {
+    cluster
+        .get_snapshot(namespace, name)
+        .await
+        .map_err(port)?
+        .ok_or_else(|| {
+            PortError::new(format!(
+                "VolumeSnapshot {name} in namespace {namespace} is gone"
+            ))
+        })
 }
 
 impl ClusterPort for EnginePort {
@@ -332,13 +356,32 @@ impl ClusterPort for EnginePort {
         namespace: &'a str,
         name: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), WaitError>> {
+    ) -> BoxFuture<'a, Result<SnapshotTimes, WaitError>> {
         Box::pin(async move {
             self.cluster
                 .wait_snapshot_ready(namespace, name, timeout)
                 .await
-                .map(|_| ())
+                .map(|vs| SnapshotTimes {
+                    object_created: vs.object_created(),
+                    cut: vs.cut(),
+                })
                 .map_err(wait_error)
+        })
+    }
+
+    fn annotate_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        Box::pin(async move {
+            let current = current_snapshot(&self.cluster, namespace, name).await?;
+            self.cluster
+                .annotate_snapshot(&current, annotations)
+                .await
+                .map(|_| ())
+                .map_err(port)
         })
     }
 
@@ -476,16 +519,7 @@ impl ClusterPort for EnginePort {
         labels: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let current = self
-                .cluster
-                .get_snapshot(namespace, name)
-                .await
-                .map_err(port)?
-                .ok_or_else(|| {
-                    PortError::new(format!(
-                        "VolumeSnapshot {name} in namespace {namespace} is gone"
-                    ))
-                })?;
+            let current = current_snapshot(&self.cluster, namespace, name).await?;
             let changes = labels
                 .iter()
                 .fold(LabelChanges::new(), |c, (k, v)| c.set(k.clone(), v.clone()));

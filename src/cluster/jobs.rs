@@ -151,22 +151,8 @@ impl Cluster {
 
     /// Waits through a watch until the Job completes or fails.
     pub async fn wait_job(&self, ns: &str, name: &str, timeout: Duration) -> Result<JobOutcome> {
-        let object = job_ref(ns, name);
         let api: Api<Job> = Api::namespaced(self.client().clone(), ns);
-        let done = |j: Option<&Job>| j.is_none_or(|j| job_outcome(j).is_some());
-        let wait = kube::runtime::wait::await_condition(api, name, done);
-        match tokio::time::timeout(timeout, wait).await {
-            Err(_) => Err(ClusterError::JobTimeout {
-                object,
-                after: timeout,
-            }),
-            Ok(Err(err)) => Err(ClusterError::Watch {
-                object,
-                message: err.to_string(),
-            }),
-            Ok(Ok(None)) => Err(ClusterError::Vanished { object }),
-            Ok(Ok(Some(job))) => job_outcome(&job).ok_or(ClusterError::Vanished { object }),
-        }
+        wait_until_ended(api, job_ref(ns, name), timeout, job_outcome).await
     }
 
     /// The Job's pods, oldest first.
@@ -305,6 +291,33 @@ async fn copy_log(
         out.write_all(b"\n").await.map_err(CopyError::Write)?;
     }
     out.flush().await.map_err(CopyError::Write)
+}
+
+/// Waits through a watch until `ended` reads an outcome from the object (a finished Job, an ended pod); the
+/// timeout is [`ClusterError::JobTimeout`], a deleted object [`ClusterError::Vanished`].
+pub(crate) async fn wait_until_ended<K, T>(
+    api: Api<K>,
+    object: ObjectRef,
+    timeout: Duration,
+    ended: fn(&K) -> Option<T>,
+) -> Result<T>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let done = move |o: Option<&K>| o.is_none_or(|o| ended(o).is_some());
+    let wait = kube::runtime::wait::await_condition(api, &object.name, done);
+    match tokio::time::timeout(timeout, wait).await {
+        Err(_) => Err(ClusterError::JobTimeout {
+            object,
+            after: timeout,
+        }),
+        Ok(Err(err)) => Err(ClusterError::Watch {
+            object,
+            message: err.to_string(),
+        }),
+        Ok(Ok(None)) => Err(ClusterError::Vanished { object }),
+        Ok(Ok(Some(o))) => ended(&o).ok_or(ClusterError::Vanished { object }),
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub mod snapshot_mirror;
 pub mod snapshots;
 pub mod stream_exec;
 pub mod tty;
+pub mod verify;
 
 pub use client::{Cluster, ConnectOptions, NamespaceSource};
 pub use error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};

@@ -192,16 +192,22 @@ impl VolumeSnapshot {
 
     /// `status.creationTime`, falling back to `metadata.creationTimestamp` (as RFC 3339).
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let from_status = self
-            .status
+        self.cut().or_else(|| self.object_created())
+    }
+
+    /// `status.creationTime`: when the CSI driver says it cut the snapshot.
+    pub fn cut(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.status
             .as_ref()
             .and_then(|s| s.creation_time.as_deref())
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
-        from_status.or_else(|| {
-            let ts = self.metadata.creation_timestamp.as_ref()?;
-            chrono::DateTime::from_timestamp(ts.0.as_second(), ts.0.subsec_nanosecond() as u32)
-        })
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// `metadata.creationTimestamp`: when the API server stored the object, on the server's clock.
+    pub fn object_created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let ts = self.metadata.creation_timestamp.as_ref()?;
+        chrono::DateTime::from_timestamp(ts.0.as_second(), ts.0.subsec_nanosecond() as u32)
     }
 }
 

@@ -678,6 +678,43 @@ impl Cluster {
         patch_labels(&self.contents(), &current.metadata, changes, object).await
     }
 
+    /// Sets annotations on a VolumeSnapshot as read in `current`, others left as they are: one JSON patch that
+    /// tests the object's uid first, so that the retry policy may send it again after a lost answer (the same
+    /// values land twice) and a snapshot recreated under the same name is never annotated by mistake.
+    pub async fn annotate_snapshot(
+        &self,
+        current: &VolumeSnapshot,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<VolumeSnapshot> {
+        let object = vs_ref(current.namespace(), current.name());
+        let mut ops = vec![serde_json::json!({
+            "op": "test", "path": "/metadata/uid", "value": current.metadata.uid.clone().unwrap_or_default()
+        })];
+        if current.metadata.annotations.is_some() {
+            for (key, value) in annotations {
+                let path = format!(
+                    "/metadata/annotations/{}",
+                    key.replace('~', "~0").replace('/', "~1")
+                );
+                ops.push(serde_json::json!({"op": "add", "path": path, "value": value}));
+            }
+        } else {
+            ops.push(serde_json::json!({"op": "add", "path": "/metadata/annotations", "value": annotations}));
+        }
+        let patch = json_patch_of(serde_json::Value::Array(ops), "annotation", &object)?;
+        self.snapshots(current.namespace())
+            .patch(
+                current.name(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
+            .await
+            .map_err(|err| ClusterError::Patch {
+                failure: failure(&err, "patch", &object),
+                object,
+            })
+    }
+
     /// Sets a VolumeSnapshotContent's `deletionPolicy` (merge patch on the spec).
     pub async fn set_content_deletion_policy(
         &self,

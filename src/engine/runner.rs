@@ -8,17 +8,19 @@ use super::report::{FailureKind, RunReport, Signal, StepOutcome, StepRecord};
 use super::steps::{self, HookStep, RunIdentity, StepAction};
 use crate::clock::Clock;
 use crate::hooks::{self, HookError, HookReport};
+use crate::labels::HookWindow;
 use crate::plan::{Consistency, OnError, Plan, When};
 use crate::vocab::exec::{ContainerExec, PodResolver};
 use crate::vocab::lock::{HeldSlot, LockFailure, NodeLock};
 use crate::vocab::ports::{
     ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupSnapshotRequest,
-    SnapshotRequest, WaitError,
+    SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::workload::ContainerRef;
+use chrono::Timelike as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The ports the engine runs on.
@@ -600,8 +602,12 @@ impl Engine {
             return;
         }
 
+        // The hook window opens here: the pre-hooks are done. `first_sent` is when the first create went out.
+        let window_opened = Instant::now();
+        let mut first_sent: Option<Instant> = None;
         for r in &requests {
             let one = Instant::now();
+            first_sent.get_or_insert(one);
             match self.cluster.create_snapshot(r).await {
                 Ok(()) => {
                     run.record(
@@ -632,6 +638,7 @@ impl Engine {
             return;
         }
         let mut not_ready = Vec::new();
+        let mut times: Vec<(String, SnapshotTimes)> = Vec::new();
         for c in created.iter() {
             let one = Instant::now();
             let waited = tokio::select! {
@@ -639,7 +646,8 @@ impl Engine {
                 () = cancelled(cancel.clone()) => None,
             };
             match waited {
-                Some(Ok(())) => {
+                Some(Ok(t)) => {
+                    times.push((c.name.clone(), t));
                     run.record("wait-ready", &c.name, StepOutcome::Ok, one, "readyToUse")
                 }
                 Some(Err(e)) => {
@@ -667,6 +675,14 @@ impl Engine {
                 }
             }
         }
+        if not_ready.is_empty()
+            && let Some(first_sent) = first_sent
+        {
+            let outside = self
+                .hook_window(ns, &times, window_opened, first_sent, run)
+                .await;
+            not_ready.extend(outside);
+        }
         if not_ready.is_empty() && !created.is_empty() && !run.failed() {
             run.report.backup_taken = true;
         }
@@ -678,6 +694,79 @@ impl Engine {
                 .collect();
             self.remove_created(ns, &mut remove, run).await;
         }
+    }
+
+    /// Proves each ready snapshot was cut inside the hook window: after the pre-hooks finished (`opened`), before
+    /// the post-hooks begin (now). The window is reckoned on the API server's clock, so that it compares with the
+    /// driver's `status.creationTime` whatever this process's clock says (a pinned BACKUP_NS_NOW, a skewed node):
+    /// the first snapshot's `metadata.creationTimestamp` anchors it, and the time elapsed here (monotonic)
+    /// stretches it back to `opened` and on to now. Both ends are widened to whole seconds, the precision of
+    /// Kubernetes timestamps. The window is recorded on every snapshot; the names of those cut outside it are
+    /// returned (the run fails, and the caller deletes them).
+    async fn hook_window(
+        &self,
+        ns: &str,
+        times: &[(String, SnapshotTimes)],
+        opened: Instant,
+        first_sent: Instant,
+        run: &mut Run,
+    ) -> Vec<String> {
+        let started = Instant::now();
+        let Some(anchor) = times.first().and_then(|(_, t)| t.object_created) else {
+            return Vec::new();
+        };
+        let whole_seconds = |d: Duration| {
+            chrono::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2) + 1)
+        };
+        let anchor = anchor.with_nanosecond(0).unwrap_or(anchor);
+        let window = HookWindow {
+            start: anchor - whole_seconds(first_sent.saturating_duration_since(opened)),
+            end: anchor + whole_seconds(started.saturating_duration_since(first_sent)),
+        };
+        let annotation = BTreeMap::from([(
+            crate::labels::ANNOTATION_HOOK_WINDOW.to_string(),
+            window.to_annotation(),
+        )]);
+        let mut outside = Vec::new();
+        for (name, t) in times {
+            if let Some(cut) = t.cut
+                && !window.contains(cut)
+            {
+                let message = format!(
+                    "VolumeSnapshot {name} was cut at {} (status.creationTime), outside its hook window {} \
+                     (after the pre-hooks finished, before the post-hooks began): it may be inconsistent, so it \
+                     is deleted",
+                    cut.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    window.to_annotation()
+                );
+                run.record("hook-window", name, StepOutcome::Failed, started, &*message);
+                run.fail(FailureKind::StepFailed, &message);
+                outside.push(name.clone());
+                continue;
+            }
+            let proven = if t.cut.is_some() {
+                "cut inside the hook window"
+            } else {
+                "no status.creationTime reported; hook window recorded"
+            };
+            match self.cluster.annotate_snapshot(ns, name, &annotation).await {
+                Ok(()) => run.record(
+                    "hook-window",
+                    name,
+                    StepOutcome::Ok,
+                    started,
+                    format!("{proven} {}", window.to_annotation()),
+                ),
+                Err(e) => run.record(
+                    "hook-window",
+                    name,
+                    StepOutcome::Warning,
+                    started,
+                    format!("{proven}; could not record it: {e}"),
+                ),
+            }
+        }
+        outside
     }
 
     /// Deletes this run's snapshots after a failure and records it.
@@ -751,6 +840,8 @@ impl Engine {
                 .unwrap_or_default(),
         };
         run.report.group_snapshot = Some(request.clone());
+        // The hook window opens here (the pre-hooks are done); see `hook_window`.
+        let window_opened = Instant::now();
         if opts.dry_run {
             run.record(
                 "snapshot",
@@ -762,6 +853,7 @@ impl Engine {
             run.report.snapshots = members;
             return;
         }
+        let first_sent = Instant::now();
         if let Err(e) = self.cluster.create_group_snapshot(&request).await {
             let message = format!("cannot create the group snapshot {name}: {e}");
             run.record(
@@ -819,6 +911,8 @@ impl Engine {
             one,
             format!("readyToUse with {} member snapshot(s)", found.len()),
         );
+        let times: Vec<(String, SnapshotTimes)> =
+            found.iter().map(|m| (m.name.clone(), m.times)).collect();
         for member in found {
             let Some(wanted) = members.iter().find(|m| m.pvc == member.pvc) else {
                 let message = format!(
@@ -877,6 +971,34 @@ impl Engine {
             );
             run.record("wait-ready", &name, StepOutcome::Failed, one, &*message);
             run.fail(FailureKind::StepFailed, &message);
+        }
+        if !run.failed() {
+            let outside = self
+                .hook_window(ns, &times, window_opened, first_sent, run)
+                .await;
+            if !outside.is_empty() {
+                // One member cut outside the window makes the whole group inconsistent: it goes, members and all.
+                let started = Instant::now();
+                match self.cluster.delete_group_snapshot(ns, &name).await {
+                    Ok(()) => run.record(
+                        "cleanup",
+                        &name,
+                        StepOutcome::Ok,
+                        started,
+                        "deleted the group snapshot cut outside its hook window",
+                    ),
+                    Err(e) => run.record(
+                        "cleanup",
+                        &name,
+                        StepOutcome::Warning,
+                        started,
+                        format!("could not delete the group snapshot: {e}"),
+                    ),
+                }
+                created.clear();
+                run.report.snapshots.clear();
+                run.report.group_snapshot = None;
+            }
         }
         if !run.failed() && !created.is_empty() {
             run.report.backup_taken = true;

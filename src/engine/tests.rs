@@ -37,6 +37,8 @@ struct FakeCluster {
     snapshots: Mutex<Vec<String>>,
     /// Retention answers with an error (as after a persisting API failure).
     retention_fails: std::sync::atomic::AtomicBool,
+    /// What a ready snapshot reports: stored when, cut when.
+    times: SnapshotTimes,
 }
 
 fn ok<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
@@ -82,10 +84,10 @@ impl ClusterPort for FakeCluster {
         _: &'a str,
         name: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), WaitError>> {
+    ) -> BoxFuture<'a, Result<SnapshotTimes, WaitError>> {
         push(&self.log, "wait");
         match self.readiness {
-            Readiness::Ready => ok(Ok(())),
+            Readiness::Ready => ok(Ok(self.times)),
             Readiness::Never => ok(Err(WaitError::NotReady {
                 object: format!("VolumeSnapshot {name}"),
                 after: timeout,
@@ -121,6 +123,7 @@ impl ClusterPort for FakeCluster {
             .map(|p| GroupMember {
                 name: format!("member-{p}"),
                 pvc: p.clone(),
+                times: self.times,
             })
             .collect();
         ok(Ok(members))
@@ -130,6 +133,18 @@ impl ClusterPort for FakeCluster {
         _: &'a str,
         _: &'a str,
     ) -> BoxFuture<'a, Result<(), PortError>> {
+        push(&self.log, "delete-group");
+        ok(Ok(()))
+    }
+    fn annotate_snapshot<'a>(
+        &'a self,
+        _: &'a str,
+        name: &'a str,
+        annotations: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PortError>> {
+        for (k, v) in annotations {
+            push(&self.log, format!("annotate {name} {k}={v}"));
+        }
         ok(Ok(()))
     }
     fn label_snapshot<'a>(
@@ -279,6 +294,10 @@ struct Harness {
 }
 
 fn harness(readiness: Readiness, lock_timeout: bool) -> Harness {
+    harness_with(readiness, lock_timeout, SnapshotTimes::default())
+}
+
+fn harness_with(readiness: Readiness, lock_timeout: bool, times: SnapshotTimes) -> Harness {
     let log: Log = Arc::default();
     let held = Arc::new(AtomicUsize::new(0));
     let cluster = Arc::new(FakeCluster {
@@ -287,6 +306,7 @@ fn harness(readiness: Readiness, lock_timeout: bool) -> Harness {
         readiness,
         snapshots: Mutex::default(),
         retention_fails: std::sync::atomic::AtomicBool::new(false),
+        times,
     });
     let engine = Engine {
         cluster: cluster.clone(),
@@ -558,6 +578,96 @@ async fn a_snapshot_that_never_becomes_ready_exits_4_and_is_deleted() {
     assert!(h.cluster.snapshots.lock().unwrap().is_empty());
     assert!(report.snapshots.is_empty());
     assert!(log_of(&h).iter().all(|l| !l.starts_with("retention")));
+}
+
+/// A snapshot stored now and cut `offset` seconds later (by the driver's report).
+fn cut_at(offset: i64) -> SnapshotTimes {
+    let stored = chrono::Utc::now();
+    SnapshotTimes {
+        object_created: Some(stored),
+        cut: Some(stored + chrono::Duration::seconds(offset)),
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_cut_inside_the_hook_window_gets_the_window_annotation() {
+    let h = harness_with(Readiness::Ready, false, cut_at(0));
+    let plan = plan_with(vec![], vec![exec_hook("POST-OK", OnError::Fail, None)]);
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Success, "{:?}", report.error);
+    let log = log_of(&h);
+    let annotated: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("annotate ") && l.contains(" backup-ns.sh/hook-window="))
+        .collect();
+    assert_eq!(annotated.len(), 2, "{log:?}");
+    let window = annotated[0].split('=').nth(1).unwrap();
+    assert!(
+        crate::labels::HookWindow::from_annotation(window).is_some(),
+        "{window}"
+    );
+    let post = log.iter().position(|l| l == "exec POST-OK").unwrap();
+    let last_annotation = log
+        .iter()
+        .rposition(|l| l.starts_with("annotate "))
+        .unwrap();
+    assert!(
+        last_annotation < post,
+        "checked before the post-hooks: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_cut_before_the_pre_hooks_finished_fails_the_run_and_is_deleted() {
+    for offset in [-3600, 3600] {
+        let h = harness_with(Readiness::Ready, false, cut_at(offset));
+        let plan = plan_with(vec![], vec![]);
+        let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+        assert_eq!(report.exit(), Exit::Failure, "{offset}");
+        let error = report.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("outside its hook window") && error.contains("status.creationTime"),
+            "{error}"
+        );
+        assert!(h.cluster.snapshots.lock().unwrap().is_empty(), "deleted");
+        assert!(!report.backup_taken);
+        assert!(log_of(&h).iter().all(|l| !l.starts_with("annotate ")));
+    }
+}
+
+#[tokio::test]
+async fn a_group_whose_member_was_cut_outside_the_hook_window_is_deleted_whole() {
+    let h = harness_with(Readiness::Ready, false, cut_at(-3600));
+    let mut plan = plan_with(vec![], vec![]);
+    plan.snapshot.consistency = plan::Consistency::Group;
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Failure);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("outside its hook window")),
+        "{:?}",
+        report.error
+    );
+    assert!(
+        log_of(&h).contains(&"delete-group".to_string()),
+        "{:?}",
+        log_of(&h)
+    );
+    assert!(report.group_snapshot.is_none() && report.snapshots.is_empty());
+    assert!(!report.backup_taken);
+
+    let h = harness_with(Readiness::Ready, false, cut_at(0));
+    let report = h.engine.run(&plan, &opts(false), no_cancel()).await;
+    assert_eq!(report.exit(), Exit::Success, "{:?}", report.error);
+    assert!(
+        log_of(&h)
+            .iter()
+            .any(|l| l.starts_with("annotate member-data backup-ns.sh/hook-window=")),
+        "{:?}",
+        log_of(&h)
+    );
 }
 
 #[tokio::test]

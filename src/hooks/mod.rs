@@ -24,6 +24,7 @@ pub mod rhai;
 pub mod runner;
 pub mod script;
 pub mod secret;
+pub mod verify;
 
 pub use error::HookError;
 pub use exec::ExecCommand;

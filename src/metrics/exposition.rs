@@ -7,7 +7,9 @@
 //!   daily/weekly/monthly/yearly label, plus `adhoc` and `days` (retain=days) ones;
 //! - `backup_ns_snapshots_marked_for_deletion`: snapshots with a `delete-after` label;
 //! - `backup_ns_snapshots_not_ready` and `backup_ns_oldest_not_ready_age_seconds`;
-//! - `backup_ns_plan_info{plan=...} 1`: the plan named by the newest snapshot's `plan` label.
+//! - `backup_ns_plan_info{plan=...} 1`: the plan named by the newest snapshot's `plan` label;
+//! - `backup_ns_last_verified_timestamp_seconds`: the newest `backup-ns.sh/verified-at` of a snapshot whose
+//!   `backup-ns.sh/verify-result` says it passed (absent when none did).
 //!
 //! Only snapshots carrying at least one `backup-ns.sh/` label count: other VolumeSnapshots in the namespace are
 //! not ours to judge. Output order is fixed (sorted), so the text can be compared byte for byte.
@@ -34,6 +36,8 @@ pub struct SnapshotFacts {
     /// Tier names (`daily`, `weekly`, `monthly`, `yearly`, `adhoc`, `days`) this snapshot counts toward.
     pub tiers: Vec<&'static str>,
     pub marked: bool,
+    /// When `backup-ns verify` last proved this snapshot (`verified-at` of a `passed` result).
+    pub verified: Option<DateTime<Utc>>,
 }
 
 impl SnapshotFacts {
@@ -79,8 +83,22 @@ impl SnapshotFacts {
             ready: status.and_then(|s| s.ready_to_use).unwrap_or(false),
             tiers,
             marked: labels.contains_key(labels::DELETE_AFTER),
+            verified: verified_at(vs),
         })
     }
+}
+
+/// The `verified-at` annotation of a snapshot whose last verification passed.
+fn verified_at(vs: &VolumeSnapshot) -> Option<DateTime<Utc>> {
+    let annotations = vs.metadata.annotations.as_ref()?;
+    let passed = annotations
+        .get(labels::ANNOTATION_VERIFY_RESULT)
+        .is_some_and(|r| r.starts_with("passed"));
+    let at = annotations.get(labels::ANNOTATION_VERIFIED_AT)?;
+    passed
+        .then(|| DateTime::parse_from_rfc3339(at).ok())
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The tiers reported for every PVC (zero when empty), in output order.
@@ -95,6 +113,7 @@ struct PvcStats<'a> {
     oldest_not_ready: Option<DateTime<Utc>>,
     /// Newest ready snapshot: its creation time and plan.
     last_success: Option<(DateTime<Utc>, Option<&'a str>)>,
+    last_verified: Option<DateTime<Utc>>,
 }
 
 /// Renders the metrics text for `facts` at `now`. `synced` is false until the watch has listed everything once
@@ -115,6 +134,9 @@ pub fn render<'a>(
         }
         if f.marked {
             stats.marked += 1;
+        }
+        if let Some(at) = f.verified {
+            stats.last_verified = Some(stats.last_verified.map_or(at, |t| t.max(at)));
         }
         if f.ready {
             if let Some(created) = f.created
@@ -166,6 +188,14 @@ pub fn render<'a>(
             &mut by_pvc.iter().filter_map(|(k, s)| {
                 s.last_success
                     .map(|(t, _)| (pvc_labels(k), t.timestamp().into()))
+            }),
+        ),
+        gauge(
+            "backup_ns_last_verified_timestamp_seconds",
+            "When `backup-ns verify` last proved a snapshot of the PVC by restoring it (Unix seconds).",
+            &mut by_pvc.iter().filter_map(|(k, s)| {
+                s.last_verified
+                    .map(|t| (pvc_labels(k), t.timestamp().into()))
             }),
         ),
         gauge(
@@ -238,7 +268,41 @@ mod tests {
             ready,
             tiers: tiers.to_vec(),
             marked: false,
+            verified: None,
         }
+    }
+
+    #[test]
+    fn the_newest_passed_verification_is_the_last_verified_time() {
+        let mut older = facts("data", "2026-01-01T01:00:00Z", true, &[]);
+        older.verified = Some(at("2026-01-04T03:00:00Z"));
+        let mut newer = facts("data", "2026-01-02T01:00:00Z", true, &[]);
+        newer.verified = Some(at("2026-01-02T03:00:00Z"));
+        let text = render(&[older, newer], at("2026-01-05T00:00:00Z"), true);
+        assert!(text.contains(
+            "backup_ns_last_verified_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1767495600\n"
+        ));
+        let unverified = facts("logs", "2026-01-01T01:00:00Z", true, &[]);
+        let text = render(&[unverified], at("2026-01-05T00:00:00Z"), true);
+        assert!(!text.contains("backup_ns_last_verified_timestamp_seconds{"));
+    }
+
+    #[test]
+    fn only_a_passed_result_counts_as_verified() {
+        let vs = |result: &str| -> VolumeSnapshot {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "d", "namespace": "shop", "labels": {"backup-ns.sh/pvc": "data"},
+                             "annotations": {"backup-ns.sh/verified-at": "2026-01-04T03:00:00Z",
+                                             "backup-ns.sh/verify-result": result}},
+                "spec": {"source": {"persistentVolumeClaimName": "data"}}
+            }))
+            .unwrap()
+        };
+        let passed =
+            SnapshotFacts::from_snapshot(&vs("passed: 5 checks, 1 tables, 3 rows")).unwrap();
+        assert_eq!(passed.verified, Some(at("2026-01-04T03:00:00Z")));
+        let failed = SnapshotFacts::from_snapshot(&vs("failed: loads: syntax error")).unwrap();
+        assert_eq!(failed.verified, None);
     }
 
     #[test]

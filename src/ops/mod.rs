@@ -11,6 +11,7 @@ pub mod namespaces;
 pub mod restore;
 pub mod style;
 pub mod validate;
+pub mod verify;
 
 use crate::Exit;
 use crate::cluster::ClusterError;
@@ -80,13 +81,18 @@ pub enum OpsError {
     },
     #[error("could not write the output: {0}")]
     Output(String),
+    /// `verify` cannot start: no such snapshot, no database hook, no mount of the claim (exit 2).
+    #[error("{0}")]
+    VerifyRefused(String),
 }
 
 impl OpsError {
     /// The documented exit code for this failure.
     pub fn exit(&self) -> Exit {
         match self {
-            OpsError::BadFrom { .. } | OpsError::NotConfirmable => Exit::Usage,
+            OpsError::BadFrom { .. } | OpsError::NotConfirmable | OpsError::VerifyRefused(_) => {
+                Exit::Usage
+            }
             _ => Exit::Failure,
         }
     }

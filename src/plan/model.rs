@@ -35,8 +35,14 @@ pub struct Plan {
     /// A named profile (`standard`, `adhoc` or one from the profiles file) or an inline policy.
     pub retention: Retention,
     pub lock: Lock,
+    /// How `backup-ns verify` proves the backups.
+    #[serde(skip_serializing_if = "Verify::is_default")]
+    pub verify: Verify,
     /// Run every check and print what would be created, but write nothing.
     pub dry_run: bool,
+    /// IANA time zone of the plan's calendar; `None`: `TZ`, else UTC. Validation checked the name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Variables handed to rhai hooks as `vars`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, serde_json::Value>,
@@ -296,6 +302,126 @@ impl Lock {
     }
 }
 
+/// How `backup-ns verify` proves a backup of this plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verify {
+    /// The database hook whose dump is verified (a name or `pre[N]`); `None`: chosen from the snapshot's PVC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    #[serde(with = "crate::vocab::duration")]
+    pub timeout: Duration,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<VerifyCheck>,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            hook: None,
+            timeout: Duration::from_secs(30 * 60),
+            checks: Vec::new(),
+        }
+    }
+}
+
+impl Verify {
+    fn is_default(&self) -> bool {
+        *self == Verify::default()
+    }
+}
+
+/// One SQL check of `verify.checks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyCheck {
+    pub name: String,
+    pub sql: String,
+    pub expect: Expect,
+}
+
+/// A comparison a check's answer must meet: `>= 1`, `== 42`, ... (a bare number means `==`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    pub op: Comparison,
+    pub value: i64,
+}
+
+/// The comparison operators of [`Expect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+}
+
+impl Comparison {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::Ge => ">=",
+            Comparison::Gt => ">",
+            Comparison::Le => "<=",
+            Comparison::Lt => "<",
+            Comparison::Eq => "==",
+            Comparison::Ne => "!=",
+        }
+    }
+}
+
+impl Expect {
+    /// True when `answer` meets the comparison.
+    pub fn holds(&self, answer: i64) -> bool {
+        match self.op {
+            Comparison::Ge => answer >= self.value,
+            Comparison::Gt => answer > self.value,
+            Comparison::Le => answer <= self.value,
+            Comparison::Lt => answer < self.value,
+            Comparison::Eq => answer == self.value,
+            Comparison::Ne => answer != self.value,
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.op.as_str(), self.value)
+    }
+}
+
+impl std::str::FromStr for Expect {
+    type Err = String;
+
+    /// Parses `>= 1`, `>1`, `== 42`, `= 42`, `!= 0`, `< 10`, `<= 10` or a bare `42`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let ops = [
+            (">=", Comparison::Ge),
+            ("<=", Comparison::Le),
+            ("==", Comparison::Eq),
+            ("!=", Comparison::Ne),
+            (">", Comparison::Gt),
+            ("<", Comparison::Lt),
+            ("=", Comparison::Eq),
+        ];
+        let (op, rest) = ops
+            .iter()
+            .find_map(|(word, op)| text.strip_prefix(word).map(|rest| (*op, rest)))
+            .unwrap_or((Comparison::Eq, text));
+        let value = rest.trim().parse::<i64>().map_err(|_| {
+            format!("`{s}` is not a comparison with a whole number such as `>= 1` or `== 42`")
+        })?;
+        Ok(Expect { op, value })
+    }
+}
+
+impl Serialize for Expect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl Plan {
     /// A plan with every default: what a file with only `name` and `targets` loads to. Handy for tests of other
     /// subsystems (`Plan::new("app", ["data"])`).
@@ -312,7 +438,9 @@ impl Plan {
             snapshot: Snapshot::default(),
             retention: Retention::default(),
             lock: Lock::default(),
+            verify: Verify::default(),
             dry_run: false,
+            time_zone: None,
             vars: BTreeMap::new(),
         }
     }
@@ -556,6 +684,30 @@ mod tests {
             .map(|(p, h)| format!("{p}={}", h.name.as_deref().unwrap_or("")))
             .collect();
         assert_eq!(listed, ["pre[0]=a", "pre[1]=b", "post[0]=c"]);
+    }
+
+    #[test]
+    fn expectations_parse_print_and_compare() {
+        let table = [
+            (">= 1", 1, true),
+            (">=1", 0, false),
+            ("> 0", 0, false),
+            ("== 42", 42, true),
+            ("= 42", 41, false),
+            ("42", 42, true),
+            ("!= 0", 3, true),
+            ("< 10", 10, false),
+            ("<= 10", 10, true),
+            ("> -1", 0, true),
+        ];
+        for (text, answer, holds) in table {
+            let expect: Expect = text.parse().unwrap();
+            assert_eq!(expect.holds(answer), holds, "{text} with {answer}");
+            assert_eq!(expect.to_string().parse::<Expect>(), Ok(expect));
+        }
+        for bad in ["", ">=", "about 3", "=> 1", ">= 1.5", "1 or 2"] {
+            assert!(bad.parse::<Expect>().is_err(), "{bad}");
+        }
     }
 
     #[test]

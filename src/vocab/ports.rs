@@ -65,6 +65,9 @@ pub struct GroupSnapshotRequest {
 pub struct GroupMember {
     pub name: String,
     pub pvc: String,
+    /// `object_created` is the group's own `creationTimestamp` (the object the run created; members are made by
+    /// the snapshot controller later), `cut` the member's `status.creationTime`.
+    pub times: SnapshotTimes,
 }
 
 /// Why waiting for `readyToUse` ended without it.
@@ -76,6 +79,14 @@ pub enum WaitError {
     Failed { object: String, message: String },
     #[error("{0}")]
     Api(PortError),
+}
+
+/// A ready snapshot's two times: when the API server stored the object (`metadata.creationTimestamp`, on the
+/// server's clock) and when the CSI driver says it cut the snapshot (`status.creationTime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotTimes {
+    pub object_created: Option<DateTime<Utc>>,
+    pub cut: Option<DateTime<Utc>>,
 }
 
 /// What an Event is about.
@@ -132,13 +143,21 @@ pub trait ClusterPort: Send + Sync {
         &'a self,
         request: &'a SnapshotRequest,
     ) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Waits through a watch until `readyToUse`; a status error fails with the controller's message.
+    /// Waits through a watch until `readyToUse`; a status error fails with the controller's message. Returns the
+    /// ready snapshot's times (the hook-window check reads them).
     fn wait_snapshot_ready<'a>(
         &'a self,
         namespace: &'a str,
         name: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<(), WaitError>>;
+    ) -> BoxFuture<'a, Result<SnapshotTimes, WaitError>>;
+    /// Sets annotations on an existing snapshot (the hook window, once the snapshots are ready).
+    fn annotate_snapshot<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), PortError>>;
     fn delete_snapshot<'a>(
         &'a self,
         namespace: &'a str,

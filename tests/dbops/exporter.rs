@@ -190,6 +190,8 @@ backup_ns_exporter_snapshots_seen 5
 # TYPE backup_ns_last_success_timestamp_seconds gauge
 backup_ns_last_success_timestamp_seconds{namespace="shop",pvc="data"} 1773018004
 backup_ns_last_success_timestamp_seconds{namespace="shop",pvc="logs"} 1772704802
+# HELP backup_ns_last_verified_timestamp_seconds When `backup-ns verify` last proved a snapshot of the PVC by restoring it (Unix seconds).
+# TYPE backup_ns_last_verified_timestamp_seconds gauge
 # HELP backup_ns_plan_info The plan named by the PVC's newest ready snapshot (always 1).
 # TYPE backup_ns_plan_info gauge
 backup_ns_plan_info{namespace="shop",pvc="data",plan="nightly"} 1

@@ -13,7 +13,7 @@ pub const VSC: &str = "volumesnapshotcontents.snapshot.storage.k8s.io";
 pub const VSCLASS: &str = "volumesnapshotclasses.snapshot.storage.k8s.io";
 
 /// What a tenant's backup run needs: snapshots, labels, exec and Events in its namespace, and the read-only
-/// cluster objects its preflight checks.
+/// cluster objects its preflight checks; and what its `verify` needs: a temporary claim and pod, the pod's log.
 pub const TENANT_ALLOWED: &[&[&str]] = &[
     &["create", VS, "-n", TENANT],
     &["patch", VS, "-n", TENANT],
@@ -25,6 +25,13 @@ pub const TENANT_ALLOWED: &[&[&str]] = &[
     &["create", "events", "-n", TENANT],
     &["list", VSCLASS],
     &["get", "namespaces"],
+    // `backup-ns verify`: its temporary claim and verification pod.
+    &["create", "persistentvolumeclaims", "-n", TENANT],
+    &["delete", "persistentvolumeclaims", "-n", TENANT],
+    &["create", "pods", "-n", TENANT],
+    &["delete", "pods", "-n", TENANT],
+    &["watch", "pods", "-n", TENANT],
+    &["get", "pods", "--subresource=log", "-n", TENANT],
 ];
 
 /// What only the controller (or nobody) may do: content writes, deletions, other namespaces, secrets.
@@ -36,6 +43,8 @@ pub const TENANT_FORBIDDEN: &[&[&str]] = &[
     &["patch", VS, "-n", OTHER],
     &["list", VS, "-A"],
     &["create", "pods", "--subresource=exec", "-n", OTHER],
+    &["create", "pods", "-n", OTHER],
+    &["create", "persistentvolumeclaims", "-n", OTHER],
     &["get", "secrets", "-n", TENANT],
     &["create", VSCLASS],
 ];

@@ -210,3 +210,49 @@ fn the_example_overlay_changes_only_the_namespace_the_plan_and_the_schedule() {
         "the overlay names the tenant's cluster-read binding after its namespace"
     );
 }
+
+/// The weekly verify CronJob: deploy/static/backup-ns-verify.yaml, the kustomize `verify` base and `helm template`
+/// with `verify.enabled=true` render the same object; the chart's default renders none.
+#[test]
+fn the_verify_cronjob_is_the_same_in_static_kustomize_and_helm() {
+    let static_objects = objects(docs(&read("deploy/static/backup-ns-verify.yaml")), &[]);
+    assert_eq!(static_objects.len(), 1, "one CronJob");
+    assert_eq!(
+        static_objects[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+            [0],
+        "verify"
+    );
+    let kustomized = objects(kustomize("deploy/kustomize/verify"), &[]);
+    assert_same(
+        "kustomize verify base vs static",
+        &static_objects,
+        &kustomized,
+    );
+    let verify_only = |docs: Vec<Value>| -> Vec<Value> {
+        docs.into_iter()
+            .filter(|d| d["kind"] == "CronJob" && d["metadata"]["name"] == "backup-verify")
+            .collect()
+    };
+    let renames = &[("CronJob", "backup-ns-verify", "backup-verify")];
+    let helm = verify_only(objects(
+        helm_template("backup-ns", "my-app", &["--set", "verify.enabled=true"]),
+        renames,
+    ));
+    assert_same("helm verify.enabled vs static", &static_objects, &helm);
+    let weekly = verify_only(objects(
+        helm_template(
+            "backup-ns",
+            "my-app",
+            &[
+                "--set",
+                "verify.enabled=true",
+                "--set",
+                "verify.schedule=0 5 * * 6",
+            ],
+        ),
+        renames,
+    ));
+    assert_eq!(weekly[0]["spec"]["schedule"], "0 5 * * 6");
+    let default = verify_only(objects(helm_template("backup-ns", "my-app", &[]), renames));
+    assert!(default.is_empty(), "off by default: {default:#?}");
+}

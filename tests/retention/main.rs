@@ -179,3 +179,125 @@ fn tiers_left_out_of_the_policy_use_the_retain_last_defaults() {
         "error: RETAIN_LAST_DAILY=`lots` is not a whole number of snapshots (0 to 100000)\n"
     );
 }
+
+/// A plan file and a profiles file in a fresh directory.
+fn plan_dir(plan: &str, profiles: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("plan.yaml"), plan).expect("write plan");
+    std::fs::write(dir.path().join("shared-profiles.yaml"), profiles).expect("write profiles");
+    dir
+}
+
+#[test]
+fn simulate_takes_policy_and_time_zone_from_the_plan() {
+    let dir = plan_dir(
+        "name: shop\ntargets: [data]\ntimeZone: Europe/Vienna\nretention: long\n",
+        "long:\n  daily: 3\n  weekly: 2\n  monthly: 6\n  yearly: 1\n",
+    );
+    let plan = dir.path().join("plan.yaml");
+    let profiles = dir.path().join("shared-profiles.yaml");
+    let args = ["retention", "simulate", "--days", "200", "-o", "json"];
+    let from_plan = backup_ns()
+        .env_remove("TZ")
+        .args(args)
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--profiles")
+        .arg(&profiles)
+        .output()
+        .expect("run backup-ns");
+    assert!(
+        from_plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_plan.stderr)
+    );
+    let from_flags = backup_ns()
+        .env("TZ", "Europe/Vienna")
+        .args(args)
+        .args(["--policy", "daily=3,weekly=2,monthly=6,yearly=1"])
+        .output()
+        .expect("run backup-ns");
+    assert!(from_flags.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&from_plan.stdout),
+        String::from_utf8_lossy(&from_flags.stdout),
+        "the plan's profile and zone simulate exactly like the same flags"
+    );
+    // The same plan in UTC differs: the zone really came from the plan.
+    let in_utc = stdout_of(&[
+        "retention",
+        "simulate",
+        "--days",
+        "200",
+        "-o",
+        "json",
+        "--policy",
+        "daily=3,weekly=2,monthly=6,yearly=1",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&from_plan.stdout).expect("JSON");
+    assert_eq!(
+        value["counts"],
+        serde_json::json!({"daily": 3, "weekly": 2, "monthly": 6, "yearly": 1})
+    );
+    assert_ne!(in_utc, String::from_utf8_lossy(&from_plan.stdout));
+}
+
+#[test]
+fn simulate_with_a_days_plan_keeps_its_days() {
+    let dir = plan_dir(
+        "name: shop\ntargets: [data]\nretention: {days: 10}\n",
+        "unused:\n  days: 3\n",
+    );
+    let text = stdout_of(&[
+        "retention",
+        "simulate",
+        "--days",
+        "30",
+        "-o",
+        "json",
+        "--plan",
+        dir.path().join("plan.yaml").to_str().expect("utf-8 path"),
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(value["policy"], serde_json::json!({"days": 10}), "{value}");
+    assert_eq!(value["tz"], "UTC", "no timeZone in the plan: TZ");
+    let present = value["checkpoints"]
+        .as_array()
+        .and_then(|c| c.last())
+        .map(|c| c["present"].clone());
+    // Taken on the last day and the ten days before it: ten whole days old is not yet due.
+    assert_eq!(present, Some(serde_json::json!(11)), "{value}");
+}
+
+#[test]
+fn plan_and_policy_together_and_a_bad_plan_are_usage_errors() {
+    let dir = plan_dir(
+        "name: shop\ntargets: [data]\ntimeZone: Mars/Olympus\n",
+        "x:\n  days: 1\n",
+    );
+    let plan = dir.path().join("plan.yaml");
+    let plan = plan.to_str().expect("utf-8 path");
+    let (code, stderr) = failure(
+        &[
+            "retention",
+            "simulate",
+            "--plan",
+            plan,
+            "--policy",
+            "days=3",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--policy"), "{stderr}");
+    let (code, stderr) = failure(&["retention", "simulate", "--plan", plan], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("plan::unknown-time-zone")
+            && stderr.contains("`Mars/Olympus` is not a known time zone")
+            && stderr.contains("plan.yaml:3:11"),
+        "{stderr}"
+    );
+    let (code, stderr) = failure(&["retention", "simulate", "--profiles", plan], &[]);
+    assert_eq!(code, 2, "--profiles needs --plan: {stderr}");
+}

@@ -288,3 +288,54 @@ async fn a_retention_failure_after_a_ready_snapshot_reports_the_backup_as_taken_
 fn night_day(n: u32) -> String {
     night(n)[..10].to_string()
 }
+
+/// The hook window: a snapshot the CSI driver says it cut an hour before the pre-hooks finished (or an hour after
+/// the post-hooks began) fails the run with a clear message and is deleted; one cut inside the window carries the
+/// window in its `backup-ns.sh/hook-window` annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_cut_outside_its_hook_window_fails_the_run_and_is_deleted() {
+    let env = start(&fixture()).await;
+    let night = one_night(&env, 0).await;
+    assert!(night.ok(), "{}", night.describe());
+    let snapshots = env.snapshots();
+    assert_eq!(snapshots.len(), 1);
+    let window = snapshots[0]["metadata"]["annotations"]["backup-ns.sh/hook-window"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cut = snapshots[0]["status"]["creationTime"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (start, end) = window.split_once('/').unwrap_or(("", ""));
+    assert!(
+        !start.is_empty() && start <= cut.as_str() && cut.as_str() <= end,
+        "the recorded window {window} holds the cut {cut}"
+    );
+
+    for (n, seconds) in [(1, -3600), (2, 3600)] {
+        env.sim.faults().clear();
+        env.sim
+            .faults()
+            .add(Fault::snapshot_creation_time_skew(seconds));
+        let night = one_night(&env, n).await;
+        assert_eq!(
+            night.run.status.code(),
+            Some(1),
+            "{seconds} s: {}",
+            night.describe()
+        );
+        let stderr = String::from_utf8_lossy(&night.run.stderr);
+        assert!(
+            stderr.contains("status.creationTime), outside its hook window")
+                && stderr.contains("it may be inconsistent, so it is deleted"),
+            "{stderr}"
+        );
+        assert_eq!(
+            snapshot_names(&env).len(),
+            1,
+            "only the first night's snapshot is left: {:?}",
+            snapshot_names(&env)
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod negative;
 mod plans;
 mod rbac;
 mod secrets;
+mod verify;
 
 use kube_sim::Sim;
 use std::path::{Path, PathBuf};
@@ -114,12 +115,18 @@ pub async fn start(yaml: &str) -> Env {
 
 /// [`start`], optionally with RBAC enforced (HTTPS; the default kubeconfig is an admin).
 pub async fn start_with(yaml: &str, rbac: bool) -> Env {
-    let sim = Sim::builder()
+    start_running(yaml, rbac, &[]).await
+}
+
+/// [`start_with`], with kube-sim running the pods of the given images (`IMAGE=host`: on this host's tools).
+pub async fn start_running(yaml: &str, rbac: bool, run_images: &[&str]) -> Env {
+    let mut builder = Sim::builder()
         .snapshot_delay(Duration::from_millis(50))
-        .rbac(rbac)
-        .start()
-        .await
-        .expect("kube-sim did not start");
+        .rbac(rbac);
+    for mapping in run_images {
+        builder = builder.run_image(mapping.parse().expect("a valid --run-image mapping"));
+    }
+    let sim = builder.start().await.expect("kube-sim did not start");
     // Let the sim's controllers subscribe before fixtures arrive.
     tokio::time::sleep(Duration::from_millis(20)).await;
     sim.apply_yaml(&format!("{BASE}{yaml}"))
@@ -169,7 +176,9 @@ impl Env {
             .current_dir(self.tmp.path())
             .args(args)
             .stdin(Stdio::null());
-        if matches!(args.first(), Some(&"run" | &"create")) && !args.contains(&"--kubeconfig") {
+        if matches!(args.first(), Some(&"run" | &"create" | &"verify"))
+            && !args.contains(&"--kubeconfig")
+        {
             cmd.arg("--kubeconfig").arg(self.sim.kubeconfig_path());
         }
         for (k, v) in env {

@@ -71,6 +71,16 @@ pub enum FaultKind {
         /// Snapshot name filter.
         name: Option<String>,
     },
+    /// The CSI driver reports a snapshot's `creationTime` (on the content and the snapshot) shifted by `seconds`
+    /// from the instant it really cut it: a driver whose cut falls outside the backup's hook window.
+    SnapshotCreationTimeSkew {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Snapshot name filter.
+        name: Option<String>,
+        /// Shift of the reported time (negative: earlier).
+        seconds: i64,
+    },
     /// Each API request fails with probability `per_mille`/1000, drawn from a generator seeded with `seed`, as
     /// `action`. A request that just failed this way is never failed again on its immediate retry, so every
     /// transient fault can be overcome.
@@ -187,6 +197,17 @@ impl Fault {
             kind: FaultKind::SnapshotNeverReady {
                 namespace: None,
                 name: None,
+            },
+        }
+    }
+
+    /// Every snapshot's reported `creationTime` is shifted by `seconds` (all namespaces).
+    pub fn snapshot_creation_time_skew(seconds: i64) -> Self {
+        Fault {
+            kind: FaultKind::SnapshotCreationTimeSkew {
+                namespace: None,
+                name: None,
+                seconds,
             },
         }
     }
@@ -314,6 +335,23 @@ impl Faults {
             }
             _ => false,
         })
+    }
+
+    /// How far the reported `creationTime` of snapshot `ns/name` is shifted, in seconds (0: not at all).
+    pub fn creation_time_skew(&self, ns: &str, name: &str) -> i64 {
+        self.lock()
+            .iter()
+            .filter_map(|e| match &e.fault.kind {
+                FaultKind::SnapshotCreationTimeSkew {
+                    namespace,
+                    name: n,
+                    seconds,
+                } => (namespace.as_deref().is_none_or(|x| x == ns)
+                    && n.as_deref().is_none_or(|x| x == name))
+                .then_some(*seconds),
+                _ => None,
+            })
+            .sum()
     }
 
     /// `(stdout, status)` if exec into `ns/pod` must be cut short (consulted by the exec route).

@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod lock;
 pub mod retention;
 pub mod snapshot;
+pub mod verify;
 
 pub use hooks::{
     DbDump, ExecHook, Hook, HookAction, HookList, Hooks, MysqlHook, PostgresHook, RhaiHook,
@@ -17,6 +18,7 @@ pub use hooks::{
 pub use lock::Lock;
 pub use retention::{Retention, RetentionPolicy};
 pub use snapshot::Snapshot;
+pub use verify::Verify;
 
 use super::diag::{Code, Collector};
 use super::node::{Key, Node, NodeKind};
@@ -493,8 +495,13 @@ raw_mapping! {
         "retention" => retention: Retention,
         /// Node-level lock slots so that few backups run at once on one node.
         "lock" => lock: Lock,
+        /// How `backup-ns verify` proves this plan's backups (its SQL checks).
+        "verify" => verify: Verify,
         /// Run every check and print what would be created, but write nothing.
         "dryRun" => dry_run: bool,
+        /// IANA time zone of the plan's calendar (snapshot names, tier labels, `retention simulate --plan`), e.g.
+        /// `Europe/Vienna`; absent: `TZ`, else UTC. A `TZ` set in the environment wins.
+        "timeZone" => time_zone: String,
         /// Variables handed to rhai hooks as `vars`.
         #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
         "vars" => vars: JsonMap,

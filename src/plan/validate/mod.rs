@@ -1,5 +1,5 @@
 //! Raw plan → validated [`Plan`]: every default applied and every check made, section by section ([`hooks`],
-//! [`snapshot`], [`retention`], [`lock`]; the top-level fields here).
+//! [`snapshot`], [`retention`], [`lock`], [`verify`]; the top-level fields here).
 //!
 //! Nothing stops at the first problem: reading the raw plan ([`super::raw`]) and validating it push every
 //! diagnostic into one [`Collector`] (unknown keys with suggestions, wrong types, missing fields, bad values,
@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod lock;
 pub mod retention;
 pub mod snapshot;
+pub mod verify;
 
 pub use retention::ProfileLookup;
 
@@ -132,11 +133,27 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
         .as_ref()
         .map(|l| lock::validate(l, cx))
         .unwrap_or_default();
+    let verify = raw
+        .verify
+        .as_ref()
+        .map(|v| verify::validate(v, cx))
+        .unwrap_or_default();
     let vars = raw
         .vars
         .as_ref()
         .map(|v| json_map(cx, v, "vars"))
         .unwrap_or_default();
+    if let Some(tz) = &raw.time_zone
+        && tz.value.parse::<chrono_tz::Tz>().is_err()
+    {
+        cx.err(
+            Code::UnknownTimeZone,
+            tz.span.clone(),
+            format!("`{}` is not a known time zone", tz.value),
+            "not an IANA time zone name",
+            "write an IANA name such as `UTC`, `Europe/Vienna` or `America/New_York`",
+        );
+    }
     Some(Plan {
         name: name?,
         namespace: raw.namespace.as_ref().map(|n| n.value.clone()),
@@ -145,7 +162,9 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
         snapshot,
         retention,
         lock,
+        verify,
         dry_run: raw.dry_run.as_ref().is_some_and(|d| d.value),
+        time_zone: raw.time_zone.as_ref().map(|t| t.value.clone()),
         vars,
     })
 }

@@ -87,6 +87,13 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<u64> {
             std::os::unix::fs::symlink(target, &dest)?;
         } else {
             total += std::fs::copy(entry.path(), &dest)?;
+            // A CSI snapshot keeps the files' times: restored data is as old as when it was cut.
+            if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&dest)
+                    .and_then(|f| f.set_modified(modified));
+            }
         }
     }
     Ok(total)

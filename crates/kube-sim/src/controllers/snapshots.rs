@@ -138,7 +138,9 @@ impl Controllers {
                 );
             }
         };
-        let created = self.store.clock().now();
+        // The time the driver reports; a fault can shift it away from the real cut.
+        let created = self.store.clock().now()
+            + chrono::Duration::seconds(self.faults.creation_time_skew(&ns, &name));
         let nanos = created.timestamp_nanos_opt().unwrap_or(0);
         // The hostpath driver reports the volume's capacity as the restore size (in bytes on the content).
         let capacity_q = s(&pvc, "/status/capacity/storage").to_string();

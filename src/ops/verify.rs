@@ -1,0 +1,677 @@
+//! `backup-ns verify`: proves a backup by restoring it. The snapshot is restored into a temporary claim (the source
+//! claim's class and size), a pod of the database hook's own image mounts it read-only where the workload mounts
+//! the source claim, starts a throwaway server on an emptyDir and loads the dump ([`crate::hooks::verify`] builds
+//! its script and reads its log); the built-in checks and the plan's `verify.checks` are judged here. The outcome
+//! is recorded on the snapshot (`backup-ns.sh/verified-at`, `backup-ns.sh/verify-result`) and in an Event
+//! (`BackupVerified` or `BackupVerifyFailed`).
+//!
+//! Every object the run creates carries `backup-ns.sh/verify-run=<run id>` and is removed on every path (pass,
+//! fail, timeout, signal; `--keep` keeps the claim and takes the label off it). A crashed run's labelled objects
+//! that are older than the timeout are removed by the next run. All I/O goes through `cluster/`.
+
+use super::OpsError;
+use super::restore::{RestoreRequest, restore_pvc, source_claim};
+use crate::clock::Clock;
+use crate::cluster::core::{EventType, NewEvent};
+use crate::cluster::verify::{VerifyPod, claim_mount};
+use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
+use crate::engine::Signal;
+use crate::hooks::verify::{Engine, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output};
+use crate::labels::{self, HookWindow};
+use crate::plan::{HookAction, HookKind, HookSelector, Plan, select_hook};
+use crate::vocab::exec::PodResolver as _;
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::ObjectReference;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What to verify, and how.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub namespace: String,
+    /// A snapshot by name; `None`: the newest ready one of `pvc` (`--latest`).
+    pub snapshot: Option<String>,
+    pub pvc: Option<String>,
+    /// The plan (`--plan`); `None`: the plan recorded on the snapshot (`backup-ns.sh/plan`).
+    pub plan: Option<Plan>,
+    /// The pod's image instead of the workload container's.
+    pub image: Option<String>,
+    /// `None`: the plan's `verify.timeout`.
+    pub timeout: Option<Duration>,
+    /// Keep the restored claim for inspection.
+    pub keep: bool,
+}
+
+/// One check and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// A restored table and its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableRows {
+    pub name: String,
+    pub rows: u64,
+}
+
+/// The whole verification; `-o json` prints it as is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    pub namespace: String,
+    pub snapshot: String,
+    pub pvc: String,
+    pub run: String,
+    pub image: String,
+    pub passed: bool,
+    /// Why it did not pass (the first failed check, a timeout, a signal).
+    pub failure: Option<String>,
+    pub checks: Vec<CheckOutcome>,
+    pub tables: Vec<TableRows>,
+    pub dump_bytes: Option<u64>,
+    /// The claim left for inspection (`--keep`).
+    pub kept_claim: Option<String>,
+    /// Objects that could not be removed (each with why).
+    pub cleanup_problems: Vec<String>,
+    pub signal: Option<Signal>,
+}
+
+impl VerifyReport {
+    /// The one-line summary that goes into the annotation and the Event.
+    pub fn summary(&self) -> String {
+        if self.passed {
+            let rows: u64 = self.tables.iter().map(|t| t.rows).sum();
+            format!(
+                "passed: {} checks, {} tables, {rows} rows",
+                self.checks.len(),
+                self.tables.len()
+            )
+        } else {
+            let why = self.failure.clone().unwrap_or_default();
+            let mut line = format!("failed: {why}");
+            if line.len() > 300 {
+                let mut end = 297;
+                while !line.is_char_boundary(end) {
+                    end -= 1;
+                }
+                line.truncate(end);
+                line.push_str("...");
+            }
+            line
+        }
+    }
+
+    /// The human report.
+    pub fn render_text(&self) -> String {
+        let mut s = format!(
+            "VolumeSnapshot {}/{} (PVC {}), verify run {}, image {}\n",
+            self.namespace, self.snapshot, self.pvc, self.run, self.image
+        );
+        for c in &self.checks {
+            s.push_str(&format!(
+                "  {} {:<12} {}\n",
+                if c.passed { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+        for t in &self.tables {
+            s.push_str(&format!("  table {} rows {}\n", t.name, t.rows));
+        }
+        if let Some(claim) = &self.kept_claim {
+            s.push_str(&format!("  kept claim {claim} for inspection\n"));
+        }
+        for p in &self.cleanup_problems {
+            s.push_str(&format!("  warning: {p}\n"));
+        }
+        s.push_str(&format!("{}\n", self.summary()));
+        s
+    }
+}
+
+/// The database hook being verified, as the pod needs it.
+struct DbTarget {
+    engine: Engine,
+    database: String,
+    dump_file: String,
+    image: String,
+    mount_path: String,
+    sub_path: Option<String>,
+    /// How long the dump may have been written before the snapshot's window opened.
+    slack: Duration,
+}
+
+fn refused(message: impl Into<String>) -> OpsError {
+    OpsError::VerifyRefused(message.into())
+}
+
+/// The plan recorded on the snapshot (the redacted plan JSON, which loads back as a plan).
+fn recorded_plan(vs: &VolumeSnapshot) -> Result<Plan, OpsError> {
+    let text = vs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::ANNOTATION_PLAN))
+        .ok_or_else(|| {
+            refused(format!(
+                "VolumeSnapshot {} carries no {} annotation; pass --plan FILE to say which database hook wrote its dump",
+                vs.name(),
+                labels::ANNOTATION_PLAN
+            ))
+        })?;
+    let source = crate::plan::SourceFile::new(labels::ANNOTATION_PLAN, text.clone());
+    let profiles = crate::plan::Profiles::builtin();
+    let (plan, diags) =
+        crate::plan::load_source(&source, crate::plan::Format::Yaml, None, &profiles);
+    plan.ok_or_else(|| {
+        let first = diags
+            .iter()
+            .find(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        refused(format!(
+            "the plan recorded on VolumeSnapshot {} does not load ({first}); pass --plan FILE",
+            vs.name()
+        ))
+    })
+}
+
+/// The newest ready snapshot of `pvc`.
+async fn latest(cluster: &Cluster, ns: &str, pvc: &str) -> Result<VolumeSnapshot, OpsError> {
+    let list = cluster
+        .list_snapshots(
+            &crate::vocab::scope::Scope::Namespace(ns.to_string()),
+            None,
+            crate::cluster::snapshots::DEFAULT_PAGE_SIZE,
+        )
+        .await?;
+    list.into_iter()
+        .filter(|vs| {
+            vs.ready()
+                && labels::snapshot_pvc(vs.labels().unwrap_or(&BTreeMap::new()), vs.source_pvc())
+                    == Some(pvc)
+        })
+        .max_by_key(|vs| vs.created())
+        .ok_or_else(|| {
+            refused(format!(
+                "PVC {pvc} in namespace {ns} has no ready snapshot to verify (`backup-ns list -n {ns}`)"
+            ))
+        })
+}
+
+/// Picks the database hook and finds its image and where its container mounts `claim`.
+async fn db_target(
+    cluster: &Cluster,
+    ns: &str,
+    plan: &Plan,
+    claim: &str,
+    image: Option<&str>,
+) -> Result<DbTarget, OpsError> {
+    let selector = match &plan.verify.hook {
+        Some(text) => Some(text.parse::<HookSelector>().map_err(refused)?),
+        None => None,
+    };
+    let mut candidates = Vec::new();
+    for kind in [HookKind::Postgres, HookKind::Mysql] {
+        match select_hook(plan, kind, selector.as_ref()) {
+            Ok(found) => candidates.push(found.hook.clone()),
+            Err(crate::plan::SelectError::Ambiguous { .. }) if selector.is_none() => {
+                candidates.extend(
+                    plan.hooks
+                        .pre
+                        .iter()
+                        .filter(|h| h.action.kind() == kind)
+                        .cloned(),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    if candidates.is_empty() {
+        return Err(refused(format!(
+            "plan `{}` has no {}postgres or mysql hook, so there is no dump to verify",
+            plan.name,
+            selector
+                .as_ref()
+                .map(|s| format!("hook `{s}` that is a "))
+                .unwrap_or_default()
+        )));
+    }
+    let resolver = cluster.pod_resolver();
+    let mut tried = Vec::new();
+    for hook in &candidates {
+        let (engine, dump, slack) = match &hook.action {
+            HookAction::Postgres(p) => (Engine::Postgres, &p.dump, hook.timeout),
+            HookAction::Mysql(m) => (Engine::Mysql, &m.dump, hook.timeout),
+            _ => continue,
+        };
+        let target = resolver
+            .resolve(ns, &dump.workload, &dump.container)
+            .await
+            .map_err(|e| refused(format!("cannot find the database hook's container: {e}")))?;
+        let pod = cluster
+            .get_pod(ns, &target.pod)
+            .await?
+            .ok_or_else(|| refused(format!("pod {} is gone", target.pod)))?;
+        match claim_mount(&pod, &dump.container, claim) {
+            Some(mount) => {
+                return Ok(DbTarget {
+                    engine,
+                    database: dump.database.clone(),
+                    dump_file: dump.dump_file.clone(),
+                    image: image.map_or(mount.image, str::to_string),
+                    mount_path: mount.mount_path,
+                    sub_path: mount.sub_path,
+                    slack: slack + Duration::from_secs(1),
+                });
+            }
+            None => tried.push(format!("{} (container {})", dump.workload, dump.container)),
+        }
+    }
+    Err(refused(format!(
+        "no database hook's container mounts PVC {claim} ({} do not), so the dump's place on it is unknown",
+        tried.join(", ")
+    )))
+}
+
+/// The objects this run created, for cleanup.
+#[derive(Default)]
+struct Created {
+    claim: Option<String>,
+    pod: Option<String>,
+}
+
+/// Verifies one snapshot. `cancel` carries SIGINT/SIGTERM: the run stops, cleans up and reports the signal.
+pub async fn verify(
+    cluster: &Cluster,
+    request: &VerifyRequest,
+    clock: &Clock,
+    cancel: watch::Receiver<Option<Signal>>,
+) -> Result<VerifyReport, OpsError> {
+    let ns = request.namespace.as_str();
+    let vs = match (&request.snapshot, &request.pvc) {
+        (Some(name), _) => {
+            cluster
+                .get_snapshot(ns, name)
+                .await?
+                .ok_or_else(|| OpsError::SnapshotMissing {
+                    namespace: ns.to_string(),
+                    name: name.clone(),
+                })?
+        }
+        (None, Some(pvc)) => latest(cluster, ns, pvc).await?,
+        (None, None) => {
+            let plan = request
+                .plan
+                .as_ref()
+                .ok_or_else(|| refused("--latest needs --pvc, or a --plan with a single target"))?;
+            match plan.targets.as_slice() {
+                [only] => latest(cluster, ns, only).await?,
+                _ => {
+                    return Err(refused(
+                        "--latest needs --pvc: the plan has several targets",
+                    ));
+                }
+            }
+        }
+    };
+    let source_name = source_claim(&vs)
+        .ok_or_else(|| refused(format!("VolumeSnapshot {} names no source PVC", vs.name())))?
+        .to_string();
+    let source = cluster.get_pvc(ns, &source_name).await?;
+    let plan = match &request.plan {
+        Some(plan) => plan.clone(),
+        None => recorded_plan(&vs)?,
+    };
+    let target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    let timeout = request.timeout.unwrap_or(plan.verify.timeout);
+    let run = crate::engine::steps::random_suffix();
+    let name = format!("backup-ns-verify-{run}");
+    let restore = restore_pvc(
+        &RestoreRequest {
+            namespace: ns.to_string(),
+            snapshot: vs.name().to_string(),
+            pvc: name.clone(),
+            storage_class: None,
+            access_modes: Vec::new(),
+        },
+        &vs,
+        source.as_ref(),
+    )?;
+    let mut report = VerifyReport {
+        namespace: ns.to_string(),
+        snapshot: vs.name().to_string(),
+        pvc: source_name,
+        run: run.clone(),
+        image: target.image.clone(),
+        passed: false,
+        failure: None,
+        checks: Vec::new(),
+        tables: Vec::new(),
+        dump_bytes: None,
+        kept_claim: None,
+        cleanup_problems: Vec::new(),
+        signal: None,
+    };
+    let mut created = Created::default();
+    let labels = BTreeMap::from([(labels::VERIFY_RUN.to_string(), run.clone())]);
+    let work = async {
+        let mut claim = restore;
+        claim.labels = labels.clone();
+        let stored = cluster.create_pvc(&claim.to_object()).await?;
+        created.claim = Some(name.clone());
+        remove_leftovers(cluster, ns, &run, &stored, timeout, &mut report).await;
+        let script = VerifyScript {
+            engine: target.engine,
+            database: &target.database,
+            dump_file: &target.dump_file,
+            queries: plan.verify.checks.iter().map(|c| c.sql.as_str()).collect(),
+        }
+        .render();
+        let pod = VerifyPod {
+            namespace: ns.to_string(),
+            name: name.clone(),
+            image: target.image.clone(),
+            script,
+            claim: name.clone(),
+            mount_path: target.mount_path.clone(),
+            sub_path: target.sub_path.clone(),
+            work_dir: WORK_DIR.to_string(),
+            labels: labels.clone(),
+            deadline: timeout,
+        };
+        cluster.create_pod(&pod.to_object()).await?;
+        created.pod = Some(name.clone());
+        let end = cluster.wait_pod_finished(ns, &name, timeout).await?;
+        let log = cluster.pod_log(ns, &name).await?;
+        Ok::<_, OpsError>((end, parse_output(&log)))
+    };
+    let mut signal_rx = cancel.clone();
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(timeout, work) => Some(r),
+        _ = signal_rx.wait_for(Option::is_some) => None,
+    };
+    let timed_out = format!(
+        "the verification did not finish within {}",
+        humantime::format_duration(timeout)
+    );
+    match outcome {
+        // The pod's own deadline (activeDeadlineSeconds) is the same timeout, seen by the kubelet first.
+        Some(Ok(Ok((end, _)))) if end.reason.as_deref() == Some("DeadlineExceeded") => {
+            report.failure = Some(timed_out);
+        }
+        Some(Ok(Ok((end, output)))) => judge(&mut report, &plan, &vs, &target, &output, &end.phase),
+        Some(Ok(Err(OpsError::Cluster(ClusterError::JobTimeout { .. })))) | Some(Err(_)) => {
+            report.failure = Some(timed_out);
+        }
+        Some(Ok(Err(e))) => report.failure = Some(e.to_string()),
+        None => {
+            let signal = (*cancel.borrow()).unwrap_or(Signal::Terminate);
+            report.signal = Some(signal);
+            report.failure = Some(format!(
+                "stopped by {signal:?} before the verification ended"
+            ));
+        }
+    }
+    cleanup(cluster, ns, &created, request.keep, &mut report).await;
+    if report.signal.is_none() {
+        record(cluster, &vs, clock, &report).await;
+    }
+    Ok(report)
+}
+
+/// Removes the labelled objects of other runs that are older than `timeout` (their pods' deadline has passed,
+/// so the run that made them is over), reckoned on the API server's clock from our own claim's timestamp.
+async fn remove_leftovers(
+    cluster: &Cluster,
+    ns: &str,
+    run: &str,
+    ours: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    timeout: Duration,
+    report: &mut VerifyReport,
+) {
+    let Some(now) = ours.metadata.creation_timestamp.as_ref().map(|t| t.0) else {
+        return;
+    };
+    let Ok((pods, claims)) = cluster.labelled_objects(ns, labels::VERIFY_RUN).await else {
+        return;
+    };
+    let stale = |meta: &kube::core::ObjectMeta| {
+        let other = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::VERIFY_RUN))
+            .is_some_and(|r| r != run);
+        let old = meta.creation_timestamp.as_ref().is_some_and(|t| {
+            now.duration_since(t.0).as_secs() > i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)
+        });
+        other && old
+    };
+    for pod in pods.iter().filter(|p| stale(&p.metadata)) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Err(e) = cluster.delete_pod_now(ns, &name).await {
+            report
+                .cleanup_problems
+                .push(format!("leftover pod {name}: {e}"));
+        }
+    }
+    for claim in claims.iter().filter(|c| stale(&c.metadata)) {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        if let Err(e) = cluster.delete_pvc(ns, &name).await {
+            report
+                .cleanup_problems
+                .push(format!("leftover claim {name}: {e}"));
+        }
+    }
+}
+
+/// Deletes the pod and the claim (or, with `keep`, takes the run label off the claim).
+async fn cleanup(
+    cluster: &Cluster,
+    ns: &str,
+    created: &Created,
+    keep: bool,
+    report: &mut VerifyReport,
+) {
+    if let Some(pod) = &created.pod
+        && let Err(e) = cluster.delete_pod_now(ns, pod).await
+    {
+        report.cleanup_problems.push(format!("pod {pod}: {e}"));
+    }
+    if let Some(claim) = &created.claim {
+        let done = if keep {
+            report.kept_claim = Some(claim.clone());
+            cluster.unlabel_pvc(ns, claim, labels::VERIFY_RUN).await
+        } else {
+            cluster.delete_pvc(ns, claim).await
+        };
+        if let Err(e) = done {
+            report.cleanup_problems.push(format!("claim {claim}: {e}"));
+        }
+    }
+}
+
+/// The built-in checks, then the plan's, from what the pod reported.
+fn judge(
+    report: &mut VerifyReport,
+    plan: &Plan,
+    vs: &VolumeSnapshot,
+    target: &DbTarget,
+    output: &VerifyOutput,
+    phase: &str,
+) {
+    report.dump_bytes = output.dump_bytes;
+    report.tables = output
+        .tables
+        .iter()
+        .map(|(name, rows)| TableRows {
+            name: name.clone(),
+            rows: *rows,
+        })
+        .collect();
+    let failed_at = output.failure.as_ref().map(|(stage, _)| *stage);
+    let why = output
+        .failure
+        .as_ref()
+        .map(|(_, why)| why.clone())
+        .unwrap_or_default();
+    let mut check = |name: &str, passed: bool, detail: String| {
+        report.checks.push(CheckOutcome {
+            name: name.to_string(),
+            passed,
+            detail,
+        });
+    };
+    let stage_check = |stage: Stage, ok: bool, good: String| -> Option<(bool, String)> {
+        match failed_at {
+            Some(s) if s == stage => Some((false, why.clone())),
+            _ if ok => Some((true, good)),
+            _ => None,
+        }
+    };
+    let dump = stage_check(
+        Stage::Dump,
+        output.dump_bytes.is_some(),
+        format!(
+            "{} at {}",
+            output
+                .dump_bytes
+                .map(crate::hooks::dbops::human_bytes)
+                .unwrap_or_default(),
+            target.dump_file
+        ),
+    );
+    let decodes = stage_check(Stage::Decode, output.decodes, "decodes".into());
+    let server = stage_check(Stage::Server, output.loaded, String::new());
+    let loads = stage_check(Stage::Load, output.loaded, "loads with errors fatal".into());
+    let tables = stage_check(
+        Stage::Tables,
+        output.finished,
+        format!("{} tables with row counts", output.tables.len()),
+    );
+    for (name, verdict) in [
+        ("dump", dump),
+        ("decodes", decodes),
+        ("server", server.filter(|(ok, _)| !ok)),
+        ("loads", loads),
+        ("tables", tables),
+    ] {
+        if let Some((passed, detail)) = verdict {
+            check(name, passed, detail);
+        }
+    }
+    if output.failure.is_none() && !output.finished {
+        check(
+            "pod",
+            false,
+            format!("the verification pod ended {phase} before its script finished"),
+        );
+    }
+    if let Some(mtime) = output.dump_mtime {
+        let window = vs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::ANNOTATION_HOOK_WINDOW))
+            .and_then(|w| HookWindow::from_annotation(w));
+        let opened = window.map(|w| w.start).or_else(|| vs.created());
+        if let (Some(opened), Some(written)) = (opened, DateTime::<Utc>::from_timestamp(mtime, 0)) {
+            let slack = chrono::Duration::from_std(target.slack).unwrap_or_default();
+            let fresh = written >= opened - slack;
+            let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            check(
+                "fresh",
+                fresh,
+                if fresh {
+                    format!("written {} for the backup of {}", at(written), at(opened))
+                } else {
+                    format!(
+                        "the dump was written {}, before the backup that cut the snapshot began ({}): it is a stale \
+                         dump of an earlier backup",
+                        at(written),
+                        at(opened)
+                    )
+                },
+            );
+        }
+    }
+    if output.finished {
+        for (i, c) in plan.verify.checks.iter().enumerate() {
+            let (passed, detail) = match output.answers.get(&i) {
+                Some(Ok(answer)) => match answer.trim().parse::<i64>() {
+                    Ok(n) if c.expect.holds(n) => (true, format!("{n} {}", c.expect)),
+                    Ok(n) => (false, format!("{n}, expected {}", c.expect)),
+                    Err(_) => (
+                        false,
+                        format!(
+                            "answered `{answer}`, not a whole number (expected {})",
+                            c.expect
+                        ),
+                    ),
+                },
+                Some(Err(e)) => (false, format!("the query failed: {e}")),
+                None => (false, "no answer".to_string()),
+            };
+            check(&c.name, passed, detail);
+        }
+    }
+    report.passed = !report.checks.is_empty() && report.checks.iter().all(|c| c.passed);
+    report.failure = report
+        .checks
+        .iter()
+        .find(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail));
+}
+
+/// The annotations and the Event. Failing to record does not change the verdict; it is reported.
+async fn record(cluster: &Cluster, vs: &VolumeSnapshot, clock: &Clock, report: &VerifyReport) {
+    let annotations = BTreeMap::from([
+        (
+            labels::ANNOTATION_VERIFIED_AT.to_string(),
+            clock
+                .now_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        (
+            labels::ANNOTATION_VERIFY_RESULT.to_string(),
+            report.summary(),
+        ),
+    ]);
+    let current = match cluster.get_snapshot(&report.namespace, vs.name()).await {
+        Ok(Some(current)) => current,
+        _ => vs.clone(),
+    };
+    if let Err(e) = cluster.annotate_snapshot(&current, &annotations).await {
+        tracing::warn!(snapshot = %vs.name(), error = %e, "could not record the verification");
+    }
+    let event = NewEvent {
+        regarding: ObjectReference {
+            api_version: Some("snapshot.storage.k8s.io/v1".into()),
+            kind: Some(VolumeSnapshot::KIND.into()),
+            name: Some(vs.name().to_string()),
+            namespace: Some(report.namespace.clone()),
+            uid: vs.metadata.uid.clone(),
+            ..Default::default()
+        },
+        event_type: if report.passed {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: if report.passed {
+            "BackupVerified"
+        } else {
+            "BackupVerifyFailed"
+        }
+        .into(),
+        action: "Verify".into(),
+        note: format!("{} (verify run {})", report.summary(), report.run),
+    };
+    if let Err(e) = cluster.emit_event(&event).await {
+        tracing::warn!(snapshot = %vs.name(), error = %e, "could not emit the verification Event");
+    }
+}
