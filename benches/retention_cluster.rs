@@ -223,7 +223,7 @@ async fn run() {
     let contents = apply::list_contents(&cluster, PAGE)
         .await
         .expect("list contents");
-    let synced = sync::sync_listed(&cluster, &listed, &contents, true).await;
+    let synced = sync::sync_listed(&cluster, &listed, &contents, true, 8).await;
     let dry = apply::apply_listed(&cluster, &listed, Some(&contents), &options, &clock).await;
     let dry_wall = t.elapsed();
     println!(
