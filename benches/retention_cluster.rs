@@ -1,60 +1,137 @@
-//! Benchmark of retention against a cluster (`cargo bench --bench retention_cluster`), on an in-process kube-sim
-//! seeded with 10,000 VolumeSnapshots (and their contents) across 1,000 namespaces and 2,000 PVCs.
+//! Benchmark of the controller against a cluster (`cargo bench --bench retention_cluster`): an in-process kube-sim
+//! seeded with 1,000, 10,000 and 100,000 VolumeSnapshots (and their contents; `RETENTION_BENCH_SIZES=1000,10000`
+//! picks sizes), and `backup-ns controller -A` run as a child process against it, so the figures separate the
+//! two: the child's CPU and peak RSS are backup-ns's, the bench process's own CPU during the run is the
+//! simulator's (the bench itself only waits). The child runs under GNU time (`/usr/bin/time`): Linux carries a
+//! process's peak RSS across exec, so a child spawned straight from this bench (which holds the simulator's
+//! objects) would report the bench's peak, not its own.
 //!
-//! Per PVC: 5 nightly snapshots, policy annotation daily=2: the 3rd newest loses its daily label and is marked,
-//! the 4th (bare) is marked, the 5th is past its delete-after and is deleted. So a real run changes 4,000 objects
-//! by patch and deletes 2,000.
+//! Per size, snapshots / 10 namespaces with 2 PVCs of 5 nightly snapshots, policy annotation daily=2: the 3rd
+//! newest loses its daily label and is marked, the 4th (bare) is marked, the 5th is past its delete-after and is
+//! deleted. So a real run patches 40 % of the snapshots, deletes 20 %, and syncs the labels of the others'
+//! contents (each written once, with its final labels).
 //!
-//! Measured (from the sim's request log, by verb and resource, plus wall time):
-//! 1. `controller --dry-run`: one paged list of snapshots, label sync planned against one paged list of contents,
-//!    retention planned; no writes. This is exactly the composition `backup-ns controller` runs
-//!    (`retention::apply::list_scope` → `retention::sync::sync_listed` → `retention::apply::apply_listed`).
-//! 2. a real apply (tiers, mark, sweep; `--delete-pause 0s`), then 3. a re-run (converged: one list, no writes).
-//!
-//! Printed beside it: the kubectl calls and fixed sleeps the original's scripts would need for the same data,
-//! derived from original-behaviour.md (see `original_kubectl_calls`). Prints figures only; asserts the expected
-//! shape (list requests = ceil(N / page size), patches = changed objects), never timings.
+//! Measured per size, for 1. `controller -A --dry-run`, 2. the real run (`--delete-pause 0s`), 3. the converged
+//! re-run: requests by verb (the simulator's request log), wall time, CPU of backup-ns and of kube-sim, the
+//! controller's peak RSS. Printed beside it: the kubectl processes and fixed sleeps the original's scripts would
+//! need for the same data (see `original_kubectl_calls`). Asserts the request floor (list pages, one write per
+//! changed object, two per deletion), never timings.
 
-use backup_ns::clock::Clock;
-use backup_ns::cluster::{Cluster, ConnectOptions};
-use backup_ns::retention::Options;
-use backup_ns::retention::apply::{self, ApplyOptions};
-use backup_ns::retention::sync;
-use backup_ns::vocab::scope::Scope;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NAMESPACES: usize = 1_000;
 const PVCS_PER_NAMESPACE: usize = 2;
 const SNAPSHOTS_PER_PVC: usize = 5;
 const PAGE: u32 = 500;
 const NOW: &str = "2025-03-01T04:30:00Z";
 
-fn vm_hwm_mib() -> String {
-    std::fs::read_to_string("/proc/self/status")
+fn sizes() -> Vec<usize> {
+    std::env::var("RETENTION_BENCH_SIZES")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or("unavailable".into(), |kib| {
-            format!("{:.0} MiB", kib / 1024.0)
-        })
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
 }
 
-fn seed_yaml() -> String {
+/// CPU time (user + system) this process has used so far: the simulator's, since the bench only waits.
+fn self_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000)
+}
+
+/// One controller run as a child process.
+struct Run {
+    wall: Duration,
+    /// backup-ns: the child's user + system CPU.
+    cpu: Duration,
+    /// kube-sim: this process's CPU during the run.
+    sim_cpu: Duration,
+    max_rss_kib: i64,
+    report: Value,
+}
+
+const GNU_TIME: &str = "/usr/bin/time";
+
+fn controller(kubeconfig: &std::path::Path, home: &std::path::Path, extra: &[&str]) -> Run {
+    assert!(
+        std::path::Path::new(GNU_TIME).exists(),
+        "this bench measures the controller under GNU time: apt-get install time"
+    );
+    let out = tempfile::NamedTempFile::new().expect("report file");
+    let usage_file = tempfile::NamedTempFile::new().expect("usage file");
+    let mut cmd = Command::new(GNU_TIME);
+    cmd.arg("-f")
+        .arg("%M %U %S")
+        .arg("-o")
+        .arg(usage_file.path())
+        .arg(env!("CARGO_BIN_EXE_backup-ns"));
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("BACKUP_NS_NOW", NOW)
+        .args([
+            "controller",
+            "-A",
+            "--page-size",
+            &PAGE.to_string(),
+            "-o",
+            "json",
+        ])
+        .args(extra)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdout(out.reopen().expect("report file"))
+        .stderr(Stdio::null());
+    let sim_before = self_cpu();
+    let start = Instant::now();
+    let status = cmd.status().expect("spawn backup-ns under GNU time");
+    let wall = start.elapsed();
+    let sim_cpu = self_cpu().saturating_sub(sim_before);
+    assert!(
+        status.success(),
+        "controller {extra:?} exited with {status}"
+    );
+    let usage = std::fs::read_to_string(usage_file.path()).expect("GNU time's output");
+    let fields: Vec<&str> = usage
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let number = |i: usize| -> f64 {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("GNU time wrote {usage:?}"))
+    };
+    let report = serde_json::from_reader(std::io::BufReader::new(out.reopen().expect("report")))
+        .expect("the controller's JSON report");
+    Run {
+        wall,
+        cpu: Duration::from_secs_f64(number(1) + number(2)),
+        sim_cpu,
+        max_rss_kib: number(0) as i64,
+        report,
+    }
+}
+
+/// The seed documents of namespaces `from..to` (seeded in slices, so 100,000 snapshots never sit in one string).
+fn seed_yaml(from: usize, to: usize) -> String {
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW)
         .unwrap()
         .with_timezone(&Utc);
-    let mut out = String::with_capacity(NAMESPACES * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC * 1200);
-    for n in 0..NAMESPACES {
-        let ns = format!("tenant-{n:04}");
+    let mut out =
+        String::with_capacity((to - from) * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC * 1200);
+    for n in from..to {
+        let ns = format!("tenant-{n:05}");
         out.push_str(
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
         );
@@ -154,15 +231,38 @@ fn original_kubectl_calls(
     }
 }
 
-fn print_requests(sim: &kube_sim::Sim) -> u64 {
+/// Requests of the last run by verb (and resource), printed; returns them.
+fn print_requests(sim: &kube_sim::Sim) -> BTreeMap<(String, String), u64> {
     let snap = sim.requests().snapshot();
-    let mut total = 0;
+    let mut by_verb: BTreeMap<&str, u64> = BTreeMap::new();
     for ((verb, resource), n) in &snap {
-        println!("    {verb:<7} {resource:<28} {n:>7}");
-        total += n;
+        println!("      {verb:<7} {resource:<28} {n:>8}");
+        *by_verb.entry(verb.as_str()).or_default() += n;
     }
-    println!("    total                                {total:>7}");
-    total
+    let verbs: Vec<String> = by_verb.iter().map(|(v, n)| format!("{v} {n}")).collect();
+    println!(
+        "      by verb: {}; total {}",
+        verbs.join(", "),
+        by_verb.values().sum::<u64>()
+    );
+    snap
+}
+
+fn print_run(what: &str, run: &Run) {
+    println!(
+        "    {what}: wall {:.2} s; CPU backup-ns {:.2} s, kube-sim {:.2} s; controller peak RSS {:.0} MiB",
+        run.wall.as_secs_f64(),
+        run.cpu.as_secs_f64(),
+        run.sim_cpu.as_secs_f64(),
+        run.max_rss_kib as f64 / 1024.0
+    );
+}
+
+fn count(report: &Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(report, |v, k| &v[*k])
+        .as_u64()
+        .unwrap_or_else(|| panic!("{path:?} in the report"))
 }
 
 fn main() {
@@ -171,173 +271,126 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    rt.block_on(run());
+    for size in sizes() {
+        rt.block_on(one_size(size));
+    }
 }
 
-async fn run() {
+async fn one_size(total: usize) {
+    let namespaces = total / (PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC);
+    let total = namespaces * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC;
     let tmp = tempfile::tempdir().expect("temp dir");
     let sim = kube_sim::Sim::builder()
         .state_dir(tmp.path().join("sim"))
         .start()
         .await
         .expect("kube-sim starts");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let total = NAMESPACES * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC;
     let t = Instant::now();
-    sim.apply_yaml(&seed_yaml()).expect("seed applies");
+    for from in (0..namespaces).step_by(100) {
+        sim.apply_yaml(&seed_yaml(from, (from + 100).min(namespaces)))
+            .expect("seed applies");
+    }
     println!(
-        "seeded {total} snapshots + {total} contents in {NAMESPACES} namespaces, {} PVCs ({:.1} s)",
-        NAMESPACES * PVCS_PER_NAMESPACE,
+        "\n== {total} snapshots + {total} contents in {namespaces} namespaces, {} PVCs (seeded in {:.1} s)",
+        namespaces * PVCS_PER_NAMESPACE,
         t.elapsed().as_secs_f64()
     );
-    let cluster = Cluster::connect(&ConnectOptions {
-        kubeconfig: Some(sim.kubeconfig_path().to_path_buf()),
-        namespace: Some("default".into()),
-        service_account_namespace_file: Some(tmp.path().join("no-sa")),
-        ..Default::default()
-    })
-    .await
-    .expect("client connects");
-    let clock = Clock::fixed(
-        DateTime::parse_from_rfc3339(NOW)
-            .unwrap()
-            .with_timezone(&Utc),
-        chrono_tz::UTC,
-    );
-    let mut options = ApplyOptions {
-        scope: Scope::All,
-        policy: Options::default(),
-        dry_run: true,
-        delete_pause: Duration::ZERO,
-        page_size: PAGE,
-        ..ApplyOptions::default()
-    };
+    let kubeconfig = sim.kubeconfig_path().to_path_buf();
     let pages = total.div_ceil(PAGE as usize) as u64;
 
     // 1. controller --dry-run
     sim.requests().reset();
-    let t = Instant::now();
-    let listed = apply::list_scope(&cluster, &Scope::All, None, PAGE)
-        .await
-        .expect("list");
-    let contents = apply::list_contents(&cluster, PAGE)
-        .await
-        .expect("list contents");
-    let synced = sync::sync_listed(&cluster, &listed, &contents, true).await;
-    let dry = apply::apply_listed(&cluster, &listed, Some(&contents), &options, &clock).await;
-    let dry_wall = t.elapsed();
-    println!(
-        "\n1. controller -A --dry-run: {:.2} s wall",
-        dry_wall.as_secs_f64()
-    );
-    println!("    {}", synced.summary_line());
-    println!("    {}", dry.summary_line());
-    print_requests(&sim);
-    assert_eq!(sim.requests().count("list", "volumesnapshots"), pages);
-    assert_eq!(
-        sim.requests().count("list", "volumesnapshotcontents"),
-        pages
-    );
+    let dry = controller(&kubeconfig, tmp.path(), &["--dry-run"]);
+    println!("  1. controller -A --dry-run");
+    print_run("dry run", &dry);
+    let r = print_requests(&sim);
+    let lists = |r: &BTreeMap<(String, String), u64>, resource: &str| {
+        r.get(&("list".to_string(), resource.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(lists(&r, "volumesnapshots"), pages);
+    assert_eq!(lists(&r, "volumesnapshotcontents"), pages);
+    assert_eq!(r.values().sum::<u64>(), 2 * pages, "a dry run only lists");
 
-    // 2. real apply (tiers + mark + sweep), delete pause 0s
-    options.dry_run = false;
+    // 2. the real run, delete pause 0s
     sim.requests().reset();
-    let t = Instant::now();
-    let real = apply::apply(&cluster, &options, &clock)
-        .await
-        .expect("apply");
-    let real_wall = t.elapsed();
+    let real = controller(&kubeconfig, tmp.path(), &["--delete-pause", "0s"]);
+    println!("  2. controller -A --delete-pause 0s");
+    print_run("real run", &real);
+    let r = print_requests(&sim);
+    let patched = count(&real.report, &["retention", "counts", "patched"]);
+    let deleted = count(&real.report, &["retention", "counts", "deleted"]);
+    let synced = count(&real.report, &["sync", "patched"]);
+    assert_eq!(count(&real.report, &["retention", "counts", "failed"]), 0);
+    assert_eq!(
+        patched as usize,
+        total * 2 / 5,
+        "patches = changed snapshots"
+    );
+    assert_eq!(deleted as usize, total / 5);
+    let get = |verb: &str, resource: &str| {
+        r.get(&(verb.to_string(), resource.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(get("patch", "volumesnapshots"), patched);
+    assert_eq!(get("patch", "volumesnapshotcontents"), synced + deleted);
+    assert_eq!(get("delete", "volumesnapshots"), deleted);
+    assert_eq!(
+        get("get", "volumesnapshots") + get("get", "volumesnapshotcontents"),
+        0
+    );
     println!(
-        "\n2. retention apply, all phases, --delete-pause 0s: {:.2} s wall",
-        real_wall.as_secs_f64()
-    );
-    println!("    {}", real.summary_line());
-    print_requests(&sim);
-    let r = sim.requests();
-    assert_eq!(r.count("list", "volumesnapshots"), pages);
-    assert_eq!(
-        r.count("patch", "volumesnapshots") as usize,
-        real.counts.patched
-    );
-    assert_eq!(
-        real.counts.patched,
-        4 * NAMESPACES,
-        "patches = changed objects"
-    );
-    assert_eq!(real.counts.deleted, 2 * NAMESPACES);
-    assert_eq!(real.counts.failed, 0);
-    // At most two requests per deletion, none of them a read: every seeded content says Retain.
-    assert_eq!(r.count("list", "volumesnapshotcontents"), pages);
-    assert_eq!(
-        r.count("patch", "volumesnapshotcontents") as usize,
-        real.counts.deleted
-    );
-    assert_eq!(
-        r.count("delete", "volumesnapshots") as usize,
-        real.counts.deleted
-    );
-    assert_eq!(r.count("get", "volumesnapshots"), 0);
-    assert_eq!(r.count("get", "volumesnapshotcontents"), 0);
-    println!(
-        "    with the default --delete-pause 5s the deletions would add {:.0} s of pacing",
-        real.counts.deleted.saturating_sub(1) as f64 * 5.0
+        "      with the default --delete-pause 5s the deletions would add {:.1} h of pacing",
+        deleted.saturating_sub(1) as f64 * 5.0 / 3600.0
     );
 
     // 3. converged re-run
     sim.requests().reset();
-    let t = Instant::now();
-    let again = apply::apply(&cluster, &options, &clock)
-        .await
-        .expect("apply");
-    println!(
-        "\n3. re-run (converged): {:.2} s wall",
-        t.elapsed().as_secs_f64()
+    let again = controller(&kubeconfig, tmp.path(), &["--delete-pause", "0s"]);
+    println!("  3. re-run (converged)");
+    print_run("re-run", &again);
+    let r = print_requests(&sim);
+    assert!(
+        r.keys().all(|(verb, _)| verb == "list"),
+        "a converged run only lists: {r:?}"
     );
-    println!("    {}", again.summary_line());
-    print_requests(&sim);
-    assert!(again.outcomes.is_empty());
 
     let orig = original_kubectl_calls(
-        NAMESPACES as u64,
-        (NAMESPACES * PVCS_PER_NAMESPACE) as u64,
+        namespaces as u64,
+        (namespaces * PVCS_PER_NAMESPACE) as u64,
         total as u64,
-        dry.counts.labels_removed as u64,
-        dry.counts.marked as u64,
-        dry.counts.deleted as u64,
-        synced.patched as u64,
+        count(&dry.report, &["retention", "counts", "labels_removed"]),
+        count(&dry.report, &["retention", "counts", "marked"]),
+        count(&dry.report, &["retention", "counts", "deleted"]),
+        count(&dry.report, &["sync", "patched"]),
     );
-    let ours_dry = 2 * pages;
-    println!("\nside by side, same data (controller: sync + retention + mark + sweep):");
-    println!("    original kubectl calls (one process each), derived from original-behaviour.md:");
-    let mut orig_total = 0;
+    let orig_total: u64 = orig.calls.values().sum();
+    println!(
+        "  original, same data: kubectl processes (one per call, from original-behaviour.md):"
+    );
     for (what, n) in &orig.calls {
-        println!("      {what:<26} {n:>7}");
-        orig_total += n;
+        println!("      {what:<26} {n:>8}");
     }
     println!(
-        "      total                      {orig_total:>7}   + fixed sleeps {:.0} s ({:.1} h)",
+        "      total                      {orig_total:>8}   + fixed sleeps {:.0} s ({:.1} h)",
         orig.sleep_s,
         orig.sleep_s / 3600.0
     );
     println!(
-        "    backup-ns: dry run {ours_dry} requests; real retention run {} requests (label sync would add {} VSC patches)",
-        sim_total_of(&real),
-        synced.patched
-    );
-    println!(
-        "\npeak RSS (bench process incl. the simulator and its 20,000 objects): {}",
-        vm_hwm_mib()
+        "  backup-ns, same data: {} requests in {:.2} s (one process)",
+        sim_total(&real),
+        real.wall.as_secs_f64()
     );
     sim.shutdown().await;
 }
 
-/// Requests of the real run, recomputed from its counts for the summary line (the sim's log was reset since).
-fn sim_total_of(report: &apply::ApplyReport) -> String {
-    format!(
-        "{} lists + {} patches + {} deletions (each: patch VSC deletionPolicy under test ops, delete VS with \
-         uid/resourceVersion preconditions)",
-        2 * (report.counts.listed).div_ceil(PAGE as usize),
-        report.counts.patched,
-        report.counts.deleted
-    )
+/// The real run's requests, recomputed from its report (the request log was reset since).
+fn sim_total(run: &Run) -> u64 {
+    let listed = count(&run.report, &["retention", "counts", "listed"]);
+    2 * listed.div_ceil(u64::from(PAGE))
+        + count(&run.report, &["retention", "counts", "patched"])
+        + count(&run.report, &["sync", "patched"])
+        + 2 * count(&run.report, &["retention", "counts", "deleted"])
 }

@@ -29,6 +29,8 @@ pub const NON_PLAN_VARS: &[&str] = &[
     "BACKUP_NS_GRACE_DAYS",
     "BACKUP_NS_GUARD_MAX_SHARE",
     "BACKUP_NS_GUARD_MAX_DELETES",
+    "BACKUP_NS_CONCURRENCY",
+    "BACKUP_NS_SNAPSHOT_LIMIT",
 ];
 
 /// The top layer: values given on the command line.

@@ -1,23 +1,26 @@
-//! `backup-ns controller`: what the global CronJob runs. Label sync, then tier retention, marking and sweeping, in
-//! one process over ONE list of VolumeSnapshots, with one summary.
+//! `backup-ns controller`: what the global CronJob runs. Label sync, tier retention, marking and sweeping, in one
+//! process over ONE list of VolumeSnapshots, each object written at most once (`retention::pass`), with one
+//! summary.
 
 use super::retention::{
-    Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_json, runtime,
+    Format, PolicyArgs, TargetArgs, WriteArgs, clock, connect, fail, options, print_json, runtime,
 };
 use crate::Exit;
 use crate::ops::namespaces::{NamespaceOutcome, per_namespace};
 use crate::retention::Phases;
 use crate::retention::apply::{self, ApplyOptions, ApplyReport};
-use crate::retention::sync::{self, SyncError, SyncReport};
+use crate::retention::pass;
+use crate::retention::sync::{SyncError, SyncReport};
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Runs, in this order: label sync (VolumeSnapshot labels onto their contents), GFS tier retention, marking and
-sweeping (see `sync-labels`, `retention apply`, `prune`). The VolumeSnapshots of the scope are listed once (in
-pages) and shared by all phases. A failure in one object is reported and the others continue. Settings come from
+Runs label sync (VolumeSnapshot labels onto their contents), GFS tier retention, marking and sweeping (see
+`sync-labels`, `retention apply`, `prune`). The VolumeSnapshots of the scope are listed once (in pages) and
+shared by all phases; each object's final labels are worked out first, so it is written at most once (a content
+whose snapshot is deleted gets only its deletionPolicy switch). A failure in one object is reported and the others continue. Settings come from
 flags or the environment (deploy/static/backup-ns-controller.yaml's ConfigMap): RETAIN_LAST_DAILY/WEEKLY/MONTHLY,
 BACKUP_NS_GUARD_MAX_SHARE, BACKUP_NS_GUARD_MAX_DELETES, BACKUP_NS_GRACE_DAYS, BACKUP_NS_DELETE_PAUSE, TZ, and
 BACKUP_NS_NOW for tests and demos.
@@ -31,6 +34,8 @@ Examples:
 pub struct ControllerArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Plan and print, write nothing.
@@ -86,6 +91,7 @@ pub fn run(args: ControllerArgs) -> Exit {
             dry_run: args.dry_run,
             delete_pause: args.delete_pause,
             page_size: args.target.page_size,
+            concurrency: args.write.concurrency,
             ..ApplyOptions::default()
         };
         let listed = match apply::list_scope(
@@ -103,9 +109,8 @@ pub fn run(args: ControllerArgs) -> Exit {
             Ok(c) => c,
             Err(e) => return fail(Exit::Failure, SyncError::List(Box::new(e))),
         };
-        let sync = sync::sync_listed(&cluster, &listed, &contents, args.dry_run).await;
-        let retention =
-            apply::apply_listed(&cluster, &listed, Some(&contents), &options, &clock).await;
+        let (sync, retention) =
+            pass::sync_and_apply(&cluster, &listed, &contents, &options, &clock).await;
         let namespaces = per_namespace(&sync, &retention);
         let report = ControllerReport {
             sync,

@@ -23,9 +23,15 @@ Examples:
 
 Metrics (per namespace and pvc): backup_ns_last_success_timestamp_seconds, backup_ns_snapshots,
 backup_ns_snapshots_by_tier{tier}, backup_ns_snapshots_marked_for_deletion, backup_ns_snapshots_not_ready,
-backup_ns_oldest_not_ready_age_seconds, backup_ns_plan_info{plan}; plus backup_ns_exporter_synced.
+backup_ns_oldest_not_ready_age_seconds, backup_ns_plan_info{plan}; plus backup_ns_exporter_synced, and for the
+whole scope backup_ns_cluster_snapshots (every VolumeSnapshot, backup-ns or not) and
+backup_ns_cluster_snapshots_limit (--snapshot-limit; the alert warns at 90 % of it).
 Alert rules: deploy/prometheus-rule.yaml. RBAC: list and watch volumesnapshots.")]
 pub struct ExporterArgs {
+    /// The VolumeSnapshot count to warn near (reported as backup_ns_cluster_snapshots_limit; snapshot controllers
+    /// are known to degrade with tens of thousands).
+    #[arg(long, value_name = "N", env = "BACKUP_NS_SNAPSHOT_LIMIT", default_value_t = metrics::exposition::DEFAULT_SNAPSHOT_LIMIT)]
+    pub snapshot_limit: u64,
     /// Address to serve on: `:PORT` (all interfaces), `HOST:PORT`; port 0 picks a free one (printed on start).
     #[arg(long, default_value = ":9153")]
     pub listen: String,
@@ -110,7 +116,7 @@ async fn serve(args: ExporterArgs, addr: SocketAddr, clock: Clock) -> Exit {
     // Tests and operators read the actual address (port 0 picks one) from this line.
     eprintln!("backup-ns exporter listening on http://{bound}/metrics");
 
-    let served = metrics::server::serve(listener, mirror, clock).await;
+    let served = metrics::server::serve(listener, mirror, clock, args.snapshot_limit).await;
     watch.abort();
     match served {
         Ok(()) => Exit::Success,

@@ -2,7 +2,8 @@
 //! `delete-after` has passed (content switched to `Delete` first, deletions paced).
 
 use super::retention::{
-    Format, PolicyArgs, TargetArgs, clock, connect, fail, options, print_apply_report, runtime,
+    Format, PolicyArgs, TargetArgs, WriteArgs, clock, connect, fail, options, print_apply_report,
+    runtime,
 };
 use crate::Exit;
 use crate::retention::Phases;
@@ -30,6 +31,8 @@ Examples:
 pub struct PruneArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Only mark (write delete-after), delete nothing.
@@ -70,6 +73,7 @@ pub fn run(args: PruneArgs) -> Exit {
             dry_run: args.dry_run,
             delete_pause: args.delete_pause,
             page_size: args.target.page_size,
+            concurrency: args.write.concurrency,
             ..ApplyOptions::default()
         };
         match apply::apply(&cluster, &options, &clock).await {

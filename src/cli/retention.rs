@@ -4,7 +4,9 @@
 use crate::Exit;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ConnectOptions};
-use crate::retention::apply::{self as retention_apply, ApplyOptions, DEFAULT_PAGE_SIZE};
+use crate::retention::apply::{
+    self as retention_apply, ApplyOptions, DEFAULT_CONCURRENCY, DEFAULT_PAGE_SIZE,
+};
 use crate::retention::simulate::{self, PolicySpec, Scenario};
 use crate::retention::{Guard, Options, Phases};
 use crate::vocab::scope::Scope;
@@ -53,6 +55,15 @@ pub struct TargetArgs {
     /// Objects per list request (`limit`); one scope costs ceil(snapshots / page size) list requests.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: u32,
+}
+
+/// How many writes a command that writes snapshots keeps in flight.
+#[derive(Debug, Clone, Args)]
+pub struct WriteArgs {
+    /// Writes in flight at once (label patches; deletions too, but they still start no closer than
+    /// `--delete-pause` apart, across all of them).
+    #[arg(long, value_name = "N", env = "BACKUP_NS_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    pub concurrency: usize,
 }
 
 /// Retention policy settings shared by `retention apply|plan`, `prune` and `controller`.
@@ -114,6 +125,8 @@ Examples:
 pub struct ApplyArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Plan and print, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -345,6 +358,7 @@ fn run_apply(args: ApplyArgs) -> Exit {
             dry_run: args.dry_run,
             delete_pause: std::time::Duration::ZERO,
             page_size: args.target.page_size,
+            concurrency: args.write.concurrency,
             ..ApplyOptions::default()
         };
         match retention_apply::apply(&cluster, &options, &clock).await {

@@ -1,6 +1,6 @@
 //! `backup-ns sync-labels`: copy each VolumeSnapshot's `backup-ns.sh/*` labels onto its VolumeSnapshotContent.
 
-use super::retention::{Format, TargetArgs, connect, fail, print_json, runtime};
+use super::retention::{Format, TargetArgs, WriteArgs, connect, fail, print_json, runtime};
 use crate::Exit;
 use crate::retention::sync;
 use clap::Args;
@@ -21,6 +21,8 @@ Examples:
 pub struct SyncLabelsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Show what would change, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -44,6 +46,7 @@ pub fn run(args: SyncLabelsArgs) -> Exit {
             args.target.selector.as_deref(),
             args.target.page_size,
             args.dry_run,
+            args.write.concurrency,
         )
         .await
         {

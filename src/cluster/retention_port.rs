@@ -1,48 +1,49 @@
 //! Retention's [`SnapshotStore`] over the Kubernetes API: each method is the `Cluster` operation of the same
-//! name, so retention and label sync cost exactly the requests those operations send.
+//! name, so retention and label sync cost exactly the requests those operations send. Objects travel in their
+//! compact listed forms (`cluster::listed`).
 
 use super::client::Cluster;
 use super::error::ClusterError;
-use super::resources::{VolumeSnapshot, VolumeSnapshotContent};
+use super::listed::{ListedVolumeSnapshot, ListedVolumeSnapshotContent};
 use super::snapshots::ListedDelete;
 use crate::labels::LabelChanges;
 use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
 use std::collections::BTreeMap;
 
-impl ListedSnapshot for VolumeSnapshot {
+impl ListedSnapshot for ListedVolumeSnapshot {
     fn namespace(&self) -> &str {
-        VolumeSnapshot::namespace(self)
+        &self.namespace
     }
     fn name(&self) -> &str {
-        VolumeSnapshot::name(self)
+        &self.name
     }
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
-        VolumeSnapshot::labels(self)
+        self.labels.as_ref()
     }
     fn bound_content(&self) -> Option<&str> {
-        VolumeSnapshot::bound_content(self)
+        self.bound_content.as_deref()
     }
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::to_value(self)
+        Ok(ListedVolumeSnapshot::to_json(self))
     }
 }
 
-impl ListedContent for VolumeSnapshotContent {
+impl ListedContent for ListedVolumeSnapshotContent {
     fn name(&self) -> &str {
-        VolumeSnapshotContent::name(self)
+        &self.name
     }
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
-        self.metadata.labels.as_ref()
+        self.labels.as_ref()
     }
     fn deletion_policy(&self) -> &str {
-        &self.spec.deletion_policy
+        &self.deletion_policy
     }
 }
 
 impl SnapshotStore for Cluster {
-    type Vs = VolumeSnapshot;
-    type Vsc = VolumeSnapshotContent;
+    type Vs = ListedVolumeSnapshot;
+    type Vsc = ListedVolumeSnapshotContent;
     type Error = ClusterError;
 
     async fn list_snapshots(
@@ -50,52 +51,63 @@ impl SnapshotStore for Cluster {
         scope: &Scope,
         selector: Option<&str>,
         page_size: u32,
-    ) -> Result<Vec<VolumeSnapshot>, ClusterError> {
-        Cluster::list_snapshots(self, scope, selector, page_size).await
+    ) -> Result<Vec<ListedVolumeSnapshot>, ClusterError> {
+        self.list_listed_snapshots(scope, selector, page_size).await
     }
 
     async fn list_contents(
         &self,
         page_size: u32,
-    ) -> Result<Vec<VolumeSnapshotContent>, ClusterError> {
-        self.list_snapshot_contents(None, page_size).await
+    ) -> Result<Vec<ListedVolumeSnapshotContent>, ClusterError> {
+        self.list_listed_contents(page_size).await
     }
 
-    async fn get_content(&self, name: &str) -> Result<Option<VolumeSnapshotContent>, ClusterError> {
-        self.get_snapshot_content(name).await
+    async fn get_content(
+        &self,
+        name: &str,
+    ) -> Result<Option<ListedVolumeSnapshotContent>, ClusterError> {
+        Ok(self
+            .get_snapshot_content(name)
+            .await?
+            .map(|c| ListedVolumeSnapshotContent {
+                name: c.name().to_string(),
+                resource_version: c.metadata.resource_version,
+                labels: c.metadata.labels,
+                deletion_policy: c.spec.deletion_policy,
+                bound_uid: c.spec.volume_snapshot_ref.uid,
+            }))
     }
 
     async fn patch_snapshot_labels(
         &self,
-        current: &VolumeSnapshot,
+        current: &ListedVolumeSnapshot,
         changes: &LabelChanges,
     ) -> Result<bool, ClusterError> {
-        Cluster::patch_snapshot_labels(self, current, changes)
-            .await
-            .map(|sent| sent.is_some())
+        self.patch_listed_snapshot_labels(current, changes).await
     }
 
     async fn patch_content_labels(
         &self,
-        current: &VolumeSnapshotContent,
+        current: &ListedVolumeSnapshotContent,
         changes: &LabelChanges,
     ) -> Result<bool, ClusterError> {
-        Cluster::patch_content_labels(self, current, changes)
-            .await
-            .map(|sent| sent.is_some())
+        self.patch_listed_content_labels(current, changes).await
     }
 
     async fn switch_content_policy(
         &self,
-        content: &VolumeSnapshotContent,
-        snapshot: &VolumeSnapshot,
+        content: &ListedVolumeSnapshotContent,
+        snapshot: &ListedVolumeSnapshot,
         from: &str,
         to: &str,
     ) -> Result<bool, ClusterError> {
         Cluster::switch_content_policy(self, content, snapshot, from, to).await
     }
 
-    async fn delete_snapshot(&self, listed: &VolumeSnapshot) -> Result<Deleted, ClusterError> {
+    async fn delete_snapshot(
+        &self,
+        listed: &ListedVolumeSnapshot,
+    ) -> Result<Deleted, ClusterError> {
         Ok(match self.delete_listed_snapshot(listed).await? {
             ListedDelete::Deleted => Deleted::Now,
             ListedDelete::AlreadyGone => Deleted::AlreadyGone,

@@ -11,7 +11,7 @@ use crate::vocab::scope::Scope;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use kube::runtime::watcher::Event;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 /// The mirrored state: projected snapshots by `namespace/name`, and whether the first full list has arrived.
@@ -19,6 +19,8 @@ use std::sync::{Arc, RwLock};
 pub struct MirrorState<T> {
     pub synced: bool,
     pub items: BTreeMap<String, T>,
+    /// Keys of the snapshots `project` left out: with `items`, every VolumeSnapshot in the scope.
+    pub others: BTreeSet<String>,
     /// Bumped on every change; lets callers wait for "something happened".
     pub generation: u64,
 }
@@ -34,6 +36,13 @@ impl<T> Clone for SnapshotMirror<T> {
         SnapshotMirror {
             state: Arc::clone(&self.state),
         }
+    }
+}
+
+impl<T> MirrorState<T> {
+    /// Every VolumeSnapshot in the scope, projected or not.
+    pub fn total(&self) -> usize {
+        self.items.len() + self.others.len()
     }
 }
 
@@ -81,29 +90,41 @@ impl Cluster {
             state: Arc::new(RwLock::new(MirrorState {
                 synced: false,
                 items: BTreeMap::new(),
+                others: BTreeSet::new(),
                 generation: 0,
             })),
         };
         let handle = mirror.clone();
         let mut stream = self.watch_snapshots(scope, None);
         let driver = Box::pin(async move {
-            let mut relist: Option<BTreeMap<String, T>> = None;
+            let mut relist: Option<(BTreeMap<String, T>, BTreeSet<String>)> = None;
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(Event::Init) => {
-                        relist = Some(BTreeMap::new());
+                        relist = Some((BTreeMap::new(), BTreeSet::new()));
                         handle.write(|s| s.synced = false);
                     }
                     Ok(Event::InitApply(vs)) => {
-                        if let (Some(map), Some(item)) = (relist.as_mut(), project(&vs)) {
-                            map.insert(key(&vs), item);
+                        if let Some((items, others)) = relist.as_mut() {
+                            match project(&vs) {
+                                Some(item) => {
+                                    items.insert(key(&vs), item);
+                                }
+                                None => {
+                                    others.insert(key(&vs));
+                                }
+                            }
                         }
                     }
                     Ok(Event::InitDone) => {
-                        let items = relist.take().unwrap_or_default();
-                        tracing::debug!(snapshots = items.len(), "snapshot watch listed");
+                        let (items, others) = relist.take().unwrap_or_default();
+                        tracing::debug!(
+                            snapshots = items.len() + others.len(),
+                            "snapshot watch listed"
+                        );
                         handle.write(|s| {
                             s.items = items;
+                            s.others = others;
                             s.synced = true;
                         });
                     }
@@ -112,10 +133,12 @@ impl Cluster {
                         let item = project(&vs);
                         handle.write(|s| match item {
                             Some(item) => {
+                                s.others.remove(&k);
                                 s.items.insert(k, item);
                             }
                             None => {
                                 s.items.remove(&k);
+                                s.others.insert(k);
                             }
                         });
                     }
@@ -123,6 +146,7 @@ impl Cluster {
                         let k = key(&vs);
                         handle.write(|s| {
                             s.items.remove(&k);
+                            s.others.remove(&k);
                         });
                     }
                     Err(err) => {

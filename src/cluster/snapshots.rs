@@ -5,6 +5,7 @@
 use super::client::Cluster;
 use super::error::{ApiFailure, ClusterError, ListRef, ObjectRef, Result};
 use super::label_patch::{is_test_failure, label_patch};
+use super::listed::{ListedVolumeSnapshot, ListedVolumeSnapshotContent};
 use super::resources::{
     VolumeGroupSnapshot, VolumeGroupSnapshotSource, VolumeGroupSnapshotSpec, VolumeSnapshot,
     VolumeSnapshotClass, VolumeSnapshotContent, VolumeSnapshotContentSource,
@@ -14,12 +15,13 @@ use super::retry;
 use crate::labels::LabelChanges;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::time::Duration;
 
 use crate::vocab::scope::Scope;
@@ -351,6 +353,52 @@ pub(crate) async fn list_paged<K>(
 where
     K: Clone + DeserializeOwned + Debug,
 {
+    paged(list, field_selector, page_size, |params| {
+        let params = params.clone();
+        async move { api.list(&params).await }
+    })
+    .await
+}
+
+/// [`list_paged`] decoding each page's items as `K` from the raw response: a compact type that keeps only the
+/// fields its caller reads (serde skips the rest while parsing), so a list of 100,000 objects never holds their
+/// whole documents. `path` is the collection's URL path.
+pub(crate) async fn list_paged_as<K>(
+    client: &kube::Client,
+    path: &str,
+    list: ListRef,
+    page_size: u32,
+) -> Result<Vec<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    let request = kube::core::Request::new(path);
+    paged(list, None, page_size, |params| {
+        let sent = request
+            .list(params)
+            .map(|req| client.request::<ObjectList<K>>(req));
+        async move {
+            match sent {
+                Ok(response) => response.await,
+                Err(e) => Err(kube::Error::BuildRequest(e)),
+            }
+        }
+    })
+    .await
+}
+
+/// The paging loop of [`list_paged`] over any page fetch.
+async fn paged<K, F, Fut>(
+    list: ListRef,
+    field_selector: Option<&str>,
+    page_size: u32,
+    mut fetch: F,
+) -> Result<Vec<K>>
+where
+    K: Clone,
+    F: FnMut(&ListParams) -> Fut,
+    Fut: Future<Output = std::result::Result<ObjectList<K>, kube::Error>>,
+{
     let mut params = ListParams::default().limit(page_size.max(1));
     if let Some(sel) = &list.selector {
         params = params.labels(sel);
@@ -361,7 +409,7 @@ where
     let mut items = Vec::new();
     let mut restarted = false;
     loop {
-        let page = match api.list(&params).await {
+        let page = match fetch(&params).await {
             Ok(page) => page,
             // The continue token expired (410 Gone, after etcd compaction): start over once from a fresh list,
             // so the result is still one consistent snapshot rather than two halves from different times.
@@ -445,6 +493,18 @@ where
             failure: failure(&err, "patch", &object),
             object,
         }),
+    }
+}
+
+/// The metadata a guarded label patch tests against, from a compact listed object (built for one patch).
+fn listed_meta(
+    labels: &Option<BTreeMap<String, String>>,
+    resource_version: &Option<String>,
+) -> ObjectMeta {
+    ObjectMeta {
+        labels: labels.clone(),
+        resource_version: resource_version.clone(),
+        ..ObjectMeta::default()
     }
 }
 
@@ -715,6 +775,33 @@ impl Cluster {
             })
     }
 
+    /// [`patch_snapshot_labels`](Self::patch_snapshot_labels) for a snapshot as listed in the compact form.
+    /// `Ok(false)`: nothing to change, nothing sent.
+    pub async fn patch_listed_snapshot_labels(
+        &self,
+        current: &ListedVolumeSnapshot,
+        changes: &LabelChanges,
+    ) -> Result<bool> {
+        let object = vs_ref(&current.namespace, &current.name);
+        let meta = listed_meta(&current.labels, &current.resource_version);
+        patch_labels(&self.snapshots(&current.namespace), &meta, changes, object)
+            .await
+            .map(|sent| sent.is_some())
+    }
+
+    /// [`patch_content_labels`](Self::patch_content_labels) for a content as listed in the compact form.
+    pub async fn patch_listed_content_labels(
+        &self,
+        current: &ListedVolumeSnapshotContent,
+        changes: &LabelChanges,
+    ) -> Result<bool> {
+        let object = vsc_ref(&current.name);
+        let meta = listed_meta(&current.labels, &current.resource_version);
+        patch_labels(&self.contents(), &meta, changes, object)
+            .await
+            .map(|sent| sent.is_some())
+    }
+
     /// Sets a VolumeSnapshotContent's `deletionPolicy` (merge patch on the spec).
     pub async fn set_content_deletion_policy(
         &self,
@@ -800,21 +887,20 @@ impl Cluster {
     /// the content changed since the list and nothing was written.
     pub async fn switch_content_policy(
         &self,
-        content: &VolumeSnapshotContent,
-        snapshot: &VolumeSnapshot,
+        content: &ListedVolumeSnapshotContent,
+        snapshot: &ListedVolumeSnapshot,
         from: &str,
         to: &str,
     ) -> Result<bool> {
-        let name = content.name();
+        let name = content.name.as_str();
         let object = vsc_ref(name);
-        let bound = &content.spec.volume_snapshot_ref;
         let mut ops =
             vec![serde_json::json!({"op": "test", "path": "/spec/deletionPolicy", "value": from})];
-        if bound.uid.is_some() {
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.metadata.uid}));
+        if content.bound_uid.is_some() {
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.uid}));
         } else {
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": snapshot.namespace()}));
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name()}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": snapshot.namespace}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name}));
         }
         ops.push(serde_json::json!({"op": "replace", "path": "/spec/deletionPolicy", "value": to}));
         let patch = json_patch_of(serde_json::Value::Array(ops), "deletionPolicy", &object)?;
@@ -847,19 +933,23 @@ impl Cluster {
     /// retention switches its content to `Delete` (it adds its `volumesnapshot-bound-protection` finalizer), which
     /// moves the resourceVersion within milliseconds. A snapshot whose uid and labels are still as listed was not
     /// pinned or relabelled, so it is deleted under the fresh resourceVersion, once; anything else is left alone.
-    pub async fn delete_listed_snapshot(&self, vs: &VolumeSnapshot) -> Result<ListedDelete> {
+    pub async fn delete_listed_snapshot(&self, vs: &ListedVolumeSnapshot) -> Result<ListedDelete> {
         match self.delete_as_read(vs).await? {
             ListedDelete::Changed => {}
             done => return Ok(done),
         }
-        match self.get_snapshot(vs.namespace(), vs.name()).await? {
+        match self.get_snapshot(&vs.namespace, &vs.name).await? {
             None => Ok(ListedDelete::AlreadyGone),
             Some(now)
-                if now.metadata.uid == vs.metadata.uid
-                    && now.metadata.labels == vs.metadata.labels
+                if now.metadata.uid == vs.uid
+                    && now.metadata.labels == vs.labels
                     && now.metadata.deletion_timestamp.is_none() =>
             {
-                self.delete_as_read(&now).await
+                self.delete_as_read(&ListedVolumeSnapshot {
+                    resource_version: now.metadata.resource_version,
+                    ..vs.clone()
+                })
+                .await
             }
             Some(_) => Ok(ListedDelete::Changed),
         }
@@ -867,13 +957,13 @@ impl Cluster {
 
     /// One delete of `vs` under preconditions on its uid and resourceVersion (see
     /// [`delete_listed_snapshot`](Self::delete_listed_snapshot)).
-    async fn delete_as_read(&self, vs: &VolumeSnapshot) -> Result<ListedDelete> {
-        let (ns, name) = (vs.namespace(), vs.name());
+    async fn delete_as_read(&self, vs: &ListedVolumeSnapshot) -> Result<ListedDelete> {
+        let (ns, name) = (vs.namespace.as_str(), vs.name.as_str());
         let object = vs_ref(ns, name);
         let params = DeleteParams {
             preconditions: Some(kube::api::Preconditions {
-                uid: vs.metadata.uid.clone(),
-                resource_version: vs.metadata.resource_version.clone(),
+                uid: vs.uid.clone(),
+                resource_version: vs.resource_version.clone(),
             }),
             ..DeleteParams::default()
         };
@@ -888,7 +978,7 @@ impl Cluster {
                 Ok(match self.get_snapshot(ns, name).await? {
                     None => ListedDelete::Deleted,
                     Some(now)
-                        if now.metadata.uid == vs.metadata.uid
+                        if now.metadata.uid == vs.uid
                             && now.metadata.deletion_timestamp.is_some() =>
                     {
                         ListedDelete::Deleted

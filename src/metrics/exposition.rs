@@ -116,12 +116,31 @@ struct PvcStats<'a> {
     last_verified: Option<DateTime<Utc>>,
 }
 
+/// The cluster's VolumeSnapshot count beside the limit operators warn at (snapshot controllers degrade with
+/// it: about 36,000 took one down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterSnapshots {
+    /// Every VolumeSnapshot in the exporter's scope, backup-ns or not.
+    pub count: usize,
+    /// `--snapshot-limit`.
+    pub limit: u64,
+}
+
+/// The gauge both the exporter and the controller report.
+pub const CLUSTER_SNAPSHOTS: &str = "backup_ns_cluster_snapshots";
+pub const CLUSTER_SNAPSHOTS_HELP: &str =
+    "VolumeSnapshots in the cluster (the exporter's or the pass's scope), backup-ns or not.";
+
+/// Default of `--snapshot-limit`: the alert warns when the cluster nears it.
+pub const DEFAULT_SNAPSHOT_LIMIT: u64 = 20_000;
+
 /// Renders the metrics text for `facts` at `now`. `synced` is false until the watch has listed everything once
 /// (Prometheus then sees `backup_ns_exporter_synced 0` and the alert rules hold off).
 pub fn render<'a>(
     facts: impl IntoIterator<Item = &'a SnapshotFacts>,
     now: DateTime<Utc>,
     synced: bool,
+    cluster: ClusterSnapshots,
 ) -> String {
     let mut by_pvc: BTreeMap<(&str, &str), PvcStats<'_>> = BTreeMap::new();
     let mut seen = 0u64;
@@ -181,6 +200,16 @@ pub fn render<'a>(
             "backup_ns_exporter_snapshots_seen",
             "VolumeSnapshots with backup-ns labels currently known to the exporter.",
             &mut std::iter::once((Vec::new(), seen.into())),
+        ),
+        gauge(
+            CLUSTER_SNAPSHOTS,
+            CLUSTER_SNAPSHOTS_HELP,
+            &mut std::iter::once((Vec::new(), (cluster.count as u64).into())),
+        ),
+        gauge(
+            "backup_ns_cluster_snapshots_limit",
+            "The snapshot count deploy/prometheus-rule.yaml warns near (--snapshot-limit).",
+            &mut std::iter::once((Vec::new(), cluster.limit.into())),
         ),
         gauge(
             "backup_ns_last_success_timestamp_seconds",
@@ -253,6 +282,11 @@ pub fn render<'a>(
 mod tests {
     use super::*;
 
+    const CLUSTER: ClusterSnapshots = ClusterSnapshots {
+        count: 3,
+        limit: 20_000,
+    };
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -278,12 +312,12 @@ mod tests {
         older.verified = Some(at("2026-01-04T03:00:00Z"));
         let mut newer = facts("data", "2026-01-02T01:00:00Z", true, &[]);
         newer.verified = Some(at("2026-01-02T03:00:00Z"));
-        let text = render(&[older, newer], at("2026-01-05T00:00:00Z"), true);
+        let text = render(&[older, newer], at("2026-01-05T00:00:00Z"), true, CLUSTER);
         assert!(text.contains(
             "backup_ns_last_verified_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1767495600\n"
         ));
         let unverified = facts("logs", "2026-01-01T01:00:00Z", true, &[]);
-        let text = render(&[unverified], at("2026-01-05T00:00:00Z"), true);
+        let text = render(&[unverified], at("2026-01-05T00:00:00Z"), true, CLUSTER);
         assert!(!text.contains("backup_ns_last_verified_timestamp_seconds{"));
     }
 
@@ -312,7 +346,12 @@ mod tests {
             facts("data", "2026-01-02T01:00:00Z", true, &["daily", "weekly"]),
             facts("data", "2026-01-03T01:00:00Z", false, &[]),
         ];
-        let text = render(&all, at("2026-01-03T02:00:00Z"), true);
+        let text = render(&all, at("2026-01-03T02:00:00Z"), true, CLUSTER);
+        assert!(text.contains("backup_ns_cluster_snapshots 3\n"), "{text}");
+        assert!(
+            text.contains("backup_ns_cluster_snapshots_limit 20000\n"),
+            "{text}"
+        );
         assert!(text.contains(
             "backup_ns_last_success_timestamp_seconds{namespace=\"shop\",pvc=\"data\"} 1767315600\n"
         ));
@@ -331,7 +370,7 @@ mod tests {
     #[test]
     fn a_pvc_without_a_ready_snapshot_has_no_last_success_sample() {
         let all = [facts("logs", "2026-01-01T01:00:00Z", false, &[])];
-        let text = render(&all, at("2026-01-01T01:00:10Z"), false);
+        let text = render(&all, at("2026-01-01T01:00:10Z"), false, CLUSTER);
         assert!(!text.contains("backup_ns_last_success_timestamp_seconds{"));
         assert!(text.contains("backup_ns_snapshots{namespace=\"shop\",pvc=\"logs\"} 1\n"));
         assert!(text.contains("backup_ns_exporter_synced 0\n"));

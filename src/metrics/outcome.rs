@@ -127,6 +127,12 @@ pub fn controller_samples(
             "VolumeSnapshotContents whose labels the last pass updated.",
             sync.patched,
         ),
+        // The pass lists its scope anyway; with `-A` (how the controller runs) that is the whole cluster.
+        counter(
+            super::exposition::CLUSTER_SNAPSHOTS,
+            super::exposition::CLUSTER_SNAPSHOTS_HELP,
+            retention.listed,
+        ),
     ]
 }
 
@@ -212,6 +218,7 @@ mod tests {
             ..SyncReport::default()
         };
         let counts = Counts {
+            listed: 52,
             managed: 40,
             deleted: 5,
             failed: 1,
@@ -228,5 +235,6 @@ mod tests {
             text.contains("backup_ns_controller_contents_synced 3\n"),
             "{text}"
         );
+        assert!(text.contains("backup_ns_cluster_snapshots 52\n"), "{text}");
     }
 }

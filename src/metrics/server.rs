@@ -1,13 +1,17 @@
 //! The exporter's HTTP server: `/metrics` renders the mirrored snapshot facts at the clock's "now" (so a scrape
 //! costs no API call), `/healthz` answers 200 once the snapshot watch has listed everything and 503 until then.
 
-use super::exposition::{SnapshotFacts, render};
+use super::exposition::{ClusterSnapshots, SnapshotFacts, render};
 use super::family::CONTENT_TYPE;
 use crate::clock::Clock;
 use crate::cluster::snapshot_mirror::SnapshotMirror;
 
-/// The exporter's routes over `mirror`.
-pub fn router(mirror: SnapshotMirror<SnapshotFacts>, clock: Clock) -> axum::Router {
+/// The exporter's routes over `mirror`; `snapshot_limit` is reported beside the cluster's snapshot count.
+pub fn router(
+    mirror: SnapshotMirror<SnapshotFacts>,
+    clock: Clock,
+    snapshot_limit: u64,
+) -> axum::Router {
     let metrics_mirror = mirror.clone();
     axum::Router::new()
         .route(
@@ -15,7 +19,13 @@ pub fn router(mirror: SnapshotMirror<SnapshotFacts>, clock: Clock) -> axum::Rout
             axum::routing::get(move || {
                 let mirror = metrics_mirror.clone();
                 async move {
-                    let text = mirror.read(|s| render(s.items.values(), clock.now_utc(), s.synced));
+                    let text = mirror.read(|s| {
+                        let cluster = ClusterSnapshots {
+                            count: s.total(),
+                            limit: snapshot_limit,
+                        };
+                        render(s.items.values(), clock.now_utc(), s.synced, cluster)
+                    });
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -49,8 +59,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     mirror: SnapshotMirror<SnapshotFacts>,
     clock: Clock,
+    snapshot_limit: u64,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(mirror, clock))
+    axum::serve(listener, router(mirror, clock, snapshot_limit))
         .with_graceful_shutdown(shutdown_signal())
         .await
 }

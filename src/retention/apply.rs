@@ -12,7 +12,9 @@
 //!   uid and the resourceVersion the list saw. A snapshot pinned or changed since the list fails that with 409 and
 //!   is left alone (someone pinning a snapshot by hand a second ago wins); only then a third request patches the
 //!   content's policy back. (The cluster layer reads a 409'd snapshot once and deletes it under its fresh
-//!   resourceVersion if only controllers wrote it: its uid and labels are as listed.) Deletions are paced by `delete_pause`;
+//!   resourceVersion if only controllers wrote it: its uid and labels are as listed.);
+//! - writes run `concurrency` at once (each deletion is self-contained, so workers never share an object), and
+//!   deletions start no closer than `delete_pause` apart across all workers;
 //! - every failure is recorded and the rest continue; a re-run converges because the planner is idempotent;
 //! - what happened comes back typed ([`Outcome`]: the [`Operation`], the planned [`Action`]s, a [`Status`]), so a
 //!   caller matches on it instead of reading rendered text.
@@ -38,8 +40,8 @@ use std::time::Duration;
 /// Default page size of the VolumeSnapshot list.
 pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
 
-/// Label patches in flight at once (deletions stay one at a time, paced).
-pub const PATCH_CONCURRENCY: usize = 8;
+/// Writes in flight at once by default (`--concurrency`): label patches, and deletions within their pace.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// Default pause between two deletions, as in the original (it slept 5 s after each).
 pub const DEFAULT_DELETE_PAUSE: Duration = Duration::from_secs(5);
@@ -74,6 +76,8 @@ pub struct ApplyOptions {
     /// Page size of the list (`limit`).
     pub page_size: u32,
     pub content_policy: ContentPolicy,
+    /// Writes in flight at once (at least 1). Deletions still start no closer than `delete_pause` apart.
+    pub concurrency: usize,
 }
 
 impl Default for ApplyOptions {
@@ -87,6 +91,7 @@ impl Default for ApplyOptions {
             delete_pause: DEFAULT_DELETE_PAUSE,
             page_size: DEFAULT_PAGE_SIZE,
             content_policy: ContentPolicy::Patch,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -131,6 +136,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn of<V: ListedSnapshot>(
+        vs: &V,
+        pvc: &str,
+        operation: Operation,
+        actions: &[Action],
+        status: Status,
+    ) -> Outcome {
+        Outcome {
+            namespace: vs.namespace().to_string(),
+            name: vs.name().to_string(),
+            pvc: pvc.to_string(),
+            operation,
+            actions: actions.to_vec(),
+            status,
+        }
+    }
+
     /// The planned actions as the report prints them: `remove daily, mark 2025-01-03`.
     pub fn actions_text(&self) -> String {
         let labels: Vec<String> = self.actions.iter().map(Action::label).collect();
@@ -177,6 +199,20 @@ pub struct Counts {
     pub failed: usize,
     /// Problems reported by the planner (unparsable dates, protected newest, guard withheld ...).
     pub reports: usize,
+}
+
+impl Counts {
+    /// Counts an outcome that did not go through (unchanged, deferred, failed); `true` when it did (or, dry-run,
+    /// would), for the caller to count as what it was.
+    fn tally(&mut self, status: &Status) -> bool {
+        match status {
+            Status::Applied | Status::DryRun => return true,
+            Status::Unchanged => self.unchanged += 1,
+            Status::Failed { .. } => self.failed += 1,
+            Status::Deferred { .. } => self.deferred += 1,
+        }
+        false
+    }
 }
 
 /// The result of [`apply`]: the plan, what happened to every change, counters.
@@ -383,6 +419,58 @@ pub async fn apply_listed<C: SnapshotStore>(
     options: &ApplyOptions,
     clock: &Clock,
 ) -> ApplyReport {
+    let mut work = prepare(listed, options, clock);
+    let mut outcomes = write_patches(cluster, &mut work, options).await;
+    outcomes.extend(write_deletions(cluster, &mut work, contents, options).await);
+    work.finish(outcomes, options)
+}
+
+/// One object's label patch as planned: the tier removals and the mark of one snapshot, one request.
+pub(crate) struct PlannedPatch<'a, V> {
+    pub vs: &'a V,
+    pub changes: LabelChanges,
+    actions: Vec<Action>,
+    pvc: String,
+    removed: usize,
+    marked: usize,
+}
+
+/// One snapshot to delete as planned.
+pub(crate) struct PlannedDelete<'a, V> {
+    pub vs: &'a V,
+    actions: Vec<Action>,
+    pvc: String,
+}
+
+/// A run's plan turned into writes, before any is sent: every object appears once, in exactly one of the lists,
+/// with its final state worked out (a snapshot that is deleted is never patched first).
+pub(crate) struct Work<'a, V> {
+    plan: RetentionPlan,
+    unreadable: Vec<String>,
+    counts: Counts,
+    pub patches: Vec<PlannedPatch<'a, V>>,
+    pub deletions: Vec<PlannedDelete<'a, V>>,
+}
+
+impl<V> Work<'_, V> {
+    /// The report of a run whose writes ended as `outcomes`.
+    pub(crate) fn finish(self, outcomes: Vec<Outcome>, options: &ApplyOptions) -> ApplyReport {
+        ApplyReport {
+            dry_run: options.dry_run,
+            counts: self.counts,
+            unreadable: self.unreadable,
+            outcomes,
+            plan: self.plan,
+        }
+    }
+}
+
+/// Plans `listed` and groups the decisions per object (keeping the plan's order: namespace, PVC, newest first).
+pub(crate) fn prepare<'a, V: ListedSnapshot>(
+    listed: &'a [V],
+    options: &ApplyOptions,
+    clock: &Clock,
+) -> Work<'a, V> {
     let (snapshots, unreadable, plan) = plan_listed(listed, options, clock);
     let mut counts = Counts {
         listed: listed.len(),
@@ -390,12 +478,10 @@ pub async fn apply_listed<C: SnapshotStore>(
         ..Counts::default()
     };
     drop(snapshots);
-    let by_key: HashMap<(&str, &str), &C::Vs> = listed
+    let by_key: HashMap<(&str, &str), &V> = listed
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
         .collect();
-
-    // Group the changes per object, keeping the plan's order (namespace, PVC, newest first).
     let mut order: Vec<(&str, &str)> = Vec::new();
     let mut grouped: HashMap<(&str, &str), Vec<&Decision>> = HashMap::new();
     for d in &plan.decisions {
@@ -412,17 +498,17 @@ pub async fn apply_listed<C: SnapshotStore>(
             })
             .push(d);
     }
-
-    let mut outcomes = Vec::with_capacity(order.len());
-    let mut deletions = Vec::new();
     let mut patches = Vec::new();
+    let mut deletions = Vec::new();
     for key in order {
         let decisions = &grouped[&key];
-        let Some(vs) = by_key.get(&key) else { continue };
+        let Some(vs) = by_key.get(&key).copied() else {
+            continue;
+        };
         let actions: Vec<Action> = decisions.iter().map(|d| d.action.clone()).collect();
         let pvc = decisions[0].pvc.clone();
         if decisions.iter().any(|d| d.action == Action::Delete) {
-            deletions.push((*vs, actions, pvc));
+            deletions.push(PlannedDelete { vs, actions, pvc });
             continue;
         }
         let mut changes = LabelChanges::new();
@@ -440,45 +526,103 @@ pub async fn apply_listed<C: SnapshotStore>(
                 Action::Delete | Action::Report { .. } => {}
             }
         }
-        patches.push((*vs, changes, actions, pvc, removed, marked));
-    }
-
-    // Label patches are independent objects: a few in flight at once hide the round-trip latency (the order of
-    // the outcomes stays the plan's order).
-    // The futures are built up front by a named async fn (not a closure inside the stream): a closure returning
-    // an async block over borrowed tuples is not general enough for callers that box this future as `Send`.
-    let pending: Vec<_> = patches
-        .iter()
-        .map(|(vs, changes, ..)| patch_one(cluster, vs, changes, options.dry_run))
-        .collect();
-    let statuses: Vec<Status> = futures::stream::iter(pending)
-        .buffered(PATCH_CONCURRENCY)
-        .collect()
-        .await;
-    for ((vs, _, actions, pvc, removed, marked), status) in patches.into_iter().zip(statuses) {
-        match status {
-            Status::Applied | Status::DryRun => {
-                counts.patched += 1;
-                counts.labels_removed += removed;
-                counts.marked += marked;
-            }
-            Status::Unchanged => counts.unchanged += 1,
-            Status::Failed { .. } => counts.failed += 1,
-            Status::Deferred { .. } => counts.deferred += 1,
-        }
-        outcomes.push(Outcome {
-            namespace: vs.namespace().to_string(),
-            name: vs.name().to_string(),
-            pvc,
-            operation: Operation::Patch,
+        patches.push(PlannedPatch {
+            vs,
+            changes,
             actions,
-            status,
+            pvc,
+            removed,
+            marked,
         });
     }
+    drop(grouped);
+    Work {
+        plan,
+        unreadable,
+        counts,
+        patches,
+        deletions,
+    }
+}
 
+/// Sends the planned label patches, `options.concurrency` in flight (independent objects: a few at once hide
+/// the round-trip latency). Outcomes come back in the plan's order; `statuses` of each patch are also returned so
+/// a caller (the controller's label sync) knows which snapshots now carry their planned labels.
+pub(crate) async fn write_patches<C: SnapshotStore>(
+    cluster: &C,
+    work: &mut Work<'_, C::Vs>,
+    options: &ApplyOptions,
+) -> Vec<Outcome> {
+    // The futures are built up front by a named async fn (not a closure inside the stream): a closure returning
+    // an async block over borrowed tuples is not general enough for callers that box this future as `Send`.
+    let pending: Vec<_> = work
+        .patches
+        .iter()
+        .map(|p| patch_one(cluster, p.vs, &p.changes, options.dry_run))
+        .collect();
+    let statuses: Vec<Status> = futures::stream::iter(pending)
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let counts = &mut work.counts;
+    work.patches
+        .iter()
+        .zip(statuses)
+        .map(|(p, status)| {
+            if counts.tally(&status) {
+                counts.patched += 1;
+                counts.labels_removed += p.removed;
+                counts.marked += p.marked;
+            }
+            Outcome::of(p.vs, &p.pvc, Operation::Patch, &p.actions, status)
+        })
+        .collect()
+}
+
+/// Paces deletions across all workers: each one starts at least `pause` after the one before, however many run
+/// at once (the storage backend sees the original's rate, not `concurrency` times it).
+struct Pace {
+    pause: Duration,
+    next: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pace {
+    fn new(pause: Duration) -> Self {
+        Pace {
+            pause,
+            next: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits for this deletion's turn. The lock is fair (FIFO), so turns are taken in the order asked.
+    async fn turn(&self) {
+        if self.pause.is_zero() {
+            return;
+        }
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let at = next.map_or(now, |n| n.max(now));
+            *next = Some(at + self.pause);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Sends the planned deletions, up to `options.concurrency` at once and paced by `options.delete_pause`
+/// globally. Each deletion is self-contained (its content's guarded switch, then its snapshot's guarded delete),
+/// so running several at once cannot make one act on another's object.
+pub(crate) async fn write_deletions<C: SnapshotStore>(
+    cluster: &C,
+    work: &mut Work<'_, C::Vs>,
+    contents: Option<&[C::Vsc]>,
+    options: &ApplyOptions,
+) -> Vec<Outcome> {
     // The contents' policies as listed, only when a real deletion may switch one.
-    let needs_contents =
-        !options.dry_run && !deletions.is_empty() && options.content_policy == ContentPolicy::Patch;
+    let needs_contents = !options.dry_run
+        && !work.deletions.is_empty()
+        && options.content_policy == ContentPolicy::Patch;
     let listed_contents: Result<Vec<C::Vsc>, String> = if needs_contents && contents.is_none() {
         list_contents(cluster, options.page_size)
             .await
@@ -492,44 +636,59 @@ pub async fn apply_listed<C: SnapshotStore>(
         .chain(listed_contents.iter().flatten())
         .map(|c| (c.name(), c))
         .collect();
-    let mut first = true;
-    for (vs, actions, pvc) in deletions {
-        let status = if options.dry_run {
-            Status::DryRun
-        } else if let (true, Err(error)) = (needs_contents, &listed_contents) {
-            Status::Failed {
-                error: error.clone(),
+    let pace = Pace::new(options.delete_pause);
+    let pending: Vec<_> = work
+        .deletions
+        .iter()
+        .map(|d| {
+            delete_paced(
+                cluster,
+                d.vs,
+                &by_content,
+                options,
+                &pace,
+                needs_contents
+                    .then(|| listed_contents.as_ref().err())
+                    .flatten(),
+            )
+        })
+        .collect();
+    let statuses: Vec<Status> = futures::stream::iter(pending)
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let counts = &mut work.counts;
+    work.deletions
+        .iter()
+        .zip(statuses)
+        .map(|(d, status)| {
+            if counts.tally(&status) {
+                counts.deleted += 1;
             }
-        } else {
-            if !first && !options.delete_pause.is_zero() {
-                tokio::time::sleep(options.delete_pause).await;
-            }
-            first = false;
-            delete_one(cluster, vs, &by_content, options.content_policy).await
-        };
-        match status {
-            Status::Applied | Status::DryRun => counts.deleted += 1,
-            Status::Unchanged => counts.unchanged += 1,
-            Status::Failed { .. } => counts.failed += 1,
-            Status::Deferred { .. } => counts.deferred += 1,
-        }
-        outcomes.push(Outcome {
-            namespace: vs.namespace().to_string(),
-            name: vs.name().to_string(),
-            pvc,
-            operation: Operation::Delete,
-            actions,
-            status,
-        });
-    }
+            Outcome::of(d.vs, &d.pvc, Operation::Delete, &d.actions, status)
+        })
+        .collect()
+}
 
-    ApplyReport {
-        dry_run: options.dry_run,
-        counts,
-        unreadable,
-        outcomes,
-        plan,
+/// One deletion in its turn; `list_failed`: the content list this deletion needed could not be read.
+async fn delete_paced<C: SnapshotStore>(
+    cluster: &C,
+    vs: &C::Vs,
+    contents: &HashMap<&str, &C::Vsc>,
+    options: &ApplyOptions,
+    pace: &Pace,
+    list_failed: Option<&String>,
+) -> Status {
+    if options.dry_run {
+        return Status::DryRun;
     }
+    if let Some(error) = list_failed {
+        return Status::Failed {
+            error: error.clone(),
+        };
+    }
+    pace.turn().await;
+    delete_one(cluster, vs, contents, options.content_policy).await
 }
 
 /// One deletion as listed: at most two requests (the content's policy switch, the snapshot's guarded delete), a

@@ -1,12 +1,14 @@
 //! Retention: which snapshots keep their tier labels, which are marked for deletion, which are deleted.
 //!
 //! `policy` is the pure planner (observed snapshots + per-PVC policy + clock → decisions); `simulate` replays
-//! nightly backups through that same planner to show what survives. `apply` (retention against the cluster) and
-//! `sync` (VS labels onto VSCs) reach the cluster only through the [`port::SnapshotStore`] trait, which
-//! `cluster/` implements, so this module never imports the API layer. The policy itself is
+//! nightly backups through that same planner to show what survives. `apply` (retention against the cluster),
+//! `sync` (VS labels onto VSCs) and `pass` (the controller's: both, each object written once) reach the cluster
+//! only through the [`port::SnapshotStore`] trait, which `cluster/` implements, so this module never imports the
+//! API layer. The policy itself is
 //! [`crate::vocab::retention::RetentionPolicy`], the same type the plan resolves.
 
 pub mod apply;
+pub mod pass;
 pub mod policy;
 pub mod port;
 pub mod simulate;

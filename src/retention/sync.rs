@@ -8,8 +8,9 @@
 use crate::labels::{LabelChanges, PREFIX};
 use crate::retention::port::{ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
+use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 /// Why the sync could not start.
@@ -45,6 +46,8 @@ pub struct SyncReport {
     pub unchanged: usize,
     /// Snapshots without a bound content, or whose content is gone.
     pub without_content: usize,
+    /// Snapshots the same controller pass deletes: their contents get only the deletionPolicy switch.
+    pub deleted_this_run: usize,
     pub failed: usize,
     pub changes: Vec<SyncChange>,
 }
@@ -93,16 +96,16 @@ impl SyncReport {
 /// The label edits that make `content_labels` carry exactly the `backup-ns.sh/*` labels of `snapshot_labels`
 /// (other labels untouched). Pure; empty when in sync.
 pub fn desired_changes(
-    snapshot_labels: Option<&std::collections::BTreeMap<String, String>>,
-    content_labels: Option<&std::collections::BTreeMap<String, String>>,
+    snapshot_labels: Option<&BTreeMap<String, String>>,
+    content_labels: Option<&BTreeMap<String, String>>,
 ) -> LabelChanges {
     let mut changes = LabelChanges::new();
-    let ours = |l: Option<&std::collections::BTreeMap<String, String>>| {
+    let ours = |l: Option<&BTreeMap<String, String>>| {
         l.into_iter()
             .flatten()
             .filter(|(k, _)| k.starts_with(PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<std::collections::BTreeMap<_, _>>()
+            .collect::<BTreeMap<_, _>>()
     };
     let want = ours(snapshot_labels);
     let have = ours(content_labels);
@@ -119,13 +122,14 @@ pub fn desired_changes(
     changes
 }
 
-/// Lists the scope's snapshots and all contents, then syncs. `page_size` as for retention.
+/// Lists the scope's snapshots and all contents, then syncs. `page_size` and `concurrency` as for retention.
 pub async fn sync_labels<C: SnapshotStore>(
     cluster: &C,
     scope: &Scope,
     selector: Option<&str>,
     page_size: u32,
     dry_run: bool,
+    concurrency: usize,
 ) -> Result<SyncReport, SyncError> {
     let snapshots = cluster
         .list_snapshots(scope, selector, page_size)
@@ -135,29 +139,48 @@ pub async fn sync_labels<C: SnapshotStore>(
         .list_contents(page_size)
         .await
         .map_err(|e| SyncError::List(Box::new(e)))?;
-    Ok(sync_listed(cluster, &snapshots, &contents, dry_run).await)
+    Ok(sync_listed(cluster, &snapshots, &contents, dry_run, concurrency).await)
 }
 
-/// [`sync_labels`] on already listed snapshots and contents (the controller lists both once, for sync and
-/// retention).
+/// [`sync_labels`] on already listed snapshots and contents: each content made to mirror its snapshot's labels
+/// as listed.
 pub async fn sync_listed<C: SnapshotStore>(
     cluster: &C,
     snapshots: &[C::Vs],
     contents: &[C::Vsc],
     dry_run: bool,
+    concurrency: usize,
+) -> SyncReport {
+    let targets = snapshots.iter().map(|vs| (vs, vs.labels())).collect();
+    sync_to(cluster, targets, contents, dry_run, concurrency).await
+}
+
+/// A snapshot and the labels its content is to mirror.
+pub(crate) type SyncTarget<'a, V> = (&'a V, Option<&'a BTreeMap<String, String>>);
+
+/// Makes each target snapshot's content carry the `backup-ns.sh/*` labels given with it (the snapshot's labels
+/// as they are after this run: the controller passes retention's outcome, so a content is written once, with
+/// its final labels). One guarded patch per content that differs, `concurrency` in flight.
+pub(crate) async fn sync_to<'a, C: SnapshotStore>(
+    cluster: &C,
+    targets: Vec<SyncTarget<'a, C::Vs>>,
+    contents: &[C::Vsc],
+    dry_run: bool,
+    concurrency: usize,
 ) -> SyncReport {
     let by_name: HashMap<&str, _> = contents.iter().map(|c| (c.name(), c)).collect();
     let mut report = SyncReport {
         dry_run,
-        snapshots: snapshots.len(),
+        snapshots: targets.len(),
         ..SyncReport::default()
     };
-    for vs in snapshots {
-        let Some(content) = vs.bound_content().and_then(|n| by_name.get(n)) else {
+    let mut planned = Vec::new();
+    for (vs, labels) in targets {
+        let Some(content) = vs.bound_content().and_then(|n| by_name.get(n).copied()) else {
             report.without_content += 1;
             continue;
         };
-        let changes = desired_changes(vs.labels(), content.labels());
+        let changes = desired_changes(labels, content.labels());
         if changes.is_empty() {
             report.unchanged += 1;
             continue;
@@ -175,12 +198,18 @@ pub async fn sync_listed<C: SnapshotStore>(
                 None => change.removed.push(k.clone()),
             }
         }
-        if !dry_run {
-            match cluster.patch_content_labels(content, &changes).await {
-                Ok(_) => {}
-                Err(e) => change.error = Some(e.to_string()),
-            }
-        }
+        planned.push((content, changes, change));
+    }
+    let pending: Vec<_> = planned
+        .iter()
+        .map(|(content, changes, _)| patch_content(cluster, *content, changes, dry_run))
+        .collect();
+    let errors: Vec<Option<String>> = futures::stream::iter(pending)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    for ((_, _, mut change), error) in planned.into_iter().zip(errors) {
+        change.error = error;
         if change.error.is_some() {
             report.failed += 1;
         } else {
@@ -191,10 +220,26 @@ pub async fn sync_listed<C: SnapshotStore>(
     report
 }
 
+/// One content's guarded label patch (nothing on a dry run); its error, if any.
+async fn patch_content<C: SnapshotStore>(
+    cluster: &C,
+    content: &C::Vsc,
+    changes: &LabelChanges,
+    dry_run: bool,
+) -> Option<String> {
+    if dry_run {
+        return None;
+    }
+    cluster
+        .patch_content_labels(content, changes)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

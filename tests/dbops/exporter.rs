@@ -186,6 +186,12 @@ backup_ns_exporter_synced 1
 # HELP backup_ns_exporter_snapshots_seen VolumeSnapshots with backup-ns labels currently known to the exporter.
 # TYPE backup_ns_exporter_snapshots_seen gauge
 backup_ns_exporter_snapshots_seen 5
+# HELP backup_ns_cluster_snapshots VolumeSnapshots in the cluster (the exporter's or the pass's scope), backup-ns or not.
+# TYPE backup_ns_cluster_snapshots gauge
+backup_ns_cluster_snapshots 6
+# HELP backup_ns_cluster_snapshots_limit The snapshot count deploy/prometheus-rule.yaml warns near (--snapshot-limit).
+# TYPE backup_ns_cluster_snapshots_limit gauge
+backup_ns_cluster_snapshots_limit 20000
 # HELP backup_ns_last_success_timestamp_seconds Creation time (Unix seconds) of the newest ready backup-ns snapshot of the PVC.
 # TYPE backup_ns_last_success_timestamp_seconds gauge
 backup_ns_last_success_timestamp_seconds{namespace="shop",pvc="data"} 1773018004

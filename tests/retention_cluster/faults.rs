@@ -7,7 +7,9 @@ use crate::support::{
     settled_content_count, start, utc,
 };
 use backup_ns::Exit;
-use backup_ns::retention::apply::{Operation, Status, apply, apply_listed, list_scope};
+use backup_ns::retention::apply::{
+    ApplyOptions, Operation, Status, apply, apply_listed, list_scope,
+};
 use backup_ns::retention::{ObservedSnapshot, Options, apply_decisions, plan};
 use backup_ns::vocab::scope::Scope;
 use kube_sim::faults::{Fault, FaultAction};
@@ -112,7 +114,12 @@ async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_del
         "volumesnapshots",
         FaultAction::InternalError,
     ));
-    let opts = options(Scope::Namespace(NS.into()), Options::default());
+    // One write at a time: an `nth` fault counts requests in arrival order, which names one object only when
+    // one is in flight (the concurrency tests cover several at once).
+    let opts = ApplyOptions {
+        concurrency: 1,
+        ..options(Scope::Namespace(NS.into()), Options::default())
+    };
     let first = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
     assert_eq!(first.counts.failed, 9, "{}", first.render_text());
     assert_eq!(first.counts.deferred, 1, "{}", first.render_text());

@@ -3,6 +3,7 @@
 //! `rebind`, `controller`). Every test starts its own simulator in its own temp dir.
 
 mod cli;
+mod concurrency;
 mod converge;
 mod faults;
 mod guard;

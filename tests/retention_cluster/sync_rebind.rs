@@ -51,7 +51,7 @@ async fn label_sync_copies_backup_ns_labels_drops_stale_ones_and_skips_unchanged
         .await
         .unwrap();
 
-    let first = sync_labels(&env.cluster, &Scope::All, None, 500, false)
+    let first = sync_labels(&env.cluster, &Scope::All, None, 500, false, 4)
         .await
         .unwrap();
     assert_eq!(
@@ -80,7 +80,7 @@ async fn label_sync_copies_backup_ns_labels_drops_stale_ones_and_skips_unchanged
     assert!(l["app"].is_null(), "only backup-ns.sh/* labels are copied");
 
     env.sim.requests().reset();
-    let second = sync_labels(&env.cluster, &Scope::All, None, 500, false)
+    let second = sync_labels(&env.cluster, &Scope::All, None, 500, false, 4)
         .await
         .unwrap();
     assert_eq!((second.patched, second.unchanged), (0, 3));

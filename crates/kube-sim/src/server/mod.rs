@@ -167,6 +167,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 None => plural.clone(),
             };
             shared.requests.record(verb, &logged);
+            if let Some(n) = &name {
+                shared
+                    .requests
+                    .record_object(verb, &logged, namespace.as_deref(), n);
+            }
             let fault = shared.faults.on_request(verb, &logged);
             if let Some(action) = fault.filter(|a| *a != FaultAction::LostAnswer) {
                 return fault_response(

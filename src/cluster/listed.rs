@@ -1,0 +1,258 @@
+//! The compact forms retention and label sync list: a VolumeSnapshot or VolumeSnapshotContent reduced to the
+//! fields they read and write against (names, uid, resourceVersion, labels, the retention annotation, times,
+//! binding, deletionPolicy). Pages are decoded straight into these (serde skips every other field while
+//! parsing), so a list of 100,000 snapshots holds a few hundred bytes per object, never whole documents with
+//! their managedFields and last-applied annotations.
+
+use super::client::Cluster;
+use super::error::{ListRef, Result};
+use super::resources::{VolumeSnapshot, VolumeSnapshotContent};
+use super::snapshots::list_paged_as;
+use crate::labels::ANNOTATION_RETENTION;
+use crate::vocab::scope::Scope;
+use kube::Resource as _;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A VolumeSnapshot as listed, compact.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "raw::Snapshot")]
+pub struct ListedVolumeSnapshot {
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The `backup-ns.sh/retention` annotation; other annotations are not kept.
+    pub retention: Option<String>,
+    pub creation_timestamp: Option<String>,
+    pub deletion_timestamp: Option<String>,
+    /// `spec.source.persistentVolumeClaimName`.
+    pub source_pvc: Option<String>,
+    /// `status.boundVolumeSnapshotContentName`.
+    pub bound_content: Option<String>,
+    /// `status.creationTime`.
+    pub creation_time: Option<String>,
+    /// `status.readyToUse`.
+    pub ready: bool,
+}
+
+impl ListedVolumeSnapshot {
+    /// The fields retention's planner reads, as `snapshot.storage.k8s.io/v1` JSON (built for one snapshot at a
+    /// time while planning, then dropped).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut annotations = serde_json::Map::new();
+        if let Some(r) = &self.retention {
+            annotations.insert(ANNOTATION_RETENTION.into(), r.clone().into());
+        }
+        serde_json::json!({
+            "apiVersion": VolumeSnapshot::api_version(),
+            "kind": "VolumeSnapshot",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": self.uid,
+                "resourceVersion": self.resource_version,
+                "labels": self.labels,
+                "annotations": annotations,
+                "creationTimestamp": self.creation_timestamp,
+                "deletionTimestamp": self.deletion_timestamp,
+            },
+            "spec": {"source": {"persistentVolumeClaimName": self.source_pvc}},
+            "status": {
+                "boundVolumeSnapshotContentName": self.bound_content,
+                "creationTime": self.creation_time,
+                "readyToUse": self.ready,
+            },
+        })
+    }
+}
+
+/// A VolumeSnapshotContent as listed, compact.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "raw::Content")]
+pub struct ListedVolumeSnapshotContent {
+    pub name: String,
+    pub resource_version: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `spec.deletionPolicy`.
+    pub deletion_policy: String,
+    /// `spec.volumeSnapshotRef.uid`: set once the snapshot controller bound it to one snapshot object.
+    pub bound_uid: Option<String>,
+}
+
+/// The wire shapes the compact forms are decoded from; only the named fields are read.
+mod raw {
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Meta {
+        pub name: String,
+        pub namespace: String,
+        pub uid: Option<String>,
+        pub resource_version: Option<String>,
+        pub labels: Option<BTreeMap<String, String>>,
+        pub annotations: Option<BTreeMap<String, String>>,
+        pub creation_timestamp: Option<String>,
+        pub deletion_timestamp: Option<String>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Snapshot {
+        pub metadata: Meta,
+        pub spec: SnapshotSpec,
+        pub status: SnapshotStatus,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct SnapshotSpec {
+        pub source: SnapshotSource,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct SnapshotSource {
+        pub persistent_volume_claim_name: Option<String>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct SnapshotStatus {
+        pub bound_volume_snapshot_content_name: Option<String>,
+        pub creation_time: Option<String>,
+        pub ready_to_use: Option<bool>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Content {
+        pub metadata: Meta,
+        pub spec: ContentSpec,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct ContentSpec {
+        pub deletion_policy: String,
+        pub volume_snapshot_ref: Ref,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(default)]
+    pub struct Ref {
+        pub uid: Option<String>,
+    }
+}
+
+impl From<raw::Snapshot> for ListedVolumeSnapshot {
+    fn from(s: raw::Snapshot) -> Self {
+        let m = s.metadata;
+        ListedVolumeSnapshot {
+            retention: m
+                .annotations
+                .and_then(|mut a| a.remove(ANNOTATION_RETENTION)),
+            namespace: m.namespace,
+            name: m.name,
+            uid: m.uid,
+            resource_version: m.resource_version,
+            labels: m.labels,
+            creation_timestamp: m.creation_timestamp,
+            deletion_timestamp: m.deletion_timestamp,
+            source_pvc: s.spec.source.persistent_volume_claim_name,
+            bound_content: s.status.bound_volume_snapshot_content_name,
+            creation_time: s.status.creation_time,
+            ready: s.status.ready_to_use.unwrap_or(false),
+        }
+    }
+}
+
+impl From<raw::Content> for ListedVolumeSnapshotContent {
+    fn from(c: raw::Content) -> Self {
+        ListedVolumeSnapshotContent {
+            name: c.metadata.name,
+            resource_version: c.metadata.resource_version,
+            labels: c.metadata.labels,
+            deletion_policy: c.spec.deletion_policy,
+            bound_uid: c.spec.volume_snapshot_ref.uid,
+        }
+    }
+}
+
+impl Cluster {
+    /// [`Cluster::list_snapshots`] in the compact form.
+    pub async fn list_listed_snapshots(
+        &self,
+        scope: &Scope,
+        selector: Option<&str>,
+        page_size: u32,
+    ) -> Result<Vec<ListedVolumeSnapshot>> {
+        let path = VolumeSnapshot::url_path(&(), scope.namespace());
+        let list = ListRef {
+            resource: VolumeSnapshot::RESOURCE,
+            namespace: scope.namespace().map(str::to_string),
+            selector: selector.map(str::to_string),
+        };
+        list_paged_as(self.client(), &path, list, page_size).await
+    }
+
+    /// [`Cluster::list_snapshot_contents`] (all of them) in the compact form.
+    pub async fn list_listed_contents(
+        &self,
+        page_size: u32,
+    ) -> Result<Vec<ListedVolumeSnapshotContent>> {
+        let path = VolumeSnapshotContent::url_path(&(), None);
+        let list = ListRef {
+            resource: VolumeSnapshotContent::RESOURCE,
+            namespace: None,
+            selector: None,
+        };
+        list_paged_as(self.client(), &path, list, page_size).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_listed_snapshot_keeps_what_retention_reads_and_nothing_else() {
+        let doc = json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "data-1", "namespace": "shop", "uid": "u1", "resourceVersion": "7",
+                         "labels": {"backup-ns.sh/retain": "daily_weekly_monthly"},
+                         "annotations": {"backup-ns.sh/retention": "{\"daily\":2}",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                         "managedFields": [{"manager": "kubectl"}],
+                         "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"source": {"persistentVolumeClaimName": "data"}, "volumeSnapshotClassName": "c"},
+            "status": {"boundVolumeSnapshotContentName": "vsc-1", "creationTime": "2025-01-01T00:00:01Z",
+                       "readyToUse": true, "restoreSize": "1Gi"}
+        });
+        let listed: ListedVolumeSnapshot = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(listed.retention.as_deref(), Some("{\"daily\":2}"));
+        assert_eq!(listed.bound_content.as_deref(), Some("vsc-1"));
+        assert!(listed.ready);
+        // The planner reads the compact form exactly as it reads the whole document.
+        let whole = crate::retention::ObservedSnapshot::from_volume_snapshot(&doc).unwrap();
+        let compact =
+            crate::retention::ObservedSnapshot::from_volume_snapshot(&listed.to_json()).unwrap();
+        assert_eq!(format!("{whole:?}"), format!("{compact:?}"));
+    }
+
+    #[test]
+    fn a_listed_content_keeps_its_policy_and_binding() {
+        let c: ListedVolumeSnapshotContent = serde_json::from_value(json!({
+            "metadata": {"name": "vsc-1", "resourceVersion": "3"},
+            "spec": {"deletionPolicy": "Retain", "driver": "d",
+                     "volumeSnapshotRef": {"name": "data-1", "namespace": "shop", "uid": "u1"}}
+        }))
+        .unwrap();
+        assert_eq!(c.deletion_policy, "Retain");
+        assert_eq!(c.bound_uid.as_deref(), Some("u1"));
+    }
+}
