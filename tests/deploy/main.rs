@@ -4,6 +4,7 @@
 //! mode with minted service-account tokens, through the real `kubectl auth can-i`, real kubectl requests and the
 //! real `backup-ns` binary. The README's demo runs too. Helm comes from scripts/install-helm.sh.
 
+mod adhoc;
 mod apply;
 mod chart;
 mod demo;
@@ -13,6 +14,7 @@ mod rbac;
 mod rbac_model;
 mod schedules;
 mod sources;
+mod stage;
 #[path = "../support/mod.rs"]
 mod support;
 mod tools;
