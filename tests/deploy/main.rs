@@ -9,6 +9,7 @@ mod apply;
 mod chart;
 mod demo;
 mod manifests;
+mod original;
 mod pod_security;
 mod rbac;
 mod rbac_model;

@@ -108,7 +108,11 @@ impl Stage {
     /// `manifest` with the edits a user makes on this machine: each hook running in container `postgres` is
     /// told the PostgreSQL server's address, and the hostPath lock dir is the stage's.
     pub fn localize(&self, manifest: &str) -> String {
-        let manifest = point_hooks(manifest, "postgres", self.pg.port);
+        self.local_locks(&point_hooks(manifest, "postgres", self.pg.port))
+    }
+
+    /// `manifest` with its hostPath lock dir the stage's.
+    pub fn local_locks(&self, manifest: &str) -> String {
         manifest.replace(
             "path: /mnt/host-backup-locks",
             &format!("path: {}", self.locks.path().display()),
