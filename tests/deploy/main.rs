@@ -8,6 +8,7 @@ mod adhoc;
 mod apply;
 mod chart;
 mod demo;
+mod installs;
 mod manifests;
 mod original;
 mod pod_security;

@@ -94,9 +94,15 @@ impl Stage {
             .iter()
             .map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n"))
             .collect();
+        // A StatefulSet names its governing Service.
+        let service = if kind == "StatefulSet" {
+            format!("  serviceName: {name}\n")
+        } else {
+            String::new()
+        };
         self.sim
             .apply_yaml(&format!(
-                "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  \
+                "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{service}  \
                  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    \
                  spec:\n      containers:\n      - name: {container}\n        image: {image}\n        env:\n{env}        \
                  volumeMounts: [{{name: data, mountPath: {mount}}}]\n      \
@@ -191,11 +197,28 @@ pub async fn finished(sim: &Sim, ns: &str, cronjob: &str, at: DateTime<Utc>) -> 
     );
 }
 
-/// Every pod status of `ns`, for failure messages.
+/// The status and log of every Job pod of `ns`, for failure messages.
 pub fn pod_logs(sim: &Sim, ns: &str) -> String {
+    let logs = &sim.shared().logs;
     sim.list("pods", Some(ns))
         .iter()
-        .map(|p| format!("{}: {:#}", p["metadata"]["name"], p["status"]))
+        .filter(|p| p["metadata"]["labels"]["job-name"].is_string())
+        .map(|p| {
+            let name = p["metadata"]["name"].as_str().unwrap_or_default();
+            let containers = p["spec"]["initContainers"]
+                .as_array()
+                .into_iter()
+                .chain(p["spec"]["containers"].as_array())
+                .flatten();
+            let log: String = containers
+                .filter_map(|c| c["name"].as_str())
+                .map(|c| {
+                    let slice = logs.read(ns, name, c, 0);
+                    format!("--- {c}:\n{}", String::from_utf8_lossy(&slice.bytes))
+                })
+                .collect();
+            format!("{name}: {:#}\n{log}", p["status"]["containerStatuses"])
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
