@@ -9,6 +9,7 @@ mod apply;
 mod chart;
 mod demo;
 mod installs;
+mod locks;
 mod manifests;
 mod original;
 mod pod_security;
