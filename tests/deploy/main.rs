@@ -15,6 +15,7 @@ mod original;
 mod pod_security;
 mod rbac;
 mod rbac_model;
+mod rbac_mutants;
 mod schedules;
 mod sources;
 mod stage;
