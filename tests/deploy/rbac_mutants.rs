@@ -9,7 +9,8 @@
 //! The mutants share one simulator in sequence, which is sound because kube-sim authorizes each request against
 //! the stored roles: a mutant is applied, its night runs, the shipped role is restored. The exporter is the one
 //! long-running process, so it is restarted around each of its own role's mutants (a watch is authorized when it
-//! starts).
+//! starts). The refusals (the tenant's 403 on another namespace's snapshots and on every content write) are in
+//! rbac.rs.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -46,8 +47,9 @@ const REBIND: &str = "label sync and `backup-ns rebind` of a dangling content (t
                       a night without drifted labels or dangling contents calls neither";
 const CONTROLLER_MARKS: &str = "marking and tier-label moves for namespaces whose own run did not make them; here each \
                                 tenant's run marks its snapshots before the controller runs";
-const CONTROLLER_READS: &str = "read-only; the nightly pass finds namespaces and classes through the snapshots it \
-                                lists; it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
+const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, which works from the snapshots and contents \
+                                it lists; it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED: list \
+                                namespaces, list volumesnapshotclasses) declares it";
 const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
                                  it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
 const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
