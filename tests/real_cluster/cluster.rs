@@ -79,6 +79,8 @@ impl RealCluster {
         let mut child = Command::new(script())
             .args(["up", "--state"])
             .arg(state.path())
+            .args(["--run-image", "busybox=host", "--run-image"])
+            .arg(format!("backup-ns={}", env!("CARGO_BIN_EXE_backup-ns")))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -204,8 +204,9 @@ fn down_stops_every_process_that_up_started_and_nothing_else() {
     let pids = cluster.pids();
     assert_eq!(
         pids.len(),
-        8,
-        "etcd, three control-plane components, the driver, the snapshot controller and two sidecars: {pids:?}"
+        9,
+        "etcd, three control-plane components, the driver, the snapshot controller, two sidecars and the node \
+         agent: {pids:?}"
     );
     let out = cluster.down();
     assert!(

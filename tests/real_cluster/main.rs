@@ -1,7 +1,7 @@
 //! The product against the real thing: `scripts/cluster up` starts Kubernetes' own control plane and the CSI
 //! snapshot stack built from the modules pinned in tools/k8s/, and these tests drive it with the real kubectl,
-//! Helm and the built backup-ns binary. There is no kubelet yet, so no pod runs: everything here is what the
-//! product does through the API.
+//! Helm and the built backup-ns binary. The node is our agent (`kube-sim node-agent`), with `busybox` mapped to the
+//! host's tools and `backup-ns` to the built binary: pods of those images run as host processes, others run none.
 //!
 //! The tests share one cluster (started by the first test that needs it, stopped when the test process exits) and
 //! keep apart by namespace; only `down`'s own test starts a second one. The first `up` on a machine builds the
@@ -12,9 +12,13 @@ mod cluster;
 mod components;
 mod manifests;
 mod operator;
+mod pods;
 mod rbac;
 mod retention;
 mod run;
+
+#[path = "../support/mod.rs"]
+mod support;
 
 /// The RBAC expectations of the shipped manifests, shared with the kube-sim deploy tests.
 #[path = "../deploy/rbac_model.rs"]

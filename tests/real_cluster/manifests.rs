@@ -132,13 +132,36 @@ fn every_render_is_applied_server_side_into_namespaces_that_enforce_restricted()
         "lock-on",
         "--from=cronjob/backup",
     ]);
-    let pod = eventually("the lock-off job's pod is admitted", || {
+    // Admitted, scheduled onto the node agent, and run there: backup-ns in the pod, with its in-cluster
+    // configuration, as the chart's ServiceAccount.
+    let pod = eventually("the lock-off job's pod runs to its end", || {
         let pods = cluster.get_json(&["-n", "my-app", "pods", "-l", "job-name=lock-off"]);
-        pods["items"].as_array().and_then(|p| p.first().cloned())
+        pods["items"]
+            .as_array()
+            .and_then(|p| p.first().cloned())
+            .filter(|p| {
+                p.pointer("/status/containerStatuses/0/state/terminated")
+                    .is_some()
+            })
     });
+    assert_eq!(pod["spec"]["nodeName"], "backup-ns-node", "{pod:#}");
+    // This namespace holds no claim and no app, so the plan's preflight fails; what matters is that it got that
+    // far: the plan read from the mounted ConfigMap, the apiserver reached with the projected token, and the
+    // answers (not found, rather than 401 or 403) given to the ServiceAccount.
+    let logs = cluster.kubectl(&["-n", "my-app", "logs", "job/lock-off"]);
     assert_eq!(
-        pod["status"]["phase"], "Pending",
-        "no node runs it: {pod:#}"
+        pod.pointer("/status/containerStatuses/0/state/terminated/exitCode"),
+        Some(&Value::from(1)),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("backup of plan app FAILED")
+            && logs.contains("PersistentVolumeClaim my-app/data does not exist"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("forbidden") && !logs.contains("Unauthorized"),
+        "{logs}"
     );
     let refusal = eventually("the lock-on job's pod is refused", || {
         let events = cluster.get_json(&[

@@ -89,18 +89,53 @@ impl FakeTime {
     }
 }
 
+/// Hands out a token for a namespace's ServiceAccount.
+pub type IssueToken = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
+
+/// Where the service-account tokens of the pods come from: kube-sim's own token table, or (a node agent in front
+/// of a real apiserver) tokens it requested through the TokenRequest API for the pod, looked up by namespace and
+/// ServiceAccount.
+#[derive(Clone)]
+pub enum TokenSource {
+    /// Minted by kube-sim (`rbac::Tokens`).
+    Sim(Tokens),
+    /// Handed out by the caller.
+    External(IssueToken),
+}
+
+impl TokenSource {
+    fn issue(&self, ns: &str, sa: &str) -> String {
+        match self {
+            TokenSource::Sim(tokens) => tokens.issue(ns, sa),
+            TokenSource::External(issue) => issue(ns, sa),
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Sim(_) => f.write_str("TokenSource::Sim"),
+            TokenSource::External(_) => f.write_str("TokenSource::External"),
+        }
+    }
+}
+
 /// The node's kubelet.
 #[derive(Debug)]
 pub struct Kubelet {
     store: Arc<Store>,
     logs: Arc<PodLogs>,
-    tokens: Tokens,
+    tokens: TokenSource,
     state_dir: PathBuf,
     images: RunImages,
     faketime: Option<FakeTime>,
     endpoint: watch::Sender<Option<Endpoint>>,
     /// The pods it runs or ran, by uid: how to stop each.
     pods: Mutex<HashMap<String, PodHandle>>,
+    /// The uids of the pods whose processes are being run now (a node agent waits on it before it lets a
+    /// deleted pod go).
+    active: watch::Sender<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug)]
@@ -176,7 +211,7 @@ impl Kubelet {
     pub fn new(
         store: Arc<Store>,
         logs: Arc<PodLogs>,
-        tokens: Tokens,
+        tokens: TokenSource,
         state_dir: PathBuf,
         images: RunImages,
         faketime: Option<FakeTime>,
@@ -190,7 +225,14 @@ impl Kubelet {
             faketime,
             endpoint: watch::Sender::new(None),
             pods: Mutex::new(HashMap::new()),
+            active: watch::Sender::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Resolves once no process of the pod with `uid` runs any more (at once for a pod it never ran).
+    pub async fn wait_ended(&self, uid: &str) {
+        let mut active = self.active.subscribe();
+        let _ = active.wait_for(|uids| !uids.contains(uid)).await;
     }
 
     /// Where the API is served; pods wait for it before their processes start.
@@ -291,9 +333,15 @@ impl Kubelet {
         }
         let me = self.clone();
         let pod = pod.clone();
+        self.active.send_modify(|uids| {
+            uids.insert(uid.clone());
+        });
         // The handle stays until the pod is deleted: a pod is run once, however late stale events arrive.
         tokio::spawn(async move {
             me.run_pod(&pod, stop_rx, &deadline_exceeded).await;
+            me.active.send_modify(|uids| {
+                uids.remove(&uid);
+            });
         });
     }
 

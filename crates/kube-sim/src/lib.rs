@@ -13,6 +13,7 @@ pub mod events;
 pub mod exec;
 pub mod faults;
 pub mod kubelet;
+pub mod node_agent;
 pub mod patch;
 pub mod paths;
 pub mod pod_logs;

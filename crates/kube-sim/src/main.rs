@@ -1,4 +1,5 @@
-//! kube-sim binary: `kube-sim serve` runs the loopback apiserver until SIGTERM/SIGINT.
+//! kube-sim binary: `kube-sim serve` runs the loopback apiserver until SIGTERM/SIGINT; `kube-sim node-agent` runs a
+//! real cluster's pods on this host with kube-sim's pod runtime (`scripts/cluster up` starts it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,12 @@ Examples:\n  scripts/demo\n  kube-sim demo --backup-ns target/debug/backup-ns\n 
         #[arg(long)]
         verbose: bool,
     },
+    /// Be the node of a real control plane: register a Node, run the pods bound to it as host processes, serve
+    /// the kubelet API (logs, exec) over HTTPS. `scripts/cluster up` starts it.
+    #[command(
+        after_help = "Example:\n  kube-sim node-agent --kubeconfig DIR/kubeconfigs/node --name backup-ns-node \\\n    --state-dir DIR/node-agent --csi-volumes DIR/csi/volumes --tls-cert DIR/pki/node-serving.crt \\\n    --tls-key DIR/pki/node-serving.key --client-ca DIR/pki/ca.crt --run-image backup-ns=target/debug/backup-ns"
+    )]
+    NodeAgent(kube_sim::node_agent::Options),
 }
 
 /// The options of `kube-sim serve`.
@@ -125,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             start,
             verbose,
         } => return demo(backup_ns, manifests, nights, start, verbose).await,
+        Command::NodeAgent(agent) => return node_agent(agent).await,
     };
     serve_until_signal(serve).await
 }
@@ -181,6 +189,19 @@ async fn serve_until_signal(serve: Serve) -> anyhow::Result<()> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// Runs the node agent until SIGTERM/SIGINT; its pods' processes are killed on the way out.
+async fn node_agent(options: kube_sim::node_agent::Options) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    kube_sim::node_agent::run(options, shutdown).await
 }
 
 /// Runs the demo until it ends or a Ctrl-C/SIGTERM arrives; either way the demo's future is dropped, which stops

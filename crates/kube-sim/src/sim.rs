@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::clock::SimClock;
 use crate::container::{self, ContainerContext, ResolveError};
 use crate::faults::Faults;
-use crate::kubelet::{Endpoint, FakeTime, Kubelet};
+use crate::kubelet::{Endpoint, FakeTime, Kubelet, TokenSource};
 use crate::pods::{self, PodPhase};
 use crate::requests::RequestLog;
 use crate::resources::ResourceInfo;
@@ -82,6 +82,8 @@ pub struct SimBuilder {
     seeds: Vec<(String, String)>,
     run_images: Vec<RunImage>,
     faketime: Option<FakeTime>,
+    pod_endpoint: Option<Endpoint>,
+    token_source: Option<TokenSource>,
 }
 
 impl Default for SimBuilder {
@@ -96,11 +98,26 @@ impl Default for SimBuilder {
             seeds: Vec::new(),
             run_images: Vec::new(),
             faketime: None,
+            pod_endpoint: None,
+            token_source: None,
         }
     }
 }
 
 impl SimBuilder {
+    /// The apiserver that the processes of run pods talk to (default: this simulator). A node agent points its
+    /// pods at the real apiserver.
+    pub fn pod_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.pod_endpoint = Some(endpoint);
+        self
+    }
+
+    /// Where the pods' service-account tokens come from (default: minted by this simulator).
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.token_source = Some(source);
+        self
+    }
+
     /// Directory for PVC data and the snapshot store (default: a temp dir owned by the Sim).
     pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.state_dir = Some(dir.into());
@@ -203,7 +220,9 @@ impl SimBuilder {
         let kubelet = Arc::new(Kubelet::new(
             store.clone(),
             shared.logs.clone(),
-            shared.tokens.clone(),
+            self.token_source
+                .clone()
+                .unwrap_or_else(|| TokenSource::Sim(shared.tokens.clone())),
             state_dir.clone(),
             run_images.clone(),
             self.faketime,
@@ -258,10 +277,10 @@ impl SimBuilder {
             });
             (format!("http://{addr}"), None, server)
         };
-        kubelet.set_endpoint(Endpoint {
+        kubelet.set_endpoint(self.pod_endpoint.clone().unwrap_or_else(|| Endpoint {
             port: addr.port(),
             ca_pem: ca_pem.clone(),
-        });
+        }));
         let kubeconfig_path = self
             .kubeconfig
             .unwrap_or_else(|| state_dir.join("kubeconfig"));
@@ -354,6 +373,11 @@ impl Sim {
     /// Start configuring a simulator.
     pub fn builder() -> SimBuilder {
         SimBuilder::default()
+    }
+
+    /// The kubelet that runs the pods.
+    pub fn kubelet(&self) -> &Arc<Kubelet> {
+        &self.kubelet
     }
 
     /// `http://127.0.0.1:PORT`
