@@ -32,7 +32,7 @@ async fn start() -> (Sim, tempfile::TempDir) {
 }
 
 /// Helm against the simulator, without blocking the runtime that serves it.
-async fn helm_on(sim: &Sim, home: &Path, args: &[&str]) -> Output {
+pub(super) async fn helm_on(sim: &Sim, home: &Path, args: &[&str]) -> Output {
     let mut cmd = tokio::process::Command::from(helm_cmd(home));
     cmd.arg("--kubeconfig")
         .arg(sim.kubeconfig_path())

@@ -1,5 +1,6 @@
-//! The README's first command works: `kube-sim demo` (library entry point) drives this build's backup-ns binary
-//! through a fortnight of nights against a real local PostgreSQL, and retention really prunes.
+//! The README's first command works: `kube-sim demo` (library entry point) installs deploy/static on a simulated
+//! cluster with this build's backup-ns as the image, lets the CronJobs run a fortnight of nights against a real
+//! local PostgreSQL, and retention really prunes.
 
 use chrono::NaiveDate;
 use kube_sim::demo::{DemoOptions, run};
@@ -9,6 +10,7 @@ async fn demo_replays_nights_with_real_backups_and_retention_deletes_snapshot_an
     let nights = 14;
     let report = run(DemoOptions {
         backup_ns: env!("CARGO_BIN_EXE_backup-ns").into(),
+        manifests: super::repo().join("deploy/static"),
         nights,
         start: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
         verbose: true,

@@ -2,17 +2,27 @@
 //! the binary and the RBAC model expect, render the same objects, meet Pod Security "restricted", pass a server-side
 //! dry run, and Helm installs, upgrades and uninstalls on kube-sim. RBAC is proven against kube-sim in `--rbac`
 //! mode with minted service-account tokens, through the real `kubectl auth can-i`, real kubectl requests and the
-//! real `backup-ns` binary. The README's demo runs too. Helm comes from scripts/install-helm.sh.
+//! real `backup-ns` binary, and as a mutation test of every shipped role (rbac_mutants.rs). Every install path runs
+//! end to end on the shared stage (stage.rs: the CronJobs' pods run the built binary in-cluster on the simulated
+//! clock): deploy/static over 30 nights, the kustomize overlay, helm install and upgrade, the original's `BAK_*`
+//! ConfigMap, `adhoc --follow`, two tenants on one lock slot. The README's demo runs too. Helm comes from
+//! scripts/install-helm.sh.
 
+mod adhoc;
 mod apply;
 mod chart;
 mod demo;
+mod installs;
+mod locks;
 mod manifests;
+mod original;
 mod pod_security;
 mod rbac;
 mod rbac_model;
+mod rbac_mutants;
 mod schedules;
 mod sources;
+mod stage;
 #[path = "../support/mod.rs"]
 mod support;
 mod tools;

@@ -365,3 +365,110 @@ async fn backup_ns_binary_runs_as_the_tenant_and_the_controller_with_their_manif
         text(&ctl)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_gets_403_on_other_namespaces_snapshots_and_on_every_content_write() {
+    let env = Env::start().await;
+    let (other_vs, _) = env.snapshot(OTHER, "nightly-1").await;
+    let (_, vsc) = env.snapshot(TENANT, "nightly-1").await;
+    let admin = kubectl(
+        env.sim.kubeconfig_path(),
+        env.home.path(),
+        None,
+        &["get", "vsc", &vsc, "-o", "json"],
+        None,
+    )
+    .await;
+    assert!(admin.status.success(), "{}", text(&admin));
+    let content = String::from_utf8_lossy(&admin.stdout).into_owned();
+    let new_vs = format!(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: sneaky\n  namespace: \
+         {OTHER}\nspec:\n  source:\n    persistentVolumeClaimName: data\n"
+    );
+    let new_vsc = "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshotContent\nmetadata:\n  name: \
+                   sneaky\nspec:\n  deletionPolicy: Delete\n  driver: hostpath.csi.k8s.io\n  source:\n    \
+                   snapshotHandle: h\n  volumeSnapshotRef:\n    name: x\n    namespace: shop\n";
+    let merge = r#"{"spec":{"deletionPolicy":"Delete"}}"#;
+    // Every request the tenant might try: (what, kubectl args, stdin).
+    let requests: Vec<(&str, Vec<&str>, Option<&str>)> = vec![
+        ("get", vec!["get", "vs", &other_vs, "-n", OTHER], None),
+        ("list", vec!["get", "vs", "-n", OTHER], None),
+        (
+            "watch",
+            vec!["get", "vs", "-n", OTHER, "--watch", "--request-timeout=5s"],
+            None,
+        ),
+        ("create", vec!["create", "-f", "-"], Some(&new_vs)),
+        (
+            "label",
+            vec!["label", "vs", &other_vs, "-n", OTHER, "x=y"],
+            None,
+        ),
+        ("delete", vec!["delete", "vs", &other_vs, "-n", OTHER], None),
+        ("content create", vec!["create", "-f", "-"], Some(new_vsc)),
+        (
+            "content replace",
+            vec!["replace", "-f", "-"],
+            Some(&content),
+        ),
+        (
+            "content patch",
+            vec!["patch", "vsc", &vsc, "--type", "merge", "-p", merge],
+            None,
+        ),
+        ("content label", vec!["label", "vsc", &vsc, "x=y"], None),
+        ("content delete", vec!["delete", "vsc", &vsc], None),
+        (
+            "content deletecollection",
+            vec!["delete", "vsc", "--all"],
+            None,
+        ),
+    ];
+    for (what, args, stdin) in requests {
+        let out = kubectl(
+            env.sim.kubeconfig_path(),
+            env.home.path(),
+            Some(&env.tenant),
+            &args,
+            stdin,
+        )
+        .await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("(Forbidden)"),
+            "tenant {what} must get 403: {}",
+            text(&out)
+        );
+    }
+    // Nothing changed: the other tenant's snapshot and the content are as the admin made them.
+    assert!(
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(OTHER),
+                &other_vs
+            )
+            .is_some_and(|v| v["metadata"]["labels"]["x"].is_null())
+    );
+    let after = env
+        .sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshotcontents",
+            None,
+            &vsc,
+        )
+        .expect("content kept");
+    assert_eq!(after["spec"]["deletionPolicy"], "Retain");
+    assert!(
+        env.sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshotcontents",
+                None,
+                "sneaky"
+            )
+            .is_none()
+    );
+}

@@ -11,137 +11,36 @@
 //! controller's pause between deletions is 0s (it is real time, and the nights are simulated).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use backup_ns::retention::simulate::{Scenario, simulate};
 use backup_ns::vocab::retention::{RetentionPolicy, TierCounts};
-use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
-use kube_sim::Sim;
-use kube_sim::kubelet::FakeTime;
+use chrono::{NaiveDate, NaiveTime};
 
-use super::rbac::{apply_as_admin, cluster_yaml};
 use super::rbac_model::{TENANT, tenant_manifest};
-use super::read;
-use super::support::postgres::Postgres;
-
-const VIENNA: Tz = chrono_tz::Europe::Vienna;
-
-/// The UTC instant of local Vienna time `hh:mm` on `day`.
-fn vienna(day: NaiveDate, hh: u32, mm: u32) -> chrono::DateTime<Utc> {
-    VIENNA
-        .from_local_datetime(&day.and_hms_opt(hh, mm, 0).expect("time"))
-        .single()
-        .expect("an unambiguous local time")
-        .with_timezone(&Utc)
-}
-
-/// The Job the CronJob `name` starts for the run scheduled at `at`, once it has finished: true when complete.
-async fn finished(sim: &Sim, ns: &str, cronjob: &str, at: chrono::DateTime<Utc>) -> bool {
-    let job = format!("{cronjob}-{}", at.timestamp() / 60);
-    for _ in 0..600 {
-        if let Some(j) = sim.get("batch/v1", "jobs", Some(ns), &job)
-            && let Some(c) = j.pointer("/status/conditions/0")
-            && c["status"] == "True"
-        {
-            return c["type"] == "Complete";
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {ns}/{job} did not finish within 30s");
-}
-
-/// Every container log of the pods of `ns`, for failure messages.
-fn pod_logs(sim: &Sim, ns: &str) -> String {
-    sim.list("pods", Some(ns))
-        .iter()
-        .map(|p| format!("{}: {:#}", p["metadata"]["name"], p["status"]))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use super::stage::{Stage, VIENNA, vienna};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nights_of_the_static_manifests_keep_the_gfs_set_the_policy_says() {
-    let faketime = FakeTime::locate().unwrap_or_else(|message| panic!("{message}"));
     let first = NaiveDate::from_ymd_opt(2025, 3, 1).expect("date");
-    let sim = Sim::builder()
-        .rbac(true)
-        .snapshot_delay(Duration::ZERO)
-        .clock(Some(vienna(first, 0, 0) - chrono::Duration::hours(1)))
-        .run_image(
-            format!("backup-ns={}", env!("CARGO_BIN_EXE_backup-ns"))
-                .parse()
-                .expect("mapping"),
-        )
-        .run_image("busybox=host".parse().expect("mapping"))
-        .faketime(Some(faketime))
-        .start()
-        .await
-        .expect("kube-sim starts");
-    sim.apply_yaml(&cluster_yaml()).expect("cluster fixture");
-    // The tenant's app: a PostgreSQL (the throwaway server on this host) in deployment/app-base, data on the PVC.
-    let pg = Postgres::start();
-    pg.create_database("shop");
-    pg.psql(
-        "shop",
-        "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 100)",
-    );
-    let env: String = pg
-        .container_env("shop")
-        .iter()
-        .map(|(k, v)| format!("        - {{name: {k}, value: \"{v}\"}}\n"))
-        .collect();
-    sim.apply_yaml(&format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-base, namespace: {TENANT}}}\nspec:\n  \
-         selector: {{matchLabels: {{app: base}}}}\n  template:\n    metadata: {{labels: {{app: base}}}}\n    spec:\n      \
-         containers:\n      - name: postgres\n        image: postgres:17\n        env:\n{env}        \
-         volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n      \
-         volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n"
-    ))
-    .expect("the app");
-    let home = tempfile::tempdir().expect("temp HOME");
-    let locks = tempfile::tempdir().expect("lock dir");
-
-    let hook = "          container: postgres\n";
-    let tenant = tenant_manifest(TENANT);
-    assert!(
-        tenant.contains(hook),
-        "the plan's hook moved; update this test"
-    );
-    let tenant = tenant
-        .replace(
-            hook,
-            &format!(
-                "{hook}          host: 127.0.0.1\n          port: {}\n",
-                pg.port
-            ),
-        )
-        .replace(
-            "path: /mnt/host-backup-locks",
-            &format!("path: {}", locks.path().display()),
-        );
-    let controller = read("deploy/static/backup-ns-controller.yaml").replace(
-        "  TZ: \"Europe/Vienna\"\n",
-        "  TZ: \"Europe/Vienna\"\n  BACKUP_NS_DELETE_PAUSE: \"0s\"\n",
-    );
-    apply_as_admin(&sim, home.path(), &[controller, tenant]).await;
+    let stage = Stage::start(vienna(first, 0, 0) - chrono::Duration::hours(1)).await;
+    let sim = &stage.sim;
+    stage
+        .apply(&[
+            Stage::controller_static(),
+            stage.localize(&tenant_manifest(TENANT)),
+        ])
+        .await;
 
     for night in 0..30 {
         let day = first + chrono::Duration::days(night);
-        let backup = vienna(day, 0, 15);
-        sim.clock().set(backup + chrono::Duration::minutes(1));
-        assert!(
-            finished(&sim, TENANT, "backup", backup).await,
-            "night {day}: the backup job failed:\n{}",
-            pod_logs(&sim, TENANT)
-        );
-        let retention = vienna(day, 4, 30);
-        sim.clock().set(retention + chrono::Duration::minutes(1));
-        assert!(
-            finished(&sim, "backup-ns-system", "backup-ns-controller", retention).await,
-            "day {day}: the controller job failed:\n{}",
-            pod_logs(&sim, "backup-ns-system")
-        );
+        stage.night(TENANT, "backup", vienna(day, 0, 15)).await;
+        stage
+            .night(
+                "backup-ns-system",
+                "backup-ns-controller",
+                vienna(day, 4, 30),
+            )
+            .await;
     }
 
     // The last night's dump is on the volume (a gzip stream).

@@ -1,12 +1,13 @@
 //! `kube-sim demo`: the whole product in one command, with no cluster.
 //!
-//! It starts a real local PostgreSQL (see [`postgres`]) and an in-process simulator whose namespace `demo` holds a
-//! Deployment `app-base` whose `postgres` container "is" that server: commands exec'd into it run on this machine
-//! with the pod's env (credentials from a Secret) and its PVC `data` mounted at `/var/lib/postgresql/data`. Then
-//! it drives the real `backup-ns` binary exactly as a CronJob would: `backup-ns run plans/demo.yaml` every night of
-//! a year, with `BACKUP_NS_NOW` and the simulator's clock moved in step, followed each night by the cluster-wide
-//! retention controller, and finally `backup-ns list`. Everything lives in one temp dir, removed on exit, on
-//! Ctrl-C and on SIGTERM.
+//! It installs backup-ns the way a user does: it applies the static manifests (deploy/static/: the cluster-wide
+//! controller file once, the per-namespace file for namespace `demo`) to an in-process simulator in RBAC mode, and
+//! lets their CronJobs run through a simulated year. kube-sim's kubelet runs each CronJob's pod with the given
+//! `backup-ns` binary as the image's program (in-cluster config, the pod's ServiceAccount token, the plan from its
+//! mounted ConfigMap) and shows it the simulated clock through libfaketime. The app is a real local PostgreSQL
+//! (see [`postgres`]) behind the Deployment `app-base`: the plan's hook execs `pg_dump` into it, onto the PVC.
+//! It prints what was installed, one line per simulated month, the final `backup-ns list` and the total time.
+//! Everything lives in one temp dir, removed on exit, on Ctrl-C and on SIGTERM.
 
 pub mod postgres;
 
@@ -18,12 +19,16 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
 
+use crate::kubelet::FakeTime;
 use crate::sim::{Sim, SimError};
 
-/// The plan the demo runs; its `port: 5432` is replaced by the demo server's port.
-const PLAN_TEMPLATE: &str = include_str!("../../../plans/demo.yaml");
-const PLAN_PORT_LINE: &str = "      port: 5432\n";
+/// The tenant namespace the demo installs into (the manifests' placeholder is `my-app`).
 const NAMESPACE: &str = "demo";
+/// The controller's namespace, from deploy/static/backup-ns-controller.yaml.
+const SYSTEM: &str = "backup-ns-system";
+/// The per-namespace and the cluster-wide manifest, in the manifests dir.
+const TENANT_FILE: &str = "backup-ns.yaml";
+const CONTROLLER_FILE: &str = "backup-ns-controller.yaml";
 const DB: &str = "app";
 const DB_USER: &str = "app";
 
@@ -71,13 +76,15 @@ pub enum DemoError {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// The `backup-ns` binary to drive.
+    /// The `backup-ns` binary: the manifests' image runs it.
     pub backup_ns: PathBuf,
+    /// The static manifests' dir (deploy/static).
+    pub manifests: PathBuf,
     /// Nights to replay (the first one is shown in full).
     pub nights: u32,
     /// The date of the first night.
     pub start: NaiveDate,
-    /// Echo every command on its own line, also on a terminal.
+    /// Show the commands: the edits made to the manifests and each pod's command line.
     pub verbose: bool,
 }
 
@@ -120,7 +127,8 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     set_mode(tmp.path(), 0o711)?;
     let root = tmp.path();
     out.say(&format!(
-        "backup-ns demo: a year of nightly backups in a simulated cluster (temp dir {})",
+        "backup-ns demo: the static manifests installed on a simulated cluster, their CronJobs run night after night \
+         (temp dir {})",
         root.display()
     ));
 
@@ -148,50 +156,77 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         pg.port
     ));
 
-    out.say("Starting kube-sim (snapshot delay 0) with namespace `demo`: Secret, PVC `data`, Deployment `app-base` ...");
+    let faketime = FakeTime::locate().map_err(|_| DemoError::MissingTool {
+        tool: "libfaketime (it shows the pods the simulated clock)",
+        install: "apt-get install libfaketime",
+    })?;
+    let (tenant, controller, locks) = manifests(&opts.manifests, root, pg.port, &out)?;
     let first_night = night_at(opts.start, 0, 15);
     let kubeconfig = root.join("kubeconfig");
+    let image = |spec: String| {
+        spec.parse::<crate::runtime::RunImage>()
+            .map_err(|e| DemoError::BackupNs(format!("--run-image {spec}: {e}")))
+    };
     let sim = Sim::builder()
         .state_dir(root.join("sim"))
         .snapshot_delay(Duration::ZERO)
-        .clock(Some(first_night))
+        .clock(Some(first_night - chrono::Duration::hours(1)))
+        .rbac(true)
+        .run_image(image(format!("backup-ns={}", bns.path.display()))?)
+        .run_image(image("busybox=host".into())?)
+        .faketime(Some(faketime))
         .kubeconfig(&kubeconfig)
         .start()
         .await?;
     // The controllers subscribe to store events when their task first runs; let it run before seeding.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    sim.apply_yaml(&namespace_yaml(&password))?;
-    wait_bound(&sim).await?;
     out.say(&format!(
-        "  {} serving; kubeconfig {}",
+        "Started kube-sim at {} (RBAC on; image backup-ns runs {}; kubeconfig {})",
         sim.url(),
+        bns.path.display(),
         kubeconfig.display()
     ));
-
-    let plan_path = root.join("demo.yaml");
-    write_plan(&plan_path, pg.port)?;
-    out.say(&format!(
-        "  plan: plans/demo.yaml (copied to {} with port {})",
-        plan_path.display(),
-        pg.port
-    ));
-
-    let env = ChildEnv {
-        kubeconfig: kubeconfig.clone(),
-    };
-    let plan = plan_path.display().to_string();
-    let run_args = ["run", plan.as_str()];
+    sim.apply_yaml(&namespace_yaml(&password))?;
+    wait_bound(&sim).await?;
+    out.say("  the cluster: a Retain VolumeSnapshotClass; namespace `demo` with PVC `data`, Secret `app-db` and \
+             Deployment `app-base` (its `postgres` container is that server)");
+    out.command(
+        &format!(
+            "mkdir -p {} (the node's hostPath lock dir)",
+            locks.display()
+        ),
+        true,
+    );
+    out.took(Duration::ZERO, true);
 
     out.say("");
-    out.say("Night 1, in full: backup-ns dumps the database inside the pod, snapshots the PVC and labels it");
-    let first = bns.run(&out, &env, &run_args, first_night, true).await?;
-    out.block(&first);
+    out.say("Installing backup-ns from the static manifests, as the README says:");
+    for (file, text) in [(CONTROLLER_FILE, &controller), (TENANT_FILE, &tenant)] {
+        out.command(
+            &format!("kubectl apply -f {}", opts.manifests.join(file).display()),
+            true,
+        );
+        let started = Instant::now();
+        let objects = sim.apply_yaml(text)?;
+        out.took(started.elapsed(), true);
+        let names: Vec<String> = objects
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or_default(),
+                    o["metadata"]["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        out.say(&format!("  {file}: {}", names.join(", ")));
+    }
 
     out.say("");
     out.say(&format!(
-        "Replaying {} nights: each night `backup-ns run` at 00:15, then the retention controller at 04:30 \
-         (BACKUP_NS_NOW and the simulator's clock move together; about half a second per night, \
-         `--nights 60` for a shorter demo)",
+        "Letting the CronJobs run for {} nights: cronjob/backup in `demo` at 00:15 (backup-ns run, as its \
+         ServiceAccount, the plan from its ConfigMap), cronjob/backup-ns-controller at 04:30 (retention for every \
+         namespace). Each night takes about a second; `--nights 60` is shorter.",
         opts.nights
     ));
     let loop_started = Instant::now();
@@ -211,16 +246,22 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
                      FROM generate_series(1, 20)"
                 ),
             )?;
-            let at = night_at(date, 0, 15);
-            sim.clock().set(at);
-            bns.run(&out, &env, &run_args, at, false).await?;
         }
-        let at = night_at(date, 4, 30);
-        sim.clock().set(at);
-        bns.run(&out, &env, &CONTROLLER_ARGS, at, false).await?;
+        scheduled(&sim, &out, NAMESPACE, "backup", night_at(date, 0, 15)).await?;
+        scheduled(
+            &sim,
+            &out,
+            SYSTEM,
+            "backup-ns-controller",
+            night_at(date, 4, 30),
+        )
+        .await?;
     }
     out.month_summary(&month, &sim);
     let loop_time = loop_started.elapsed();
+    let env = ChildEnv {
+        kubeconfig: kubeconfig.clone(),
+    };
 
     out.say("");
     let end = night_at(opts.start + chrono::Days::new(u64::from(opts.nights)), 9, 0);
@@ -273,10 +314,168 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     Ok(report)
 }
 
-/// The cluster-wide retention pass, as deploy/static/backup-ns-controller.yaml runs it. The demo deletes dozens of
-/// snapshots a year; the production pause between deletions (5s, to spread load on the storage backend) would
-/// only make it slow.
-const CONTROLLER_ARGS: [&str; 4] = ["controller", "-A", "--delete-pause", "0s"];
+/// The static manifests with the edits the README asks of a user, plus two for this machine; returns (tenant,
+/// controller, the hostPath lock dir). Each edit is shown with `--verbose`.
+fn manifests(
+    dir: &Path,
+    root: &Path,
+    port: u16,
+    out: &Narrator,
+) -> Result<(String, String, PathBuf), DemoError> {
+    let read = |file: &str| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path).map_err(|source| DemoError::Io {
+            what: format!(
+                "reading {} (run from the repository root, or pass --manifests DIR)",
+                path.display()
+            ),
+            source,
+        })
+    };
+    let locks = root.join("locks");
+    mkdir(&locks)?;
+    let edit = |text: String, file: &str, from: &str, to: &str, why: &str| {
+        if !text.contains(from) {
+            return Err(DemoError::BackupNs(format!(
+                "{file} changed: `{}` not found",
+                from.trim()
+            )));
+        }
+        out.detail(&format!(
+            "  edit {file}: `{}` -> `{}` ({why})",
+            from.trim(),
+            to.trim()
+        ));
+        Ok(text.replace(from, to))
+    };
+    let mut tenant = read(TENANT_FILE)?;
+    tenant = edit(
+        tenant,
+        TENANT_FILE,
+        "namespace: my-app",
+        &format!("namespace: {NAMESPACE}"),
+        "the tenant's namespace",
+    )?;
+    tenant = edit(
+        tenant,
+        TENANT_FILE,
+        "backup-ns-cluster-read-my-app",
+        &format!("backup-ns-cluster-read-{NAMESPACE}"),
+        "the binding is named after the namespace",
+    )?;
+    let hook = "          container: postgres\n";
+    tenant = edit(
+        tenant,
+        TENANT_FILE,
+        hook,
+        &format!("{hook}          host: 127.0.0.1\n          port: {port}\n"),
+        "plan.yaml: where the database listens",
+    )?;
+    tenant = edit(
+        tenant,
+        TENANT_FILE,
+        "path: /mnt/host-backup-locks",
+        &format!("path: {}", locks.display()),
+        "the node's lock dir on this machine",
+    )?;
+    let mut controller = read(CONTROLLER_FILE)?;
+    let tz = "  TZ: \"Europe/Vienna\"\n";
+    controller = edit(
+        controller,
+        CONTROLLER_FILE,
+        tz,
+        &format!("{tz}  BACKUP_NS_DELETE_PAUSE: \"0s\"\n"),
+        "no real-time pause between deletions in a simulated year",
+    )?;
+    controller = edit(
+        controller,
+        CONTROLLER_FILE,
+        "\"--listen\", \":9153\"",
+        "\"--listen\", \"127.0.0.1:0\"",
+        "the exporter on a free local port",
+    )?;
+    Ok((tenant, controller, locks))
+}
+
+/// Moves the clock past the CronJob `ns/cronjob`'s run at `at` and waits for the Job it starts; a failed Job fails
+/// the demo with its pod's log. With `--verbose` the pod's command line is shown.
+async fn scheduled(
+    sim: &Sim,
+    out: &Narrator,
+    ns: &str,
+    cronjob: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DemoError> {
+    sim.clock().set(at + chrono::Duration::minutes(1));
+    let job = format!("{cronjob}-{}", at.timestamp() / 60);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let mut shown = false;
+    loop {
+        let pod = sim
+            .list("pods", Some(ns))
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["job-name"] == job.as_str());
+        if let Some(pod) = &pod
+            && !shown
+        {
+            shown = true;
+            let c = &pod["spec"]["containers"][0];
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            out.pod_command(&format!(
+                "[{} {ns}/{pod_name} as {}] backup-ns {}",
+                at.with_timezone(&ZONE).format("%Y-%m-%d %H:%M"),
+                pod["spec"]["serviceAccountName"]
+                    .as_str()
+                    .unwrap_or("default"),
+                args.join(" ")
+            ));
+        }
+        let condition = sim
+            .get("batch/v1", "jobs", Some(ns), &job)
+            .and_then(|j| j.pointer("/status/conditions/0").cloned());
+        if let Some(c) = condition
+            && c["status"] == "True"
+        {
+            if c["type"] == "Complete" {
+                out.pod_took(started.elapsed());
+                return Ok(());
+            }
+            let log = pod
+                .as_ref()
+                .and_then(|p| p["metadata"]["name"].as_str())
+                .map(|name| {
+                    let slice = sim.shared().logs.read(ns, name, "backup", 0);
+                    let controller = sim.shared().logs.read(ns, name, "controller", 0);
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&slice.bytes),
+                        String::from_utf8_lossy(&controller.bytes)
+                    )
+                })
+                .unwrap_or_default();
+            out.finish_line();
+            return Err(DemoError::Command {
+                command: format!("job {ns}/{job}"),
+                code: 1,
+                output: log,
+            });
+        }
+        if Instant::now() >= deadline {
+            out.finish_line();
+            return Err(DemoError::BackupNs(format!(
+                "job {ns}/{job} did not finish within 120s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The backup-ns binary the demo drives.
 struct BackupNs {
@@ -328,7 +527,7 @@ impl BackupNs {
             .env("HOME", std::env::var_os("HOME").unwrap_or_default())
             .env("KUBECONFIG", &env.kubeconfig)
             .env("BACKUP_NS_NOW", &now_s)
-            .env("TZ", "UTC")
+            .env("TZ", "Europe/Vienna")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -363,12 +562,34 @@ struct ChildEnv {
 /// overwrite each other so the month summaries stay readable; elsewhere every line is kept.
 struct Narrator {
     tty: bool,
+    verbose: bool,
 }
 
 impl Narrator {
     fn new(verbose: bool) -> Narrator {
         Narrator {
             tty: std::io::stdout().is_terminal() && !verbose,
+            verbose,
+        }
+    }
+
+    /// A line shown with `--verbose` only.
+    fn detail(&self, line: &str) {
+        if self.verbose {
+            self.say(line);
+        }
+    }
+
+    /// A scheduled pod's command line: with `--verbose` only.
+    fn pod_command(&self, echo: &str) {
+        if self.verbose {
+            self.command(echo, true);
+        }
+    }
+
+    fn pod_took(&self, d: Duration) {
+        if self.verbose {
+            self.took(d, true);
         }
     }
 
@@ -525,23 +746,15 @@ async fn wait_bound(sim: &Sim) -> Result<(), DemoError> {
     ))
 }
 
-fn write_plan(path: &Path, port: u16) -> Result<(), DemoError> {
-    if PLAN_TEMPLATE.matches(PLAN_PORT_LINE).count() != 1 {
-        return Err(DemoError::BackupNs(format!(
-            "plans/demo.yaml must contain the line `{}` exactly once",
-            PLAN_PORT_LINE.trim()
-        )));
-    }
-    let plan = PLAN_TEMPLATE.replace(PLAN_PORT_LINE, &format!("      port: {port}\n"));
-    std::fs::write(path, plan).map_err(|source| DemoError::Io {
-        what: format!("writing {}", path.display()),
-        source,
-    })
-}
+/// The manifests' CronJobs run in `timeZone: Europe/Vienna`; their times never fall into a DST gap.
+const ZONE: chrono_tz::Tz = chrono_tz::Europe::Vienna;
 
+/// The UTC instant of local time `hour:minute` on `date` in the manifests' time zone.
 fn night_at(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
     let naive = date.and_hms_opt(hour, minute, 0).unwrap_or_default();
-    Utc.from_utc_datetime(&naive)
+    ZONE.from_local_datetime(&naive)
+        .earliest()
+        .map_or_else(|| Utc.from_utc_datetime(&naive), |t| t.with_timezone(&Utc))
 }
 
 fn mkdir(path: &Path) -> Result<(), DemoError> {
@@ -576,13 +789,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_plan_has_exactly_one_port_line_to_rewrite() {
-        assert_eq!(PLAN_TEMPLATE.matches(PLAN_PORT_LINE).count(), 1);
-    }
-
-    #[test]
-    fn nights_are_utc_times_of_their_date() {
+    fn nights_are_vienna_times_of_their_date() {
         let d = NaiveDate::from_ymd_opt(2025, 3, 30).unwrap_or_default();
-        assert_eq!(night_at(d, 4, 30).to_rfc3339(), "2025-03-30T04:30:00+00:00");
+        // Summer time from 02:00 that night: 04:30 CEST.
+        assert_eq!(night_at(d, 4, 30).to_rfc3339(), "2025-03-30T02:30:00+00:00");
+        assert_eq!(night_at(d, 0, 15).to_rfc3339(), "2025-03-29T23:15:00+00:00");
     }
 }

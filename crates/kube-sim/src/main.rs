@@ -23,23 +23,27 @@ enum Command {
         after_help = "Examples:\n  kube-sim serve --kubeconfig /tmp/kc --apply seed.yaml --snapshot-delay 200ms\n  kube-sim serve --kubeconfig /tmp/kc --rbac --clock 2025-01-01T02:00:00Z\n  kube-sim serve --kubeconfig /tmp/kc --rbac --run-image backup-ns=target/debug/backup-ns --run-image busybox=host"
     )]
     Serve(Serve),
-    /// Run the backup-ns demo: a real local PostgreSQL, a simulated namespace, a year of nightly backups.
+    /// Run the backup-ns demo: the static manifests installed on a simulated cluster, a year of their CronJobs.
     #[command(
         after_help = "Everything happens in one temp dir that is removed on exit and on Ctrl-C. Needs PostgreSQL's server \
-binaries (apt-get install postgresql postgresql-client) and a built backup-ns (scripts/demo builds both).\n\n\
+binaries (apt-get install postgresql postgresql-client), libfaketime (apt-get install libfaketime), root, and a built \
+backup-ns (scripts/demo builds it).\n\n\
 Examples:\n  scripts/demo\n  kube-sim demo --backup-ns target/debug/backup-ns\n  kube-sim demo --backup-ns target/debug/backup-ns --nights 60 --start 2025-11-01"
     )]
     Demo {
-        /// The backup-ns binary to drive (default: `backup-ns` beside this kube-sim binary).
+        /// The backup-ns binary the manifests' image runs (default: `backup-ns` beside this kube-sim binary).
         #[arg(long)]
         backup_ns: Option<PathBuf>,
+        /// The static manifests to install (backup-ns.yaml and backup-ns-controller.yaml).
+        #[arg(long, default_value = "deploy/static")]
+        manifests: PathBuf,
         /// Nights of backups to replay.
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3660))]
         nights: u32,
         /// Date of the first night (YYYY-MM-DD).
         #[arg(long, default_value = "2025-01-01")]
         start: chrono::NaiveDate,
-        /// Keep every echoed command on its own line, also on a terminal.
+        /// Show the commands: the edits made to the manifests and every CronJob pod's command line.
         #[arg(long)]
         verbose: bool,
     },
@@ -123,10 +127,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(serve) => serve,
         Command::Demo {
             backup_ns,
+            manifests,
             nights,
             start,
             verbose,
-        } => return demo(backup_ns, nights, start, verbose).await,
+        } => return demo(backup_ns, manifests, nights, start, verbose).await,
         Command::NodeAgent(agent) => return node_agent(agent).await,
     };
     serve_until_signal(serve).await
@@ -203,6 +208,7 @@ async fn node_agent(options: kube_sim::node_agent::Options) -> anyhow::Result<()
 /// its PostgreSQL and child processes and removes its temp dir.
 async fn demo(
     backup_ns: Option<PathBuf>,
+    manifests: PathBuf,
     nights: u32,
     start: chrono::NaiveDate,
     verbose: bool,
@@ -215,6 +221,7 @@ async fn demo(
     };
     let opts = kube_sim::demo::DemoOptions {
         backup_ns,
+        manifests,
         nights,
         start,
         verbose,

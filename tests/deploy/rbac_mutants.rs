@@ -1,0 +1,584 @@
+//! RBAC minimality as a mutation test. Every mutant of a shipped role removes one verb, one resource or one API
+//! group from one rule (a rule left empty goes away): the tenant Role of deploy/static/backup-ns.yaml and the
+//! ClusterRoles of deploy/static/backup-ns-controller.yaml. Each mutant gets one simulated night of the static
+//! install (the scenario of schedules.rs, shortened): the tenant's CronJob backs up, the controller's CronJob
+//! sweeps a due snapshot, the exporter serves what it watches. A mutant must make that night fail; a rule whose
+//! mutant survives is listed in [`UNNEEDED`] with the reason it stays, and the list must match exactly, so neither an
+//! unneeded grant nor a stale excuse goes unnoticed.
+//!
+//! The mutants share one simulator in sequence, which is sound because kube-sim authorizes each request against
+//! the stored roles: a mutant is applied, its night runs, the shipped role is restored. The exporter is the one
+//! long-running process, so it is restarted around each of its own role's mutants (a watch is authorized when it
+//! starts). The refusals (the tenant's 403 on another namespace's snapshots and on every content write) are in
+//! rbac.rs.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use super::docs;
+use super::rbac_model::{TENANT, tenant_manifest};
+use super::stage::{Stage, vienna};
+
+const SYSTEM: &str = "backup-ns-system";
+
+const TENANT_ROLE: &str = "Role/backup-ns";
+const CONTROLLER: &str = "ClusterRole/backup-ns-controller";
+const CLUSTER_READ: &str = "ClusterRole/backup-ns-cluster-read";
+
+const GROUP: &str = "`snapshot.consistency: group` only (a VolumeGroupSnapshot of several PVCs, see the header of \
+                     deploy/static/backup-ns.yaml); the nightly plan snapshots one PVC";
+const PVC_PATCH: &str = "`snapshot.consistency: group` only: the target PVCs get the `backup-ns.sh/group` label the \
+                         group's selector uses; the nightly plan snapshots one PVC";
+const EXEC_GET: &str = "API servers before Kubernetes 1.30 authorize the WebSocket exec upgrade (an HTTP GET) as `get \
+                        pods/exec`; kube-sim, like 1.30 and later, asks for `create`";
+const STATEFULSETS: &str = "hooks that target `statefulset/NAME` (the kustomize example overlay's MariaDB, run in \
+                            installs.rs); the nightly plan's hook targets a Deployment";
+const WORKLOAD_LIST: &str = "the resolver gets the workload and lists its pods, so no night needs it; it stays because \
+                             the RBAC model (rbac_model.rs TENANT_ALLOWED) that the real-cluster tests hold a real API \
+                             server to declares it";
+const WAIT: &str = "waiting for readyToUse: the wait lists the snapshot first and watches only while it is not ready; \
+                    kube-sim's snapshots are ready before the run waits, a real CSI driver's are not";
+const TENANT_EVENTS: &str = "backup-ns writes each events.k8s.io/v1 Event once (no series, no core/v1 writes); the \
+                             core group and `patch` stay for Event recorders that write core/v1 or patch a series";
+const REBIND: &str = "label sync and `backup-ns rebind` of a dangling content (the RBAC table in src/cluster/mod.rs); \
+                      a night without drifted labels or dangling contents calls neither";
+const CONTROLLER_MARKS: &str = "marking and tier-label moves for namespaces whose own run did not make them; here each \
+                                tenant's run marks its snapshots before the controller runs";
+const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, which works from the snapshots and contents \
+                                it lists; it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED: list \
+                                namespaces, list volumesnapshotclasses) declares it";
+const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
+                                 it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
+const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
+                         which the preflight finds with `list`";
+
+/// Mutants that leave the night intact, each with why the grant stays: (role, mutant, reason).
+const UNNEEDED: &[(&str, &str, &str)] = &[
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): apiGroup \"\"",
+        PVC_PATCH,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): resource \"persistentvolumeclaims\"",
+        PVC_PATCH,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): verb \"patch\"",
+        PVC_PATCH,
+    ),
+    (TENANT_ROLE, "rule 2 (pods/exec): verb \"get\"", EXEC_GET),
+    (
+        TENANT_ROLE,
+        "rule 3 (deployments,statefulsets): resource \"statefulsets\"",
+        STATEFULSETS,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 3 (deployments,statefulsets): verb \"list\"",
+        WORKLOAD_LIST,
+    ),
+    (TENANT_ROLE, "rule 4 (volumesnapshots): verb \"get\"", WAIT),
+    (
+        TENANT_ROLE,
+        "rule 4 (volumesnapshots): verb \"watch\"",
+        WAIT,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): apiGroup \"groupsnapshot.storage.k8s.io\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): resource \"volumegroupsnapshots\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): verb \"create\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): verb \"get\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): verb \"list\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 5 (volumegroupsnapshots): verb \"watch\"",
+        GROUP,
+    ),
+    (TENANT_ROLE, "rule 6 (events): apiGroup \"\"", TENANT_EVENTS),
+    (
+        TENANT_ROLE,
+        "rule 6 (events): verb \"patch\"",
+        TENANT_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"create\"",
+        REBIND,
+    ),
+    (CONTROLLER, "rule 0 (volumesnapshots): verb \"get\"", REBIND),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"patch\"",
+        CONTROLLER_MARKS,
+    ),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"watch\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"create\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"delete\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"get\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"watch\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): apiGroup \"snapshot.storage.k8s.io\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): resource \"volumesnapshotclasses\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): verb \"get\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): verb \"list\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): apiGroup \"\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): resource \"namespaces\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): verb \"get\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): verb \"list\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): apiGroup \"\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): apiGroup \"events.k8s.io\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): resource \"events\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): verb \"create\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): verb \"patch\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 0 (volumesnapshotclasses): verb \"get\"",
+        CLASS_GET,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): apiGroup \"groupsnapshot.storage.k8s.io\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): resource \"volumegroupsnapshotclasses\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): verb \"get\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): verb \"list\"",
+        GROUP,
+    ),
+];
+
+/// A shipped role with one grant removed.
+struct Mutant {
+    /// `Role/NAME` or `ClusterRole/NAME`.
+    role: String,
+    /// What was removed, e.g. `rule 4 (volumesnapshots): verb watch`.
+    what: String,
+    doc: Value,
+}
+
+fn as_strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every one-grant removal of `role`'s rules.
+fn mutants_of(role: &Value) -> Vec<Mutant> {
+    let id = format!(
+        "{}/{}",
+        role["kind"].as_str().expect("kind"),
+        role["metadata"]["name"].as_str().expect("name")
+    );
+    let rules = role["rules"].as_array().expect("rules");
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let label = format!("rule {i} ({})", as_strs(&rule["resources"]).join(","));
+        for field in ["verbs", "resources", "apiGroups"] {
+            let values = as_strs(&rule[field]);
+            for value in &values {
+                let mut doc = role.clone();
+                let rules = doc["rules"].as_array_mut().expect("rules");
+                let kept: Vec<&String> = values.iter().filter(|v| *v != value).collect();
+                if kept.is_empty() {
+                    rules.remove(i);
+                } else {
+                    rules[i][field] = json!(kept);
+                }
+                let singular = &field[..field.len() - 1];
+                out.push(Mutant {
+                    role: id.clone(),
+                    what: format!("{label}: {singular} {value:?}"),
+                    doc,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The Job `job` of `ns` once finished (true: complete), or None when it has not finished within `secs`.
+async fn outcome(stage: &Stage, ns: &str, job: &str, secs: u64) -> Option<bool> {
+    for _ in 0..secs * 20 {
+        if let Some(j) = stage.sim.get("batch/v1", "jobs", Some(ns), job)
+            && let Some(c) = j.pointer("/status/conditions/0")
+            && c["status"] == "True"
+        {
+            return Some(c["type"] == "Complete");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Fires `ns/cronjob` at `at`; Err when its Job fails or hangs (a hung Job and its pod are deleted, so that the
+/// next night's run is not held back by `concurrencyPolicy: Forbid`).
+async fn fire(
+    stage: &Stage,
+    ns: &str,
+    cronjob: &str,
+    at: chrono::DateTime<Utc>,
+) -> Result<(), String> {
+    stage.sim.clock().set(at + chrono::Duration::minutes(1));
+    let job = format!("{cronjob}-{}", at.timestamp() / 60);
+    match outcome(stage, ns, &job, 10).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(format!("job {ns}/{job} failed")),
+        None => {
+            for pod in stage.sim.list("pods", Some(ns)) {
+                if pod["metadata"]["labels"]["job-name"] == job.as_str() {
+                    let name = pod["metadata"]["name"].as_str().expect("name");
+                    let _ = stage.sim.delete("v1", "pods", Some(ns), name);
+                }
+            }
+            let _ = stage.sim.delete("batch/v1", "jobs", Some(ns), &job);
+            Err(format!("job {ns}/{job} did not finish within 10s"))
+        }
+    }
+}
+
+/// The exporter's pod and the address its process listens on (from its log), once it is up.
+async fn exporter(stage: &Stage, not: Option<&str>) -> (String, String) {
+    for _ in 0..200 {
+        for pod in stage.sim.list("pods", Some(SYSTEM)) {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            if pod["metadata"]["labels"]["app.kubernetes.io/component"] != "exporter"
+                || Some(name) == not
+                || pod["metadata"]["deletionTimestamp"].is_string()
+            {
+                continue;
+            }
+            let log = stage.sim.shared().logs.read(SYSTEM, name, "exporter", 0);
+            let log = String::from_utf8_lossy(&log.bytes);
+            if let Some(addr) = log
+                .lines()
+                .find_map(|l| l.strip_prefix("backup-ns exporter listening on http://"))
+                .and_then(|rest| rest.strip_suffix("/metrics"))
+            {
+                return (name.to_owned(), addr.to_owned());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the exporter did not start listening within 10s");
+}
+
+/// Deletes the exporter's pod; its Deployment starts a new process, whose address is returned.
+async fn restart_exporter(stage: &Stage, pod: &str) -> (String, String) {
+    stage
+        .sim
+        .delete("v1", "pods", Some(SYSTEM), pod)
+        .expect("delete the exporter pod");
+    exporter(stage, Some(pod)).await
+}
+
+async fn metrics(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_string(&mut body)).await;
+    body
+}
+
+/// One night of the scenario on `day`; Err says what went wrong.
+async fn night(stage: &Stage, day: NaiveDate, exporter_addr: &str) -> Result<(), String> {
+    let sim = &stage.sim;
+    // A snapshot that is due: retained by days and past its delete-after. The controller must delete it and its
+    // content (which the Retain class makes survive a plain snapshot deletion).
+    let due = format!("due-{day}");
+    sim.apply_yaml(&format!(
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: {due}\n  namespace: \
+         {TENANT}\n  labels:\n    backup-ns.sh/retain: days\n    backup-ns.sh/pvc: data\n    \
+         backup-ns.sh/delete-after: \"{}\"\nspec:\n  source:\n    persistentVolumeClaimName: data\n",
+        day - chrono::Duration::days(2)
+    ))
+    .expect("the due snapshot");
+    let mut content = None;
+    for _ in 0..200 {
+        content = sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(TENANT),
+                &due,
+            )
+            .and_then(|v| {
+                v["status"]["boundVolumeSnapshotContentName"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        if content.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let content = content.expect("the due snapshot is bound");
+    let succeeded = |sim: &kube_sim::Sim| {
+        sim.list("events", Some(TENANT))
+            .iter()
+            .filter(|e| e["reason"] == "BackupSucceeded")
+            .count()
+    };
+    let events = succeeded(sim);
+
+    fire(stage, TENANT, "backup", vienna(day, 0, 15)).await?;
+    let tonight = format!("data-{day}-");
+    let snapshot = sim
+        .list("volumesnapshots", Some(TENANT))
+        .into_iter()
+        .find(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&tonight))
+        })
+        .ok_or("no snapshot tonight")?;
+    if snapshot["status"]["readyToUse"] != true
+        || snapshot["metadata"]["labels"]["backup-ns.sh/daily"] != day.to_string()
+    {
+        return Err(format!(
+            "tonight's snapshot is not ready and labelled: {snapshot:#}"
+        ));
+    }
+    if succeeded(sim) <= events {
+        return Err("no BackupSucceeded event".into());
+    }
+
+    fire(stage, SYSTEM, "backup-ns-controller", vienna(day, 4, 30)).await?;
+    if sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some(TENANT),
+            &due,
+        )
+        .is_some()
+    {
+        return Err(format!("the due snapshot {due} was not deleted"));
+    }
+    if sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshotcontents",
+            None,
+            &content,
+        )
+        .is_some()
+    {
+        return Err(format!(
+            "the due snapshot's content {content} was left behind"
+        ));
+    }
+
+    // The exporter has seen every snapshot the night left.
+    let want = format!(
+        "backup_ns_exporter_snapshots_seen {}\n",
+        sim.list("volumesnapshots", None).len()
+    );
+    for _ in 0..40 {
+        let body = metrics(exporter_addr).await;
+        if body.contains("backup_ns_exporter_synced 1\n") && body.contains(&want) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("the exporter does not show {want:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_role_mutant_breaks_a_night_except_the_listed_ones() {
+    let first = NaiveDate::from_ymd_opt(2025, 3, 1).expect("date");
+    let stage = Stage::start(vienna(first, 0, 0)).await;
+    let listen = "\"--listen\", \":9153\"";
+    let controller = Stage::controller_static();
+    assert!(controller.contains(listen), "the exporter's args moved");
+    // Several simulations run at once on this machine: the exporter listens on a free local port.
+    let controller = controller.replace(listen, "\"--listen\", \"127.0.0.1:0\"");
+    let tenant = stage.localize(&tenant_manifest(TENANT));
+    stage.apply(&[controller.clone(), tenant.clone()]).await;
+    let (mut exporter_pod, mut addr) = exporter(&stage, None).await;
+
+    let shipped: Vec<Value> = docs(&tenant)
+        .into_iter()
+        .chain(docs(&controller))
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        .collect();
+    assert_eq!(shipped.len(), 4, "the tenant Role and three ClusterRoles");
+
+    // The scenario holds with the shipped roles (two nights, so the guard sees more than the due snapshot).
+    let mut day = first;
+    for _ in 0..2 {
+        if let Err(why) = night(&stage, day, &addr).await {
+            panic!(
+                "night {day} fails with the shipped roles: {why}\n{}",
+                super::stage::pod_logs(&stage.sim, TENANT)
+            );
+        }
+        day += chrono::Duration::days(1);
+    }
+
+    let mut survivors = BTreeSet::new();
+    let mut killed = Vec::new();
+    for role in &shipped {
+        for mutant in mutants_of(role) {
+            stage
+                .sim
+                .apply_yaml(&mutant.doc.to_string())
+                .expect("apply the mutant");
+            let exporter_role = mutant.role == "ClusterRole/backup-ns-exporter";
+            if exporter_role {
+                (exporter_pod, addr) = restart_exporter(&stage, &exporter_pod).await;
+            }
+            let result = night(&stage, day, &addr).await;
+            day += chrono::Duration::days(1);
+            stage
+                .sim
+                .apply_yaml(&role.to_string())
+                .expect("restore the role");
+            if exporter_role {
+                (exporter_pod, addr) = restart_exporter(&stage, &exporter_pod).await;
+            }
+            match result {
+                Ok(()) => {
+                    survivors.insert((mutant.role, mutant.what));
+                }
+                Err(why) => killed.push(format!("{} {}: {why}", mutant.role, mutant.what)),
+            }
+        }
+    }
+    // After the mutants, the shipped roles still make a good night (nothing was left broken).
+    if let Err(why) = night(&stage, day, &addr).await {
+        panic!("the shipped roles fail after the mutants: {why}");
+    }
+
+    let listed: BTreeSet<(String, String)> = UNNEEDED
+        .iter()
+        .map(|(role, what, _)| ((*role).to_owned(), (*what).to_owned()))
+        .collect();
+    let line = |(role, what): &(String, String)| format!("  {role} {what}");
+    let unlisted: Vec<String> = survivors.difference(&listed).map(line).collect();
+    let stale: Vec<String> = listed.difference(&survivors).map(line).collect();
+    assert!(
+        unlisted.is_empty() && stale.is_empty(),
+        "mutants that broke no night but are not listed in UNNEEDED (remove the grant or list why it stays):\n{}\n\
+         listed in UNNEEDED but the night now needs them (remove them from the list):\n{}\nkilled:\n{}",
+        unlisted.join("\n"),
+        stale.join("\n"),
+        killed.join("\n")
+    );
+}
