@@ -52,6 +52,9 @@ const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, whic
                                 namespaces, list volumesnapshotclasses) declares it";
 const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
                                  it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
+const VERIFY: &str = "`backup-ns verify` only (the weekly verify CronJob): the restored claim and the verification \
+                      pod are created, watched, read and deleted; a night backs up and prunes but does not verify, \
+                      and no mutant night runs verify yet";
 const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
                          which the preflight finds with `list`";
 
@@ -75,54 +78,89 @@ const UNNEEDED: &[(&str, &str, &str)] = &[
     (TENANT_ROLE, "rule 2 (pods/exec): verb \"get\"", EXEC_GET),
     (
         TENANT_ROLE,
-        "rule 3 (deployments,statefulsets): resource \"statefulsets\"",
+        "rule 3 (persistentvolumeclaims,pods): apiGroup \"\"",
+        VERIFY,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 3 (persistentvolumeclaims,pods): resource \"persistentvolumeclaims\"",
+        VERIFY,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 3 (persistentvolumeclaims,pods): resource \"pods\"",
+        VERIFY,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 3 (persistentvolumeclaims,pods): verb \"create\"",
+        VERIFY,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 3 (persistentvolumeclaims,pods): verb \"delete\"",
+        VERIFY,
+    ),
+    (TENANT_ROLE, "rule 4 (pods): apiGroup \"\"", VERIFY),
+    (TENANT_ROLE, "rule 4 (pods): resource \"pods\"", VERIFY),
+    (TENANT_ROLE, "rule 4 (pods): verb \"watch\"", VERIFY),
+    (TENANT_ROLE, "rule 5 (pods/log): apiGroup \"\"", VERIFY),
+    (
+        TENANT_ROLE,
+        "rule 5 (pods/log): resource \"pods/log\"",
+        VERIFY,
+    ),
+    (TENANT_ROLE, "rule 5 (pods/log): verb \"get\"", VERIFY),
+    (
+        TENANT_ROLE,
+        "rule 6 (deployments,statefulsets): resource \"statefulsets\"",
         STATEFULSETS,
     ),
     (
         TENANT_ROLE,
-        "rule 3 (deployments,statefulsets): verb \"list\"",
+        "rule 6 (deployments,statefulsets): verb \"list\"",
         WORKLOAD_LIST,
     ),
-    (TENANT_ROLE, "rule 4 (volumesnapshots): verb \"get\"", WAIT),
+    (TENANT_ROLE, "rule 7 (volumesnapshots): verb \"get\"", WAIT),
     (
         TENANT_ROLE,
-        "rule 4 (volumesnapshots): verb \"watch\"",
+        "rule 7 (volumesnapshots): verb \"watch\"",
         WAIT,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): apiGroup \"groupsnapshot.storage.k8s.io\"",
+        "rule 8 (volumegroupsnapshots): apiGroup \"groupsnapshot.storage.k8s.io\"",
         GROUP,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): resource \"volumegroupsnapshots\"",
+        "rule 8 (volumegroupsnapshots): resource \"volumegroupsnapshots\"",
         GROUP,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): verb \"create\"",
+        "rule 8 (volumegroupsnapshots): verb \"create\"",
         GROUP,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): verb \"get\"",
+        "rule 8 (volumegroupsnapshots): verb \"get\"",
         GROUP,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): verb \"list\"",
+        "rule 8 (volumegroupsnapshots): verb \"list\"",
         GROUP,
     ),
     (
         TENANT_ROLE,
-        "rule 5 (volumegroupsnapshots): verb \"watch\"",
+        "rule 8 (volumegroupsnapshots): verb \"watch\"",
         GROUP,
     ),
-    (TENANT_ROLE, "rule 6 (events): apiGroup \"\"", TENANT_EVENTS),
+    (TENANT_ROLE, "rule 9 (events): apiGroup \"\"", TENANT_EVENTS),
     (
         TENANT_ROLE,
-        "rule 6 (events): verb \"patch\"",
+        "rule 9 (events): verb \"patch\"",
         TENANT_EVENTS,
     ),
     (
