@@ -236,6 +236,34 @@ fn a_file_over_ten_mebibytes_is_refused_by_validate_run_and_plan_show() {
 }
 
 #[test]
+fn a_rhai_script_over_ten_mebibytes_is_refused_at_the_plan_line_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Valid rhai all the way (one long comment), so only the size is wrong.
+    let mut script = String::from("// ");
+    script.push_str(&"x".repeat(10 * 1024 * 1024));
+    script.push('\n');
+    write(dir.path(), "big.rhai", script);
+    let plan = write(
+        dir.path(),
+        "plan.yaml",
+        "name: app\ntargets: [data]\nhooks:\n  pre:\n    - type: rhai\n      script: big.rhai\n",
+    );
+    let items = json(&plan);
+    assert_eq!(codes(&items), ["plan::too-large"], "{items:?}");
+    assert!(items[0]["message"].as_str().unwrap().contains("10 MiB"));
+    assert!(
+        items[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rhai script")
+    );
+    assert_eq!(items[0]["line"], 6, "{items:?}");
+    // A small script behind the same plan line is read and compiled as before.
+    write(dir.path(), "big.rhai", "// fine\n");
+    assert!(json(&plan).is_empty());
+}
+
+#[test]
 fn invalid_utf8_and_nul_bytes_are_located_encoding_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let utf8 = write(dir.path(), "latin1.yaml", inputs::invalid_utf8());

@@ -408,15 +408,26 @@ fn read_script(
         );
         return None;
     };
-    let text = match std::fs::read_to_string(found) {
-        Ok(t) => t,
-        Err(e) => {
+    // Through the same bounded gate as the plan itself (10 MiB, UTF-8, no NUL), so that a hostile script file
+    // referenced from a small plan cannot make validate read without limit.
+    let text = match crate::plan::read::read_source(found, "rhai script") {
+        Ok(source) => source.text.clone(),
+        Err(refused) => {
+            let help = match refused.code {
+                Code::TooLarge => {
+                    "a hook script is a few KiB; check that this is the file you meant".to_string()
+                }
+                _ => refused
+                    .help
+                    .clone()
+                    .unwrap_or_else(|| "check the file".to_string()),
+            };
             cx.err(
-                Code::Io,
+                refused.code,
                 span,
-                format!("cannot read rhai script `{}`: {e}", found.display()),
-                "unreadable",
-                "check the file's permissions",
+                refused.message.clone(),
+                "refused",
+                &help,
             );
             return None;
         }
