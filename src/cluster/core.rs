@@ -22,7 +22,7 @@ pub const REPORTING_CONTROLLER: &str = "backup-ns.sh/backup-ns";
 /// The apiserver rejects Event notes longer than this.
 const NOTE_LIMIT: usize = 1024;
 
-fn pvc_ref(ns: &str, name: &str) -> ObjectRef {
+pub(super) fn pvc_ref(ns: &str, name: &str) -> ObjectRef {
     ObjectRef::new(
         "PersistentVolumeClaim",
         "persistentvolumeclaims",

@@ -26,7 +26,7 @@ fn job_ref(ns: &str, name: &str) -> ObjectRef {
     ObjectRef::new("Job", "jobs.batch", Some(ns), name)
 }
 
-fn pod_ref(ns: &str, name: &str) -> ObjectRef {
+pub(super) fn pod_ref(ns: &str, name: &str) -> ObjectRef {
     ObjectRef::new("Pod", "pods", Some(ns), name)
 }
 

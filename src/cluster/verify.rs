@@ -4,8 +4,9 @@
 //! borrows its image and mount from.
 
 use super::client::Cluster;
-use super::error::{ClusterError, ListRef, ObjectRef, Result};
-use super::jobs::wait_until_ended;
+use super::core::pvc_ref;
+use super::error::{ClusterError, ListRef, Result};
+use super::jobs::{pod_ref, wait_until_ended};
 use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
@@ -15,19 +16,6 @@ use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams};
 use kube::core::ObjectMeta;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn pod_ref(ns: &str, name: &str) -> ObjectRef {
-    ObjectRef::new("Pod", "pods", Some(ns), name)
-}
-
-fn pvc_ref(ns: &str, name: &str) -> ObjectRef {
-    ObjectRef::new(
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        Some(ns),
-        name,
-    )
-}
 
 /// The verification pod, as plain values.
 #[derive(Debug, Clone, PartialEq, Eq)]
