@@ -199,8 +199,10 @@ pub fn format_date(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()
 }
 
-/// Parses a `delete-after` date strictly: exactly `YYYY-MM-DD`, a real calendar date. Anything else is `None`;
-/// retention reports such values instead of guessing.
+/// Parses a `delete-after` date strictly: exactly `YYYY-MM-DD`, a real calendar date in the years 0001–9999.
+/// Anything else is `None`; retention reports such values instead of guessing. Year 0000 is refused because its
+/// first days fall in ISO week-year -1, which no `YYYY-wNN` weekly label can hold: every date this accepts has a
+/// label in every tier that reads back.
 pub fn parse_date(value: &str) -> Option<NaiveDate> {
     let b = value.as_bytes();
     let shape = b.len() == 10
@@ -209,7 +211,7 @@ pub fn parse_date(value: &str) -> Option<NaiveDate> {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
+    if !shape || value.starts_with("0000") {
         return None;
     }
     NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
@@ -526,8 +528,21 @@ mod tests {
             " 2025-01-09",
             "",
             "yesterday",
+            // Found by the `labels` fuzz target: 0000-01-01 lies in ISO week-year -1, so its weekly label
+            // ("-001-w52") could not be read back.
+            "0000-01-01",
+            "0000-12-31",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        for edge in ["0001-01-01", "9999-12-31"] {
+            let date = parse_date(edge).expect(edge);
+            for tier in Tier::ALL {
+                assert!(
+                    tier.parse_value(&tier.value_for(date)).is_some(),
+                    "{tier:?} {edge}"
+                );
+            }
         }
         assert_eq!(format_date(d("2025-01-09")), "2025-01-09");
     }
