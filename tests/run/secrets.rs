@@ -5,6 +5,7 @@
 //! Pushgateway bodies, or the command line of any process on the machine while they run.
 
 use crate::databases::{pg_fixture, pg_plan};
+use crate::support::mariadb::Mariadb;
 use crate::support::postgres::Postgres;
 use crate::{Env, both, start};
 use std::process::Output;
@@ -86,6 +87,33 @@ fn check_output(what: &str, out: &Output, secrets: &[String]) {
 }
 
 /// Everything the cluster holds that backup-ns wrote: Events and every VolumeSnapshot (labels, annotations).
+/// A database family's commands (`info`, `dump`, `download` of a working plan; `info`, `dump` of a broken one),
+/// each checked for secrets; none may panic.
+async fn db_commands(
+    env: &Env,
+    family: &str,
+    plan: &str,
+    broken: &str,
+    log: &[&str],
+    kubeconfig: &str,
+    secrets: &[String],
+) {
+    for command in [
+        vec![family, "--plan", plan, "info"],
+        vec![family, "--plan", plan, "dump"],
+        vec![family, "--plan", plan, "download", "--output-dir", "."],
+        vec![family, "--plan", broken, "info"],
+        vec![family, "--plan", broken, "dump"],
+    ] {
+        let mut args = command.clone();
+        args.extend(log);
+        args.extend(["--kubeconfig", kubeconfig]);
+        let out = env.run(&args, &[]).await;
+        assert_ne!(out.status.code(), Some(101), "{}", both(&out));
+        check_output(&format!("`{}`", command.join(" ")), &out, secrets);
+    }
+}
+
 fn check_cluster(env: &Env, secrets: &[String]) -> usize {
     // backup-ns writes events.k8s.io/v1 Events (`list("events")` would pick the core group).
     let events = env.sim.shared().store.all_of("events.k8s.io", "events");
@@ -177,20 +205,7 @@ async fn no_password_appears_in_any_output_of_runs_and_database_commands() {
         assert_ne!(out.status.code(), Some(101), "{}", both(&out));
         check_output("a BAK_* dry run", &out, &secrets);
 
-        for db in [
-            vec!["postgres", "--plan", plan, "info"],
-            vec!["postgres", "--plan", plan, "dump"],
-            vec!["postgres", "--plan", plan, "download", "--output-dir", "."],
-            vec!["postgres", "--plan", broken, "info"],
-            vec!["postgres", "--plan", broken, "dump"],
-        ] {
-            let mut args = db.clone();
-            args.extend(log);
-            args.extend(["--kubeconfig", kubeconfig.as_str()]);
-            let out = env.run(&args, &[]).await;
-            assert_ne!(out.status.code(), Some(101), "{}", both(&out));
-            check_output(&format!("`{}`", db.join(" ")), &out, &secrets);
-        }
+        db_commands(&env, "postgres", plan, broken, &log, &kubeconfig, &secrets).await;
     }
     for offline in [
         vec!["validate", plan, toml],
@@ -243,4 +258,74 @@ async fn no_password_appears_in_any_output_of_runs_and_database_commands() {
             &secrets,
         );
     }
+}
+
+/// The same for MariaDB: the real password literal in a `mysql` hook (and in the container's env), through a
+/// successful and a failed run and every `mysql` database command, at the highest verbosity in both log formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_mariadb_password_appears_in_any_output_of_runs_and_database_commands() {
+    let db = Mariadb::start();
+    db.create_database("shop");
+    db.load(
+        "shop",
+        b"CREATE TABLE t (id INT); INSERT INTO t VALUES (1);",
+    );
+    let fixture = format!(
+        "{}{}",
+        crate::pvc("mydata"),
+        crate::pod(
+            "maria-0",
+            "mariadb",
+            &db.container_env("shop"),
+            &[("mydata", "/var/lib/mysql")]
+        )
+    );
+    let env = start(&fixture).await;
+    let secrets = vec![db.password.clone()];
+    let plan_for = |port: u16| {
+        format!(
+            "name: shop\nnamespace: shop\ntargets: [mydata]\nhooks:\n  pre:\n    - type: mysql\n      \
+             workload: pod/maria-0\n      container: mariadb\n      host: 127.0.0.1\n      port: {port}\n      \
+             user: ${{MYSQL_USER}}\n      password: \"{}\"\n      dumpFile: /var/lib/mysql/dump.sql.gz\n      \
+             timeout: 2m\n",
+            db.password
+        )
+    };
+    let plan = env.plan("shop.yaml", &plan_for(db.port));
+    let plan = plan.to_str().unwrap();
+    let broken = env.plan("broken.yaml", &plan_for(crate::support::free_port()));
+    let broken = broken.to_str().unwrap();
+    let kubeconfig = env.sim.kubeconfig_path().to_str().unwrap().to_string();
+
+    let watch = ArgvWatch::start(secrets.clone());
+    let mut ran = 0;
+    for log_format in ["human", "json"] {
+        let log = ["--log-format", log_format, "-vv"];
+        for (file, code, what) in [(plan, 0, "a successful run"), (broken, 1, "a failed run")] {
+            let mut args = vec!["run", file, "--output", "json"];
+            args.extend(log);
+            let out = env.run(&args, &[]).await;
+            assert_eq!(out.status.code(), Some(code), "{}", both(&out));
+            check_output(what, &out, &secrets);
+            ran += 1;
+        }
+        db_commands(&env, "mysql", plan, broken, &log, &kubeconfig, &secrets).await;
+    }
+    let offline = ["validate", "--format", "json", plan];
+    let out = env.run(&offline, &[]).await;
+    check_output("`validate --format json`", &out, &secrets);
+    let out = env
+        .run(&["plan", "show", plan, "--format", "json"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    check_output("`plan show --format json`", &out, &secrets);
+    let (leaks, seen) = watch.finish();
+    assert!(leaks.is_empty(), "a password on a command line: {leaks:#?}");
+    assert!(seen >= ran, "the watcher caught {seen} backup-ns processes");
+    let events = check_cluster(&env, &secrets);
+    assert!(events >= 2, "the runs emitted Events");
+    assert!(
+        !env.snapshots().is_empty(),
+        "the successful runs cut snapshots"
+    );
 }
