@@ -39,7 +39,7 @@ pub use container::{
 pub use faults::{Fault, FaultAction, FaultKind, Faults};
 pub use pods::PodPhase;
 pub use rbac::{Attributes, UserInfo};
-pub use requests::RequestLog;
+pub use requests::{RequestLog, RequestShape, SHAPES_ENV};
 pub use server::{Shared, admit, authorize_request};
 pub use sim::{Sim, SimBuilder, SimError, kubeconfig_yaml, load_yaml, write_kubeconfig};
 pub use status::ApiError;

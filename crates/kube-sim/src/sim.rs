@@ -84,6 +84,7 @@ pub struct SimBuilder {
     faketime: Option<FakeTime>,
     pod_endpoint: Option<Endpoint>,
     token_source: Option<TokenSource>,
+    request_shapes: Option<PathBuf>,
 }
 
 impl Default for SimBuilder {
@@ -100,6 +101,7 @@ impl Default for SimBuilder {
             faketime: None,
             pod_endpoint: None,
             token_source: None,
+            request_shapes: std::env::var_os(crate::requests::SHAPES_ENV).map(PathBuf::from),
         }
     }
 }
@@ -115,6 +117,13 @@ impl SimBuilder {
     /// Where the pods' service-account tokens come from (default: minted by this simulator).
     pub fn token_source(mut self, source: TokenSource) -> Self {
         self.token_source = Some(source);
+        self
+    }
+
+    /// Append each distinct request shape to `path` (default: the file `KUBE_SIM_REQUEST_SHAPES` names, if set;
+    /// see [`crate::RequestShape`]).
+    pub fn request_shapes(mut self, path: Option<PathBuf>) -> Self {
+        self.request_shapes = path;
         self
     }
 
@@ -216,6 +225,9 @@ impl SimBuilder {
             rbac: self.rbac,
             state_dir: state_dir.clone(),
         });
+        shared
+            .requests
+            .record_shapes_to(self.request_shapes.clone());
         let run_images = RunImages::new(self.run_images);
         let kubelet = Arc::new(Kubelet::new(
             store.clone(),

@@ -41,6 +41,7 @@ pub fn validate(
     obj: &Value,
     old: Option<&Value>,
 ) -> Result<(), ApiError> {
+    decodable(res, version, obj)?;
     let Some(schema) = res.version(version).and_then(|v| v.schema.as_ref()) else {
         return Ok(());
     };
@@ -75,6 +76,44 @@ pub fn validate(
             .unwrap_or_default();
         Err(ApiError::invalid(&res.group, &res.kind, name, &errors))
     }
+}
+
+/// The apiserver decodes a claim's resource quantities before anything else: one that is not a quantity makes the
+/// whole body undecodable (400 BadRequest, no details), not an Invalid field.
+fn decodable(res: &ResourceInfo, version: &str, obj: &Value) -> Result<(), ApiError> {
+    if res.group.is_empty() && res.kind == "PersistentVolumeClaim" {
+        for list in ["/spec/resources/requests", "/spec/resources/limits"] {
+            let bad = obj
+                .pointer(list)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.values().any(|q| !is_quantity(q)));
+            if bad {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: quantities must match the regular \
+                     expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                    kind = res.kind
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$`, or a JSON number.
+fn is_quantity(q: &Value) -> bool {
+    let Some(s) = q.as_str() else {
+        return q.is_number();
+    };
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = s.len()
+        - s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+            .len();
+    if digits == 0 {
+        return false;
+    }
+    let rest = s[digits..].trim_start_matches(|c: char| "eEinumkKMGTP".contains(c));
+    let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    rest.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Fields of `obj` that the resource's schema does not declare (`spec.foo`), honouring
@@ -393,6 +432,32 @@ mod tests {
 
     fn vs(spec: Value) -> Value {
         json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "metadata": {"name": "s"}, "spec": spec})
+    }
+
+    #[test]
+    fn a_claim_whose_size_is_not_a_quantity_cannot_be_decoded() {
+        let r = reg();
+        let res = r.by_plural("", "persistentvolumeclaims").expect("pvc");
+        let claim = |size: Value| {
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+                   "spec": {"resources": {"requests": {"storage": size}}}})
+        };
+        for good in [
+            json!("1Gi"),
+            json!("500M"),
+            json!("1e3"),
+            json!("+1.5"),
+            json!(1024),
+        ] {
+            assert!(
+                validate(res, "v1", &claim(good.clone()), None).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [json!("lots"), json!("1 Gi"), json!("Gi"), json!(true)] {
+            let e = validate(res, "v1", &claim(bad.clone()), None).expect_err("not a quantity");
+            assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"), "{bad}");
+        }
     }
 
     #[test]

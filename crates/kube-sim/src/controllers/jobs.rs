@@ -52,7 +52,7 @@ impl Controllers {
         let uid = s(job, "/metadata/uid").to_string();
         let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let pod_name = format!("{name}-{}", random_suffix(5));
-        let pod = self.pod_from_template(
+        let mut pod = self.pod_from_template(
             job,
             &pod_name,
             &[
@@ -63,6 +63,8 @@ impl Controllers {
             ],
             &template,
         );
+        // The Job controller names its pods by generateName, and the name stays on the pod.
+        pod["metadata"]["generateName"] = json!(format!("{name}-"));
         let _ = self.create("", "pods", pod);
     }
 

@@ -27,7 +27,7 @@ use crate::patch::{PatchType, apply_patch};
 use crate::paths::{self, Route};
 use crate::pod_logs::PodLogs;
 use crate::rbac::{self, Attributes, Tokens, UserInfo};
-use crate::requests::RequestLog;
+use crate::requests::{RequestLog, RequestShape};
 use crate::resources::{ResourceInfo, is_virtual};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
@@ -167,6 +167,24 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 None => plural.clone(),
             };
             shared.requests.record(verb, &logged);
+            shared.requests.record_shape(&RequestShape {
+                verb: verb.to_string(),
+                group: group.clone(),
+                version: version.clone(),
+                resource: logged.clone(),
+                namespaced: namespace.is_some(),
+                query: query
+                    .keys()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+                media_type: (!body.is_empty())
+                    .then(|| headers.get(header::CONTENT_TYPE))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(';').next().unwrap_or_default().trim().to_string()),
+            });
             if let Some(n) = &name {
                 shared
                     .requests
@@ -358,6 +376,15 @@ pub async fn admit(
         format!("{}/{}", attrs.resource, attrs.subresource)
     };
     shared.requests.record(&attrs.verb, &logged);
+    shared.requests.record_shape(&RequestShape {
+        verb: attrs.verb.clone(),
+        group: attrs.group.clone(),
+        version: "v1".into(),
+        resource: logged.clone(),
+        namespaced: !attrs.namespace.is_empty(),
+        query: Vec::new(),
+        media_type: None,
+    });
     if let Some(action) = shared.faults.on_request(&attrs.verb, &logged) {
         return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
     }
