@@ -17,6 +17,9 @@ use crate::vocab::ports::{
     SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::workload::ContainerRef;
+
+/// How the cleanup names a snapshot (or group) deleted because a signal stopped the run before it was ready.
+const STOPPED: &str = "unproven (the run was stopped before it was ready)";
 use chrono::Timelike as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,6 +113,17 @@ impl Run {
         self.report.failed_after_backup.push(step.to_string());
         self.later_failures.push((reason, message.to_string()));
         self.fail(FailureKind::AfterBackup, message);
+    }
+
+    /// Records a signal that stopped `step`. After the backup was taken, the backup stands and the stop gets its
+    /// own `RunStopped` Event (as a failed post-hook gets `PostHookFailed`); the exit code is the signal's.
+    fn stopped(&mut self, signal: Signal, step: &str, message: &str) {
+        if self.report.backup_taken {
+            self.report.failed_after_backup.push(step.to_string());
+            self.later_failures
+                .push(("RunStopped", message.to_string()));
+        }
+        self.fail(FailureKind::Signal(signal), message);
     }
 
     /// Records the first failure (later ones do not change the exit code).
@@ -358,24 +372,38 @@ impl Engine {
             };
             run.record("retention", &targets, StepOutcome::Skipped, started, why);
         } else {
-            match self
-                .cluster
-                .apply_retention(
+            // A signal abandons retention between requests: each label move or deletion is whole or not sent,
+            // and the next run or the controller converges from what is there.
+            let applied = tokio::select! {
+                applied = self.cluster.apply_retention(
                     ns,
                     &plan.targets,
                     &plan.retention.policy,
                     opts.retention_sweep,
-                )
-                .await
-            {
-                Ok(outcome) => run.record(
+                ) => Some(applied),
+                () = cancelled(cancel.clone()) => None,
+            };
+            match applied {
+                None => {
+                    let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                    let message = "retention stopped by a signal; the backup stands".to_string();
+                    run.record(
+                        "retention",
+                        &targets,
+                        StepOutcome::Cancelled,
+                        started,
+                        &*message,
+                    );
+                    run.stopped(signal, "retention", &message);
+                }
+                Some(Ok(outcome)) => run.record(
                     "retention",
                     &targets,
                     StepOutcome::Ok,
                     started,
                     outcome.summary,
                 ),
-                Err(e) => {
+                Some(Err(e)) => {
                     let message = format!("retention failed: {e}");
                     run.record(
                         "retention",
@@ -507,7 +535,7 @@ impl Engine {
                     started,
                     &*message,
                 );
-                run.fail(FailureKind::Signal(signal), &message);
+                run.stopped(signal, &step.name, &message);
             }
             Err(e) => {
                 let message = e.to_string();
@@ -627,7 +655,7 @@ impl Engine {
                     let message = format!("cannot create the snapshot of PVC {}: {e}", r.pvc);
                     run.record("snapshot", &r.pvc, StepOutcome::Failed, one, &*message);
                     run.fail(FailureKind::StepFailed, &message);
-                    self.remove_created(ns, created, run).await;
+                    self.remove_created(ns, created, "incomplete", run).await;
                     return;
                 }
             }
@@ -671,6 +699,9 @@ impl Engine {
                         &*message,
                     );
                     run.fail(FailureKind::Signal(signal), &message);
+                    // The run never proved these ready inside the hook window, and it reports no backup: a
+                    // snapshot that turned ready later would be a backup nobody vouched for, holding a tier slot.
+                    self.remove_created(ns, created, STOPPED, run).await;
                     return;
                 }
             }
@@ -692,7 +723,7 @@ impl Engine {
                 .drain(..)
                 .filter(|c| not_ready.contains(&c.name))
                 .collect();
-            self.remove_created(ns, &mut remove, run).await;
+            self.remove_created(ns, &mut remove, "unusable", run).await;
         }
     }
 
@@ -770,7 +801,9 @@ impl Engine {
     }
 
     /// Deletes this run's snapshots after a failure and records it.
-    async fn remove_created(&self, ns: &str, created: &mut Vec<Created>, run: &mut Run) {
+    /// Deletes the snapshots this run created that it cannot vouch for; `why` ends each cleanup line
+    /// ("unusable", or "unproven: the run was stopped by a signal before it was ready").
+    async fn remove_created(&self, ns: &str, created: &mut Vec<Created>, why: &str, run: &mut Run) {
         for c in created.drain(..) {
             let started = Instant::now();
             match self.cluster.delete_snapshot(ns, &c.name).await {
@@ -781,7 +814,7 @@ impl Engine {
                         &c.name,
                         StepOutcome::Ok,
                         started,
-                        format!("deleted unusable snapshot of PVC {}", c.pvc),
+                        format!("deleted {why} snapshot of PVC {}", c.pvc),
                     );
                 }
                 Err(e) => run.record(
@@ -789,7 +822,7 @@ impl Engine {
                     &c.name,
                     StepOutcome::Warning,
                     started,
-                    format!("could not delete the unusable snapshot: {e}"),
+                    format!("could not delete the {why} snapshot: {e}"),
                 ),
             }
         }
@@ -901,6 +934,11 @@ impl Engine {
                 let message = format!("stopped by a signal while waiting for {name}");
                 run.record("wait-ready", &name, StepOutcome::Cancelled, one, &*message);
                 run.fail(FailureKind::Signal(signal), &message);
+                // As for single snapshots: an unproven group is not left behind.
+                if let Err(e) = self.cluster.delete_group_snapshot(ns, &name).await {
+                    tracing::warn!(group = %name, error = %e, "could not delete the {STOPPED} group snapshot");
+                }
+                run.report.group_snapshot = None;
                 return;
             }
         };

@@ -4,7 +4,7 @@
 //! are ever between the two, and every run finishes within the lock timeout. Runs killed with SIGKILL while they
 //! hold a slot leak none, because the kernel releases their flock: a run started afterwards goes straight in.
 
-use crate::{both, pod, pvc, start};
+use crate::{app_exec_hook, both, pod, pvc, start};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -34,30 +34,10 @@ fn plan(n: usize, locks: &std::path::Path, hold: &str, lock_timeout: &str) -> St
         format!("[sh, -c, 'echo \"{sign} $(date +%s%N) {n}\" >> /log/events{then}']")
     };
     format!(
-        "name: load-{n}
-namespace: shop
-targets: [data-{n}]
-hooks:
-  pre:
-    - type: exec
-      workload: pod/app-0
-      container: app
-      command: {}
-      timeout: 2m
-  post:
-    - type: exec
-      workload: pod/app-0
-      container: app
-      command: {}
-      timeout: 1m
-lock:
-  enabled: true
-  dir: {}
-  slots: {SLOTS}
-  timeout: {lock_timeout}
-",
-        mark("+", &format!("; sleep {hold}")),
-        mark("-", ""),
+        "name: load-{n}\nnamespace: shop\ntargets: [data-{n}]\nhooks:\n  pre:\n{}  post:\n{}lock:\n  \
+         enabled: true\n  dir: {}\n  slots: {SLOTS}\n  timeout: {lock_timeout}\n",
+        app_exec_hook(&mark("+", &format!("; sleep {hold}")), "2m"),
+        app_exec_hook(&mark("-", ""), "1m"),
         locks.display()
     )
 }

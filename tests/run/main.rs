@@ -11,6 +11,7 @@ mod negative;
 mod plans;
 mod rbac;
 mod secrets;
+mod signals;
 mod verify;
 
 use kube_sim::Sim;
@@ -59,6 +60,14 @@ spec:
     requests:
       storage: 1Gi
 "
+    )
+}
+
+/// A hook list item: `command` exec'd in `app-0`'s container `app` (the app pod of most fixtures).
+pub fn app_exec_hook(command: &str, timeout: &str) -> String {
+    format!(
+        "    - type: exec\n      workload: pod/app-0\n      container: app\n      command: {command}\n      \
+         timeout: {timeout}\n"
     )
 }
 

@@ -31,17 +31,8 @@ fn app_fixture() -> String {
 
 fn exec_plan(command: &str, timeout: &str) -> String {
     format!(
-        "name: app
-namespace: shop
-targets: [data]
-hooks:
-  pre:
-    - type: exec
-      workload: pod/app-0
-      container: app
-      command: {command}
-      timeout: {timeout}
-"
+        "name: app\nnamespace: shop\ntargets: [data]\nhooks:\n  pre:\n{}",
+        crate::app_exec_hook(command, timeout)
     )
 }
 
