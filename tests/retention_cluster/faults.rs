@@ -360,19 +360,17 @@ async fn an_in_namespace_run_leaves_deletions_that_need_a_content_patch_to_the_c
 }
 
 /// A 409 that no concurrent edit explains (the object's labels, policy and binding are as listed: a status write
-/// moved its resourceVersion, or the server made the conflict up) costs one read, and the same change goes through:
+/// moved its resourceVersion, or the server made the conflict up) costs one read each, and the same change goes through:
 /// a run does not fail, or leave a deletion for tomorrow, over a conflict that re-reading resolves.
 #[tokio::test]
 async fn a_conflict_on_an_object_still_as_listed_costs_one_read_and_the_change_goes_through() {
     let env = start().await;
     seed(&env);
     let expected = expected_survivors(&env);
-    env.sim.faults().add(Fault::nth(
-        "patch",
-        "volumesnapshots",
-        1,
-        FaultAction::Conflict,
-    ));
+    // Two conflicts in a row on the first label patch, one on the first policy switch.
+    env.sim
+        .faults()
+        .add(Fault::nth("patch", "volumesnapshots", 1, FaultAction::Conflict).times(2));
     env.sim.faults().add(Fault::nth(
         "patch",
         "volumesnapshotcontents",
@@ -385,14 +383,14 @@ async fn a_conflict_on_an_object_still_as_listed_costs_one_read_and_the_change_g
     };
     env.sim.requests().reset();
     let report = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
-    assert_eq!(env.sim.faults().fired(), [1, 1]);
+    assert_eq!(env.sim.faults().fired(), [2, 1]);
     assert_eq!(report.counts.failed, 0, "{}", report.render_text());
     assert_eq!(report.counts.deferred, 0, "{}", report.render_text());
     assert_eq!(report.exit(), Exit::Success);
     let present: BTreeSet<String> = names(&env.sim, NS).into_iter().collect();
     assert_eq!(present, expected);
     let r = env.sim.requests();
-    assert_eq!(r.count("get", "volumesnapshots"), 1, "{:?}", r.snapshot());
+    assert_eq!(r.count("get", "volumesnapshots"), 2, "{:?}", r.snapshot());
     assert_eq!(
         r.count("get", "volumesnapshotcontents"),
         1,
