@@ -468,6 +468,52 @@ async fn patch_labels<K>(
     object: ObjectRef,
 ) -> Result<Option<K>>
 where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut conflict = match patch_labels_once(api, current, changes, object.clone()).await {
+        Err(conflict @ ClusterError::Conflict { .. }) => conflict,
+        done => return done,
+    };
+    // A 409 asks for a fresh read and a new decision. The change was decided on the object's labels: when they
+    // are still what the decision saw, only its resourceVersion moved (a status update, a write to another
+    // field, or a conflict the server made up) and the same change is sent again against the fresh read, up to
+    // CONFLICT_REREADS times. Labels that changed are somebody else's edit, and a new uid another object: the
+    // conflict stands, for the next run to decide again.
+    for _ in 0..CONFLICT_REREADS {
+        let now = match get_opt(api, object.clone()).await? {
+            Some(now)
+                if current
+                    .uid
+                    .as_ref()
+                    .is_none_or(|uid| now.meta().uid.as_ref() == Some(uid))
+                    && now.meta().labels.clone().unwrap_or_default()
+                        == current.labels.clone().unwrap_or_default() =>
+            {
+                now
+            }
+            _ => break,
+        };
+        tracing::info!(%object, "label patch conflicted, the labels are unchanged: sending it again");
+        conflict = match patch_labels_once(api, now.meta(), changes, object.clone()).await {
+            Err(conflict @ ClusterError::Conflict { .. }) => conflict,
+            done => return done,
+        };
+    }
+    Err(conflict)
+}
+
+/// How many times a guarded write that met a 409 re-reads its object and, the object still as decided on, sends
+/// the same change again.
+const CONFLICT_REREADS: u32 = 3;
+
+/// One guarded label patch of `object` as read in `current` (see [`patch_labels`]).
+async fn patch_labels_once<K>(
+    api: &Api<K>,
+    current: &ObjectMeta,
+    changes: &LabelChanges,
+    object: ObjectRef,
+) -> Result<Option<K>>
+where
     K: Clone + DeserializeOwned + Debug,
 {
     let Some(patch) = label_patch(current, changes) else {
@@ -783,7 +829,10 @@ impl Cluster {
         changes: &LabelChanges,
     ) -> Result<bool> {
         let object = vs_ref(&current.namespace, &current.name);
-        let meta = listed_meta(&current.labels, &current.resource_version);
+        let meta = ObjectMeta {
+            uid: current.uid.clone(),
+            ..listed_meta(&current.labels, &current.resource_version)
+        };
         patch_labels(&self.snapshots(&current.namespace), &meta, changes, object)
             .await
             .map(|sent| sent.is_some())
@@ -904,20 +953,44 @@ impl Cluster {
         }
         ops.push(serde_json::json!({"op": "replace", "path": "/spec/deletionPolicy", "value": to}));
         let patch = json_patch_of(serde_json::Value::Array(ops), "deletionPolicy", &object)?;
-        match self
-            .contents()
-            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if is_test_failure(status.code, &status.message) => {
-                Ok(false)
+        // A refusal asks for a fresh read: a content still as the ops test it (same policy, bound to the same
+        // snapshot) met a conflict that was not about them (another field, or one the server made up), so the
+        // same patch goes again (up to CONFLICT_REREADS times). Anything else changed since the list: `false`,
+        // left for the next run.
+        for attempt in 0..=CONFLICT_REREADS {
+            match self
+                .contents()
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Json::<()>(patch.clone()),
+                )
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(kube::Error::Api(status)) if is_test_failure(status.code, &status.message) => {
+                    let still = attempt < CONFLICT_REREADS
+                        && self.get_snapshot_content(name).await?.is_some_and(|now| {
+                            let bound = &now.spec.volume_snapshot_ref;
+                            now.spec.deletion_policy == from
+                                && bound.namespace.as_deref() == Some(snapshot.namespace.as_str())
+                                && bound.name.as_deref() == Some(snapshot.name.as_str())
+                                && (content.bound_uid.is_none() || bound.uid == snapshot.uid)
+                        });
+                    if !still {
+                        return Ok(false);
+                    }
+                    tracing::info!(%object, "deletionPolicy switch conflicted, the content is unchanged: sending it again");
+                }
+                Err(err) => {
+                    return Err(ClusterError::Patch {
+                        failure: failure(&err, "patch", &object),
+                        object,
+                    });
+                }
             }
-            Err(err) => Err(ClusterError::Patch {
-                failure: failure(&err, "patch", &object),
-                object,
-            }),
         }
+        Ok(false)
     }
 
     /// Deletes a snapshot exactly as listed: DeleteOptions preconditions on its uid and the resourceVersion the

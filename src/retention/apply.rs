@@ -114,8 +114,8 @@ pub enum Status {
     DryRun,
     /// Nothing to send: the object already looks as planned (or was already gone).
     Unchanged,
-    /// Deliberately not done by this run, with why (another run will).
-    Deferred { reason: String },
+    /// Deliberately not done by this run, with why (another run will), and the command that does it now.
+    Deferred { reason: String, fix: String },
     /// Tried and failed; the run exits non-zero.
     Failed { error: String },
 }
@@ -280,7 +280,7 @@ impl ApplyReport {
                 Status::Applied => "ok".to_string(),
                 Status::DryRun => "dry-run".to_string(),
                 Status::Unchanged => "unchanged".to_string(),
-                Status::Deferred { reason } => format!("deferred: {reason}"),
+                Status::Deferred { reason, .. } => format!("deferred: {reason}"),
                 Status::Failed { error } => format!("FAILED: {error}"),
             };
             let _ = writeln!(
@@ -294,6 +294,18 @@ impl ApplyReport {
                     Operation::Delete => "delete",
                 }
             );
+            if let Status::Deferred { fix, .. } = &o.status {
+                let _ = writeln!(out, "  fix: {fix}");
+            }
+        }
+        for d in &self.plan.decisions {
+            let Action::Report { problem } = &d.action else {
+                continue;
+            };
+            let _ = writeln!(out, "REPORT {}/{}: {}", d.namespace, d.name, d.reason);
+            if let Some(fix) = problem.fix(&d.namespace, &d.name) {
+                let _ = writeln!(out, "  fix: {fix}");
+            }
         }
         let _ = writeln!(out, "{}", self.summary_line());
         out
@@ -702,6 +714,9 @@ async fn delete_one<C: SnapshotStore>(
     let failed = |e: &C::Error| Status::Failed {
         error: e.to_string(),
     };
+    let namespace = listed.namespace();
+    // A later pass finishes what this one left: the controller's, with the rights to switch contents.
+    let rerun = format!("backup-ns controller -n {namespace}");
     // The content switched to `Delete` by this deletion, and its policy before.
     let mut switched: Option<(&C::Vsc, &str)> = None;
     if let Some(content) = listed.bound_content() {
@@ -721,6 +736,7 @@ async fn delete_one<C: SnapshotStore>(
                                     "content {content} changed since the list (deletionPolicy or bound snapshot); \
                                      left for the next run"
                                 ),
+                                fix: rerun,
                             };
                         }
                         Err(e) => return failed(&e),
@@ -735,6 +751,7 @@ async fn delete_one<C: SnapshotStore>(
                             "content {content} has deletionPolicy {}; the controller switches it and deletes",
                             vsc.deletion_policy()
                         ),
+                        fix: rerun,
                     };
                 }
                 Ok(None) => {}
@@ -743,6 +760,7 @@ async fn delete_one<C: SnapshotStore>(
                         reason: format!(
                             "may not read content {content}; the controller deletes this snapshot"
                         ),
+                        fix: rerun,
                     };
                 }
                 Err(e) => return failed(&e),
@@ -758,6 +776,7 @@ async fn delete_one<C: SnapshotStore>(
             let Some((vsc, before)) = switched else {
                 return Status::Deferred {
                     reason: reason.to_string(),
+                    fix: rerun,
                 };
             };
             match cluster
@@ -766,6 +785,7 @@ async fn delete_one<C: SnapshotStore>(
             {
                 Ok(true) => Status::Deferred {
                     reason: format!("{reason}; content {} is back to {before}", vsc.name()),
+                    fix: rerun,
                 },
                 Ok(false) => Status::Failed {
                     error: format!(

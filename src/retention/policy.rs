@@ -290,6 +290,33 @@ impl fmt::Display for Problem {
 }
 
 /// What the planner would have done to a protected snapshot.
+impl Problem {
+    /// The command that resolves this problem of snapshot `namespace/name`, for the text report; `None` when
+    /// nothing is wrong with the snapshot itself (the newest ready backup is kept by design).
+    pub fn fix(&self, namespace: &str, name: &str) -> Option<String> {
+        let object = format!("volumesnapshot -n {namespace} {name}");
+        match self {
+            Problem::DeleteAfterUnparsable { .. } => Some(format!(
+                "kubectl label {object} {DELETE_AFTER}-   (the next pass marks it again)"
+            )),
+            Problem::MissingCreationTime => Some(format!(
+                "kubectl describe {object}   (never ready? `backup-ns delete -n {namespace} {name}`)"
+            )),
+            Problem::NewestReadyProtected { .. } => None,
+            Problem::GuardWithheld => Some(format!(
+                "backup-ns prune -n {namespace} --dry-run, then backup-ns prune -n {namespace} --force"
+            )),
+            Problem::RetentionAnnotationInvalid { .. } => Some(format!(
+                "kubectl annotate {object} {}='{{\"daily\":7,\"weekly\":4,\"monthly\":12}}' --overwrite",
+                labels::ANNOTATION_RETENTION
+            )),
+            Problem::UnknownRetainValue { .. } => Some(format!(
+                "kubectl label {object} {RETAIN}={RETAIN_GFS} --overwrite   (or {RETAIN}={RETAIN_DAYS_MODE})"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Withheld {
     #[serde(rename = "mark for deletion")]

@@ -9,6 +9,7 @@ mod faults;
 mod guard;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
+mod reports;
 mod requests;
 mod run_step;
 mod support;

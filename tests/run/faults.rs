@@ -85,23 +85,7 @@ async fn one_night(env: &Env, n: u32) -> Night {
     let run = env
         .run(&["run", plan.to_str().unwrap(), "-o", "json"], &clock)
         .await;
-    let kubeconfig = env.sim.kubeconfig_path().to_str().unwrap().to_string();
-    let controller = env
-        .run(
-            &[
-                "controller",
-                "-n",
-                "shop",
-                "--delete-pause",
-                "0s",
-                "-o",
-                "json",
-                "--kubeconfig",
-                &kubeconfig,
-            ],
-            &clock,
-        )
-        .await;
+    let controller = env.controller(&["-n", "shop"], &clock).await;
     Night { run, controller }
 }
 

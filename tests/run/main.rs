@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod chaos;
 mod databases;
 mod faults;
 mod locks;
@@ -145,17 +146,20 @@ pub async fn start_running(yaml: &str, rbac: bool, run_images: &[&str]) -> Env {
         sim,
         tmp: tempfile::tempdir().unwrap(),
     };
-    env.eventually("fixture PVCs are Bound and pods Running", |sim| {
-        sim.list("persistentvolumeclaims", None)
-            .iter()
-            .all(|p| p["status"]["phase"] == "Bound")
-            && sim
-                .list("pods", None)
-                .iter()
-                .all(|p| p["status"]["phase"] == "Running")
-    })
-    .await;
+    env.eventually("fixture PVCs are Bound and pods Running", fixtures_settled)
+        .await;
     env
+}
+
+/// Every PVC is Bound and every pod Running.
+pub fn fixtures_settled(sim: &Sim) -> bool {
+    sim.list("persistentvolumeclaims", None)
+        .iter()
+        .all(|p| p["status"]["phase"] == "Bound")
+        && sim
+            .list("pods", None)
+            .iter()
+            .all(|p| p["status"]["phase"] == "Running")
 }
 
 impl Env {
@@ -167,6 +171,22 @@ impl Env {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("timed out waiting until {what}");
+    }
+
+    /// `backup-ns controller SCOPE --delete-pause 0s -o json` against the sim, with `env` (the clock).
+    pub async fn controller(&self, scope: &[&str], env: &[(&str, &str)]) -> Output {
+        let kubeconfig = self.sim.kubeconfig_path().to_str().unwrap().to_string();
+        let mut args = vec!["controller"];
+        args.extend_from_slice(scope);
+        args.extend([
+            "--delete-pause",
+            "0s",
+            "-o",
+            "json",
+            "--kubeconfig",
+            &kubeconfig,
+        ]);
+        self.run(&args, env).await
     }
 
     /// Writes a plan file into the test's temp dir.

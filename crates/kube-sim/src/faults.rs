@@ -1,6 +1,6 @@
 //! Fault injection: make chosen API requests fail (500, 503, 429, 409, timeout, a connection reset), fail a
-//! random share of all requests (seeded, for long simulations), keep snapshots from ever becoming ready, or make
-//! exec fail or its stream end early. Faults are plain data so the server, controllers and the exec route can
+//! random share of all requests (seeded, for long simulations), keep snapshots from ever becoming ready or make
+//! them slow, or make exec fail, its stream end early, or drop mid-session. Faults are plain data so the server, controllers and the exec route can
 //! consult them.
 
 use std::sync::{Arc, Mutex};
@@ -83,7 +83,7 @@ pub enum FaultKind {
     },
     /// Each API request fails with probability `per_mille`/1000, drawn from a generator seeded with `seed`, as
     /// `action`. A request that just failed this way is never failed again on its immediate retry, so every
-    /// transient fault can be overcome.
+    /// transient fault can be overcome. A `conflict` is drawn for writes only (a read never gets a 409).
     Random {
         /// Failures per thousand requests (50 = 5 %).
         per_mille: u32,
@@ -103,6 +103,31 @@ pub enum FaultKind {
         stdout: String,
         /// Whether a status frame precedes the cut.
         status: bool,
+    },
+    /// The `nth` exec into matching pods starts its process as usual, and `after` into the session the
+    /// connection is dropped without a WebSocket close (a stream lost mid-dump). The process is killed with the
+    /// session, as the simulated container's processes are. Fires once; later execs (the client's cleanup) pass.
+    ExecDrop {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Pod filter.
+        pod: Option<String>,
+        /// Which matching exec is dropped (1-based).
+        nth: u64,
+        /// How long the session runs before the drop.
+        #[serde(with = "millis")]
+        after: Duration,
+    },
+    /// Snapshots of this namespace (None = all) become ready `delay` later than the simulator's snapshot delay:
+    /// a slow CSI driver.
+    SnapshotSlow {
+        /// Namespace filter.
+        namespace: Option<String>,
+        /// Snapshot name filter.
+        name: Option<String>,
+        /// Extra time before ready.
+        #[serde(with = "millis")]
+        delay: Duration,
     },
     /// Exec into matching pods fails with this message (the exec route reports it as a failure Status).
     ExecFail {
@@ -212,6 +237,39 @@ impl Fault {
         }
     }
 
+    /// The `nth` exec into `namespace`'s pods (all namespaces: None) is dropped `after` into its session.
+    pub fn exec_drop(namespace: Option<&str>, nth: u64, after: Duration) -> Self {
+        Fault {
+            kind: FaultKind::ExecDrop {
+                namespace: namespace.map(str::to_string),
+                pod: None,
+                nth,
+                after,
+            },
+        }
+    }
+
+    /// Snapshots of `namespace` (all namespaces: None) become ready `delay` late.
+    pub fn snapshot_slow(namespace: Option<&str>, delay: Duration) -> Self {
+        Fault {
+            kind: FaultKind::SnapshotSlow {
+                namespace: namespace.map(str::to_string),
+                name: None,
+                delay,
+            },
+        }
+    }
+
+    /// Snapshots of one namespace never become ready.
+    pub fn snapshot_never_ready_in(namespace: &str) -> Self {
+        Fault {
+            kind: FaultKind::SnapshotNeverReady {
+                namespace: Some(namespace.to_string()),
+                name: None,
+            },
+        }
+    }
+
     /// Every exec fails with `message`.
     pub fn exec_fail(message: &str) -> Self {
         Fault {
@@ -265,6 +323,20 @@ impl Faults {
         self.lock().iter().map(|e| e.fired).collect()
     }
 
+    /// Remove the faults equal to `fault` (others, and their generators' state, stay); returns how many times the
+    /// removed ones fired.
+    pub fn remove(&self, fault: &Fault) -> u64 {
+        let mut fired = 0;
+        self.lock().retain(|e| {
+            let gone = e.fault == *fault;
+            if gone {
+                fired += e.fired;
+            }
+            !gone
+        });
+        fired
+    }
+
     /// Remove every fault.
     pub fn clear(&self) {
         self.lock().clear();
@@ -285,6 +357,10 @@ impl Faults {
             {
                 let key = (verb.to_string(), resource.to_string());
                 if e.last.take().is_some_and(|last| last == key) {
+                    continue;
+                }
+                if *action == FaultAction::Conflict && !is_write(verb, resource) {
+                    // An apiserver answers 409 only to a write; a read never conflicts.
                     continue;
                 }
                 let draw: u32 = e
@@ -369,6 +445,51 @@ impl Faults {
         })
     }
 
+    /// How long the session of an exec into `ns/pod` may run before its connection is dropped, if it is the
+    /// chosen exec of an [`FaultKind::ExecDrop`] (consulted, and counted, by the exec route for every exec).
+    pub fn exec_drop(&self, ns: &str, pod: &str) -> Option<Duration> {
+        let mut drop = None;
+        for e in self.lock().iter_mut() {
+            let FaultKind::ExecDrop {
+                namespace,
+                pod: p,
+                nth,
+                after,
+            } = &e.fault.kind
+            else {
+                continue;
+            };
+            if !(namespace.as_deref().is_none_or(|x| x == ns)
+                && p.as_deref().is_none_or(|x| x == pod))
+            {
+                continue;
+            }
+            e.seen += 1;
+            if e.seen == *nth && drop.is_none() {
+                e.fired += 1;
+                drop = Some(*after);
+            }
+        }
+        drop
+    }
+
+    /// The extra time before snapshot `ns/name` becomes ready (zero: none).
+    pub fn snapshot_slowness(&self, ns: &str, name: &str) -> Duration {
+        self.lock()
+            .iter()
+            .filter_map(|e| match &e.fault.kind {
+                FaultKind::SnapshotSlow {
+                    namespace,
+                    name: n,
+                    delay,
+                } => (namespace.as_deref().is_none_or(|x| x == ns)
+                    && n.as_deref().is_none_or(|x| x == name))
+                .then_some(*delay),
+                _ => None,
+            })
+            .sum()
+    }
+
     /// The failure message if exec into `ns/pod` must fail (consulted by the exec route).
     pub fn exec_failure(&self, ns: &str, pod: &str) -> Option<String> {
         self.lock().iter().find_map(|e| match &e.fault.kind {
@@ -382,6 +503,15 @@ impl Faults {
             _ => None,
         })
     }
+}
+
+/// Whether a request writes an object: only those can meet a conflict. The exec upgrade counts as `create
+/// pods/exec` but writes nothing.
+fn is_write(verb: &str, resource: &str) -> bool {
+    matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) && !resource.ends_with("/exec")
 }
 
 #[cfg(test)]
@@ -446,6 +576,47 @@ mod tests {
             "{} of 4000",
             first.len()
         );
+    }
+
+    #[test]
+    fn random_conflicts_answer_writes_only() {
+        let f = Faults::default();
+        f.add(Fault::random(1000, 3, FaultAction::Conflict));
+        for (verb, resource) in [
+            ("get", "pods"),
+            ("list", "volumesnapshots"),
+            ("watch", "volumesnapshots"),
+            ("create", "pods/exec"),
+        ] {
+            assert_eq!(f.on_request(verb, resource), None, "{verb} {resource}");
+        }
+        assert_eq!(
+            f.on_request("patch", "volumesnapshots"),
+            Some(FaultAction::Conflict)
+        );
+    }
+
+    #[test]
+    fn an_exec_drop_fires_once_on_the_nth_exec_of_its_namespace() {
+        let f = Faults::default();
+        f.add(Fault::exec_drop(Some("shop"), 2, Duration::from_millis(30)));
+        assert_eq!(f.exec_drop("blog", "db-0"), None);
+        assert_eq!(f.exec_drop("shop", "db-0"), None);
+        assert_eq!(f.exec_drop("shop", "db-0"), Some(Duration::from_millis(30)));
+        assert_eq!(f.exec_drop("shop", "db-0"), None, "the cleanup exec passes");
+        assert_eq!(f.fired(), [1]);
+    }
+
+    #[test]
+    fn slow_snapshots_add_their_delays_in_their_namespace() {
+        let f = Faults::default();
+        f.add(Fault::snapshot_slow(
+            Some("shop"),
+            Duration::from_millis(300),
+        ));
+        f.add(Fault::snapshot_slow(None, Duration::from_millis(200)));
+        assert_eq!(f.snapshot_slowness("shop", "a"), Duration::from_millis(500));
+        assert_eq!(f.snapshot_slowness("blog", "a"), Duration::from_millis(200));
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Controllers {
             return;
         };
         rt.spawn(async move {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(delay + me.faults.snapshot_slowness(&ns, &name)).await;
             while me.faults.snapshot_never_ready(&ns, &name) {
                 tokio::time::sleep(Duration::from_millis(100).max(delay)).await;
             }

@@ -90,6 +90,15 @@ pub async fn handle(
             drop((sink, source));
         });
     }
+    if let Some(after) = shared.faults.exec_drop(&namespace, &pod) {
+        tracing::info!(%namespace, %pod, command = ?spec.command, ?after, "exec to be dropped by injected fault");
+        return ws.on_upgrade(move |socket| async move {
+            // Dropping the session drops the socket without a close frame, and kills the process with it.
+            if let Ok(outcome) = tokio::time::timeout(after, exec::serve(socket, protocol, spec)).await {
+                tracing::info!(%namespace, %pod, ?outcome, "exec finished before its injected drop");
+            }
+        });
+    }
     tracing::info!(%namespace, %pod, command = ?spec.command, "exec");
     ws.on_upgrade(move |socket| async move {
         let outcome = exec::serve(socket, protocol, spec).await;
