@@ -68,6 +68,9 @@ pub const ANNOTATION_VERIFY_RESULT: &str = "backup-ns.sh/verify-result";
 /// Label on every object one `verify` run creates (claim, pod): the run's id, so that the run (or the next one,
 /// after a crash) removes exactly those.
 pub const VERIFY_RUN: &str = "backup-ns.sh/verify-run";
+/// Annotation on every object one `verify` run creates: the run's timeout (`30m`), after which the run is over and
+/// its objects, if still there, are a crashed run's leftovers.
+pub const ANNOTATION_VERIFY_TIMEOUT: &str = "backup-ns.sh/verify-timeout";
 
 /// Value of [`RETAIN`] for grandfather-father-son retention.
 pub const RETAIN_GFS: &str = "daily_weekly_monthly";

@@ -1,12 +1,13 @@
 //! `backup-ns controller`: what the global CronJob runs. Label sync, tier retention, marking and sweeping, in one
-//! process over ONE list of VolumeSnapshots, each object written at most once (`retention::pass`), with one
-//! summary.
+//! process over ONE list of VolumeSnapshots, each object written at most once (`retention::pass`), then the
+//! removal of crashed `verify` runs' claims and pods (`ops::verify_leftovers`), with one summary.
 
 use super::retention::{
     Format, PolicyArgs, TargetArgs, WriteArgs, clock, connect, fail, options, print_json, runtime,
 };
 use crate::Exit;
 use crate::ops::namespaces::{NamespaceOutcome, per_namespace};
+use crate::ops::verify_leftovers::{self, LeftoverReport};
 use crate::retention::Phases;
 use crate::retention::apply::{self, ApplyOptions, ApplyReport};
 use crate::retention::pass;
@@ -20,7 +21,9 @@ use std::time::Duration;
 Runs label sync (VolumeSnapshot labels onto their contents), GFS tier retention, marking and sweeping (see
 `sync-labels`, `retention apply`, `prune`). The VolumeSnapshots of the scope are listed once (in pages) and
 shared by all phases; each object's final labels are worked out first, so it is written at most once (a content
-whose snapshot is deleted gets only its deletionPolicy switch). A failure in one object is reported and the others continue. Settings come from
+whose snapshot is deleted gets only its deletionPolicy switch). Then the claims and pods of crashed `verify` runs
+(labelled backup-ns.sh/verify-run, older than their run's backup-ns.sh/verify-timeout) are deleted, one line each.
+A failure in one object is reported and the others continue. Settings come from
 flags or the environment (deploy/static/backup-ns-controller.yaml's ConfigMap): RETAIN_LAST_DAILY/WEEKLY/MONTHLY,
 BACKUP_NS_GUARD_MAX_SHARE, BACKUP_NS_GUARD_MAX_DELETES, BACKUP_NS_GRACE_DAYS, BACKUP_NS_DELETE_PAUSE, TZ, and
 BACKUP_NS_NOW for tests and demos.
@@ -60,6 +63,8 @@ pub struct ControllerReport {
     pub retention: ApplyReport,
     /// Per namespace: which steps succeeded, which failed and why.
     pub namespaces: Vec<NamespaceOutcome>,
+    /// A crashed `verify` run's claims and pods, removed (or, on a dry run, listed).
+    pub verify_leftovers: LeftoverReport,
     /// API requests sent again after a transient failure.
     pub api_retries: u64,
 }
@@ -67,7 +72,9 @@ pub struct ControllerReport {
 impl ControllerReport {
     pub fn exit(&self) -> Exit {
         match self.retention.exit() {
-            Exit::Success if self.sync.failed > 0 => Exit::Failure,
+            Exit::Success if self.sync.failed > 0 || !self.verify_leftovers.problems.is_empty() => {
+                Exit::Failure
+            }
             other => other,
         }
     }
@@ -112,16 +119,20 @@ pub fn run(args: ControllerArgs) -> Exit {
         let (sync, retention) =
             pass::sync_and_apply(&cluster, &listed, &contents, &options, &clock).await;
         let namespaces = per_namespace(&sync, &retention);
+        let verify_leftovers =
+            verify_leftovers::sweep(&cluster, &options.scope, clock.now_utc(), args.dry_run).await;
         let report = ControllerReport {
             sync,
             retention,
             namespaces,
+            verify_leftovers,
             api_retries: cluster.retries(),
         };
         let printed = match args.output {
             Format::Text => {
                 print!("{}", report.sync.render_text());
                 print!("{}", report.retention.render_text());
+                print!("{}", report.verify_leftovers.render_text());
                 for ns in report.namespaces.iter().filter(|n| !n.failed.is_empty()) {
                     for failed in &ns.failed {
                         println!(

@@ -206,9 +206,14 @@ impl VolumeSnapshot {
 
     /// `metadata.creationTimestamp`: when the API server stored the object, on the server's clock.
     pub fn object_created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let ts = self.metadata.creation_timestamp.as_ref()?;
-        chrono::DateTime::from_timestamp(ts.0.as_second(), ts.0.subsec_nanosecond() as u32)
+        created(&self.metadata)
     }
+}
+
+/// `metadata.creationTimestamp` of any object, as a chrono time.
+pub fn created(meta: &kube::core::ObjectMeta) -> Option<chrono::DateTime<chrono::Utc>> {
+    let ts = meta.creation_timestamp.as_ref()?;
+    chrono::DateTime::from_timestamp(ts.0.as_second(), ts.0.subsec_nanosecond() as u32)
 }
 
 /// A cluster-scoped VolumeSnapshotContent: the actual snapshot on the storage system.

@@ -8,6 +8,7 @@ use super::core::pvc_ref;
 use super::error::{ClusterError, ListRef, Result};
 use super::jobs::{pod_ref, wait_until_ended};
 use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
+use crate::vocab::scope::Scope;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
     PodSpec, Volume, VolumeMount,
@@ -206,13 +207,31 @@ impl Cluster {
         ns: &str,
         key: &str,
     ) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>)> {
+        self.labelled_objects_in(&Scope::Namespace(ns.to_string()), key)
+            .await
+    }
+
+    /// The pods and claims of `scope` (one namespace or all) that carry label `key` (any value).
+    pub async fn labelled_objects_in(
+        &self,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<(Vec<Pod>, Vec<PersistentVolumeClaim>)> {
         let list = |resource| ListRef {
             resource,
-            namespace: Some(ns.to_string()),
+            namespace: scope.namespace().map(str::to_string),
             selector: Some(key.to_string()),
         };
-        let pods: Api<Pod> = Api::namespaced(self.client().clone(), ns);
-        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client().clone(), ns);
+        let (pods, pvcs): (Api<Pod>, Api<PersistentVolumeClaim>) = match scope.namespace() {
+            Some(ns) => (
+                Api::namespaced(self.client().clone(), ns),
+                Api::namespaced(self.client().clone(), ns),
+            ),
+            None => (
+                Api::all(self.client().clone()),
+                Api::all(self.client().clone()),
+            ),
+        };
         Ok((
             list_paged(&pods, list("pods"), None, DEFAULT_PAGE_SIZE).await?,
             list_paged(

@@ -7,6 +7,8 @@
 //! - [`kill`]: the second exec that stops a remote process on timeout or cancel.
 //! - [`rhai`]: user hooks in a sandboxed script language with a small documented API; [`diagnostic`] points
 //!   at a script's line and column.
+//! - [`verify`]: the verification pod's script and the reading of its log; [`rhai_check`]: a verify check written
+//!   in rhai, judged on the pod's answers in the same sandbox.
 //!
 //! The hooks themselves are the shared [`crate::vocab::hook`] types; the script generators are their methods.
 //! `onError` and post-hook `when` are the engine's decisions: it gets a [`HookReport`] or a [`HookError`].
@@ -21,6 +23,7 @@ pub mod postgres;
 pub mod quote;
 pub mod report;
 pub mod rhai;
+pub mod rhai_check;
 pub mod runner;
 pub mod script;
 pub mod secret;

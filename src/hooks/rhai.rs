@@ -87,7 +87,7 @@ pub struct RhaiContext {
 }
 
 /// The engine with the sandbox settings but without the exec API: enough to compile and validate.
-fn sandbox_engine(limits: &RhaiLimits) -> Engine {
+pub(super) fn sandbox_engine(limits: &RhaiLimits) -> Engine {
     let mut engine = Engine::new();
     engine.set_module_resolver(::rhai::module_resolvers::DummyModuleResolver::new());
     engine.disable_symbol("eval");
@@ -145,7 +145,7 @@ struct Sandbox {
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
-fn runtime_error(message: impl Into<String>) -> Box<EvalAltResult> {
+pub(super) fn runtime_error(message: impl Into<String>) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(message.into()),
         Position::NONE,

@@ -11,6 +11,7 @@
 //! pod needs no ConfigMap and the image nothing but a POSIX shell.
 
 use super::quote::quote;
+use super::rhai_check::MAX_ROWS;
 use super::script::MARKER;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +33,8 @@ pub struct VerifyScript<'a> {
     pub database: &'a str,
     pub dump_file: &'a str,
     pub queries: Vec<&'a str>,
+    /// The queries of the rhai checks, each answered with all its rows (up to [`MAX_ROWS`]).
+    pub row_queries: Vec<&'a str>,
 }
 
 /// The stage of the pod's work that failed.
@@ -75,6 +78,8 @@ pub struct VerifyOutput {
     pub tables: Vec<(String, u64)>,
     /// Per check index: the first column of the first row, or the query's error.
     pub answers: BTreeMap<usize, Result<String, String>>,
+    /// Per row query index: the rows (tab-separated columns split), or the query's error.
+    pub rows: BTreeMap<usize, Result<Vec<Vec<String>>, String>>,
     /// The stage that failed and why.
     pub failure: Option<(Stage, String)>,
     /// The script ran to its end.
@@ -117,6 +122,24 @@ pub fn parse_output(log: &str) -> VerifyOutput {
                     out.answers.insert(i, Ok(value.trim().to_string()));
                 } else if let Some(i) = answer("check_error.") {
                     out.answers.insert(i, Err(value.trim().to_string()));
+                } else if let Some(i) = answer("rows_count.") {
+                    let count = value.trim().parse::<usize>().unwrap_or(0);
+                    out.rows.insert(
+                        i,
+                        if count > MAX_ROWS {
+                            Err(format!(
+                                "it returned {count} rows, more than the {MAX_ROWS} a check may read; aggregate in SQL"
+                            ))
+                        } else {
+                            Ok(Vec::new())
+                        },
+                    );
+                } else if let Some(i) = answer("rows.") {
+                    if let Some(Ok(rows)) = out.rows.get_mut(&i) {
+                        rows.push(value.split('\t').map(str::to_string).collect());
+                    }
+                } else if let Some(i) = answer("rows_error.") {
+                    out.rows.insert(i, Err(value.trim().to_string()));
                 }
             }
         }
@@ -166,6 +189,23 @@ impl VerifyScript<'_> {
                 }
             );
         }
+        if !self.row_queries.is_empty() {
+            // psql's unaligned output separates columns with a tab here, as mysql's batch output does.
+            s.push_str(match self.engine {
+                Engine::Postgres => "rows() { query -F \"$(printf '\\t')\"; }\n",
+                Engine::Mysql => "rows() { query; }\n",
+            });
+        }
+        for (j, query) in self.row_queries.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "if out=$(printf '%s\\n' {} | rows 2>\"$W/rows.err\"); then \
+                 n=0; [ -z \"$out\" ] || n=$(printf '%s\\n' \"$out\" | wc -l | tr -d ' '); say \"rows_count.{j}=$n\"; \
+                 [ \"$n\" = 0 ] || printf '%s\\n' \"$out\" | head -n {MAX_ROWS} | cut -c 1-4096 | while IFS= read -r r; do say \"rows.{j}=$r\"; done; \
+                 else say \"rows_error.{j}=$(tr '\\n' ' ' < \"$W/rows.err\" | tail -c 500)\"; fi",
+                quote(&format!("{};", query.trim().trim_end_matches(';'))),
+            );
+        }
         s.push_str("say done=yes\nexit 0\n");
         s
     }
@@ -207,7 +247,7 @@ until as_db pg_isready -q -h "$W/run" -U postgres; do
   i=$((i + 1)); [ "$i" -gt 120 ] && fail server "postgres did not start: $(tail -n 5 "$W/server.log")"; sleep 0.5
 done
 sql() { as_db psql -X -q -h "$W/run" -U postgres "$@"; }
-query() { sql -At -v ON_ERROR_STOP=1 -d "$DB"; }
+query() { sql -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 printf 'CREATE DATABASE :"db";\n' | sql -v ON_ERROR_STOP=1 -v db="$DB" -d postgres >/dev/null 2>"$W/create.err" || fail server "cannot create database $DB: $(cat "$W/create.err")"
 if [ "$custom" = 1 ]; then
   as_db pg_restore -l "$dump" >/dev/null 2>"$W/decode.err" || { stop_server; fail decode "the pg_dump archive does not read: $(tail -n 5 "$W/decode.err")"; }
@@ -276,6 +316,25 @@ mod tests {
         assert_eq!(out.answers[&0], Ok("3000".to_string()));
         assert!(out.answers[&1].as_ref().is_err_and(|e| e.contains("nope")));
         assert_eq!(out.failure, None);
+        let rows = parse_output(
+            "backup-ns: rows_count.0=2\nbackup-ns: rows.0=1\ta b\nbackup-ns: rows.0=2\t\n\
+             backup-ns: rows_count.1=0\nbackup-ns: rows_count.2=5000\nbackup-ns: rows.2=1\n\
+             backup-ns: rows_error.3=ERROR: syntax error\n",
+        );
+        assert_eq!(
+            rows.rows[&0],
+            Ok(vec![
+                vec!["1".to_string(), "a b".into()],
+                vec!["2".into(), String::new()]
+            ])
+        );
+        assert_eq!(rows.rows[&1], Ok(vec![]));
+        assert!(
+            rows.rows[&2]
+                .as_ref()
+                .is_err_and(|e| e.contains("5000 rows"))
+        );
+        assert_eq!(rows.rows[&3], Err("ERROR: syntax error".to_string()));
 
         let failed = parse_output(
             "backup-ns: decodes=yes\nbackup-ns: failed=load\nbackup-ns: error=ERROR: syntax error at end of input\n",
@@ -294,6 +353,7 @@ mod tests {
             database: "shop'; drop",
             dump_file: "/var/lib/postgresql/data/dump.sql.gz",
             queries: vec!["select count(*) from orders where note = 'x'"],
+            row_queries: vec![],
         }
         .render();
         assert!(script.contains("DB='shop'\\''; drop'"), "{script}");
@@ -309,8 +369,14 @@ mod tests {
             database: "shop",
             dump_file: "/var/lib/mysql/dump.sql.gz",
             queries: vec![],
+            row_queries: vec!["select id, name from items"],
         }
         .render();
         assert!(mysql.contains("--skip-networking") && !mysql.contains("--force"));
+        assert!(
+            mysql.contains("printf '%s\\n' 'select id, name from items;' | rows")
+                && mysql.contains("head -n 1000"),
+            "{mysql}"
+        );
     }
 }

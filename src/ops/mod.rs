@@ -12,6 +12,7 @@ pub mod restore;
 pub mod style;
 pub mod validate;
 pub mod verify;
+pub mod verify_leftovers;
 
 use crate::Exit;
 use crate::cluster::ClusterError;

@@ -1,23 +1,28 @@
 //! `backup-ns verify`: proves a backup by restoring it. The snapshot is restored into a temporary claim (the source
 //! claim's class and size), a pod of the database hook's own image mounts it read-only where the workload mounts
 //! the source claim, starts a throwaway server on an emptyDir and loads the dump ([`crate::hooks::verify`] builds
-//! its script and reads its log); the built-in checks and the plan's `verify.checks` are judged here. The outcome
+//! its script and reads its log); the built-in checks and the plan's `verify.checks` are judged here (a rhai check
+//! in the sandbox of [`crate::hooks::rhai_check`], on the rows the pod returned for its queries). The outcome
 //! is recorded on the snapshot (`backup-ns.sh/verified-at`, `backup-ns.sh/verify-result`) and in an Event
 //! (`BackupVerified` or `BackupVerifyFailed`).
 //!
 //! Every object the run creates carries `backup-ns.sh/verify-run=<run id>` and is removed on every path (pass,
-//! fail, timeout, signal; `--keep` keeps the claim and takes the label off it). A crashed run's labelled objects
-//! that are older than the timeout are removed by the next run. All I/O goes through `cluster/`.
+//! fail, timeout, signal; `--keep` keeps the claim and takes the label off it), and records the run's timeout
+//! (`backup-ns.sh/verify-timeout`). A crashed run's objects, older than that, are removed by the next run or the
+//! controller ([`super::verify_leftovers`]). All I/O goes through `cluster/`.
 
 use super::OpsError;
 use super::restore::{RestoreRequest, restore_pvc, source_claim};
+use super::verify_leftovers;
 use crate::clock::Clock;
 use crate::cluster::core::{EventType, NewEvent};
 use crate::cluster::verify::{VerifyPod, claim_mount};
 use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
 use crate::engine::Signal;
+use crate::hooks::rhai_check::{self, Answers};
 use crate::hooks::verify::{Engine, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output};
 use crate::labels::{self, HookWindow};
+use crate::plan::model::{CheckTest, Expect};
 use crate::plan::{HookAction, HookKind, HookSelector, Plan, select_hook};
 use crate::vocab::exec::PodResolver as _;
 use chrono::{DateTime, Utc};
@@ -359,17 +364,24 @@ pub async fn verify(
     };
     let mut created = Created::default();
     let labels = BTreeMap::from([(labels::VERIFY_RUN.to_string(), run.clone())]);
+    let annotations = BTreeMap::from([(
+        labels::ANNOTATION_VERIFY_TIMEOUT.to_string(),
+        humantime::format_duration(timeout).to_string(),
+    )]);
     let work = async {
         let mut claim = restore;
         claim.labels = labels.clone();
-        let stored = cluster.create_pvc(&claim.to_object()).await?;
+        let mut claim = claim.to_object();
+        claim.metadata.annotations = Some(annotations.clone());
+        let stored = cluster.create_pvc(&claim).await?;
         created.claim = Some(name.clone());
         remove_leftovers(cluster, ns, &run, &stored, timeout, &mut report).await;
         let script = VerifyScript {
             engine: target.engine,
             database: &target.database,
             dump_file: &target.dump_file,
-            queries: plan.verify.checks.iter().map(|c| c.sql.as_str()).collect(),
+            queries: sql_queries(&plan),
+            row_queries: row_queries(&plan),
         }
         .render();
         let pod = VerifyPod {
@@ -384,7 +396,9 @@ pub async fn verify(
             labels: labels.clone(),
             deadline: timeout,
         };
-        cluster.create_pod(&pod.to_object()).await?;
+        let mut pod = pod.to_object();
+        pod.metadata.annotations = Some(annotations.clone());
+        cluster.create_pod(&pod).await?;
         created.pod = Some(name.clone());
         let end = cluster.wait_pod_finished(ns, &name, timeout).await?;
         let log = cluster.pod_log(ns, &name).await?;
@@ -424,8 +438,8 @@ pub async fn verify(
     Ok(report)
 }
 
-/// Removes the labelled objects of other runs that are older than `timeout` (their pods' deadline has passed,
-/// so the run that made them is over), reckoned on the API server's clock from our own claim's timestamp.
+/// Removes other runs' leftovers ([`verify_leftovers::is_leftover`]), reckoned on the API server's clock from our
+/// own claim's timestamp; objects that recorded no timeout are judged by ours.
 async fn remove_leftovers(
     cluster: &Cluster,
     ns: &str,
@@ -434,39 +448,12 @@ async fn remove_leftovers(
     timeout: Duration,
     report: &mut VerifyReport,
 ) {
-    let Some(now) = ours.metadata.creation_timestamp.as_ref().map(|t| t.0) else {
+    let Some(now) = crate::cluster::resources::created(&ours.metadata) else {
         return;
     };
-    let Ok((pods, claims)) = cluster.labelled_objects(ns, labels::VERIFY_RUN).await else {
-        return;
-    };
-    let stale = |meta: &kube::core::ObjectMeta| {
-        let other = meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::VERIFY_RUN))
-            .is_some_and(|r| r != run);
-        let old = meta.creation_timestamp.as_ref().is_some_and(|t| {
-            now.duration_since(t.0).as_secs() > i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)
-        });
-        other && old
-    };
-    for pod in pods.iter().filter(|p| stale(&p.metadata)) {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        if let Err(e) = cluster.delete_pod_now(ns, &name).await {
-            report
-                .cleanup_problems
-                .push(format!("leftover pod {name}: {e}"));
-        }
-    }
-    for claim in claims.iter().filter(|c| stale(&c.metadata)) {
-        let name = claim.metadata.name.clone().unwrap_or_default();
-        if let Err(e) = cluster.delete_pvc(ns, &name).await {
-            report
-                .cleanup_problems
-                .push(format!("leftover claim {name}: {e}"));
-        }
-    }
+    let scope = crate::vocab::scope::Scope::Namespace(ns.to_string());
+    let swept = verify_leftovers::remove(cluster, &scope, Some(run), now, timeout, false).await;
+    report.cleanup_problems.extend(swept.problems);
 }
 
 /// Deletes the pod and the claim (or, with `keep`, takes the run label off the claim).
@@ -600,21 +587,32 @@ fn judge(
         }
     }
     if output.finished {
-        for (i, c) in plan.verify.checks.iter().enumerate() {
-            let (passed, detail) = match output.answers.get(&i) {
-                Some(Ok(answer)) => match answer.trim().parse::<i64>() {
-                    Ok(n) if c.expect.holds(n) => (true, format!("{n} {}", c.expect)),
-                    Ok(n) => (false, format!("{n}, expected {}", c.expect)),
-                    Err(_) => (
-                        false,
-                        format!(
-                            "answered `{answer}`, not a whole number (expected {})",
-                            c.expect
-                        ),
-                    ),
-                },
-                Some(Err(e)) => (false, format!("the query failed: {e}")),
-                None => (false, "no answer".to_string()),
+        let rows = row_queries(plan);
+        let mut sql_index = 0;
+        for c in &plan.verify.checks {
+            let (passed, detail) = match &c.test {
+                CheckTest::Sql { expect, .. } => {
+                    sql_index += 1;
+                    sql_verdict(output.answers.get(&(sql_index - 1)), expect)
+                }
+                CheckTest::Rhai { rhai, queries } => {
+                    let answers: Answers = queries
+                        .iter()
+                        .filter_map(|q| {
+                            let j = rows.iter().position(|r| r == q)?;
+                            let answer = output
+                                .rows
+                                .get(&j)
+                                .cloned()
+                                .unwrap_or_else(|| Err("no answer".to_string()));
+                            Some((q.clone(), answer))
+                        })
+                        .collect();
+                    match rhai_check::evaluate(&c.name, rhai, &answers) {
+                        Ok(detail) => (true, detail),
+                        Err(why) => (false, why),
+                    }
+                }
             };
             check(&c.name, passed, detail);
         }
@@ -625,6 +623,49 @@ fn judge(
         .iter()
         .find(|c| !c.passed)
         .map(|c| format!("{}: {}", c.name, c.detail));
+}
+
+/// The SQL of the plan's `sql` checks, in order: the pod answers each with its first value.
+fn sql_queries(plan: &Plan) -> Vec<&str> {
+    plan.verify
+        .checks
+        .iter()
+        .filter_map(|c| match &c.test {
+            CheckTest::Sql { sql, .. } => Some(sql.as_str()),
+            CheckTest::Rhai { .. } => None,
+        })
+        .collect()
+}
+
+/// The queries of the plan's rhai checks, each once: the pod answers each with its rows.
+fn row_queries(plan: &Plan) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in &plan.verify.checks {
+        if let CheckTest::Rhai { queries, .. } = &c.test {
+            for q in queries {
+                if !out.contains(&q.as_str()) {
+                    out.push(q);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An SQL check's verdict on the pod's answer.
+fn sql_verdict(answer: Option<&Result<String, String>>, expect: &Expect) -> (bool, String) {
+    match answer {
+        Some(Ok(answer)) => match answer.trim().parse::<i64>() {
+            Ok(n) if expect.holds(n) => (true, format!("{n} {expect}")),
+            Ok(n) => (false, format!("{n}, expected {expect}")),
+            Err(_) => (
+                false,
+                format!("answered `{answer}`, not a whole number (expected {expect})"),
+            ),
+        },
+        Some(Err(e)) => (false, format!("the query failed: {e}")),
+        None => (false, "no answer".to_string()),
+    }
 }
 
 /// The annotations and the Event. Failing to record does not change the verdict; it is reported.

@@ -73,6 +73,8 @@ codes! {
     ThresholdRange => "plan::threshold-range": "a disk-usage threshold is outside 1..=100",
     BadExpect => "plan::bad-expect": "a verify check's `expect` is not a comparison such as `>= 1`",
     DuplicateCheck => "plan::duplicate-check": "two verify checks of one plan have the same `name`",
+    CheckForm => "plan::check-form": "a verify check has both `sql`/`expect` and `rhai`",
+    CheckScript => "plan::check-script": "a verify check's rhai script does not compile, or computes the SQL of a `query`/`scalar` call",
     UnknownTimeZone => "plan::unknown-time-zone": "`timeZone` is not an IANA time zone name such as `Europe/Vienna`",
     OutOfRange => "plan::out-of-range": "a number is outside its allowed range (ports, lock slots, counts)",
     EmptyCommand => "plan::empty-command": "an exec hook has an empty command",

@@ -331,12 +331,26 @@ impl Verify {
     }
 }
 
-/// One SQL check of `verify.checks`.
+/// One check of `verify.checks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyCheck {
     pub name: String,
-    pub sql: String,
-    pub expect: Expect,
+    #[serde(flatten)]
+    pub test: CheckTest,
+}
+
+/// What a check asks of the restored database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CheckTest {
+    /// The first column of the first row of `sql` must meet `expect`.
+    Sql { sql: String, expect: Expect },
+    /// A rhai script that reads the answers to `queries` (its `query`/`scalar` calls' literal SQL, in order).
+    Rhai {
+        rhai: String,
+        #[serde(skip)]
+        queries: Vec<String>,
+    },
 }
 
 /// A comparison a check's answer must meet: `>= 1`, `== 42`, ... (a bare number means `==`).

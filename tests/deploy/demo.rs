@@ -1,6 +1,6 @@
 //! The README's first command works: `kube-sim demo` (library entry point) installs deploy/static on a simulated
 //! cluster with this build's backup-ns as the image, lets the CronJobs run a fortnight of nights against a real
-//! local PostgreSQL, and retention really prunes.
+//! local PostgreSQL, retention really prunes, and the weekly verify CronJob proves the newest backup by restoring it.
 
 use chrono::NaiveDate;
 use kube_sim::demo::{DemoOptions, run};
@@ -27,4 +27,10 @@ async fn demo_replays_nights_with_real_backups_and_retention_deletes_snapshot_an
     );
     // The controller switched the Retain contents to Delete before deleting: no orphaned contents.
     assert_eq!(report.contents, report.snapshots, "{report:?}");
+    // The weekly verify restored the newest snapshot and loaded its dump: the orders table with every row.
+    assert!(
+        report.verified.starts_with("passed: ")
+            && report.verified.contains(&format!("{} rows", report.orders)),
+        "{report:?}"
+    );
 }

@@ -60,13 +60,21 @@ pub const CONTROLLER_ALLOWED: &[&[&str]] = &[
     &["list", VSCLASS],
     &["list", "namespaces"],
     &["create", "events", "-n", TENANT],
+    // A crashed `backup-ns verify` run's labelled claim and pod (the code deletes nothing else).
+    &["list", "persistentvolumeclaims", "-A"],
+    &["list", "pods", "-A"],
+    &["delete", "persistentvolumeclaims", "-n", TENANT],
+    &["delete", "pods", "-n", TENANT],
 ];
 
-/// Nothing tenant-private: no exec into tenants' pods, no secrets, no claims.
+/// Nothing tenant-private: no exec into tenants' pods, no secrets, no reading or making claims and pods.
 pub const CONTROLLER_FORBIDDEN: &[&[&str]] = &[
     &["create", "pods", "--subresource=exec", "-n", TENANT],
     &["get", "secrets", "-n", TENANT],
-    &["delete", "persistentvolumeclaims", "-n", TENANT],
+    &["get", "persistentvolumeclaims", "-n", TENANT],
+    &["create", "persistentvolumeclaims", "-n", TENANT],
+    &["create", "pods", "-n", TENANT],
+    &["get", "pods", "--subresource=log", "-n", TENANT],
 ];
 
 /// deploy/static/backup-ns.yaml for namespace `ns`, the file's documented way: copy it and set the namespace.

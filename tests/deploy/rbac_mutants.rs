@@ -1,8 +1,11 @@
 //! RBAC minimality as a mutation test. Every mutant of a shipped role removes one verb, one resource or one API
 //! group from one rule (a rule left empty goes away): the tenant Role of deploy/static/backup-ns.yaml and the
 //! ClusterRoles of deploy/static/backup-ns-controller.yaml. Each mutant gets one simulated night of the static
-//! install (the scenario of schedules.rs, shortened): the tenant's CronJob backs up, the controller's CronJob
-//! sweeps a due snapshot, the exporter serves what it watches. A mutant must make that night fail; a rule whose
+//! install (the scenario of schedules.rs, shortened): the tenant's CronJob backs up; for the tenant Role's mutants
+//! the verify CronJob of deploy/static/backup-ns-verify.yaml (made daily) then proves the backup by restoring it
+//! into a real PostgreSQL and must leave no claim or pod behind; the controller's CronJob sweeps a due snapshot
+//! and a crashed verify run's claim and pod; the exporter serves what it watches. A mutant must make that night
+//! fail; a rule whose
 //! mutant survives is listed in [`UNNEEDED`] with the reason it stays, and the list must match exactly, so neither an
 //! unneeded grant nor a stale excuse goes unnoticed.
 //!
@@ -52,9 +55,6 @@ const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, whic
                                 namespaces, list volumesnapshotclasses) declares it";
 const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
                                  it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
-const VERIFY: &str = "`backup-ns verify` only (the weekly verify CronJob): the restored claim and the verification \
-                      pod are created, watched, read and deleted; a night backs up and prunes but does not verify, \
-                      and no mutant night runs verify yet";
 const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
                          which the preflight finds with `list`";
 
@@ -76,41 +76,6 @@ const UNNEEDED: &[(&str, &str, &str)] = &[
         PVC_PATCH,
     ),
     (TENANT_ROLE, "rule 2 (pods/exec): verb \"get\"", EXEC_GET),
-    (
-        TENANT_ROLE,
-        "rule 3 (persistentvolumeclaims,pods): apiGroup \"\"",
-        VERIFY,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 3 (persistentvolumeclaims,pods): resource \"persistentvolumeclaims\"",
-        VERIFY,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 3 (persistentvolumeclaims,pods): resource \"pods\"",
-        VERIFY,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 3 (persistentvolumeclaims,pods): verb \"create\"",
-        VERIFY,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 3 (persistentvolumeclaims,pods): verb \"delete\"",
-        VERIFY,
-    ),
-    (TENANT_ROLE, "rule 4 (pods): apiGroup \"\"", VERIFY),
-    (TENANT_ROLE, "rule 4 (pods): resource \"pods\"", VERIFY),
-    (TENANT_ROLE, "rule 4 (pods): verb \"watch\"", VERIFY),
-    (TENANT_ROLE, "rule 5 (pods/log): apiGroup \"\"", VERIFY),
-    (
-        TENANT_ROLE,
-        "rule 5 (pods/log): resource \"pods/log\"",
-        VERIFY,
-    ),
-    (TENANT_ROLE, "rule 5 (pods/log): verb \"get\"", VERIFY),
     (
         TENANT_ROLE,
         "rule 6 (deployments,statefulsets): resource \"statefulsets\"",
@@ -359,19 +324,36 @@ async fn outcome(stage: &Stage, ns: &str, job: &str, secs: u64) -> Option<bool> 
     None
 }
 
-/// Fires `ns/cronjob` at `at`; Err when its Job fails or hangs (a hung Job and its pod are deleted, so that the
-/// next night's run is not held back by `concurrencyPolicy: Forbid`).
+/// Fires `ns/cronjob` at `at`; Err when its Job fails or hangs for `secs` (a hung Job and its pod are deleted, so
+/// that the next night's run is not held back by `concurrencyPolicy: Forbid`).
 async fn fire(
     stage: &Stage,
     ns: &str,
     cronjob: &str,
     at: chrono::DateTime<Utc>,
+    secs: u64,
 ) -> Result<(), String> {
     stage.sim.clock().set(at + chrono::Duration::minutes(1));
     let job = format!("{cronjob}-{}", at.timestamp() / 60);
-    match outcome(stage, ns, &job, 10).await {
+    match outcome(stage, ns, &job, secs).await {
         Some(true) => Ok(()),
-        Some(false) => Err(format!("job {ns}/{job} failed")),
+        Some(false) => {
+            let log = stage
+                .sim
+                .list("pods", Some(ns))
+                .iter()
+                .filter(|p| p["metadata"]["labels"]["job-name"] == job.as_str())
+                .filter_map(|p| {
+                    let pod = p["metadata"]["name"].as_str()?;
+                    let c = p["spec"]["containers"][0]["name"].as_str()?;
+                    let bytes = stage.sim.shared().logs.read(ns, pod, c, 0).bytes;
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let tail: String = text.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+                    Some(tail)
+                })
+                .collect::<String>();
+            Err(format!("job {ns}/{job} failed: {log}"))
+        }
         None => {
             for pod in stage.sim.list("pods", Some(ns)) {
                 if pod["metadata"]["labels"]["job-name"] == job.as_str() {
@@ -380,7 +362,7 @@ async fn fire(
                 }
             }
             let _ = stage.sim.delete("batch/v1", "jobs", Some(ns), &job);
-            Err(format!("job {ns}/{job} did not finish within 10s"))
+            Err(format!("job {ns}/{job} did not finish within {secs}s"))
         }
     }
 }
@@ -434,9 +416,52 @@ async fn metrics(addr: &str) -> String {
     body
 }
 
-/// One night of the scenario on `day`; Err says what went wrong.
-async fn night(stage: &Stage, day: NaiveDate, exporter_addr: &str) -> Result<(), String> {
+/// The run label of a verify run's objects.
+const RUN_LABEL: &str = "backup-ns.sh/verify-run";
+
+/// The names of `TENANT`'s pods and claims that carry the verify run label.
+fn verify_objects(sim: &kube_sim::Sim) -> Vec<String> {
+    ["pods", "persistentvolumeclaims"]
+        .iter()
+        .flat_map(|plural| {
+            sim.list(plural, Some(TENANT))
+                .into_iter()
+                .filter(|o| o["metadata"]["labels"][RUN_LABEL].is_string())
+                .map(move |o| {
+                    format!(
+                        "{plural}/{}",
+                        o["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// A crashed verify run's claim and pod, created at 03:00 of `day` with a 1h timeout: the verify run at 03:45
+/// leaves them (its run may still be going), the controller at 04:30 must remove them.
+fn crashed_verify_run(day: NaiveDate) -> String {
+    let created = vienna(day, 3, 0).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let meta = format!(
+        "metadata:\n  name: backup-ns-verify-crashed\n  namespace: {TENANT}\n  creationTimestamp: \"{created}\"\n  \
+         labels: {{{RUN_LABEL}: crashed}}\n  annotations: {{backup-ns.sh/verify-timeout: 1h}}\n"
+    );
+    format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\n{meta}spec:\n  accessModes: [ReadWriteOnce]\n  \
+         resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\n{meta}spec:\n  \
+         containers: [{{name: verify, image: postgres:17}}]\n"
+    )
+}
+
+/// One night of the scenario on `day` (`verify`: with the verify CronJob); Err says what went wrong.
+async fn night(
+    stage: &Stage,
+    day: NaiveDate,
+    exporter_addr: &str,
+    verify: bool,
+) -> Result<(), String> {
     let sim = &stage.sim;
+    sim.apply_yaml(&crashed_verify_run(day))
+        .expect("a crashed verify run's objects");
     // A snapshot that is due: retained by days and past its delete-after. The controller must delete it and its
     // content (which the Retain class makes survive a plain snapshot deletion).
     let due = format!("due-{day}");
@@ -475,7 +500,7 @@ async fn night(stage: &Stage, day: NaiveDate, exporter_addr: &str) -> Result<(),
     };
     let events = succeeded(sim);
 
-    fire(stage, TENANT, "backup", vienna(day, 0, 15)).await?;
+    fire(stage, TENANT, "backup", vienna(day, 0, 15), 10).await?;
     let tonight = format!("data-{day}-");
     let snapshot = sim
         .list("volumesnapshots", Some(TENANT))
@@ -497,7 +522,47 @@ async fn night(stage: &Stage, day: NaiveDate, exporter_addr: &str) -> Result<(),
         return Err("no BackupSucceeded event".into());
     }
 
-    fire(stage, SYSTEM, "backup-ns-controller", vienna(day, 4, 30)).await?;
+    if verify {
+        fire(stage, TENANT, "backup-verify", vienna(day, 3, 45), 60).await?;
+        let verified = sim
+            .get(
+                "snapshot.storage.k8s.io/v1",
+                "volumesnapshots",
+                Some(TENANT),
+                snapshot["metadata"]["name"].as_str().unwrap_or_default(),
+            )
+            .and_then(|s| {
+                s["metadata"]["annotations"]["backup-ns.sh/verify-result"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        if !verified.starts_with("passed: ") {
+            return Err(format!("tonight's snapshot was not verified: `{verified}`"));
+        }
+        let left: Vec<String> = verify_objects(sim)
+            .into_iter()
+            .filter(|o| !o.ends_with("/backup-ns-verify-crashed"))
+            .collect();
+        if !left.is_empty() {
+            return Err(format!("the verify run left {left:?} behind"));
+        }
+    }
+
+    fire(
+        stage,
+        SYSTEM,
+        "backup-ns-controller",
+        vienna(day, 4, 30),
+        10,
+    )
+    .await?;
+    let left = verify_objects(sim);
+    if !left.is_empty() {
+        return Err(format!(
+            "the controller did not remove the crashed verify run's {left:?}"
+        ));
+    }
     if sim
         .get(
             "snapshot.storage.k8s.io/v1",
@@ -548,7 +613,23 @@ async fn every_shipped_role_mutant_breaks_a_night_except_the_listed_ones() {
     // Several simulations run at once on this machine: the exporter listens on a free local port.
     let controller = controller.replace(listen, "\"--listen\", \"127.0.0.1:0\"");
     let tenant = stage.localize(&tenant_manifest(TENANT));
-    stage.apply(&[controller.clone(), tenant.clone()]).await;
+    // The weekly verify CronJob, daily here so that each night can run it; only the nights that fire it at 03:45
+    // run it (a night without verify moves the clock past 03:45 to the controller's 04:30, beyond the deadline).
+    let weekly = "schedule: \"45 3 * * 0\"";
+    let verify = super::read("deploy/static/backup-ns-verify.yaml");
+    assert!(
+        verify.contains(weekly),
+        "the verify CronJob's schedule moved"
+    );
+    let verify = verify
+        .replace("namespace: my-app", &format!("namespace: {TENANT}"))
+        .replace(
+            weekly,
+            "schedule: \"45 3 * * *\"\n  startingDeadlineSeconds: 600",
+        );
+    stage
+        .apply(&[controller.clone(), tenant.clone(), verify])
+        .await;
     let (mut exporter_pod, mut addr) = exporter(&stage, None).await;
 
     let shipped: Vec<Value> = docs(&tenant)
@@ -561,7 +642,7 @@ async fn every_shipped_role_mutant_breaks_a_night_except_the_listed_ones() {
     // The scenario holds with the shipped roles (two nights, so the guard sees more than the due snapshot).
     let mut day = first;
     for _ in 0..2 {
-        if let Err(why) = night(&stage, day, &addr).await {
+        if let Err(why) = night(&stage, day, &addr, true).await {
             panic!(
                 "night {day} fails with the shipped roles: {why}\n{}",
                 super::stage::pod_logs(&stage.sim, TENANT)
@@ -582,7 +663,7 @@ async fn every_shipped_role_mutant_breaks_a_night_except_the_listed_ones() {
             if exporter_role {
                 (exporter_pod, addr) = restart_exporter(&stage, &exporter_pod).await;
             }
-            let result = night(&stage, day, &addr).await;
+            let result = night(&stage, day, &addr, mutant.role == TENANT_ROLE).await;
             day += chrono::Duration::days(1);
             stage
                 .sim
@@ -600,8 +681,11 @@ async fn every_shipped_role_mutant_breaks_a_night_except_the_listed_ones() {
         }
     }
     // After the mutants, the shipped roles still make a good night (nothing was left broken).
-    if let Err(why) = night(&stage, day, &addr).await {
-        panic!("the shipped roles fail after the mutants: {why}");
+    if let Err(why) = night(&stage, day, &addr, true).await {
+        panic!(
+            "the shipped roles fail after the mutants: {why}\n{}",
+            super::stage::pod_logs(&stage.sim, TENANT)
+        );
     }
 
     let listed: BTreeSet<(String, String)> = UNNEEDED

@@ -51,6 +51,9 @@ impl Stage {
                     .expect("mapping"),
             )
             .run_image("busybox=host".parse().expect("mapping"))
+            // `backup-ns verify`'s pod runs the app's image with a command: this host's PostgreSQL tools (the
+            // app's own container has none, so it runs nothing; its server is `pg`).
+            .run_image("postgres=host".parse().expect("mapping"))
             .faketime(Some(faketime))
             .start()
             .await

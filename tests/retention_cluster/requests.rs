@@ -1,5 +1,6 @@
 //! The controller at the request floor: list pages, one request per label change, at most two per deletion (the
-//! content's guarded policy switch, the snapshot's delete with preconditions), and no re-reads. Counted from the
+//! content's guarded policy switch, the snapshot's delete with preconditions), one list each of the verify
+//! leftovers' pods and claims, and no re-reads. Counted from the
 //! simulator's request log, exactly.
 
 use crate::cli::{backup_ns, text};
@@ -58,6 +59,9 @@ async fn a_controller_run_costs_its_list_pages_one_request_per_label_change_and_
             // Label sync's patches, then one deletionPolicy switch per deletion.
             ("patch", "volumesnapshotcontents", synced + 10),
             ("delete", "volumesnapshots", 10),
+            // The crashed verify runs' leftovers: one page each, nothing to delete.
+            ("list", "pods", 1),
+            ("list", "persistentvolumeclaims", 1),
         ]),
         "{report:#}"
     );
@@ -78,6 +82,8 @@ async fn a_controller_run_costs_its_list_pages_one_request_per_label_change_and_
             requests(&[
                 ("list", "volumesnapshots", 17u64.div_ceil(4)),
                 ("list", "volumesnapshotcontents", 17u64.div_ceil(4)),
+                ("list", "pods", 1),
+                ("list", "persistentvolumeclaims", 1),
             ])
         );
     }

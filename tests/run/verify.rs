@@ -1,8 +1,9 @@
 //! `backup-ns verify` on kube-sim with real PostgreSQL and MariaDB: the verification pod runs on this host's
 //! database tools (`--run-image postgres=host`, `mariadb=host`), restores the snapshot's dump into a throwaway
 //! server and checks it. A good dump passes with the plan's checks evaluated; a truncated dump fails at the load;
-//! a wrong row count fails its check; a snapshot without a dump fails clearly; a timeout fails; every path leaves
-//! no pod or claim behind, and a crashed run's leftovers are removed by the next run.
+//! a wrong row count fails its check, and so does a rhai check (while another passes); a snapshot without a dump
+//! fails clearly; a timeout fails; every path leaves no pod or claim behind, and a crashed run's leftovers are
+//! removed by the next run.
 
 use crate::support::mariadb::Mariadb;
 use crate::support::postgres::Postgres;
@@ -223,6 +224,44 @@ spec:
     );
     assert_eq!(leftovers(&env, &[]), Vec::<String>::new());
 
+    // rhai checks read the restored database through their queries: one passes with its log line as detail,
+    // the other fails with its own message.
+    let scripted = pg_plan(pg.port, "== 3");
+    let (head, _) = scripted.split_once("verify:\n").unwrap();
+    let scripted = env.plan(
+        "scripted.yaml",
+        &format!(
+            "{head}verify:
+  checks:
+    - name: bodies
+      rhai: |
+        let rows = query(\"select id, coalesce(body, '') from notes order by id\");
+        let empty = rows.filter(|r| r[1] == \"\").len();
+        log(`${{rows.len()}} notes, ${{empty}} without a body`);
+        rows.len() == 3 && empty == 1 && rows[2] == [\"3\", \"c\"]
+    - name: ids
+      rhai: |
+        let top = scalar(\"select max(id) from items\");
+        if top != 5000 {{ fail(`the highest item id is ${{top}}, expected 5000`) }}
+"
+        ),
+    );
+    let args = verify(&scripted, &[snapshot.as_str()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run(&args, &[]).await;
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    let failed = report(&out);
+    assert_eq!(check(&failed, "bodies")["passed"], true, "{failed:#}");
+    assert_eq!(
+        check(&failed, "bodies")["detail"],
+        "3 notes, 1 without a body"
+    );
+    assert_eq!(
+        failed["failure"], "ids: the highest item id is 3000, expected 5000 (script line 2)",
+        "{failed:#}"
+    );
+    assert_eq!(leftovers(&env, &[]), Vec::<String>::new());
+
     // A truncated dump fails at the load.
     let sql = std::process::Command::new("gzip")
         .arg("-dc")
@@ -401,4 +440,122 @@ verify:
         serde_json::json!([{"name": "items", "rows": 1500}])
     );
     assert_eq!(leftovers(&env, &[]), Vec::<String>::new());
+}
+
+/// A labelled verify object of run `run`, created at `created`, recording `timeout`.
+fn verify_object(kind: &str, name: &str, run: &str, created: &str, timeout: &str) -> String {
+    let meta = format!(
+        "metadata:
+  name: {name}
+  namespace: shop
+  creationTimestamp: \"{created}\"
+  labels: {{{RUN_LABEL}: {run}}}
+  annotations: {{backup-ns.sh/verify-timeout: {timeout}}}
+"
+    );
+    match kind {
+        "pod" => format!(
+            "---\napiVersion: v1\nkind: Pod\n{meta}spec:\n  containers: [{{name: verify, image: postgres:17}}]\n"
+        ),
+        _ => format!(
+            "---\napiVersion: v1\nkind: PersistentVolumeClaim\n{meta}spec:\n  accessModes: [ReadWriteOnce]\n  \
+             resources: {{requests: {{storage: 1Gi}}}}\n"
+        ),
+    }
+}
+
+/// `backup-ns controller -n shop` with `flag`, at 12:00 of the day the fixture's verify runs crashed.
+async fn controller(env: &Env, flag: &str) -> std::process::Output {
+    let kubeconfig = env.sim.kubeconfig_path().display().to_string();
+    let args = ["controller", "-n", "shop", "--delete-pause=0s", flag];
+    let vars = [
+        ("BACKUP_NS_NOW", "2025-03-01T12:00:00Z"),
+        ("KUBECONFIG", kubeconfig.as_str()),
+    ];
+    env.run(&args, &vars).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_removes_only_crashed_verify_runs_leftovers_and_names_each() {
+    let crashed = "2025-03-01T10:00:00Z";
+    let fixture = [
+        pvc("pgdata"),
+        verify_object("pod", "backup-ns-verify-crashed", "crashed", crashed, "30m"),
+        verify_object(
+            "claim",
+            "backup-ns-verify-crashed",
+            "crashed",
+            crashed,
+            "30m",
+        ),
+        // Still within its run's timeout: the run may be going.
+        verify_object(
+            "claim",
+            "backup-ns-verify-running",
+            "running",
+            "2025-03-01T11:50:00Z",
+            "30m",
+        ),
+        verify_object("claim", "backup-ns-verify-long", "long", crashed, "4h"),
+        // Labelled but not named like a verify run's object: not ours to delete.
+        verify_object("claim", "orders-restored", "crashed", crashed, "30m"),
+    ]
+    .concat();
+    let env = crate::start(&fixture).await;
+    let objects = |env: &Env| {
+        let mut out = Vec::new();
+        for plural in ["pods", "persistentvolumeclaims"] {
+            for o in env.sim.list(plural, Some("shop")) {
+                out.push(format!(
+                    "{plural}/{}",
+                    o["metadata"]["name"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = objects(&env);
+
+    let out = controller(&env, "--dry-run").await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kind in ["pod", "claim"] {
+        assert!(
+            text.contains(&format!(
+                "verify leftovers: would remove {kind} shop/backup-ns-verify-crashed of crashed verify run crashed\n"
+            )),
+            "{}",
+            both(&out)
+        );
+    }
+    assert_eq!(
+        text.matches("verify leftovers:").count(),
+        2,
+        "{}",
+        both(&out)
+    );
+    assert_eq!(objects(&env), before, "a dry run deletes nothing");
+
+    let out = controller(&env, "-o=json").await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let report = report(&out);
+    assert_eq!(
+        report["verify_leftovers"]["removed"],
+        serde_json::json!([
+            {"kind": "pod", "namespace": "shop", "name": "backup-ns-verify-crashed", "run": "crashed"},
+            {"kind": "claim", "namespace": "shop", "name": "backup-ns-verify-crashed", "run": "crashed"},
+        ]),
+        "{report:#}"
+    );
+    env.eventually("the crashed run's pod and claim are gone", |_| {
+        objects(&env)
+            == [
+                "persistentvolumeclaims/backup-ns-verify-long",
+                "persistentvolumeclaims/backup-ns-verify-running",
+                "persistentvolumeclaims/orders-restored",
+                "persistentvolumeclaims/pgdata",
+            ]
+    })
+    .await;
 }

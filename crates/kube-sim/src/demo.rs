@@ -29,6 +29,8 @@ const SYSTEM: &str = "backup-ns-system";
 /// The per-namespace and the cluster-wide manifest, in the manifests dir.
 const TENANT_FILE: &str = "backup-ns.yaml";
 const CONTROLLER_FILE: &str = "backup-ns-controller.yaml";
+/// The weekly verify CronJob, beside the per-namespace file.
+const VERIFY_FILE: &str = "backup-ns-verify.yaml";
 const DB: &str = "app";
 const DB_USER: &str = "app";
 
@@ -101,6 +103,8 @@ pub struct DemoReport {
     pub marked: usize,
     /// Rows in the demo table at the end.
     pub orders: u64,
+    /// The `backup-ns.sh/verify-result` the weekly verify CronJob left on the snapshot it proved.
+    pub verified: String,
 }
 
 /// Runs the demo; the caller races it against Ctrl-C/SIGTERM (dropping this future cleans everything up).
@@ -160,7 +164,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         tool: "libfaketime (it shows the pods the simulated clock)",
         install: "apt-get install libfaketime",
     })?;
-    let (tenant, controller, locks) = manifests(&opts.manifests, root, pg.port, &out)?;
+    let (tenant, controller, verify, locks) = manifests(&opts.manifests, root, pg.port, &out)?;
     let first_night = night_at(opts.start, 0, 15);
     let kubeconfig = root.join("kubeconfig");
     let image = |spec: String| {
@@ -174,6 +178,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .rbac(true)
         .run_image(image(format!("backup-ns={}", bns.path.display()))?)
         .run_image(image("busybox=host".into())?)
+        // The verification pod runs the app container's image with a command: this host's PostgreSQL tools. The
+        // app's own container has no command, so it still runs nothing (its server is the local one above).
+        .run_image(image("postgres=host".into())?)
         .faketime(Some(faketime))
         .kubeconfig(&kubeconfig)
         .start()
@@ -201,7 +208,11 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
 
     out.say("");
     out.say("Installing backup-ns from the static manifests, as the README says:");
-    for (file, text) in [(CONTROLLER_FILE, &controller), (TENANT_FILE, &tenant)] {
+    for (file, text) in [
+        (CONTROLLER_FILE, &controller),
+        (TENANT_FILE, &tenant),
+        (VERIFY_FILE, &verify),
+    ] {
         out.command(
             &format!("kubectl apply -f {}", opts.manifests.join(file).display()),
             true,
@@ -231,6 +242,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     ));
     let loop_started = Instant::now();
     let mut month = opts.start.format("%Y-%m").to_string();
+    let mut verified = String::new();
     for n in 0..opts.nights {
         let date = opts.start + chrono::Days::new(u64::from(n));
         let this_month = date.format("%Y-%m").to_string();
@@ -248,6 +260,9 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
             )?;
         }
         scheduled(&sim, &out, NAMESPACE, "backup", night_at(date, 0, 15)).await?;
+        if n + 1 == opts.nights {
+            verified = weekly_verify(&sim, &out, date).await?;
+        }
         scheduled(
             &sim,
             &out,
@@ -307,6 +322,7 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         contents,
         marked,
         orders: rows.parse().unwrap_or(0),
+        verified,
     };
     sim.shutdown().await;
     drop(pg);
@@ -315,13 +331,13 @@ pub async fn run(opts: DemoOptions) -> Result<DemoReport, DemoError> {
 }
 
 /// The static manifests with the edits the README asks of a user, plus two for this machine; returns (tenant,
-/// controller, the hostPath lock dir). Each edit is shown with `--verbose`.
+/// controller, verify CronJob, the hostPath lock dir). Each edit is shown with `--verbose`.
 fn manifests(
     dir: &Path,
     root: &Path,
     port: u16,
     out: &Narrator,
-) -> Result<(String, String, PathBuf), DemoError> {
+) -> Result<(String, String, String, PathBuf), DemoError> {
     let read = |file: &str| {
         let path = dir.join(file);
         std::fs::read_to_string(&path).map_err(|source| DemoError::Io {
@@ -394,7 +410,22 @@ fn manifests(
         "\"--listen\", \"127.0.0.1:0\"",
         "the exporter on a free local port",
     )?;
-    Ok((tenant, controller, locks))
+    let verify = edit(
+        read(VERIFY_FILE)?,
+        VERIFY_FILE,
+        "namespace: my-app",
+        &format!("namespace: {NAMESPACE}"),
+        "the tenant's namespace",
+    )?;
+    // Daily, but only a run fired on time counts: the demo fires it on its last night alone.
+    let verify = edit(
+        verify,
+        VERIFY_FILE,
+        "schedule: \"45 3 * * 0\"",
+        "schedule: \"45 3 * * *\"\n  startingDeadlineSeconds: 600",
+        "daily at 03:45, within 10 minutes: the demo runs it on its last night",
+    )?;
+    Ok((tenant, controller, verify, locks))
 }
 
 /// Moves the clock past the CronJob `ns/cronjob`'s run at `at` and waits for the Job it starts; a failed Job fails
@@ -451,13 +482,13 @@ async fn scheduled(
                 .as_ref()
                 .and_then(|p| p["metadata"]["name"].as_str())
                 .map(|name| {
-                    let slice = sim.shared().logs.read(ns, name, "backup", 0);
-                    let controller = sim.shared().logs.read(ns, name, "controller", 0);
-                    format!(
-                        "{}{}",
-                        String::from_utf8_lossy(&slice.bytes),
-                        String::from_utf8_lossy(&controller.bytes)
-                    )
+                    ["backup", "controller", "verify"]
+                        .iter()
+                        .map(|c| {
+                            String::from_utf8_lossy(&sim.shared().logs.read(ns, name, c, 0).bytes)
+                                .into_owned()
+                        })
+                        .collect::<String>()
                 })
                 .unwrap_or_default();
             out.finish_line();
@@ -475,6 +506,42 @@ async fn scheduled(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs the verify CronJob at 03:45 of the last night `day`, between its backup and its controller run (as the
+/// tenant's ServiceAccount: the newest snapshot restored into a temporary claim, its dump loaded into a throwaway
+/// PostgreSQL in a pod of the app's image) and returns the result it recorded on the snapshot.
+async fn weekly_verify(sim: &Sim, out: &Narrator, day: NaiveDate) -> Result<String, DemoError> {
+    out.say(&format!(
+        "The verify CronJob (weekly; here on the last night, {day}) proves the newest backup by restoring it:"
+    ));
+    let started = Instant::now();
+    scheduled(sim, out, NAMESPACE, "backup-verify", night_at(day, 3, 45)).await?;
+    let proved = sim
+        .list("volumesnapshots", Some(NAMESPACE))
+        .into_iter()
+        .find_map(|s| {
+            let result = s["metadata"]["annotations"]["backup-ns.sh/verify-result"].as_str()?;
+            Some((
+                s["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                result.to_string(),
+            ))
+        })
+        .ok_or_else(|| {
+            DemoError::BackupNs(
+                "the verify Job completed but no snapshot carries a verify result".into(),
+            )
+        })?;
+    out.say(&format!(
+        "  VolumeSnapshot {}: {} ({:.1}s; its claim and pod are gone again)",
+        proved.0,
+        proved.1,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(proved.1)
 }
 
 /// The backup-ns binary the demo drives.

@@ -89,6 +89,34 @@ impl FakeTime {
     }
 }
 
+impl FakeTime {
+    /// Removes the shared-memory names that libfaketime processes which died without cleaning up (SIGKILL) left in
+    /// `/dev/shm` (`sem.faketime_sem_<pid>`, `faketime_shm_<pid>`). libfaketime names them after the pid, so a later
+    /// process that gets the same pid finds one in the way; when a root process left it and the new one runs as
+    /// another user (a database server stepping down to its own user), its libfaketime cannot replace it and the
+    /// process fails. Names of live pids are left alone.
+    pub fn sweep_stale_shm(dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let pid = name
+                .strip_prefix("sem.faketime_sem_")
+                .or_else(|| name.strip_prefix("faketime_shm_"))
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Hands out a token for a namespace's ServiceAccount.
 pub type IssueToken = Arc<dyn Fn(&str, &str) -> String + Send + Sync>;
 
@@ -680,6 +708,7 @@ impl PodRun {
         ];
         env.extend(ctx.env.iter().cloned());
         if let Some(faketime) = &kubelet.faketime {
+            FakeTime::sweep_stale_shm(Path::new("/dev/shm"));
             let now = kubelet.store.clock().now();
             env.push(("LD_PRELOAD".into(), faketime.library.display().to_string()));
             // `@` starts the clock at that time and lets it run, as the simulated clock runs at real speed. Epoch
@@ -824,4 +853,37 @@ fn render_status(st: &PodState, now: &str) -> Value {
         status["message"] = json!(message);
     }
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_libfaketime_names_of_dead_pids_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let live = std::process::id();
+        // Beyond pid_max (at most 2^22), so no process has it.
+        let dead = 9_999_999;
+        let names = [
+            format!("sem.faketime_sem_{dead}"),
+            format!("faketime_shm_{dead}"),
+            format!("sem.faketime_sem_{live}"),
+            format!("faketime_shm_{live}"),
+            format!("PostgreSQL.{dead}"),
+        ];
+        for name in &names {
+            std::fs::write(dir.path().join(name), b"").expect("write");
+        }
+        FakeTime::sweep_stale_shm(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = names[2..].to_vec();
+        want.sort();
+        assert_eq!(left, want);
+    }
 }

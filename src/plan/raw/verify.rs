@@ -15,7 +15,7 @@ raw_mapping! {
         /// How long the restore and the verification pod may take (default `30m`).
         #[schemars(with = "Option<DurationString>")]
         "timeout" => timeout: super::DurationText,
-        /// SQL checks, each answering one number that must meet its `expect`.
+        /// The plan's checks: SQL answering one number that must meet its `expect`, or a rhai script.
         "checks" => checks: CheckList,
     }
 }
@@ -40,7 +40,7 @@ impl FromNode for CheckList {
                     other.type_name(),
                     "a list of checks",
                     &format!("verify.{what}"),
-                    "each check is a mapping with `name`, `sql` and `expect`",
+                    "each check is a mapping with `name` and either `sql` and `expect` or `rhai`",
                 );
                 None
             }
@@ -49,7 +49,8 @@ impl FromNode for CheckList {
 }
 
 raw_mapping! {
-    /// One SQL check: the first column of the first row its query returns, compared with `expect`.
+    /// One check: either SQL (the first column of the first row its query returns, compared with `expect`) or a
+    /// rhai script over the answers to its `query("SQL")`/`scalar("SQL")` calls.
     #[schemars(deny_unknown_fields)]
     pub struct Check in "a check" {
         /// The check's name (unique within the plan), as the report shows it.
@@ -60,6 +61,10 @@ raw_mapping! {
         /// number (equal to it).
         #[schemars(with = "Option<ExpectString>")]
         "expect" => expect: String,
+        /// Instead of `sql` and `expect`: a rhai script that reads the restored database with `query("SQL")` (the
+        /// rows) and `scalar("SQL")` (the first value), SQL given as string literals; it fails the check by
+        /// throwing, calling `fail(msg)` or ending with `false`.
+        "rhai" => rhai: String,
     }
 }
 
