@@ -6,6 +6,7 @@ mod support;
 
 mod databases;
 mod faults;
+mod hot;
 mod negative;
 mod plans;
 mod rbac;
