@@ -556,6 +556,58 @@ impl Drop for HotSession {
     }
 }
 
+/// Where `restore` mounts the restored claim in its label pod.
+pub const RESTORE_MOUNT: &str = "/backup-ns-restore";
+
+/// The label pod's script (`sh -c`) for a hot PostgreSQL snapshot restored at [`RESTORE_MOUNT`]: finds the data
+/// directory on the volume (the directory holding `global/pg_control`, at most three levels down, since the data
+/// directory may be a subdirectory of the mount), writes the `backup_label` (and `tablespace_map`) back with the
+/// data directory's owner and mode 0600, and drops the live server's `postmaster.pid` that the snapshot caught.
+/// Reports `written=DIR` (relative to the volume) or `error=`. `None` when the record has no backup_label.
+pub fn label_script(record: &HotBackup) -> Option<String> {
+    let label = record.backup_label.as_ref()?;
+    let mut s = String::from("set -eu\n");
+    let _ = writeln!(s, "M={}", super::quote::quote(RESTORE_MOUNT));
+    s.push_str(
+        "found=\nfor f in \"$M\"/global/pg_control \"$M\"/*/global/pg_control \"$M\"/*/*/global/pg_control \"$M\"/*/*/*/global/pg_control; do\n  if [ -f \"$f\" ]; then found=${f%/global/pg_control}; break; fi\ndone\n",
+    );
+    let _ = writeln!(
+        s,
+        "[ -n \"$found\" ] || {{ echo '{MARKER}error=no PostgreSQL data directory (global/pg_control) on the restored volume'; exit 1; }}"
+    );
+    s.push_str("owner=$(stat -c %u:%g \"$found\")\n");
+    let mut files = vec![("backup_label", label.as_str())];
+    if let Some(map) = &record.tablespace_map {
+        files.push(("tablespace_map", map.as_str()));
+    }
+    for (file, text) in files {
+        let _ = writeln!(
+            s,
+            "printf '%s' {} > \"$found/{file}\"\nchown \"$owner\" \"$found/{file}\" 2>/dev/null || true\nchmod 600 \"$found/{file}\"",
+            super::quote::quote(text)
+        );
+    }
+    s.push_str("rm -f \"$found/postmaster.pid\"\n");
+    let _ = writeln!(s, "echo \"{MARKER}written=${{found#\"$M\"}}\"");
+    Some(s)
+}
+
+/// Reads the label pod's log: `Ok(dir)` (relative to the volume, `""` for its root) or `Err(why)`.
+pub fn label_written(log: &str) -> Result<String, String> {
+    let mut error = None;
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix(MARKER) {
+            if let Some(dir) = rest.strip_prefix("written=") {
+                return Ok(dir.trim().to_string());
+            }
+            if let Some(why) = rest.strip_prefix("error=") {
+                error = Some(why.trim().to_string());
+            }
+        }
+    }
+    Err(error.unwrap_or_else(|| "the label pod reported nothing".to_string()))
+}
+
 /// `LSN LABELHEX [MAPHEX]` → the LSN, the label text and the tablespace map (`None` when empty).
 fn parse_stopped(value: &str) -> Option<(String, String, Option<String>)> {
     let mut parts = value.split_whitespace();
@@ -619,6 +671,45 @@ mod tests {
                 && last.contains("--unbuffered")
                 && last.ends_with("-- \"${MYSQL_DATABASE}\""),
             "{last}"
+        );
+    }
+
+    #[test]
+    fn the_label_script_writes_the_recorded_label_quoted_into_the_data_directory_it_finds() {
+        let mut record = HotBackup {
+            engine: HookKind::Postgres,
+            hook: "pre[0]/postgres".into(),
+            workload: "statefulset/db".into(),
+            container: "postgres".into(),
+            data_directory: Some("/var/lib/postgresql/data/pgdata".into()),
+            start_lsn: Some("0/2000028".into()),
+            stop_lsn: Some("0/2000100".into()),
+            backup_label: Some("START WAL LOCATION: 0/2000028\nLABEL: it's\n".into()),
+            tablespace_map: None,
+            held_ms: 12,
+        };
+        let script = label_script(&record).unwrap();
+        assert!(
+            script.contains("printf '%s' 'START WAL LOCATION: 0/2000028\nLABEL: it'\\''s\n' > \"$found/backup_label\""),
+            "{script}"
+        );
+        assert!(script.contains("rm -f \"$found/postmaster.pid\""));
+        assert!(!script.contains("tablespace_map"));
+        record.tablespace_map = Some("16400 /ts\n".into());
+        assert!(
+            label_script(&record)
+                .unwrap()
+                .contains("> \"$found/tablespace_map\"")
+        );
+        record.backup_label = None;
+        assert_eq!(label_script(&record), None);
+        assert_eq!(
+            label_written("x\nbackup-ns: written=/pgdata\n"),
+            Ok("/pgdata".into())
+        );
+        assert_eq!(
+            label_written("backup-ns: error=no PostgreSQL data directory\n"),
+            Err("no PostgreSQL data directory".into())
         );
     }
 

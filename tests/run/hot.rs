@@ -7,7 +7,7 @@
 
 use crate::support::mariadb::Mariadb;
 use crate::support::postgres::Postgres;
-use crate::{Env, both, pod, pvc, start};
+use crate::{Env, both, pod, pvc, start, start_running};
 use backup_ns::labels::{self, HotBackup};
 use kube_sim::Fault;
 use std::path::Path;
@@ -95,7 +95,8 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_leaves_it_open() {
-    let env = start(&pvc("pgdata")).await;
+    // `restore`'s label pod runs on this host's tools.
+    let env = start_running(&pvc("pgdata"), false, &["postgres=host"]).await;
     // The WAL archive lives outside the volume, as a real one would.
     let archive = tempfile::Builder::new()
         .prefix("bns-wal-")
@@ -246,9 +247,49 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
     assert_eq!(hot.data_directory.as_deref(), Some(data.to_str().unwrap()));
     assert!(!env.pvc_dir("pgdata").join("dump.sql.gz").exists());
 
-    // Restore: the snapshot's copy gets the label back and the archive's WAL, starts, and recovers.
-    let restored = env.restore(&name, "pgdata-restored").await.join("pgdata");
-    restore_hot(&restored, &hot, uid, gid);
+    // `backup-ns restore` writes the label back into the restored volume's data directory; given the archive's
+    // WAL the copy starts and recovers.
+    let kubeconfig = env.sim.kubeconfig_path().to_str().unwrap().to_string();
+    let out = env
+        .run(
+            &[
+                "restore",
+                &name,
+                "--pvc",
+                "pgdata-restored",
+                "-n",
+                "shop",
+                "--kubeconfig",
+                &kubeconfig,
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("backup_label written into /pgdata on persistentvolumeclaim/pgdata-restored"),
+        "{}",
+        both(&out)
+    );
+    let restored = env.pvc_dir("pgdata-restored").join("pgdata");
+    assert_eq!(
+        std::fs::read_to_string(restored.join("backup_label")).unwrap(),
+        label,
+        "the recorded label, byte for byte"
+    );
+    assert!(
+        !restored.join("postmaster.pid").exists(),
+        "the live server's pid file is dropped"
+    );
+    assert!(
+        env.sim
+            .list("pods", Some("shop"))
+            .iter()
+            .all(|p| p["metadata"]["name"] == "db-0"),
+        "the label pod is gone"
+    );
+    recovery(&restored, uid, gid);
     let restore_command = format!("restore_command=cp {}/%f %p", archive.path().display());
     let copy = Postgres::recover(&restored, &[&restore_command]);
     let rows = committed_prefix(
@@ -290,18 +331,9 @@ fn committed_prefix(query: impl Fn(&str) -> String, before: u64, upto: u64) -> u
     rows
 }
 
-/// What `restore` does for a hot PostgreSQL snapshot: the backup_label (and tablespace_map) written back into the
-/// data directory, the live server's pid file dropped, recovery asked for; then handed to `postgres`.
-fn restore_hot(data: &Path, hot: &HotBackup, uid: u32, gid: u32) {
-    std::fs::write(
-        data.join("backup_label"),
-        hot.backup_label.as_deref().unwrap(),
-    )
-    .unwrap();
-    if let Some(map) = &hot.tablespace_map {
-        std::fs::write(data.join("tablespace_map"), map).unwrap();
-    }
-    let _ = std::fs::remove_file(data.join("postmaster.pid"));
+/// What the operator adds to a restored hot PostgreSQL copy: recovery from the WAL archive (the
+/// `restore_command` is given to the server), the directory handed to `postgres`.
+fn recovery(data: &Path, uid: u32, gid: u32) {
     std::fs::write(data.join("recovery.signal"), "").unwrap();
     crate::support::chown_tree(data, uid, gid);
 }
