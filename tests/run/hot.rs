@@ -247,6 +247,17 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
     assert_eq!(hot.data_directory.as_deref(), Some(data.to_str().unwrap()));
     assert!(!env.pvc_dir("pgdata").join("dump.sql.gz").exists());
 
+    // verify does not mistake the missing dump for a broken backup: it says what it cannot do yet (exit 2).
+    let out = env
+        .run(&["verify", &name, "-n", "shop", "-o", "json"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has `mode: hot`"),
+        "{}",
+        both(&out)
+    );
+
     // `backup-ns restore` writes the label back into the restored volume's data directory; given the archive's
     // WAL the copy starts and recovers.
     let kubeconfig = env.sim.kubeconfig_path().to_str().unwrap().to_string();
