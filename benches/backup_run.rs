@@ -130,10 +130,10 @@ fn main() {
     let dump_alone = || {
         let out = tmp.path().join("alone.sql.gz");
         let started = Instant::now();
-        let status = Command::new("sh")
+        let status = Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "set -o pipefail 2>/dev/null; pg_dump --format=plain --clean --if-exists -h 127.0.0.1 -p {} -U {} shop </dev/null | gzip -c > {}",
+                "set -o pipefail; pg_dump --format=plain --clean --if-exists -h 127.0.0.1 -p {} -U {} shop </dev/null | gzip -c > {}",
                 pg.port,
                 pg.user,
                 out.display()
