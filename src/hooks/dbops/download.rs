@@ -76,7 +76,7 @@ impl Verification {
     pub fn choose(format: DumpFormat, tools: &[String]) -> Verification {
         let has = |tool: &str| tools.iter().any(|t| t == tool);
         let mut missing = Vec::new();
-        let hash = has("sha256sum");
+        let hash = has("sha256sum") || has("openssl");
         if !hash {
             missing.push("sha256sum");
         }
@@ -325,7 +325,7 @@ async fn remote_check(
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| {
             DbOpsError::Failed(format!(
-                "sha256sum in {} printed no SHA-256 for {}",
+                "the check in {} printed no SHA-256 for {}",
                 session.target,
                 session.hook.dump_path()
             ))
@@ -749,6 +749,11 @@ mod tests {
             (
                 DumpFormat::Plain,
                 "sha256sum",
+                "verified: SHA-256 matches the container's file",
+            ),
+            (
+                DumpFormat::Plain,
+                "openssl",
                 "verified: SHA-256 matches the container's file",
             ),
             (

@@ -35,8 +35,10 @@ use super::script::{MARKER, split_path};
 use crate::Exit;
 use std::fmt::Write as _;
 
-/// The container tools a verified download uses in place: the hash, and each compressed format's test.
-pub const VERIFY_TOOLS: [&str; 3] = ["sha256sum", "gzip", "zstd"];
+/// The container tools a verified download uses in place: the hash (`openssl` preferred, as it uses the CPU's
+/// SHA extensions where Debian's `sha256sum` does not: about a fifth of the CPU), and each compressed format's
+/// test.
+pub const VERIFY_TOOLS: [&str; 4] = ["sha256sum", "openssl", "gzip", "zstd"];
 
 /// The database engines the commands speak.
 #[derive(Debug, Clone)]
@@ -310,7 +312,7 @@ impl DbHook {
         }
         let _ = writeln!(
             s,
-            "bns_sum=$(sha256sum < \"$bns_dump\") || {{ echo '{MARKER}error=sha256sum could not read the dump file'; exit 1; }}"
+            "if command -v openssl >/dev/null 2>&1; then bns_sum=$(openssl dgst -sha256 -r < \"$bns_dump\"); else bns_sum=$(sha256sum < \"$bns_dump\"); fi || {{ echo '{MARKER}error=the SHA-256 of the dump file could not be computed'; exit 1; }}"
         );
         let _ = writeln!(s, "echo \"{MARKER}sha256=${{bns_sum%% *}}\"");
         if test.is_some() {
