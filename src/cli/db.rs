@@ -149,8 +149,9 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Skip verification (the size is still checked). Verification compares the SHA-256 of the bytes written
-    /// with `sha256sum` of the container's file and tests a gzip/zstd dump in place (`gzip -t`), beside the
-    /// stream; a container without those tools gets a local gzip decode instead, and the summary says so.
+    /// with that of the container's file (`openssl` or `sha256sum` there) and tests a gzip/zstd dump in place
+    /// (`gzip -t`), beside the stream; a container without those tools gets a local gzip decode instead, and
+    /// the summary says so.
     #[arg(long)]
     pub no_verify: bool,
     /// Don't fsync the file before giving it its final name (like pg_dump's --no-sync). Faster on slow disks,
