@@ -1,17 +1,23 @@
-//! Benchmark: `backup-ns postgres download` of a 1 GiB dump out of a kube-sim pod against `kubectl cp` of the same
-//! file from the same simulator, side by side in one run (`cargo bench --bench download`).
+//! Benchmark: `backup-ns postgres download` (verification on) out of a kube-sim pod against `kubectl cp` of the
+//! same file from the same simulator, side by side in one run, on the three kinds of dump (`cargo bench --bench
+//! download`):
+//! - `stored`: gzip of incompressible bytes (stored deflate blocks, quick to make);
+//! - `plain`: the same bytes without gzip (SHA-256 is all there is to check);
+//! - `sql`: SQL-like text compressed for real (level 1), so `gzip -t` in the container inflates ~5× the file.
 //!
-//! Setup: an in-process kube-sim with pod `db-0` mounting PVC `data` at /var/lib/postgresql/data, and a 1 GiB
-//! gzip dump there (pseudo-random payload in stored deflate blocks, so making it is quick and the integrity check
-//! really decodes 1 GiB). Each tool runs as a child process; wall time, CPU time and peak RSS (`wait4` rusage)
-//! are printed per round, then the median and best ratios. Targets: backup-ns faster than kubectl cp, peak RSS
-//! under 64 MiB. Prints figures; asserts only that both copies are complete.
+//! Setup: an in-process kube-sim with pod `db-0` mounting PVC `data` at /var/lib/postgresql/data (exec runs on the
+//! host, so the container has the host's sha256sum and gzip and the download verifies in place). Each tool runs
+//! as a child process; wall time, CPU time and peak RSS (`wait4` rusage) are printed per round, then per kind the
+//! median of the rounds and its ratio, and finally one download of a 1 GiB dump for its peak RSS. Targets: with
+//! verification on, at least 1.5× kubectl cp on every kind, peak RSS under 64 MiB at 1 GiB. Prints figures;
+//! asserts only that both copies are complete. The CPU of the check in the "container" (sha256sum, gzip -t) runs
+//! on the same machine, so it competes with both tools for the cores here.
 //!
-//! Knobs: `BENCH_MIB` (size), `BENCH_ROUNDS` (measured rounds, default 5; which tool goes first alternates),
-//! `BENCH_WARMUP` (untimed rounds first, default 1), `BENCH_ARGS` (extra download flags, e.g. `--no-sync`),
-//! `BENCH_FORMAT=plain` (raw bytes instead of gzip, so no integrity check) or `BENCH_FORMAT=sql` (compressed SQL
-//! text, so the check inflates ~4× the file; takes a minute to make at 1 GiB), `BENCH_WRAP` (prefix for the backup-ns
-//! command, e.g. a profiler).
+//! Knobs: `BENCH_KINDS` (comma-separated, default `stored,plain,sql`), `BENCH_MIB` (size of the dump in the timed
+//! rounds, default 256), `BENCH_ROUNDS` (timed rounds per kind, default 5; which tool goes first alternates),
+//! `BENCH_WARMUP` (untimed rounds first, default 1), `BENCH_RSS_MIB` (size of the one peak-RSS download, default
+//! 1024; 0 skips it), `BENCH_ARGS` (extra download flags, e.g. `--no-verify`), `BENCH_WRAP` (prefix for the
+//! backup-ns command, e.g. a profiler).
 
 use std::io::Write;
 use std::path::Path;
@@ -85,9 +91,9 @@ fn measure(cmd: &mut Command) -> Run {
 enum Format {
     /// xorshift bytes in stored deflate blocks: quick to make, and the check still decodes every byte.
     Stored,
-    /// The same bytes without gzip: shows what the streamed check costs.
+    /// The same bytes without gzip: SHA-256 is the whole check.
     Plain,
-    /// SQL-like text compressed for real (level 1, to make it quickly): the check inflates about four times the
+    /// SQL-like text compressed for real (level 1, to make it quickly): `gzip -t` inflates about five times the
     /// file's size, as it would for a real pg_dump.
     Sql,
 }
@@ -168,26 +174,124 @@ fn wrapped(program: &str) -> Command {
     }
 }
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Format {
+    fn parse(name: &str) -> Format {
+        match name {
+            "stored" => Format::Stored,
+            "plain" => Format::Plain,
+            "sql" => Format::Sql,
+            other => panic!("BENCH_KINDS: {other}: expected stored, plain or sql"),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Format::Stored => "gzip of incompressible data",
+            Format::Plain => "plain file",
+            Format::Sql => "gzip-compressed SQL text",
+        }
+    }
+}
+
+/// Both tools against one simulator and one dump path.
+struct Bench {
+    kubeconfig: std::path::PathBuf,
+    plan: std::path::PathBuf,
+    dump: std::path::PathBuf,
+    out: std::path::PathBuf,
+    extra_args: String,
+}
+
+impl Bench {
+    fn kubectl_cp(&self, size: u64) -> Run {
+        let file = self.out.join("kubectl-copy.sql.gz");
+        let run = measure(
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["-n", "shop", "cp", "-c", "postgres"])
+                .arg("db-0:/var/lib/postgresql/data/dump.sql.gz")
+                .arg(&file)
+                .stdout(std::process::Stdio::null()),
+        );
+        let copied = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            run.ok && copied == size,
+            "kubectl cp failed or was incomplete ({copied} of {size} bytes)"
+        );
+        std::fs::remove_file(&file).ok();
+        run
+    }
+
+    /// One download; returns its run and the summary line it printed (how it was verified).
+    fn download(&self, size: u64) -> (Run, String) {
+        let log = self.out.with_extension("stderr");
+        let run = measure(
+            wrapped(env!("CARGO_BIN_EXE_backup-ns"))
+                .args(["postgres", "--plan"])
+                .arg(&self.plan)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["download", "--no-progress"])
+                .args(self.extra_args.split_whitespace())
+                .arg("--output-dir")
+                .arg(&self.out)
+                .env_remove("KUBECONFIG")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("stderr log")),
+        );
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let downloaded: Vec<_> = std::fs::read_dir(&self.out)
+            .expect("out")
+            .flatten()
+            .collect();
+        let copied = downloaded
+            .first()
+            .and_then(|e| e.metadata().ok())
+            .map_or(0, |m| m.len());
+        assert!(
+            run.ok && downloaded.len() == 1 && copied == size,
+            "backup-ns download failed or was incomplete ({copied} of {size} bytes): {said}"
+        );
+        for entry in downloaded {
+            std::fs::remove_file(entry.path()).ok();
+        }
+        let summary = said
+            .lines()
+            .find(|l| l.starts_with("downloaded "))
+            .unwrap_or("")
+            .to_string();
+        (run, summary)
+    }
+}
+
+/// The medians of one kind, for the closing table.
+struct KindResult {
+    format: Format,
+    size: u64,
+    kubectl: Duration,
+    backup_ns: Duration,
+    peak_rss_kib: i64,
+    verified: String,
+}
+
 fn main() {
-    let mib: usize = std::env::var("BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let warmup: usize = std::env::var("BENCH_WARMUP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let format = match std::env::var("BENCH_FORMAT").as_deref() {
-        Ok("plain") => Format::Plain,
-        Ok("sql") => Format::Sql,
-        Ok("stored") | Err(_) => Format::Stored,
-        Ok(other) => panic!("BENCH_FORMAT={other}: expected stored, plain or sql"),
-    };
-    let extra_args = std::env::var("BENCH_ARGS").unwrap_or_default();
+    let mib = env_usize("BENCH_MIB", 256);
+    let rss_mib = env_usize("BENCH_RSS_MIB", 1024);
+    let rounds = env_usize("BENCH_ROUNDS", 5);
+    let warmup = env_usize("BENCH_WARMUP", 1);
+    let kinds: Vec<Format> = std::env::var("BENCH_KINDS")
+        .unwrap_or_else(|_| "stored,plain,sql".into())
+        .split(',')
+        .map(|k| Format::parse(k.trim()))
+        .collect();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let tmp = tempfile::Builder::new()
         .prefix("bns-bench-download-")
@@ -209,129 +313,122 @@ fn main() {
         sim
     });
     // The sim keeps serving on the runtime's worker threads while the children run.
-    let dump = sim.pvc_dir("shop", "data").join("dump.sql.gz");
-    let made = Instant::now();
-    make_dump(&dump, mib, format);
-    let size = std::fs::metadata(&dump).expect("dump").len();
-    println!(
-        "dump: {size} bytes, {}, made in {:.1}s",
-        match format {
-            Format::Plain => "plain (no gzip check)",
-            Format::Stored => "gzip with stored blocks",
-            Format::Sql => "gzip-compressed SQL text",
-        },
-        made.elapsed().as_secs_f64()
-    );
     let plan = tmp.path().join("plan.yaml");
     std::fs::write(
         &plan,
         "name: shop\nnamespace: shop\ntargets: [data]\nhooks:\n  pre:\n    - type: postgres\n      workload: pod/db-0\n      container: postgres\n      dumpFile: /var/lib/postgresql/data/dump.sql.gz\n",
     )
     .expect("plan");
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
-
-    let kubectl_cp = |out: &Path| {
-        let file = out.join("kubectl-copy.sql.gz");
-        let run = measure(
-            Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["-n", "shop", "cp", "-c", "postgres"])
-                .arg("db-0:/var/lib/postgresql/data/dump.sql.gz")
-                .arg(&file)
-                .stdout(std::process::Stdio::null()),
-        );
-        let copied = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            run.ok && copied == size,
-            "kubectl cp failed or was incomplete ({copied} of {size} bytes)"
-        );
-        std::fs::remove_file(&file).ok();
-        run
+    let bench = Bench {
+        kubeconfig: sim.kubeconfig_path().to_path_buf(),
+        plan,
+        dump: sim.pvc_dir("shop", "data").join("dump.sql.gz"),
+        out: tmp.path().join("out"),
+        extra_args: std::env::var("BENCH_ARGS").unwrap_or_default(),
     };
-    let download = |out: &Path| {
-        let run = measure(
-            wrapped(env!("CARGO_BIN_EXE_backup-ns"))
-                .args(["postgres", "--plan"])
-                .arg(&plan)
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(["download", "--no-progress"])
-                .args(extra_args.split_whitespace())
-                .arg("--output-dir")
-                .arg(out)
-                .env_remove("KUBECONFIG")
-                .stdout(std::process::Stdio::null()),
+    std::fs::create_dir(&bench.out).expect("out dir");
+    let mut results = Vec::new();
+    for format in kinds {
+        let made = Instant::now();
+        make_dump(&bench.dump, mib, format);
+        let size = std::fs::metadata(&bench.dump).expect("dump").len();
+        println!(
+            "== {}: {size} bytes, made in {:.1}s",
+            format.describe(),
+            made.elapsed().as_secs_f64()
         );
-        let downloaded: Vec<_> = std::fs::read_dir(out).expect("out").flatten().collect();
-        let copied = downloaded
-            .first()
-            .and_then(|e| e.metadata().ok())
-            .map_or(0, |m| m.len());
-        assert!(
-            run.ok && downloaded.len() == 1 && copied == size,
-            "backup-ns download failed or was incomplete ({copied} of {size} bytes)"
-        );
-        for entry in downloaded {
-            std::fs::remove_file(entry.path()).ok();
+        // Warm-up: on a VM the first writes into never-used memory cost several times more than later ones,
+        // which would penalise whichever tool runs first.
+        for _ in 0..warmup {
+            bench.kubectl_cp(size);
+            bench.download(size);
         }
-        run
-    };
-    let out = tmp.path().join("out");
-    std::fs::create_dir(&out).expect("out dir");
-    // Warm-up: on a VM the first writes into never-used memory cost several times more than later ones, which
-    // would penalise whichever tool runs first.
-    for _ in 0..warmup {
-        kubectl_cp(&out);
-        download(&out);
-    }
-    let mut bns_runs = Vec::new();
-    let mut kubectl_runs = Vec::new();
-    for round in 0..rounds {
-        // Alternate which tool goes first, so neither always inherits the other's page cache state.
-        let (k, b) = if round % 2 == 0 {
-            let k = kubectl_cp(&out);
-            (k, download(&out))
-        } else {
-            let b = download(&out);
-            (kubectl_cp(&out), b)
-        };
+        let mut bns_runs = Vec::new();
+        let mut kubectl_runs = Vec::new();
+        let mut verified = String::new();
+        for round in 0..rounds {
+            // Alternate which tool goes first, so neither always inherits the other's page cache state.
+            let (k, (b, said)) = if round % 2 == 0 {
+                let k = bench.kubectl_cp(size);
+                (k, bench.download(size))
+            } else {
+                let b = bench.download(size);
+                (bench.kubectl_cp(size), b)
+            };
+            if verified.is_empty() {
+                verified = said
+                    .split_once("), ")
+                    .map_or(said.clone(), |(_, v)| v.to_string());
+                println!("backup-ns says: {said}");
+            }
+            println!(
+                "round {}: kubectl cp {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | ratio {:.2}x",
+                round + 1,
+                k.wall.as_secs_f64(),
+                size as f64 / 1048576.0 / k.wall.as_secs_f64(),
+                k.cpu.as_secs_f64(),
+                k.max_rss_kib as f64 / 1024.0,
+                b.wall.as_secs_f64(),
+                size as f64 / 1048576.0 / b.wall.as_secs_f64(),
+                b.cpu.as_secs_f64(),
+                b.max_rss_kib as f64 / 1024.0,
+                k.wall.as_secs_f64() / b.wall.as_secs_f64()
+            );
+            kubectl_runs.push(k);
+            bns_runs.push(b);
+        }
+        let (k, b) = (median(&kubectl_runs), median(&bns_runs));
         println!(
-            "round {}: kubectl cp {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | ratio kubectl/backup-ns {:.2}x",
-            round + 1,
-            k.wall.as_secs_f64(),
-            size as f64 / 1048576.0 / k.wall.as_secs_f64(),
-            k.cpu.as_secs_f64(),
-            k.max_rss_kib as f64 / 1024.0,
-            b.wall.as_secs_f64(),
-            size as f64 / 1048576.0 / b.wall.as_secs_f64(),
-            b.cpu.as_secs_f64(),
-            b.max_rss_kib as f64 / 1024.0,
-            k.wall.as_secs_f64() / b.wall.as_secs_f64()
-        );
-        kubectl_runs.push(k);
-        bns_runs.push(b);
-    }
-    let peak = bns_runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
-    for (label, pick) in [("median", median as fn(&[Run]) -> Duration), ("best", best)] {
-        let (k, b) = (pick(&kubectl_runs), pick(&bns_runs));
-        println!(
-            "{label} of {rounds}: kubectl cp {:.2}s, backup-ns download {:.2}s, ratio {:.2}x ({})",
+            "median of {rounds}: kubectl cp {:.2}s, backup-ns download {:.2}s, ratio {:.2}x (best of {rounds}: {:.2}x)",
             k.as_secs_f64(),
             b.as_secs_f64(),
             k.as_secs_f64() / b.as_secs_f64(),
-            if b < k {
-                "backup-ns faster"
-            } else {
-                "backup-ns NOT faster"
-            },
+            best(&kubectl_runs).as_secs_f64() / best(&bns_runs).as_secs_f64(),
+        );
+        results.push(KindResult {
+            format,
+            size,
+            kubectl: k,
+            backup_ns: b,
+            peak_rss_kib: bns_runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0),
+            verified,
+        });
+    }
+    println!();
+    println!(
+        "| dump | size | kubectl cp (median) | backup-ns download (median) | ratio | goal ≥ 1.5× | peak RSS | verification |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &results {
+        let ratio = r.kubectl.as_secs_f64() / r.backup_ns.as_secs_f64();
+        println!(
+            "| {} | {:.0} MiB | {:.2} s | {:.2} s | {ratio:.2}× | {} | {:.1} MiB | {} |",
+            r.format.describe(),
+            r.size as f64 / 1048576.0,
+            r.kubectl.as_secs_f64(),
+            r.backup_ns.as_secs_f64(),
+            if ratio >= 1.5 { "met" } else { "MISSED" },
+            r.peak_rss_kib as f64 / 1024.0,
+            r.verified
         );
     }
-    println!(
-        "backup-ns peak RSS {:.1} MiB (target < 64 MiB: {})",
-        peak as f64 / 1024.0,
-        if peak < 64 * 1024 { "met" } else { "MISSED" }
-    );
+    if rss_mib > 0 {
+        make_dump(&bench.dump, rss_mib, Format::Stored);
+        let size = std::fs::metadata(&bench.dump).expect("dump").len();
+        let (b, said) = bench.download(size);
+        println!(
+            "peak RSS at {} MiB ({}, once): backup-ns {:.1} MiB (target < 64 MiB: {}), {:.2}s; {said}",
+            size >> 20,
+            Format::Stored.describe(),
+            b.max_rss_kib as f64 / 1024.0,
+            if b.max_rss_kib < 64 * 1024 {
+                "met"
+            } else {
+                "MISSED"
+            },
+            b.wall.as_secs_f64()
+        );
+    }
     runtime.block_on(sim.shutdown());
 }
 

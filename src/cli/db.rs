@@ -148,8 +148,10 @@ pub struct DownloadArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
-    /// Skip the gzip integrity check (the size is still checked). The check inflates the whole dump as it
-    /// arrives; on a compressed dump that, not the network, usually limits the speed.
+    /// Skip verification (the size is still checked). Verification compares the SHA-256 of the bytes written
+    /// with that of the container's file (`openssl` or `sha256sum` there) and tests a gzip/zstd dump in place
+    /// (`gzip -t`), beside the stream; a container without those tools gets a local gzip decode instead, and
+    /// the summary says so.
     #[arg(long)]
     pub no_verify: bool,
     /// Don't fsync the file before giving it its final name (like pg_dump's --no-sync). Faster on slow disks,

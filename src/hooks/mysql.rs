@@ -122,7 +122,6 @@ impl MysqlHook {
             &self.dump.dump_file,
             self.dump.compression,
             &command,
-            "\"$bns_dumper\" --version",
         ));
         s
     }

@@ -48,11 +48,13 @@ impl PostgresHook {
         s.push_str(&self.dump.compression.select());
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         s.push_str(&self.connection_env());
+        // The version is asked beside `SELECT 1` (one short line, written at once, so it never tears another):
+        // two process starts at the same time instead of one after the other.
         s.push_str(&format!(
-            "bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1' </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
+            "echo \"{MARKER}tool_version=$(pg_dump --version 2>&1 | head -n 1)\" &\n\
+             bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1' </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
              if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
-             echo '{MARKER}connected=yes'\n\
-             echo \"{MARKER}tool_version=$(pg_dump --version 2>&1 | head -n 1)\"\n"
+             echo '{MARKER}connected=yes'\n"
         ));
         s.push_str(&script::previous_dump_report(&self.dump.dump_file));
         let (dir, _) = script::split_path(&self.dump.dump_file);
@@ -61,6 +63,7 @@ impl PostgresHook {
             dir = quote(dir)
         ));
         s.push_str(&script::df_report(&quote(dir)));
+        s.push_str("wait\n");
         // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
         s.push_str("exit 0\n");
         s
@@ -86,7 +89,6 @@ impl PostgresHook {
             &self.dump.dump_file,
             self.dump.compression,
             &command,
-            "pg_dump --version",
         ));
         s
     }

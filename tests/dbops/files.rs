@@ -60,8 +60,11 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
     std::fs::write(w.pvc().join("dump.sql.gz"), &damaged).unwrap();
     let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // The container's own `gzip -t` found it, beside the stream.
     assert!(
-        stderr(&out).contains("is not a valid gzip file"),
+        stderr(&out).contains(&format!(
+            "{MOUNT}/dump.sql.gz is not a valid gzip file (`gzip -t` failed in pod/db-0 (container postgres) in namespace shop: gzip: stdin: unexpected end of file); the dump in the container is damaged, run a new dump"
+        )),
         "{}",
         show(&out)
     );
@@ -71,7 +74,7 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
         listing(&w.path("out"))
     );
 
-    // --no-verify skips only the gzip check: the same bytes arrive, and the output says they were not checked.
+    // --no-verify skips the checks: the same bytes arrive, and the output says they were not checked.
     let unchecked = postgres(
         &w,
         &plan,
@@ -130,7 +133,13 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
         )),
         "{text}"
     );
-    assert!(stderr(&out).contains("gzip verified"), "{}", show(&out));
+    assert!(
+        stderr(&out).contains(
+            "verified: SHA-256 matches the container's file, `gzip -t` passed in the container"
+        ),
+        "{}",
+        show(&out)
+    );
 
     let again = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
     assert_eq!(again.status.code(), Some(2), "{}", show(&again));
@@ -155,6 +164,96 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     ok(&forced);
     assert_eq!(std::fs::read(w.path("out/latest.sql.gz")).unwrap(), dump);
     assert_eq!(listing(&w.path("out")).len(), 2);
+}
+
+/// A world whose container's PATH is `bin`: a directory of links to the host's `tools` (plus any scripts the
+/// caller puts there), so that the container lacks every other tool.
+async fn world_with_path(tools: &[&str]) -> (World, tempfile::TempDir) {
+    let bin = tempfile::Builder::new()
+        .prefix("bns-container-bin-")
+        .tempdir()
+        .unwrap();
+    for tool in tools {
+        let host = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|dir| std::path::Path::new(dir).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is not on this host (apt-get install coreutils)"));
+        std::os::unix::fs::symlink(host, bin.path().join(tool)).unwrap();
+    }
+    let env = vec![
+        ("POSTGRES_USER".to_string(), "app".to_string()),
+        ("POSTGRES_PASSWORD".to_string(), "pw".to_string()),
+        ("POSTGRES_DB".to_string(), "app".to_string()),
+        ("PATH".to_string(), bin.path().display().to_string()),
+    ];
+    (World::start(&fixture("postgres", MOUNT, &env)).await, bin)
+}
+
+/// What the stat script and `cat` need; without sha256sum, gzip and zstd.
+const BASIC_TOOLS: [&str; 6] = ["sh", "cat", "wc", "tr", "od", "date"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_without_sha256sum_or_gzip_gets_a_local_gzip_check_and_says_so() {
+    let (w, _bin) = world_with_path(&BASIC_TOOLS).await;
+    let plan = plan(&w);
+    std::fs::create_dir(w.path("out")).unwrap();
+    let dump = gzip(&b"INSERT INTO t VALUES (1);\n".repeat(20_000));
+    std::fs::write(w.pvc().join("dump.sql.gz"), &dump).unwrap();
+    let out = postgres(&w, &plan, &["download", "--output", "out/d.sql.gz"]).await;
+    ok(&out);
+    assert_eq!(std::fs::read(w.path("out/d.sql.gz")).unwrap(), dump);
+    assert!(
+        stderr(&out).contains(
+            "verified with a local fallback: gzip decoded locally (the container has no sha256sum or gzip)"
+        ),
+        "{}",
+        show(&out)
+    );
+    // The fallback still refuses a damaged dump, and leaves nothing behind.
+    let mut damaged = dump.clone();
+    damaged.truncate(dump.len() - 8);
+    std::fs::write(w.pvc().join("dump.sql.gz"), &damaged).unwrap();
+    let out = postgres(&w, &plan, &["download", "--output", "out/e.sql.gz"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("is not a valid gzip file")
+            && stderr(&out).contains("decoded locally"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(listing(&w.path("out")), vec!["d.sql.gz".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_changed_on_the_way_fail_the_hash_comparison_and_leave_no_file() {
+    let mut tools = BASIC_TOOLS.to_vec();
+    tools.retain(|t| *t != "cat");
+    tools.push("sha256sum");
+    let (w, bin) = world_with_path(&tools).await;
+    // The container's `cat` damages what it sends (same length, one letter swapped for another), as a broken
+    // transfer would; sha256sum reads the intact file.
+    let cat = bin.path().join("cat");
+    std::fs::write(&cat, "#!/bin/sh\n/bin/cat \"$@\" | /usr/bin/tr x y\n").unwrap();
+    std::fs::set_permissions(&cat, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let plan = plan(&w);
+    std::fs::create_dir(w.path("out")).unwrap();
+    // A plain dump (named .gz by the plan, but its bytes decide): SHA-256 is all there is to compare.
+    std::fs::write(w.pvc().join("dump.sql.gz"), "SELECT 'xyz';\n".repeat(1000)).unwrap();
+    let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "the downloaded bytes differ from {MOUNT}/dump.sql.gz in pod/db-0 (container postgres) in namespace shop (SHA-256 here "
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        listing(&w.path("out")).is_empty(),
+        "{:?}",
+        listing(&w.path("out"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,19 @@
 //! `postgres|mysql download`: the container's dump file streamed into a verified local file.
 //!
 //! `cat DUMP` runs in the pod and its stdout arrives frame by frame ([`DumpSource`]); nothing is copied in the pod.
-//! Each frame goes uncopied to a [`DumpWriter`] (file-writer and gzip-check threads behind bounded queues). The
-//! bytes land in a hidden `.NAME.partial-TOKEN` file beside the destination, which is removed on every way out
-//! (error, signal, panic) except success: the size is checked against a `stat` taken first, the gzip stream must
-//! end cleanly, the file is fsynced, and only then does it get its final name.
+//! Each frame goes uncopied to a [`DumpWriter`] (file writer and a check thread behind bounded queues). The bytes
+//! land in a hidden `.NAME.partial-TOKEN` file beside the destination, which is removed on every way out (error,
+//! signal, panic) except success: the size is checked against a `stat` taken first, the file is fsynced, and only
+//! then does it get its final name.
+//!
+//! Verification never inflates the dump locally when the container can do better: beside the stream a second
+//! exec computes the container file's SHA-256 and tests it in place (`gzip -t`, `zstd -t`), while the SHA-256 of
+//! the bytes as written is computed locally. The download is good when both hashes match and the test passed. A
+//! container without `sha256sum` or the format's tool (the stat reports which it has) gets the fallback: a gzip
+//! dump is decoded locally as it arrives, and the summary says so.
 
-use super::dump_file::DumpWriter;
-use super::{DbHook, DbOpsError, DbSession, DumpFormat, human_bytes};
+use super::dump_file::{Checks, DumpWriter, Verdicts};
+use super::{DbHook, DbOpsError, DbSession, DumpFile, DumpFormat, human_bytes};
 use crate::Exit;
 use crate::vocab::exec::{ExecError, ExecResult};
 use crate::vocab::workload::ContainerRef;
@@ -35,7 +41,8 @@ pub struct DownloadOptions {
     pub output: Option<PathBuf>,
     /// Replace an existing local file.
     pub force: bool,
-    /// Decode a gzip dump as it arrives (the size is checked either way).
+    /// Compare SHA-256 with the container's file and test the format in place (or decode a gzip dump locally
+    /// when the container lacks the tools); the size is checked either way.
     pub verify: bool,
     /// fsync the file before it gets its final name.
     pub sync: bool,
@@ -49,6 +56,108 @@ pub struct Starting<'a> {
     pub dest: &'a Path,
 }
 
+/// How a download is verified, chosen from the tools the container has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// The dump's format (names the test and the fallback).
+    pub format: DumpFormat,
+    /// SHA-256 of the container's file compared with that of the bytes written.
+    pub hash: bool,
+    /// The format's test runs in the container (`gzip -t`).
+    pub remote_test: Option<&'static str>,
+    /// The gzip stream is decoded locally as it arrives (the container cannot test it).
+    pub local_gzip: bool,
+    /// The container tools whose absence forced a fallback.
+    pub missing: Vec<&'static str>,
+}
+
+impl Verification {
+    /// The checks for a dump of `format` in a container that has `tools`.
+    pub fn choose(format: DumpFormat, tools: &[String]) -> Verification {
+        let has = |tool: &str| tools.iter().any(|t| t == tool);
+        let mut missing = Vec::new();
+        let hash = has("sha256sum") || has("openssl");
+        if !hash {
+            missing.push("sha256sum");
+        }
+        let tool = format.test_command().and_then(|c| c.split(' ').next());
+        let remote_test = match tool {
+            Some(tool) if !has(tool) => {
+                missing.push(tool);
+                None
+            }
+            _ => format.test_command(),
+        };
+        // The remote test needs the hash to tie the tested file to the downloaded bytes; without it, a gzip
+        // dump is decoded here instead.
+        let (remote_test, local_gzip) = match (hash, remote_test) {
+            (true, test) => (test, test.is_none() && format == DumpFormat::Gzip),
+            (false, _) => (None, format == DumpFormat::Gzip),
+        };
+        Verification {
+            format,
+            hash,
+            remote_test,
+            local_gzip,
+            missing,
+        }
+    }
+
+    /// What the check thread computes locally.
+    fn local_checks(&self) -> Checks {
+        Checks {
+            sha256: self.hash,
+            gzip: self.local_gzip,
+        }
+    }
+
+    /// Whether the in-place check exec runs at all.
+    fn remote(&self) -> bool {
+        self.hash
+    }
+
+    /// `verified: SHA-256 matches the container's file, `gzip -t` passed in the container`, or what the
+    /// fallback did and why.
+    pub fn describe(&self) -> String {
+        let mut done = Vec::new();
+        if self.hash {
+            done.push("SHA-256 matches the container's file".to_string());
+        }
+        if let Some(test) = self.remote_test {
+            done.push(format!("`{test}` passed in the container"));
+        }
+        if self.local_gzip {
+            done.push("gzip decoded locally".to_string());
+        }
+        let lacking = if self.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (the container has no {})", self.missing.join(" or "))
+        };
+        let untested =
+            self.format.test_command().is_some() && self.remote_test.is_none() && !self.local_gzip;
+        if done.is_empty() {
+            return format!("NOT verified{lacking}; only the size was checked");
+        }
+        let mut text = format!(
+            "verified{}: {}{lacking}",
+            if self.missing.is_empty() {
+                ""
+            } else {
+                " with a local fallback"
+            },
+            done.join(", ")
+        );
+        if untested {
+            text.push_str(&format!(
+                "; the {} stream itself was NOT tested",
+                self.format.describe()
+            ));
+        }
+        text
+    }
+}
+
 /// A completed download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Downloaded {
@@ -57,22 +166,21 @@ pub struct Downloaded {
     pub bytes: u64,
     pub elapsed: Duration,
     pub format: DumpFormat,
-    /// The gzip stream was decoded end to end.
-    pub verified: bool,
+    /// How it was verified; `None` with `--no-verify`.
+    pub verification: Option<Verification>,
 }
 
 impl Downloaded {
-    /// `downloaded 1.0 MiB in 0.3s (3.3 MiB/s), gzip verified`.
+    /// `downloaded 1.0 MiB in 0.3s (3.3 MiB/s), verified: SHA-256 matches the container's file, ...`.
     pub fn summary(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         format!(
-            "downloaded {} in {secs:.1}s ({}/s){}",
+            "downloaded {} in {secs:.1}s ({}/s), {}",
             human_bytes(self.bytes),
             human_bytes((self.bytes as f64 / secs.max(0.001)) as u64),
-            match (self.format, self.verified) {
-                (_, true) => ", gzip verified",
-                (DumpFormat::Gzip, false) => ", gzip NOT verified (--no-verify)",
-                _ => "",
+            match &self.verification {
+                Some(v) => v.describe(),
+                None => format!("{} NOT verified (--no-verify)", self.format.describe()),
             }
         )
     }
@@ -128,9 +236,15 @@ pub async fn download(
         dest: &dest,
     });
     let started = Instant::now();
-    let verify = file.format == DumpFormat::Gzip && options.verify;
-    let streamed = tokio::select! {
-        streamed = stream_to_file(session, source, std_file, options.sync, verify, bar.clone()) => streamed,
+    let verification = options
+        .verify
+        .then(|| Verification::choose(file.format, &file.tools));
+    let checks = verification
+        .as_ref()
+        .map(Verification::local_checks)
+        .unwrap_or_default();
+    let verified = tokio::select! {
+        verified = stream_and_check(session, source, std_file, options.sync, checks, verification.as_ref(), bar.clone()) => verified,
         exit = stop => Err(DbOpsError::Stopped {
             exit,
             message: format!(
@@ -143,41 +257,155 @@ pub async fn download(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (written, gzip_ok) = streamed?;
-    if written != file.size {
-        return Err(DbOpsError::Failed(format!(
-            "received {written} bytes but {} had {} bytes; the dump probably changed during the download, run it again",
-            hook.dump_path(),
-            file.size
-        )));
-    }
-    if let Some(Err(message)) = gzip_ok {
-        return Err(DbOpsError::Failed(format!(
-            "{} is not a valid gzip file ({message}); the dump in the container is damaged, run a new dump",
-            hook.dump_path()
-        )));
-    }
+    let (written, local, remote) = verified?;
+    judge(session, &file, written, &local, remote.as_ref())?;
     partial.rename_to(&dest)?;
     Ok(Downloaded {
         path: dest,
         bytes: written,
         elapsed: started.elapsed(),
         format: file.format,
-        verified: verify,
+        verification,
     })
 }
 
-/// Streams `cat DUMP` into `file`; returns the bytes written and, for gzip, the integrity verdict.
+/// What the check in the container found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RemoteCheck {
+    sha256: String,
+    /// The format's test: `Ok`, or its complaint on stderr.
+    test: Option<Result<(), String>>,
+}
+
+/// Streams the dump into the file and, when `verification` asks for it, runs the check in the container beside
+/// it. A test that fails in the container before the stream ends stops the stream at once.
+async fn stream_and_check(
+    session: &DbSession<'_>,
+    source: &impl DumpSource,
+    file: std::fs::File,
+    sync: bool,
+    checks: Checks,
+    verification: Option<&Verification>,
+    bar: Option<indicatif::ProgressBar>,
+) -> Result<(u64, Verdicts, Option<RemoteCheck>), DbOpsError> {
+    let stream = stream_to_file(session, source, file, sync, checks, bar);
+    let Some(verification) = verification.filter(|v| v.remote()) else {
+        let (written, local) = stream.await?;
+        return Ok((written, local, None));
+    };
+    let check = remote_check(session, verification.remote_test);
+    tokio::pin!(stream, check);
+    let (streamed, checked) = tokio::select! {
+        streamed = &mut stream => (streamed, check.await),
+        checked = &mut check => {
+            // A failed check ends the download now: the stream is dropped, which closes its exec, and the
+            // partial file goes with the caller's error.
+            let checked = checked?;
+            judge_test(session, verification, &checked)?;
+            (stream.await, Ok(checked))
+        }
+    };
+    let (written, local) = streamed?;
+    let checked = checked?;
+    judge_test(session, verification, &checked)?;
+    Ok((written, local, Some(checked)))
+}
+
+/// Runs [`DbHook::check_script`] in the container (no time limit: it reads the whole dump).
+async fn remote_check(
+    session: &DbSession<'_>,
+    test: Option<&'static str>,
+) -> Result<RemoteCheck, DbOpsError> {
+    let (out, stderr) = session
+        .facts_and_stderr(session.hook.check_script(test), None)
+        .await?;
+    let sha256 = out
+        .get("sha256")
+        .map(str::trim)
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            DbOpsError::Failed(format!(
+                "the check in {} printed no SHA-256 for {}",
+                session.target,
+                session.hook.dump_path()
+            ))
+        })?
+        .to_ascii_lowercase();
+    let test = test.map(|_| match out.get("test") {
+        Some("passed") => Ok(()),
+        _ => Err(if stderr.is_empty() {
+            "no complaint printed".to_string()
+        } else {
+            stderr.clone()
+        }),
+    });
+    Ok(RemoteCheck { sha256, test })
+}
+
+/// A failed test in the container: the dump there is damaged.
+fn judge_test(
+    session: &DbSession<'_>,
+    verification: &Verification,
+    checked: &RemoteCheck,
+) -> Result<(), DbOpsError> {
+    match (&checked.test, verification.remote_test) {
+        (Some(Err(complaint)), Some(test)) => Err(DbOpsError::Failed(format!(
+            "{} is not a valid {} file (`{test}` failed in {}: {}); the dump in the container is damaged, run a new dump",
+            session.hook.dump_path(),
+            verification.format.describe(),
+            session.target,
+            complaint.lines().last().unwrap_or(complaint).trim()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The size, the local checks and the hashes, in that order; the first that fails is the error.
+fn judge(
+    session: &DbSession<'_>,
+    file: &DumpFile,
+    written: u64,
+    local: &Verdicts,
+    remote: Option<&RemoteCheck>,
+) -> Result<(), DbOpsError> {
+    let dump_path = session.hook.dump_path();
+    if written != file.size {
+        return Err(DbOpsError::Failed(format!(
+            "received {written} bytes but {dump_path} had {} bytes; the dump probably changed during the download, run it again",
+            file.size
+        )));
+    }
+    if let Some(Err(message)) = &local.gzip {
+        return Err(DbOpsError::Failed(format!(
+            "{dump_path} is not a valid gzip file ({message}, decoded locally); the dump in the container is damaged, run a new dump"
+        )));
+    }
+    if let Some(remote) = remote {
+        let here: String = local
+            .sha256
+            .map(|sum| sum.iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default();
+        if here != remote.sha256 {
+            return Err(DbOpsError::Failed(format!(
+                "the downloaded bytes differ from {dump_path} in {} (SHA-256 here {here}, in the container {}); the transfer damaged them or the dump changed meanwhile, run the download again",
+                session.target, remote.sha256
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Streams `cat DUMP` into `file`; returns the bytes written and the local checks' verdicts.
 async fn stream_to_file(
     session: &DbSession<'_>,
     source: &impl DumpSource,
     file: std::fs::File,
     sync: bool,
-    verify_gzip: bool,
+    checks: Checks,
     bar: Option<indicatif::ProgressBar>,
-) -> Result<(u64, Option<Result<(), String>>), DbOpsError> {
+) -> Result<(u64, Verdicts), DbOpsError> {
     let dump_path = session.hook.dump_path();
-    let mut writer = DumpWriter::new(file, verify_gzip, bar);
+    let mut writer = DumpWriter::new(file, checks, bar);
     let exec_result = source
         .stream_stdout(
             &session.target,
@@ -200,7 +428,8 @@ async fn stream_to_file(
     let total = written
         .bytes
         .map_err(|e| DbOpsError::Failed(format!("writing the local file failed: {e}")))?;
-    Ok((total, written.gzip))
+    let verdicts = written.checked.map_err(DbOpsError::Failed)?;
+    Ok((total, verdicts))
 }
 
 /// The hidden file a download writes into; removed when dropped unless it was renamed to its final name.
@@ -322,14 +551,29 @@ pub fn import_hint(hook: &DbHook, dest: &Path, format: DumpFormat) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hooks::dbops::session::tests::{Canned, postgres, target};
+    use crate::hooks::dbops::session::tests::{postgres, target};
+    use crate::vocab::exec::{ContainerExec, ExecRequest, Stdin, StdoutSink};
     use bytes::Bytes;
+    use futures::future::BoxFuture;
     use std::io::Write as _;
+    use std::sync::Mutex;
 
-    /// A container whose `cat` prints `data` in 1000-byte frames, then exits with `exit_code`.
+    /// A container whose `cat` prints `data` in 1000-byte frames, then exits with `exit_code`; with `stall` it
+    /// never ends after the frames (a stream the check must be able to cut short).
     struct Cat {
         data: Vec<u8>,
         exit_code: i32,
+        stall: bool,
+    }
+
+    impl Cat {
+        fn of(data: &[u8]) -> Cat {
+            Cat {
+                data: data.to_vec(),
+                exit_code: 0,
+                stall: false,
+            }
+        }
     }
 
     impl DumpSource for Cat {
@@ -343,11 +587,95 @@ mod tests {
             for frame in self.data.chunks(1000) {
                 sink.chunk(Bytes::copy_from_slice(frame)).await.unwrap();
             }
+            if self.stall {
+                std::future::pending::<()>().await;
+            }
             Ok(ExecResult {
                 exit_code: self.exit_code,
                 ..ExecResult::default()
             })
         }
+    }
+
+    /// A container that answers the stat script (with `tools`) and the check script (with `check`), and records
+    /// every script it ran.
+    struct Container {
+        stat: String,
+        check: ExecResult,
+        scripts: Mutex<Vec<String>>,
+    }
+
+    impl Container {
+        /// A dump `data` in a container with `tools`, whose check reports `sha256_of`'s hash and `test`
+        /// (`Some(true)`: passed, `Some(false)`: failed with a gzip complaint, `None`: no test line).
+        fn new(data: &[u8], tools: &str, sha256_of: &[u8], test: Option<bool>) -> Container {
+            let hex: String = data.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            let mut check = format!("backup-ns: sha256={}\n", sha256_hex(sha256_of));
+            match test {
+                Some(true) => check.push_str("backup-ns: test=passed\n"),
+                Some(false) => check.push_str("backup-ns: test=failed\n"),
+                None => {}
+            }
+            Container {
+                stat: format!(
+                    "backup-ns: dump_size={}\nbackup-ns: dump_mtime=1736378270\nbackup-ns: dump_head={hex}\nbackup-ns: tools={tools}\n",
+                    data.len()
+                ),
+                check: ExecResult {
+                    exit_code: 0,
+                    stdout: check.into_bytes(),
+                    stderr: if test == Some(false) {
+                        b"gzip: stdin: unexpected end of file\n".to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                },
+                scripts: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn checks_run(&self) -> usize {
+            self.scripts
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.contains("sha256sum <"))
+                .count()
+        }
+    }
+
+    impl ContainerExec for Container {
+        fn exec<'a>(
+            &'a self,
+            request: ExecRequest,
+            _stdout: StdoutSink<'a>,
+        ) -> BoxFuture<'a, Result<ExecResult, ExecError>> {
+            Box::pin(async move {
+                let Stdin::Bytes(script) = request.stdin else {
+                    panic!("scripts travel as bytes on stdin");
+                };
+                let script = String::from_utf8(script).unwrap();
+                let is_check = script.contains("sha256sum <");
+                self.scripts.lock().unwrap().push(script);
+                Ok(if is_check {
+                    self.check.clone()
+                } else {
+                    ExecResult {
+                        exit_code: 0,
+                        stdout: self.stat.clone().into_bytes(),
+                        stderr: Vec::new(),
+                    }
+                })
+            })
+        }
+    }
+
+    fn sha256_hex(data: &[u8]) -> String {
+        ring::digest::digest(&ring::digest::SHA256, data)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -356,17 +684,7 @@ mod tests {
         encoder.finish().unwrap()
     }
 
-    /// The stat script's answer for a dump of `size` bytes starting with `head`.
-    fn stat(size: usize, head: &[u8]) -> Canned {
-        let hex: String = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        Canned::new(
-            0,
-            &format!(
-                "backup-ns: dump_size={size}\nbackup-ns: dump_mtime=1736378270\nbackup-ns: dump_head={hex}\n"
-            ),
-            "",
-        )
-    }
+    const ALL_TOOLS: &str = " sha256sum gzip zstd";
 
     fn options(dir: &Path) -> DownloadOptions {
         DownloadOptions {
@@ -388,6 +706,23 @@ mod tests {
         names
     }
 
+    /// Downloads from `container` streaming `cat` into `dir`, never stopped.
+    async fn fetch(container: &Container, cat: &Cat, dir: &Path) -> Result<Downloaded, DbOpsError> {
+        let session = DbSession {
+            hook: postgres(),
+            target: target(),
+            exec: container,
+        };
+        download(
+            &session,
+            cat,
+            &options(dir),
+            |_| None,
+            std::future::pending(),
+        )
+        .await
+    }
+
     #[test]
     fn download_names_carry_namespace_dump_time_engine_and_real_suffix() {
         let at = DateTime::from_timestamp(1_736_378_270, 0).unwrap();
@@ -397,23 +732,73 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_checks_follow_the_tools_the_container_has() {
+        let tools = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let cases = [
+            (
+                DumpFormat::Gzip,
+                ALL_TOOLS,
+                "verified: SHA-256 matches the container's file, `gzip -t` passed in the container",
+            ),
+            (
+                DumpFormat::Zstd,
+                ALL_TOOLS,
+                "verified: SHA-256 matches the container's file, `zstd -q -t` passed in the container",
+            ),
+            (
+                DumpFormat::Plain,
+                "sha256sum",
+                "verified: SHA-256 matches the container's file",
+            ),
+            (
+                DumpFormat::Plain,
+                "openssl",
+                "verified: SHA-256 matches the container's file",
+            ),
+            (
+                DumpFormat::Gzip,
+                "sha256sum",
+                "verified with a local fallback: SHA-256 matches the container's file, gzip decoded locally (the container has no gzip)",
+            ),
+            (
+                DumpFormat::Gzip,
+                "",
+                "verified with a local fallback: gzip decoded locally (the container has no sha256sum or gzip)",
+            ),
+            (
+                DumpFormat::Zstd,
+                "sha256sum gzip",
+                "verified with a local fallback: SHA-256 matches the container's file (the container has no zstd); the zstd stream itself was NOT tested",
+            ),
+            (
+                DumpFormat::Plain,
+                "gzip zstd",
+                "NOT verified (the container has no sha256sum); only the size was checked",
+            ),
+        ];
+        for (format, have, expected) in cases {
+            let v = Verification::choose(format, &tools(have));
+            assert_eq!(v.describe(), expected, "{format:?} with [{have}]");
+            // The local decoder is the fallback only: never beside a test in the container.
+            assert!(!(v.local_gzip && v.remote_test.is_some()), "{v:?}");
+        }
+    }
+
     #[tokio::test]
-    async fn a_verified_download_gets_its_final_name_and_leaves_nothing_else() {
+    async fn a_verified_download_compares_hashes_tests_in_place_and_leaves_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let data = gzip(b"CREATE TABLE t ();\n");
-        let exec = stat(data.len(), &data);
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(true));
         let session = DbSession {
             hook: postgres(),
             target: target(),
-            exec: &exec,
+            exec: &container,
         };
         let mut announced = None;
         let done = download(
             &session,
-            &Cat {
-                data: data.clone(),
-                exit_code: 0,
-            },
+            &Cat::of(&data),
             &options(dir.path()),
             |s| {
                 announced = Some(s.size);
@@ -424,14 +809,89 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(announced, Some(data.len() as u64));
-        assert!(done.verified);
         assert_eq!(std::fs::read(&done.path).unwrap(), data);
         assert_eq!(
             listing(dir.path()),
             ["shop_2025-01-08T23-17-50Z_postgres_dump.sql.gz"]
         );
+        assert_eq!(container.checks_run(), 1);
+        let verification = done.verification.as_ref().unwrap();
         assert!(
-            done.summary().ends_with(", gzip verified"),
+            verification.hash && !verification.local_gzip,
+            "{verification:?}"
+        );
+        assert!(
+            done.summary().ends_with(
+                ", verified: SHA-256 matches the container's file, `gzip -t` passed in the container"
+            ),
+            "{}",
+            done.summary()
+        );
+        let check = container.scripts.lock().unwrap()[1].clone();
+        assert!(check.contains("gzip -t < \"$bns_dump\""), "{check}");
+    }
+
+    #[tokio::test]
+    async fn bytes_damaged_in_transit_fail_on_the_hash_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(&vec![7u8; 100_000]);
+        let mut received = data.clone();
+        let middle = received.len() / 2;
+        received[middle] ^= 0x01;
+        // The container's file is intact and passes its test; one bit flips on the way.
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(true));
+        let err = fetch(&container, &Cat::of(&received), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit(), Exit::Failure);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the downloaded bytes differ from /var/lib/postgresql/data/dump.sql.gz in pod/db-0 (container postgres) in namespace shop")
+                && text.contains(&format!("in the container {}", sha256_hex(&data)))
+                && text.contains(&format!("SHA-256 here {}", sha256_hex(&received))),
+            "{text}"
+        );
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_test_failing_in_the_container_stops_the_stream_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(&vec![7u8; 100_000]);
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(false));
+        // The stream never ends on its own: only the failed test can end the download.
+        let stalled = Cat {
+            stall: true,
+            ..Cat::of(&data[..data.len() / 2])
+        };
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            fetch(&container, &stalled, dir.path()),
+        )
+        .await
+        .expect("the failed test ends the download")
+        .unwrap_err();
+        assert_eq!(err.exit(), Exit::Failure);
+        assert_eq!(
+            err.to_string(),
+            "/var/lib/postgresql/data/dump.sql.gz is not a valid gzip file (`gzip -t` failed in pod/db-0 (container postgres) in namespace shop: gzip: stdin: unexpected end of file); the dump in the container is damaged, run a new dump"
+        );
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn without_the_tools_a_gzip_dump_is_decoded_locally_and_the_summary_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(b"CREATE TABLE t ();\n");
+        let container = Container::new(&data, "", &[], None);
+        let done = fetch(&container, &Cat::of(&data), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(container.checks_run(), 0);
+        assert!(
+            done.summary().ends_with(
+                ", verified with a local fallback: gzip decoded locally (the container has no sha256sum or gzip)"
+            ),
             "{}",
             done.summary()
         );
@@ -443,16 +903,14 @@ mod tests {
         let mut data = gzip(&vec![7u8; 100_000]);
         let middle = data.len() / 2;
         data[middle] ^= 0xFF;
-        let exec = stat(data.len(), &data);
+        // No tools in the container: the damage is found by the local decoder.
+        let container = Container::new(&data, "", &[], None);
         let session = DbSession {
             hook: postgres(),
             target: target(),
-            exec: &exec,
+            exec: &container,
         };
-        let cat = Cat {
-            data: data.clone(),
-            exit_code: 0,
-        };
+        let cat = Cat::of(&data);
         let opts = options(dir.path());
         let run = |stop: Option<Exit>| {
             download(&session, &cat, &opts, |_| None, async move {
@@ -464,23 +922,15 @@ mod tests {
         };
         let damaged = run(None).await.unwrap_err();
         assert!(
-            damaged.to_string().contains("is not a valid gzip file"),
+            damaged.to_string().contains("is not a valid gzip file")
+                && damaged.to_string().contains("decoded locally"),
             "{damaged}"
         );
         let stopped = run(Some(Exit::Terminated)).await.unwrap_err();
         assert_eq!(stopped.exit(), Exit::Terminated);
-        let short = download(
-            &session,
-            &Cat {
-                data: data[..100].to_vec(),
-                exit_code: 0,
-            },
-            &opts,
-            |_| None,
-            std::future::pending(),
-        )
-        .await
-        .unwrap_err();
+        let short = fetch(&container, &Cat::of(&data[..100]), dir.path())
+            .await
+            .unwrap_err();
         assert!(
             short.to_string().starts_with("received 100 bytes"),
             "{short}"
@@ -492,20 +942,17 @@ mod tests {
     async fn an_existing_file_is_kept_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
         let data = b"plain sql\n".to_vec();
-        let exec = stat(data.len(), &data);
+        let container = Container::new(&data, ALL_TOOLS, &data, None);
         let session = DbSession {
             hook: postgres(),
             target: target(),
-            exec: &exec,
+            exec: &container,
         };
         let dest = dir.path().join("latest.sql");
         std::fs::write(&dest, "old").unwrap();
         let mut opts = options(dir.path());
         opts.output = Some(dest.clone());
-        let cat = Cat {
-            data: data.clone(),
-            exit_code: 0,
-        };
+        let cat = Cat::of(&data);
         let err = download(&session, &cat, &opts, |_| None, std::future::pending())
             .await
             .unwrap_err();
@@ -514,7 +961,12 @@ mod tests {
         let done = download(&session, &cat, &opts, |_| None, std::future::pending())
             .await
             .unwrap();
-        assert!(!done.verified);
+        assert!(
+            done.summary()
+                .ends_with(", verified: SHA-256 matches the container's file"),
+            "{}",
+            done.summary()
+        );
         assert_eq!(std::fs::read(&dest).unwrap(), data);
     }
 

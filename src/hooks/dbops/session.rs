@@ -27,6 +27,8 @@ pub struct DumpFile {
     pub size: u64,
     pub mtime: DateTime<Utc>,
     pub format: DumpFormat,
+    /// Which of [`super::VERIFY_TOOLS`] the container has (reported by the stat script only; empty otherwise).
+    pub tools: Vec<String>,
 }
 
 impl DbSession<'_> {
@@ -44,6 +46,18 @@ impl DbSession<'_> {
         script: String,
         timeout: Option<Duration>,
     ) -> Result<ScriptOutput, DbOpsError> {
+        self.facts_and_stderr(script, Some(timeout.unwrap_or(FACTS_TIMEOUT)))
+            .await
+            .map(|(out, _)| out)
+    }
+
+    /// [`Self::facts`] with the (redacted) stderr of a successful run too, and `timeout` as given (`None`: no
+    /// limit, for checks whose time grows with the dump).
+    pub async fn facts_and_stderr(
+        &self,
+        script: String,
+        timeout: Option<Duration>,
+    ) -> Result<(ScriptOutput, String), DbOpsError> {
         let result = self
             .exec
             .exec(
@@ -51,13 +65,14 @@ impl DbSession<'_> {
                     target: self.target.clone(),
                     argv: vec!["sh".into(), "-s".into()],
                     stdin: Stdin::Bytes(script.into_bytes()),
-                    timeout: Some(timeout.unwrap_or(FACTS_TIMEOUT)),
+                    timeout,
                 },
                 StdoutSink::Capture,
             )
             .await
             .map_err(|e| DbOpsError::Failed(e.to_string()))?;
         let stdout = self.redact(&String::from_utf8_lossy(&result.stdout));
+        let stderr = self.redact(String::from_utf8_lossy(&result.stderr).trim());
         let out = ScriptOutput::parse(&stdout);
         if !result.success() {
             let reason = out
@@ -66,12 +81,11 @@ impl DbSession<'_> {
                 .or_else(|| out.get("error").map(str::to_string))
                 .unwrap_or_else(|| format!("exit status {}", result.exit_code));
             return Err(DbOpsError::Failed(format!(
-                "{reason} in {}\n{}",
+                "{reason} in {}\n{stderr}",
                 self.target,
-                self.redact(String::from_utf8_lossy(&result.stderr).trim())
             )));
         }
-        Ok(out)
+        Ok((out, stderr))
     }
 
     /// The dump file in the container; an error (naming `backup-ns ENGINE dump`) when there is none yet.
@@ -113,10 +127,17 @@ impl DbSession<'_> {
             .and_then(|s| DateTime::from_timestamp(s, 0))
             .ok_or_else(bad)?;
         let format = DumpFormat::sniff(&decode_head(out.get("dump_head").unwrap_or_default()));
+        let tools = out
+            .get("tools")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         Ok(Some(DumpFile {
             size,
             mtime,
             format,
+            tools,
         }))
     }
 

@@ -1,0 +1,253 @@
+//! Benchmark: what a `backup-ns run` of a PostgreSQL plan costs beyond its dump (`cargo bench --bench
+//! backup_run`). Side by side in one process, against a throwaway PostgreSQL (tests/support) holding
+//! `BENCH_ROWS` rows (default 200,000) and an in-process kube-sim whose CSI driver takes `BENCH_CSI_MS` (default
+//! 200 ms) to make a snapshot ready:
+//! - the dump alone: `pg_dump | gzip > FILE` on this host, the pipeline the hook runs in the container;
+//! - `backup-ns run PLAN` (the real binary, as a child process) of a plan with that one postgres hook.
+//!
+//! Per round it prints both wall times, the run's steps (from `--output json`) and the API requests the run
+//! spent by verb and resource, exec sessions included (kube-sim's request log). At the end: the medians and the
+//! ratio run_wall / (dump_alone + CSI time to ready), goal ≤ 1.1. Prints figures; asserts only that every run
+//! succeeded.
+//!
+//! Knobs: `BENCH_ROWS`, `BENCH_ROUNDS` (default 5), `BENCH_CSI_MS`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use kube_sim::Sim;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::postgres::Postgres;
+
+const BASE: &str = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata:
+  name: csi-hostpath-snapclass
+  annotations:
+    snapshot.storage.kubernetes.io/is-default-class: "true"
+driver: hostpath.csi.k8s.io
+deletionPolicy: Delete
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: pgdata
+  namespace: shop
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+"#;
+
+/// Pod `db-0` whose container `postgres` has `env` and mounts `pgdata`.
+fn pod(env: &[(String, String)]) -> String {
+    let mut y = String::from(
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db-0\n  namespace: shop\nspec:\n  containers:\n  - name: postgres\n    image: postgres\n    env:\n",
+    );
+    for (k, v) in env {
+        y.push_str(&format!("    - name: {k}\n      value: \"{v}\"\n"));
+    }
+    y.push_str("    volumeMounts:\n    - name: data\n      mountPath: /var/lib/postgresql/data\n  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: pgdata\n");
+    y
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// One `backup-ns run`: its wall time, its steps and the requests it made.
+struct RunResult {
+    wall: Duration,
+    steps: Vec<(String, u64)>,
+    requests: BTreeMap<(String, String), u64>,
+}
+
+fn main() {
+    let rows = env_u64("BENCH_ROWS", 200_000);
+    let rounds = env_u64("BENCH_ROUNDS", 5) as usize;
+    let csi = Duration::from_millis(env_u64("BENCH_CSI_MS", 200));
+
+    let pg = Postgres::start();
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        &format!(
+            "CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL, amount numeric(10,2), placed date, status text);
+             INSERT INTO orders SELECT g, 'customer-' || (g * 7919 % 100000), (g % 10000) / 100.0, DATE '2026-01-01' + (g % 365), 'shipped' FROM generate_series(1, {rows}) g;"
+        ),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = runtime.block_on(async {
+        let sim = Sim::builder()
+            .snapshot_delay(csi)
+            .start()
+            .await
+            .expect("kube-sim");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sim.apply_yaml(&format!("{BASE}{}", pod(&pg.container_env("shop"))))
+            .expect("fixture");
+        for _ in 0..250 {
+            if sim
+                .get("v1", "pods", Some("shop"), "db-0")
+                .is_some_and(|p| p["status"]["phase"] == "Running")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sim
+    });
+    let tmp = tempfile::Builder::new()
+        .prefix("bns-bench-run-")
+        .tempdir()
+        .expect("temp dir");
+    let plan = tmp.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name: shop\nnamespace: shop\ntargets: [pgdata]\nhooks:\n  pre:\n    - type: postgres\n      workload: pod/db-0\n      container: postgres\n      host: 127.0.0.1\n      port: {}\n      dumpFile: /var/lib/postgresql/data/dump.sql.gz\n",
+            pg.port
+        ),
+    )
+    .expect("plan");
+
+    let dump_alone = || {
+        let out = tmp.path().join("alone.sql.gz");
+        let started = Instant::now();
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -o pipefail; pg_dump --format=plain --clean --if-exists -h 127.0.0.1 -p {} -U {} shop </dev/null | gzip -c > {}",
+                pg.port,
+                pg.user,
+                out.display()
+            ))
+            .env("PGPASSWORD", &pg.password)
+            .status()
+            .expect("pg_dump | gzip");
+        let wall = started.elapsed();
+        assert!(status.success(), "pg_dump | gzip failed");
+        let size = std::fs::metadata(&out).map_or(0, |m| m.len());
+        (wall, size)
+    };
+    let run = || {
+        sim.requests().reset();
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+            .args(["run"])
+            .arg(&plan)
+            .args(["--output", "json", "--kubeconfig"])
+            .arg(sim.kubeconfig_path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", tmp.path())
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("backup-ns run");
+        let wall = started.elapsed();
+        let requests = sim.requests().snapshot();
+        assert!(
+            out.status.success(),
+            "backup-ns run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        let steps = report["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["step"].as_str().unwrap_or("?").to_string(),
+                            s["duration_ms"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RunResult {
+            wall,
+            steps,
+            requests,
+        }
+    };
+
+    // Warm-up: the first pg_dump and the first exec pay for cold caches.
+    dump_alone();
+    run();
+    let mut alone = Vec::new();
+    let mut runs = Vec::new();
+    for round in 0..rounds {
+        let (a, r) = if round % 2 == 0 {
+            let a = dump_alone();
+            (a, run())
+        } else {
+            let r = run();
+            (dump_alone(), r)
+        };
+        let total: u64 = r.requests.values().sum();
+        let execs = r
+            .requests
+            .iter()
+            .filter(|((_, resource), _)| resource == "pods/exec")
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        println!(
+            "round {}: pg_dump | gzip {:.3}s ({} bytes) | backup-ns run {:.3}s, {total} API requests ({execs} exec sessions)",
+            round + 1,
+            a.0.as_secs_f64(),
+            a.1,
+            r.wall.as_secs_f64(),
+        );
+        println!(
+            "  steps: {}",
+            r.steps
+                .iter()
+                .map(|(s, ms)| format!("{s} {ms} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  requests: {}",
+            r.requests
+                .iter()
+                .map(|((verb, resource), n)| format!("{verb} {resource} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        alone.push(a.0);
+        runs.push(r);
+    }
+    let alone = median(alone);
+    let run_wall = median(runs.iter().map(|r| r.wall).collect());
+    let requests: Vec<u64> = runs.iter().map(|r| r.requests.values().sum()).collect();
+    let ratio = run_wall.as_secs_f64() / (alone + csi).as_secs_f64();
+    println!(
+        "median of {rounds} with {rows} rows: pg_dump | gzip alone {:.3}s, CSI time to ready {:.3}s, backup-ns run {:.3}s; ratio run / (dump + CSI) = {ratio:.2} (goal ≤ 1.1: {}); API requests per run {:?}",
+        alone.as_secs_f64(),
+        csi.as_secs_f64(),
+        run_wall.as_secs_f64(),
+        if ratio <= 1.1 { "met" } else { "MISSED" },
+        requests
+    );
+    runtime.block_on(sim.shutdown());
+}
