@@ -5,6 +5,8 @@ use super::client::Cluster;
 use super::error::{ClusterError, ListRef, ObjectRef, Result};
 use super::resources::VolumeSnapshot;
 use super::snapshots::{DEFAULT_PAGE_SIZE, get_opt, list_paged};
+use crate::retention::port::RestoreInFlight;
+use crate::vocab::scope::Scope;
 use k8s_openapi::api::core::v1::{
     Namespace, ObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     TypedLocalObjectReference, TypedObjectReference, VolumeResourceRequirements,
@@ -179,7 +181,55 @@ impl NewEvent {
     }
 }
 
+/// The VolumeSnapshot a claim is being restored from: it is not Bound yet and its `dataSourceRef` (else its
+/// `dataSource`) names a `snapshot.storage.k8s.io` VolumeSnapshot.
+fn restore_in_flight(claim: &PersistentVolumeClaim) -> Option<RestoreInFlight> {
+    let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let spec = claim.spec.as_ref()?;
+    let own_ns = claim.metadata.namespace.clone().unwrap_or_default();
+    let is_snapshot = |group: Option<&String>, kind: &str| {
+        kind == VolumeSnapshot::KIND && group.map(String::as_str) == Some("snapshot.storage.k8s.io")
+    };
+    let (namespace, snapshot) = match (&spec.data_source_ref, &spec.data_source) {
+        (Some(r), _) if is_snapshot(r.api_group.as_ref(), &r.kind) => (
+            r.namespace.clone().unwrap_or_else(|| own_ns.clone()),
+            r.name.clone(),
+        ),
+        (_, Some(d)) if is_snapshot(d.api_group.as_ref(), &d.kind) => {
+            (own_ns.clone(), d.name.clone())
+        }
+        _ => return None,
+    };
+    (!bound).then(|| RestoreInFlight {
+        namespace,
+        snapshot,
+        claim: format!(
+            "{own_ns}/{}",
+            claim.metadata.name.as_deref().unwrap_or_default()
+        ),
+    })
+}
+
 impl Cluster {
+    /// The restores in flight among the claims of `scope` (see [`RestoreInFlight`]), listed in pages.
+    pub async fn restores_in_flight(
+        &self,
+        scope: &Scope,
+        page_size: u32,
+    ) -> Result<Vec<RestoreInFlight>> {
+        let api: Api<PersistentVolumeClaim> = match scope.namespace() {
+            Some(ns) => Api::namespaced(self.client().clone(), ns),
+            None => Api::all(self.client().clone()),
+        };
+        let list = ListRef {
+            resource: "persistentvolumeclaims",
+            namespace: scope.namespace().map(str::to_string),
+            selector: None,
+        };
+        let claims = list_paged(&api, list, None, page_size).await?;
+        Ok(claims.iter().filter_map(restore_in_flight).collect())
+    }
+
     pub async fn get_pvc(&self, ns: &str, name: &str) -> Result<Option<PersistentVolumeClaim>> {
         get_opt(
             &Api::namespaced(self.client().clone(), ns),
@@ -313,6 +363,69 @@ impl Cluster {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn claim(phase: Option<&str>, source: serde_json::Value) -> PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "restore", "namespace": "shop"},
+            "spec": source,
+            "status": phase.map(|p| serde_json::json!({"phase": p})),
+        }))
+        .expect("a claim")
+    }
+
+    #[test]
+    fn a_claim_not_yet_bound_with_a_snapshot_source_is_a_restore_in_flight() {
+        let snap = |name: &str| serde_json::json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": name});
+        let in_flight = |phase, source| super::restore_in_flight(&claim(phase, source));
+        let want = |ns: &str, snapshot: &str| {
+            Some(RestoreInFlight {
+                namespace: ns.into(),
+                snapshot: snapshot.into(),
+                claim: "shop/restore".into(),
+            })
+        };
+        assert_eq!(
+            in_flight(
+                Some("Pending"),
+                serde_json::json!({"dataSource": snap("a")})
+            ),
+            want("shop", "a")
+        );
+        assert_eq!(
+            in_flight(None, serde_json::json!({"dataSourceRef": snap("a")})),
+            want("shop", "a")
+        );
+        let mut cross = snap("b");
+        cross["namespace"] = "prod".into();
+        assert_eq!(
+            in_flight(
+                Some("Pending"),
+                serde_json::json!({"dataSource": snap("a"), "dataSourceRef": cross})
+            ),
+            want("prod", "b"),
+            "dataSourceRef wins"
+        );
+        // Done, or not from a snapshot: nothing held.
+        assert_eq!(
+            in_flight(Some("Bound"), serde_json::json!({"dataSource": snap("a")})),
+            None
+        );
+        assert_eq!(
+            in_flight(
+                Some("Pending"),
+                serde_json::json!({"dataSource": {"kind": "PersistentVolumeClaim", "name": "a"}})
+            ),
+            None
+        );
+        assert_eq!(
+            in_flight(
+                Some("Pending"),
+                serde_json::json!({"dataSource": {"apiGroup": "example.com", "kind": "VolumeSnapshot", "name": "a"}})
+            ),
+            None
+        );
+        assert_eq!(in_flight(Some("Pending"), serde_json::json!({})), None);
+    }
 
     #[test]
     fn a_restore_pvc_points_at_its_snapshot_with_the_restore_size() {

@@ -7,7 +7,9 @@ use super::error::ClusterError;
 use super::listed::{ListedVolumeSnapshot, ListedVolumeSnapshotContent};
 use super::snapshots::ListedDelete;
 use crate::labels::LabelChanges;
-use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
+use crate::retention::port::{
+    Deleted, ListedContent, ListedSnapshot, RestoreInFlight, SnapshotStore,
+};
 use crate::vocab::scope::Scope;
 use std::collections::BTreeMap;
 
@@ -113,6 +115,14 @@ impl SnapshotStore for Cluster {
             ListedDelete::AlreadyGone => Deleted::AlreadyGone,
             ListedDelete::Changed => Deleted::Changed,
         })
+    }
+
+    async fn restores_in_flight(
+        &self,
+        scope: &Scope,
+        page_size: u32,
+    ) -> Result<Vec<RestoreInFlight>, ClusterError> {
+        self.restores_in_flight(scope, page_size).await
     }
 
     fn is_forbidden(error: &ClusterError) -> bool {

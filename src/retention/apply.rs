@@ -648,11 +648,13 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         .chain(listed_contents.iter().flatten())
         .map(|c| (c.name(), c))
         .collect();
+    let held = held_by_restores(cluster, &work.deletions, options).await;
     let pace = Pace::new(options.delete_pause);
     let pending: Vec<_> = work
         .deletions
         .iter()
-        .map(|d| {
+        .zip(held)
+        .map(|(d, held)| {
             delete_paced(
                 cluster,
                 d.vs,
@@ -662,6 +664,7 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
                 needs_contents
                     .then(|| listed_contents.as_ref().err())
                     .flatten(),
+                held,
             )
         })
         .collect();
@@ -682,7 +685,73 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         .collect()
 }
 
-/// One deletion in its turn; `list_failed`: the content list this deletion needed could not be read.
+/// Safety rule: a snapshot that a claim is being restored from (the claim is not Bound yet) is not deleted while
+/// the restore is in flight. For each planned deletion, the status that holds it back, if any. The claims are
+/// listed once (only when something is to be deleted for real); when they cannot be listed, nothing is deleted.
+async fn held_by_restores<C: SnapshotStore>(
+    cluster: &C,
+    deletions: &[PlannedDelete<'_, C::Vs>],
+    options: &ApplyOptions,
+) -> Vec<Option<Status>> {
+    if options.dry_run || deletions.is_empty() {
+        return vec![None; deletions.len()];
+    }
+    let restores = match cluster
+        .restores_in_flight(&options.scope, options.page_size)
+        .await
+    {
+        Ok(restores) => restores,
+        Err(e) => {
+            let status = |ns: &str| {
+                if C::is_forbidden(&e) {
+                    Status::Deferred {
+                        reason: format!(
+                            "cannot see whether a claim is being restored from it (listing claims is forbidden: {e})"
+                        ),
+                        fix: format!("backup-ns controller -n {ns}"),
+                    }
+                } else {
+                    Status::Failed {
+                        error: format!(
+                            "not deleted: could not list the claims to see whether one is being restored from it: {e}"
+                        ),
+                    }
+                }
+            };
+            return deletions
+                .iter()
+                .map(|d| Some(status(d.vs.namespace())))
+                .collect();
+        }
+    };
+    let by_snapshot: HashMap<(&str, &str), &str> = restores
+        .iter()
+        .map(|r| {
+            (
+                (r.namespace.as_str(), r.snapshot.as_str()),
+                r.claim.as_str(),
+            )
+        })
+        .collect();
+    deletions
+        .iter()
+        .map(|d| {
+            by_snapshot
+                .get(&(d.vs.namespace(), d.vs.name()))
+                .map(|claim| Status::Deferred {
+                    reason: format!("claim {claim} is being restored from it (not Bound yet)"),
+                    fix: format!(
+                        "wait until {claim} is Bound, then: backup-ns controller -n {}",
+                        d.vs.namespace()
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// One deletion in its turn; `list_failed`: the content list this deletion needed could not be read; `held`:
+/// what holds it back ([`held_by_restores`]).
+#[allow(clippy::too_many_arguments)]
 async fn delete_paced<C: SnapshotStore>(
     cluster: &C,
     vs: &C::Vs,
@@ -690,9 +759,13 @@ async fn delete_paced<C: SnapshotStore>(
     options: &ApplyOptions,
     pace: &Pace,
     list_failed: Option<&String>,
+    held: Option<Status>,
 ) -> Status {
     if options.dry_run {
         return Status::DryRun;
+    }
+    if let Some(held) = held {
+        return held;
     }
     if let Some(error) = list_failed {
         return Status::Failed {

@@ -41,6 +41,17 @@ pub enum Deleted {
     Changed,
 }
 
+/// A claim that is being restored from a VolumeSnapshot: not yet Bound, its `dataSource` or `dataSourceRef` naming
+/// the snapshot. Deleting that snapshot now could leave the restore without its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreInFlight {
+    /// The snapshot's namespace (a cross-namespace `dataSourceRef` names another one than the claim's).
+    pub namespace: String,
+    pub snapshot: String,
+    /// `namespace/name` of the claim.
+    pub claim: String,
+}
+
 /// The snapshot operations of retention and label sync. Every method is one API request (or, for lists, one per
 /// page), so the request counts of a run can be read off the code that calls them.
 /// `Vs` and `Vsc` are the implementation's VolumeSnapshot and VolumeSnapshotContent objects.
@@ -100,6 +111,14 @@ pub trait SnapshotStore: Sync {
         &self,
         listed: &Self::Vs,
     ) -> impl Future<Output = Result<Deleted, Self::Error>> + Send;
+
+    /// The restores in flight in `scope`: claims not yet Bound whose data source is a VolumeSnapshot. One list
+    /// request per page of claims.
+    fn restores_in_flight(
+        &self,
+        scope: &Scope,
+        page_size: u32,
+    ) -> impl Future<Output = Result<Vec<RestoreInFlight>, Self::Error>> + Send;
 
     /// True when `error` is a refusal by RBAC (403): the caller may leave the work to someone with the rights.
     fn is_forbidden(error: &Self::Error) -> bool;

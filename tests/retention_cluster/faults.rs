@@ -264,6 +264,8 @@ async fn a_snapshot_pinned_or_relabelled_after_the_list_is_neither_deleted_nor_c
         .count() as u64;
     let expected: std::collections::BTreeMap<(String, String), u64> = [
         ("list", "volumesnapshotcontents", 1),
+        // Restores in flight, checked once before the deletions.
+        ("list", "persistentvolumeclaims", 1),
         ("patch", "volumesnapshotcontents", 10 + 1),
         ("delete", "volumesnapshots", 10),
         ("get", "volumesnapshots", 2),

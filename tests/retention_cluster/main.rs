@@ -11,6 +11,7 @@ mod guard;
 mod pushgateway;
 mod reports;
 mod requests;
+mod restores;
 mod run_step;
 mod support;
 mod sync_rebind;

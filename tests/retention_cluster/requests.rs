@@ -1,6 +1,7 @@
 //! The controller at the request floor: list pages, one request per label change, at most two per deletion (the
 //! content's guarded policy switch, the snapshot's delete with preconditions), one list each of the verify
-//! leftovers' pods and claims, and no re-reads. Counted from the
+//! leftovers' pods and claims, one of claims when something is deleted (restores in flight), and no
+//! re-reads. Counted from the
 //! simulator's request log, exactly.
 
 use crate::cli::{backup_ns, text};
@@ -59,9 +60,10 @@ async fn a_controller_run_costs_its_list_pages_one_request_per_label_change_and_
             // Label sync's patches, then one deletionPolicy switch per deletion.
             ("patch", "volumesnapshotcontents", synced + 10),
             ("delete", "volumesnapshots", 10),
-            // The crashed verify runs' leftovers: one page each, nothing to delete.
+            // The crashed verify runs' leftovers: one page each, nothing to delete; and, because this run
+            // deletes, one page of claims to see whether a restore from a due snapshot is in flight.
             ("list", "pods", 1),
-            ("list", "persistentvolumeclaims", 1),
+            ("list", "persistentvolumeclaims", 2),
         ]),
         "{report:#}"
     );
