@@ -7,7 +7,6 @@ mod support;
 mod chaos;
 mod databases;
 mod faults;
-mod hot;
 mod locks;
 mod negative;
 mod plans;
