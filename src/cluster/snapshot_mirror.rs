@@ -150,8 +150,11 @@ impl Cluster {
                         });
                     }
                     Err(err) => {
-                        // The watcher backs off and re-establishes itself; the last known state stays served.
+                        // The watcher backs off and re-establishes itself; the last known state stays served,
+                        // flagged as not live (`backup_ns_exporter_synced 0`) until the next full list. A watch
+                        // that keeps failing (a role without `watch`) thus never passes for a live one.
                         tracing::warn!(%err, "snapshot watch failed; re-establishing");
+                        handle.write(|s| s.synced = false);
                     }
                 }
             }

@@ -17,14 +17,14 @@ use crate::vocab::ports::{
     SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::workload::ContainerRef;
-
-/// How the cleanup names a snapshot (or group) deleted because a signal stopped the run before it was ready.
-const STOPPED: &str = "unproven (the run was stopped before it was ready)";
 use chrono::Timelike as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// How the cleanup names a snapshot (or group) deleted because a signal stopped the run before it was ready.
+const STOPPED: &str = "unproven (the run was stopped before it was ready)";
 
 /// The ports the engine runs on.
 #[derive(Clone)]
@@ -800,7 +800,6 @@ impl Engine {
         outside
     }
 
-    /// Deletes this run's snapshots after a failure and records it.
     /// Deletes the snapshots this run created that it cannot vouch for; `why` ends each cleanup line
     /// ("unusable", or "unproven: the run was stopped by a signal before it was ready").
     async fn remove_created(&self, ns: &str, created: &mut Vec<Created>, why: &str, run: &mut Run) {
