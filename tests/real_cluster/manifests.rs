@@ -134,16 +134,7 @@ fn every_render_is_applied_server_side_into_namespaces_that_enforce_restricted()
     ]);
     // Admitted, scheduled onto the node agent, and run there: backup-ns in the pod, with its in-cluster
     // configuration, as the chart's ServiceAccount.
-    let pod = eventually("the lock-off job's pod runs to its end", || {
-        let pods = cluster.get_json(&["-n", "my-app", "pods", "-l", "job-name=lock-off"]);
-        pods["items"]
-            .as_array()
-            .and_then(|p| p.first().cloned())
-            .filter(|p| {
-                p.pointer("/status/containerStatuses/0/state/terminated")
-                    .is_some()
-            })
-    });
+    let pod = finished_job_pod(cluster, "my-app", "lock-off");
     assert_eq!(pod["spec"]["nodeName"], "backup-ns-node", "{pod:#}");
     // This namespace holds no claim and no app, so the plan's preflight fails; what matters is that it got that
     // far: the plan read from the mounted ConfigMap, the apiserver reached with the projected token, and the
@@ -183,6 +174,92 @@ fn every_render_is_applied_server_side_into_namespaces_that_enforce_restricted()
     );
     let none = cluster.get_json(&["-n", "my-app", "pods", "-l", "job-name=lock-on"]);
     assert_eq!(none["items"], serde_json::json!([]));
+
+    a_scheduled_job_ends_in_a_ready_labelled_snapshot(cluster);
+}
+
+/// The lock-off CronJob once its namespace has what the plan names: the claim `data`, and the plan edited in its
+/// ConfigMap (the README's "edit plan.yaml") to a snapshot-only one, because no app runs behind the shipped plan's
+/// postgres hook here (tests/real_cluster/pods.rs dumps a real PostgreSQL through exec). A job created from the
+/// CronJob is run by the real Job controller and scheduler on the node agent, and backup-ns in its pod, as the
+/// tenant ServiceAccount under "restricted", cuts a snapshot that the real snapshot controller makes ready.
+fn a_scheduled_job_ends_in_a_ready_labelled_snapshot(cluster: &RealCluster) {
+    let ns = "my-app";
+    cluster.apply(&crate::cluster::claim(ns, "data", None));
+    cluster.wait_for(ns, "pvc/data", "{.status.phase}", "Bound");
+    let cronjob = cluster.get_json(&["-n", ns, "cronjob", "backup-ns"]);
+    let config_map = cronjob
+        .pointer("/spec/jobTemplate/spec/template/spec/volumes")
+        .and_then(Value::as_array)
+        .and_then(|volumes| {
+            volumes
+                .iter()
+                .find_map(|v| v.pointer("/configMap/name").and_then(Value::as_str))
+        })
+        .expect("the CronJob mounts its plan from a ConfigMap")
+        .to_owned();
+    let plan = "name: app\ntargets: [data]\nsnapshot:\n  type: cronjob\nretention: standard\nlock:\n  enabled: false\n";
+    cluster.kubectl(&[
+        "-n",
+        ns,
+        "patch",
+        "configmap",
+        &config_map,
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"plan.yaml": plan}}).to_string(),
+    ]);
+    cluster.kubectl(&[
+        "-n",
+        ns,
+        "create",
+        "job",
+        "scheduled",
+        "--from=cronjob/backup-ns",
+    ]);
+    let pod = finished_job_pod(cluster, ns, "scheduled");
+    let logs = cluster.kubectl(&["-n", ns, "logs", "job/scheduled"]);
+    assert_eq!(
+        pod.pointer("/status/containerStatuses/0/state/terminated/exitCode"),
+        Some(&Value::from(0)),
+        "{logs}"
+    );
+    let names = cluster.snapshot_names(ns);
+    assert_eq!(names.len(), 1, "one snapshot of data: {names:?}\n{logs}");
+    let snapshot = &names[0];
+    cluster.wait_for(
+        ns,
+        &format!("volumesnapshot/{snapshot}"),
+        "{.status.readyToUse}",
+        "true",
+    );
+    let object = cluster.get_json(&["-n", ns, "volumesnapshot", snapshot]);
+    let labels = &object["metadata"]["labels"];
+    assert_eq!(labels["backup-ns.sh/pvc"], "data", "{object:#}");
+    assert_eq!(labels["backup-ns.sh/type"], "cronjob", "{object:#}");
+    assert!(labels["backup-ns.sh/daily"].is_string(), "{object:#}");
+    // The pod ran as the tenant's ServiceAccount, and the driver holds the snapshot's data.
+    assert_eq!(pod["spec"]["serviceAccountName"], "backup-ns", "{pod:#}");
+    let (_, handle) = cluster.content_of(ns, snapshot);
+    assert!(
+        cluster.snapshot_file(&handle).exists(),
+        "the driver's snapshot {handle}"
+    );
+}
+
+/// The first pod of job `job` in `ns`, once its container has terminated.
+fn finished_job_pod(cluster: &RealCluster, ns: &str, job: &str) -> Value {
+    eventually(&format!("job {job}'s pod runs to its end"), || {
+        let pods = cluster.get_json(&["-n", ns, "pods", "-l", &format!("job-name={job}")]);
+        pods["items"]
+            .as_array()
+            .and_then(|p| p.first().cloned())
+            .filter(|p| {
+                p.pointer("/status/containerStatuses/0/state/terminated")
+                    .is_some()
+            })
+    })
 }
 
 /// Helm with the admin kubeconfig, its state in `home`.
