@@ -59,19 +59,13 @@ async fn a_damaged_gzip_dump_is_refused_and_leaves_no_file_behind() {
     damaged.truncate(damaged.len() / 2);
     std::fs::write(w.pvc().join("dump.sql.gz"), &damaged).unwrap();
     let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     // The container's own `gzip -t` found it, beside the stream.
-    assert!(
-        stderr(&out).contains(&format!(
+    refused_leaving_nothing(
+        &w,
+        &out,
+        &format!(
             "{MOUNT}/dump.sql.gz is not a valid gzip file (`gzip -t` failed in pod/db-0 (container postgres) in namespace shop: gzip: stdin: unexpected end of file); the dump in the container is damaged, run a new dump"
-        )),
-        "{}",
-        show(&out)
-    );
-    assert!(
-        listing(&w.path("out")).is_empty(),
-        "{:?}",
-        listing(&w.path("out"))
+        ),
     );
 
     // --no-verify skips the checks: the same bytes arrive, and the output says they were not checked.
@@ -241,18 +235,12 @@ async fn bytes_changed_on_the_way_fail_the_hash_comparison_and_leave_no_file() {
     // A plain dump (named .gz by the plan, but its bytes decide): SHA-256 is all there is to compare.
     std::fs::write(w.pvc().join("dump.sql.gz"), "SELECT 'xyz';\n".repeat(1000)).unwrap();
     let out = postgres(&w, &plan, &["download", "--output-dir", "out"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        stderr(&out).contains(&format!(
+    refused_leaving_nothing(
+        &w,
+        &out,
+        &format!(
             "the downloaded bytes differ from {MOUNT}/dump.sql.gz in pod/db-0 (container postgres) in namespace shop (SHA-256 here "
-        )),
-        "{}",
-        show(&out)
-    );
-    assert!(
-        listing(&w.path("out")).is_empty(),
-        "{:?}",
-        listing(&w.path("out"))
+        ),
     );
 }
 
@@ -388,6 +376,17 @@ async fn with_two_postgres_hooks_only_hook_picks_one_and_it_downloads_that_hooks
     assert_eq!(
         std::fs::read(w.path("out/from-env.sql.gz")).unwrap(),
         orders
+    );
+}
+
+/// A download refused with exit 1, saying `says`, with nothing written to `out/`.
+fn refused_leaving_nothing(w: &World, out: &std::process::Output, says: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", show(out));
+    assert!(stderr(out).contains(says), "{}", show(out));
+    assert!(
+        listing(&w.path("out")).is_empty(),
+        "{:?}",
+        listing(&w.path("out"))
     );
 }
 
