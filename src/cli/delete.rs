@@ -3,9 +3,9 @@
 
 use super::common::{ClusterArgs, block_on, emit, report};
 use crate::Exit;
-use crate::ops::OpsError;
 use crate::ops::delete::{check_deletable, confirms, deleted_line, summary};
 use crate::ops::style::Style;
+use crate::ops::{OpsError, snapshot_missing};
 use clap::Args;
 use std::io::IsTerminal;
 use std::io::{BufRead, Write};
@@ -53,10 +53,7 @@ async fn delete(args: DeleteArgs) -> Result<Exit, OpsError> {
     for name in names {
         match cluster.get_snapshot(&ns, name).await? {
             Some(vs) => found.push(vs),
-            None => problems.push(OpsError::SnapshotMissing {
-                namespace: ns.clone(),
-                name: name.clone(),
-            }),
+            None => problems.push(snapshot_missing(&cluster, &ns, name).await),
         }
     }
     problems.extend(check_deletable(&found, args.force));

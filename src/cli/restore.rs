@@ -4,8 +4,8 @@
 use super::common::{ClusterArgs, block_on, emit};
 use crate::Exit;
 use crate::cluster::ClusterError;
-use crate::ops::OpsError;
 use crate::ops::restore::{RestoreRequest, created_line, restore_pvc, source_claim};
+use crate::ops::{OpsError, snapshot_missing};
 use clap::{Args, ValueEnum};
 use std::time::Duration;
 
@@ -60,10 +60,7 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
     let cluster = args.cluster.connect().await?;
     let ns = cluster.namespace().to_string();
     let Some(vs) = cluster.get_snapshot(&ns, &args.snapshot).await? else {
-        return Err(OpsError::SnapshotMissing {
-            namespace: ns,
-            name: args.snapshot,
-        });
+        return Err(snapshot_missing(&cluster, &ns, &args.snapshot).await);
     };
     let source = match source_claim(&vs) {
         Some(name) => cluster.get_pvc(&ns, name).await?,

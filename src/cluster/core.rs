@@ -260,17 +260,14 @@ impl Cluster {
 
     /// The names of the PVCs in `ns` (for "did you mean" when a named one does not exist).
     pub async fn pvc_names(&self, ns: &str) -> Result<Vec<String>> {
-        let list = ListRef {
-            resource: "persistentvolumeclaims",
-            namespace: Some(ns.to_string()),
-            selector: None,
-        };
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client().clone(), ns);
-        Ok(list_paged(&api, list, None, DEFAULT_PAGE_SIZE)
-            .await?
-            .into_iter()
-            .filter_map(|p| p.metadata.name)
-            .collect())
+        names_of(&api, "persistentvolumeclaims", Some(ns)).await
+    }
+
+    /// The names of the namespaces (for "did you mean"; a tenant's role usually may not list them).
+    pub async fn namespace_names(&self) -> Result<Vec<String>> {
+        let api: Api<Namespace> = Api::all(self.client().clone());
+        names_of(&api, "namespaces", None).await
     }
 
     /// Creates a PVC (e.g. [`RestorePvc::to_object`]). An existing PVC is never overwritten: HTTP 409.
@@ -357,6 +354,27 @@ impl Cluster {
         events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
         Ok(events)
     }
+}
+
+/// The names of every object `api` lists (in `namespace`, if given), page by page.
+pub(super) async fn names_of<K>(
+    api: &Api<K>,
+    resource: &'static str,
+    namespace: Option<&str>,
+) -> Result<Vec<String>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = ListRef {
+        resource,
+        namespace: namespace.map(str::to_string),
+        selector: None,
+    };
+    Ok(list_paged(api, list, None, DEFAULT_PAGE_SIZE)
+        .await?
+        .into_iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect())
 }
 
 #[cfg(test)]

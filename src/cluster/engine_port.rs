@@ -16,6 +16,7 @@ use crate::vocab::ports::{
 };
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
 use crate::vocab::scope::Scope;
+use crate::vocab::suggest::did_you_mean;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -43,9 +44,9 @@ fn port(e: ClusterError) -> PortError {
 
 /// Adds "did you mean `X`?" to a missing-object error when one of `existing` is close to `wanted`.
 fn with_suggestion(mut error: PortError, wanted: &str, existing: &[String]) -> PortError {
-    if let Some(near) = crate::plan::raw::suggest(wanted, existing.iter().map(String::as_str)) {
-        error.message.push_str(&format!("; did you mean `{near}`?"));
-    }
+    error
+        .message
+        .push_str(&did_you_mean(wanted, existing.iter().map(String::as_str)));
     error
 }
 
@@ -245,11 +246,15 @@ async fn current_snapshot(
 impl ClusterPort for EnginePort {
     fn check_namespace<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            self.cluster
-                .require_namespace(namespace)
-                .await
-                .map(|_| ())
-                .map_err(port)
+            match self.cluster.require_namespace(namespace).await {
+                Ok(_) => Ok(()),
+                Err(e @ ClusterError::Missing { .. }) => {
+                    // A tenant may not list namespaces: that only costs the suggestion.
+                    let names = self.cluster.namespace_names().await.unwrap_or_default();
+                    Err(with_suggestion(port(e), namespace, &names))
+                }
+                Err(e) => Err(port(e)),
+            }
         })
     }
 

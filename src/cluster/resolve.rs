@@ -4,6 +4,7 @@
 
 use super::client::Cluster;
 use crate::vocab::exec::{PodResolver, ResolveError};
+use crate::vocab::suggest::suggest;
 use crate::vocab::workload::{ContainerRef, WorkloadKind, WorkloadRef};
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -127,16 +128,45 @@ pub fn pick_container(
         });
     }
     let first = ready[0];
+    let available = container_names(first);
     Err(ResolveError::NoSuchContainer {
         namespace: namespace.into(),
         workload: workload.clone(),
         pod: first.metadata.name.clone().unwrap_or_default(),
         container: container.into(),
-        available: container_names(first).join(", "),
+        near: suggest(container, available.iter().map(String::as_str)).map(str::to_string),
+        available: available.join(", "),
     })
 }
 
 impl KubeResolver {
+    /// [`ResolveError::NotFound`], with the nearest workload of the same kind that does exist. A failed list (no
+    /// `list` right) only costs the suggestion.
+    async fn not_found<K>(
+        &self,
+        api: &Api<K>,
+        namespace: &str,
+        workload: &WorkloadRef,
+    ) -> ResolveError
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let names: Vec<String> = match api.list(&ListParams::default()).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|o| o.meta().name.clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        ResolveError::NotFound {
+            namespace: namespace.into(),
+            workload: workload.clone(),
+            near: suggest(&workload.name, names.iter().map(String::as_str))
+                .map(|n| format!("{}/{n}", workload.kind.as_str())),
+        }
+    }
+
     async fn resolve_inner(
         &self,
         namespace: &str,
@@ -154,36 +184,26 @@ impl KubeResolver {
                 _ => err.to_string(),
             },
         };
-        let not_found = || ResolveError::NotFound {
-            namespace: namespace.into(),
-            workload: workload.clone(),
-        };
         let selector: LabelSelector = match workload.kind {
             WorkloadKind::Pod => {
                 let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-                let pod = pods
-                    .get_opt(&workload.name)
-                    .await
-                    .map_err(api_error)?
-                    .ok_or_else(not_found)?;
+                let Some(pod) = pods.get_opt(&workload.name).await.map_err(api_error)? else {
+                    return Err(self.not_found(&pods, namespace, workload).await);
+                };
                 return pick_container(namespace, workload, container, None, vec![pod]);
             }
             WorkloadKind::Deployment => {
                 let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-                let d = api
-                    .get_opt(&workload.name)
-                    .await
-                    .map_err(api_error)?
-                    .ok_or_else(not_found)?;
+                let Some(d) = api.get_opt(&workload.name).await.map_err(api_error)? else {
+                    return Err(self.not_found(&api, namespace, workload).await);
+                };
                 d.spec.selector
             }
             WorkloadKind::StatefulSet => {
                 let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
-                let s = api
-                    .get_opt(&workload.name)
-                    .await
-                    .map_err(api_error)?
-                    .ok_or_else(not_found)?;
+                let Some(s) = api.get_opt(&workload.name).await.map_err(api_error)? else {
+                    return Err(self.not_found(&api, namespace, workload).await);
+                };
                 s.spec.selector
             }
         };

@@ -646,6 +646,11 @@ impl Cluster {
         get_opt(&self.snapshots(ns), vs_ref(ns, name)).await
     }
 
+    /// The names of the VolumeSnapshots in `ns` (for "did you mean" when a named one does not exist).
+    pub async fn snapshot_names(&self, ns: &str) -> Result<Vec<String>> {
+        super::core::names_of(&self.snapshots(ns), VolumeSnapshot::RESOURCE, Some(ns)).await
+    }
+
     pub async fn get_group_snapshot(
         &self,
         ns: &str,

@@ -234,6 +234,7 @@ impl PodResolver for FakeResolver {
             return ok(Err(ResolveError::NotFound {
                 namespace: namespace.into(),
                 workload: workload.clone(),
+                near: None,
             }));
         }
         ok(Ok(ContainerRef {

@@ -23,9 +23,16 @@ pub enum OpsError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(
-        "VolumeSnapshot {namespace}/{name} does not exist; `backup-ns list -n {namespace}` shows the snapshots there"
+        "VolumeSnapshot {namespace}/{name} does not exist{}; `backup-ns list -n {namespace}` shows the snapshots \
+         there",
+        near.as_deref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default()
     )]
-    SnapshotMissing { namespace: String, name: String },
+    SnapshotMissing {
+        namespace: String,
+        name: String,
+        /// The nearest snapshot name that does exist.
+        near: Option<String>,
+    },
     #[error(
         "VolumeSnapshot {namespace}/{name} is not ready to use{detail}; restore a ready snapshot \
          (READY=true in `backup-ns list -n {namespace}`) or wait until this one is ready"
@@ -85,6 +92,18 @@ pub enum OpsError {
     /// `verify` cannot start: no such snapshot, no database hook, no mount of the claim (exit 2).
     #[error("{0}")]
     VerifyRefused(String),
+}
+
+/// [`OpsError::SnapshotMissing`] for `name` in `ns`, with the nearest existing snapshot name, if one is near. A
+/// failed list (no `list` right) only costs the suggestion.
+pub async fn snapshot_missing(cluster: &crate::cluster::Cluster, ns: &str, name: &str) -> OpsError {
+    let names = cluster.snapshot_names(ns).await.unwrap_or_default();
+    OpsError::SnapshotMissing {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        near: crate::vocab::suggest::suggest(name, names.iter().map(String::as_str))
+            .map(str::to_string),
+    }
 }
 
 impl OpsError {

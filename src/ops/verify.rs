@@ -299,15 +299,10 @@ pub async fn verify(
 ) -> Result<VerifyReport, OpsError> {
     let ns = request.namespace.as_str();
     let vs = match (&request.snapshot, &request.pvc) {
-        (Some(name), _) => {
-            cluster
-                .get_snapshot(ns, name)
-                .await?
-                .ok_or_else(|| OpsError::SnapshotMissing {
-                    namespace: ns.to_string(),
-                    name: name.clone(),
-                })?
-        }
+        (Some(name), _) => match cluster.get_snapshot(ns, name).await? {
+            Some(vs) => vs,
+            None => return Err(super::snapshot_missing(cluster, ns, name).await),
+        },
         (None, Some(pvc)) => latest(cluster, ns, pvc).await?,
         (None, None) => {
             let plan = request

@@ -96,10 +96,12 @@ pub trait ContainerExec: Send + Sync {
 /// Why a workload could not be resolved to a ready container. Messages name the object and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("{workload} not found in namespace {namespace}")]
+    #[error("{workload} not found in namespace {namespace}{}", hint(near))]
     NotFound {
         namespace: String,
         workload: WorkloadRef,
+        /// The nearest existing workload of the same kind, as `kind/name`.
+        near: Option<String>,
     },
     #[error("{workload} in namespace {namespace} has no Running and Ready pod ({detail})")]
     NoReadyPod {
@@ -108,7 +110,8 @@ pub enum ResolveError {
         detail: String,
     },
     #[error(
-        "pod {pod} of {workload} in namespace {namespace} has no container `{container}` (it has: {available})"
+        "pod {pod} of {workload} in namespace {namespace} has no container `{container}` (it has: {available}){}",
+        hint(near)
     )]
     NoSuchContainer {
         namespace: String,
@@ -116,6 +119,8 @@ pub enum ResolveError {
         pod: String,
         container: String,
         available: String,
+        /// The nearest container name the pod has.
+        near: Option<String>,
     },
     #[error("could not look up {workload} in namespace {namespace}: {message}")]
     Api {
@@ -123,6 +128,13 @@ pub enum ResolveError {
         workload: WorkloadRef,
         message: String,
     },
+}
+
+/// `; did you mean `X`?` for a near name, else nothing.
+fn hint(near: &Option<String>) -> String {
+    near.as_deref()
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default()
 }
 
 /// Resolves `deployment/NAME` etc. to a Running and Ready pod that has the named container.

@@ -5,7 +5,7 @@
 //! This is the bottom layer. Nothing here does I/O, and nothing here imports another backup-ns module outside
 //! `vocab`, so plan, engine, hooks, retention and cluster can all depend on it without depending on each other.
 //! Each type has one path: `vocab::workload`, `vocab::exec`, `vocab::ports`, `vocab::lock`, `vocab::hook`,
-//! `vocab::duration`, `vocab::retention` or `vocab::scope` (no re-exports here).
+//! `vocab::duration`, `vocab::retention`, `vocab::scope` or `vocab::suggest` (no re-exports here).
 //!
 //! - [`workload`]: `WorkloadRef` (`deployment/NAME`) and `ContainerRef`;
 //! - [`exec`]: one command in a container, and the `ContainerExec` / `PodResolver` traits;
@@ -14,7 +14,8 @@
 //! - [`hook`]: `Hook`, `HookAction`, `HookKind` and the hooks' parameters, with their defaults;
 //! - [`duration`]: the printed form of plan durations (`1h30m`);
 //! - [`retention`]: `RetentionPolicy`, its tiers and counts, and the one serde form of its annotation;
-//! - [`scope`]: `Scope`, `-A` or one namespace.
+//! - [`scope`]: `Scope`, `-A` or one namespace;
+//! - [`suggest`]: "did you mean" for a name that does not exist.
 
 pub mod duration;
 pub mod exec;
@@ -23,4 +24,5 @@ pub mod lock;
 pub mod ports;
 pub mod retention;
 pub mod scope;
+pub mod suggest;
 pub mod workload;

@@ -101,6 +101,38 @@ async fn resolution_errors_name_the_workload_and_what_is_wrong() {
         err.to_string(),
         "deployment/nope not found in namespace shop"
     );
+    // A near name of the same kind is suggested; a Deployment named like the StatefulSet is not.
+    let err = resolver
+        .resolve("shop", &w("deployment/apii"), "db")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "deployment/apii not found in namespace shop; did you mean `deployment/api`?"
+    );
+    let err = resolver
+        .resolve("shop", &w("sts/pgg"), "postgres")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("; did you mean `statefulset/pg`?"),
+        "{err}"
+    );
+    let err = resolver
+        .resolve("shop", &w("deployment/pg"), "postgres")
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "deployment/pg not found in namespace shop");
+    let err = resolver
+        .resolve("shop", &w("sts/pg"), "postgress")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("(it has: postgres); did you mean `postgres`?"),
+        "{err}"
+    );
 
     let err = resolver
         .resolve("shop", &w("sts/pg"), "mysql")

@@ -238,6 +238,17 @@ async fn restore_refuses_a_snapshot_that_is_not_ready_and_names_a_missing_one() 
         run.stderr.contains("VolumeSnapshot shop/nope does not exist; `backup-ns list -n shop` shows the snapshots there"),
         "{run:?}"
     );
+    // A near name that does exist is suggested.
+    let run = env
+        .run(&["restore", "seeded1", "--pvc", "n", "-n", "shop"], &[])
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "VolumeSnapshot shop/seeded1 does not exist (did you mean `seeded-1`?); `backup-ns list -n shop`"
+        ),
+        "{run:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

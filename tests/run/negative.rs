@@ -409,3 +409,20 @@ async fn a_mistyped_pvc_and_class_get_a_did_you_mean_from_what_exists() {
     );
     assert!(env.snapshots().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_namespace_gets_a_did_you_mean_from_the_namespaces_that_exist() {
+    let env = start(&pvc("data")).await;
+    let plan = env.plan(
+        "ns-typo.yaml",
+        "name: shop\nnamespace: shpo\ntargets: [data]\n",
+    );
+    let out = env.run(&["run", plan.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let stderr = stderr(&out);
+    assert!(
+        stderr.contains("Namespace shpo does not exist; did you mean `shop`?"),
+        "{stderr}"
+    );
+    assert!(env.snapshots().is_empty());
+}

@@ -230,6 +230,7 @@ impl PodResolver for LocalResolver {
                 None => Err(ResolveError::NotFound {
                     namespace: namespace.to_string(),
                     workload: workload.clone(),
+                    near: None,
                 }),
                 Some((_, c)) if c != container => Err(ResolveError::NoSuchContainer {
                     namespace: namespace.to_string(),
@@ -237,6 +238,7 @@ impl PodResolver for LocalResolver {
                     pod: format!("{}-0", workload.name),
                     container: container.to_string(),
                     available: c.clone(),
+                    near: None,
                 }),
                 Some(_) => Ok(ContainerRef {
                     namespace: namespace.to_string(),

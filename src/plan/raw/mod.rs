@@ -22,6 +22,7 @@ pub use verify::Verify;
 
 use super::diag::{Code, Collector};
 use super::node::{Key, Node, NodeKind};
+use crate::vocab::suggest::suggest;
 use schemars::JsonSchema;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -400,24 +401,6 @@ pub fn unknown_keys(entries: &[(Key, Node)], accepted: &[&str], what: &str, cx: 
             &help,
         );
     }
-}
-
-/// The best "did you mean" candidate for an unknown name.
-pub fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
-    let n = norm(name);
-    let mut best: Option<(f64, &str)> = None;
-    for c in candidates {
-        let score = if norm(c) == n {
-            2.0
-        } else {
-            strsim::jaro_winkler(&n, &norm(c))
-        };
-        if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, c));
-        }
-    }
-    best.map(|(_, c)| c)
 }
 
 /// Declares a raw mapping type: its fields (each `Option<Spanned<T>>`, in the order messages list the keys),

@@ -5,13 +5,14 @@
 use super::{Context, duration, int, json_map, missing, name_check};
 use crate::plan::diag::{Code, Collector, Diag, SourceFile};
 use crate::plan::model::{Hooks, is_env_ref};
-use crate::plan::raw::{self, Spanned, suggest};
+use crate::plan::raw::{self, Spanned};
 use crate::plan::rules;
 use crate::vocab::hook::{
     DEFAULT_CHARACTER_SET, DEFAULT_HOST, DEFAULT_THRESHOLD, DbDefaults, DbDump, ExecHook, Hook,
     HookAction, HookKind, MYSQL, MysqlHook, OnError, POSTGRES, PgFormat, PostgresHook, RhaiHook,
     default_dump_file,
 };
+use crate::vocab::suggest::suggest;
 use crate::vocab::workload::WorkloadRef;
 use std::collections::HashMap;
 use std::ops::Range;

@@ -381,7 +381,7 @@ mod tests {
     use crate::plan::model::{DEFAULT_NAME_TEMPLATE, HookAction};
     use crate::plan::node::{Format, parse};
     use crate::plan::profiles::Profiles;
-    use crate::plan::raw::suggest;
+    use crate::vocab::suggest::suggest;
 
     fn load(yaml: &str) -> (Option<Plan>, Vec<Diag>) {
         let src = SourceFile::new("t.yaml", yaml);

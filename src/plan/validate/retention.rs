@@ -7,8 +7,9 @@
 use super::{MAX_COUNT, int};
 use crate::plan::diag::{Code, Collector};
 use crate::plan::model::Retention;
-use crate::plan::raw::{self, Spanned, suggest};
+use crate::plan::raw::{self, Spanned};
 use crate::vocab::retention::{RetentionPolicy, TierCounts};
+use crate::vocab::suggest::suggest;
 use std::ops::Range;
 
 /// Where named profiles come from (built-ins and the profiles file).
