@@ -53,7 +53,8 @@ pub enum HookError {
     },
 
     #[error(
-        "hook `{hook}`: command exited with status {exit_code} in {target}{}",
+        "hook `{hook}`: command exited with status {exit_code}{} in {target}{}",
+        killed_hint(*exit_code),
         tail_suffix(stderr_tail)
     )]
     CommandFailed {
@@ -134,6 +135,15 @@ impl HookError {
 }
 
 /// The last few lines of stderr for a one-paragraph message (the full tail stays in the field).
+/// What status 137 (128 + SIGKILL) means in a container: the process was killed from outside it.
+fn killed_hint(exit_code: i32) -> &'static str {
+    if exit_code == 137 {
+        " (SIGKILL: its container stopped, e.g. the pod was deleted or evicted, or it ran out of memory)"
+    } else {
+        ""
+    }
+}
+
 fn tail_suffix(tail: &str) -> String {
     const LINES: usize = 8;
     let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -45,6 +45,16 @@ fn plan(step: Step, locks: &Path) -> String {
     )
 }
 
+/// kube-sim with the claim `data` mounted at `/data` in the pod `app-0`.
+async fn start_app() -> Env {
+    start(&format!(
+        "{}{}",
+        pvc("data"),
+        pod("app-0", "app", &[], &[("data", "/data")])
+    ))
+    .await
+}
+
 fn spawn(env: &Env, plan: &Path) -> Child {
     env.command(&["run", plan.to_str().unwrap(), "--output", "json"], &[])
         .stdout(Stdio::piped())
@@ -118,12 +128,7 @@ async fn sigterm_at_every_step_of_run_leaves_a_consistent_state() {
     ];
     for (step, logged, kept, last_event) in table {
         let case = std::time::Instant::now();
-        let env = start(&format!(
-            "{}{}",
-            pvc("data"),
-            pod("app-0", "app", &[], &[("data", "/data")])
-        ))
-        .await;
+        let env = start_app().await;
         let locks = env.tmp.path().join("locks");
         let plan_path = env.plan("p.yaml", &plan(step, &locks));
         let pid_file = env.pvc_dir("data").join("pid");
@@ -210,4 +215,52 @@ async fn sigterm_at_every_step_of_run_leaves_a_consistent_state() {
             case.elapsed()
         );
     }
+}
+
+/// The pod deleted under a running hook: its exec process dies with its container (SIGKILL, exit 137), and the
+/// run fails at that hook with a log line naming it, a BackupFailed Event, the lock slot released and no
+/// snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pod_deleted_under_a_running_hook_fails_the_run_cleanly() {
+    let env = start_app().await;
+    let locks = env.tmp.path().join("locks");
+    let plan_path = env.plan("p.yaml", &plan(Step::PreHook, &locks));
+    let pid_file = env.pvc_dir("data").join("pid");
+    let child = spawn(&env, &plan_path);
+    env.eventually("the hook is running", |_| pid_file.exists())
+        .await;
+    env.sim
+        .delete("v1", "pods", Some("shop"), "app-0")
+        .expect("the pod is deleted");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the run ends once its pod is gone")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        stderr.contains(
+            "command exited with status 137 (SIGKILL: its container stopped, e.g. the pod was deleted"
+        ) && stderr.contains("pod/app-0"),
+        "the log names the hook's pod and how its process ended: {}",
+        both(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+    assert_eq!(report["success"], false, "{report:#}");
+    assert!(slot_is_free(locks), "the slot is still held");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(
+        crate::process_is_gone(&pid),
+        "the hook's process {pid} still runs"
+    );
+    assert!(env.snapshots().is_empty(), "{:?}", env.snapshots());
+    let events = env.events_about("data").await;
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("Warning BackupFailed"),
+        "{events:?}"
+    );
 }

@@ -22,7 +22,9 @@ pub use protocol::{
     parse_client_frame, server_frame,
 };
 pub use sandbox::Sandbox;
-pub use session::{CHUNK, Outcome, ProcessGroup, Reader, Running, Writer, serve, start};
+pub use session::{
+    CHUNK, Outcome, ProcessGroup, Reader, Running, Writer, serve, serve_until, start,
+};
 pub use spec::{ExecRequest, ExecSpec, Mount};
 pub use status::{exit_code, exit_status, internal_error};
 

@@ -65,6 +65,17 @@ pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// Serve one upgraded exec WebSocket: run `spec`, stream, send the final Status, close.
 pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Outcome {
+    serve_until(socket, protocol, spec, std::future::pending()).await
+}
+
+/// As [`serve`], but once `stop` completes the process group is killed with SIGKILL, as the processes of an
+/// exec die when their container stops: the client then gets exit code 137, as `kubectl exec` reports it.
+pub async fn serve_until(
+    socket: WebSocket,
+    protocol: Protocol,
+    spec: ExecSpec,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Outcome {
     let (mut sink, mut source) = socket.split();
     let running = match start(&spec) {
         Ok(running) => running,
@@ -85,6 +96,11 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Out
         pty_master,
     } = running;
     let group = ProcessGroup(child.id());
+    let stopper = tokio::spawn(async move {
+        stop.await;
+        tracing::info!("exec's container stopped: process group killed");
+        group.kill();
+    });
 
     let input = pump_input(&mut source, stdin, protocol, pty_master);
     tokio::pin!(input);
@@ -114,6 +130,7 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, spec: ExecSpec) -> Out
         None
     };
     // Whatever happened, nothing of this session may outlive it.
+    stopper.abort();
     group.kill();
     let Some(waited) = waited else {
         let _ = child.wait().await;

@@ -26,6 +26,9 @@ use crate::exec::{
 };
 use crate::rbac::Attributes;
 use crate::status::ApiError;
+use crate::store::{EventType, Store};
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
 
 /// GET (WebSocket) and POST (SPDY, refused) handler for the exec subresource
 /// ([`crate::paths::exec_template`]).
@@ -90,20 +93,68 @@ pub async fn handle(
             drop((sink, source));
         });
     }
+    let gone = pod_gone(&shared.store, &namespace, &pod);
     if let Some(after) = shared.faults.exec_drop(&namespace, &pod) {
         tracing::info!(%namespace, %pod, command = ?spec.command, ?after, "exec to be dropped by injected fault");
         return ws.on_upgrade(move |socket| async move {
             // Dropping the session drops the socket without a close frame, and kills the process with it.
-            if let Ok(outcome) = tokio::time::timeout(after, exec::serve(socket, protocol, spec)).await {
+            let session = exec::serve_until(socket, protocol, spec, gone);
+            if let Ok(outcome) = tokio::time::timeout(after, session).await {
                 tracing::info!(%namespace, %pod, ?outcome, "exec finished before its injected drop");
             }
         });
     }
     tracing::info!(%namespace, %pod, command = ?spec.command, "exec");
     ws.on_upgrade(move |socket| async move {
-        let outcome = exec::serve(socket, protocol, spec).await;
+        let outcome = exec::serve_until(socket, protocol, spec, gone).await;
         tracing::info!(%namespace, %pod, ?outcome, "exec finished");
     })
+}
+
+/// Completes once the pod that an exec runs in is deleted from the store (its containers are gone, and with them
+/// every exec process), and never if it cannot be found now (`prepare` has just resolved it).
+fn pod_gone(
+    store: &Arc<Store>,
+    namespace: &str,
+    pod: &str,
+) -> impl Future<Output = ()> + Send + 'static {
+    // Subscribe before reading the uid, so a deletion between the two is still seen.
+    let mut events = store.subscribe();
+    let uid = store
+        .find("", "pods", namespace, pod)
+        .and_then(|p| p.pointer("/metadata/uid")?.as_str().map(str::to_string));
+    let store = store.clone();
+    let (namespace, pod) = (namespace.to_string(), pod.to_string());
+    async move {
+        let Some(uid) = uid else {
+            return std::future::pending().await;
+        };
+        let same_pod_stored = || {
+            store
+                .find("", "pods", &namespace, &pod)
+                .is_some_and(|p| p.pointer("/metadata/uid").and_then(Value::as_str) == Some(&uid))
+        };
+        loop {
+            match events.recv().await {
+                Ok(event)
+                    if event.etype == EventType::Deleted
+                        && event.group.is_empty()
+                        && event.plural == "pods"
+                        && event
+                            .object
+                            .pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            == Some(&uid) =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) if !same_pod_stored() => return,
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return std::future::pending().await,
+            }
+        }
+    }
 }
 
 /// The checks after admission, in the apiserver's order: the options, the pod and container, then
