@@ -460,10 +460,15 @@ where
                 Err(CreateConflict::Foreign { owner, source: err })
             };
         }
+        // A 409 that is not AlreadyExists ("the object has been modified; please apply your changes to the latest
+        // version and try again") is the storage's optimistic-concurrency failure: nothing was created, and the
+        // name is fixed for the run, so sending it again is safe (AlreadyExists on that retry is handled above).
+        let storage_conflict = matches!(&err, kube::Error::Api(status)
+            if status.code == 409 && status.reason != "AlreadyExists");
         let remaining = deadline.saturating_duration_since(Instant::now());
         match policy.decide(
             attempt,
-            transient_kube_error(&err),
+            storage_conflict || transient_kube_error(&err),
             None,
             remaining,
             jitter(),
@@ -652,6 +657,56 @@ mod tests {
                 "{method} {body}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_create_refused_with_a_storage_conflict_is_sent_again_and_an_existing_name_is_not() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use std::sync::atomic::AtomicU32;
+        let status = |reason: &str| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code: 409,
+                reason: reason.into(),
+                ..Default::default()
+            }))
+        };
+        // "Conflict" first, then the create goes through: one retry.
+        let stats = RetryStats::default();
+        let calls = AtomicU32::new(0);
+        let created = create_once(
+            &policy(),
+            &stats,
+            "run-1",
+            || {
+                let n = calls.fetch_add(1, Ordering::Relaxed);
+                let answer = if n == 0 {
+                    Err(status("Conflict"))
+                } else {
+                    Ok(ConfigMap::default())
+                };
+                async move { answer }
+            },
+            || async { Err(status("NotFound")) },
+        )
+        .await;
+        assert!(created.is_ok());
+        assert_eq!((calls.load(Ordering::Relaxed), stats.retries()), (2, 1));
+        // AlreadyExists on the first attempt is someone else's object: reported at once, never retried.
+        let stats = RetryStats::default();
+        let calls = AtomicU32::new(0);
+        let refused = create_once(
+            &policy(),
+            &stats,
+            "run-1",
+            || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async { Err::<ConfigMap, _>(status("AlreadyExists")) }
+            },
+            || async { Ok(ConfigMap::default()) },
+        )
+        .await;
+        assert!(matches!(refused, Err(CreateConflict::Api(_))));
+        assert_eq!((calls.load(Ordering::Relaxed), stats.retries()), (1, 0));
     }
 
     #[tokio::test]
