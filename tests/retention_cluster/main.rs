@@ -7,6 +7,7 @@ mod concurrency;
 mod converge;
 mod faults;
 mod guard;
+mod hostile;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
 mod reports;
