@@ -16,3 +16,4 @@ mod restores;
 mod run_step;
 mod support;
 mod sync_rebind;
+mod upgrade;
