@@ -4,9 +4,9 @@
 //! panic, never a hang past the retry budget, and never a deletion a sane answer would not have led to: the
 //! snapshots left afterwards are compared with a set written down from the seed, not computed by the product.
 
-use crate::cli::{backup_ns, text};
+use crate::cli::{backup_ns_with, text};
 use crate::faults::{NOW, NS, seed};
-use crate::support::{names, start};
+use crate::support::{claims_bound, names, start};
 use kube_sim::faults::{Fault, FaultAction};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -70,6 +70,83 @@ fn rows() -> Vec<Row> {
     ]
 }
 
+/// What `run` meets on its own requests: its preflight read of the claim, its list of the PVC's snapshots (tier
+/// labels), its create, and its wait for readiness.
+fn run_rows() -> Vec<Row> {
+    let row = |verb, resource, action, expect| Row {
+        action,
+        verb,
+        resource,
+        expect,
+    };
+    vec![
+        row(
+            "get",
+            "persistentvolumeclaims",
+            FaultAction::TruncatedJson,
+            Expect::Refused(&["not valid JSON for persistentvolumeclaims", "ends early"]),
+        ),
+        row(
+            "get",
+            "persistentvolumeclaims",
+            FaultAction::SlowAnswer {
+                after: Duration::from_secs(2),
+            },
+            Expect::Done,
+        ),
+        row(
+            "list",
+            "volumesnapshots",
+            FaultAction::GarbageBody,
+            Expect::Refused(NOT_JSON),
+        ),
+        row(
+            "list",
+            "volumesnapshots",
+            FaultAction::LabelsAsList,
+            Expect::Refused(WRONG_TYPE),
+        ),
+        row(
+            "list",
+            "volumesnapshots",
+            FaultAction::UnknownFields,
+            Expect::Done,
+        ),
+        row(
+            "list",
+            "volumesnapshots",
+            FaultAction::OversizedAnswer { mebibytes: 24 },
+            Expect::Done,
+        ),
+        // Carried out, its answer cut: the retry meets AlreadyExists and finds the run's own snapshot.
+        row(
+            "create",
+            "volumesnapshots",
+            FaultAction::TruncatedJson,
+            Expect::Done,
+        ),
+        row(
+            "create",
+            "volumesnapshots",
+            FaultAction::GarbageBody,
+            Expect::Refused(&["not valid JSON for volumesnapshots"]),
+        ),
+        row(
+            "watch",
+            "volumesnapshots",
+            FaultAction::GarbageBody,
+            Expect::Done,
+        ),
+        // Readiness comes from the watch; the read that records the hook window warns, naming the wrong type.
+        row(
+            "get",
+            "volumesnapshots",
+            FaultAction::ReadyAsString,
+            Expect::Done,
+        ),
+    ]
+}
+
 /// The seed's ten snapshots past their `delete-after` (2025-02-10; created 2025-02-13 back to 2025-02-04): the
 /// only ones a sane prune at NOW deletes. Everything else stays, the two unmanaged ones included.
 fn after_a_sane_prune(before: &BTreeSet<String>) -> BTreeSet<String> {
@@ -87,15 +164,35 @@ fn after_a_sane_prune(before: &BTreeSet<String>) -> BTreeSet<String> {
 /// The retry budget of one request (60 s) plus the work itself: a command that takes longer hangs.
 const WITHIN: Duration = Duration::from_secs(90);
 
+/// `run` as the original's CronJob environment drives it: a snapshot of `data` in NS, no database.
+const RUN_VARS: &[(&str, &str)] = &[
+    ("BAK_NAMESPACE", NS),
+    ("BAK_PVC_NAME", "data"),
+    ("BAK_DB_SKIP", "true"),
+];
+
 async fn one(command: &[&str], row: &Row) {
     let env = start().await;
     seed(&env);
+    let running = command[0] == "run";
+    if running {
+        env.sim
+            .apply_yaml(&format!(
+                "{}",
+                serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": "data", "namespace": NS},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+            ))
+            .expect("pvc");
+        claims_bound(&env.sim, NS).await;
+    }
     let before: BTreeSet<String> = names(&env.sim, NS).into_iter().collect();
     env.sim
         .faults()
         .add(Fault::request(row.verb, row.resource, row.action));
     let started = Instant::now();
-    let out = backup_ns(&env, command, NOW).await;
+    let vars = if running { RUN_VARS } else { &[] };
+    let out = backup_ns_with(&env, command, NOW, vars).await;
     let took = started.elapsed();
     let fired = env.sim.faults().fired();
     env.sim.faults().clear();
@@ -119,7 +216,22 @@ async fn one(command: &[&str], row: &Row) {
         stderr.len()
     );
     let deletes = command[0] != "list";
+    let new: Vec<&String> = after.difference(&before).collect();
     match row.expect {
+        Expect::Done if running => {
+            // A fault-free `run` here adds its snapshot and its retention pass deletes none of the seed.
+            assert_eq!(out.status.code(), Some(0), "{case}");
+            assert!(before.is_subset(&after), "nothing deleted: {case}");
+            assert_eq!(new.len(), 1, "one new snapshot: {case}");
+        }
+        Expect::Refused(_) if running => {
+            assert!(before.is_subset(&after), "nothing deleted: {case}");
+            assert!(new.is_empty(), "no snapshot left behind: {new:?} {case}");
+        }
+        _ => {}
+    }
+    match row.expect {
+        Expect::Done if running => {}
         Expect::Done => {
             assert_eq!(out.status.code(), Some(0), "{case}");
             let want = if deletes {
@@ -147,7 +259,9 @@ async fn one(command: &[&str], row: &Row) {
                 !said.contains("could not talk to the apiserver"),
                 "an answer that came is not a connection problem: {case}"
             );
-            assert_eq!(after, before, "nothing deleted: {case}");
+            if !running {
+                assert_eq!(after, before, "nothing deleted: {case}");
+            }
         }
     }
 }
@@ -156,6 +270,13 @@ async fn one(command: &[&str], row: &Row) {
 async fn table(command: &[&str], uses: &[&str]) {
     for row in rows().iter().filter(|r| uses.contains(&r.resource)) {
         one(command, row).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_under_hostile_answers_backs_up_or_says_what_was_wrong() {
+    for row in run_rows() {
+        one(&["run"], &row).await;
     }
 }
 

@@ -7,7 +7,7 @@
 //! new form without taking a tier period that a legacy label already holds.
 
 use crate::cli::{backup_ns, backup_ns_with, text};
-use crate::support::{Env, Seed, labels, namespace_doc, seed_docs, start};
+use crate::support::{Env, Seed, claims_bound, labels, namespace_doc, seed_docs, start};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -277,6 +277,7 @@ async fn a_namespace_backed_up_by_the_original_is_listed_kept_and_pruned_as_the_
 
     let env = start().await;
     seed_cluster(&env, &original);
+    claims_bound(&env.sim, NS).await;
     assert_eq!(cluster_keys(&env), original_keys(&original));
 
     // Listed: every one of them is managed.
