@@ -20,10 +20,13 @@ pub fn init(format: LogFormat, verbose: u8) {
     };
     // kube-client's HTTP trace layer logs every failed request at ERROR ("failed with error client error
     // (Connect)") before backup-ns reports the same failure with its context; below -vv it only repeats it.
+    // Its client logs the whole text of an answer that does not parse at WARN: that can be many MiB (a cut-short
+    // list), or a Secret's data; backup-ns reports such an answer itself, naming the resource and where the
+    // parse failed.
     let client_trace = if verbose >= 2 {
         ""
     } else {
-        ",kube_client::client::builder=off"
+        ",kube_client::client::builder=off,kube_client::client=error"
     };
     let filter = EnvFilter::try_from_env("BACKUP_NS_LOG").unwrap_or_else(|_| {
         EnvFilter::new(format!("backup_ns={default_level},warn{client_trace}"))

@@ -111,6 +111,32 @@ impl ApiFailure {
                     suggestion,
                 }
             }
+            // The apiserver answered 200, but with something that is not the object asked for: JSON cut short, a
+            // proxy's HTML page, or fields of the wrong type. Nothing in it is used.
+            kube::Error::SerdeError(e) => ApiFailure {
+                code: None,
+                reason: String::new(),
+                message: format!(
+                    "the apiserver's answer is not valid JSON for {resource}: {}",
+                    unreadable_answer(e)
+                ),
+                suggestion: Some(
+                    "nothing in that answer was used; the apiserver, or a proxy between it and backup-ns, \
+                     sent a cut-short, non-JSON or wrongly typed answer: check the server URL in the kubeconfig \
+                     and any proxy on the way"
+                        .to_string(),
+                ),
+            },
+            kube::Error::FromUtf8(e) => ApiFailure {
+                code: None,
+                reason: String::new(),
+                message: format!("the apiserver's answer for {resource} is not UTF-8 text: {e}"),
+                suggestion: Some(
+                    "nothing in that answer was used; check the server URL in the kubeconfig and any proxy on \
+                     the way"
+                        .to_string(),
+                ),
+            },
             other => ApiFailure {
                 code: None,
                 reason: String::new(),
@@ -129,6 +155,16 @@ impl ApiFailure {
 
     pub fn is_forbidden(&self) -> bool {
         self.code == Some(403)
+    }
+}
+
+/// What is wrong with an answer that did not parse, in words: where it ended, or which field had what.
+fn unreadable_answer(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => format!("it ends early ({e})"),
+        Category::Syntax => format!("it is not JSON ({e})"),
+        Category::Data | Category::Io => format!("a field has the wrong type ({e})"),
     }
 }
 
@@ -276,6 +312,37 @@ mod tests {
             reason: reason.to_string(),
             details: None,
         }))
+    }
+
+    #[test]
+    fn an_answer_that_does_not_parse_names_the_resource_and_what_was_wrong_not_the_network() {
+        let parse = |text: &str| {
+            let e = serde_json::from_str::<std::collections::BTreeMap<String, String>>(text)
+                .expect_err("does not parse");
+            ApiFailure::from_kube(
+                &kube::Error::SerdeError(e),
+                "list",
+                "volumesnapshots.snapshot.storage.k8s.io",
+                Some("shop"),
+                None,
+            )
+            .to_string()
+        };
+        for (text, what) in [
+            (r#"{"a": "b"#, "it ends early"),
+            ("<html>", "it is not JSON"),
+            (r#"{"a": ["b"]}"#, "a field has the wrong type"),
+        ] {
+            let said = parse(text);
+            assert!(
+                said.starts_with(
+                    "the apiserver's answer is not valid JSON for volumesnapshots.snapshot.storage.k8s.io: "
+                ) && said.contains(what)
+                    && said.contains("nothing in that answer was used")
+                    && !said.contains("could not talk"),
+                "{said}"
+            );
+        }
     }
 
     #[test]

@@ -412,8 +412,8 @@ where
 }
 
 /// Sends a create whose object has a name fixed for the run and carries `run_id` in [`RUN_ID_ANNOTATION`].
-/// A transient failure is retried under `policy`; an `AlreadyExists` answer on a retry (an earlier attempt's
-/// answer was lost) fetches the object and returns it if it is ours, or [`CreateConflict::Foreign`] if another
+/// A transient failure, or an answer that could not be read, is retried under `policy`; an `AlreadyExists`
+/// answer on a retry (an earlier attempt's answer was lost or unreadable) fetches the object and returns it if it is ours, or [`CreateConflict::Foreign`] if another
 /// run or someone else made it. On the first attempt `AlreadyExists` is reported as it is.
 pub async fn create_once<T, C, CF, G, GF>(
     policy: &Policy,
@@ -466,9 +466,12 @@ where
         let storage_conflict = matches!(&err, kube::Error::Api(status)
             if status.code == 409 && status.reason != "AlreadyExists");
         let remaining = deadline.saturating_duration_since(Instant::now());
+        // An answer that came but could not be read (cut short, a proxy's page) leaves the client as unsure as a
+        // lost one whether the object was made: send it again, and an `AlreadyExists` then finds it as above.
+        let unreadable = matches!(err, kube::Error::SerdeError(_) | kube::Error::FromUtf8(_));
         match policy.decide(
             attempt,
-            storage_conflict || transient_kube_error(&err),
+            storage_conflict || unreadable || transient_kube_error(&err),
             None,
             remaining,
             jitter(),

@@ -59,6 +59,15 @@ pub struct ObservedSnapshot {
 pub enum ObservedSnapshotError {
     #[error("VolumeSnapshot has no {field}")]
     MissingField { field: &'static str },
+    /// A field of the wrong JSON type: never read as absent (labels as a list must not look like "no labels").
+    #[error("VolumeSnapshot {namespace}/{name}: {field} is {found}, not {wanted}")]
+    WrongType {
+        namespace: String,
+        name: String,
+        field: String,
+        found: &'static str,
+        wanted: &'static str,
+    },
     #[error("VolumeSnapshot {namespace}/{name}: {field} `{value}` is not an RFC 3339 time")]
     BadTimestamp {
         namespace: String,
@@ -87,14 +96,33 @@ impl ObservedSnapshot {
                 field: "metadata.namespace",
             })?
             .to_string();
-        let labels: BTreeMap<String, String> = meta["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let wrong = |field: String, found: &serde_json::Value, wanted: &'static str| {
+            ObservedSnapshotError::WrongType {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                field,
+                found: json_type(found),
+                wanted,
+            }
+        };
+        let mut labels = BTreeMap::new();
+        match &meta["labels"] {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| wrong(format!("metadata.labels.{k}"), v, "a string"))?;
+                    labels.insert(k.clone(), v.to_string());
+                }
+            }
+            other => return Err(wrong("metadata.labels".into(), other, "a map")),
+        }
+        let ready = match &vs["status"]["readyToUse"] {
+            serde_json::Value::Null => false,
+            serde_json::Value::Bool(b) => *b,
+            other => return Err(wrong("status.readyToUse".into(), other, "a boolean")),
+        };
         let retention = meta["annotations"][labels::ANNOTATION_RETENTION]
             .as_str()
             .map(str::to_string);
@@ -125,7 +153,7 @@ impl ObservedSnapshot {
             labels,
             retention,
             created,
-            ready: status["readyToUse"].as_bool().unwrap_or(false),
+            ready,
             content: status["boundVolumeSnapshotContentName"]
                 .as_str()
                 .map(str::to_string),
@@ -142,6 +170,18 @@ impl ObservedSnapshot {
 
     fn retain(&self) -> Option<&str> {
         self.labels.get(RETAIN).map(String::as_str)
+    }
+}
+
+/// The JSON type of a value, in words.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a map",
     }
 }
 

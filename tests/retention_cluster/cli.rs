@@ -5,6 +5,15 @@ use std::process::Output;
 
 /// Runs `backup-ns ARGS --kubeconfig SIM` with only BACKUP_NS_NOW and TZ set (the sim keeps serving meanwhile).
 pub async fn backup_ns(env: &Env, args: &[&str], now: &str) -> Output {
+    backup_ns_with(env, args, now, &[]).await
+}
+
+/// [`backup_ns`] with `vars` added to the environment (the original's `BAK_*` variables).
+pub async fn backup_ns_with(env: &Env, args: &[&str], now: &str, vars: &[(&str, &str)]) -> Output {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     full.push("--kubeconfig".into());
     full.push(env.sim.kubeconfig_path().display().to_string());
@@ -16,6 +25,7 @@ pub async fn backup_ns(env: &Env, args: &[&str], now: &str) -> Output {
             .env("HOME", home)
             .env("BACKUP_NS_NOW", now)
             .env("TZ", "UTC")
+            .envs(vars)
             .args(&full)
             .output()
             .expect("run backup-ns")

@@ -7,6 +7,7 @@ mod concurrency;
 mod converge;
 mod faults;
 mod guard;
+mod hostile;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
 mod reports;
@@ -15,3 +16,4 @@ mod restores;
 mod run_step;
 mod support;
 mod sync_rebind;
+mod upgrade;

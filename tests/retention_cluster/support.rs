@@ -157,3 +157,18 @@ pub async fn settled_content_count(sim: &Sim, want: usize) -> usize {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Waits (at most 10 s) until every claim in `ns` is Bound: the simulator binds them asynchronously, and `run`'s
+/// preflight wants them Bound.
+pub async fn claims_bound(sim: &Sim, ns: &str) {
+    let bound = || {
+        sim.list("persistentvolumeclaims", Some(ns))
+            .iter()
+            .all(|c| c["status"]["phase"] == "Bound")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !bound() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(bound(), "the claims in {ns} did not bind");
+}

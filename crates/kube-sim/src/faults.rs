@@ -1,7 +1,8 @@
-//! Fault injection: make chosen API requests fail (500, 503, 429, 409, timeout, a connection reset), fail a
+//! Fault injection: make chosen API requests fail (500, 503, 429, 409, timeout, a connection reset), answer them
+//! with a hostile body (oversized, truncated or non-JSON, wrongly typed or with unknown fields) or slowly, fail a
 //! random share of all requests (seeded, for long simulations), keep snapshots from ever becoming ready or make
-//! them slow, or make exec fail, its stream end early, or drop mid-session. Faults are plain data so the server, controllers and the exec route can
-//! consult them.
+//! them slow, or make exec fail, its stream end early, or drop mid-session. Faults are plain data so the server,
+//! controllers and the exec route can consult them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +32,48 @@ pub enum FaultAction {
         #[serde(with = "millis")]
         after: Duration,
     },
+    /// The request hangs for this long, then is carried out and answered correctly: a slow apiserver.
+    SlowAnswer {
+        /// How long to hang.
+        #[serde(with = "millis")]
+        after: Duration,
+    },
+    /// The request is carried out and its answer (200) grows by about `mebibytes` MiB: every object in it (each
+    /// item of a list) gets an annotation `kube-sim.io/padding` holding its share, as objects bloated by
+    /// managedFields or last-applied annotations are. The answer stays valid.
+    OversizedAnswer {
+        /// Size added to the answer, in MiB.
+        mebibytes: u32,
+    },
+    /// The request is carried out and its JSON answer is cut in half (status 200, a `Content-Length` that matches
+    /// what is sent): a proxy or a buffer that lost the rest.
+    TruncatedJson,
+    /// The request is not carried out: the answer is a 200 with an HTML page instead of JSON, as a captive
+    /// portal or a misrouted proxy sends.
+    GarbageBody,
+    /// The request is carried out and every object in its answer has `metadata.labels` as a list of `key=value`
+    /// strings instead of a map.
+    LabelsAsList,
+    /// The request is carried out and every object in its answer has `status.readyToUse` as a string (`"true"`)
+    /// instead of a boolean.
+    ReadyAsString,
+    /// The request is carried out and every object in its answer (and a list itself) carries fields no
+    /// Kubernetes version defines, at the top, in `metadata` and in `status`. A client must ignore them.
+    UnknownFields,
+}
+
+impl FaultAction {
+    /// Whether the request is carried out and its answer altered (rather than replaced by a failure).
+    pub fn alters_answer(self) -> bool {
+        matches!(
+            self,
+            FaultAction::OversizedAnswer { .. }
+                | FaultAction::TruncatedJson
+                | FaultAction::LabelsAsList
+                | FaultAction::ReadyAsString
+                | FaultAction::UnknownFields
+        )
+    }
 }
 
 mod millis {
@@ -617,6 +660,41 @@ mod tests {
         f.add(Fault::snapshot_slow(None, Duration::from_millis(200)));
         assert_eq!(f.snapshot_slowness("shop", "a"), Duration::from_millis(500));
         assert_eq!(f.snapshot_slowness("blog", "a"), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn hostile_answer_actions_round_trip_through_json() {
+        for (action, text) in [
+            (FaultAction::TruncatedJson, r#""truncatedJson""#),
+            (FaultAction::GarbageBody, r#""garbageBody""#),
+            (FaultAction::LabelsAsList, r#""labelsAsList""#),
+            (FaultAction::ReadyAsString, r#""readyAsString""#),
+            (FaultAction::UnknownFields, r#""unknownFields""#),
+            (
+                FaultAction::OversizedAnswer { mebibytes: 8 },
+                r#"{"oversizedAnswer":{"mebibytes":8}}"#,
+            ),
+            (
+                FaultAction::SlowAnswer {
+                    after: Duration::from_millis(1500),
+                },
+                r#"{"slowAnswer":{"after":1500}}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&action).expect("json"), text);
+            assert_eq!(
+                serde_json::from_str::<FaultAction>(text).expect("back"),
+                action
+            );
+        }
+        assert!(FaultAction::TruncatedJson.alters_answer());
+        assert!(!FaultAction::GarbageBody.alters_answer(), "not carried out");
+        assert!(
+            !FaultAction::SlowAnswer {
+                after: Duration::ZERO
+            }
+            .alters_answer()
+        );
     }
 
     #[test]

@@ -882,6 +882,47 @@ fn volume_snapshot_json_is_read_with_creation_time_fallback() {
     );
 }
 
+/// Wrongly typed labels or readiness make a snapshot unreadable (left alone), never "unlabelled" or "not ready":
+/// a tier label read as absent would get its snapshot marked and then deleted.
+#[test]
+fn a_snapshot_with_wrongly_typed_labels_or_readiness_is_unreadable_not_unlabelled() {
+    let vs = serde_json::json!({
+        "metadata": {"name": "data-1", "namespace": "app",
+                     "labels": {"backup-ns.sh/retain": "daily_weekly_monthly", "backup-ns.sh/daily": "2025-01-09"}},
+        "status": {"readyToUse": true, "creationTime": "2025-01-09T00:17:49Z"}
+    });
+    assert!(ObservedSnapshot::from_volume_snapshot(&vs).is_ok());
+    for (field, value, said) in [
+        (
+            "labels",
+            serde_json::json!(["backup-ns.sh/retain=daily_weekly_monthly"]),
+            "metadata.labels is a list, not a map",
+        ),
+        (
+            "daily",
+            serde_json::json!(20250109),
+            "metadata.labels.backup-ns.sh/daily is a number, not a string",
+        ),
+        (
+            "ready",
+            serde_json::json!("true"),
+            "status.readyToUse is a string, not a boolean",
+        ),
+    ] {
+        let mut bad = vs.clone();
+        match field {
+            "labels" => bad["metadata"]["labels"] = value,
+            "daily" => bad["metadata"]["labels"]["backup-ns.sh/daily"] = value,
+            _ => bad["status"]["readyToUse"] = value,
+        }
+        let err = ObservedSnapshot::from_volume_snapshot(&bad).expect_err(field);
+        assert_eq!(
+            err.to_string(),
+            format!("VolumeSnapshot app/data-1: {said}")
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Property tests over random histories, policies and clocks.
 

@@ -4,6 +4,7 @@
 mod discovery;
 mod event_view;
 mod exec;
+mod hostile;
 mod logs;
 mod openapi;
 mod sim_debug;
@@ -191,14 +192,19 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                     .record_object(verb, &logged, namespace.as_deref(), n);
             }
             let fault = shared.faults.on_request(verb, &logged);
-            if let Some(action) = fault.filter(|a| *a != FaultAction::LostAnswer) {
-                return fault_response(
-                    action,
-                    &group,
-                    &plural,
-                    name.as_deref().unwrap_or_default(),
-                )
-                .await;
+            match fault {
+                None | Some(FaultAction::LostAnswer) => {}
+                Some(FaultAction::SlowAnswer { after }) => tokio::time::sleep(after).await,
+                Some(action) if action.alters_answer() => {}
+                Some(action) => {
+                    return fault_response(
+                        action,
+                        &group,
+                        &plural,
+                        name.as_deref().unwrap_or_default(),
+                    )
+                    .await;
+                }
             }
             let call = Call {
                 group,
@@ -216,11 +222,16 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 Ok(r) => r,
                 Err(e) => error_response(&e),
             };
-            if fault == Some(FaultAction::LostAnswer) {
+            match fault {
                 // The request took effect; its answer is lost with the connection.
-                return fault_response(FaultAction::ConnectionReset, "", "", "").await;
+                Some(FaultAction::LostAnswer) => {
+                    fault_response(FaultAction::ConnectionReset, "", "", "").await
+                }
+                Some(action) if action.alters_answer() => {
+                    hostile::alter(action, verb, answer).await
+                }
+                _ => answer,
             }
-            answer
         }
     }
 }
@@ -253,6 +264,15 @@ async fn fault_response(action: FaultAction, group: &str, plural: &str, name: &s
                 "kube-sim injected fault: the server was unable to return a response in the time allotted",
             )
         }
+        // A request with no JSON answer to alter (an exec upgrade) gets the proxy's page for these too; the
+        // resource route carries out a slow or altered request before it gets here.
+        FaultAction::GarbageBody
+        | FaultAction::SlowAnswer { .. }
+        | FaultAction::OversizedAnswer { .. }
+        | FaultAction::TruncatedJson
+        | FaultAction::LabelsAsList
+        | FaultAction::ReadyAsString
+        | FaultAction::UnknownFields => return hostile::garbage(),
     };
     error_response(&e)
 }
@@ -385,8 +405,12 @@ pub async fn admit(
         query: Vec::new(),
         media_type: None,
     });
-    if let Some(action) = shared.faults.on_request(&attrs.verb, &logged) {
-        return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
+    match shared.faults.on_request(&attrs.verb, &logged) {
+        None => {}
+        Some(FaultAction::SlowAnswer { after }) => tokio::time::sleep(after).await,
+        Some(action) => {
+            return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
+        }
     }
     authorize_request(shared, headers, attrs).map_err(|e| error_response(&e))
 }
