@@ -67,6 +67,8 @@ fn template_history() -> (Vec<ObservedSnapshot>, chrono::DateTime<Utc>) {
             ready: true,
             content: Some(format!("snapcontent-{night}")),
             deleting: false,
+            group: None,
+            run_id: None,
         });
         if night < 365 {
             let p = policy::plan(&live, &options, &clock.at(t + Duration::minutes(1)));

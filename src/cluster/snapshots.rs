@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::vocab::scope::Scope;
 
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
-pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
+pub const GROUP_MEMBER_LABEL: &str = crate::labels::GROUP_MEMBER;
 
 /// Default page size of paginated lists.
 pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
@@ -652,6 +652,31 @@ impl Cluster {
         name: &str,
     ) -> Result<Option<VolumeGroupSnapshot>> {
         get_opt(&self.group_snapshots(ns), vgs_ref(ns, name)).await
+    }
+
+    /// Deletes a VolumeGroupSnapshot by the uid it has now (read first, so a retried delete cannot hit a group
+    /// recreated under the same name). The snapshot controller deletes its member snapshots with it: this is the
+    /// only way members are deleted while their group exists. `true`: deleted now; `false`: it was already gone.
+    pub async fn delete_group_snapshot(&self, ns: &str, name: &str) -> Result<bool> {
+        let object = vgs_ref(ns, name);
+        let Some(found) = self.get_group_snapshot(ns, name).await? else {
+            return Ok(false);
+        };
+        let params = DeleteParams {
+            preconditions: found.metadata.uid.map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.group_snapshots(ns).delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
     }
 
     pub async fn get_snapshot_content(&self, name: &str) -> Result<Option<VolumeSnapshotContent>> {

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod converge;
 mod faults;
+mod groups;
 mod guard;
 #[path = "../support/pushgateway.rs"]
 mod pushgateway;
