@@ -768,7 +768,8 @@ fn plan_namespace(
 ///    member that keeps the group.
 /// 2. **Tiers together**: when a ready snapshot of a run keeps a tier label (and stays), no snapshot of that run
 ///    loses it.
-/// 3. **Marked together**: while a snapshot of a run that stays has a tier label left, none of the run is marked.
+/// 3. **Marked together**: while a ready snapshot of a run that stays has a tier label left, none of the run is
+///    marked.
 fn decide_runs_together(
     snapshots: &[ObservedSnapshot],
     facts: &[Facts],
@@ -845,10 +846,14 @@ fn decide_runs_together(
                 .fold(0u8, |acc, (bit, _)| acc | 1 << bit);
             facts[i].tiers & !removed != 0
         };
-        let holder = members
-            .iter()
-            .copied()
-            .find(|&i| facts[i].retain == Retain::Gfs && !deleted(out, i) && tiers_left(out, i));
+        // Only a ready snapshot holds its run: one that never became ready keeps its labels but is no backup.
+        let holder = members.iter().copied().find(|&i| {
+            facts[i].retain == Retain::Gfs
+                && snapshots[i].ready
+                && snapshots[i].created.is_some()
+                && !deleted(out, i)
+                && tiers_left(out, i)
+        });
         let Some(holder) = holder else { continue };
         for &i in members {
             for k in decided.of(out, snapshots, i, |a: &Action| {

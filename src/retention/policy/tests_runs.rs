@@ -430,13 +430,13 @@ proptest! {
                 }
             }
         }
-        // A member marked now: no member of its run keeps a tier label.
+        // A member marked now: no ready member of its run keeps a tier label.
         for d in p.changes().filter(|d| matches!(d.action, Action::Mark { .. })) {
             let s = before.iter().find(|s| s.name == d.name).unwrap();
             if s.group.is_none() && s.run_id.is_none() {
                 continue;
             }
-            for m in before.iter().filter(|m| key(m) == key(s) && m.retain() == Some(RETAIN_GFS)) {
+            for m in before.iter().filter(|m| key(m) == key(s) && m.retain() == Some(RETAIN_GFS) && m.ready && m.created.is_some()) {
                 if let Some(a) = after.get(m.name.as_str()).filter(|_| !deleted.contains(m.name.as_str())) {
                     let tiers = Tier::ALL.into_iter().filter(|t| a.labels.contains_key(t.key())).count();
                     prop_assert_eq!(tiers, 0, "{} marked while {} of its run keeps a tier", d.name, m.name);
@@ -444,4 +444,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_member_that_never_became_ready_holds_no_tier_for_its_run() {
+    // logs-r2 carries weekly but is not ready: data-r2 loses weekly and is marked as if alone.
+    let mut snapshots = diverging_histories();
+    let logs_r2 = snapshots.iter().position(|s| s.name == "logs-r2").unwrap();
+    snapshots[logs_r2].ready = false;
+    let p = plan(&snapshots, &weekly_one(), &clock("2025-01-15T12:00:00Z"));
+    let data_r2: Vec<Action> = decisions_on(&p, "data-r2")
+        .into_iter()
+        .map(|d| d.action.clone())
+        .collect();
+    assert_eq!(
+        data_r2,
+        [
+            Action::RemoveLabel { tier: Tier::Weekly },
+            Action::Mark {
+                delete_after: d("2025-01-16")
+            }
+        ]
+    );
 }
