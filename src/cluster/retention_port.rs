@@ -117,6 +117,13 @@ impl SnapshotStore for Cluster {
         })
     }
 
+    async fn snapshot_as_listed(
+        &self,
+        listed: &ListedVolumeSnapshot,
+    ) -> Result<Option<bool>, ClusterError> {
+        Cluster::snapshot_as_listed(self, listed).await
+    }
+
     async fn delete_group_snapshot(
         &self,
         namespace: &str,

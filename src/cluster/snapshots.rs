@@ -64,6 +64,14 @@ impl NewSnapshot {
     }
 }
 
+/// True when `now` is the snapshot `listed` saw, unchanged where retention decided on it: same uid, same labels,
+/// not being deleted.
+fn as_listed(now: &VolumeSnapshot, listed: &ListedVolumeSnapshot) -> bool {
+    now.metadata.uid == listed.uid
+        && now.metadata.labels == listed.labels
+        && now.metadata.deletion_timestamp.is_none()
+}
+
 /// A VolumeGroupSnapshot covering every PVC that matches `pvc_selector` (labels on the PVCs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewGroupSnapshot {
@@ -1038,11 +1046,7 @@ impl Cluster {
         }
         match self.get_snapshot(&vs.namespace, &vs.name).await? {
             None => Ok(ListedDelete::AlreadyGone),
-            Some(now)
-                if now.metadata.uid == vs.uid
-                    && now.metadata.labels == vs.labels
-                    && now.metadata.deletion_timestamp.is_none() =>
-            {
+            Some(now) if as_listed(&now, vs) => {
                 self.delete_as_read(&ListedVolumeSnapshot {
                     resource_version: now.metadata.resource_version,
                     ..vs.clone()
@@ -1051,6 +1055,18 @@ impl Cluster {
             }
             Some(_) => Ok(ListedDelete::Changed),
         }
+    }
+
+    /// One read of `vs`: `Some(true)` when it is still as listed (same uid and labels, not being deleted), so it
+    /// was not pinned, relabelled or recreated since; `Some(false)` when it changed; `None` when it is gone or
+    /// going (a deletion timestamp). What a group's deletion checks on each member first, since deleting a group
+    /// carries no preconditions on its members.
+    pub async fn snapshot_as_listed(&self, vs: &ListedVolumeSnapshot) -> Result<Option<bool>> {
+        Ok(self
+            .get_snapshot(&vs.namespace, &vs.name)
+            .await?
+            .filter(|now| now.metadata.deletion_timestamp.is_none())
+            .map(|now| as_listed(&now, vs)))
     }
 
     /// One delete of `vs` under preconditions on its uid and resourceVersion (see

@@ -868,8 +868,8 @@ async fn delete_paced<C: SnapshotStore>(
 }
 
 /// Deletes the members of VolumeGroupSnapshot `group` (all of them planned for deletion) through their group:
-/// each member's content is switched to `Delete` as for one snapshot, then ONE delete of the group, which the
-/// snapshot controller carries out on every member. A group that is already gone is left at that: its members
+/// each member's content is switched to `Delete` as for one snapshot, each member is read once to see it is still
+/// as listed, then ONE delete of the group, which the snapshot controller carries out on every member. A group that is already gone is left at that: its members
 /// go with it.
 async fn delete_group<C: SnapshotStore>(
     cluster: &C,
@@ -885,6 +885,33 @@ async fn delete_group<C: SnapshotStore>(
             Ok(Some((vsc, before))) => switched.push((vs, vsc, before)),
             Ok(None) => {}
             Err(status) => return switch_back(cluster, &switched, status).await,
+        }
+    }
+    // Deleting the group carries no preconditions on its members: each is read once, and one pinned or relabelled
+    // since the list keeps the group (one gone or going went with the group, or goes with it).
+    for &vs in members {
+        let changed = match cluster.snapshot_as_listed(vs).await {
+            Ok(as_listed) => as_listed == Some(false),
+            Err(e) => {
+                let status = Status::Failed {
+                    error: format!(
+                        "could not read member {} of VolumeGroupSnapshot {group}: {e}",
+                        vs.name()
+                    ),
+                };
+                return switch_back(cluster, &switched, status).await;
+            }
+        };
+        if changed {
+            let status = Status::Deferred {
+                reason: format!(
+                    "member {} of VolumeGroupSnapshot {group} changed since the list (pinned, relabelled or gone); \
+                     the group is left for the next run",
+                    vs.name()
+                ),
+                fix: format!("backup-ns controller -n {namespace}"),
+            };
+            return switch_back(cluster, &switched, status).await;
         }
     }
     match cluster.delete_group_snapshot(namespace, group).await {

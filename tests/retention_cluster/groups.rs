@@ -11,7 +11,7 @@
 use crate::cli::{backup_ns, text};
 use crate::support::{Env, Seed, labels, names, namespace_doc, options, seed_docs, start, utc};
 use backup_ns::retention::Options;
-use backup_ns::retention::apply::apply_pvcs;
+use backup_ns::retention::apply::{Status, apply_listed, apply_pvcs, list_scope};
 use backup_ns::vocab::scope::Scope;
 use serde_json::{Value, json};
 
@@ -476,4 +476,52 @@ async fn the_run_step_deletes_a_group_once_whichever_pvc_comes_first() {
     assert_eq!(group_deletes(&env), 1);
     assert_eq!(member_deletes(&env), Vec::<String>::new());
     assert_eq!(names_once_collected(&env).await, ["data-new", "logs-new"]);
+}
+
+/// Deleting a group carries no preconditions on its members, so each member is read once first: one pinned
+/// between the list and the deletion keeps the whole group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_pinned_after_the_list_keeps_its_group() {
+    let env = group_env(&[("backup-ns.sh/delete-after", "2025-02-10")], true).await;
+    let opts = options(Scope::All, Options::default());
+    let listed = list_scope(&env.cluster, &Scope::All, None, 500)
+        .await
+        .expect("list");
+    // Pinned by hand right after the list.
+    let mut logs = env
+        .sim
+        .get(
+            "snapshot.storage.k8s.io/v1",
+            "volumesnapshots",
+            Some(NS),
+            "logs-g1",
+        )
+        .expect("logs-g1");
+    logs["metadata"]["labels"]
+        .as_object_mut()
+        .expect("labels")
+        .remove("backup-ns.sh/retain");
+    env.sim.apply_yaml(&logs.to_string()).expect("pin applies");
+
+    let report = apply_listed(
+        &env.cluster,
+        &listed,
+        None,
+        &opts,
+        &crate::support::clock(NOW),
+    )
+    .await;
+    for o in &report.outcomes {
+        let Status::Deferred { reason, .. } = &o.status else {
+            panic!("{}: {:?}", o.name, o.status);
+        };
+        assert!(
+            reason.contains("member logs-g1 of VolumeGroupSnapshot shop-g1 changed since the list"),
+            "{reason}"
+        );
+    }
+    assert_eq!(report.outcomes.len(), 2);
+    assert_eq!(group_deletes(&env), 0);
+    assert_eq!(member_deletes(&env), Vec::<String>::new());
+    assert_eq!(names(&env.sim, NS).len(), 4);
 }
