@@ -457,7 +457,7 @@ pub(crate) struct PlannedDelete<'a, V> {
     pub vs: &'a V,
     actions: Vec<Action>,
     pvc: String,
-    /// The VolumeGroupSnapshot it is a member of, with the names of all its members as listed: deleted through
+    /// The VolumeGroupSnapshot it is a member of, with all its members as listed: deleted through
     /// the group, and held back when any member is. Members of other PVCs are here too when a `--pvc` run
     /// deletes the group: their contents are switched (or checked) with this one's.
     group: Option<(String, Vec<&'a V>)>,
@@ -497,25 +497,29 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
         .collect();
-    let mut members: HashMap<(&str, &str), Vec<&V>> = HashMap::new();
+    // The members of each group as listed, by namespace and group name.
+    let mut members: HashMap<&str, HashMap<String, Vec<&V>>> = HashMap::new();
     for s in snapshots.iter().filter(|s| !s.deleting) {
         if let (Some(group), Some(vs)) = (
             &s.group,
             by_key.get(&(s.namespace.as_str(), s.name.as_str())),
         ) {
             members
-                .entry((vs.namespace(), group.as_str()))
+                .entry(vs.namespace())
+                .or_default()
+                .entry(group.clone())
                 .or_default()
                 .push(*vs);
         }
     }
     let group_of = |d: &Decision| {
         let group = d.group.as_deref()?;
-        let names = members
-            .get(&(d.namespace.as_str(), group))
+        let all = members
+            .get(d.namespace.as_str())
+            .and_then(|groups| groups.get(group))
             .cloned()
             .unwrap_or_default();
-        Some((group.to_string(), names))
+        Some((group.to_string(), all))
     };
     let mut counts = Counts {
         listed: listed.len(),
@@ -525,6 +529,7 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
             .count(),
         ..Counts::default()
     };
+    drop(snapshots);
     let mut order: Vec<(&str, &str)> = Vec::new();
     let mut grouped: HashMap<(&str, &str), Vec<&Decision>> = HashMap::new();
     for d in &plan.decisions {
@@ -585,8 +590,6 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
         });
     }
     drop(grouped);
-    drop(members);
-    drop(snapshots);
     Work {
         plan,
         unreadable,

@@ -800,6 +800,10 @@ fn decide_runs_together(
     // Marks of snapshots that keep a tier after all: not marked, and nothing to report.
     let mut dropped: HashSet<usize> = HashSet::new();
     for (key, members) in runs {
+        // A run of one snapshot (a single-PVC plan) is decided as it was planned.
+        if members.len() < 2 && !matches!(key, RunKey::Group(_)) {
+            continue;
+        }
         // 1. Groups deleted whole (first: a member kept here holds its run's tiers and marks below).
         if let RunKey::Group(group) = *key {
             decide_group(snapshots, facts, group, members, &decided, out);
