@@ -8,10 +8,16 @@
 //!    `delete-after = today + grace days`.
 //! 3. **Sweep**: a snapshot with a `retain` label whose `delete-after` is earlier than today is deleted.
 //!
+//! Then the **run rule** joins the snapshots one run took (the members of one VolumeGroupSnapshot, or one plan's
+//! snapshots with one run id; see `decide_runs_together`): a group's members are deleted all together, through
+//! their group, or not at all; a run keeps a tier when any of its ready snapshots keeps it; a run is marked only
+//! when none of its ready snapshots has a tier left.
+//!
 //! Safety rules that hold over every input (see the property tests at the bottom):
 //! - only snapshots carrying `backup-ns.sh/retain` are ever touched; removing that label by hand pins a snapshot;
 //! - a missing or unparsable `delete-after` never leads to deletion (the latter is reported);
 //! - the newest ready snapshot of each PVC is never marked or deleted;
+//! - a member of a VolumeGroupSnapshot is deleted only when every member is, and then through its group;
 //! - the mass-deletion guard withholds every deletion in a namespace whose deletions exceed a share of its managed
 //!   snapshots or a per-run cap, unless forced.
 //!
