@@ -51,6 +51,13 @@ pub const PVC: &str = "backup-ns.sh/pvc";
 /// The plan that took the snapshot.
 pub const PLAN: &str = "backup-ns.sh/plan";
 
+/// Annotation: the id of the `backup-ns` process that created the object. The snapshots one run takes of a plan's
+/// PVCs share it, which makes them one run for retention (their tier labels are decided together).
+pub const ANNOTATION_RUN_ID: &str = "backup-ns.sh/run-id";
+/// The label the snapshot controller puts on the member VolumeSnapshots of a VolumeGroupSnapshot (the group's
+/// name); `status.volumeGroupSnapshotName` says the same. Members are deleted through their group, never alone.
+pub const GROUP_MEMBER: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
+
 /// Annotation: the effective plan, redacted, as JSON.
 pub const ANNOTATION_PLAN: &str = "backup-ns.sh/plan";
 /// Annotation: the hook results as JSON.

@@ -488,32 +488,11 @@ impl ClusterPort for EnginePort {
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let api: Api<super::resources::VolumeGroupSnapshot> =
-                Api::namespaced(self.cluster.client().clone(), namespace);
-            // Deleted by uid (read first), so the delete is safe to retry on a transient failure.
-            let uid = match api.get_opt(name).await {
-                Ok(Some(found)) => found.metadata.uid,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    return Err(PortError::new(format!(
-                        "could not get VolumeGroupSnapshot {name} in namespace {namespace}: {e}"
-                    )));
-                }
-            };
-            let params = kube::api::DeleteParams {
-                preconditions: uid.map(|uid| kube::api::Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..kube::api::DeleteParams::default()
-            };
-            match api.delete(name, &params).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-                Err(e) => Err(PortError::new(format!(
-                    "could not delete VolumeGroupSnapshot {name} in namespace {namespace}: {e}"
-                ))),
-            }
+            self.cluster
+                .delete_group_snapshot(namespace, name)
+                .await
+                .map(|_| ())
+                .map_err(port)
         })
     }
 

@@ -8,7 +8,7 @@ use super::client::Cluster;
 use super::error::{ListRef, Result};
 use super::resources::{VolumeSnapshot, VolumeSnapshotContent};
 use super::snapshots::list_paged_as;
-use crate::labels::ANNOTATION_RETENTION;
+use crate::labels::{ANNOTATION_RETENTION, ANNOTATION_RUN_ID};
 use crate::vocab::scope::Scope;
 use kube::Resource as _;
 use serde::Deserialize;
@@ -23,8 +23,10 @@ pub struct ListedVolumeSnapshot {
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
-    /// The `backup-ns.sh/retention` annotation; other annotations are not kept.
+    /// The `backup-ns.sh/retention` annotation; other annotations are not kept but the run id.
     pub retention: Option<String>,
+    /// The `backup-ns.sh/run-id` annotation: snapshots of one run are decided together.
+    pub run_id: Option<String>,
     pub creation_timestamp: Option<String>,
     pub deletion_timestamp: Option<String>,
     /// `spec.source.persistentVolumeClaimName`.
@@ -35,6 +37,8 @@ pub struct ListedVolumeSnapshot {
     pub creation_time: Option<String>,
     /// `status.readyToUse`.
     pub ready: bool,
+    /// `status.volumeGroupSnapshotName`: the group this snapshot is a member of.
+    pub group: Option<String>,
 }
 
 impl ListedVolumeSnapshot {
@@ -44,6 +48,9 @@ impl ListedVolumeSnapshot {
         let mut annotations = serde_json::Map::new();
         if let Some(r) = &self.retention {
             annotations.insert(ANNOTATION_RETENTION.into(), r.clone().into());
+        }
+        if let Some(r) = &self.run_id {
+            annotations.insert(ANNOTATION_RUN_ID.into(), r.clone().into());
         }
         serde_json::json!({
             "apiVersion": VolumeSnapshot::api_version(),
@@ -63,6 +70,7 @@ impl ListedVolumeSnapshot {
                 "boundVolumeSnapshotContentName": self.bound_content,
                 "creationTime": self.creation_time,
                 "readyToUse": self.ready,
+                "volumeGroupSnapshotName": self.group,
             },
         })
     }
@@ -125,6 +133,7 @@ mod raw {
         pub bound_volume_snapshot_content_name: Option<String>,
         pub creation_time: Option<String>,
         pub ready_to_use: Option<bool>,
+        pub volume_group_snapshot_name: Option<String>,
     }
 
     #[derive(Default, Deserialize)]
@@ -150,11 +159,12 @@ mod raw {
 
 impl From<raw::Snapshot> for ListedVolumeSnapshot {
     fn from(s: raw::Snapshot) -> Self {
-        let m = s.metadata;
+        let mut m = s.metadata;
+        let mut annotations = m.annotations.take().unwrap_or_default();
         ListedVolumeSnapshot {
-            retention: m
-                .annotations
-                .and_then(|mut a| a.remove(ANNOTATION_RETENTION)),
+            retention: annotations.remove(ANNOTATION_RETENTION),
+            run_id: annotations.remove(ANNOTATION_RUN_ID),
+            group: s.status.volume_group_snapshot_name,
             namespace: m.namespace,
             name: m.name,
             uid: m.uid,

@@ -117,6 +117,27 @@ impl SnapshotStore for Cluster {
         })
     }
 
+    async fn snapshot_as_listed(
+        &self,
+        listed: &ListedVolumeSnapshot,
+    ) -> Result<Option<bool>, ClusterError> {
+        Cluster::snapshot_as_listed(self, listed).await
+    }
+
+    async fn delete_group_snapshot(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Deleted, ClusterError> {
+        Ok(
+            if Cluster::delete_group_snapshot(self, namespace, name).await? {
+                Deleted::Now
+            } else {
+                Deleted::AlreadyGone
+            },
+        )
+    }
+
     async fn restores_in_flight(
         &self,
         scope: &Scope,

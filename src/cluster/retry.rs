@@ -39,7 +39,7 @@ use tokio::time::Instant;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
 /// The annotation that records which run created an object, so a retried create recognises its own object.
-pub const RUN_ID_ANNOTATION: &str = "backup-ns.sh/run-id";
+pub const RUN_ID_ANNOTATION: &str = crate::labels::ANNOTATION_RUN_ID;
 
 /// The knobs of the policy. One value serves every request; the defaults suit a production apiserver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

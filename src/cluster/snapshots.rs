@@ -27,7 +27,7 @@ use std::time::Duration;
 use crate::vocab::scope::Scope;
 
 /// The label the snapshot controller puts on the member snapshots of a VolumeGroupSnapshot.
-pub const GROUP_MEMBER_LABEL: &str = "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName";
+pub const GROUP_MEMBER_LABEL: &str = crate::labels::GROUP_MEMBER;
 
 /// Default page size of paginated lists.
 pub const DEFAULT_PAGE_SIZE: u32 = crate::vocab::scope::DEFAULT_PAGE_SIZE;
@@ -62,6 +62,14 @@ impl NewSnapshot {
             ..Default::default()
         }
     }
+}
+
+/// True when `now` is the snapshot `listed` saw, unchanged where retention decided on it: same uid, same labels,
+/// not being deleted.
+fn as_listed(now: &VolumeSnapshot, listed: &ListedVolumeSnapshot) -> bool {
+    now.metadata.uid == listed.uid
+        && now.metadata.labels == listed.labels
+        && now.metadata.deletion_timestamp.is_none()
 }
 
 /// A VolumeGroupSnapshot covering every PVC that matches `pvc_selector` (labels on the PVCs).
@@ -659,6 +667,31 @@ impl Cluster {
         get_opt(&self.group_snapshots(ns), vgs_ref(ns, name)).await
     }
 
+    /// Deletes a VolumeGroupSnapshot by the uid it has now (read first, so a retried delete cannot hit a group
+    /// recreated under the same name). The snapshot controller deletes its member snapshots with it: this is the
+    /// only way members are deleted while their group exists. `true`: deleted now; `false`: it was already gone.
+    pub async fn delete_group_snapshot(&self, ns: &str, name: &str) -> Result<bool> {
+        let object = vgs_ref(ns, name);
+        let Some(found) = self.get_group_snapshot(ns, name).await? else {
+            return Ok(false);
+        };
+        let params = DeleteParams {
+            preconditions: found.metadata.uid.map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.group_snapshots(ns).delete(name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(err) => Err(ClusterError::Delete {
+                failure: failure(&err, "delete", &object),
+                object,
+            }),
+        }
+    }
+
     pub async fn get_snapshot_content(&self, name: &str) -> Result<Option<VolumeSnapshotContent>> {
         get_opt(&self.contents(), vsc_ref(name)).await
     }
@@ -1018,11 +1051,7 @@ impl Cluster {
         }
         match self.get_snapshot(&vs.namespace, &vs.name).await? {
             None => Ok(ListedDelete::AlreadyGone),
-            Some(now)
-                if now.metadata.uid == vs.uid
-                    && now.metadata.labels == vs.labels
-                    && now.metadata.deletion_timestamp.is_none() =>
-            {
+            Some(now) if as_listed(&now, vs) => {
                 self.delete_as_read(&ListedVolumeSnapshot {
                     resource_version: now.metadata.resource_version,
                     ..vs.clone()
@@ -1031,6 +1060,18 @@ impl Cluster {
             }
             Some(_) => Ok(ListedDelete::Changed),
         }
+    }
+
+    /// One read of `vs`: `Some(true)` when it is still as listed (same uid and labels, not being deleted), so it
+    /// was not pinned, relabelled or recreated since; `Some(false)` when it changed; `None` when it is gone or
+    /// going (a deletion timestamp). What a group's deletion checks on each member first, since deleting a group
+    /// carries no preconditions on its members.
+    pub async fn snapshot_as_listed(&self, vs: &ListedVolumeSnapshot) -> Result<Option<bool>> {
+        Ok(self
+            .get_snapshot(&vs.namespace, &vs.name)
+            .await?
+            .filter(|now| now.metadata.deletion_timestamp.is_none())
+            .map(|now| as_listed(&now, vs)))
     }
 
     /// One delete of `vs` under preconditions on its uid and resourceVersion (see

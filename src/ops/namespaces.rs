@@ -112,6 +112,7 @@ mod tests {
             namespace: "c".into(),
             name: "data-old".into(),
             pvc: "data".into(),
+            group: None,
             operation: Operation::Delete,
             actions: vec![crate::retention::policy::Action::Delete],
             status: Status::Failed {

@@ -126,6 +126,9 @@ pub struct Outcome {
     pub namespace: String,
     pub name: String,
     pub pvc: String,
+    /// The VolumeGroupSnapshot the snapshot is a member of, when it is deleted through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// `delete`, or `patch` (tier label removals and/or a mark, sent as one JSON patch).
     pub operation: Operation,
     /// The planned actions; written as their labels, e.g. `remove daily`, `mark 2025-01-03`, `delete`.
@@ -147,6 +150,7 @@ impl Outcome {
             namespace: vs.namespace().to_string(),
             name: vs.name().to_string(),
             pvc: pvc.to_string(),
+            group: None,
             operation,
             actions: actions.to_vec(),
             status,
@@ -283,16 +287,19 @@ impl ApplyReport {
                 Status::Deferred { reason, .. } => format!("deferred: {reason}"),
                 Status::Failed { error } => format!("FAILED: {error}"),
             };
+            let operation = match (o.operation, &o.group) {
+                (Operation::Patch, _) => "patch".to_string(),
+                (Operation::Delete, None) => "delete".to_string(),
+                (Operation::Delete, Some(group)) => {
+                    format!("delete with VolumeGroupSnapshot {group}")
+                }
+            };
             let _ = writeln!(
                 out,
-                "{}/{} [{}] {}: {status}",
+                "{}/{} [{}] {operation}: {status}",
                 o.namespace,
                 o.name,
                 o.actions_text(),
-                match o.operation {
-                    Operation::Patch => "patch",
-                    Operation::Delete => "delete",
-                }
             );
             if let Status::Deferred { fix, .. } = &o.status {
                 let _ = writeln!(out, "  fix: {fix}");
@@ -385,15 +392,14 @@ pub fn plan_listed<S: ListedSnapshot>(
     options: &ApplyOptions,
     clock: &Clock,
 ) -> (Vec<ObservedSnapshot>, Vec<String>, RetentionPlan) {
-    let (snapshots, unreadable) = read_snapshots(listed, options.pvc.as_deref());
-    let plan = policy::plan(&snapshots, &options.policy, clock);
+    let (snapshots, unreadable) = read_snapshots(listed);
+    let plan = policy::plan_focused(&snapshots, options.pvc.as_deref(), &options.policy, clock);
     (snapshots, unreadable, plan)
 }
 
-fn read_snapshots<S: ListedSnapshot>(
-    listed: &[S],
-    pvc: Option<&str>,
-) -> (Vec<ObservedSnapshot>, Vec<String>) {
+/// Reads every listed snapshot. A `--pvc` run still reads them all: the run rule needs the other PVCs' snapshots
+/// of a run ([`policy::plan_focused`] keeps only the PVC's decisions).
+fn read_snapshots<S: ListedSnapshot>(listed: &[S]) -> (Vec<ObservedSnapshot>, Vec<String>) {
     let mut snapshots = Vec::with_capacity(listed.len());
     let mut unreadable = Vec::new();
     for vs in listed {
@@ -405,8 +411,7 @@ fn read_snapshots<S: ListedSnapshot>(
             }
         };
         match ObservedSnapshot::from_volume_snapshot(&value) {
-            Ok(s) if pvc.is_none_or(|p| s.pvc == p) => snapshots.push(s),
-            Ok(_) => {}
+            Ok(s) => snapshots.push(s),
             Err(e) => unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name())),
         }
     }
@@ -452,6 +457,10 @@ pub(crate) struct PlannedDelete<'a, V> {
     pub vs: &'a V,
     actions: Vec<Action>,
     pvc: String,
+    /// The VolumeGroupSnapshot it is a member of, with all its members as listed: deleted through
+    /// the group, and held back when any member is. Members of other PVCs are here too when a `--pvc` run
+    /// deletes the group: their contents are switched (or checked) with this one's.
+    group: Option<(String, Vec<&'a V>)>,
 }
 
 /// A run's plan turned into writes, before any is sent: every object appears once, in exactly one of the lists,
@@ -484,16 +493,43 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
     clock: &Clock,
 ) -> Work<'a, V> {
     let (snapshots, unreadable, plan) = plan_listed(listed, options, clock);
-    let mut counts = Counts {
-        listed: listed.len(),
-        managed: snapshots.iter().filter(|s| s.is_managed()).count(),
-        ..Counts::default()
-    };
-    drop(snapshots);
     let by_key: HashMap<(&str, &str), &V> = listed
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
         .collect();
+    // The members of each group as listed, by namespace and group name.
+    let mut members: HashMap<&str, HashMap<String, Vec<&V>>> = HashMap::new();
+    for s in snapshots.iter().filter(|s| !s.deleting) {
+        if let (Some(group), Some(vs)) = (
+            &s.group,
+            by_key.get(&(s.namespace.as_str(), s.name.as_str())),
+        ) {
+            members
+                .entry(vs.namespace())
+                .or_default()
+                .entry(group.clone())
+                .or_default()
+                .push(*vs);
+        }
+    }
+    let group_of = |d: &Decision| {
+        let group = d.group.as_deref()?;
+        let all = members
+            .get(d.namespace.as_str())
+            .and_then(|groups| groups.get(group))
+            .cloned()
+            .unwrap_or_default();
+        Some((group.to_string(), all))
+    };
+    let mut counts = Counts {
+        listed: listed.len(),
+        managed: snapshots
+            .iter()
+            .filter(|s| s.is_managed() && options.pvc.as_ref().is_none_or(|p| s.pvc == *p))
+            .count(),
+        ..Counts::default()
+    };
+    drop(snapshots);
     let mut order: Vec<(&str, &str)> = Vec::new();
     let mut grouped: HashMap<(&str, &str), Vec<&Decision>> = HashMap::new();
     for d in &plan.decisions {
@@ -520,7 +556,13 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
         let actions: Vec<Action> = decisions.iter().map(|d| d.action.clone()).collect();
         let pvc = decisions[0].pvc.clone();
         if decisions.iter().any(|d| d.action == Action::Delete) {
-            deletions.push(PlannedDelete { vs, actions, pvc });
+            let group = group_of(decisions[0]);
+            deletions.push(PlannedDelete {
+                vs,
+                actions,
+                pvc,
+                group,
+            });
             continue;
         }
         let mut changes = LabelChanges::new();
@@ -648,39 +690,73 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         .chain(listed_contents.iter().flatten())
         .map(|c| (c.name(), c))
         .collect();
-    let held = held_by_restores(cluster, &work.deletions, options).await;
+    let mut held = held_by_restores(cluster, &work.deletions, options).await;
+    // One job per snapshot, or per group: a group's members are deleted by one request on their group.
+    let mut jobs: Vec<Vec<usize>> = Vec::new();
+    let mut job_of_group: HashMap<(&str, &str), usize> = HashMap::new();
+    for (k, d) in work.deletions.iter().enumerate() {
+        match &d.group {
+            Some((group, _)) => {
+                let key = (d.vs.namespace(), group.as_str());
+                match job_of_group.get(&key) {
+                    Some(&j) => jobs[j].push(k),
+                    None => {
+                        job_of_group.insert(key, jobs.len());
+                        jobs.push(vec![k]);
+                    }
+                }
+            }
+            None => jobs.push(vec![k]),
+        }
+    }
     let pace = Pace::new(options.delete_pause);
-    let pending: Vec<_> = work
-        .deletions
+    let pending: Vec<_> = jobs
         .iter()
-        .zip(held)
-        .map(|(d, held)| {
+        .map(|job| {
+            let (group, members) = match &work.deletions[job[0]].group {
+                // Every member of the group as listed, this run's PVC or not: each content is switched first.
+                Some((g, all)) if !all.is_empty() => (Some(g.as_str()), all.clone()),
+                other => (
+                    other.as_ref().map(|(g, _)| g.as_str()),
+                    job.iter().map(|&k| work.deletions[k].vs).collect(),
+                ),
+            };
             delete_paced(
                 cluster,
-                d.vs,
+                group,
+                members,
                 &by_content,
                 options,
                 &pace,
                 needs_contents
                     .then(|| listed_contents.as_ref().err())
                     .flatten(),
-                held,
+                job.iter().find_map(|&k| held[k].take()),
             )
         })
         .collect();
-    let statuses: Vec<Status> = futures::stream::iter(pending)
+    let job_statuses: Vec<Status> = futures::stream::iter(pending)
         .buffered(options.concurrency.max(1))
         .collect()
         .await;
+    let mut statuses: Vec<Option<Status>> = vec![None; work.deletions.len()];
+    for (job, status) in jobs.iter().zip(job_statuses) {
+        for &k in job {
+            statuses[k] = Some(status.clone());
+        }
+    }
     let counts = &mut work.counts;
     work.deletions
         .iter()
-        .zip(statuses)
+        .zip(statuses.into_iter().flatten())
         .map(|(d, status)| {
             if counts.tally(&status) {
                 counts.deleted += 1;
             }
-            Outcome::of(d.vs, &d.pvc, Operation::Delete, &d.actions, status)
+            Outcome {
+                group: d.group.as_ref().map(|(g, _)| g.clone()),
+                ..Outcome::of(d.vs, &d.pvc, Operation::Delete, &d.actions, status)
+            }
         })
         .collect()
 }
@@ -736,25 +812,38 @@ async fn held_by_restores<C: SnapshotStore>(
     deletions
         .iter()
         .map(|d| {
-            by_snapshot
-                .get(&(d.vs.namespace(), d.vs.name()))
-                .map(|claim| Status::Deferred {
+            let ns = d.vs.namespace();
+            if let Some(claim) = by_snapshot.get(&(ns, d.vs.name())) {
+                return Some(Status::Deferred {
                     reason: format!("claim {claim} is being restored from it (not Bound yet)"),
-                    fix: format!(
-                        "wait until {claim} is Bound, then: backup-ns controller -n {}",
-                        d.vs.namespace()
+                    fix: format!("wait until {claim} is Bound, then: backup-ns controller -n {ns}"),
+                });
+            }
+            // A group goes whole: a restore from any member holds every member.
+            let (group, members) = d.group.as_ref()?;
+            members.iter().find_map(|member| {
+                let member = member.name();
+                let claim = by_snapshot.get(&(ns, member))?;
+                Some(Status::Deferred {
+                    reason: format!(
+                        "claim {claim} is being restored from {member}, a member of its VolumeGroupSnapshot \
+                         {group} (not Bound yet); the group goes whole or not at all"
                     ),
+                    fix: format!("wait until {claim} is Bound, then: backup-ns controller -n {ns}"),
                 })
+            })
         })
         .collect()
 }
 
-/// One deletion in its turn; `list_failed`: the content list this deletion needed could not be read; `held`:
-/// what holds it back ([`held_by_restores`]).
+/// One deletion in its turn: one snapshot, or (`group` set) the members of one VolumeGroupSnapshot, deleted
+/// through their group. `list_failed`: the content list this deletion needed could not be read; `held`: what
+/// holds it back ([`held_by_restores`]).
 #[allow(clippy::too_many_arguments)]
 async fn delete_paced<C: SnapshotStore>(
     cluster: &C,
-    vs: &C::Vs,
+    group: Option<&str>,
+    members: Vec<&C::Vs>,
     contents: &HashMap<&str, &C::Vsc>,
     options: &ApplyOptions,
     pace: &Pace,
@@ -773,7 +862,172 @@ async fn delete_paced<C: SnapshotStore>(
         };
     }
     pace.turn().await;
-    delete_one(cluster, vs, contents, options.content_policy).await
+    match group {
+        Some(group) => {
+            delete_group(cluster, group, &members, contents, options.content_policy).await
+        }
+        None => delete_one(cluster, members[0], contents, options.content_policy).await,
+    }
+}
+
+/// Deletes the members of VolumeGroupSnapshot `group` (all of them planned for deletion) through their group:
+/// each member's content is switched to `Delete` as for one snapshot, each member is read once to see it is still
+/// as listed, then ONE delete of the group, which the snapshot controller carries out on every member. A group that is already gone is left at that: its members
+/// go with it.
+async fn delete_group<C: SnapshotStore>(
+    cluster: &C,
+    group: &str,
+    members: &[&C::Vs],
+    contents: &HashMap<&str, &C::Vsc>,
+    policy: ContentPolicy,
+) -> Status {
+    let namespace = members[0].namespace();
+    let mut switched: Vec<(&C::Vs, &C::Vsc, &str)> = Vec::new();
+    for &vs in members {
+        match switch_content(cluster, vs, contents, policy).await {
+            Ok(Some((vsc, before))) => switched.push((vs, vsc, before)),
+            Ok(None) => {}
+            Err(status) => return switch_back(cluster, &switched, status).await,
+        }
+    }
+    // Deleting the group carries no preconditions on its members: each is read once, and one pinned or relabelled
+    // since the list keeps the group (one gone or going went with the group, or goes with it).
+    for &vs in members {
+        let changed = match cluster.snapshot_as_listed(vs).await {
+            Ok(as_listed) => as_listed == Some(false),
+            Err(e) => {
+                let status = Status::Failed {
+                    error: format!(
+                        "could not read member {} of VolumeGroupSnapshot {group}: {e}",
+                        vs.name()
+                    ),
+                };
+                return switch_back(cluster, &switched, status).await;
+            }
+        };
+        if changed {
+            let status = Status::Deferred {
+                reason: format!(
+                    "member {} of VolumeGroupSnapshot {group} changed since the list (pinned, relabelled or gone); \
+                     the group is left for the next run",
+                    vs.name()
+                ),
+                fix: format!("backup-ns controller -n {namespace}"),
+            };
+            return switch_back(cluster, &switched, status).await;
+        }
+    }
+    match cluster.delete_group_snapshot(namespace, group).await {
+        Ok(Deleted::Now) => Status::Applied,
+        // Gone already (an earlier PVC's pass of `run`, or another run, deleted it): its members go with it.
+        // Members are never deleted one by one, not even those a group left behind.
+        Ok(Deleted::AlreadyGone | Deleted::Changed) => Status::Unchanged,
+        Err(e) => {
+            let status = Status::Failed {
+                error: format!("could not delete VolumeGroupSnapshot {group}: {e}"),
+            };
+            switch_back(cluster, &switched, status).await
+        }
+    }
+}
+
+/// After a group deletion that did not happen: the contents switched to `Delete` for it go back to their policy
+/// (best effort; a failure is added to `status`).
+async fn switch_back<C: SnapshotStore>(
+    cluster: &C,
+    switched: &[(&C::Vs, &C::Vsc, &str)],
+    status: Status,
+) -> Status {
+    let mut problems = Vec::new();
+    for &(vs, vsc, before) in switched {
+        match cluster
+            .switch_content_policy(vsc, vs, "Delete", before)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!(
+                "content {} changed meanwhile and still says Delete",
+                vsc.name()
+            )),
+            Err(e) => problems.push(format!(
+                "switching content {} back to {before} failed: {e}",
+                vsc.name()
+            )),
+        }
+    }
+    if problems.is_empty() {
+        return status;
+    }
+    let text = match &status {
+        Status::Deferred { reason, .. } => reason.clone(),
+        Status::Failed { error } => error.clone(),
+        other => format!("{other:?}"),
+    };
+    Status::Failed {
+        error: format!("{text}; {}", problems.join("; ")),
+    }
+}
+
+/// Makes sure `listed`'s content lets its storage snapshot go with it: with [`ContentPolicy::Patch`] it is switched
+/// to `Delete` (guarded; returned with its policy before, for switching back), with
+/// [`ContentPolicy::LeaveToController`] a content that does not say `Delete` defers the deletion. `Err`: the
+/// status that ends this deletion here.
+async fn switch_content<'c, C: SnapshotStore>(
+    cluster: &C,
+    listed: &C::Vs,
+    contents: &HashMap<&str, &'c C::Vsc>,
+    policy: ContentPolicy,
+) -> Result<Option<(&'c C::Vsc, &'c str)>, Status> {
+    let failed = |e: &C::Error| Status::Failed {
+        error: e.to_string(),
+    };
+    // A later pass finishes what this one left: the controller's, with the rights to switch contents.
+    let rerun = format!("backup-ns controller -n {}", listed.namespace());
+    let Some(content) = listed.bound_content() else {
+        return Ok(None);
+    };
+    match policy {
+        ContentPolicy::Patch => {
+            let Some(vsc) = contents.get(content).copied() else {
+                return Ok(None);
+            };
+            if vsc.deletion_policy() == "Delete" {
+                return Ok(None);
+            }
+            match cluster
+                .switch_content_policy(vsc, listed, vsc.deletion_policy(), "Delete")
+                .await
+            {
+                Ok(true) => Ok(Some((vsc, vsc.deletion_policy()))),
+                Ok(false) => Err(Status::Deferred {
+                    reason: format!(
+                        "content {content} changed since the list (deletionPolicy or bound snapshot); \
+                         left for the next run"
+                    ),
+                    fix: rerun,
+                }),
+                Err(e) => Err(failed(&e)),
+            }
+        }
+        ContentPolicy::LeaveToController => match cluster.get_content(content).await {
+            Ok(Some(vsc)) if vsc.deletion_policy() == "Delete" => Ok(None),
+            Ok(Some(vsc)) => Err(Status::Deferred {
+                reason: format!(
+                    "content {content} has deletionPolicy {}; the controller switches it and deletes",
+                    vsc.deletion_policy()
+                ),
+                fix: rerun,
+            }),
+            Ok(None) => Ok(None),
+            Err(e) if C::is_forbidden(&e) => Err(Status::Deferred {
+                reason: format!(
+                    "may not read content {content}; the controller deletes this snapshot"
+                ),
+                fix: rerun,
+            }),
+            Err(e) => Err(failed(&e)),
+        },
+    }
 }
 
 /// One deletion as listed: at most two requests (the content's policy switch, the snapshot's guarded delete), a
@@ -787,59 +1041,12 @@ async fn delete_one<C: SnapshotStore>(
     let failed = |e: &C::Error| Status::Failed {
         error: e.to_string(),
     };
-    let namespace = listed.namespace();
-    // A later pass finishes what this one left: the controller's, with the rights to switch contents.
-    let rerun = format!("backup-ns controller -n {namespace}");
+    let rerun = format!("backup-ns controller -n {}", listed.namespace());
     // The content switched to `Delete` by this deletion, and its policy before.
-    let mut switched: Option<(&C::Vsc, &str)> = None;
-    if let Some(content) = listed.bound_content() {
-        match policy {
-            ContentPolicy::Patch => {
-                if let Some(vsc) = contents.get(content).copied()
-                    && vsc.deletion_policy() != "Delete"
-                {
-                    match cluster
-                        .switch_content_policy(vsc, listed, vsc.deletion_policy(), "Delete")
-                        .await
-                    {
-                        Ok(true) => switched = Some((vsc, vsc.deletion_policy())),
-                        Ok(false) => {
-                            return Status::Deferred {
-                                reason: format!(
-                                    "content {content} changed since the list (deletionPolicy or bound snapshot); \
-                                     left for the next run"
-                                ),
-                                fix: rerun,
-                            };
-                        }
-                        Err(e) => return failed(&e),
-                    }
-                }
-            }
-            ContentPolicy::LeaveToController => match cluster.get_content(content).await {
-                Ok(Some(vsc)) if vsc.deletion_policy() == "Delete" => {}
-                Ok(Some(vsc)) => {
-                    return Status::Deferred {
-                        reason: format!(
-                            "content {content} has deletionPolicy {}; the controller switches it and deletes",
-                            vsc.deletion_policy()
-                        ),
-                        fix: rerun,
-                    };
-                }
-                Ok(None) => {}
-                Err(e) if C::is_forbidden(&e) => {
-                    return Status::Deferred {
-                        reason: format!(
-                            "may not read content {content}; the controller deletes this snapshot"
-                        ),
-                        fix: rerun,
-                    };
-                }
-                Err(e) => return failed(&e),
-            },
-        }
-    }
+    let switched = match switch_content(cluster, listed, contents, policy).await {
+        Ok(switched) => switched,
+        Err(status) => return status,
+    };
     match cluster.delete_snapshot(listed).await {
         Ok(Deleted::AlreadyGone) => Status::Unchanged,
         Ok(Deleted::Now) => Status::Applied,

@@ -15,7 +15,7 @@ pub mod simulate;
 pub mod sync;
 
 pub use policy::{
-    Action, Decision, DefaultsError, Guard, GuardVerdict, ObservedSnapshot, ObservedSnapshotError,
-    Options, Phases, PolicySource, Problem, PvcPolicy, RetentionPlan, Withheld, apply_decisions,
-    defaults_from_env, plan,
+    Action, Decision, DefaultsError, Guard, GuardVerdict, Kept, ObservedSnapshot,
+    ObservedSnapshotError, Options, Phases, PolicySource, Problem, PvcPolicy, RetentionPlan,
+    Withheld, apply_decisions, defaults_from_env, plan, plan_focused,
 };

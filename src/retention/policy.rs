@@ -8,10 +8,16 @@
 //!    `delete-after = today + grace days`.
 //! 3. **Sweep**: a snapshot with a `retain` label whose `delete-after` is earlier than today is deleted.
 //!
+//! Then the **run rule** joins the snapshots one run took (the members of one VolumeGroupSnapshot, or one plan's
+//! snapshots with one run id; see `decide_runs_together`): a group's members are deleted all together, through
+//! their group, or not at all; a run keeps a tier when any of its ready snapshots keeps it; a run is marked only
+//! when none of its ready snapshots has a tier left.
+//!
 //! Safety rules that hold over every input (see the property tests at the bottom):
 //! - only snapshots carrying `backup-ns.sh/retain` are ever touched; removing that label by hand pins a snapshot;
 //! - a missing or unparsable `delete-after` never leads to deletion (the latter is reported);
 //! - the newest ready snapshot of each PVC is never marked or deleted;
+//! - a member of a VolumeGroupSnapshot is deleted only when every member is, and then through its group;
 //! - the mass-deletion guard withholds every deletion in a namespace whose deletions exceed a share of its managed
 //!   snapshots or a per-run cap, unless forced.
 //!
@@ -32,6 +38,7 @@ use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::fmt::Write as _;
 
 /// One VolumeSnapshot as retention observed it in the cluster (not the plan's `snapshot` settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,6 +59,11 @@ pub struct ObservedSnapshot {
     /// `metadata.deletionTimestamp` is set: the object is already going away. Such snapshots are left out of
     /// planning entirely, so they neither hold a tier slot nor count as a PVC's newest backup.
     pub deleting: bool,
+    /// The VolumeGroupSnapshot this snapshot is a member of ([`labels::GROUP_MEMBER`], else
+    /// `status.volumeGroupSnapshotName`): deleted only through that group, together with every other member.
+    pub group: Option<String>,
+    /// The `backup-ns.sh/run-id` annotation: with the plan label, which run of `backup-ns` took it.
+    pub run_id: Option<String>,
 }
 
 /// Why a VolumeSnapshot JSON object could not be read as an [`ObservedSnapshot`].
@@ -138,6 +150,15 @@ impl ObservedSnapshot {
                 }),
         };
         let status = &vs["status"];
+        let group = labels
+            .get(labels::GROUP_MEMBER)
+            .map(String::as_str)
+            .or_else(|| status["volumeGroupSnapshotName"].as_str())
+            .filter(|g| !g.is_empty())
+            .map(str::to_string);
+        let run_id = meta["annotations"][labels::ANNOTATION_RUN_ID]
+            .as_str()
+            .map(str::to_string);
         let created = match parse_time("status.creationTime", &status["creationTime"])? {
             Some(t) => Some(t),
             None => parse_time("metadata.creationTimestamp", &meta["creationTimestamp"])?,
@@ -158,6 +179,8 @@ impl ObservedSnapshot {
                 .as_str()
                 .map(str::to_string),
             deleting: !meta["deletionTimestamp"].is_null(),
+            group,
+            run_id,
             namespace,
             name,
         })
@@ -171,6 +194,27 @@ impl ObservedSnapshot {
     fn retain(&self) -> Option<&str> {
         self.labels.get(RETAIN).map(String::as_str)
     }
+
+    /// The run this snapshot was taken in, for the rule that decides a run's snapshots together: its
+    /// VolumeGroupSnapshot, else its plan and run id. `None` for a snapshot without either (taken by hand, or by a
+    /// version that did not stamp run ids): it is a run of its own.
+    fn run(&self) -> Option<RunKey<'_>> {
+        if let Some(group) = &self.group {
+            return Some(RunKey::Group(group));
+        }
+        let id = self.run_id.as_deref()?;
+        let plan = self.labels.get(labels::PLAN).map_or("", String::as_str);
+        Some(RunKey::Run { plan, id })
+    }
+}
+
+/// One run's snapshots within a namespace: what the run rule groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RunKey<'a> {
+    /// The members of one VolumeGroupSnapshot.
+    Group(&'a str),
+    /// The snapshots one `backup-ns run` took for one plan (same `backup-ns.sh/plan` label, same run id).
+    Run { plan: &'a str, id: &'a str },
 }
 
 /// The JSON type of a value, in words.
@@ -297,6 +341,26 @@ pub enum Problem {
     RetentionAnnotationInvalid { value: String, error: String },
     /// `backup-ns.sh/retain` has a value other than `daily_weekly_monthly` or `days`; it is never marked.
     UnknownRetainValue { value: String },
+    /// The snapshot would be marked, or lose a tier label, but another snapshot of its run (`member`) keeps a
+    /// tier: a run's snapshots keep their tiers together.
+    KeptWithRun { would: Kept, member: String },
+    /// The snapshot is due, but it is a member of a VolumeGroupSnapshot whose member `member` is kept (`why`):
+    /// members are deleted only together, through their group.
+    GroupMemberKept {
+        group: String,
+        member: String,
+        why: String,
+    },
+}
+
+/// What the run rule kept a snapshot from: losing one tier label, or being marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// It keeps this tier label.
+    Tier(Tier),
+    /// It is not marked for deletion.
+    Mark,
 }
 
 impl fmt::Display for Problem {
@@ -325,6 +389,25 @@ impl fmt::Display for Problem {
                     "retain=`{value}` is not daily_weekly_monthly or days; never marked"
                 )
             }
+            Problem::KeptWithRun {
+                would: Kept::Tier(tier),
+                member,
+            } => write!(
+                f,
+                "keeps {tier}: {member} of the same run keeps it (a run's snapshots keep their tiers together)"
+            ),
+            Problem::KeptWithRun {
+                would: Kept::Mark,
+                member,
+            } => write!(
+                f,
+                "not marked: {member} of the same run keeps a tier (a run's snapshots are marked together)"
+            ),
+            Problem::GroupMemberKept { group, member, why } => write!(
+                f,
+                "not deleted: member of VolumeGroupSnapshot {group}, whose member {member} is kept ({why}); \
+                 members are deleted only together, through their group"
+            ),
         }
     }
 }
@@ -352,6 +435,12 @@ impl Problem {
             )),
             Problem::UnknownRetainValue { .. } => Some(format!(
                 "kubectl label {object} {RETAIN}={RETAIN_GFS} --overwrite   (or {RETAIN}={RETAIN_DAYS_MODE})"
+            )),
+            Problem::KeptWithRun { .. } => None,
+            Problem::GroupMemberKept { group, .. } => Some(format!(
+                "kubectl get volumesnapshot -n {namespace} -l {}={group} --show-labels   (the group goes once \
+                 every member is due)",
+                labels::GROUP_MEMBER
             )),
         }
     }
@@ -390,6 +479,9 @@ pub struct Decision {
     pub namespace: String,
     pub name: String,
     pub pvc: String,
+    /// The VolumeGroupSnapshot the snapshot is a member of: a deletion goes through it, with every member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(flatten)]
     pub action: Action,
     pub reason: String,
@@ -469,7 +561,6 @@ impl RetentionPlan {
     /// The terminal table of `retention plan` / `prune --dry-run`: one row per decision with its reason, then the
     /// guard verdicts and a one-line summary.
     pub fn render_text(&self) -> String {
-        use std::fmt::Write as _;
         let rows: Vec<[String; 5]> = self
             .decisions
             .iter()
@@ -608,7 +699,33 @@ fn facts_of(s: &ObservedSnapshot) -> Facts {
 
 /// Plans retention for `snapshots` (any mix of namespaces and PVCs, managed or not) at `clock`'s now.
 pub fn plan(snapshots: &[ObservedSnapshot], options: &Options, clock: &Clock) -> RetentionPlan {
+    plan_focused(snapshots, None, options, clock)
+}
+
+/// [`plan`], keeping only the decisions, policies and guard of the snapshots of PVC `focus` (when given). Every
+/// snapshot still takes part in the planning, so the run rule sees the other PVCs' snapshots of a run (their
+/// tiers, whether they are due, pinned or protected) exactly as a plan of the whole scope would.
+pub fn plan_focused(
+    snapshots: &[ObservedSnapshot],
+    focus: Option<&str>,
+    options: &Options,
+    clock: &Clock,
+) -> RetentionPlan {
     let today = clock.today();
+    // The runs of each namespace, pinned members included (a pin on one member keeps a group).
+    let mut runs: HashMap<&str, BTreeMap<RunKey<'_>, Vec<usize>>> = HashMap::new();
+    for (i, s) in snapshots.iter().enumerate() {
+        if let Some(key) = s.run()
+            && !s.deleting
+        {
+            runs.entry(s.namespace.as_str())
+                .or_default()
+                .entry(key)
+                .or_default()
+                .push(i);
+        }
+    }
+    let no_runs = BTreeMap::new();
     let facts: Vec<Facts> = snapshots.iter().map(facts_of).collect();
     let mut order: Vec<usize> = (0..snapshots.len())
         .filter(|&i| facts[i].retain != Retain::Unmanaged && !snapshots[i].deleting)
@@ -629,28 +746,38 @@ pub fn plan(snapshots: &[ObservedSnapshot], options: &Options, clock: &Clock) ->
         while end < order.len() && snapshots[order[end]].namespace == *ns {
             end += 1;
         }
+        let namespace = Namespace {
+            managed: &order[start..end],
+            runs: runs.get(ns.as_str()).unwrap_or(&no_runs),
+        };
         plan_namespace(
-            snapshots,
-            &facts,
-            &order[start..end],
-            options,
-            today,
-            &mut out,
+            snapshots, &facts, &namespace, focus, options, today, &mut out,
         );
         start = end;
     }
     out
 }
 
+/// The snapshots of one namespace as the planner groups them.
+struct Namespace<'s, 'k> {
+    /// Managed snapshots not being deleted, by PVC, newest first.
+    managed: &'s [usize],
+    /// Its runs ([`ObservedSnapshot::run`]), every member not being deleted, managed or not.
+    runs: &'s BTreeMap<RunKey<'k>, Vec<usize>>,
+}
+
 fn plan_namespace(
     snapshots: &[ObservedSnapshot],
     facts: &[Facts],
-    group: &[usize],
+    namespace: &Namespace<'_, '_>,
+    focus: Option<&str>,
     options: &Options,
     today: NaiveDate,
     out: &mut RetentionPlan,
 ) {
+    let group = namespace.managed;
     let first_decision = out.decisions.len();
+    let first_policy = out.policies.len();
     let mut start = 0;
     while start < group.len() {
         let pvc = &snapshots[group[start]].pvc;
@@ -661,7 +788,237 @@ fn plan_namespace(
         plan_pvc(snapshots, facts, &group[start..end], options, today, out);
         start = end;
     }
-    guard_namespace(snapshots, group, options, first_decision, out);
+    decide_runs_together(snapshots, facts, namespace.runs, first_decision, out);
+    let Some(focus) = focus else {
+        guard_namespace(snapshots, group, options, first_decision, out);
+        return;
+    };
+    let tail: Vec<Decision> = out.decisions.drain(first_decision..).collect();
+    out.decisions
+        .extend(tail.into_iter().filter(|d| d.pvc == focus));
+    let tail: Vec<PvcPolicy> = out.policies.drain(first_policy..).collect();
+    out.policies
+        .extend(tail.into_iter().filter(|p| p.pvc == focus));
+    let focused: Vec<usize> = group
+        .iter()
+        .copied()
+        .filter(|&i| snapshots[i].pvc == focus)
+        .collect();
+    guard_namespace(snapshots, &focused, options, first_decision, out);
+}
+
+/// The run rule, over one namespace's decisions (those from `first_decision` on), after every PVC was planned
+/// on its own and before the guard:
+/// 1. **Groups deleted whole**: the members of a VolumeGroupSnapshot are deleted only when every member (pinned
+///    ones included) is to be deleted, and then through their group; otherwise none is, each reported with the
+///    member that keeps the group.
+/// 2. **Tiers together**: when a ready snapshot of a run keeps a tier label (and stays), no snapshot of that run
+///    loses it.
+/// 3. **Marked together**: while a ready snapshot of a run that stays has a tier label left, none of the run is
+///    marked.
+fn decide_runs_together(
+    snapshots: &[ObservedSnapshot],
+    facts: &[Facts],
+    runs: &BTreeMap<RunKey<'_>, Vec<usize>>,
+    first_decision: usize,
+    out: &mut RetentionPlan,
+) {
+    if runs.is_empty() {
+        return;
+    }
+    // The decisions on each run member, by the member's name (names are unique within a namespace).
+    let mut by_name: HashMap<&str, Vec<usize>> = runs
+        .values()
+        .flatten()
+        .map(|&i| (snapshots[i].name.as_str(), Vec::new()))
+        .collect();
+    for (k, d) in out.decisions.iter().enumerate().skip(first_decision) {
+        if let Some(ks) = by_name.get_mut(d.name.as_str()) {
+            ks.push(k);
+        }
+    }
+    let decided = MemberDecisions { by_name };
+    let deleted = |out: &RetentionPlan, i: usize| {
+        !decided
+            .of(out, snapshots, i, |a: &Action| *a == Action::Delete)
+            .is_empty()
+    };
+    // Marks of snapshots that keep a tier after all: not marked, and nothing to report.
+    let mut dropped: HashSet<usize> = HashSet::new();
+    for (key, members) in runs {
+        // A run of one snapshot (a single-PVC plan) is decided as it was planned.
+        if members.len() < 2 && !matches!(key, RunKey::Group(_)) {
+            continue;
+        }
+        // 1. Groups deleted whole (first: a member kept here holds its run's tiers and marks below).
+        if let RunKey::Group(group) = *key {
+            decide_group(snapshots, facts, group, members, &decided, out);
+        }
+        // 2. Tiers together.
+        for (bit, tier) in Tier::ALL.into_iter().enumerate() {
+            let removes_tier = |a: &Action| *a == Action::RemoveLabel { tier };
+            let carriers: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    facts[i].retain != Retain::Unmanaged && facts[i].tiers & (1 << bit) != 0
+                })
+                .collect();
+            let keeper = carriers.iter().copied().find(|&i| {
+                snapshots[i].ready
+                    && snapshots[i].created.is_some()
+                    && decided.of(out, snapshots, i, removes_tier).is_empty()
+                    && !deleted(out, i)
+            });
+            let Some(keeper) = keeper else { continue };
+            for &i in &carriers {
+                for k in decided.of(out, snapshots, i, removes_tier) {
+                    let problem = Problem::KeptWithRun {
+                        would: Kept::Tier(tier),
+                        member: snapshots[keeper].name.clone(),
+                    };
+                    out.decisions[k] = report(&snapshots[i], problem);
+                }
+            }
+        }
+        // 3. Marked together.
+        let tiers_left = |out: &RetentionPlan, i: usize| {
+            let removed = Tier::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, tier)| {
+                    !decided
+                        .of(out, snapshots, i, |a: &Action| {
+                            *a == Action::RemoveLabel { tier }
+                        })
+                        .is_empty()
+                })
+                .fold(0u8, |acc, (bit, _)| acc | 1 << bit);
+            facts[i].tiers & !removed != 0
+        };
+        // Only a ready snapshot holds its run: one that never became ready keeps its labels but is no backup.
+        let holder = members.iter().copied().find(|&i| {
+            facts[i].retain == Retain::Gfs
+                && snapshots[i].ready
+                && snapshots[i].created.is_some()
+                && !deleted(out, i)
+                && tiers_left(out, i)
+        });
+        let Some(holder) = holder else { continue };
+        for &i in members {
+            for k in decided.of(out, snapshots, i, |a: &Action| {
+                matches!(a, Action::Mark { .. })
+            }) {
+                if tiers_left(out, i) {
+                    dropped.insert(k);
+                    continue;
+                }
+                let problem = Problem::KeptWithRun {
+                    would: Kept::Mark,
+                    member: snapshots[holder].name.clone(),
+                };
+                out.decisions[k] = report(&snapshots[i], problem);
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        let tail: Vec<Decision> = out.decisions.drain(first_decision..).collect();
+        out.decisions.extend(
+            tail.into_iter()
+                .enumerate()
+                .filter(|(k, _)| !dropped.contains(&(first_decision + k)))
+                .map(|(_, d)| d),
+        );
+    }
+}
+
+/// The decisions on each run member of one namespace, by the member's name (names are unique in a namespace).
+struct MemberDecisions<'a> {
+    by_name: HashMap<&'a str, Vec<usize>>,
+}
+
+impl MemberDecisions<'_> {
+    /// The indices of the decisions on `snapshots[i]` whose action is `wanted`.
+    fn of(
+        &self,
+        out: &RetentionPlan,
+        snapshots: &[ObservedSnapshot],
+        i: usize,
+        wanted: impl Fn(&Action) -> bool,
+    ) -> Vec<usize> {
+        self.by_name
+            .get(snapshots[i].name.as_str())
+            .map(|ks| {
+                ks.iter()
+                    .copied()
+                    .filter(|&k| wanted(&out.decisions[k].action))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Step 1 of [`decide_runs_together`] for the members of VolumeGroupSnapshot `group`.
+fn decide_group(
+    snapshots: &[ObservedSnapshot],
+    facts: &[Facts],
+    group: &str,
+    members: &[usize],
+    decided: &MemberDecisions<'_>,
+    out: &mut RetentionPlan,
+) {
+    let is_delete = |a: &Action| *a == Action::Delete;
+    let deletes: Vec<(usize, usize)> = members
+        .iter()
+        .flat_map(|&i| {
+            decided
+                .of(out, snapshots, i, is_delete)
+                .into_iter()
+                .map(move |k| (i, k))
+        })
+        .collect();
+    if deletes.is_empty() {
+        return;
+    }
+    let kept = members
+        .iter()
+        .copied()
+        .find(|&i| decided.of(out, snapshots, i, is_delete).is_empty());
+    let Some(h) = kept else {
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| snapshots[i].name.as_str())
+            .collect();
+        for (_, k) in deletes {
+            let _ = write!(
+                out.decisions[k].reason,
+                "; deleted through VolumeGroupSnapshot {group} with all {} member(s): {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+        return;
+    };
+    let why = if facts[h].retain == Retain::Unmanaged {
+        format!("pinned: no {RETAIN} label")
+    } else if let Some(&k) = decided
+        .of(out, snapshots, h, |a: &Action| {
+            matches!(a, Action::Report { .. })
+        })
+        .first()
+    {
+        out.decisions[k].reason.clone()
+    } else {
+        "not due for deletion".to_string()
+    };
+    for (i, k) in deletes {
+        let problem = Problem::GroupMemberKept {
+            group: group.to_string(),
+            member: snapshots[h].name.clone(),
+            why: why.clone(),
+        };
+        out.decisions[k] = report(&snapshots[i], problem);
+    }
 }
 
 fn decision(s: &ObservedSnapshot, action: Action, reason: String) -> Decision {
@@ -669,6 +1026,7 @@ fn decision(s: &ObservedSnapshot, action: Action, reason: String) -> Decision {
         namespace: s.namespace.clone(),
         name: s.name.clone(),
         pvc: s.pvc.clone(),
+        group: s.group.clone(),
         action,
         reason,
     }

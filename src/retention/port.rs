@@ -112,6 +112,21 @@ pub trait SnapshotStore: Sync {
         listed: &Self::Vs,
     ) -> impl Future<Output = Result<Deleted, Self::Error>> + Send;
 
+    /// Reads the snapshot once: `Some(true)` when it is still as listed (same uid and labels), `Some(false)` when
+    /// it changed since, `None` when it is gone or being deleted.
+    fn snapshot_as_listed(
+        &self,
+        listed: &Self::Vs,
+    ) -> impl Future<Output = Result<Option<bool>, Self::Error>> + Send;
+
+    /// Deletes the VolumeGroupSnapshot `namespace/name`; the snapshot controller deletes its members with it (the
+    /// only way a member goes while its group exists). [`Deleted::AlreadyGone`] when there is no such group.
+    fn delete_group_snapshot(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Deleted, Self::Error>> + Send;
+
     /// The restores in flight in `scope`: claims not yet Bound whose data source is a VolumeSnapshot. One list
     /// request per page of claims.
     fn restores_in_flight(

@@ -239,6 +239,8 @@ pub fn simulate(scenario: &Scenario) -> Result<Simulation, SimulateError> {
             ready: true,
             content: None,
             deleting: false,
+            group: None,
+            run_id: None,
         });
 
         // Retention runs right after the snapshot, as in `run`.

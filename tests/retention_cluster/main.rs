@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod converge;
 mod faults;
+mod groups;
 mod guard;
 mod hostile;
 #[path = "../support/pushgateway.rs"]

@@ -29,6 +29,8 @@ fn snap(ns: &str, name: &str) -> ObservedSnapshot {
         ready: true,
         content: None,
         deleting: false,
+        group: None,
+        run_id: None,
     }
 }
 
@@ -56,6 +58,16 @@ impl ObservedSnapshot {
     fn annotated(mut self, json: &str) -> Self {
         self.retention = Some(json.to_string());
         self
+    }
+    /// A member of VolumeGroupSnapshot `group`, as the snapshot controller labels it.
+    fn member_of(mut self, group: &str) -> Self {
+        self.group = Some(group.to_string());
+        self.label(labels::GROUP_MEMBER, group)
+    }
+    /// Taken by `backup-ns run` of plan `app` with run id `id`.
+    fn in_run(mut self, id: &str) -> Self {
+        self.run_id = Some(id.to_string());
+        self.label(labels::PLAN, "app")
     }
 }
 
@@ -1367,3 +1379,6 @@ fn controller_defaults_come_from_the_originals_retain_last_variables() {
         "RETAIN_LAST_WEEKLY=`four` is not a whole number of snapshots (0 to 100000)"
     );
 }
+
+#[path = "tests_runs.rs"]
+mod runs;

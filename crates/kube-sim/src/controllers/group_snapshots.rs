@@ -1,6 +1,10 @@
 //! VolumeGroupSnapshots: every Bound PVC matching the group's selector is copied at one instant, each into a
 //! VolumeSnapshot + content owned by the group, under one VolumeGroupSnapshotContent that is ready at once.
 //! Pre-provisioned group contents are not simulated (the group gets an error saying so).
+//!
+//! Deleting a group deletes its members (they are owned by it, so the garbage collector takes them, and each
+//! member's content follows its own deletionPolicy) and, with the `Delete` policy, its group content: what the
+//! snapshot controller does. That is the only way members go while their group exists.
 
 use serde_json::{Value, json};
 
@@ -10,6 +14,22 @@ use crate::selectors::LabelSelector;
 use crate::state_dir::{pvc_dir, snapshot_dir};
 
 impl Controllers {
+    /// A group snapshot went: its bound group content goes too when its deletionPolicy says `Delete`.
+    pub(super) fn on_vgs_deleted(&self, vgs: &Value) {
+        let content = s(vgs, "/status/boundVolumeGroupSnapshotContentName");
+        if content.is_empty() {
+            return;
+        }
+        if let Some(gsc) = self
+            .store
+            .find(GROUP_SNAP, "volumegroupsnapshotcontents", "", content)
+            && s(&gsc, "/spec/deletionPolicy") == "Delete"
+            && s(&gsc, "/spec/volumeGroupSnapshotRef/name") == s(vgs, "/metadata/name")
+        {
+            self.delete(GROUP_SNAP, "volumegroupsnapshotcontents", "", content);
+        }
+    }
+
     /// Cut a new group snapshot: every Bound PVC its selector matches, copied at one instant.
     pub(super) fn reconcile_vgs(&self, vgs: &Value) {
         if vgs

@@ -223,6 +223,7 @@ impl Controllers {
             (SNAP, "volumesnapshots", _) => self.on_vs_changed(obj),
             (SNAP, "volumesnapshotcontents", EventType::Deleted) => self.on_vsc_deleted(obj),
             (SNAP, "volumesnapshotcontents", EventType::Added) => self.on_vsc_added(obj),
+            (GROUP_SNAP, "volumegroupsnapshots", EventType::Deleted) => self.on_vgs_deleted(obj),
             (GROUP_SNAP, "volumegroupsnapshots", EventType::Added | EventType::Modified) => {
                 self.reconcile_vgs(obj)
             }

@@ -253,8 +253,15 @@ impl Controllers {
         });
         let created = chrono::DateTime::from_timestamp_nanos(nanos)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // A member of a group snapshot also names its group in its status, as the snapshot controller does.
+        let group = vs
+            .pointer("/metadata/labels/groupsnapshot.storage.k8s.io~1volumeGroupSnapshotName")
+            .cloned();
         self.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["status"] = json!({"boundVolumeSnapshotContentName": content_name, "creationTime": created, "readyToUse": true, "restoreSize": quantity(size)});
+            if let Some(group) = &group {
+                v["status"]["volumeGroupSnapshotName"] = group.clone();
+            }
         });
     }
 
