@@ -254,6 +254,15 @@ async fn db_target(
             HookAction::Mysql(m) => (Engine::Mysql, &m.dump, hook.timeout),
             _ => continue,
         };
+        if dump.mode == crate::vocab::hook::DbMode::Hot {
+            return Err(refused(format!(
+                "the {} hook of plan `{}` has `mode: hot`: its snapshots hold the database's files, not a dump, and \
+                 verify only loads dumps so far; restore one with `backup-ns restore` (it writes the backup_label \
+                 of a PostgreSQL one back) to check it",
+                hook.action.kind(),
+                plan.name
+            )));
+        }
         let target = resolver
             .resolve(ns, &dump.workload, &dump.container)
             .await

@@ -80,6 +80,8 @@ codes! {
     EmptyCommand => "plan::empty-command": "an exec hook has an empty command",
     BadPath => "plan::bad-path": "a path that must be absolute is relative or empty",
     DumpPathUnusual => "plan::dump-path-unusual": "warning: a dump path lies outside the usual data mounts, so the snapshot may not contain it",
+    HotModeKey => "plan::hot-mode-key": "a database hook with `mode: hot` sets a key that only dumps use (compression, dumpFile, threshold, extraArgs, format, defaultCharacterSet, singleTransaction)",
+    HotModePlacement => "plan::hot-mode-placement": "a `mode: hot` database hook is a post-hook, or the plan does not wait for its snapshots, so the session cannot span the snapshot",
     LiteralSecret => "plan::literal-secret": "warning: a literal password in a plan; prefer a container env reference such as ${POSTGRES_PASSWORD}",
     EnvCompat => "plan::env-compat": "a BAK_* or BACKUP_NS_* environment variable has a value that cannot be used",
     TooLarge => "plan::too-large": "a plan or profiles file is larger than 10 MiB and is not read",

@@ -5,8 +5,8 @@
 //! printed plan loads back to the same plan. Hooks are the shared [`crate::vocab::hook`] types.
 
 pub use crate::vocab::hook::{
-    Compression, DEFAULT_THRESHOLD, DbDump, ExecHook, Hook, HookAction, HookKind, MysqlHook,
-    OnError, PgFormat, PostgresHook, RhaiHook, When,
+    Compression, DEFAULT_THRESHOLD, DbDump, DbMode, ExecHook, Hook, HookAction, HookKind,
+    MysqlHook, OnError, PgFormat, PostgresHook, RhaiHook, When,
 };
 use crate::vocab::retention::RetentionPolicy;
 use serde::Serialize;
@@ -613,6 +613,7 @@ mod tests {
             user: "root".into(),
             password: password.into(),
             database: "shop".into(),
+            mode: DbMode::Dump,
             threshold: 90,
             compression: Compression::Gzip,
             extra_args: vec![],
