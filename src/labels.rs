@@ -349,6 +349,9 @@ pub struct HotBackup {
     /// mount through them.
     pub workload: String,
     pub container: String,
+    /// The database the session connected to, as the container's env named it (`verify` checks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// The server's `data_directory`, as the container sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_directory: Option<String>,

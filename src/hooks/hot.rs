@@ -102,16 +102,20 @@ fn open_exchange(kind: HookKind) -> Exchange {
         // reported (`redo_target`) and the session waits until the log is durable up to it (`redo_written`).
         HookKind::Mysql => Exchange {
             sql: format!(
-                "FLUSH TABLES WITH READ LOCK;\nFLUSH ENGINE LOGS;\nSELECT CONCAT({} {});\nSELECT CONCAT({}, @@datadir);\n",
+                "FLUSH TABLES WITH READ LOCK;\nFLUSH ENGINE LOGS;\nSELECT CONCAT({} {});\n\
+                 SELECT CONCAT({}, COALESCE(DATABASE(), ''));\nSELECT CONCAT({}, @@datadir);\n",
                 sql_text(&format!("{MARKER}redo_target=")),
                 mariadb_status("INNODB_LSN_CURRENT"),
+                sql_text(&format!("{MARKER}database=")),
                 sql_text(&format!("{MARKER}locked="))
             ),
             fact: "locked",
         },
         _ => Exchange {
             sql: format!(
-                "SELECT {} || current_setting('data_directory');\nSELECT {} || pg_backup_start('backup-ns', true);\n",
+                "SELECT {} || current_database();\nSELECT {} || current_setting('data_directory');\n\
+                 SELECT {} || pg_backup_start('backup-ns', true);\n",
+                sql_text(&format!("{MARKER}database=")),
                 sql_text(&format!("{MARKER}data_directory=")),
                 sql_text(&format!("{MARKER}started="))
             ),
@@ -394,6 +398,10 @@ impl HotSession {
             hook: self.name.clone(),
             workload: self.workload.clone(),
             container: self.target.container.clone(),
+            database: self
+                .fact("database")
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
             data_directory: self
                 .fact("data_directory")
                 .or_else(|| self.fact("locked"))
@@ -762,6 +770,7 @@ mod tests {
             hook: "pre[0]/postgres".into(),
             workload: "statefulset/db".into(),
             container: "postgres".into(),
+            database: Some("shop".into()),
             data_directory: Some("/var/lib/postgresql/data/pgdata".into()),
             start_lsn: Some("0/2000028".into()),
             stop_lsn: Some("0/2000100".into()),
