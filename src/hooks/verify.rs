@@ -26,12 +26,23 @@ pub enum Engine {
     Mysql,
 }
 
-/// What the script needs: which server, which database to load into, where the dump is, the checks' queries.
+/// What the throwaway server starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// The dump at this path in the pod, loaded into a fresh server.
+    Dump(&'a str),
+    /// A hot MySQL/MariaDB snapshot: the data directory on the restored claim mounted at this path (the directory
+    /// holding `ibdata1`, at most three levels down) is copied onto the emptyDir, and the server recovers the copy
+    /// as after a crash.
+    MysqlDataDir(&'a str),
+}
+
+/// What the script needs: which server, which database to check, what it starts from, the checks' queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyScript<'a> {
     pub engine: Engine,
     pub database: &'a str,
-    pub dump_file: &'a str,
+    pub source: Source<'a>,
     pub queries: Vec<&'a str>,
     /// The queries of the rhai checks, each answered with all its rows (up to [`MAX_ROWS`]).
     pub row_queries: Vec<&'a str>,
@@ -51,6 +62,10 @@ pub enum Stage {
     Load,
     /// The tables could not be counted.
     Tables,
+    /// No data directory on the restored claim, or it could not be copied (a hot snapshot).
+    Copy,
+    /// The server did not recover the copied data directory (a hot snapshot).
+    Recover,
 }
 
 impl Stage {
@@ -61,6 +76,8 @@ impl Stage {
             "server" => Stage::Server,
             "load" => Stage::Load,
             "tables" => Stage::Tables,
+            "copy" => Stage::Copy,
+            "recover" => Stage::Recover,
             _ => return None,
         })
     }
@@ -74,6 +91,11 @@ pub struct VerifyOutput {
     pub dump_mtime: Option<i64>,
     pub decodes: bool,
     pub loaded: bool,
+    /// A hot snapshot's data directory, relative to the claim's mount (`""` for its root), and its size in KiB.
+    pub data_dir: Option<String>,
+    pub copied_kib: Option<u64>,
+    /// The server recovered the copied data directory and answers.
+    pub recovered: bool,
     /// Each table (`schema.name` for PostgreSQL) with its exact row count, in name order.
     pub tables: Vec<(String, u64)>,
     /// Per check index: the first column of the first row, or the query's error.
@@ -103,6 +125,9 @@ pub fn parse_output(log: &str) -> VerifyOutput {
             "dump_mtime" => out.dump_mtime = value.trim().parse().ok(),
             "decodes" => out.decodes = value == "yes",
             "loaded" => out.loaded = value == "yes",
+            "data_dir" => out.data_dir = Some(value.trim().to_string()),
+            "copied_kib" => out.copied_kib = value.trim().parse().ok(),
+            "recovered" => out.recovered = value == "yes",
             "done" => out.finished = value == "yes",
             "table" => {
                 if let Some((rows, name)) = value.split_once(' ')
@@ -164,15 +189,30 @@ impl VerifyScript<'_> {
     pub fn render(&self) -> String {
         let mut s = String::from(PRELUDE);
         let _ = writeln!(s, "W={}", quote(WORK_DIR));
-        let _ = writeln!(s, "dump={}", quote(self.dump_file));
         let _ = writeln!(s, "DB={}", quote(self.database));
-        s.push_str(DUMP_FACTS);
-        match self.engine {
-            Engine::Postgres => s.push_str(POSTGRES_SERVER),
-            Engine::Mysql => s.push_str(MYSQL_SERVER),
-        }
-        s.push_str("say loaded=yes\n");
-        match self.engine {
+        let engine = match self.source {
+            Source::Dump(file) => {
+                let _ = writeln!(s, "dump={}", quote(file));
+                s.push_str(DUMP_FACTS);
+                match self.engine {
+                    Engine::Postgres => s.push_str(POSTGRES_SERVER),
+                    Engine::Mysql => {
+                        s.push_str(MYSQL_TOOLS);
+                        s.push_str(MYSQL_LOAD);
+                    }
+                }
+                s.push_str("say loaded=yes\n");
+                self.engine
+            }
+            Source::MysqlDataDir(mount) => {
+                let _ = writeln!(s, "M={}", quote(mount));
+                s.push_str(MYSQL_TOOLS);
+                s.push_str(MYSQL_RECOVER);
+                s.push_str("say recovered=yes\n");
+                Engine::Mysql
+            }
+        };
+        match engine {
             Engine::Postgres => s.push_str(POSTGRES_TABLES),
             Engine::Mysql => s.push_str(MYSQL_TABLES),
         }
@@ -183,7 +223,7 @@ impl VerifyScript<'_> {
                 "if out=$(printf '%s\\n' {} | query 2>&1); then say \"check.{i}=$(printf '%s\\n' \"$out\" | head -n 1 | {})\"; \
                  else say \"check_error.{i}=$(printf '%s' \"$out\" | tr '\\n' ' ' | tail -c 500)\"; fi",
                 quote(&format!("{};", query.trim().trim_end_matches(';'))),
-                match self.engine {
+                match engine {
                     Engine::Postgres => "cut -d '|' -f 1",
                     Engine::Mysql => "cut -f 1",
                 }
@@ -191,7 +231,7 @@ impl VerifyScript<'_> {
         }
         if !self.row_queries.is_empty() {
             // psql's unaligned output separates columns with a tab here, as mysql's batch output does.
-            s.push_str(match self.engine {
+            s.push_str(match engine {
                 Engine::Postgres => "rows() { query -F \"$(printf '\\t')\"; }\n",
                 Engine::Mysql => "rows() { query; }\n",
             });
@@ -265,27 +305,58 @@ fi
 const POSTGRES_TABLES: &str = r#"printf '%s\n' "SELECT format('SELECT count(*) || '' '' || %L FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1" '\gexec' | query >"$W/tables.out" 2>"$W/tables.err" || { stop_server; fail tables "cannot count the tables: $(tail -n 5 "$W/tables.err")"; }
 "#;
 
-/// MariaDB/MySQL: `mariadb-install-db` and `mariadbd --user=mysql` on the emptyDir, socket only, then the load
-/// (the client stops at the first error).
-const MYSQL_SERVER: &str = r#"say decodes=yes
-mkdir -p "$W/db"
-u=""
-if [ "$(id -u)" = 0 ]; then chown -R mysql: "$W"; u="--user=mysql"; fi
-inst=$(command -v mariadb-install-db || command -v mysql_install_db) || fail server "neither mariadb-install-db nor mysql_install_db is in the image"
-srv=$(command -v mariadbd || command -v mysqld) || fail server "neither mariadbd nor mysqld is in the image"
+/// MariaDB/MySQL: the server's tools (MariaDB's names first), and `start_server OPTIONS…`: the server on the
+/// emptyDir's `db` as the `mysql` user, socket only, waited for (while it lives, up to the pod's deadline: a
+/// recovery may take long), with `sql` and `query` defined.
+const MYSQL_TOOLS: &str = r#"srv=$(command -v mariadbd || command -v mysqld) || fail server "neither mariadbd nor mysqld is in the image"
 cli=$(command -v mariadb || command -v mysql) || fail server "neither mariadb nor mysql is in the image"
 adm=$(command -v mariadb-admin || command -v mysqladmin) || fail server "neither mariadb-admin nor mysqladmin is in the image"
-"$inst" $u --datadir="$W/db" --auth-root-authentication-method=normal --skip-test-db >"$W/initdb.log" 2>&1 || fail server "$inst failed: $(tail -n 5 "$W/initdb.log")"
-"$srv" --no-defaults $u --datadir="$W/db" --socket="$W/mysql.sock" --skip-networking --pid-file="$W/mysqld.pid" --log-error="$W/server.log" --innodb-flush-log-at-trx-commit=0 >/dev/null 2>&1 &
-stop_server() { "$adm" --no-defaults --socket="$W/mysql.sock" -uroot shutdown >/dev/null 2>&1; }
-i=0
-until "$adm" --no-defaults --socket="$W/mysql.sock" -uroot ping >/dev/null 2>&1; do
-  i=$((i + 1)); [ "$i" -gt 120 ] && fail server "$srv did not start: $(tail -n 5 "$W/server.log")"; sleep 0.5
-done
+u=""
+[ "$(id -u)" = 0 ] && u="--user=mysql"
+start_server() {
+  stage=$1; shift
+  "$srv" --no-defaults $u --datadir="$W/db" --socket="$W/mysql.sock" --skip-networking --pid-file="$W/mysqld.pid" --log-error="$W/server.log" "$@" >/dev/null 2>&1 &
+  spid=$!
+  stop_server() { "$adm" --no-defaults --socket="$W/mysql.sock" -uroot shutdown >/dev/null 2>&1; }
+  until "$adm" --no-defaults --socket="$W/mysql.sock" -uroot ping >/dev/null 2>&1; do
+    kill -0 "$spid" 2>/dev/null || fail "$stage" "$srv did not start: $(tail -n 5 "$W/server.log")"; sleep 0.5
+  done
+}
 sql() { "$cli" --no-defaults --socket="$W/mysql.sock" -uroot "$@"; }
 query() { sql -N -B "$DB"; }
+"#;
+
+/// MariaDB/MySQL dump: `mariadb-install-db` on the emptyDir, the server, then the load (the client stops at the
+/// first error).
+const MYSQL_LOAD: &str = r#"say decodes=yes
+inst=$(command -v mariadb-install-db || command -v mysql_install_db) || fail server "neither mariadb-install-db nor mysql_install_db is in the image"
+mkdir -p "$W/db"
+[ -n "$u" ] && chown -R mysql: "$W"
+"$inst" $u --datadir="$W/db" --auth-root-authentication-method=normal --skip-test-db >"$W/initdb.log" 2>&1 || fail server "$inst failed: $(tail -n 5 "$W/initdb.log")"
+start_server server --innodb-flush-log-at-trx-commit=0
 printf 'CREATE DATABASE `%s`;\n' "$(printf '%s' "$DB" | sed 's/`/``/g')" | sql 2>"$W/create.err" || fail server "cannot create database $DB: $(cat "$W/create.err")"
 cat_dump | sql --batch "$DB" >/dev/null 2>"$W/load.err" || { stop_server; fail load "the dump does not load: $(tail -n 5 "$W/load.err")"; }
+"#;
+
+/// MariaDB/MySQL hot snapshot: the data directory found on the claim (read-only) copied onto the emptyDir, its
+/// pid file and sockets dropped, and the server started on the copy: InnoDB recovers it from its redo log. The
+/// copy's own accounts are bypassed (`--skip-grant-tables`, no network) and replication is not started.
+const MYSQL_RECOVER: &str = r#"found=
+for f in "$M"/ibdata1 "$M"/*/ibdata1 "$M"/*/*/ibdata1 "$M"/*/*/*/ibdata1; do
+  if [ -f "$f" ]; then found=${f%/ibdata1}; break; fi
+done
+[ -n "$found" ] || fail copy "no MySQL/MariaDB data directory (ibdata1) on the restored volume at $M"
+say "data_dir=${found#"$M"}"
+mkdir -p "$W/db"
+cp -R "$found/." "$W/db/" 2>"$W/copy.err" || fail copy "cannot copy the data directory: $(tail -n 5 "$W/copy.err")"
+rm -f "$W/db"/*.pid "$W/db"/*.sock "$W/db"/*.sock.lock
+say "copied_kib=$(du -sk "$W/db" | cut -f 1)"
+[ -n "$u" ] && chown -R mysql: "$W"
+case "$("$srv" --version 2>/dev/null)" in
+  *MariaDB*) no_replica=--skip-slave-start ;;
+  *) no_replica=--skip-replica-start ;;
+esac
+start_server recover --skip-grant-tables "$no_replica"
 "#;
 
 /// MariaDB/MySQL: every base table of the database, with `COUNT(*)`.
@@ -336,6 +407,17 @@ mod tests {
         );
         assert_eq!(rows.rows[&3], Err("ERROR: syntax error".to_string()));
 
+        let hot = parse_output(
+            "backup-ns: data_dir=/mysql\nbackup-ns: copied_kib=128100\nbackup-ns: recovered=yes\n\
+             backup-ns: failed=recover\nbackup-ns: error=InnoDB: corrupt\n",
+        );
+        assert_eq!(hot.data_dir.as_deref(), Some("/mysql"));
+        assert_eq!(hot.copied_kib, Some(128_100));
+        assert!(hot.recovered && !hot.loaded);
+        assert_eq!(
+            hot.failure,
+            Some((Stage::Recover, "InnoDB: corrupt".into()))
+        );
         let failed = parse_output(
             "backup-ns: decodes=yes\nbackup-ns: failed=load\nbackup-ns: error=ERROR: syntax error at end of input\n",
         );
@@ -351,7 +433,7 @@ mod tests {
         let script = VerifyScript {
             engine: Engine::Postgres,
             database: "shop'; drop",
-            dump_file: "/var/lib/postgresql/data/dump.sql.gz",
+            source: Source::Dump("/var/lib/postgresql/data/dump.sql.gz"),
             queries: vec!["select count(*) from orders where note = 'x'"],
             row_queries: vec![],
         }
@@ -367,12 +449,26 @@ mod tests {
         let mysql = VerifyScript {
             engine: Engine::Mysql,
             database: "shop",
-            dump_file: "/var/lib/mysql/dump.sql.gz",
+            source: Source::Dump("/var/lib/mysql/dump.sql.gz"),
             queries: vec![],
             row_queries: vec!["select id, name from items"],
         }
         .render();
         assert!(mysql.contains("--skip-networking") && !mysql.contains("--force"));
+        assert!(!mysql.contains("--skip-grant-tables") && mysql.contains("cat_dump | sql"));
+        let hot = VerifyScript {
+            engine: Engine::Mysql,
+            database: "shop",
+            source: Source::MysqlDataDir("/var/lib/my sql"),
+            queries: vec!["select count(*) from items"],
+            row_queries: vec![],
+        }
+        .render();
+        assert!(hot.contains("M='/var/lib/my sql'\n"), "{hot}");
+        assert!(hot.contains("fail copy \"no MySQL/MariaDB data directory"));
+        assert!(hot.contains("start_server recover --skip-grant-tables"));
+        assert!(!hot.contains("cat_dump") && !hot.contains("$inst\" $u"));
+        assert!(hot.contains("say recovered=yes\n") && hot.contains("| query 2>&1"));
         assert!(
             mysql.contains("printf '%s\\n' 'select id, name from items;' | rows")
                 && mysql.contains("head -n 1000"),

@@ -88,15 +88,19 @@ pub fn source_claim(vs: &VolumeSnapshot) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// What a hot PostgreSQL snapshot recorded (`backup-ns.sh/hot-backup` with a backup_label): `restore` writes that
-/// label back into the restored claim. `None` for every other snapshot.
-pub fn hot_label(vs: &VolumeSnapshot) -> Option<HotBackup> {
-    let record = vs
-        .metadata
+/// What a hot snapshot recorded in its `backup-ns.sh/hot-backup` annotation; `None` for every other snapshot.
+pub fn hot_record(vs: &VolumeSnapshot) -> Option<HotBackup> {
+    vs.metadata
         .annotations
         .as_ref()?
         .get(ANNOTATION_HOT_BACKUP)
-        .and_then(|a| HotBackup::from_annotation(a))?;
+        .and_then(|a| HotBackup::from_annotation(a))
+}
+
+/// What a hot PostgreSQL snapshot recorded (`backup-ns.sh/hot-backup` with a backup_label): `restore` writes that
+/// label back into the restored claim. `None` for every other snapshot.
+pub fn hot_label(vs: &VolumeSnapshot) -> Option<HotBackup> {
+    let record = hot_record(vs)?;
     (record.engine == HookKind::Postgres && record.backup_label.is_some()).then_some(record)
 }
 

@@ -20,7 +20,9 @@ use crate::cluster::verify::{VerifyPod, claim_mount};
 use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
 use crate::engine::Signal;
 use crate::hooks::rhai_check::{self, Answers};
-use crate::hooks::verify::{Engine, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output};
+use crate::hooks::verify::{
+    Engine, Source, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output,
+};
 use crate::labels::{self, HookWindow};
 use crate::plan::model::{CheckTest, Expect};
 use crate::plan::{HookAction, HookKind, HookSelector, Plan, select_hook};
@@ -143,6 +145,8 @@ struct DbTarget {
     engine: Engine,
     database: String,
     dump_file: String,
+    /// A `mode: hot` hook: the snapshot holds the data directory, which the pod's server recovers.
+    hot: bool,
     image: String,
     mount_path: String,
     sub_path: Option<String>,
@@ -254,12 +258,13 @@ async fn db_target(
             HookAction::Mysql(m) => (Engine::Mysql, &m.dump, hook.timeout),
             _ => continue,
         };
-        if dump.mode == crate::vocab::hook::DbMode::Hot {
+        let hot = dump.mode == crate::vocab::hook::DbMode::Hot;
+        if hot && engine == Engine::Postgres {
             return Err(refused(format!(
-                "the {} hook of plan `{}` has `mode: hot`: its snapshots hold the database's files, not a dump, and \
-                 verify only loads dumps so far; restore one with `backup-ns restore` (it writes the backup_label \
-                 of a PostgreSQL one back) to check it",
-                hook.action.kind(),
+                "the postgres hook of plan `{}` has `mode: hot`: its snapshots hold the database's files, which \
+                 recover only with the WAL archived up to pg_backup_stop(), and verify cannot reach the archive \
+                 yet; restore one with `backup-ns restore` (it writes the backup_label back) and recover it with \
+                 the archive's restore_command",
                 plan.name
             )));
         }
@@ -277,6 +282,7 @@ async fn db_target(
                     engine,
                     database: dump.database.clone(),
                     dump_file: dump.dump_file.clone(),
+                    hot,
                     image: image.map_or(mount.image, str::to_string),
                     mount_path: mount.mount_path,
                     sub_path: mount.sub_path,
@@ -341,7 +347,22 @@ pub async fn verify(
         Some(plan) => plan.clone(),
         None => recorded_plan(&vs)?,
     };
-    let target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    let mut target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    if target.hot {
+        let Some(record) = super::restore::hot_record(&vs) else {
+            return Err(refused(format!(
+                "the database hook of plan `{}` has `mode: hot`, but VolumeSnapshot {} carries no {} annotation: it \
+             was not cut while a hot session held the database",
+                plan.name,
+                vs.name(),
+                labels::ANNOTATION_HOT_BACKUP
+            )));
+        };
+        // The name the session connected to, after the container's env expanded the hook's `database`.
+        if let Some(database) = record.database {
+            target.database = database;
+        }
+    }
     let timeout = request.timeout.unwrap_or(plan.verify.timeout);
     let run = crate::engine::steps::random_suffix();
     let name = format!("backup-ns-verify-{run}");
@@ -388,7 +409,11 @@ pub async fn verify(
         let script = VerifyScript {
             engine: target.engine,
             database: &target.database,
-            dump_file: &target.dump_file,
+            source: if target.hot {
+                Source::MysqlDataDir(&target.mount_path)
+            } else {
+                Source::Dump(&target.dump_file)
+            },
             queries: sql_queries(&plan),
             row_queries: row_queries(&plan),
         }
@@ -544,6 +569,24 @@ fn judge(
     let decodes = stage_check(Stage::Decode, output.decodes, "decodes".into());
     let server = stage_check(Stage::Server, output.loaded, String::new());
     let loads = stage_check(Stage::Load, output.loaded, "loads with errors fatal".into());
+    let copy = stage_check(
+        Stage::Copy,
+        output.copied_kib.is_some(),
+        format!(
+            "data directory {} ({}) copied from the snapshot",
+            output
+                .data_dir
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .unwrap_or("/"),
+            crate::hooks::dbops::human_bytes(output.copied_kib.unwrap_or(0).saturating_mul(1024))
+        ),
+    );
+    let recovers = stage_check(
+        Stage::Recover,
+        output.recovered,
+        "the server recovered the copy and started".into(),
+    );
     let tables = stage_check(
         Stage::Tables,
         output.finished,
@@ -554,6 +597,8 @@ fn judge(
         ("decodes", decodes),
         ("server", server.filter(|(ok, _)| !ok)),
         ("loads", loads),
+        ("copy", copy),
+        ("recovers", recovers),
         ("tables", tables),
     ] {
         if let Some((passed, detail)) = verdict {

@@ -7,7 +7,7 @@
 
 use crate::support::mariadb::Mariadb;
 use crate::support::postgres::Postgres;
-use crate::{Env, both, pod, pvc, start, start_running};
+use crate::{Env, both, pod, pvc, start_running};
 use backup_ns::labels::{self, HotBackup};
 use kube_sim::Fault;
 use std::path::Path;
@@ -293,13 +293,7 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
         !restored.join("postmaster.pid").exists(),
         "the live server's pid file is dropped"
     );
-    assert!(
-        env.sim
-            .list("pods", Some("shop"))
-            .iter()
-            .all(|p| p["metadata"]["name"] == "db-0"),
-        "the label pod is gone"
-    );
+    assert_eq!(names(&env, "pods"), ["db-0"], "the label pod is gone");
     recovery(&restored, uid, gid);
     let restore_command = format!("restore_command=cp {}/%f %p", archive.path().display());
     let copy = Postgres::recover(&restored, &[&restore_command]);
@@ -351,7 +345,8 @@ fn recovery(data: &Path, uid: u32, gid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mariadb_hot_backup_holds_the_read_lock_across_the_snapshot_and_its_copy_recovers() {
-    let env = start(&pvc("mydata")).await;
+    // `verify`'s pod runs on this host's MariaDB.
+    let env = start_running(&pvc("mydata"), false, &["mariadb=host"]).await;
     let data = env.pvc_dir("mydata").join("mysql");
     // Commits reach the redo log only once a second: the hook's FLUSH ENGINE LOGS must write them out.
     let db = Arc::new(Mariadb::start_on(
@@ -388,6 +383,9 @@ hooks:
       user: ${{MYSQL_USER}}
       password: ${{MYSQL_PASSWORD}}
       timeout: 2m
+verify:
+  checks:
+    - {{name: items, sql: 'select count(*) from items', expect: '>= 20'}}
 ",
             db.port
         ),
@@ -443,6 +441,11 @@ hooks:
     )
     .unwrap();
     assert_eq!(hot.workload, "pod/maria-0");
+    assert_eq!(
+        hot.database.as_deref(),
+        Some("shop"),
+        "${{MYSQL_DATABASE}} as the container had it"
+    );
     assert!(hot.backup_label.is_none());
     let name = snaps[0]["metadata"]["name"].as_str().unwrap().to_string();
 
@@ -460,4 +463,53 @@ hooks:
         )
     };
     assert_eq!(sum(&copy), sum(&db));
+
+    // `verify` proves the same snapshot on its own: its pod copies the data directory off the restored claim,
+    // MariaDB recovers the copy, and the tables and the plan's check are answered from it.
+    let out = env
+        .run(&["verify", &name, "-n", "shop", "-o", "json"], &[])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
+            .clone()
+    };
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert!(
+        check("copy")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("data directory /mysql ("),
+        "{report:#}"
+    );
+    assert_eq!(check("recovers")["passed"], true, "{report:#}");
+    assert_eq!(check("items")["detail"], format!("{rows} >= 20"));
+    assert_eq!(
+        report["tables"],
+        serde_json::json!([{"name": "items", "rows": rows}]),
+        "the rows the test's own recovery of the snapshot found"
+    );
+    assert!(report["dump_bytes"].is_null(), "{report:#}");
+    assert_eq!(
+        names(&env, "persistentvolumeclaims"),
+        ["mydata", "mydata-restored"],
+        "verify's claim is gone"
+    );
+    assert_eq!(names(&env, "pods"), ["maria-0"], "verify's pod is gone");
+}
+
+/// The names of the namespace's objects of `plural`, sorted.
+fn names(env: &Env, plural: &str) -> Vec<String> {
+    let mut names: Vec<String> = env
+        .sim
+        .list(plural, Some("shop"))
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
