@@ -77,7 +77,7 @@ codes! {
     CheckScript => "plan::check-script": "a verify check's rhai script does not compile, or computes the SQL of a `query`/`scalar` call",
     UnknownTimeZone => "plan::unknown-time-zone": "`timeZone` is not an IANA time zone name such as `Europe/Vienna`",
     OutOfRange => "plan::out-of-range": "a number is outside its allowed range (ports, lock slots, counts)",
-    EmptyCommand => "plan::empty-command": "an exec hook has an empty command",
+    EmptyCommand => "plan::empty-command": "an exec hook has an empty command, or `verify.restoreCommand` is empty",
     BadPath => "plan::bad-path": "a path that must be absolute is relative or empty",
     DumpPathUnusual => "plan::dump-path-unusual": "warning: a dump path lies outside the usual data mounts, so the snapshot may not contain it",
     HotModeKey => "plan::hot-mode-key": "a database hook with `mode: hot` sets a key that only dumps use (compression, dumpFile, threshold, extraArgs, format, defaultCharacterSet, singleTransaction)",

@@ -313,6 +313,9 @@ pub struct Verify {
     pub timeout: Duration,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<VerifyCheck>,
+    /// The archive's `restore_command` for hot PostgreSQL snapshots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_command: Option<String>,
 }
 
 impl Default for Verify {
@@ -321,6 +324,7 @@ impl Default for Verify {
             hook: None,
             timeout: Duration::from_secs(30 * 60),
             checks: Vec::new(),
+            restore_command: None,
         }
     }
 }
