@@ -352,6 +352,9 @@ pub struct HotBackup {
     /// The database the session connected to, as the container's env named it (`verify` checks it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// The role the PostgreSQL session logged in as (`verify` reads the recovered copy as it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The server's `data_directory`, as the container sees it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_directory: Option<String>,

@@ -113,9 +113,11 @@ fn open_exchange(kind: HookKind) -> Exchange {
         },
         _ => Exchange {
             sql: format!(
-                "SELECT {} || current_database();\nSELECT {} || current_setting('data_directory');\n\
+                "SELECT {} || current_database();\nSELECT {} || session_user;\n\
+                 SELECT {} || current_setting('data_directory');\n\
                  SELECT {} || pg_backup_start('backup-ns', true);\n",
                 sql_text(&format!("{MARKER}database=")),
+                sql_text(&format!("{MARKER}user=")),
                 sql_text(&format!("{MARKER}data_directory=")),
                 sql_text(&format!("{MARKER}started="))
             ),
@@ -402,6 +404,7 @@ impl HotSession {
                 .fact("database")
                 .filter(|d| !d.is_empty())
                 .map(str::to_string),
+            user: self.fact("user").map(str::to_string),
             data_directory: self
                 .fact("data_directory")
                 .or_else(|| self.fact("locked"))
@@ -771,6 +774,7 @@ mod tests {
             workload: "statefulset/db".into(),
             container: "postgres".into(),
             database: Some("shop".into()),
+            user: Some("bns".into()),
             data_directory: Some("/var/lib/postgresql/data/pgdata".into()),
             start_lsn: Some("0/2000028".into()),
             stop_lsn: Some("0/2000100".into()),

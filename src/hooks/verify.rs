@@ -35,6 +35,24 @@ pub enum Source<'a> {
     /// holding `ibdata1`, at most three levels down) is copied onto the emptyDir, and the server recovers the copy
     /// as after a crash.
     MysqlDataDir(&'a str),
+    /// A hot PostgreSQL snapshot: its data directory copied likewise, given its backup_label back, and recovered
+    /// from the WAL archive up to the end of the backup.
+    PostgresDataDir(HotPostgres<'a>),
+}
+
+/// What a hot PostgreSQL copy recovers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotPostgres<'a> {
+    /// Where the restored claim is mounted: the data directory is the one holding `global/pg_control`, at most
+    /// three levels down.
+    pub mount: &'a str,
+    /// What `pg_backup_stop()` returned.
+    pub backup_label: &'a str,
+    pub tablespace_map: Option<&'a str>,
+    /// The archive's `restore_command`.
+    pub restore_command: &'a str,
+    /// The role the checks log in as (the hot session's; trust on the pod's socket).
+    pub user: &'a str,
 }
 
 /// What the script needs: which server, which database to check, what it starts from, the checks' queries.
@@ -195,7 +213,10 @@ impl VerifyScript<'_> {
                 let _ = writeln!(s, "dump={}", quote(file));
                 s.push_str(DUMP_FACTS);
                 match self.engine {
-                    Engine::Postgres => s.push_str(POSTGRES_SERVER),
+                    Engine::Postgres => {
+                        s.push_str(POSTGRES_TOOLS);
+                        s.push_str(POSTGRES_SERVER);
+                    }
                     Engine::Mysql => {
                         s.push_str(MYSQL_TOOLS);
                         s.push_str(MYSQL_LOAD);
@@ -203,6 +224,21 @@ impl VerifyScript<'_> {
                 }
                 s.push_str("say loaded=yes\n");
                 self.engine
+            }
+            Source::PostgresDataDir(hot) => {
+                let _ = writeln!(s, "M={}", quote(hot.mount));
+                let _ = writeln!(s, "PGU={}", quote(hot.user));
+                let _ = writeln!(s, "RC={}", quote(hot.restore_command));
+                s.push_str(POSTGRES_TOOLS);
+                s.push_str(POSTGRES_COPY);
+                let mut files = vec![("backup_label", hot.backup_label)];
+                files.extend(hot.tablespace_map.map(|m| ("tablespace_map", m)));
+                for (file, text) in files {
+                    let _ = writeln!(s, "printf '%s' {} > \"$W/db/{file}\"", quote(text));
+                }
+                s.push_str(POSTGRES_RECOVER);
+                s.push_str("say recovered=yes\n");
+                Engine::Postgres
             }
             Source::MysqlDataDir(mount) => {
                 let _ = writeln!(s, "M={}", quote(mount));
@@ -267,9 +303,9 @@ case "$magic" in
 esac
 "#;
 
-/// PostgreSQL: the newest server binaries (Debian keeps them out of PATH), `initdb` and `postgres` as the
-/// `postgres` user on the emptyDir, the roles the dump names created empty, then the load.
-const POSTGRES_SERVER: &str = r#"for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do pgbin=$d; done
+/// PostgreSQL: the newest server binaries (Debian keeps them out of PATH), and `as_db` running a command as the
+/// `postgres` user.
+const POSTGRES_TOOLS: &str = r#"for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do pgbin=$d; done
 [ -n "${pgbin:-}" ] && PATH="$pgbin:$PATH"
 as_db() {
   if [ "$(id -u)" != 0 ]; then "$@"
@@ -277,7 +313,42 @@ as_db() {
   elif command -v setpriv >/dev/null 2>&1; then setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
   else runuser -u postgres -- "$@"; fi
 }
+"#;
+
+/// PostgreSQL hot snapshot: the data directory found on the claim (read-only) copied onto the emptyDir, the live
+/// server's pid file and any recovery signal dropped (the backup_label is written next).
+const POSTGRES_COPY: &str = r#"found=
+for f in "$M"/global/pg_control "$M"/*/global/pg_control "$M"/*/*/global/pg_control "$M"/*/*/*/global/pg_control; do
+  if [ -f "$f" ]; then found=${f%/global/pg_control}; break; fi
+done
+[ -n "$found" ] || fail copy "no PostgreSQL data directory (global/pg_control) on the restored volume at $M"
+say "data_dir=${found#"$M"}"
 mkdir -p "$W/db" "$W/run"
+cp -R "$found/." "$W/db/" 2>"$W/copy.err" || fail copy "cannot copy the data directory: $(tail -n 5 "$W/copy.err")"
+rm -f "$W/db/postmaster.pid" "$W/db/recovery.signal" "$W/db/standby.signal"
+say "copied_kib=$(du -sk "$W/db" | cut -f 1)"
+"#;
+
+/// PostgreSQL hot snapshot: archive recovery of the copy (`recovery.signal`, the archive's `restore_command`) to
+/// the end of the backup only (`recovery_target=immediate`), then promoted; archiving off, trust on the pod's
+/// own socket (the copy's pg_hba.conf is replaced), no TCP listener. Waits until the copy is promoted.
+const POSTGRES_RECOVER: &str = r#": > "$W/db/recovery.signal"
+printf 'local all all trust\n' > "$W/hba.conf"
+[ "$(id -u)" = 0 ] && chown -R postgres: "$W"
+chmod 700 "$W/db"
+as_db postgres -D "$W/db" -k "$W/run" -c listen_addresses= -c hba_file="$W/hba.conf" -c archive_mode=off -c "restore_command=$RC" -c recovery_target=immediate -c recovery_target_action=promote -c fsync=off >"$W/server.log" 2>&1 &
+spid=$!
+stop_server() { as_db pg_ctl -D "$W/db" -m fast -w stop >/dev/null 2>&1; }
+sql() { as_db psql -X -q -h "$W/run" -U "$PGU" "$@"; }
+query() { sql -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+until [ "$(sql -At -d "$DB" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+  kill -0 "$spid" 2>/dev/null || fail recover "postgres did not recover the copy: $(tail -n 5 "$W/server.log")"; sleep 0.5
+done
+"#;
+
+/// PostgreSQL: `initdb` and `postgres` as the `postgres` user on the emptyDir, the roles the dump names created
+/// empty, then the load.
+const POSTGRES_SERVER: &str = r#"mkdir -p "$W/db" "$W/run"
 [ "$(id -u)" = 0 ] && chown -R postgres: "$W"
 as_db initdb -D "$W/db" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$W/initdb.log" 2>&1 || fail server "initdb failed: $(tail -n 5 "$W/initdb.log")"
 as_db postgres -D "$W/db" -k "$W/run" -c listen_addresses= -c fsync=off >"$W/server.log" 2>&1 &
@@ -469,6 +540,34 @@ mod tests {
         assert!(hot.contains("start_server recover --skip-grant-tables"));
         assert!(!hot.contains("cat_dump") && !hot.contains("$inst\" $u"));
         assert!(hot.contains("say recovered=yes\n") && hot.contains("| query 2>&1"));
+        let pg = VerifyScript {
+            engine: Engine::Postgres,
+            database: "shop",
+            source: Source::PostgresDataDir(HotPostgres {
+                mount: "/var/lib/postgresql/data",
+                backup_label: "START WAL LOCATION: 0/2000028\nLABEL: it's\n",
+                tablespace_map: None,
+                restore_command: "cp /archive/%f %p",
+                user: "app",
+            }),
+            queries: vec![],
+            row_queries: vec![],
+        }
+        .render();
+        assert!(
+            pg.contains("RC='cp /archive/%f %p'\nPGU='app'\n")
+                || pg.contains("PGU='app'\nRC='cp /archive/%f %p'\n"),
+            "{pg}"
+        );
+        assert!(pg.contains("printf '%s' 'START WAL LOCATION: 0/2000028\nLABEL: it'\\''s\n' > \"$W/db/backup_label\""), "{pg}");
+        assert!(!pg.contains("tablespace_map") && !pg.contains("initdb"));
+        // The copy recovers to the end of the backup only, never archives, and is read over trust on its socket.
+        assert!(pg.contains("-c \"restore_command=$RC\" -c recovery_target=immediate -c recovery_target_action=promote"));
+        assert!(
+            pg.contains("-c archive_mode=off") && pg.contains("printf 'local all all trust\\n'")
+        );
+        let label = pg.find("$W/db/backup_label").unwrap();
+        assert!(pg.find("cp -R").unwrap() < label && label < pg.find("as_db postgres -D").unwrap());
         assert!(
             mysql.contains("printf '%s\\n' 'select id, name from items;' | rows")
                 && mysql.contains("head -n 1000"),

@@ -21,9 +21,9 @@ use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
 use crate::engine::Signal;
 use crate::hooks::rhai_check::{self, Answers};
 use crate::hooks::verify::{
-    Engine, Source, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output,
+    Engine, HotPostgres, Source, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output,
 };
-use crate::labels::{self, HookWindow};
+use crate::labels::{self, HookWindow, HotBackup};
 use crate::plan::model::{CheckTest, Expect};
 use crate::plan::{HookAction, HookKind, HookSelector, Plan, select_hook};
 use crate::vocab::exec::PodResolver as _;
@@ -259,12 +259,12 @@ async fn db_target(
             _ => continue,
         };
         let hot = dump.mode == crate::vocab::hook::DbMode::Hot;
-        if hot && engine == Engine::Postgres {
+        if hot && engine == Engine::Postgres && plan.verify.restore_command.is_none() {
             return Err(refused(format!(
                 "the postgres hook of plan `{}` has `mode: hot`: its snapshots hold the database's files, which \
-                 recover only with the WAL archived up to pg_backup_stop(), and verify cannot reach the archive \
-                 yet; restore one with `backup-ns restore` (it writes the backup_label back) and recover it with \
-                 the archive's restore_command",
+                 recover only with the WAL archived up to pg_backup_stop(); give the archive's restore_command \
+                 in the plan's `verify.restoreCommand` (e.g. `cp /archive/%f %p`, run in a pod of the hook's \
+                 image), or restore one with `backup-ns restore` (it writes the backup_label back)",
                 plan.name
             )));
         }
@@ -296,6 +296,28 @@ async fn db_target(
         "no database hook's container mounts PVC {claim} ({} do not), so the dump's place on it is unknown",
         tried.join(", ")
     )))
+}
+
+/// What the pod's server starts from: the dump, or a hot snapshot's data directory (and for PostgreSQL what its
+/// copy recovers with: the recorded backup_label, the plan's `verify.restoreCommand`, the session's role).
+fn script_source<'a>(
+    target: &'a DbTarget,
+    hot: Option<&'a HotBackup>,
+    plan: &'a Plan,
+) -> Source<'a> {
+    match (hot, target.engine, plan.verify.restore_command.as_deref()) {
+        (Some(record), Engine::Postgres, Some(restore_command)) => {
+            Source::PostgresDataDir(HotPostgres {
+                mount: &target.mount_path,
+                backup_label: record.backup_label.as_deref().unwrap_or_default(),
+                tablespace_map: record.tablespace_map.as_deref(),
+                restore_command,
+                user: record.user.as_deref().unwrap_or("postgres"),
+            })
+        }
+        (Some(_), _, _) => Source::MysqlDataDir(&target.mount_path),
+        (None, _, _) => Source::Dump(&target.dump_file),
+    }
 }
 
 /// The objects this run created, for cleanup.
@@ -348,6 +370,7 @@ pub async fn verify(
         None => recorded_plan(&vs)?,
     };
     let mut target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    let mut hot = None;
     if target.hot {
         let Some(record) = super::restore::hot_record(&vs) else {
             return Err(refused(format!(
@@ -358,10 +381,18 @@ pub async fn verify(
                 labels::ANNOTATION_HOT_BACKUP
             )));
         };
-        // The name the session connected to, after the container's env expanded the hook's `database`.
-        if let Some(database) = record.database {
-            target.database = database;
+        if target.engine == Engine::Postgres && record.backup_label.is_none() {
+            return Err(refused(format!(
+                "VolumeSnapshot {} records no backup_label in its {} annotation, so its copy cannot recover",
+                vs.name(),
+                labels::ANNOTATION_HOT_BACKUP
+            )));
         }
+        // The name the session connected to, after the container's env expanded the hook's `database`.
+        if let Some(database) = &record.database {
+            target.database = database.clone();
+        }
+        hot = Some(record);
     }
     let timeout = request.timeout.unwrap_or(plan.verify.timeout);
     let run = crate::engine::steps::random_suffix();
@@ -409,11 +440,7 @@ pub async fn verify(
         let script = VerifyScript {
             engine: target.engine,
             database: &target.database,
-            source: if target.hot {
-                Source::MysqlDataDir(&target.mount_path)
-            } else {
-                Source::Dump(&target.dump_file)
-            },
+            source: script_source(&target, hot.as_ref(), &plan),
             queries: sql_queries(&plan),
             row_queries: row_queries(&plan),
         }

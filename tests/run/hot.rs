@@ -247,15 +247,61 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
     assert_eq!(hot.data_directory.as_deref(), Some(data.to_str().unwrap()));
     assert!(!env.pvc_dir("pgdata").join("dump.sql.gz").exists());
 
-    // verify does not mistake the missing dump for a broken backup: it says what it cannot do yet (exit 2).
+    // verify does not mistake the missing dump for a broken backup: without the archive's restore_command it
+    // says what it needs (exit 2).
     let out = env
         .run(&["verify", &name, "-n", "shop", "-o", "json"], &[])
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("has `mode: hot`"),
+        String::from_utf8_lossy(&out.stderr).contains("has `mode: hot`")
+            && String::from_utf8_lossy(&out.stderr).contains("`verify.restoreCommand`"),
         "{}",
         both(&out)
+    );
+    // Given it, verify's pod copies the data directory off the restored claim, writes the recorded label into
+    // the copy and recovers it from the archive to the end of the backup: every row committed before the backup,
+    // none committed after the run.
+    let proving = env.plan(
+        "proving.yaml",
+        &format!(
+            "{}verify:\n  restoreCommand: cp {}/%f %p\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '>= {before}'}}\n",
+            plan(pg.port, "2m", "60s"),
+            archive.path().display()
+        ),
+    );
+    let out = env
+        .run(
+            &[
+                "verify",
+                &name,
+                "-n",
+                "shop",
+                "--plan",
+                proving.to_str().unwrap(),
+                "-o",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+    let report = recovered(&out, "/pgdata");
+    let check = |name: &str| check_named(&report, name);
+    assert_eq!(check("items")["passed"], true, "{report:#}");
+    let proven = report["tables"][0]["rows"].as_u64().unwrap_or(0);
+    assert_eq!(report["tables"][0]["name"], "public.items", "{report:#}");
+    assert!(
+        proven >= before && proven <= during,
+        "verify's copy holds {proven} rows: not between the {before} committed before the backup and the {during} after it"
+    );
+    println!(
+        "verify recovered the hot PostgreSQL copy with {proven} rows ({before} committed before the backup, {during} after it)"
+    );
+    assert_eq!(names(&env, "pods"), ["db-0"], "verify's pod is gone");
+    assert_eq!(
+        names(&env, "persistentvolumeclaims"),
+        ["pgdata"],
+        "verify's claim is gone"
     );
 
     // `backup-ns restore` writes the label back into the restored volume's data directory; given the archive's
@@ -469,24 +515,8 @@ verify:
     let out = env
         .run(&["verify", &name, "-n", "shop", "-o", "json"], &[])
         .await;
-    assert_eq!(out.status.code(), Some(0), "{}", both(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
-    let check = |name: &str| {
-        report["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == name))
-            .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
-            .clone()
-    };
-    assert_eq!(report["passed"], true, "{report:#}");
-    assert!(
-        check("copy")["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("data directory /mysql ("),
-        "{report:#}"
-    );
-    assert_eq!(check("recovers")["passed"], true, "{report:#}");
+    let report = recovered(&out, "/mysql");
+    let check = |name: &str| check_named(&report, name);
     assert_eq!(check("items")["detail"], format!("{rows} >= 20"));
     assert_eq!(
         report["tables"],
@@ -500,6 +530,37 @@ verify:
         "verify's claim is gone"
     );
     assert_eq!(names(&env, "pods"), ["maria-0"], "verify's pod is gone");
+}
+
+/// The report of a verify run that passed on a hot snapshot: the data directory `dir` (on the claim) was copied and
+/// the server recovered it.
+fn recovered(out: &std::process::Output, dir: &str) -> serde_json::Value {
+    assert_eq!(out.status.code(), Some(0), "{}", both(out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report["passed"], true, "{report:#}");
+    let copy = check_named(&report, "copy");
+    assert!(
+        copy["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("data directory {dir} (")),
+        "{report:#}"
+    );
+    assert_eq!(
+        check_named(&report, "recovers")["passed"],
+        true,
+        "{report:#}"
+    );
+    report
+}
+
+/// The check `name` of a verify report.
+fn check_named(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check `{name}` in {report:#}"))
+        .clone()
 }
 
 /// The names of the namespace's objects of `plural`, sorted.
