@@ -243,6 +243,10 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
         hot.stop_lsn.is_some() && hot.tablespace_map.is_none(),
         "{hot:#?}"
     );
+    println!(
+        "PostgreSQL was in backup mode for {} ms (pg_backup_start to pg_backup_stop)",
+        hot.held_ms
+    );
     assert_eq!(hot.workload, "pod/db-0");
     assert_eq!(hot.data_directory.as_deref(), Some(data.to_str().unwrap()));
     assert!(!env.pvc_dir("pgdata").join("dump.sql.gz").exists());
