@@ -263,32 +263,45 @@ async fn a_postgres_hot_backup_holds_its_session_across_the_snapshot_and_never_l
         "{}",
         both(&out)
     );
-    // Given it, verify's pod copies the data directory off the restored claim, writes the recorded label into
-    // the copy and recovers it from the archive to the end of the backup: every row committed before the backup,
-    // none committed after the run.
-    let proving = env.plan(
-        "proving.yaml",
+    // With a restore_command that finds nothing, the copy has only the WAL on the volume, which ends before
+    // pg_backup_stop() wrote the end of the backup: recovery never reaches a consistent state, the server stops,
+    // and verify fails (exit 7).
+    let out = verify_with(
+        &env,
+        &name,
+        &plan(pg.port, "2m", "60s"),
+        "  restoreCommand: 'false'\n",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    let recovers = check_named(&report, "recovers");
+    assert_eq!(recovers["passed"], false, "{report:#}");
+    println!("without the archive: {}", recovers["detail"]);
+    let detail = recovers["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("postgres did not recover the copy: ") && detail.contains("FATAL"),
+        "{report:#}"
+    );
+    assert_eq!(
+        names(&env, "persistentvolumeclaims"),
+        ["pgdata"],
+        "verify's claim is gone"
+    );
+
+    // Given the archive's, verify's pod copies the data directory off the restored claim, writes the recorded
+    // label into the copy and recovers it from the archive to the end of the backup: every row committed before
+    // the backup, none committed after the run.
+    let out = verify_with(
+        &env,
+        &name,
+        &plan(pg.port, "2m", "60s"),
         &format!(
-            "{}verify:\n  restoreCommand: cp {}/%f %p\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '>= {before}'}}\n",
-            plan(pg.port, "2m", "60s"),
+            "  restoreCommand: cp {}/%f %p\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '>= {before}'}}\n",
             archive.path().display()
         ),
-    );
-    let out = env
-        .run(
-            &[
-                "verify",
-                &name,
-                "-n",
-                "shop",
-                "--plan",
-                proving.to_str().unwrap(),
-                "-o",
-                "json",
-            ],
-            &[],
-        )
-        .await;
+    )
+    .await;
     let report = recovered(&out, "/pgdata");
     let check = |name: &str| check_named(&report, name);
     assert_eq!(check("items")["passed"], true, "{report:#}");
@@ -534,6 +547,19 @@ verify:
         "verify's claim is gone"
     );
     assert_eq!(names(&env, "pods"), ["maria-0"], "verify's pod is gone");
+}
+
+/// `backup-ns verify SNAPSHOT -o json` with `--plan`: `plan` given the `verify` section `section` (its lines).
+async fn verify_with(env: &Env, snapshot: &str, plan: &str, section: &str) -> std::process::Output {
+    let file = env.plan("verify.yaml", &format!("{plan}verify:\n{section}"));
+    let file = file.to_str().unwrap();
+    env.run(
+        &[
+            "verify", snapshot, "-n", "shop", "--plan", file, "-o", "json",
+        ],
+        &[],
+    )
+    .await
 }
 
 /// The report of a verify run that passed on a hot snapshot: the data directory `dir` (on the claim) was copied and
