@@ -68,6 +68,8 @@ pub const ANNOTATION_RETENTION: &str = "backup-ns.sh/retention";
 pub const ANNOTATION_ENV_CONFIG: &str = "backup-ns.sh/env-config";
 /// Annotation: the hook window the snapshot had to be cut in ([`HookWindow::to_annotation`]).
 pub const ANNOTATION_HOOK_WINDOW: &str = "backup-ns.sh/hook-window";
+/// Annotation: what a `mode: hot` database hook recorded about the snapshot ([`HotBackup::to_annotation`]).
+pub const ANNOTATION_HOT_BACKUP: &str = "backup-ns.sh/hot-backup";
 /// Annotation: when `verify` last proved (or failed to prove) the snapshot, RFC 3339 in UTC.
 pub const ANNOTATION_VERIFIED_AT: &str = "backup-ns.sh/verified-at";
 /// Annotation: the last `verify` result as one line, `passed: ...` or `failed: ...`.
@@ -336,6 +338,56 @@ impl HookWindow {
             end: parse(end)?,
         };
         (window.start <= window.end).then_some(window)
+    }
+}
+
+/// What a `mode: hot` database hook recorded on the snapshots it held its session across, in the
+/// [`ANNOTATION_HOT_BACKUP`] annotation (JSON). For PostgreSQL it carries what `pg_backup_stop()` returned: the
+/// `backup_label` (and `tablespace_map`) that `restore` writes back into the data directory so that the server
+/// recovers to a consistent state; both are a few hundred bytes, far below the annotation limit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HotBackup {
+    /// `postgres` or `mysql`.
+    pub engine: crate::vocab::hook::HookKind,
+    /// The hook's step name (`pre[0]/postgres`).
+    pub hook: String,
+    /// `deployment/NAME` etc. and the container the session ran in: `restore` finds the data directory's
+    /// mount through them.
+    pub workload: String,
+    pub container: String,
+    /// The database the session connected to, as the container's env named it (`verify` checks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The role the PostgreSQL session logged in as (`verify` reads the recovered copy as it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The server's `data_directory`, as the container sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_directory: Option<String>,
+    /// WAL positions of `pg_backup_start` and `pg_backup_stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lsn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_lsn: Option<String>,
+    /// The `backup_label` file's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_label: Option<String>,
+    /// The `tablespace_map` file's text; `None` when the server has no extra tablespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tablespace_map: Option<String>,
+    /// How long the session held the database (backup mode, or the read lock), in milliseconds.
+    pub held_ms: u64,
+}
+
+impl HotBackup {
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the annotation back; `None` when it is not this JSON.
+    pub fn from_annotation(value: &str) -> Option<HotBackup> {
+        serde_json::from_str(value).ok()
     }
 }
 

@@ -4,7 +4,9 @@
 use super::common::{ClusterArgs, block_on, emit};
 use crate::Exit;
 use crate::cluster::ClusterError;
-use crate::ops::restore::{RestoreRequest, created_line, restore_pvc, source_claim};
+use crate::ops::restore::{
+    RestoreRequest, created_line, hot_label, restore_pvc, source_claim, write_backup_label,
+};
 use crate::ops::{OpsError, snapshot_missing};
 use clap::{Args, ValueEnum};
 use std::time::Duration;
@@ -20,6 +22,12 @@ pub enum ManifestFormat {
 Size: the snapshot's status.restoreSize. Access modes and storage class: the
 flags, else the snapshot's source claim if it still exists, else
 ReadWriteOnce and the cluster's default class.
+
+A hot PostgreSQL snapshot (`mode: hot`): a short pod of the database's image
+(or --image) writes its recorded backup_label (and tablespace_map) into the
+data directory on the new claim and drops the caught postmaster.pid. The
+server then recovers from it; it needs the WAL up to the backup's end, from
+its WAL archive (restore_command).
 
 Examples:
   backup-ns restore data-2025-01-09-001749-vfyfeu --pvc data-restored
@@ -47,6 +55,10 @@ pub struct RestoreArgs {
     /// How long --wait waits.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Image of the pod that writes a hot PostgreSQL snapshot's backup_label (default: the database
+    /// container's).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Print the claim in this format instead of creating it.
     #[arg(short, long, value_enum)]
     pub output: Option<ManifestFormat>,
@@ -83,6 +95,13 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
                 args.pvc
             );
         }
+        if hot_label(&vs).is_some() {
+            eprintln!(
+                "warning: {} is a hot PostgreSQL snapshot: a claim applied from this manifest lacks its backup_label \
+                 (`backup-ns restore` without -o writes it)",
+                args.snapshot
+            );
+        }
         let text = match format {
             ManifestFormat::Yaml => serde_saphyr::to_string(&object).map_err(|e| e.to_string()),
             ManifestFormat::Json => serde_json::to_string_pretty(&object)
@@ -107,6 +126,25 @@ async fn restore(args: RestoreArgs) -> Result<Exit, OpsError> {
         Err(err) => return Err(err.into()),
     }
     emit(&created_line(&pvc, &ns))?;
+    if let Some(record) = hot_label(&vs) {
+        let dir = write_backup_label(
+            &cluster,
+            &ns,
+            &args.pvc,
+            &record,
+            args.image.as_deref(),
+            args.timeout,
+        )
+        .await?;
+        emit(&format!(
+            "backup_label written into {} on persistentvolumeclaim/{}: the server recovers from the backup's start \
+             ({}) and needs the WAL up to its end ({}) from its WAL archive\n",
+            if dir.is_empty() { "/" } else { &dir },
+            args.pvc,
+            record.start_lsn.as_deref().unwrap_or("?"),
+            record.stop_lsn.as_deref().unwrap_or("?"),
+        ))?;
+    }
     if args.wait {
         match cluster.wait_pvc_bound(&ns, &args.pvc, args.timeout).await {
             Ok(bound) => {

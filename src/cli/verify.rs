@@ -24,14 +24,18 @@ The pod runs the database hook's own image (the workload container's, or --image
 restored claim mounted read-only where the workload mounts the source claim, plus an emptyDir
 for a throwaway server (initdb + postgres, or mariadb-install-db + mariadbd). Built-in checks:
 the dump exists, decodes, loads with errors fatal, its tables are counted, and it is no older
-than the backup that cut the snapshot; then the plan's verify.checks. The outcome goes into the
+than the backup that cut the snapshot; then the plan's verify.checks. A snapshot of a
+`mode: hot` MySQL/MariaDB hook holds the data directory instead: the pod copies it onto the
+emptyDir and the server recovers the copy (checks copy, recovers, tables and the plan's); a
+PostgreSQL one also gets its backup_label back and needs the plan's verify.restoreCommand to
+fetch the archived WAL (refused with exit 2 without it). The outcome goes into the
 snapshot's backup-ns.sh/verified-at and backup-ns.sh/verify-result annotations and an Event
 (BackupVerified or BackupVerifyFailed). Every object carries backup-ns.sh/verify-run and is
 removed on every path; --keep keeps the restored claim.
 
 Exit codes: 0 passed, 7 the backup failed its verification, 1 the verification could not run
-(API failure, timeout), 2 usage (no such snapshot, no database hook, an invalid plan),
-130/143 stopped by a signal (cleaned up).
+(API failure, timeout), 2 usage (no such snapshot, no database hook, an invalid plan, a
+hot PostgreSQL snapshot without verify.restoreCommand), 130/143 stopped by a signal (cleaned up).
 
 Examples:
   backup-ns verify --latest --pvc data --plan plans/postgres-app.yaml

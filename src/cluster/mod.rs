@@ -36,6 +36,7 @@ pub mod error;
 pub mod exec;
 pub mod jobs;
 pub mod label_patch;
+pub mod label_pod;
 pub mod listed;
 pub mod rebind;
 pub mod resolve;

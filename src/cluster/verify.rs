@@ -7,11 +7,12 @@ use super::client::Cluster;
 use super::core::pvc_ref;
 use super::error::{ClusterError, ListRef, Result};
 use super::jobs::{pod_ref, wait_until_ended};
+use super::label_pod::{ScriptContainer, script_pod};
 use super::snapshots::{DEFAULT_PAGE_SIZE, failure, get_opt, list_paged};
 use crate::vocab::scope::Scope;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
-    PodSpec, Volume, VolumeMount,
+    EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Volume,
+    VolumeMount,
 };
 use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams};
 use kube::core::ObjectMeta;
@@ -39,61 +40,49 @@ pub struct VerifyPod {
 
 impl VerifyPod {
     pub fn to_object(&self) -> Pod {
-        Pod {
-            metadata: ObjectMeta {
+        script_pod(
+            ObjectMeta {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(self.labels.clone()),
                 ..Default::default()
             },
-            spec: Some(PodSpec {
-                restart_policy: Some("Never".into()),
-                active_deadline_seconds: Some(
-                    i64::try_from(self.deadline.as_secs())
-                        .unwrap_or(i64::MAX)
-                        .max(1),
-                ),
-                termination_grace_period_seconds: Some(10),
-                automount_service_account_token: Some(false),
-                containers: vec![Container {
-                    name: "verify".into(),
-                    image: Some(self.image.clone()),
-                    command: Some(vec!["sh".into(), "-c".into(), self.script.clone()]),
-                    volume_mounts: Some(vec![
-                        VolumeMount {
-                            name: "backup".into(),
-                            mount_path: self.mount_path.clone(),
-                            sub_path: self.sub_path.clone(),
-                            read_only: Some(true),
-                            ..Default::default()
-                        },
-                        VolumeMount {
-                            name: "work".into(),
-                            mount_path: self.work_dir.clone(),
-                            ..Default::default()
-                        },
-                    ]),
+            ScriptContainer {
+                name: "verify",
+                image: &self.image,
+                script: &self.script,
+                deadline: self.deadline,
+            },
+            vec![
+                VolumeMount {
+                    name: "backup".into(),
+                    mount_path: self.mount_path.clone(),
+                    sub_path: self.sub_path.clone(),
+                    read_only: Some(true),
                     ..Default::default()
-                }],
-                volumes: Some(vec![
-                    Volume {
-                        name: "backup".into(),
-                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                            claim_name: self.claim.clone(),
-                            read_only: Some(true),
-                        }),
-                        ..Default::default()
-                    },
-                    Volume {
-                        name: "work".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    },
-                ]),
-                ..Default::default()
-            }),
-            status: None,
-        }
+                },
+                VolumeMount {
+                    name: "work".into(),
+                    mount_path: self.work_dir.clone(),
+                    ..Default::default()
+                },
+            ],
+            vec![
+                Volume {
+                    name: "backup".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: self.claim.clone(),
+                        read_only: Some(true),
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "work".into(),
+                    empty_dir: Some(EmptyDirVolumeSource::default()),
+                    ..Default::default()
+                },
+            ],
+        )
     }
 }
 

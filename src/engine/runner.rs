@@ -7,6 +7,7 @@
 use super::report::{FailureKind, RunReport, Signal, StepOutcome, StepRecord};
 use super::steps::{self, HookStep, RunIdentity, StepAction};
 use crate::clock::Clock;
+use crate::hooks::hot::HotSession;
 use crate::hooks::{self, HookError, HookReport};
 use crate::labels::HookWindow;
 use crate::plan::{Consistency, OnError, Plan, When};
@@ -136,6 +137,48 @@ impl Run {
 
     fn failed(&self) -> bool {
         self.report.failure.is_some()
+    }
+}
+
+/// Records a hook that failed: a signal stops the run; `onError: continue` makes it a warning; otherwise the
+/// run fails (after the backup was taken, as a failure after backup).
+fn hook_failed(
+    step: &HookStep,
+    target: &str,
+    started: Instant,
+    e: HookError,
+    cancel: &Cancel,
+    run: &mut Run,
+) {
+    if let HookError::Cancelled { cleanup, .. } = &e {
+        let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+        let message = format!("hook {} stopped by a signal: {cleanup}", step.name);
+        run.record(
+            &step.name,
+            target,
+            StepOutcome::Cancelled,
+            started,
+            &*message,
+        );
+        run.stopped(signal, &step.name, &message);
+        return;
+    }
+    let message = e.to_string();
+    if step.on_error == OnError::Continue {
+        run.record(
+            &step.name,
+            target,
+            StepOutcome::Warning,
+            started,
+            format!("{message} (onError: continue)"),
+        );
+    } else {
+        run.record(&step.name, target, StepOutcome::Failed, started, &*message);
+        if run.report.backup_taken && !run.failed() {
+            run.fail_after_backup(&step.name, "PostHookFailed", &message);
+        } else {
+            run.fail(FailureKind::StepFailed, &message);
+        }
     }
 }
 
@@ -309,7 +352,8 @@ impl Engine {
             ),
         );
 
-        // Pre-hooks.
+        // Pre-hooks. A `mode: hot` hook opens its session here and holds it across the snapshots.
+        let mut sessions: Vec<HotSession> = Vec::new();
         for step in &pre {
             if run.failed() {
                 run.record(
@@ -319,6 +363,10 @@ impl Engine {
                     Instant::now(),
                     "an earlier step failed",
                 );
+                continue;
+            }
+            if step.is_hot() && !opts.dry_run {
+                sessions.extend(self.hot_begin(step, &resolved, cancel, run).await);
                 continue;
             }
             self.hook(plan, opts, step, &resolved, cancel, true, run)
@@ -339,6 +387,9 @@ impl Engine {
                 "no snapshot: an earlier step failed",
             );
         }
+
+        // The hot sessions end once the snapshots are ready (or the run failed), before the post-hooks.
+        self.hot_end(ns, cancel, run, &mut created, sessions).await;
 
         // Post-hooks: `success` only after success, `always` regardless (even after a signal).
         for step in &post {
@@ -454,6 +505,16 @@ impl Engine {
                     run.fail(FailureKind::StepFailed, &message);
                     return;
                 };
+                if opts.dry_run && step.is_hot() {
+                    run.record(
+                        &step.name,
+                        &target.to_string(),
+                        StepOutcome::Ok,
+                        started,
+                        "would hold a hot session across the snapshots (dry run: not connected)",
+                    );
+                    return;
+                }
                 let outcome = if opts.dry_run {
                     hooks::check(&step.name, action, self.exec.as_ref(), target, step.timeout).await
                 } else {
@@ -472,21 +533,10 @@ impl Engine {
                 if opts.dry_run {
                     let outcome = hooks::rhai::compile_source(&path, source)
                         .map(|_| HookReport {
-                            name: step.name.clone(),
-                            kind: crate::vocab::hook::HookKind::Rhai,
-                            target: None,
                             duration: started.elapsed(),
                             checked_only: true,
-                            dump_path: None,
-                            dump_size: None,
-                            compression: None,
-                            warnings: Vec::new(),
-                            tool_version: None,
-                            previous_dump: None,
-                            disk: None,
-                            exit_code: None,
                             stdout_tail: "compiled".into(),
-                            stderr_tail: String::new(),
+                            ..HookReport::new(&step.name, crate::vocab::hook::HookKind::Rhai, None)
                         })
                         .map_err(|diagnostic| HookError::Script {
                             hook: step.name.clone(),
@@ -525,38 +575,131 @@ impl Engine {
                 run.record(&step.name, &target, StepOutcome::Ok, started, message);
                 run.report.hooks.push(report);
             }
-            Err(HookError::Cancelled { cleanup, .. }) => {
-                let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
-                let message = format!("hook {} stopped by a signal: {cleanup}", step.name);
+            Err(e) => hook_failed(step, &target, started, e, cancel, run),
+        }
+    }
+
+    /// Opens the session of a `mode: hot` hook; `None` when it did not open (recorded like any hook failure).
+    #[tracing::instrument(skip_all, fields(step = %step.name))]
+    async fn hot_begin(
+        &self,
+        step: &HookStep,
+        resolved: &BTreeMap<String, ContainerRef>,
+        cancel: &Cancel,
+        run: &mut Run,
+    ) -> Option<HotSession> {
+        let started = Instant::now();
+        let StepAction::Container { action, .. } = &step.action else {
+            return None;
+        };
+        let Some(target) = resolved.get(&step.name) else {
+            let message = format!("hook {}: no resolved target", step.name);
+            run.record(&step.name, "", StepOutcome::Failed, started, &*message);
+            run.fail(FailureKind::StepFailed, &message);
+            return None;
+        };
+        let exec = Arc::clone(&self.exec);
+        let stop = cancelled(cancel.clone());
+        match hooks::hot::begin(&step.name, action, exec, target, step.timeout, stop).await {
+            Ok(session) => {
                 run.record(
                     &step.name,
-                    &target,
-                    StepOutcome::Cancelled,
+                    &target.to_string(),
+                    StepOutcome::Ok,
                     started,
-                    &*message,
+                    format!("hot session open: {}", session.opened_as()),
                 );
-                run.stopped(signal, &step.name, &message);
+                run.report.hooks.push(session.report());
+                Some(session)
             }
             Err(e) => {
-                let message = e.to_string();
-                if step.on_error == OnError::Continue {
-                    run.record(
-                        &step.name,
-                        &target,
-                        StepOutcome::Warning,
-                        started,
-                        format!("{message} (onError: continue)"),
-                    );
-                } else {
-                    run.record(&step.name, &target, StepOutcome::Failed, started, &*message);
-                    if run.report.backup_taken && !run.failed() {
-                        run.fail_after_backup(&step.name, "PostHookFailed", &message);
-                    } else {
-                        run.fail(FailureKind::StepFailed, &message);
-                    }
-                }
+                hook_failed(step, &target.to_string(), started, e, cancel, run);
+                None
             }
         }
+    }
+
+    /// Ends every hot session: after ready snapshots, in the same session (`pg_backup_stop()` with its
+    /// backup_label recorded on each snapshot, `UNLOCK TABLES`); after a failure or a signal, by closing it, which
+    /// aborts the backup on the server. A session that cannot finish leaves snapshots nobody can restore
+    /// consistently: they are deleted and the run fails.
+    async fn hot_end(
+        &self,
+        ns: &str,
+        cancel: &Cancel,
+        run: &mut Run,
+        created: &mut Vec<Created>,
+        sessions: Vec<HotSession>,
+    ) {
+        for session in sessions {
+            let started = Instant::now();
+            let step = format!("{}/end", session.name());
+            if run.failed() || created.is_empty() {
+                let cleanup = session.abort().await;
+                run.record(&step, "", StepOutcome::Skipped, started, cleanup);
+                continue;
+            }
+            let finished = session.finish(cancelled(cancel.clone())).await;
+            let problem = match finished {
+                Ok(finish) => {
+                    let annotation = BTreeMap::from([(
+                        crate::labels::ANNOTATION_HOT_BACKUP.to_string(),
+                        finish.record.to_annotation(),
+                    )]);
+                    let mut problem = None;
+                    for c in created.iter() {
+                        if let Err(e) = self
+                            .cluster
+                            .annotate_snapshot(ns, &c.name, &annotation)
+                            .await
+                        {
+                            problem = Some(format!(
+                                "cannot record the hot backup on VolumeSnapshot {}: {e}",
+                                c.name
+                            ));
+                            break;
+                        }
+                    }
+                    let summary = finish.summary();
+                    if let Some(r) = run
+                        .report
+                        .hooks
+                        .iter_mut()
+                        .find(|r| r.name == finish.report.name)
+                    {
+                        *r = finish.report;
+                    }
+                    match problem {
+                        None => {
+                            run.record(&step, "", StepOutcome::Ok, started, summary);
+                            continue;
+                        }
+                        Some(p) => p,
+                    }
+                }
+                Err(HookError::Cancelled { cleanup, .. }) => {
+                    let signal = signal_of(cancel).unwrap_or(Signal::Terminate);
+                    let message = format!("hook {} stopped by a signal: {cleanup}", step);
+                    run.record(&step, "", StepOutcome::Cancelled, started, &*message);
+                    run.fail(FailureKind::Signal(signal), &message);
+                    self.drop_inconsistent(ns, created, run).await;
+                    continue;
+                }
+                Err(e) => e.to_string(),
+            };
+            let message = format!(
+                "{problem}; the snapshots cut during the hot session cannot be restored consistently"
+            );
+            run.record(&step, "", StepOutcome::Failed, started, &*message);
+            run.fail(FailureKind::StepFailed, &message);
+            self.drop_inconsistent(ns, created, run).await;
+        }
+    }
+
+    /// Deletes this run's snapshots after a hot session failed to end properly: they are no backup.
+    async fn drop_inconsistent(&self, ns: &str, created: &mut Vec<Created>, run: &mut Run) {
+        run.report.backup_taken = false;
+        self.remove_created(ns, created, "inconsistent", run).await;
     }
 
     #[tracing::instrument(skip_all, fields(step = "snapshot", targets = %plan.targets.join(",")))]

@@ -50,6 +50,11 @@ pub enum StepAction {
 }
 
 impl HookStep {
+    /// A database hook with `mode: hot`: its session is held across the snapshots instead of run before them.
+    pub fn is_hot(&self) -> bool {
+        matches!(&self.action, StepAction::Container { action, .. } if action.is_hot())
+    }
+
     /// The container this hook runs in, for preflight resolution (`None` for rhai hooks).
     pub fn container(&self) -> Option<(&WorkloadRef, &str)> {
         match &self.action {

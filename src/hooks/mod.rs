@@ -17,6 +17,7 @@ pub mod dbops;
 pub mod diagnostic;
 pub mod error;
 pub mod exec;
+pub mod hot;
 pub mod kill;
 pub mod mysql;
 pub mod postgres;

@@ -29,14 +29,20 @@ impl MysqlHook {
             "if [ -z \"$bns_dumper\" ]; then echo '{MARKER}missing_tool={}'; exit 1; fi",
             wanted.join(" or ")
         );
+        s.push_str(&self.password_env());
+        s
+    }
+
+    /// The check that referenced container env vars exist, then the password as `MYSQL_PWD`.
+    pub(crate) fn password_env(&self) -> String {
         let d = &self.dump;
         let password = d.secret();
-        s.push_str(&script::env_guard(
+        let mut s = script::env_guard(
             [&d.host, &d.user, &d.database]
                 .into_iter()
                 .map(String::as_str)
                 .chain(password.iter().map(Secret::expose)),
-        ));
+        );
         if let Some(password) = &password {
             s.push_str(&password.export_line("MYSQL_PWD"));
         }

@@ -37,6 +37,29 @@ pub struct HookReport {
     pub stderr_tail: String,
 }
 
+impl HookReport {
+    /// The report of hook `name` of `kind` run in `target`, with nothing measured yet.
+    pub fn new(name: &str, kind: HookKind, target: Option<String>) -> HookReport {
+        HookReport {
+            name: name.to_string(),
+            kind,
+            target,
+            duration: Duration::ZERO,
+            checked_only: false,
+            dump_path: None,
+            dump_size: None,
+            compression: None,
+            warnings: Vec::new(),
+            tool_version: None,
+            previous_dump: None,
+            disk: None,
+            exit_code: None,
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+        }
+    }
+}
+
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -477,21 +477,9 @@ pub async fn run_until(
     };
     match result {
         Ok(()) => Ok(HookReport {
-            name: hook.name.clone(),
-            kind: HookKind::Rhai,
-            target: None,
             duration: start.elapsed(),
-            checked_only: false,
-            dump_path: None,
-            dump_size: None,
-            compression: None,
-            warnings: Vec::new(),
-            tool_version: None,
-            previous_dump: None,
-            disk: None,
-            exit_code: None,
             stdout_tail: tail(&log, TAIL_LIMIT),
-            stderr_tail: String::new(),
+            ..HookReport::new(&hook.name, HookKind::Rhai, None)
         }),
         Err(err) => Err(script_error(hook, *err)),
     }

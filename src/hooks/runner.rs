@@ -260,21 +260,9 @@ impl<'a> Runner<'a> {
 
     fn report(&self) -> HookReport {
         HookReport {
-            name: self.name.to_string(),
-            kind: self.work.kind(),
-            target: Some(self.target.to_string()),
             duration: self.start.elapsed(),
             checked_only: self.check_only,
-            dump_path: None,
-            dump_size: None,
-            compression: None,
-            warnings: Vec::new(),
-            tool_version: None,
-            previous_dump: None,
-            disk: None,
-            exit_code: None,
-            stdout_tail: String::new(),
-            stderr_tail: String::new(),
+            ..HookReport::new(self.name, self.work.kind(), Some(self.target.to_string()))
         }
     }
 

@@ -26,12 +26,41 @@ pub enum Engine {
     Mysql,
 }
 
-/// What the script needs: which server, which database to load into, where the dump is, the checks' queries.
+/// What the throwaway server starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// The dump at this path in the pod, loaded into a fresh server.
+    Dump(&'a str),
+    /// A hot MySQL/MariaDB snapshot: the data directory on the restored claim mounted at this path (the directory
+    /// holding `ibdata1`, at most three levels down) is copied onto the emptyDir, and the server recovers the copy
+    /// as after a crash.
+    MysqlDataDir(&'a str),
+    /// A hot PostgreSQL snapshot: its data directory copied likewise, given its backup_label back, and recovered
+    /// from the WAL archive up to the end of the backup.
+    PostgresDataDir(HotPostgres<'a>),
+}
+
+/// What a hot PostgreSQL copy recovers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotPostgres<'a> {
+    /// Where the restored claim is mounted: the data directory is the one holding `global/pg_control`, at most
+    /// three levels down.
+    pub mount: &'a str,
+    /// What `pg_backup_stop()` returned.
+    pub backup_label: &'a str,
+    pub tablespace_map: Option<&'a str>,
+    /// The archive's `restore_command`.
+    pub restore_command: &'a str,
+    /// The role the checks log in as (the hot session's; trust on the pod's socket).
+    pub user: &'a str,
+}
+
+/// What the script needs: which server, which database to check, what it starts from, the checks' queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyScript<'a> {
     pub engine: Engine,
     pub database: &'a str,
-    pub dump_file: &'a str,
+    pub source: Source<'a>,
     pub queries: Vec<&'a str>,
     /// The queries of the rhai checks, each answered with all its rows (up to [`MAX_ROWS`]).
     pub row_queries: Vec<&'a str>,
@@ -51,6 +80,10 @@ pub enum Stage {
     Load,
     /// The tables could not be counted.
     Tables,
+    /// No data directory on the restored claim, or it could not be copied (a hot snapshot).
+    Copy,
+    /// The server did not recover the copied data directory (a hot snapshot).
+    Recover,
 }
 
 impl Stage {
@@ -61,6 +94,8 @@ impl Stage {
             "server" => Stage::Server,
             "load" => Stage::Load,
             "tables" => Stage::Tables,
+            "copy" => Stage::Copy,
+            "recover" => Stage::Recover,
             _ => return None,
         })
     }
@@ -74,6 +109,11 @@ pub struct VerifyOutput {
     pub dump_mtime: Option<i64>,
     pub decodes: bool,
     pub loaded: bool,
+    /// A hot snapshot's data directory, relative to the claim's mount (`""` for its root), and its size in KiB.
+    pub data_dir: Option<String>,
+    pub copied_kib: Option<u64>,
+    /// The server recovered the copied data directory and answers.
+    pub recovered: bool,
     /// Each table (`schema.name` for PostgreSQL) with its exact row count, in name order.
     pub tables: Vec<(String, u64)>,
     /// Per check index: the first column of the first row, or the query's error.
@@ -103,6 +143,9 @@ pub fn parse_output(log: &str) -> VerifyOutput {
             "dump_mtime" => out.dump_mtime = value.trim().parse().ok(),
             "decodes" => out.decodes = value == "yes",
             "loaded" => out.loaded = value == "yes",
+            "data_dir" => out.data_dir = Some(value.trim().to_string()),
+            "copied_kib" => out.copied_kib = value.trim().parse().ok(),
+            "recovered" => out.recovered = value == "yes",
             "done" => out.finished = value == "yes",
             "table" => {
                 if let Some((rows, name)) = value.split_once(' ')
@@ -164,15 +207,48 @@ impl VerifyScript<'_> {
     pub fn render(&self) -> String {
         let mut s = String::from(PRELUDE);
         let _ = writeln!(s, "W={}", quote(WORK_DIR));
-        let _ = writeln!(s, "dump={}", quote(self.dump_file));
         let _ = writeln!(s, "DB={}", quote(self.database));
-        s.push_str(DUMP_FACTS);
-        match self.engine {
-            Engine::Postgres => s.push_str(POSTGRES_SERVER),
-            Engine::Mysql => s.push_str(MYSQL_SERVER),
-        }
-        s.push_str("say loaded=yes\n");
-        match self.engine {
+        let engine = match self.source {
+            Source::Dump(file) => {
+                let _ = writeln!(s, "dump={}", quote(file));
+                s.push_str(DUMP_FACTS);
+                match self.engine {
+                    Engine::Postgres => {
+                        s.push_str(POSTGRES_TOOLS);
+                        s.push_str(POSTGRES_SERVER);
+                    }
+                    Engine::Mysql => {
+                        s.push_str(MYSQL_TOOLS);
+                        s.push_str(MYSQL_LOAD);
+                    }
+                }
+                s.push_str("say loaded=yes\n");
+                self.engine
+            }
+            Source::PostgresDataDir(hot) => {
+                let _ = writeln!(s, "M={}", quote(hot.mount));
+                let _ = writeln!(s, "PGU={}", quote(hot.user));
+                let _ = writeln!(s, "RC={}", quote(hot.restore_command));
+                s.push_str(POSTGRES_TOOLS);
+                s.push_str(POSTGRES_COPY);
+                let mut files = vec![("backup_label", hot.backup_label)];
+                files.extend(hot.tablespace_map.map(|m| ("tablespace_map", m)));
+                for (file, text) in files {
+                    let _ = writeln!(s, "printf '%s' {} > \"$W/db/{file}\"", quote(text));
+                }
+                s.push_str(POSTGRES_RECOVER);
+                s.push_str("say recovered=yes\n");
+                Engine::Postgres
+            }
+            Source::MysqlDataDir(mount) => {
+                let _ = writeln!(s, "M={}", quote(mount));
+                s.push_str(MYSQL_TOOLS);
+                s.push_str(MYSQL_RECOVER);
+                s.push_str("say recovered=yes\n");
+                Engine::Mysql
+            }
+        };
+        match engine {
             Engine::Postgres => s.push_str(POSTGRES_TABLES),
             Engine::Mysql => s.push_str(MYSQL_TABLES),
         }
@@ -183,7 +259,7 @@ impl VerifyScript<'_> {
                 "if out=$(printf '%s\\n' {} | query 2>&1); then say \"check.{i}=$(printf '%s\\n' \"$out\" | head -n 1 | {})\"; \
                  else say \"check_error.{i}=$(printf '%s' \"$out\" | tr '\\n' ' ' | tail -c 500)\"; fi",
                 quote(&format!("{};", query.trim().trim_end_matches(';'))),
-                match self.engine {
+                match engine {
                     Engine::Postgres => "cut -d '|' -f 1",
                     Engine::Mysql => "cut -f 1",
                 }
@@ -191,7 +267,7 @@ impl VerifyScript<'_> {
         }
         if !self.row_queries.is_empty() {
             // psql's unaligned output separates columns with a tab here, as mysql's batch output does.
-            s.push_str(match self.engine {
+            s.push_str(match engine {
                 Engine::Postgres => "rows() { query -F \"$(printf '\\t')\"; }\n",
                 Engine::Mysql => "rows() { query; }\n",
             });
@@ -227,9 +303,9 @@ case "$magic" in
 esac
 "#;
 
-/// PostgreSQL: the newest server binaries (Debian keeps them out of PATH), `initdb` and `postgres` as the
-/// `postgres` user on the emptyDir, the roles the dump names created empty, then the load.
-const POSTGRES_SERVER: &str = r#"for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do pgbin=$d; done
+/// PostgreSQL: the newest server binaries (Debian keeps them out of PATH), and `as_db` running a command as the
+/// `postgres` user.
+const POSTGRES_TOOLS: &str = r#"for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do pgbin=$d; done
 [ -n "${pgbin:-}" ] && PATH="$pgbin:$PATH"
 as_db() {
   if [ "$(id -u)" != 0 ]; then "$@"
@@ -237,7 +313,42 @@ as_db() {
   elif command -v setpriv >/dev/null 2>&1; then setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
   else runuser -u postgres -- "$@"; fi
 }
+"#;
+
+/// PostgreSQL hot snapshot: the data directory found on the claim (read-only) copied onto the emptyDir, the live
+/// server's pid file and any recovery signal dropped (the backup_label is written next).
+const POSTGRES_COPY: &str = r#"found=
+for f in "$M"/global/pg_control "$M"/*/global/pg_control "$M"/*/*/global/pg_control "$M"/*/*/*/global/pg_control; do
+  if [ -f "$f" ]; then found=${f%/global/pg_control}; break; fi
+done
+[ -n "$found" ] || fail copy "no PostgreSQL data directory (global/pg_control) on the restored volume at $M"
+say "data_dir=${found#"$M"}"
 mkdir -p "$W/db" "$W/run"
+cp -R "$found/." "$W/db/" 2>"$W/copy.err" || fail copy "cannot copy the data directory: $(tail -n 5 "$W/copy.err")"
+rm -f "$W/db/postmaster.pid" "$W/db/recovery.signal" "$W/db/standby.signal"
+say "copied_kib=$(du -sk "$W/db" | cut -f 1)"
+"#;
+
+/// PostgreSQL hot snapshot: archive recovery of the copy (`recovery.signal`, the archive's `restore_command`) to
+/// the end of the backup only (`recovery_target=immediate`), then promoted; archiving off, trust on the pod's
+/// own socket (the copy's pg_hba.conf is replaced), no TCP listener. Waits until the copy is promoted.
+const POSTGRES_RECOVER: &str = r#": > "$W/db/recovery.signal"
+printf 'local all all trust\n' > "$W/hba.conf"
+[ "$(id -u)" = 0 ] && chown -R postgres: "$W"
+chmod 700 "$W/db"
+as_db postgres -D "$W/db" -k "$W/run" -c listen_addresses= -c hba_file="$W/hba.conf" -c archive_mode=off -c "restore_command=$RC" -c recovery_target=immediate -c recovery_target_action=promote -c fsync=off >"$W/server.log" 2>&1 &
+spid=$!
+stop_server() { as_db pg_ctl -D "$W/db" -m fast -w stop >/dev/null 2>&1; }
+sql() { as_db psql -X -q -h "$W/run" -U "$PGU" "$@"; }
+query() { sql -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+until [ "$(sql -At -d "$DB" -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
+  kill -0 "$spid" 2>/dev/null || fail recover "postgres did not recover the copy: $(tail -n 5 "$W/server.log")"; sleep 0.5
+done
+"#;
+
+/// PostgreSQL: `initdb` and `postgres` as the `postgres` user on the emptyDir, the roles the dump names created
+/// empty, then the load.
+const POSTGRES_SERVER: &str = r#"mkdir -p "$W/db" "$W/run"
 [ "$(id -u)" = 0 ] && chown -R postgres: "$W"
 as_db initdb -D "$W/db" -U postgres --auth=trust -E UTF8 --no-locale --no-sync >"$W/initdb.log" 2>&1 || fail server "initdb failed: $(tail -n 5 "$W/initdb.log")"
 as_db postgres -D "$W/db" -k "$W/run" -c listen_addresses= -c fsync=off >"$W/server.log" 2>&1 &
@@ -265,27 +376,58 @@ fi
 const POSTGRES_TABLES: &str = r#"printf '%s\n' "SELECT format('SELECT count(*) || '' '' || %L FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1" '\gexec' | query >"$W/tables.out" 2>"$W/tables.err" || { stop_server; fail tables "cannot count the tables: $(tail -n 5 "$W/tables.err")"; }
 "#;
 
-/// MariaDB/MySQL: `mariadb-install-db` and `mariadbd --user=mysql` on the emptyDir, socket only, then the load
-/// (the client stops at the first error).
-const MYSQL_SERVER: &str = r#"say decodes=yes
-mkdir -p "$W/db"
-u=""
-if [ "$(id -u)" = 0 ]; then chown -R mysql: "$W"; u="--user=mysql"; fi
-inst=$(command -v mariadb-install-db || command -v mysql_install_db) || fail server "neither mariadb-install-db nor mysql_install_db is in the image"
-srv=$(command -v mariadbd || command -v mysqld) || fail server "neither mariadbd nor mysqld is in the image"
+/// MariaDB/MySQL: the server's tools (MariaDB's names first), and `start_server OPTIONS…`: the server on the
+/// emptyDir's `db` as the `mysql` user, socket only, waited for (while it lives, up to the pod's deadline: a
+/// recovery may take long), with `sql` and `query` defined.
+const MYSQL_TOOLS: &str = r#"srv=$(command -v mariadbd || command -v mysqld) || fail server "neither mariadbd nor mysqld is in the image"
 cli=$(command -v mariadb || command -v mysql) || fail server "neither mariadb nor mysql is in the image"
 adm=$(command -v mariadb-admin || command -v mysqladmin) || fail server "neither mariadb-admin nor mysqladmin is in the image"
-"$inst" $u --datadir="$W/db" --auth-root-authentication-method=normal --skip-test-db >"$W/initdb.log" 2>&1 || fail server "$inst failed: $(tail -n 5 "$W/initdb.log")"
-"$srv" --no-defaults $u --datadir="$W/db" --socket="$W/mysql.sock" --skip-networking --pid-file="$W/mysqld.pid" --log-error="$W/server.log" --innodb-flush-log-at-trx-commit=0 >/dev/null 2>&1 &
-stop_server() { "$adm" --no-defaults --socket="$W/mysql.sock" -uroot shutdown >/dev/null 2>&1; }
-i=0
-until "$adm" --no-defaults --socket="$W/mysql.sock" -uroot ping >/dev/null 2>&1; do
-  i=$((i + 1)); [ "$i" -gt 120 ] && fail server "$srv did not start: $(tail -n 5 "$W/server.log")"; sleep 0.5
-done
+u=""
+[ "$(id -u)" = 0 ] && u="--user=mysql"
+start_server() {
+  stage=$1; shift
+  "$srv" --no-defaults $u --datadir="$W/db" --socket="$W/mysql.sock" --skip-networking --pid-file="$W/mysqld.pid" --log-error="$W/server.log" "$@" >/dev/null 2>&1 &
+  spid=$!
+  stop_server() { "$adm" --no-defaults --socket="$W/mysql.sock" -uroot shutdown >/dev/null 2>&1; }
+  until "$adm" --no-defaults --socket="$W/mysql.sock" -uroot ping >/dev/null 2>&1; do
+    kill -0 "$spid" 2>/dev/null || fail "$stage" "$srv did not start: $(tail -n 5 "$W/server.log")"; sleep 0.5
+  done
+}
 sql() { "$cli" --no-defaults --socket="$W/mysql.sock" -uroot "$@"; }
 query() { sql -N -B "$DB"; }
+"#;
+
+/// MariaDB/MySQL dump: `mariadb-install-db` on the emptyDir, the server, then the load (the client stops at the
+/// first error).
+const MYSQL_LOAD: &str = r#"say decodes=yes
+inst=$(command -v mariadb-install-db || command -v mysql_install_db) || fail server "neither mariadb-install-db nor mysql_install_db is in the image"
+mkdir -p "$W/db"
+[ -n "$u" ] && chown -R mysql: "$W"
+"$inst" $u --datadir="$W/db" --auth-root-authentication-method=normal --skip-test-db >"$W/initdb.log" 2>&1 || fail server "$inst failed: $(tail -n 5 "$W/initdb.log")"
+start_server server --innodb-flush-log-at-trx-commit=0
 printf 'CREATE DATABASE `%s`;\n' "$(printf '%s' "$DB" | sed 's/`/``/g')" | sql 2>"$W/create.err" || fail server "cannot create database $DB: $(cat "$W/create.err")"
 cat_dump | sql --batch "$DB" >/dev/null 2>"$W/load.err" || { stop_server; fail load "the dump does not load: $(tail -n 5 "$W/load.err")"; }
+"#;
+
+/// MariaDB/MySQL hot snapshot: the data directory found on the claim (read-only) copied onto the emptyDir, its
+/// pid file and sockets dropped, and the server started on the copy: InnoDB recovers it from its redo log. The
+/// copy's own accounts are bypassed (`--skip-grant-tables`, no network) and replication is not started.
+const MYSQL_RECOVER: &str = r#"found=
+for f in "$M"/ibdata1 "$M"/*/ibdata1 "$M"/*/*/ibdata1 "$M"/*/*/*/ibdata1; do
+  if [ -f "$f" ]; then found=${f%/ibdata1}; break; fi
+done
+[ -n "$found" ] || fail copy "no MySQL/MariaDB data directory (ibdata1) on the restored volume at $M"
+say "data_dir=${found#"$M"}"
+mkdir -p "$W/db"
+cp -R "$found/." "$W/db/" 2>"$W/copy.err" || fail copy "cannot copy the data directory: $(tail -n 5 "$W/copy.err")"
+rm -f "$W/db"/*.pid "$W/db"/*.sock "$W/db"/*.sock.lock
+say "copied_kib=$(du -sk "$W/db" | cut -f 1)"
+[ -n "$u" ] && chown -R mysql: "$W"
+case "$("$srv" --version 2>/dev/null)" in
+  *MariaDB*) no_replica=--skip-slave-start ;;
+  *) no_replica=--skip-replica-start ;;
+esac
+start_server recover --skip-grant-tables "$no_replica"
 "#;
 
 /// MariaDB/MySQL: every base table of the database, with `COUNT(*)`.
@@ -336,6 +478,17 @@ mod tests {
         );
         assert_eq!(rows.rows[&3], Err("ERROR: syntax error".to_string()));
 
+        let hot = parse_output(
+            "backup-ns: data_dir=/mysql\nbackup-ns: copied_kib=128100\nbackup-ns: recovered=yes\n\
+             backup-ns: failed=recover\nbackup-ns: error=InnoDB: corrupt\n",
+        );
+        assert_eq!(hot.data_dir.as_deref(), Some("/mysql"));
+        assert_eq!(hot.copied_kib, Some(128_100));
+        assert!(hot.recovered && !hot.loaded);
+        assert_eq!(
+            hot.failure,
+            Some((Stage::Recover, "InnoDB: corrupt".into()))
+        );
         let failed = parse_output(
             "backup-ns: decodes=yes\nbackup-ns: failed=load\nbackup-ns: error=ERROR: syntax error at end of input\n",
         );
@@ -351,7 +504,7 @@ mod tests {
         let script = VerifyScript {
             engine: Engine::Postgres,
             database: "shop'; drop",
-            dump_file: "/var/lib/postgresql/data/dump.sql.gz",
+            source: Source::Dump("/var/lib/postgresql/data/dump.sql.gz"),
             queries: vec!["select count(*) from orders where note = 'x'"],
             row_queries: vec![],
         }
@@ -367,12 +520,54 @@ mod tests {
         let mysql = VerifyScript {
             engine: Engine::Mysql,
             database: "shop",
-            dump_file: "/var/lib/mysql/dump.sql.gz",
+            source: Source::Dump("/var/lib/mysql/dump.sql.gz"),
             queries: vec![],
             row_queries: vec!["select id, name from items"],
         }
         .render();
         assert!(mysql.contains("--skip-networking") && !mysql.contains("--force"));
+        assert!(!mysql.contains("--skip-grant-tables") && mysql.contains("cat_dump | sql"));
+        let hot = VerifyScript {
+            engine: Engine::Mysql,
+            database: "shop",
+            source: Source::MysqlDataDir("/var/lib/my sql"),
+            queries: vec!["select count(*) from items"],
+            row_queries: vec![],
+        }
+        .render();
+        assert!(hot.contains("M='/var/lib/my sql'\n"), "{hot}");
+        assert!(hot.contains("fail copy \"no MySQL/MariaDB data directory"));
+        assert!(hot.contains("start_server recover --skip-grant-tables"));
+        assert!(!hot.contains("cat_dump") && !hot.contains("$inst\" $u"));
+        assert!(hot.contains("say recovered=yes\n") && hot.contains("| query 2>&1"));
+        let pg = VerifyScript {
+            engine: Engine::Postgres,
+            database: "shop",
+            source: Source::PostgresDataDir(HotPostgres {
+                mount: "/var/lib/postgresql/data",
+                backup_label: "START WAL LOCATION: 0/2000028\nLABEL: it's\n",
+                tablespace_map: None,
+                restore_command: "cp /archive/%f %p",
+                user: "app",
+            }),
+            queries: vec![],
+            row_queries: vec![],
+        }
+        .render();
+        assert!(
+            pg.contains("RC='cp /archive/%f %p'\nPGU='app'\n")
+                || pg.contains("PGU='app'\nRC='cp /archive/%f %p'\n"),
+            "{pg}"
+        );
+        assert!(pg.contains("printf '%s' 'START WAL LOCATION: 0/2000028\nLABEL: it'\\''s\n' > \"$W/db/backup_label\""), "{pg}");
+        assert!(!pg.contains("tablespace_map") && !pg.contains("initdb"));
+        // The copy recovers to the end of the backup only, never archives, and is read over trust on its socket.
+        assert!(pg.contains("-c \"restore_command=$RC\" -c recovery_target=immediate -c recovery_target_action=promote"));
+        assert!(
+            pg.contains("-c archive_mode=off") && pg.contains("printf 'local all all trust\\n'")
+        );
+        let label = pg.find("$W/db/backup_label").unwrap();
+        assert!(pg.find("cp -R").unwrap() < label && label < pg.find("as_db postgres -D").unwrap());
         assert!(
             mysql.contains("printf '%s\\n' 'select id, name from items;' | rows")
                 && mysql.contains("head -n 1000"),

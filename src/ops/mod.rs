@@ -92,6 +92,15 @@ pub enum OpsError {
     /// `verify` cannot start: no such snapshot, no database hook, no mount of the claim (exit 2).
     #[error("{0}")]
     VerifyRefused(String),
+    #[error(
+        "PersistentVolumeClaim {namespace}/{claim} was restored, but the backup_label of its hot PostgreSQL snapshot \
+         could not be written into it: {why}; the server would not recover consistently from it as it is"
+    )]
+    BackupLabel {
+        namespace: String,
+        claim: String,
+        why: String,
+    },
 }
 
 /// [`OpsError::SnapshotMissing`] for `name` in `ns`, with the nearest existing snapshot name, if one is near. A

@@ -3,10 +3,17 @@
 //! still exists, else `ReadWriteOnce` and the cluster's default class.
 
 use super::OpsError;
-use crate::cluster::VolumeSnapshot;
 use crate::cluster::core::RestorePvc;
+use crate::cluster::label_pod::LabelPod;
+use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
+use crate::hooks::hot::{RESTORE_MOUNT, label_script, label_written};
+use crate::labels::{ANNOTATION_HOT_BACKUP, HotBackup};
+use crate::vocab::exec::PodResolver as _;
+use crate::vocab::hook::HookKind;
+use crate::vocab::workload::WorkloadRef;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +86,98 @@ pub fn source_claim(vs: &VolumeSnapshot) -> Option<&str> {
     vs.source_pvc()
         .or_else(|| vs.label(crate::labels::PVC))
         .filter(|s| !s.is_empty())
+}
+
+/// What a hot snapshot recorded in its `backup-ns.sh/hot-backup` annotation; `None` for every other snapshot.
+pub fn hot_record(vs: &VolumeSnapshot) -> Option<HotBackup> {
+    vs.metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_HOT_BACKUP)
+        .and_then(|a| HotBackup::from_annotation(a))
+}
+
+/// What a hot PostgreSQL snapshot recorded (`backup-ns.sh/hot-backup` with a backup_label): `restore` writes that
+/// label back into the restored claim. `None` for every other snapshot.
+pub fn hot_label(vs: &VolumeSnapshot) -> Option<HotBackup> {
+    let record = hot_record(vs)?;
+    (record.engine == HookKind::Postgres && record.backup_label.is_some()).then_some(record)
+}
+
+/// Writes `record`'s backup_label (and tablespace_map) into the data directory on the restored claim `claim`,
+/// with a short pod of `image` (default: the image of the container the hot session ran in) that mounts it.
+/// The pod is deleted on every path. Returns the data directory's path on the volume.
+pub async fn write_backup_label(
+    cluster: &Cluster,
+    namespace: &str,
+    claim: &str,
+    record: &HotBackup,
+    image: Option<&str>,
+    timeout: Duration,
+) -> Result<String, OpsError> {
+    let failed = |why: String| OpsError::BackupLabel {
+        namespace: namespace.to_string(),
+        claim: claim.to_string(),
+        why,
+    };
+    let script = label_script(record)
+        .ok_or_else(|| failed("the snapshot records no backup_label".into()))?;
+    let image = match image {
+        Some(image) => image.to_string(),
+        None => database_image(cluster, namespace, record)
+            .await
+            .map_err(|why| failed(format!("{why}; pass --image IMAGE")))?,
+    };
+    let name = format!("backup-ns-label-{}", crate::engine::steps::random_suffix());
+    let pod = LabelPod {
+        namespace: namespace.to_string(),
+        name: name.clone(),
+        image,
+        script,
+        claim: claim.to_string(),
+        mount_path: RESTORE_MOUNT.to_string(),
+        deadline: timeout,
+    };
+    cluster.create_pod(&pod.to_object()).await?;
+    let ran = async {
+        cluster.wait_pod_finished(namespace, &name, timeout).await?;
+        cluster.pod_log(namespace, &name).await
+    }
+    .await;
+    let removed = cluster.delete_pod_now(namespace, &name).await;
+    let log = ran?;
+    removed?;
+    label_written(&log).map_err(failed)
+}
+
+/// The image of the container the hot session ran in, from its workload's pod.
+async fn database_image(cluster: &Cluster, ns: &str, record: &HotBackup) -> Result<String, String> {
+    let workload: WorkloadRef = record.workload.parse().map_err(|e| {
+        format!(
+            "the recorded workload `{}` does not parse: {e}",
+            record.workload
+        )
+    })?;
+    let target = cluster
+        .pod_resolver()
+        .resolve(ns, &workload, &record.container)
+        .await
+        .map_err(|e| format!("cannot find the database container for its image: {e}"))?;
+    let pod = cluster
+        .get_pod(ns, &target.pod)
+        .await
+        .map_err(|e: ClusterError| e.to_string())?
+        .ok_or_else(|| format!("pod {} is gone", target.pod))?;
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == record.container))
+        .and_then(|c| c.image.clone())
+        .ok_or_else(|| {
+            format!(
+                "container {} of pod {} names no image",
+                record.container, target.pod
+            )
+        })
 }
 
 /// The line `restore` prints once the claim was created: its source, size, class and access modes.

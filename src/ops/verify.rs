@@ -20,8 +20,10 @@ use crate::cluster::verify::{VerifyPod, claim_mount};
 use crate::cluster::{Cluster, ClusterError, VolumeSnapshot};
 use crate::engine::Signal;
 use crate::hooks::rhai_check::{self, Answers};
-use crate::hooks::verify::{Engine, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output};
-use crate::labels::{self, HookWindow};
+use crate::hooks::verify::{
+    Engine, HotPostgres, Source, Stage, VerifyOutput, VerifyScript, WORK_DIR, parse_output,
+};
+use crate::labels::{self, HookWindow, HotBackup};
 use crate::plan::model::{CheckTest, Expect};
 use crate::plan::{HookAction, HookKind, HookSelector, Plan, select_hook};
 use crate::vocab::exec::PodResolver as _;
@@ -143,6 +145,8 @@ struct DbTarget {
     engine: Engine,
     database: String,
     dump_file: String,
+    /// A `mode: hot` hook: the snapshot holds the data directory, which the pod's server recovers.
+    hot: bool,
     image: String,
     mount_path: String,
     sub_path: Option<String>,
@@ -254,6 +258,16 @@ async fn db_target(
             HookAction::Mysql(m) => (Engine::Mysql, &m.dump, hook.timeout),
             _ => continue,
         };
+        let hot = dump.mode == crate::vocab::hook::DbMode::Hot;
+        if hot && engine == Engine::Postgres && plan.verify.restore_command.is_none() {
+            return Err(refused(format!(
+                "the postgres hook of plan `{}` has `mode: hot`: its snapshots hold the database's files, which \
+                 recover only with the WAL archived up to pg_backup_stop(); give the archive's restore_command \
+                 in the plan's `verify.restoreCommand` (e.g. `cp /archive/%f %p`, run in a pod of the hook's \
+                 image), or restore one with `backup-ns restore` (it writes the backup_label back)",
+                plan.name
+            )));
+        }
         let target = resolver
             .resolve(ns, &dump.workload, &dump.container)
             .await
@@ -268,6 +282,7 @@ async fn db_target(
                     engine,
                     database: dump.database.clone(),
                     dump_file: dump.dump_file.clone(),
+                    hot,
                     image: image.map_or(mount.image, str::to_string),
                     mount_path: mount.mount_path,
                     sub_path: mount.sub_path,
@@ -281,6 +296,28 @@ async fn db_target(
         "no database hook's container mounts PVC {claim} ({} do not), so the dump's place on it is unknown",
         tried.join(", ")
     )))
+}
+
+/// What the pod's server starts from: the dump, or a hot snapshot's data directory (and for PostgreSQL what its
+/// copy recovers with: the recorded backup_label, the plan's `verify.restoreCommand`, the session's role).
+fn script_source<'a>(
+    target: &'a DbTarget,
+    hot: Option<&'a HotBackup>,
+    plan: &'a Plan,
+) -> Source<'a> {
+    match (hot, target.engine, plan.verify.restore_command.as_deref()) {
+        (Some(record), Engine::Postgres, Some(restore_command)) => {
+            Source::PostgresDataDir(HotPostgres {
+                mount: &target.mount_path,
+                backup_label: record.backup_label.as_deref().unwrap_or_default(),
+                tablespace_map: record.tablespace_map.as_deref(),
+                restore_command,
+                user: record.user.as_deref().unwrap_or("postgres"),
+            })
+        }
+        (Some(_), _, _) => Source::MysqlDataDir(&target.mount_path),
+        (None, _, _) => Source::Dump(&target.dump_file),
+    }
 }
 
 /// The objects this run created, for cleanup.
@@ -327,7 +364,31 @@ pub async fn verify(
         Some(plan) => plan.clone(),
         None => recorded_plan(&vs)?,
     };
-    let target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    let mut target = db_target(cluster, ns, &plan, &source_name, request.image.as_deref()).await?;
+    let mut hot = None;
+    if target.hot {
+        let Some(record) = super::restore::hot_record(&vs) else {
+            return Err(refused(format!(
+                "the database hook of plan `{}` has `mode: hot`, but VolumeSnapshot {} carries no {} annotation: it \
+             was not cut while a hot session held the database",
+                plan.name,
+                vs.name(),
+                labels::ANNOTATION_HOT_BACKUP
+            )));
+        };
+        if target.engine == Engine::Postgres && record.backup_label.is_none() {
+            return Err(refused(format!(
+                "VolumeSnapshot {} records no backup_label in its {} annotation, so its copy cannot recover",
+                vs.name(),
+                labels::ANNOTATION_HOT_BACKUP
+            )));
+        }
+        // The name the session connected to, after the container's env expanded the hook's `database`.
+        if let Some(database) = &record.database {
+            target.database = database.clone();
+        }
+        hot = Some(record);
+    }
     let timeout = request.timeout.unwrap_or(plan.verify.timeout);
     let run = crate::engine::steps::random_suffix();
     let name = format!("backup-ns-verify-{run}");
@@ -374,7 +435,7 @@ pub async fn verify(
         let script = VerifyScript {
             engine: target.engine,
             database: &target.database,
-            dump_file: &target.dump_file,
+            source: script_source(&target, hot.as_ref(), &plan),
             queries: sql_queries(&plan),
             row_queries: row_queries(&plan),
         }
@@ -530,6 +591,24 @@ fn judge(
     let decodes = stage_check(Stage::Decode, output.decodes, "decodes".into());
     let server = stage_check(Stage::Server, output.loaded, String::new());
     let loads = stage_check(Stage::Load, output.loaded, "loads with errors fatal".into());
+    let copy = stage_check(
+        Stage::Copy,
+        output.copied_kib.is_some(),
+        format!(
+            "data directory {} ({}) copied from the snapshot",
+            output
+                .data_dir
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .unwrap_or("/"),
+            crate::hooks::dbops::human_bytes(output.copied_kib.unwrap_or(0).saturating_mul(1024))
+        ),
+    );
+    let recovers = stage_check(
+        Stage::Recover,
+        output.recovered,
+        "the server recovered the copy and started".into(),
+    );
     let tables = stage_check(
         Stage::Tables,
         output.finished,
@@ -540,6 +619,8 @@ fn judge(
         ("decodes", decodes),
         ("server", server.filter(|(ok, _)| !ok)),
         ("loads", loads),
+        ("copy", copy),
+        ("recovers", recovers),
         ("tables", tables),
     ] {
         if let Some((passed, detail)) = verdict {

@@ -5,8 +5,8 @@
 //! printed plan loads back to the same plan. Hooks are the shared [`crate::vocab::hook`] types.
 
 pub use crate::vocab::hook::{
-    Compression, DEFAULT_THRESHOLD, DbDump, ExecHook, Hook, HookAction, HookKind, MysqlHook,
-    OnError, PgFormat, PostgresHook, RhaiHook, When,
+    Compression, DEFAULT_THRESHOLD, DbDump, DbMode, ExecHook, Hook, HookAction, HookKind,
+    MysqlHook, OnError, PgFormat, PostgresHook, RhaiHook, When,
 };
 use crate::vocab::retention::RetentionPolicy;
 use serde::Serialize;
@@ -313,6 +313,9 @@ pub struct Verify {
     pub timeout: Duration,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<VerifyCheck>,
+    /// The archive's `restore_command` for hot PostgreSQL snapshots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_command: Option<String>,
 }
 
 impl Default for Verify {
@@ -321,6 +324,7 @@ impl Default for Verify {
             hook: None,
             timeout: Duration::from_secs(30 * 60),
             checks: Vec::new(),
+            restore_command: None,
         }
     }
 }
@@ -613,6 +617,7 @@ mod tests {
             user: "root".into(),
             password: password.into(),
             database: "shop".into(),
+            mode: DbMode::Dump,
             threshold: 90,
             compression: Compression::Gzip,
             extra_args: vec![],

@@ -87,8 +87,10 @@ impl Hook {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum HookAction {
     /// Dump PostgreSQL with `pg_dump` inside the database container.
+    #[serde(serialize_with = "db_hook")]
     Postgres(PostgresHook),
     /// Dump MySQL or MariaDB with `mysqldump`/`mariadb-dump` inside the database container.
+    #[serde(serialize_with = "db_hook")]
     Mysql(MysqlHook),
     /// Run a rhai script (sandboxed) that may exec into containers.
     Rhai(RhaiHook),
@@ -104,6 +106,20 @@ impl HookAction {
             HookAction::Rhai(_) => HookKind::Rhai,
             HookAction::Exec(_) => HookKind::Exec,
         }
+    }
+
+    /// The database settings of a postgres or mysql hook.
+    pub fn db(&self) -> Option<&DbDump> {
+        match self {
+            HookAction::Postgres(p) => Some(&p.dump),
+            HookAction::Mysql(m) => Some(&m.dump),
+            HookAction::Rhai(_) | HookAction::Exec(_) => None,
+        }
+    }
+
+    /// A database hook with `mode: hot`: it holds a session across the snapshot instead of dumping before it.
+    pub fn is_hot(&self) -> bool {
+        self.db().is_some_and(|d| d.mode == DbMode::Hot)
     }
 
     /// The literal password of a dump hook (empty: none is set).
@@ -134,12 +150,41 @@ pub struct DbDump {
     /// Empty: no password is set (the container's own auth applies).
     pub password: String,
     pub database: String,
+    /// `dump` (default): write a dump before the snapshot. `hot`: no dump; one session holds the database in a
+    /// backup-safe state across the snapshot. The dump-only fields below are unused in hot mode.
+    #[serde(skip_serializing_if = "DbMode::is_dump")]
+    pub mode: DbMode,
     /// Fail before dumping when the dump directory's disk is fuller than this (percent used).
     pub threshold: u8,
     pub compression: Compression,
     /// Extra arguments for the dump tool, each quoted as one word.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+}
+
+/// How a database hook makes the snapshot consistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbMode {
+    /// A dump is written onto the volume before the snapshot (what the original did).
+    #[default]
+    Dump,
+    /// No dump: one database session is held across the snapshot (PostgreSQL `pg_backup_start`/`pg_backup_stop`,
+    /// MySQL/MariaDB `FLUSH TABLES WITH READ LOCK`), for databases too large to dump every night.
+    Hot,
+}
+
+impl DbMode {
+    pub fn is_dump(&self) -> bool {
+        *self == DbMode::Dump
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbMode::Dump => "dump",
+            DbMode::Hot => "hot",
+        }
+    }
 }
 
 /// Defaults of a database hook, as in the original's `BAK_DB_*` variables: what validation fills in for an
@@ -188,6 +233,7 @@ impl DbDump {
             user: d.user.to_string(),
             password: d.password.to_string(),
             database: d.database.to_string(),
+            mode: DbMode::Dump,
             threshold: DEFAULT_THRESHOLD,
             compression: Compression::Gzip,
             extra_args: Vec::new(),
@@ -328,6 +374,46 @@ impl Compression {
     }
 }
 
+/// The keys only a dump uses, for every database hook and for each type: a `mode: hot` hook is refused with any of
+/// them (plan validation) and printed without them (so that a printed hot plan loads back).
+pub const DUMP_KEYS: &[&str] = &["compression", "dumpFile", "threshold", "extraArgs"];
+pub const POSTGRES_DUMP_KEYS: &[&str] = &["format"];
+pub const MYSQL_DUMP_KEYS: &[&str] = &["defaultCharacterSet", "singleTransaction"];
+
+/// A database hook as written: in hot mode without the dump's keys (their defaults mean nothing there).
+fn db_hook<S: Serializer, T: Serialize + DbHook>(hook: &T, s: S) -> Result<S::Ok, S::Error> {
+    if hook.db().mode != DbMode::Hot {
+        return hook.serialize(s);
+    }
+    let mut value = serde_json::to_value(hook).map_err(serde::ser::Error::custom)?;
+    if let Some(map) = value.as_object_mut() {
+        for key in DUMP_KEYS.iter().chain(T::OWN_DUMP_KEYS) {
+            map.remove(*key);
+        }
+    }
+    value.serialize(s)
+}
+
+/// What [`db_hook`] needs of a postgres or mysql hook.
+trait DbHook {
+    const OWN_DUMP_KEYS: &'static [&'static str];
+    fn db(&self) -> &DbDump;
+}
+
+impl DbHook for PostgresHook {
+    const OWN_DUMP_KEYS: &'static [&'static str] = POSTGRES_DUMP_KEYS;
+    fn db(&self) -> &DbDump {
+        &self.dump
+    }
+}
+
+impl DbHook for MysqlHook {
+    const OWN_DUMP_KEYS: &'static [&'static str] = MYSQL_DUMP_KEYS;
+    fn db(&self) -> &DbDump {
+        &self.dump
+    }
+}
+
 fn display<S: Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -345,6 +431,27 @@ fn display_opt<S: Serializer, T: std::fmt::Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hot_hook_prints_without_the_dump_keys_and_a_dump_hook_without_its_mode() {
+        let mut pg = PostgresHook::new("statefulset/db".parse().unwrap());
+        let dump = serde_json::to_value(HookAction::Postgres(pg.clone())).unwrap();
+        assert_eq!(dump["type"], "postgres");
+        assert_eq!(dump["compression"], "gzip");
+        assert!(dump.get("mode").is_none(), "{dump}");
+        pg.dump.mode = DbMode::Hot;
+        let hot = serde_json::to_value(HookAction::Postgres(pg)).unwrap();
+        assert_eq!(hot["type"], "postgres");
+        assert_eq!(hot["mode"], "hot");
+        assert_eq!(hot["workload"], "statefulset/db");
+        for key in DUMP_KEYS.iter().chain(POSTGRES_DUMP_KEYS) {
+            assert!(hot.get(*key).is_none(), "{key} in {hot}");
+        }
+        let mut my = MysqlHook::new("statefulset/db".parse().unwrap());
+        my.dump.mode = DbMode::Hot;
+        let hot = serde_json::to_value(HookAction::Mysql(my)).unwrap();
+        assert!(hot.get("singleTransaction").is_none() && hot.get("dumpFile").is_none());
+    }
 
     #[test]
     fn kinds_parse_what_they_print() {

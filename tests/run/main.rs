@@ -7,6 +7,7 @@ mod support;
 mod chaos;
 mod databases;
 mod faults;
+mod hot;
 mod locks;
 mod negative;
 mod plans;

@@ -23,6 +23,22 @@ pub struct Mariadb {
 impl Mariadb {
     /// Starts a fresh server. Panics (failing the test) with an install hint when the binaries are missing.
     pub fn start() -> Mariadb {
+        Self::start_with(None, &[], true)
+    }
+
+    /// Starts a fresh server whose data directory is `data` (e.g. inside a simulated volume, so that a snapshot
+    /// of the volume holds the database itself), with extra server options (later ones win).
+    pub fn start_on(data: &Path, options: &[&str]) -> Mariadb {
+        Self::start_with(Some(data), options, true)
+    }
+
+    /// Starts a server on an existing data directory (a restored copy: InnoDB recovers it first), handed to the
+    /// `mysql` user. The test user comes with the copy; its password is not known here (root uses the socket).
+    pub fn recover(data: &Path, options: &[&str]) -> Mariadb {
+        Self::start_with(Some(data), options, false)
+    }
+
+    fn start_with(data: Option<&Path>, options: &[&str], init: bool) -> Mariadb {
         let install_db =
             binaries::require(&["mariadb-install-db", "mysql_install_db"], &[], INSTALL);
         let server = binaries::require(&["mariadbd", "mysqld"], &[], INSTALL);
@@ -38,26 +54,10 @@ impl Mariadb {
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).expect("tmpdir for mariadb");
         super::chown_tree(dir.path(), uid, gid);
-        let data = dir.path().join("data");
-        let out = Command::new(&install_db)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=mysql",
-                "--skip-test-db",
-                "--auth-root-authentication-method=socket",
-            ])
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .env("TMPDIR", &tmp)
-            .output()
-            .expect("running mariadb-install-db");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-
+        let data = super::data_dir(data, dir.path().join("data"), uid, gid);
+        if init {
+            install(&install_db, &data, &tmp);
+        }
         let socket = dir.path().join("mysqld.sock");
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -84,6 +84,7 @@ impl Mariadb {
                     "--character-set-server=utf8mb4",
                     "--collation-server=utf8mb4_unicode_ci",
                 ])
+                .args(options)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -98,13 +99,15 @@ impl Mariadb {
                     user: "bns".into(),
                     password: super::random_password(),
                 };
-                server.sql(
-                    "",
-                    &format!(
-                        "CREATE USER 'bns'@'%' IDENTIFIED BY '{}'; GRANT ALL PRIVILEGES ON *.* TO 'bns'@'%'",
-                        server.password
-                    ),
-                );
+                if init {
+                    server.sql(
+                        "",
+                        &format!(
+                            "CREATE USER 'bns'@'%' IDENTIFIED BY '{}'; GRANT ALL PRIVILEGES ON *.* TO 'bns'@'%'",
+                            server.password
+                        ),
+                    );
+                }
                 return server;
             }
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -185,6 +188,28 @@ impl Drop for Mariadb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `mariadb-install-db` into `data` (owned by `mysql`), with `tmp` as its temp dir.
+fn install(install_db: &Path, data: &Path, tmp: &Path) {
+    let out = Command::new(install_db)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=mysql",
+            "--skip-test-db",
+            "--auth-root-authentication-method=socket",
+        ])
+        .arg(format!("--tmpdir={}", tmp.display()))
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("running mariadb-install-db");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn sql_at(client: &Path, socket: &Path, db: &str, sql: &str) -> Result<String, String> {

@@ -56,3 +56,37 @@ pub fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
         }
     }
 }
+
+/// Lets every user traverse `path`'s parents (temp dirs are 0700), so a database's OS user reaches a data
+/// directory placed under them.
+pub fn open_parents(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for parent in path.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(parent) {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                let _ =
+                    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011));
+            }
+        }
+    }
+}
+
+/// The data directory a test server uses: `given` (created, handed to `uid:gid`, its parents made traversable),
+/// or `default` inside the server's own temp dir.
+pub fn data_dir(
+    given: Option<&std::path::Path>,
+    default: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+) -> std::path::PathBuf {
+    match given {
+        Some(data) => {
+            std::fs::create_dir_all(data).expect("data dir");
+            chown_tree(data, uid, gid);
+            open_parents(data);
+            data.to_path_buf()
+        }
+        None => default,
+    }
+}

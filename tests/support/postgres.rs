@@ -12,6 +12,8 @@ const INSTALL: &str = "apt-get install postgresql";
 
 pub struct Postgres {
     dir: tempfile::TempDir,
+    /// The data directory (in `dir`, or where [`Postgres::start_on`] put it).
+    data: PathBuf,
     bin_dir: PathBuf,
     child: Child,
     pub port: u16,
@@ -23,6 +25,25 @@ pub struct Postgres {
 impl Postgres {
     /// Starts a fresh server. Panics (failing the test) with an install hint when the binaries are missing.
     pub fn start() -> Postgres {
+        Self::start_with(None, &[], true)
+    }
+
+    /// Starts a fresh server whose data directory is `data` (e.g. inside a simulated volume, so that a snapshot
+    /// of the volume holds the database itself), with extra `-c` settings. `data`'s parents are made
+    /// traversable for the `postgres` user.
+    pub fn start_on(data: &Path, settings: &[&str]) -> Postgres {
+        Self::start_with(Some(data), settings, true)
+    }
+
+    /// Starts a server on an existing data directory `data` (a restored copy: it recovers first), handed to the
+    /// `postgres` user with the mode the server demands. The superuser `bns` comes with the copy.
+    pub fn recover(data: &Path, settings: &[&str]) -> Postgres {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
+        Self::start_with(Some(data), settings, false)
+    }
+
+    fn start_with(data: Option<&Path>, settings: &[&str], init: bool) -> Postgres {
         let initdb = binaries::require(&["initdb"], &binaries::postgres_dirs(), INSTALL);
         // postgres and initdb must be the same major version: take the server from initdb's own directory.
         let initdb = std::fs::canonicalize(&initdb).unwrap_or(initdb);
@@ -45,30 +66,31 @@ impl Postgres {
             .tempdir()
             .expect("temp dir for postgres");
         super::chown_tree(dir.path(), uid, gid);
-        let data = dir.path().join("data");
-        let out = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(&initdb)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            ])
-            .output()
-            .expect("running initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-
+        let data = super::data_dir(data, dir.path().join("data"), uid, gid);
+        if init {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&initdb)
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ])
+                .output()
+                .expect("running initdb");
+            assert!(
+                out.status.success(),
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut last_log = String::new();
         for _attempt in 0..5 {
             let port = super::free_port();
@@ -94,6 +116,7 @@ impl Postgres {
                     "-c",
                     "full_page_writes=off",
                 ])
+                .args(settings.iter().flat_map(|s| ["-c", s]))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log fd"))
                 .stderr(log)
@@ -109,21 +132,24 @@ impl Postgres {
             ) {
                 let server = Postgres {
                     dir,
+                    data,
                     bin_dir,
                     child,
                     port,
                     user: "bns".into(),
                     password: super::random_password(),
                 };
-                let sql = format!(
-                    "CREATE ROLE bns LOGIN SUPERUSER PASSWORD '{}'",
-                    server.password
-                );
-                server.psql("postgres", &sql);
+                if init {
+                    let sql = format!(
+                        "CREATE ROLE bns LOGIN SUPERUSER PASSWORD '{}'",
+                        server.password
+                    );
+                    server.psql("postgres", &sql);
+                }
                 return server;
             }
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            stop(&mut child, &bin_dir, dir.path());
+            stop(&mut child, &bin_dir, &data);
         }
         panic!("postgres did not start after 5 attempts; last log:\n{last_log}");
     }
@@ -195,7 +221,7 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        stop(&mut self.child, &self.bin_dir, self.dir.path());
+        stop(&mut self.child, &self.bin_dir, &self.data);
     }
 }
 
@@ -264,12 +290,12 @@ fn wait_ready(
     false
 }
 
-fn stop(child: &mut Child, bin_dir: &Path, dir: &Path) {
+fn stop(child: &mut Child, bin_dir: &Path, data: &Path) {
     let _ = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(tool(bin_dir, "pg_ctl"))
         .arg("-D")
-        .arg(dir.join("data"))
+        .arg(data)
         .args(["stop", "-m", "immediate", "-w", "-t", "20"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

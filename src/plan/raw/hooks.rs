@@ -7,7 +7,7 @@ use super::{
 };
 use crate::plan::diag::Collector;
 use crate::plan::node::{Key, Node, NodeKind};
-use crate::vocab::hook::{Compression, HookKind, OnError, PgFormat, When};
+use crate::vocab::hook::{Compression, DbMode, HookKind, OnError, PgFormat, When};
 use std::collections::BTreeMap;
 
 impl Choices for OnError {
@@ -26,6 +26,12 @@ impl Choices for PgFormat {
     const NAME: &'static str = "PgFormat";
     const CHOICES: &'static [(&'static str, Self)] =
         &[("plain", PgFormat::Plain), ("custom", PgFormat::Custom)];
+}
+
+impl Choices for DbMode {
+    const NAME: &'static str = "DbMode";
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("dump", DbMode::Dump), ("hot", DbMode::Hot)];
 }
 
 impl Choices for Compression {
@@ -222,6 +228,12 @@ raw_mapping! {
         "workload" => workload: String,
         /// Container in that workload's pod (default `postgres` / `mysql`).
         "container" => container: String,
+        /// `dump` (default) writes a dump onto the volume before the snapshot. `hot` writes none: one session
+        /// holds the database backup-safe across the snapshot (PostgreSQL `pg_backup_start`/`pg_backup_stop`,
+        /// its backup_label recorded on the snapshot; MySQL/MariaDB `FLUSH TABLES WITH READ LOCK`). Pre-hooks
+        /// only; the dump keys (`compression`, `dumpFile`, `threshold`, `extraArgs`, `format`,
+        /// `defaultCharacterSet`, `singleTransaction`) do not apply.
+        "mode" => mode: Choice<DbMode>,
         /// `gzip` (default), `zstd` or `none`.
         "compression" => compression: Choice<Compression>,
         /// Absolute path of the dump inside the container; it should live on a snapshotted PVC.

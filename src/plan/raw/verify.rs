@@ -17,6 +17,11 @@ raw_mapping! {
         "timeout" => timeout: super::DurationText,
         /// The plan's checks: SQL answering one number that must meet its `expect`, or a rhai script.
         "checks" => checks: CheckList,
+        /// For a `mode: hot` postgres hook: the `restore_command` with which the verification pod's server
+        /// fetches the archived WAL its copy recovers with (`%f` and `%p` as PostgreSQL fills them in), e.g.
+        /// `cp /archive/%f %p`; the archive must be reachable from a pod of the hook's image. Absent: hot
+        /// PostgreSQL snapshots are not verified.
+        "restoreCommand" => restore_command: String,
     }
 }
 

@@ -8,9 +8,9 @@ use crate::plan::model::{Hooks, is_env_ref};
 use crate::plan::raw::{self, Spanned};
 use crate::plan::rules;
 use crate::vocab::hook::{
-    DEFAULT_CHARACTER_SET, DEFAULT_HOST, DEFAULT_THRESHOLD, DbDefaults, DbDump, ExecHook, Hook,
-    HookAction, HookKind, MYSQL, MysqlHook, OnError, POSTGRES, PgFormat, PostgresHook, RhaiHook,
-    default_dump_file,
+    DEFAULT_CHARACTER_SET, DEFAULT_HOST, DEFAULT_THRESHOLD, DUMP_KEYS, DbDefaults, DbDump, DbMode,
+    ExecHook, Hook, HookAction, HookKind, MYSQL, MYSQL_DUMP_KEYS, MysqlHook, OnError, POSTGRES,
+    POSTGRES_DUMP_KEYS, PgFormat, PostgresHook, RhaiHook, default_dump_file,
 };
 use crate::vocab::suggest::suggest;
 use crate::vocab::workload::WorkloadRef;
@@ -91,7 +91,9 @@ fn hook(
         anchor: &anchor,
         what: &what,
     };
-    let action = match raw.action.as_ref()? {
+    let raw_action = raw.action.as_ref()?;
+    hot_mode(raw_action, post, &at, cx);
+    let action = match raw_action {
         raw::HookAction::Postgres(p) => postgres(p, &at, cx).map(HookAction::Postgres),
         raw::HookAction::Mysql(m) => mysql(m, &at, cx).map(HookAction::Mysql),
         raw::HookAction::Rhai(r) => rhai(r, &at, ctx, cx).map(HookAction::Rhai),
@@ -104,6 +106,41 @@ fn hook(
         on_error,
         when,
     })
+}
+
+/// A `mode: hot` database hook: a pre-hook (its session spans the snapshot, so it must open before it), and
+/// none of the dump's keys (each one set is reported where it is written).
+fn hot_mode(raw: &raw::HookAction, post: bool, at: &Place<'_>, cx: &mut Collector) {
+    let (mode, own) = match raw {
+        raw::HookAction::Postgres(p) => (&p.dump.mode, POSTGRES_DUMP_KEYS),
+        raw::HookAction::Mysql(m) => (&m.dump.mode, MYSQL_DUMP_KEYS),
+        raw::HookAction::Rhai(_) | raw::HookAction::Exec(_) => return,
+    };
+    let Some(mode) = mode.as_ref().filter(|m| m.value.0 == DbMode::Hot) else {
+        return;
+    };
+    if post {
+        cx.err(
+            Code::HotModePlacement,
+            mode.span.clone(),
+            format!("a `mode: hot` {} is a post-hook", at.what),
+            "post-hooks run after the snapshots",
+            "a hot session opens before the snapshots and ends after them: move this hook to `hooks.pre`",
+        );
+    }
+    for key in DUMP_KEYS.iter().chain(own) {
+        if let Some(span) = at.keys.span_of(key) {
+            cx.err(
+                Code::HotModeKey,
+                span,
+                format!("`{key}` does not apply to a `mode: hot` {}", at.what),
+                "only dumps use this",
+                &format!(
+                    "a hot backup writes no dump: remove `{key}`, or use `mode: dump` (the default) to keep the dump"
+                ),
+            );
+        }
+    }
 }
 
 /// Where a hook's missing keys are reported, and how the hook is called in messages.
@@ -247,6 +284,7 @@ fn db_dump(
         }
         None => d.password.to_string(),
     };
+    let mode = raw.mode.as_ref().map_or(DbMode::Dump, |m| m.value.0);
     let threshold = match &raw.threshold {
         Some(t) if (1..=100).contains(&t.value.0) => t.value.0 as u8,
         Some(t) => {
@@ -268,6 +306,7 @@ fn db_dump(
         user: text(&raw.user, d.user),
         password,
         database: text(&raw.database, d.database),
+        mode,
         threshold,
         compression,
         extra_args: strings(&raw.extra_args),

@@ -122,6 +122,7 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
             snap
         }
     };
+    hot_needs_ready_snapshots(raw, &hooks, &snapshot, cx);
     let retention = match &raw.retention {
         Some(r) => {
             retention::validate(r, keys.span_of("retention"), ctx.profiles, cx).unwrap_or_default()
@@ -167,6 +168,39 @@ fn plan(raw: &raw::Plan, root: &Node, ctx: &Context<'_>, cx: &mut Collector) -> 
         time_zone: raw.time_zone.as_ref().map(|t| t.value.clone()),
         vars,
     })
+}
+
+/// A `mode: hot` hook ends its session once the snapshots are cut, which the run only knows by waiting for them
+/// to be ready: `snapshot.waitUntilReady: false` would end the backup before the cut.
+fn hot_needs_ready_snapshots(
+    raw: &raw::Plan,
+    hooks: &super::model::Hooks,
+    snapshot: &Snapshot,
+    cx: &mut Collector,
+) {
+    if snapshot.wait_until_ready {
+        return;
+    }
+    let Some(hot) = hooks.pre.iter().find(|h| h.action.is_hot()) else {
+        return;
+    };
+    let Some(span) = raw
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.keys.span_of("waitUntilReady"))
+    else {
+        return;
+    };
+    cx.err(
+        Code::HotModePlacement,
+        span,
+        format!(
+            "the `mode: hot` {} hook needs the run to wait for its snapshots",
+            hot.action.kind()
+        ),
+        "the hot session would end before the snapshots are cut",
+        "remove `waitUntilReady: false`: a hot backup ends only once every snapshot is ready",
+    );
 }
 
 /// The targets with their spans, each checked as a PVC name, none listed twice.
@@ -590,6 +624,21 @@ mod tests {
                 policy: crate::vocab::retention::RetentionPolicy::Days(30),
             }
         );
+    }
+
+    #[test]
+    fn a_hot_hook_validates_and_its_printed_plan_loads_back_as_the_same_plan() {
+        let (plan, diags) = load(&format!(
+            "{BASE}hooks:\n  pre:\n    - {{type: postgres, workload: sts/db, mode: hot}}\n    - {{type: mysql, workload: sts/my, mode: hot}}\n"
+        ));
+        assert!(diags.is_empty(), "{diags:?}");
+        let plan = plan.unwrap();
+        assert!(plan.hooks.pre.iter().all(|h| h.action.is_hot()));
+        let printed = plan.redacted_json().to_string();
+        assert!(!printed.contains("dumpFile"), "{printed}");
+        let (again, diags) = load(&printed);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(again.unwrap(), plan);
     }
 
     #[test]

@@ -124,10 +124,25 @@ pub fn validate(raw: &Spanned<raw::Verify>, cx: &mut Collector) -> Verify {
             });
         }
     }
+    let restore_command = raw.restore_command.as_ref().and_then(|c| {
+        if c.value.trim().is_empty() {
+            cx.err(
+                Code::EmptyCommand,
+                c.span.clone(),
+                "`verify.restoreCommand` is empty".to_string(),
+                "PostgreSQL runs it to fetch each archived WAL file",
+                "give the archive's restore_command, e.g. `cp /archive/%f %p`, or leave the key out",
+            );
+            None
+        } else {
+            Some(c.value.clone())
+        }
+    });
     Verify {
         hook,
         timeout: duration(cx, &raw.timeout, "timeout", def.timeout),
         checks,
+        restore_command,
     }
 }
 
