@@ -28,10 +28,10 @@
 use crate::Exit;
 use crate::clock::Clock;
 use crate::labels::{self, DELETE_AFTER, LabelChanges};
+use crate::retention::in_order::InOrder;
 use crate::retention::policy::{self, Action, Decision, ObservedSnapshot, Options, RetentionPlan};
 use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
-use futures::StreamExt;
 use serde::{Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -379,38 +379,63 @@ pub async fn apply_pvcs<C: SnapshotStore>(
     Ok(reports)
 }
 
-/// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows).
+/// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows). Returns how many of
+/// the read snapshots retention manages, the ones that could not be read (in list order), and the plan.
+///
+/// The planner's namespaces are independent and its plan comes out in namespace order, so `listed` is read and
+/// planned one namespace at a time: the planner's own copy of the snapshots ([`ObservedSnapshot`]s) exists for
+/// one namespace at a time, never for a whole cluster's list.
 pub fn plan_listed<S: ListedSnapshot>(
     listed: &[S],
     options: &ApplyOptions,
     clock: &Clock,
-) -> (Vec<ObservedSnapshot>, Vec<String>, RetentionPlan) {
-    let (snapshots, unreadable) = read_snapshots(listed, options.pvc.as_deref());
-    let plan = policy::plan(&snapshots, &options.policy, clock);
-    (snapshots, unreadable, plan)
+) -> (usize, Vec<String>, RetentionPlan) {
+    let mut by_namespace: Vec<usize> = (0..listed.len()).collect();
+    by_namespace.sort_by(|&a, &b| listed[a].namespace().cmp(listed[b].namespace()));
+    let mut managed = 0;
+    let mut unreadable = Vec::new();
+    let mut plan = RetentionPlan::default();
+    for group in by_namespace.chunk_by(|&a, &b| listed[a].namespace() == listed[b].namespace()) {
+        let snapshots = read_snapshots(group, listed, options.pvc.as_deref(), &mut unreadable);
+        managed += snapshots.iter().filter(|s| s.is_managed()).count();
+        let part = policy::plan(&snapshots, &options.policy, clock);
+        plan.decisions.extend(part.decisions);
+        plan.guards.extend(part.guards);
+        plan.policies.extend(part.policies);
+    }
+    unreadable.sort_by_key(|(i, _)| *i);
+    (
+        managed,
+        unreadable.into_iter().map(|(_, why)| why).collect(),
+        plan,
+    )
 }
 
+/// The snapshots `listed[i]` for each `i` in `indices` (of `pvc`, if given); each unreadable one is added to
+/// `unreadable` with its index.
 fn read_snapshots<S: ListedSnapshot>(
+    indices: &[usize],
     listed: &[S],
     pvc: Option<&str>,
-) -> (Vec<ObservedSnapshot>, Vec<String>) {
-    let mut snapshots = Vec::with_capacity(listed.len());
-    let mut unreadable = Vec::new();
-    for vs in listed {
+    unreadable: &mut Vec<(usize, String)>,
+) -> Vec<ObservedSnapshot> {
+    let mut snapshots = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let vs = &listed[i];
         let value = match vs.to_json() {
             Ok(v) => v,
             Err(e) => {
-                unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name()));
+                unreadable.push((i, format!("{}/{}: {e}", vs.namespace(), vs.name())));
                 continue;
             }
         };
         match ObservedSnapshot::from_volume_snapshot(&value) {
             Ok(s) if pvc.is_none_or(|p| s.pvc == p) => snapshots.push(s),
             Ok(_) => {}
-            Err(e) => unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name())),
+            Err(e) => unreadable.push((i, format!("{}/{}: {e}", vs.namespace(), vs.name()))),
         }
     }
-    (snapshots, unreadable)
+    snapshots
 }
 
 /// Lists every VolumeSnapshotContent in pages: what deletions switch policies against and label sync reads.
@@ -483,13 +508,12 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
     options: &ApplyOptions,
     clock: &Clock,
 ) -> Work<'a, V> {
-    let (snapshots, unreadable, plan) = plan_listed(listed, options, clock);
+    let (managed, unreadable, plan) = plan_listed(listed, options, clock);
     let mut counts = Counts {
         listed: listed.len(),
-        managed: snapshots.iter().filter(|s| s.is_managed()).count(),
+        managed,
         ..Counts::default()
     };
-    drop(snapshots);
     let by_key: HashMap<(&str, &str), &V> = listed
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
@@ -565,17 +589,13 @@ pub(crate) async fn write_patches<C: SnapshotStore>(
     work: &mut Work<'_, C::Vs>,
     options: &ApplyOptions,
 ) -> Vec<Outcome> {
-    // The futures are built up front by a named async fn (not a closure inside the stream): a closure returning
-    // an async block over borrowed tuples is not general enough for callers that box this future as `Send`.
-    let pending: Vec<_> = work
-        .patches
-        .iter()
-        .map(|p| patch_one(cluster, p.vs, &p.changes, options.dry_run))
-        .collect();
-    let statuses: Vec<Status> = futures::stream::iter(pending)
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+    let mut writes = InOrder::new(options.concurrency, work.patches.len());
+    for p in &work.patches {
+        writes
+            .push(patch_one(cluster, p.vs, &p.changes, options.dry_run))
+            .await;
+    }
+    let statuses = writes.finish().await;
     let counts = &mut work.counts;
     work.patches
         .iter()
@@ -650,28 +670,24 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         .collect();
     let held = held_by_restores(cluster, &work.deletions, options).await;
     let pace = Pace::new(options.delete_pause);
-    let pending: Vec<_> = work
-        .deletions
-        .iter()
-        .zip(held)
-        .map(|(d, held)| {
-            delete_paced(
+    let list_failed = needs_contents
+        .then(|| listed_contents.as_ref().err())
+        .flatten();
+    let mut writes = InOrder::new(options.concurrency, work.deletions.len());
+    for (d, held) in work.deletions.iter().zip(held) {
+        writes
+            .push(delete_paced(
                 cluster,
                 d.vs,
                 &by_content,
                 options,
                 &pace,
-                needs_contents
-                    .then(|| listed_contents.as_ref().err())
-                    .flatten(),
+                list_failed,
                 held,
-            )
-        })
-        .collect();
-    let statuses: Vec<Status> = futures::stream::iter(pending)
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+            ))
+            .await;
+    }
+    let statuses = writes.finish().await;
     let counts = &mut work.counts;
     work.deletions
         .iter()
