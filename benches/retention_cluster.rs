@@ -311,7 +311,11 @@ async fn one_size(total: usize) {
     };
     assert_eq!(lists(&r, "volumesnapshots"), pages);
     assert_eq!(lists(&r, "volumesnapshotcontents"), pages);
-    assert_eq!(r.values().sum::<u64>(), 2 * pages, "a dry run only lists");
+    // Besides the two lists above, the sweep of crashed `verify` runs lists claims and pods (one page each).
+    assert!(
+        r.keys().all(|(verb, _)| verb == "list"),
+        "a dry run only lists: {r:?}"
+    );
 
     // 2. the real run, delete pause 0s
     sim.requests().reset();

@@ -305,11 +305,16 @@ pub(crate) fn options(policy: &PolicyArgs, phases: Phases) -> Result<Options, Ex
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Exit {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => {
-            println!("{text}");
-            Exit::Success
-        }
+    // Written straight to stdout, never rendered into one string first: a controller report over 100,000
+    // snapshots is tens of MB of JSON.
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Exit::Success,
         Err(e) => fail(Exit::Failure, format!("could not render JSON: {e}")),
     }
 }
@@ -395,7 +400,7 @@ fn run_plan(args: PlanArgs) -> Exit {
             policy,
             ..ApplyOptions::default()
         };
-        let (_, unreadable, plan) = retention_apply::plan_listed(&listed, &options, &clock);
+        let (_, unreadable, plan, _) = retention_apply::plan_listed(&listed, &options, &clock);
         for u in &unreadable {
             eprintln!("warning: unreadable snapshot left alone: {u}");
         }

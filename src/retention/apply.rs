@@ -28,10 +28,10 @@
 use crate::Exit;
 use crate::clock::Clock;
 use crate::labels::{self, DELETE_AFTER, LabelChanges};
+use crate::retention::in_order::InOrder;
 use crate::retention::policy::{self, Action, Decision, ObservedSnapshot, Options, RetentionPlan};
 use crate::retention::port::{Deleted, ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
-use futures::StreamExt;
 use serde::{Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -386,36 +386,85 @@ pub async fn apply_pvcs<C: SnapshotStore>(
     Ok(reports)
 }
 
-/// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows).
+/// Which listed snapshots (by index) belong to each group, by namespace and group name.
+pub type GroupMembers = HashMap<(String, String), Vec<usize>>;
+
+/// Plans only: the same list and planner as [`apply`], no writes (what `retention plan` shows). Returns how many of
+/// the read snapshots retention manages, the ones that could not be read (in list order), the plan, and the
+/// groups' members as listed (not being deleted).
+///
+/// The planner's namespaces are independent and its plan comes out in namespace order, so `listed` is read and
+/// planned one namespace at a time: the planner's own copy of the snapshots ([`ObservedSnapshot`]s) exists for
+/// one namespace at a time, never for a whole cluster's list.
 pub fn plan_listed<S: ListedSnapshot>(
     listed: &[S],
     options: &ApplyOptions,
     clock: &Clock,
-) -> (Vec<ObservedSnapshot>, Vec<String>, RetentionPlan) {
-    let (snapshots, unreadable) = read_snapshots(listed);
-    let plan = policy::plan_focused(&snapshots, options.pvc.as_deref(), &options.policy, clock);
-    (snapshots, unreadable, plan)
+) -> (usize, Vec<String>, RetentionPlan, GroupMembers) {
+    let mut by_namespace: Vec<usize> = (0..listed.len()).collect();
+    by_namespace.sort_by(|&a, &b| listed[a].namespace().cmp(listed[b].namespace()));
+    let pvc = options.pvc.as_deref();
+    let mut managed = 0;
+    let mut unreadable = Vec::new();
+    let mut members = GroupMembers::new();
+    let mut plan = RetentionPlan::default();
+    // Namespaces are planned apart, so the planner's copy never covers the whole list. A `--pvc` run still reads
+    // every snapshot of its namespace: the run rule needs the other PVCs' snapshots of a run
+    // ([`policy::plan_focused`] keeps only the PVC's decisions).
+    for group in by_namespace.chunk_by(|&a, &b| listed[a].namespace() == listed[b].namespace()) {
+        let (indices, snapshots) = read_snapshots(group, listed, &mut unreadable);
+        for (&i, s) in indices.iter().zip(&snapshots) {
+            if s.is_managed() && pvc.is_none_or(|p| s.pvc == p) {
+                managed += 1;
+            }
+            if let (Some(g), false) = (&s.group, s.deleting) {
+                members
+                    .entry((s.namespace.clone(), g.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let part = policy::plan_focused(&snapshots, pvc, &options.policy, clock);
+        plan.decisions.extend(part.decisions);
+        plan.guards.extend(part.guards);
+        plan.policies.extend(part.policies);
+    }
+    unreadable.sort_by_key(|(i, _)| *i);
+    (
+        managed,
+        unreadable.into_iter().map(|(_, why)| why).collect(),
+        plan,
+        members,
+    )
 }
 
-/// Reads every listed snapshot. A `--pvc` run still reads them all: the run rule needs the other PVCs' snapshots
-/// of a run ([`policy::plan_focused`] keeps only the PVC's decisions).
-fn read_snapshots<S: ListedSnapshot>(listed: &[S]) -> (Vec<ObservedSnapshot>, Vec<String>) {
-    let mut snapshots = Vec::with_capacity(listed.len());
-    let mut unreadable = Vec::new();
-    for vs in listed {
+/// The snapshots `listed[i]` for each `i` in `indices` that can be read, with their indices; each unreadable one
+/// is added to `unreadable` with its index.
+fn read_snapshots<S: ListedSnapshot>(
+    indices: &[usize],
+    listed: &[S],
+    unreadable: &mut Vec<(usize, String)>,
+) -> (Vec<usize>, Vec<ObservedSnapshot>) {
+    let mut read = Vec::with_capacity(indices.len());
+    let mut snapshots = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let vs = &listed[i];
         let value = match vs.to_json() {
             Ok(v) => v,
             Err(e) => {
-                unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name()));
+                unreadable.push((i, format!("{}/{}: {e}", vs.namespace(), vs.name())));
                 continue;
             }
         };
         match ObservedSnapshot::from_volume_snapshot(&value) {
-            Ok(s) => snapshots.push(s),
-            Err(e) => unreadable.push(format!("{}/{}: {e}", vs.namespace(), vs.name())),
+            Ok(s) => {
+                read.push(i);
+                snapshots.push(s);
+            }
+            Err(e) => unreadable.push((i, format!("{}/{}: {e}", vs.namespace(), vs.name()))),
         }
     }
-    (snapshots, unreadable)
+    (read, snapshots)
 }
 
 /// Lists every VolumeSnapshotContent in pages: what deletions switch policies against and label sync reads.
@@ -492,44 +541,24 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
     options: &ApplyOptions,
     clock: &Clock,
 ) -> Work<'a, V> {
-    let (snapshots, unreadable, plan) = plan_listed(listed, options, clock);
+    let (managed, unreadable, plan, members) = plan_listed(listed, options, clock);
     let by_key: HashMap<(&str, &str), &V> = listed
         .iter()
         .map(|vs| ((vs.namespace(), vs.name()), vs))
         .collect();
-    // The members of each group as listed, by namespace and group name.
-    let mut members: HashMap<&str, HashMap<String, Vec<&V>>> = HashMap::new();
-    for s in snapshots.iter().filter(|s| !s.deleting) {
-        if let (Some(group), Some(vs)) = (
-            &s.group,
-            by_key.get(&(s.namespace.as_str(), s.name.as_str())),
-        ) {
-            members
-                .entry(vs.namespace())
-                .or_default()
-                .entry(group.clone())
-                .or_default()
-                .push(*vs);
-        }
-    }
     let group_of = |d: &Decision| {
         let group = d.group.as_deref()?;
-        let all = members
-            .get(d.namespace.as_str())
-            .and_then(|groups| groups.get(group))
-            .cloned()
+        let all: Vec<&V> = members
+            .get(&(d.namespace.clone(), group.to_string()))
+            .map(|indices| indices.iter().map(|&i| &listed[i]).collect())
             .unwrap_or_default();
         Some((group.to_string(), all))
     };
     let mut counts = Counts {
         listed: listed.len(),
-        managed: snapshots
-            .iter()
-            .filter(|s| s.is_managed() && options.pvc.as_ref().is_none_or(|p| s.pvc == *p))
-            .count(),
+        managed,
         ..Counts::default()
     };
-    drop(snapshots);
     let mut order: Vec<(&str, &str)> = Vec::new();
     let mut grouped: HashMap<(&str, &str), Vec<&Decision>> = HashMap::new();
     for d in &plan.decisions {
@@ -607,17 +636,13 @@ pub(crate) async fn write_patches<C: SnapshotStore>(
     work: &mut Work<'_, C::Vs>,
     options: &ApplyOptions,
 ) -> Vec<Outcome> {
-    // The futures are built up front by a named async fn (not a closure inside the stream): a closure returning
-    // an async block over borrowed tuples is not general enough for callers that box this future as `Send`.
-    let pending: Vec<_> = work
-        .patches
-        .iter()
-        .map(|p| patch_one(cluster, p.vs, &p.changes, options.dry_run))
-        .collect();
-    let statuses: Vec<Status> = futures::stream::iter(pending)
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+    let mut writes = InOrder::new(options.concurrency, work.patches.len());
+    for p in &work.patches {
+        writes
+            .push(patch_one(cluster, p.vs, &p.changes, options.dry_run))
+            .await;
+    }
+    let statuses = writes.finish().await;
     let counts = &mut work.counts;
     work.patches
         .iter()
@@ -710,35 +735,34 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         }
     }
     let pace = Pace::new(options.delete_pause);
-    let pending: Vec<_> = jobs
-        .iter()
-        .map(|job| {
-            let (group, members) = match &work.deletions[job[0]].group {
-                // Every member of the group as listed, this run's PVC or not: each content is switched first.
-                Some((g, all)) if !all.is_empty() => (Some(g.as_str()), all.clone()),
-                other => (
-                    other.as_ref().map(|(g, _)| g.as_str()),
-                    job.iter().map(|&k| work.deletions[k].vs).collect(),
-                ),
-            };
-            delete_paced(
+    let list_failed = needs_contents
+        .then(|| listed_contents.as_ref().err())
+        .flatten();
+    let mut writes = InOrder::new(options.concurrency, jobs.len());
+    for job in &jobs {
+        let (group, members) = match &work.deletions[job[0]].group {
+            // Every member of the group as listed, this run's PVC or not: each content is switched first.
+            Some((g, all)) if !all.is_empty() => (Some(g.as_str()), all.clone()),
+            other => (
+                other.as_ref().map(|(g, _)| g.as_str()),
+                job.iter().map(|&k| work.deletions[k].vs).collect(),
+            ),
+        };
+        let held = job.iter().find_map(|&k| held[k].take());
+        writes
+            .push(delete_paced(
                 cluster,
                 group,
                 members,
                 &by_content,
                 options,
                 &pace,
-                needs_contents
-                    .then(|| listed_contents.as_ref().err())
-                    .flatten(),
-                job.iter().find_map(|&k| held[k].take()),
-            )
-        })
-        .collect();
-    let job_statuses: Vec<Status> = futures::stream::iter(pending)
-        .buffered(options.concurrency.max(1))
-        .collect()
-        .await;
+                list_failed,
+                held,
+            ))
+            .await;
+    }
+    let job_statuses = writes.finish().await;
     let mut statuses: Vec<Option<Status>> = vec![None; work.deletions.len()];
     for (job, status) in jobs.iter().zip(job_statuses) {
         for &k in job {

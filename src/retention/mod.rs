@@ -8,6 +8,7 @@
 //! [`crate::vocab::retention::RetentionPolicy`], the same type the plan resolves.
 
 pub mod apply;
+mod in_order;
 pub mod pass;
 pub mod policy;
 pub mod port;

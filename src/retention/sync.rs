@@ -6,9 +6,9 @@
 //! an unchanged content costs no request at all. Patches carry `test` ops like every label edit.
 
 use crate::labels::{LabelChanges, PREFIX};
+use crate::retention::in_order::InOrder;
 use crate::retention::port::{ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
-use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -174,6 +174,8 @@ pub(crate) async fn sync_to<'a, C: SnapshotStore>(
         snapshots: targets.len(),
         ..SyncReport::default()
     };
+    // Only the pair is kept per planned patch; its label edits are worked out again when it is sent (the same
+    // pure function of the same two maps), so 100,000 planned patches never hold their edits all at once.
     let mut planned = Vec::new();
     for (vs, labels) in targets {
         let Some(content) = vs.bound_content().and_then(|n| by_name.get(n).copied()) else {
@@ -192,30 +194,29 @@ pub(crate) async fn sync_to<'a, C: SnapshotStore>(
             removed: Vec::new(),
             error: None,
         };
-        for (k, v) in &changes.0 {
+        for (k, v) in changes.0 {
             match v {
                 Some(v) => change.set.push(format!("{k}={v}")),
-                None => change.removed.push(k.clone()),
+                None => change.removed.push(k),
             }
         }
-        planned.push((content, changes, change));
+        report.changes.push(change);
+        planned.push((content, labels));
     }
-    let pending: Vec<_> = planned
-        .iter()
-        .map(|(content, changes, _)| patch_content(cluster, *content, changes, dry_run))
-        .collect();
-    let errors: Vec<Option<String>> = futures::stream::iter(pending)
-        .buffered(concurrency.max(1))
-        .collect()
-        .await;
-    for ((_, _, mut change), error) in planned.into_iter().zip(errors) {
+    let mut writes = InOrder::new(concurrency, planned.len());
+    for (content, labels) in planned {
+        let changes = desired_changes(labels, content.labels());
+        writes
+            .push(patch_content(cluster, content, changes, dry_run))
+            .await;
+    }
+    for (change, error) in report.changes.iter_mut().zip(writes.finish().await) {
         change.error = error;
         if change.error.is_some() {
             report.failed += 1;
         } else {
             report.patched += 1;
         }
-        report.changes.push(change);
     }
     report
 }
@@ -224,14 +225,14 @@ pub(crate) async fn sync_to<'a, C: SnapshotStore>(
 async fn patch_content<C: SnapshotStore>(
     cluster: &C,
     content: &C::Vsc,
-    changes: &LabelChanges,
+    changes: LabelChanges,
     dry_run: bool,
 ) -> Option<String> {
     if dry_run {
         return None;
     }
     cluster
-        .patch_content_labels(content, changes)
+        .patch_content_labels(content, &changes)
         .await
         .err()
         .map(|e| e.to_string())
