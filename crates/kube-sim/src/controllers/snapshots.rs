@@ -253,8 +253,17 @@ impl Controllers {
         });
         let created = chrono::DateTime::from_timestamp_nanos(nanos)
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // A member of a group snapshot names its group in its status, as the snapshot controller writes it.
+        let group = vs
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|refs| refs.iter().find(|r| s(r, "/kind") == "VolumeGroupSnapshot"))
+            .map(|r| s(r, "/name").to_string());
         self.mutate(SNAP, "volumesnapshots", &ns, &name, |v| {
             v["status"] = json!({"boundVolumeSnapshotContentName": content_name, "creationTime": created, "readyToUse": true, "restoreSize": quantity(size)});
+            if let Some(g) = &group {
+                v["status"]["volumeGroupSnapshotName"] = json!(g);
+            }
         });
     }
 
