@@ -36,7 +36,9 @@ impl Known {
         }
         self.steps.iter().any(|p| like(p, step))
             && self.fields.iter().any(|p| like(p, field))
-            && self.kube_sim.is_none_or(|v| sim.to_string() == v)
+            && self
+                .kube_sim
+                .is_none_or(|v| serde_json::from_str::<Value>(v).is_ok_and(|v| &v == sim))
     }
 }
 
