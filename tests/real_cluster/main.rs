@@ -10,6 +10,7 @@
 
 mod cluster;
 mod components;
+mod conformance;
 mod manifests;
 mod operator;
 mod pods;

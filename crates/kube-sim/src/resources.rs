@@ -189,6 +189,16 @@ pub fn builtins() -> Vec<ResourceInfo> {
             &["token"],
         ),
         builtin("", "nodes", "Node", false, &["no"], &[], &["status"]),
+        // Stored only: a claim without a class gets the default one, and its volume the class's provisioner.
+        builtin(
+            "storage.k8s.io",
+            "storageclasses",
+            "StorageClass",
+            false,
+            &["sc"],
+            &[],
+            &[],
+        ),
         builtin(
             "apps",
             "deployments",

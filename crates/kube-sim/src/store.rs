@@ -533,9 +533,24 @@ impl Store {
             obj["metadata"]["generation"] = json!(1);
         }
         validation::prune(res, version, &mut obj);
+        created_defaults(res, &name, &mut obj);
         validation::validate(res, version, &obj, None)?;
         let mut st = self.lock();
         Self::check_namespace(&st, res, ns)?;
+        if res.group.is_empty()
+            && res.plural == "persistentvolumeclaims"
+            && obj.pointer("/spec/storageClassName").is_none()
+        {
+            // The DefaultStorageClass admission plugin: a claim without a class gets the default one, if any.
+            let default = st.objects_of("storage.k8s.io", "storageclasses").find(|c| {
+                c.pointer("/metadata/annotations/storageclass.kubernetes.io~1is-default-class")
+                    .and_then(Value::as_str)
+                    == Some("true")
+            });
+            if let Some(class) = default.and_then(|c| c.pointer("/metadata/name")).cloned() {
+                obj["spec"]["storageClassName"] = class;
+            }
+        }
         self.insert_new(&mut st, res, ns, obj, dry_run)
     }
 
@@ -667,6 +682,9 @@ impl Store {
         {
             return Err(ApiError::conflict(&res.group, &res.plural, name));
         }
+        if part == Part::Main {
+            secret_string_data(res, &mut new);
+        }
         let has_status = res.has_status();
         match part {
             Part::Main if has_status => match old.get("status") {
@@ -771,7 +789,8 @@ impl Store {
     ) -> Result<(), ApiError> {
         let conflict = |why: String| {
             // The registry names the kind, not the plural, in this message (`VolumeSnapshot.snapshot.storage.k8s.io`).
-            let mut e = ApiError::conflict(&res.group, &res.plural, name);
+            // Its details name the kind too.
+            let mut e = ApiError::conflict(&res.group, &res.kind, name);
             e.message = format!(
                 "Operation cannot be fulfilled on {} \"{name}\": {why}",
                 crate::status::qualified(&res.group, &res.kind)
@@ -1055,6 +1074,83 @@ impl Store {
         st.put(key.clone(), obj.clone());
         self.emit(st, EventType::Added, &key, obj.clone());
         Ok(obj)
+    }
+}
+
+/// What the registries of built-in kinds set on a created object: no empty label or annotation map, a
+/// namespace's name label and Active phase, a claim's Pending phase, a secret's stringData moved into data.
+fn created_defaults(res: &ResourceInfo, name: &str, obj: &mut Value) {
+    if res.from_crd {
+        return;
+    }
+    // Typed metadata omits an empty map.
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        for field in ["labels", "annotations"] {
+            if meta
+                .get(field)
+                .and_then(Value::as_object)
+                .is_some_and(serde_json::Map::is_empty)
+            {
+                meta.remove(field);
+            }
+        }
+    }
+    if res.group == "batch" && res.plural == "jobs" {
+        return job_defaults(name, obj);
+    }
+    if !res.group.is_empty() {
+        return;
+    }
+    match res.plural.as_str() {
+        "namespaces" => {
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            obj["status"] = json!({"phase": "Active"});
+        }
+        "persistentvolumeclaims" => obj["status"] = json!({"phase": "Pending"}),
+        _ => secret_string_data(res, obj),
+    }
+}
+
+/// The Job registry's labels: its uid (given now) as the selector, both forms of job-name and controller-uid on
+/// the pod template, and the template's labels on a Job that has none of its own.
+fn job_defaults(name: &str, obj: &mut Value) {
+    let uid = uuid::Uuid::new_v4().to_string();
+    obj["metadata"]["uid"] = json!(uid);
+    if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) != Some(true) {
+        if obj.pointer("/spec/selector").is_none() {
+            obj["spec"]["selector"] =
+                json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        }
+        for (k, v) in [
+            ("job-name", name),
+            ("batch.kubernetes.io/job-name", name),
+            ("controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+        ] {
+            obj["spec"]["template"]["metadata"]["labels"][k] = json!(v);
+        }
+    }
+    if obj.pointer("/metadata/labels").is_none()
+        && let Some(labels) = obj.pointer("/spec/template/metadata/labels").cloned()
+    {
+        obj["metadata"]["labels"] = labels;
+    }
+}
+
+/// A secret's stringData, as the apiserver stores it: each value base64-encoded into data (over a data key of
+/// the same name), and stringData itself dropped.
+fn secret_string_data(res: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine as _;
+    if !(res.group.is_empty() && res.plural == "secrets") {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    for (k, v) in strings {
+        let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 

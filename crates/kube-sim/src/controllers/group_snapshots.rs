@@ -118,13 +118,14 @@ impl Controllers {
             ) else {
                 return set_error("Failed to create group snapshot: copying volume data failed");
             };
-            let _ = std::fs::write(
-                snapshot_dir(&self.state_dir, &handle).with_extension("json"),
-                json!({"creationTime": nanos, "size": size}).to_string(),
-            );
             let volume_handle = s(pvc, "/metadata/uid").to_string();
             handles.push(json!(volume_handle));
             let restore = quantity_bytes(s(pvc, "/status/capacity/storage")).unwrap_or(size as i64);
+            // The member's restore size is its claim's capacity, as a single snapshot's is.
+            let _ = std::fs::write(
+                snapshot_dir(&self.state_dir, &handle).with_extension("json"),
+                json!({"creationTime": nanos, "size": size, "restoreSize": restore}).to_string(),
+            );
             infos.push(json!({"volumeHandle": volume_handle, "snapshotHandle": handle, "creationTime": nanos, "readyToUse": true, "restoreSize": restore}));
             let short = &handle[..8];
             let vs_name = format!("snapshot-{short}-{pvc_name}");

@@ -96,14 +96,25 @@ impl Controllers {
             .pointer("/spec/storageClassName")
             .cloned()
             .unwrap_or(json!("csi-hostpath-sc"));
+        let class = self.store.find(
+            "storage.k8s.io",
+            "storageclasses",
+            "",
+            sc.as_str().unwrap_or_default(),
+        );
+        let driver = class
+            .as_ref()
+            .and_then(|c| c.get("provisioner"))
+            .and_then(Value::as_str)
+            .unwrap_or(DRIVER);
         let _ = self.create(
             "",
             "persistentvolumes",
             json!({"apiVersion": "v1", "kind": "PersistentVolume",
-                   "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": DRIVER}},
+                   "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": driver}},
                    "spec": {"capacity": {"storage": size}, "accessModes": modes, "persistentVolumeReclaimPolicy": "Delete", "storageClassName": sc,
                             "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": name, "uid": uid, "apiVersion": "v1"},
-                            "csi": {"driver": DRIVER, "volumeHandle": uid}, "volumeMode": "Filesystem"},
+                            "csi": {"driver": driver, "volumeHandle": uid}, "volumeMode": "Filesystem"},
                    "status": {"phase": "Bound"}}),
         );
         self.mutate("", "persistentvolumeclaims", &ns, &name, |p| {

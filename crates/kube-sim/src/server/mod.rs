@@ -531,7 +531,11 @@ fn dispatch(shared: &Arc<Shared>, res: ResourceInfo, c: Call) -> Result<Response
                     .and_then(Value::as_array)
                     .is_some_and(|a| !a.is_empty());
             let obj = shared.store.delete(&res, c.ns(), c.name(), uid, rv, dry)?;
-            let code = if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            let held = obj.pointer("/metadata/deletionTimestamp").is_some();
+            if !held && !returns_deleted_object(&res) {
+                return Ok(json_response(StatusCode::OK, &deleted_status(&res, &obj)));
+            }
+            let code = if held {
                 StatusCode::ACCEPTED
             } else {
                 StatusCode::OK
@@ -561,6 +565,34 @@ fn dispatch(shared: &Arc<Shared>, res: ResourceInfo, c: Call) -> Result<Response
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Whether the apiserver answers a DELETE that removed the object with the object itself: the registries of
+/// these built-ins set ReturnDeletedObject (a namespace is always answered with itself). Every other resource,
+/// custom ones included, is answered with a Success Status naming it, unless a finalizer keeps it.
+fn returns_deleted_object(res: &ResourceInfo) -> bool {
+    res.group.is_empty()
+        && matches!(
+            res.plural.as_str(),
+            "pods"
+                | "persistentvolumeclaims"
+                | "persistentvolumes"
+                | "serviceaccounts"
+                | "services"
+                | "namespaces"
+                | "nodes"
+        )
+}
+
+/// The Success Status the apiserver answers for a removed object: its name, group, resource and uid.
+fn deleted_status(res: &ResourceInfo, obj: &Value) -> Value {
+    let mut details = json!({"name": obj.pointer("/metadata/name").cloned().unwrap_or_default(),
+                             "kind": res.plural,
+                             "uid": obj.pointer("/metadata/uid").cloned().unwrap_or_default()});
+    if !res.group.is_empty() {
+        details["group"] = json!(res.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
 fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
@@ -604,6 +636,9 @@ fn list(shared: &Arc<Shared>, res: &ResourceInfo, c: &Call) -> Result<Response, 
     let mut meta = json!({"resourceVersion": page.rv.to_string()});
     if let Some(t) = &page.continue_token {
         meta["continue"] = json!(t);
+    } else if res.from_crd {
+        // Custom resources are listed as unstructured objects, whose list metadata keeps an empty continue.
+        meta["continue"] = json!("");
     }
     if let Some(n) = page.remaining {
         meta["remainingItemCount"] = json!(n);

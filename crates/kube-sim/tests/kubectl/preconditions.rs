@@ -91,10 +91,13 @@ async fn kubectl_raw_deletes_honour_uid_and_resource_version_preconditions_like_
     );
 
     let fresh = options_file(dir.path(), "fresh.json", &uid, &current);
+    // Removed at once (no finalizer), a custom resource is answered with a Success Status naming it.
     let deleted: serde_json::Value =
         serde_json::from_str(&k.ok(&["delete", "--raw", &path, "-f", &fresh]).await)
-            .expect("the deleted object as JSON");
-    assert_eq!(deleted["metadata"]["uid"], uid.as_str());
+            .expect("the delete's Status as JSON");
+    assert_eq!(deleted["status"], "Success", "{deleted}");
+    assert_eq!(deleted["details"]["uid"], uid.as_str(), "{deleted}");
+    assert_eq!(deleted["details"]["kind"], "volumesnapshots", "{deleted}");
     let out = k.run(&["get", "volumesnapshot", "snap", "-n", NS]).await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("NotFound"),
