@@ -720,8 +720,9 @@ impl Cluster {
     }
 
     /// The VolumeSnapshots that belong to a VolumeGroupSnapshot: the snapshot controller labels them with
-    /// `groupsnapshot.storage.k8s.io/volumeGroupSnapshotName` and sets `status.volumeGroupSnapshotName`. Members
-    /// bind pre-provisioned contents, so their source names a content, not the PVC.
+    /// `groupsnapshot.storage.k8s.io/volumeGroupSnapshotName` and sets `status.volumeGroupSnapshotName`. Their
+    /// source differs between snapshot stacks (the real controller's members name the claim, kube-sim's a pre-provisioned
+    /// content), so members are found by their group, never by their source.
     pub async fn group_members(
         &self,
         ns: &str,

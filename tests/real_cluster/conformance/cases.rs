@@ -764,6 +764,13 @@ fn workloads(s: &mut Vec<Step>) {
         send("create job", "POST", jobs, Some(job)),
         await_field("job starts its pod", &format!("{jobs}/idle-job"), "/status/active", json!(1)),
         get("get job", &format!("{jobs}/idle-job")),
+        // The Job is active once its pod exists; a busy node starts it later, so wait for Running on both sides.
+        await_field(
+            "the job's pod runs",
+            &format!("{CORE}/pods?labelSelector=job-name%3Didle-job"),
+            "/items/0/status/phase",
+            json!("Running"),
+        ),
         get("list the job's pods", &format!("{CORE}/pods?labelSelector=job-name%3Didle-job")),
         delete("delete job with its pods", &format!("{jobs}/idle-job"), json!({"propagationPolicy": "Background"})),
         await_gone("the job goes", &format!("{jobs}/idle-job")),
