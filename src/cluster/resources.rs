@@ -190,6 +190,13 @@ impl VolumeSnapshot {
         self.spec.source.persistent_volume_claim_name.as_deref()
     }
 
+    /// The VolumeGroupSnapshot this snapshot is a member of: its group label, else `status.volumeGroupSnapshotName`.
+    pub fn group(&self) -> Option<&str> {
+        self.label(crate::labels::GROUP_MEMBER)
+            .or_else(|| self.status.as_ref()?.volume_group_snapshot_name.as_deref())
+            .filter(|g| !g.is_empty())
+    }
+
     /// `status.creationTime`, falling back to `metadata.creationTimestamp` (as RFC 3339).
     pub fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.cut().or_else(|| self.object_created())

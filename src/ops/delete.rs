@@ -13,17 +13,24 @@ pub fn is_managed(vs: &VolumeSnapshot) -> bool {
 }
 
 /// Checks every snapshot before anything is deleted, so a refusal never leaves half the list deleted.
-/// Returns every refusal, not only the first.
+/// Returns every refusal, not only the first. A member of a VolumeGroupSnapshot is refused even with `--force`:
+/// a group's members go together, through their group (as retention deletes them).
 pub fn check_deletable(snapshots: &[VolumeSnapshot], force: bool) -> Vec<OpsError> {
-    if force {
-        return Vec::new();
-    }
     snapshots
         .iter()
-        .filter(|vs| !is_managed(vs))
-        .map(|vs| OpsError::Unmanaged {
-            namespace: vs.namespace().to_string(),
-            name: vs.name().to_string(),
+        .filter_map(|vs| {
+            let (namespace, name) = (vs.namespace().to_string(), vs.name().to_string());
+            if let Some(group) = vs.group() {
+                Some(OpsError::GroupMember {
+                    namespace,
+                    name,
+                    group: group.to_string(),
+                })
+            } else if !force && !is_managed(vs) {
+                Some(OpsError::Unmanaged { namespace, name })
+            } else {
+                None
+            }
         })
         .collect()
 }
@@ -99,6 +106,38 @@ mod tests {
         assert!(refused[0].starts_with("VolumeSnapshot shop/foreign has no backup-ns.sh/ labels"));
         assert!(refused[1].contains("pass --force"));
         assert!(check_deletable(&list, true).is_empty());
+    }
+
+    #[test]
+    fn a_group_member_is_refused_even_with_force() {
+        let mut by_status = vs("member-b", json!({"backup-ns.sh/type": "cronjob"}));
+        by_status
+            .status
+            .as_mut()
+            .unwrap()
+            .volume_group_snapshot_name = Some("nightly".into());
+        let list = [
+            vs(
+                "member-a",
+                json!({"backup-ns.sh/type": "cronjob", "groupsnapshot.storage.k8s.io/volumeGroupSnapshotName": "nightly"}),
+            ),
+            by_status,
+            vs("alone", json!({"backup-ns.sh/type": "cronjob"})),
+        ];
+        for force in [false, true] {
+            let refused: Vec<String> = check_deletable(&list, force)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(refused.len(), 2, "{refused:?}");
+            assert!(
+                refused[0].starts_with(
+                    "VolumeSnapshot shop/member-a is a member of VolumeGroupSnapshot nightly"
+                ),
+                "{refused:?}"
+            );
+            assert!(refused[1].ends_with("`kubectl -n shop delete volumegroupsnapshot nightly`"));
+        }
     }
 
     #[test]

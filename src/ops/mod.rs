@@ -58,6 +58,16 @@ pub enum OpsError {
     )]
     Unmanaged { namespace: String, name: String },
     #[error(
+        "VolumeSnapshot {namespace}/{name} is a member of VolumeGroupSnapshot {group}, and a group's members are \
+         deleted only together, through their group (even with --force): \
+         `kubectl -n {namespace} delete volumegroupsnapshot {group}`"
+    )]
+    GroupMember {
+        namespace: String,
+        name: String,
+        group: String,
+    },
+    #[error(
         "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete, or --dry-run to \
          only show what would be deleted"
     )]

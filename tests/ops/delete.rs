@@ -198,3 +198,40 @@ async fn yes_switches_retained_contents_to_delete_then_deletes_the_snapshots() {
     .await;
     assert!(exists(&env, "foreign-1"), "other snapshots stay");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_is_refused_even_with_force_and_nothing_is_deleted() {
+    let env = start(&format!(
+        "{SNAPSHOTS}---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata:
+  name: member-1
+  namespace: shop
+  labels: {{backup-ns.sh/type: cronjob, groupsnapshot.storage.k8s.io/volumeGroupSnapshotName: nightly}}
+spec:
+  source: {{persistentVolumeClaimName: data}}
+"
+    ))
+    .await;
+    eventually("member-1 exists", || exists(&env, "member-1")).await;
+    let run = env
+        .run(
+            &[
+                "delete", "ours-1", "member-1", "-n", "shop", "--yes", "--force",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "VolumeSnapshot shop/member-1 is a member of VolumeGroupSnapshot nightly, and a group's members are \
+             deleted only together, through their group (even with --force): \
+             `kubectl -n shop delete volumegroupsnapshot nightly`"
+        ),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("nothing was deleted"), "{run:?}");
+    assert!(exists(&env, "ours-1") && exists(&env, "member-1"));
+}
