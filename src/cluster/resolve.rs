@@ -151,14 +151,14 @@ impl KubeResolver {
     where
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        let names: Vec<String> = match api.list(&ListParams::default()).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|o| o.meta().name.clone())
-                .collect(),
-            Err(_) => Vec::new(),
+        let plural = match workload.kind {
+            WorkloadKind::Pod => "pods",
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
         };
+        let names = super::core::names_of(api, plural, Some(namespace))
+            .await
+            .unwrap_or_default();
         ResolveError::NotFound {
             namespace: namespace.into(),
             workload: workload.clone(),
