@@ -79,7 +79,17 @@ impl RealCluster {
         let mut child = Command::new(script())
             .args(["up", "--state"])
             .arg(state.path())
-            .args(["--run-image", "busybox=host", "--run-image"])
+            // The database images run `verify`'s throwaway servers on this host's tools; the app pods of those
+            // images have no command, so they run nothing (their servers are the tests' own).
+            .args([
+                "--run-image",
+                "busybox=host",
+                "--run-image",
+                "postgres=host",
+                "--run-image",
+                "mariadb=host",
+                "--run-image",
+            ])
             .arg(format!("backup-ns={}", env!("CARGO_BIN_EXE_backup-ns")))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -263,6 +273,41 @@ impl RealCluster {
             .collect();
         names.sort();
         names
+    }
+
+    /// Suspends every CronJob on the self. The tests start their jobs with `kubectl create job --from=cronjob/...`,
+    /// which a suspended CronJob still allows; a schedule that comes due while the suite runs (the controller's at
+    /// 03:30 UTC, the tenant's at 23:15) must not start a job of its own beside them on the shared self.
+    pub fn suspend_cronjobs(&self) {
+        let all = self.get_json(&["cronjobs", "-A"]);
+        for cronjob in all["items"].as_array().into_iter().flatten() {
+            let (Some(ns), Some(name)) = (
+                cronjob["metadata"]["namespace"].as_str(),
+                cronjob["metadata"]["name"].as_str(),
+            ) else {
+                panic!("a CronJob without namespace or name: {cronjob:#}");
+            };
+            self.kubectl(&[
+                "-n",
+                ns,
+                "patch",
+                "cronjob",
+                name,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"spec":{"suspend":true}}"#,
+            ]);
+        }
+        let all = self.get_json(&["cronjobs", "-A"]);
+        let left: Vec<&serde_json::Value> = all["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["spec"]["suspend"] != true)
+            .map(|c| &c["metadata"]["name"])
+            .collect();
+        assert!(left.is_empty(), "CronJobs left unsuspended: {left:?}");
     }
 
     /// Runs the built backup-ns binary against this cluster as cluster-admin; see [`backup_ns_with`].

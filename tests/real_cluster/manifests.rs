@@ -108,6 +108,7 @@ fn every_render_is_applied_server_side_into_namespaces_that_enforce_restricted()
     for (name, yaml) in &renders {
         apply(cluster, name, yaml, false);
     }
+    cluster.suspend_cronjobs();
 
     // The real Job controller makes pods from the CronJobs; admission enforces "restricted" on them. The last
     // render (Helm, lock off) left `backup-ns` without the lock; the static `backup` keeps it and is refused.
@@ -371,6 +372,7 @@ fn helm_installs_upgrades_and_uninstalls_on_the_real_apiserver() {
         ],
     );
     assert!(install.status.success(), "helm install: {}", text(&install));
+    cluster.suspend_cronjobs();
     let beyond = violations_beyond_the_lock(&String::from_utf8_lossy(&install.stderr));
     assert!(beyond.is_empty(), "{beyond:?}");
     assert!(
@@ -409,6 +411,7 @@ fn helm_installs_upgrades_and_uninstalls_on_the_real_apiserver() {
         ],
     );
     assert!(upgrade.status.success(), "helm upgrade: {}", text(&upgrade));
+    cluster.suspend_cronjobs();
     let plan_text = cluster.kubectl(&[
         "-n",
         ns,

@@ -91,6 +91,7 @@ fn the_real_authorizer_holds_the_tenant_to_its_namespace_and_lets_the_controller
         &["apply", "--server-side", "-f", "-"],
         &tenant_manifest(TENANT),
     );
+    cluster.suspend_cronjobs();
     let tenant = kubeconfig_as(cluster, dir.path(), TENANT, "backup-ns");
     let controller = kubeconfig_as(
         cluster,
