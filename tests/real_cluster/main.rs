@@ -1,7 +1,8 @@
 //! The product against the real thing: `scripts/cluster up` starts Kubernetes' own control plane and the CSI
 //! snapshot stack built from the modules pinned in tools/k8s/, and these tests drive it with the real kubectl,
-//! Helm and the built backup-ns binary. The node is our agent (`kube-sim node-agent`), with `busybox` mapped to the
-//! host's tools and `backup-ns` to the built binary: pods of those images run as host processes, others run none.
+//! Helm and the built backup-ns binary. The node is our agent (`kube-sim node-agent`), with `busybox`, `postgres` and
+//! `mariadb` mapped to the host's tools and `backup-ns` to the built binary: pods of those images run their commands
+//! as host processes (a pod without a command runs none), others run none.
 //!
 //! The tests share one cluster (started by the first test that needs it, stopped when the test process exits) and
 //! keep apart by namespace; only `down`'s own test starts a second one. The first `up` on a machine builds the
@@ -11,6 +12,8 @@
 mod cluster;
 mod components;
 mod conformance;
+mod databases;
+mod jobs;
 mod manifests;
 mod operator;
 mod pods;

@@ -1,11 +1,10 @@
 //! Pods on the real cluster: the scheduler binds them to the node agent (`kube-sim node-agent`), which runs the
 //! mapped images as host processes. Exec goes client → apiserver → the agent's kubelet API; these tests prove
 //! which way the apiserver takes (the WebSocket passed through, or translated to SPDY), that kubectl and kube-rs
-//! both get stdin, stdout, stderr and the exit code through it, that the remote process dies with its client, and
-//! that `backup-ns run` dumps a real PostgreSQL through that path into the pod's volume, which the driver's
-//! snapshot then holds.
+//! both get stdin, stdout, stderr and the exit code through it, and that the remote process dies with its client.
+//! The product's own exec (database dumps, downloads, restores) through that path is in databases.rs.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,6 @@ use kube::api::{Api, AttachParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::{RealCluster, text};
-use crate::support::postgres::Postgres;
 
 /// A namespace with one Running pod `shell` of the `busybox` image (mapped to the host's tools), looping.
 fn shell_pod(cluster: &RealCluster, ns: &str) {
@@ -226,76 +224,4 @@ fn exec_passes_the_websocket_through_to_the_node_agent_for_kubectl_and_kube_rs()
     });
     wait_gone(pid, "kube-rs");
     cluster.kubectl(&["delete", "namespace", ns, "--wait=false"]);
-}
-
-#[test]
-fn run_dumps_a_real_postgres_through_exec_into_the_pods_volume_and_the_snapshot_holds_it() {
-    let cluster = RealCluster::shared();
-    let ns = "pods-postgres";
-    cluster.namespace_with_claims(ns, &["data"]);
-    let pg = Postgres::start();
-    pg.create_database("shop");
-    pg.psql(
-        "shop",
-        "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 100)",
-    );
-    let env: String = pg
-        .container_env("shop")
-        .iter()
-        .map(|(k, v)| format!("    - {{name: {k}, value: \"{v}\"}}\n"))
-        .collect();
-    // The app's pod: its image is not mapped, so it runs no process (the server is the throwaway one on this
-    // host); exec into it runs the host's pg_dump with the container's env and the claim at its mountPath.
-    cluster.apply(&format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: db, namespace: {ns}, labels: {{app: db}}}}\nspec:\n  \
-         containers:\n  - name: postgres\n    image: postgres:17\n    env:\n{env}    \
-         volumeMounts: [{{name: data, mountPath: /var/lib/postgresql/data}}]\n  \
-         volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n"
-    ));
-    cluster.wait_for(ns, "pod/db", "{.status.phase}", "Running");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let plan = dir.path().join("shop.yaml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name: shop\nnamespace: {ns}\ntargets: [data]\nhooks:\n  pre:\n    - type: postgres\n      \
-             workload: pod/db\n      container: postgres\n      host: 127.0.0.1\n      port: {}\n      \
-             dumpFile: /var/lib/postgresql/data/dump.sql.gz\nsnapshot:\n  type: cronjob\n\
-             retention: standard\nlock:\n  enabled: false\n",
-            pg.port
-        ),
-    )
-    .expect("writing the plan");
-
-    let out = cluster.backup_ns(&["run", plan.to_str().expect("utf8 path")], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-
-    // The dump went through exec into the pod's volume: the driver's directory of the claim.
-    let dump = cluster.volume_dir(ns, "data").join("dump.sql.gz");
-    let mut sql = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(&dump).expect("the dump is on the volume"))
-        .read_to_string(&mut sql)
-        .expect("a gzip dump");
-    assert!(
-        sql.contains("CREATE TABLE public.orders"),
-        "{}",
-        &sql[..sql.len().min(400)]
-    );
-    // And the real snapshot controller and driver cut it into the snapshot.
-    let names = cluster.snapshot_names(ns);
-    assert_eq!(names.len(), 1, "{names:?}");
-    cluster.wait_for(
-        ns,
-        &format!("volumesnapshot/{}", names[0]),
-        "{.status.readyToUse}",
-        "true",
-    );
-    let (_, handle) = cluster.content_of(ns, &names[0]);
-    assert!(
-        cluster
-            .snapshot_entries(&handle)
-            .iter()
-            .any(|e| e == "dump.sql.gz"),
-        "the driver's snapshot file holds the dump"
-    );
 }
