@@ -566,6 +566,14 @@ fn listed_meta(
 const WATCH_ATTEMPTS: u32 = 3;
 
 /// Waits on a watch until the object is ready, reports an error, or disappears.
+/// Whether a `status.error` is one the snapshot controller retries past and then clears, as its API says errors
+/// may be: a write conflict on its own objects ("the object has been modified"), which a loaded apiserver gives it
+/// now and then (seen on the real cluster on a group snapshot's content). Such an error does not end the wait; any
+/// other error does, at once.
+fn is_transient_error(message: &str) -> bool {
+    message.contains("the object has been modified")
+}
+
 async fn wait_ready<K>(api: Api<K>, object: ObjectRef, timeout: Duration) -> Result<K>
 where
     K: kube::Resource + Readiness + Clone + DeserializeOwned + Debug + Send + 'static,
@@ -573,7 +581,11 @@ where
     let watch = async {
         let mut failures = 0;
         loop {
-            let cond = |o: Option<&K>| o.is_none_or(|o| o.is_ready() || o.error_text().is_some());
+            let cond = |o: Option<&K>| {
+                o.is_none_or(|o| {
+                    o.is_ready() || o.error_text().is_some_and(|e| !is_transient_error(&e))
+                })
+            };
             match kube::runtime::wait::await_condition(api.clone(), &object.name, cond).await {
                 Ok(Some(found)) if found.is_ready() => return Ok(found),
                 Ok(Some(found)) => {
@@ -1169,7 +1181,8 @@ impl Cluster {
     }
 
     /// Waits (through a watch, not polling) until the snapshot is `readyToUse`. A `status.error` fails at once
-    /// with the controller's message; the timeout gives [`ClusterError::NotReady`].
+    /// with the controller's message, unless it is a write conflict that the controller retries past; the timeout
+    /// gives [`ClusterError::NotReady`].
     pub async fn wait_snapshot_ready(
         &self,
         ns: &str,

@@ -143,7 +143,8 @@ pub trait ClusterPort: Send + Sync {
         &'a self,
         request: &'a SnapshotRequest,
     ) -> BoxFuture<'a, Result<(), PortError>>;
-    /// Waits through a watch until `readyToUse`; a status error fails with the controller's message. Returns the
+    /// Waits through a watch until `readyToUse`; a status error fails with the controller's message (but a write
+    /// conflict, which the controller retries past and clears, does not). Returns the
     /// ready snapshot's times (the hook-window check reads them).
     fn wait_snapshot_ready<'a>(
         &'a self,

@@ -184,6 +184,46 @@ async fn a_snapshot_that_never_becomes_ready_times_out() {
     );
 }
 
+/// The snapshot controller writes a write conflict it met into `status.error` and clears it when its retry
+/// succeeds (seen on the real cluster under load): the wait goes on past it and ends ready.
+#[tokio::test]
+async fn a_conflict_the_controller_retries_past_does_not_fail_the_wait() {
+    let env = start(BASE).await;
+    env.sim.faults().add(Fault::snapshot_never_ready());
+    env.cluster
+        .create_snapshot(&new_snapshot("retried", "data"))
+        .await
+        .unwrap();
+    let status = |status: &str| {
+        format!(
+            "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {{name: retried, namespace: shop}}\n\
+             spec: {{source: {{persistentVolumeClaimName: data}}}}\nstatus: {status}\n"
+        )
+    };
+    env.sim
+        .apply_yaml(&status(
+            "{readyToUse: false, error: {message: 'Failed to create snapshot: error updating status for volume \
+             snapshot content snapcontent-1: Operation cannot be fulfilled on volumesnapshotcontents \
+             \"snapcontent-1\": the object has been modified; please apply your changes to the latest version \
+             and try again'}}",
+        ))
+        .unwrap();
+    let wait = env
+        .cluster
+        .wait_snapshot_ready("shop", "retried", Duration::from_secs(20));
+    let ready_later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        env.sim
+            .apply_yaml(&status(
+                "{readyToUse: true, creationTime: '2025-01-01T00:00:00Z'}",
+            ))
+            .unwrap();
+    };
+    let (ready, ()) = tokio::join!(wait, ready_later);
+    let ready = ready.unwrap();
+    assert!(ready.ready());
+}
+
 #[tokio::test]
 async fn a_controller_error_fails_the_wait_at_once_with_its_message() {
     let env = start(BASE).await;
