@@ -16,24 +16,39 @@
 //! controller's peak RSS. Printed beside it: the kubectl processes and fixed sleeps the original's scripts would
 //! need for the same data (see `original_kubectl_calls`). Asserts the request floor (list pages, one write per
 //! changed object, two per deletion), never timings.
+//!
+//! `cargo bench --bench retention_cluster -- --real` adds the real cluster beside kube-sim (default sizes 10,000
+//! and 100,000; `RETENTION_BENCH_SIZES` still picks): per size, after the kube-sim part, `scripts/cluster up
+//! --only-api` starts etcd and kube-apiserver (the binaries that `scripts/cluster build` caches; the bench fails
+//! naming that command when they are missing), the same documents are seeded through the apiserver (each object
+//! created, then its status set through `/status`; 32 requests in flight), and the same three controller runs
+//! are measured: requests by verb from the apiserver's `apiserver_request_total` (diffed around each run, kept to
+//! the resources the controller uses), wall time, backup-ns's CPU and peak RSS (GNU time), and the CPU of
+//! kube-apiserver and of etcd separately (`/proc/PID/stat`, diffed around each run). The same request floor is
+//! asserted, and a table pairs each run's figures on both clusters. The cluster is stopped at the end, also when
+//! the bench panics.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "retention_cluster/real.rs"]
+mod real;
 
 const PVCS_PER_NAMESPACE: usize = 2;
 const SNAPSHOTS_PER_PVC: usize = 5;
 const PAGE: u32 = 500;
 const NOW: &str = "2025-03-01T04:30:00Z";
 
-fn sizes() -> Vec<usize> {
+fn sizes(default: &[usize]) -> Vec<usize> {
     std::env::var("RETENTION_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+        .unwrap_or_else(|| default.to_vec())
 }
 
 /// CPU time (user + system) this process has used so far: the simulator's, since the bench only waits.
@@ -53,10 +68,83 @@ struct Run {
     wall: Duration,
     /// backup-ns: the child's user + system CPU.
     cpu: Duration,
-    /// kube-sim: this process's CPU during the run.
-    sim_cpu: Duration,
     max_rss_kib: i64,
     report: Value,
+}
+
+/// A run with the server side's figures around it.
+struct Measured {
+    run: Run,
+    /// CPU per server process during the run: kube-sim (this process), or kube-apiserver and etcd.
+    servers: Vec<(&'static str, Duration)>,
+    /// Requests by (verb, resource).
+    requests: BTreeMap<(String, String), u64>,
+}
+
+impl Measured {
+    fn total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+}
+
+/// The three runs of one size on one cluster.
+struct Figures {
+    dry: Measured,
+    real: Measured,
+    again: Measured,
+}
+
+/// The cluster a run is measured on.
+enum Side<'a> {
+    Sim(&'a kube_sim::Sim),
+    Real(&'a real::Cluster),
+}
+
+impl Side<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Side::Sim(_) => "kube-sim",
+            Side::Real(_) => "real cluster",
+        }
+    }
+
+    async fn measure(&self, home: &Path, extra: &[&str]) -> Measured {
+        match self {
+            Side::Sim(sim) => {
+                sim.requests().reset();
+                let before = self_cpu();
+                let run = controller(sim.kubeconfig_path(), home, extra);
+                let servers = vec![("kube-sim", self_cpu().saturating_sub(before))];
+                Measured {
+                    run,
+                    servers,
+                    requests: sim.requests().snapshot(),
+                }
+            }
+            Side::Real(cluster) => {
+                let requests_before = cluster.requests().await;
+                let (api, etcd) = (cluster.cpu("kube-apiserver"), cluster.cpu("etcd"));
+                let run = controller(&cluster.kubeconfig(), home, extra);
+                let servers = vec![
+                    (
+                        "kube-apiserver",
+                        cluster.cpu("kube-apiserver").saturating_sub(api),
+                    ),
+                    ("etcd", cluster.cpu("etcd").saturating_sub(etcd)),
+                ];
+                let mut requests = cluster.requests().await;
+                for (key, n) in &mut requests {
+                    *n -= requests_before.get(key).copied().unwrap_or(0);
+                }
+                requests.retain(|_, n| *n > 0);
+                Measured {
+                    run,
+                    servers,
+                    requests,
+                }
+            }
+        }
+    }
 }
 
 const GNU_TIME: &str = "/usr/bin/time";
@@ -90,11 +178,9 @@ fn controller(kubeconfig: &std::path::Path, home: &std::path::Path, extra: &[&st
         .arg(kubeconfig)
         .stdout(out.reopen().expect("report file"))
         .stderr(Stdio::null());
-    let sim_before = self_cpu();
     let start = Instant::now();
     let status = cmd.status().expect("spawn backup-ns under GNU time");
     let wall = start.elapsed();
-    let sim_cpu = self_cpu().saturating_sub(sim_before);
     assert!(
         status.success(),
         "controller {extra:?} exited with {status}"
@@ -117,81 +203,90 @@ fn controller(kubeconfig: &std::path::Path, home: &std::path::Path, extra: &[&st
     Run {
         wall,
         cpu: Duration::from_secs_f64(number(1) + number(2)),
-        sim_cpu,
         max_rss_kib: number(0) as i64,
         report,
     }
 }
 
-/// The seed documents of namespaces `from..to` (seeded in slices, so 100,000 snapshots never sit in one string).
+/// The seed documents of namespaces `from..to` for kube-sim (seeded in slices, so 100,000 snapshots never sit in
+/// one string).
 fn seed_yaml(from: usize, to: usize) -> String {
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW)
-        .unwrap()
-        .with_timezone(&Utc);
     let mut out =
         String::with_capacity((to - from) * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC * 1200);
     for n in from..to {
-        let ns = format!("tenant-{n:05}");
-        out.push_str(
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
-        );
+        let (namespace, pairs) = seed_namespace(n);
+        out.push_str(&namespace.to_string());
         out.push_str("\n---\n");
-        for p in 0..PVCS_PER_NAMESPACE {
-            let pvc = format!("data-{p}");
-            for k in 0..SNAPSHOTS_PER_PVC {
-                let created =
-                    now - chrono::Duration::days(k as i64 + 1) - chrono::Duration::hours(4);
-                let date = created.date_naive().to_string();
-                let name = format!("{pvc}-{date}");
-                let content = format!("snapcontent-{ns}-{name}");
-                let mut labels = BTreeMap::from([
-                    (
-                        "backup-ns.sh/retain".to_string(),
-                        "daily_weekly_monthly".to_string(),
-                    ),
-                    ("backup-ns.sh/pvc".to_string(), pvc.clone()),
-                    ("backup-ns.sh/type".to_string(), "cronjob".to_string()),
-                ]);
-                match k {
-                    0..=2 => {
-                        labels.insert("backup-ns.sh/daily".into(), date.clone());
-                    }
-                    3 => {}
-                    _ => {
-                        labels.insert("backup-ns.sh/delete-after".into(), "2025-02-20".into());
-                    }
-                }
-                let annotations = if k == 0 {
-                    json!({"backup-ns.sh/retention": r#"{"daily":2,"weekly":4,"monthly":12}"#})
-                } else {
-                    json!({})
-                };
-                let vsc = json!({
-                    "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
-                    "metadata": {"name": content},
-                    "spec": {"deletionPolicy": "Retain", "driver": "hostpath.csi.k8s.io",
-                             "source": {"volumeHandle": format!("vol-{ns}-{pvc}")},
-                             "volumeSnapshotClassName": "csi-hostpath-snapclass",
-                             "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-                                                   "name": name, "namespace": ns}},
-                    "status": {"snapshotHandle": format!("handle-{content}"), "readyToUse": true}
-                });
-                let vs = json!({
-                    "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-                    "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
-                    "spec": {"source": {"persistentVolumeClaimName": pvc}, "volumeSnapshotClassName": "csi-hostpath-snapclass"},
-                    "status": {"boundVolumeSnapshotContentName": content,
-                               "creationTime": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                               "readyToUse": true, "restoreSize": "1Gi"}
-                });
-                out.push_str(&vsc.to_string());
-                out.push_str("\n---\n");
-                out.push_str(&vs.to_string());
-                out.push_str("\n---\n");
-            }
+        for (vsc, vs) in pairs {
+            out.push_str(&vsc.to_string());
+            out.push_str("\n---\n");
+            out.push_str(&vs.to_string());
+            out.push_str("\n---\n");
         }
     }
     out
+}
+
+/// Namespace number `n` and its (content, snapshot) pairs, with their statuses: the same documents for kube-sim
+/// and for the real cluster.
+fn seed_namespace(n: usize) -> (Value, Vec<(Value, Value)>) {
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .with_timezone(&Utc);
+    let ns = format!("tenant-{n:05}");
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    let mut pairs = Vec::with_capacity(PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC);
+    for p in 0..PVCS_PER_NAMESPACE {
+        let pvc = format!("data-{p}");
+        for k in 0..SNAPSHOTS_PER_PVC {
+            let created = now - chrono::Duration::days(k as i64 + 1) - chrono::Duration::hours(4);
+            let date = created.date_naive().to_string();
+            let name = format!("{pvc}-{date}");
+            let content = format!("snapcontent-{ns}-{name}");
+            let mut labels = BTreeMap::from([
+                (
+                    "backup-ns.sh/retain".to_string(),
+                    "daily_weekly_monthly".to_string(),
+                ),
+                ("backup-ns.sh/pvc".to_string(), pvc.clone()),
+                ("backup-ns.sh/type".to_string(), "cronjob".to_string()),
+            ]);
+            match k {
+                0..=2 => {
+                    labels.insert("backup-ns.sh/daily".into(), date.clone());
+                }
+                3 => {}
+                _ => {
+                    labels.insert("backup-ns.sh/delete-after".into(), "2025-02-20".into());
+                }
+            }
+            let annotations = if k == 0 {
+                json!({"backup-ns.sh/retention": r#"{"daily":2,"weekly":4,"monthly":12}"#})
+            } else {
+                json!({})
+            };
+            let vsc = json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotContent",
+                "metadata": {"name": content},
+                "spec": {"deletionPolicy": "Retain", "driver": "hostpath.csi.k8s.io",
+                         "source": {"volumeHandle": format!("vol-{ns}-{pvc}")},
+                         "volumeSnapshotClassName": "csi-hostpath-snapclass",
+                         "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                                               "name": name, "namespace": ns}},
+                "status": {"snapshotHandle": format!("handle-{content}"), "readyToUse": true}
+            });
+            let vs = json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                "metadata": {"name": name, "namespace": ns, "labels": labels, "annotations": annotations},
+                "spec": {"source": {"persistentVolumeClaimName": pvc}, "volumeSnapshotClassName": "csi-hostpath-snapclass"},
+                "status": {"boundVolumeSnapshotContentName": content,
+                           "creationTime": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                           "readyToUse": true, "restoreSize": "1Gi"}
+            });
+            pairs.push((vsc, vs));
+        }
+    }
+    (namespace, pairs)
 }
 
 /// kubectl calls of the original's scripts for the same data (original-behaviour.md, "Retention, marking,
@@ -231,11 +326,10 @@ fn original_kubectl_calls(
     }
 }
 
-/// Requests of the last run by verb (and resource), printed; returns them.
-fn print_requests(sim: &kube_sim::Sim) -> BTreeMap<(String, String), u64> {
-    let snap = sim.requests().snapshot();
+/// A run's requests by verb and resource, then by verb.
+fn print_requests(requests: &BTreeMap<(String, String), u64>) {
     let mut by_verb: BTreeMap<&str, u64> = BTreeMap::new();
-    for ((verb, resource), n) in &snap {
+    for ((verb, resource), n) in requests {
         println!("      {verb:<7} {resource:<28} {n:>8}");
         *by_verb.entry(verb.as_str()).or_default() += n;
     }
@@ -245,17 +339,26 @@ fn print_requests(sim: &kube_sim::Sim) -> BTreeMap<(String, String), u64> {
         verbs.join(", "),
         by_verb.values().sum::<u64>()
     );
-    snap
 }
 
-fn print_run(what: &str, run: &Run) {
+/// "kube-sim 0.26 s" or "kube-apiserver 1.20 s, etcd 0.30 s".
+fn servers_cpu(m: &Measured) -> String {
+    m.servers
+        .iter()
+        .map(|(name, cpu)| format!("{name} {:.2} s", cpu.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_measured(what: &str, m: &Measured) {
     println!(
-        "    {what}: wall {:.2} s; CPU backup-ns {:.2} s, kube-sim {:.2} s; controller peak RSS {:.0} MiB",
-        run.wall.as_secs_f64(),
-        run.cpu.as_secs_f64(),
-        run.sim_cpu.as_secs_f64(),
-        run.max_rss_kib as f64 / 1024.0
+        "    {what}: wall {:.2} s; CPU backup-ns {:.2} s, {}; controller peak RSS {:.0} MiB",
+        m.run.wall.as_secs_f64(),
+        m.run.cpu.as_secs_f64(),
+        servers_cpu(m),
+        m.run.max_rss_kib as f64 / 1024.0
     );
+    print_requests(&m.requests);
 }
 
 fn count(report: &Value, path: &[&str]) -> u64 {
@@ -266,17 +369,98 @@ fn count(report: &Value, path: &[&str]) -> u64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench` too; `--real` is ours.
+    let with_real = std::env::args().skip(1).any(|a| a == "--real");
+    if with_real {
+        real::require_binaries();
+    }
+    let sizes = sizes(if with_real {
+        &[10_000, 100_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    for size in sizes() {
-        rt.block_on(one_size(size));
+    for size in sizes {
+        let sim = rt.block_on(one_size(size));
+        if with_real {
+            let real = rt.block_on(one_size_real(size));
+            print_side_by_side(&sim, &real);
+        }
     }
 }
 
-async fn one_size(total: usize) {
+/// The three controller runs on one cluster, each printed, with the request floor asserted.
+async fn three_runs(side: &Side<'_>, home: &Path, total: usize) -> Figures {
+    let pages = total.div_ceil(PAGE as usize) as u64;
+    let lists = |r: &BTreeMap<(String, String), u64>, resource: &str| {
+        r.get(&("list".to_string(), resource.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+
+    // 1. controller --dry-run
+    let dry = side.measure(home, &["--dry-run"]).await;
+    println!("  1. controller -A --dry-run ({})", side.name());
+    print_measured("dry run", &dry);
+    let r = &dry.requests;
+    assert_eq!(lists(r, "volumesnapshots"), pages);
+    assert_eq!(lists(r, "volumesnapshotcontents"), pages);
+    // Besides the two lists above, the sweep of crashed `verify` runs lists claims and pods (one page each).
+    assert!(
+        r.keys().all(|(verb, _)| verb == "list"),
+        "a dry run only lists: {r:?}"
+    );
+
+    // 2. the real run, delete pause 0s
+    let real = side.measure(home, &["--delete-pause", "0s"]).await;
+    println!("  2. controller -A --delete-pause 0s ({})", side.name());
+    print_measured("real run", &real);
+    let report = &real.run.report;
+    let patched = count(report, &["retention", "counts", "patched"]);
+    let deleted = count(report, &["retention", "counts", "deleted"]);
+    let synced = count(report, &["sync", "patched"]);
+    assert_eq!(count(report, &["retention", "counts", "failed"]), 0);
+    assert_eq!(
+        patched as usize,
+        total * 2 / 5,
+        "patches = changed snapshots"
+    );
+    assert_eq!(deleted as usize, total / 5);
+    let get = |verb: &str, resource: &str| {
+        real.requests
+            .get(&(verb.to_string(), resource.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(get("patch", "volumesnapshots"), patched);
+    assert_eq!(get("patch", "volumesnapshotcontents"), synced + deleted);
+    assert_eq!(get("delete", "volumesnapshots"), deleted);
+    assert_eq!(
+        get("get", "volumesnapshots") + get("get", "volumesnapshotcontents"),
+        0
+    );
+    println!(
+        "      with the default --delete-pause 5s the deletions would add {:.1} h of pacing",
+        deleted.saturating_sub(1) as f64 * 5.0 / 3600.0
+    );
+
+    // 3. converged re-run
+    let again = side.measure(home, &["--delete-pause", "0s"]).await;
+    println!("  3. re-run (converged) ({})", side.name());
+    print_measured("re-run", &again);
+    let r = &again.requests;
+    assert!(
+        r.keys().all(|(verb, _)| verb == "list"),
+        "a converged run only lists: {r:?}"
+    );
+    Figures { dry, real, again }
+}
+
+async fn one_size(total: usize) -> Figures {
     let namespaces = total / (PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC);
     let total = namespaces * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC;
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -295,71 +479,8 @@ async fn one_size(total: usize) {
         namespaces * PVCS_PER_NAMESPACE,
         t.elapsed().as_secs_f64()
     );
-    let kubeconfig = sim.kubeconfig_path().to_path_buf();
-    let pages = total.div_ceil(PAGE as usize) as u64;
-
-    // 1. controller --dry-run
-    sim.requests().reset();
-    let dry = controller(&kubeconfig, tmp.path(), &["--dry-run"]);
-    println!("  1. controller -A --dry-run");
-    print_run("dry run", &dry);
-    let r = print_requests(&sim);
-    let lists = |r: &BTreeMap<(String, String), u64>, resource: &str| {
-        r.get(&("list".to_string(), resource.to_string()))
-            .copied()
-            .unwrap_or(0)
-    };
-    assert_eq!(lists(&r, "volumesnapshots"), pages);
-    assert_eq!(lists(&r, "volumesnapshotcontents"), pages);
-    // Besides the two lists above, the sweep of crashed `verify` runs lists claims and pods (one page each).
-    assert!(
-        r.keys().all(|(verb, _)| verb == "list"),
-        "a dry run only lists: {r:?}"
-    );
-
-    // 2. the real run, delete pause 0s
-    sim.requests().reset();
-    let real = controller(&kubeconfig, tmp.path(), &["--delete-pause", "0s"]);
-    println!("  2. controller -A --delete-pause 0s");
-    print_run("real run", &real);
-    let r = print_requests(&sim);
-    let patched = count(&real.report, &["retention", "counts", "patched"]);
-    let deleted = count(&real.report, &["retention", "counts", "deleted"]);
-    let synced = count(&real.report, &["sync", "patched"]);
-    assert_eq!(count(&real.report, &["retention", "counts", "failed"]), 0);
-    assert_eq!(
-        patched as usize,
-        total * 2 / 5,
-        "patches = changed snapshots"
-    );
-    assert_eq!(deleted as usize, total / 5);
-    let get = |verb: &str, resource: &str| {
-        r.get(&(verb.to_string(), resource.to_string()))
-            .copied()
-            .unwrap_or(0)
-    };
-    assert_eq!(get("patch", "volumesnapshots"), patched);
-    assert_eq!(get("patch", "volumesnapshotcontents"), synced + deleted);
-    assert_eq!(get("delete", "volumesnapshots"), deleted);
-    assert_eq!(
-        get("get", "volumesnapshots") + get("get", "volumesnapshotcontents"),
-        0
-    );
-    println!(
-        "      with the default --delete-pause 5s the deletions would add {:.1} h of pacing",
-        deleted.saturating_sub(1) as f64 * 5.0 / 3600.0
-    );
-
-    // 3. converged re-run
-    sim.requests().reset();
-    let again = controller(&kubeconfig, tmp.path(), &["--delete-pause", "0s"]);
-    println!("  3. re-run (converged)");
-    print_run("re-run", &again);
-    let r = print_requests(&sim);
-    assert!(
-        r.keys().all(|(verb, _)| verb == "list"),
-        "a converged run only lists: {r:?}"
-    );
+    let figures = three_runs(&Side::Sim(&sim), tmp.path(), total).await;
+    let (dry, real) = (&figures.dry.run, &figures.real.run);
 
     let orig = original_kubectl_calls(
         namespaces as u64,
@@ -384,13 +505,65 @@ async fn one_size(total: usize) {
     );
     println!(
         "  backup-ns, same data: {} requests in {:.2} s (one process)",
-        sim_total(&real),
+        sim_total(real),
         real.wall.as_secs_f64()
     );
     sim.shutdown().await;
+    figures
 }
 
-/// The real run's requests, recomputed from its report (the request log was reset since).
+/// The same data and runs on the real cluster: etcd and kube-apiserver of `scripts/cluster up --only-api`.
+async fn one_size_real(total: usize) -> Figures {
+    let namespaces = total / (PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC);
+    let total = namespaces * PVCS_PER_NAMESPACE * SNAPSHOTS_PER_PVC;
+    println!("\n== {total} snapshots + {total} contents on the real cluster");
+    let cluster = real::Cluster::up().await;
+    let (api, etcd) = (cluster.cpu("kube-apiserver"), cluster.cpu("etcd"));
+    let t = Instant::now();
+    let requests = cluster.seed(namespaces).await;
+    let seed_wall = t.elapsed();
+    println!(
+        "  seeded in {:.1} s: {requests} requests ({:.0}/s, {} in flight), CPU kube-apiserver {:.1} s, etcd {:.1} s",
+        seed_wall.as_secs_f64(),
+        requests as f64 / seed_wall.as_secs_f64(),
+        real::SEED_CONCURRENCY,
+        cluster
+            .cpu("kube-apiserver")
+            .saturating_sub(api)
+            .as_secs_f64(),
+        cluster.cpu("etcd").saturating_sub(etcd).as_secs_f64(),
+    );
+    let home = tempfile::tempdir().expect("temp dir");
+    three_runs(&Side::Real(&cluster), home.path(), total).await
+}
+
+/// One line per run and cluster: the kube-sim figures above, and the real cluster's below them.
+fn print_side_by_side(sim: &Figures, real: &Figures) {
+    println!("  side by side, same data and runs (kube-sim, then the real cluster):");
+    println!(
+        "    {:<8} {:<13} {:>9} {:>9} {:>13}  {:<40} {:>9}",
+        "run", "cluster", "requests", "wall", "CPU backup-ns", "CPU server", "peak RSS"
+    );
+    let runs = [
+        ("dry run", &sim.dry, &real.dry),
+        ("real", &sim.real, &real.real),
+        ("re-run", &sim.again, &real.again),
+    ];
+    for (what, on_sim, on_real) in runs {
+        for (cluster, m) in [("kube-sim", on_sim), ("real cluster", on_real)] {
+            println!(
+                "    {what:<8} {cluster:<13} {:>9} {:>7.2} s {:>11.2} s  {:<40} {:>5.0} MiB",
+                m.total(),
+                m.run.wall.as_secs_f64(),
+                m.run.cpu.as_secs_f64(),
+                servers_cpu(m),
+                m.run.max_rss_kib as f64 / 1024.0
+            );
+        }
+    }
+}
+
+/// The real run's requests, recomputed from its report.
 fn sim_total(run: &Run) -> u64 {
     let listed = count(&run.report, &["retention", "counts", "listed"]);
     2 * listed.div_ceil(u64::from(PAGE))
