@@ -91,3 +91,15 @@ pub fn tenant_manifest(ns: &str) -> String {
             &format!("backup-ns-cluster-read-{ns}"),
         )
 }
+
+/// deploy/static/backup-ns-controller.yaml with no pause between deletions (tests wait for them in real time).
+pub fn controller_manifest_without_pause() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/static/backup-ns-controller.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let tz = "  TZ: \"Europe/Vienna\"\n";
+    assert!(text.contains(tz), "the controller's TZ setting moved");
+    text.replace(tz, &format!("{tz}  BACKUP_NS_DELETE_PAUSE: \"0s\"\n"))
+}

@@ -13,8 +13,7 @@ use kube_sim::Sim;
 use kube_sim::kubelet::FakeTime;
 
 use super::rbac::{apply_as_admin, cluster_yaml};
-use super::rbac_model::TENANT;
-use super::read;
+use super::rbac_model::{TENANT, controller_manifest_without_pause};
 use super::support::postgres::Postgres;
 
 pub const VIENNA: Tz = chrono_tz::Europe::Vienna;
@@ -131,10 +130,7 @@ impl Stage {
     /// deploy/static/backup-ns-controller.yaml with no pause between deletions (the pause is real time, and the
     /// nights are simulated).
     pub fn controller_static() -> String {
-        let text = read("deploy/static/backup-ns-controller.yaml");
-        let tz = "  TZ: \"Europe/Vienna\"\n";
-        assert!(text.contains(tz), "the controller's TZ setting moved");
-        text.replace(tz, &format!("{tz}  BACKUP_NS_DELETE_PAUSE: \"0s\"\n"))
+        controller_manifest_without_pause()
     }
 
     pub async fn apply(&self, manifests: &[String]) {

@@ -26,38 +26,101 @@ INSERT INTO items SELECT seq, CONCAT('item ', seq, ' ünïcødé') FROM seq_1_to
 
 const MY_CHECKSUM: &str = "SET SESSION group_concat_max_len = 67108864; SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(CONCAT_WS('|', id, name) ORDER BY id SEPARATOR ','))) FROM items";
 
-/// The app's pod `name` in `ns`: its `image` runs no process here (it is mapped to `host`, and the pod has no
-/// command), so exec into it runs this host's tools with the container's env and `claim` at `mount`.
-struct AppPod<'a> {
+/// An app in namespace `ns`: its database's pod `pod`, whose `image` runs no process here (it is mapped to `host`,
+/// and the pod has no command), so exec into it runs this host's tools with the container's env and `claim` at
+/// `mount`; and the plan that backs it up with a hook of type `engine` (also the name of its `db` command group)
+/// into `mount`/dump.sql.gz, with a verify check that the table `items` has `rows` rows.
+struct App<'a> {
     ns: &'a str,
-    name: &'a str,
+    pod: &'a str,
     container: &'a str,
     image: &'a str,
     claim: &'a str,
     mount: &'a str,
+    engine: &'a str,
+    /// Hook settings beside the common ones (workload, container, host, port, dumpFile, timeout), each line ending
+    /// in a newline.
+    hook_extra: &'a str,
+    port: u16,
+    rows: u32,
 }
 
-impl AppPod<'_> {
-    fn apply(&self, cluster: &RealCluster, env: &[(String, String)]) {
-        let AppPod {
+impl App<'_> {
+    /// The namespace with the claim, the pod with the database's `env`, once Running; and the plan, written into
+    /// `dir`.
+    fn deploy(&self, cluster: &RealCluster, env: &[(String, String)], dir: &Path) -> PathBuf {
+        let App {
             ns,
-            name,
+            pod,
             container,
             image,
             claim,
             mount,
+            engine,
+            hook_extra,
+            port,
+            rows,
         } = self;
+        cluster.namespace_with_claims(ns, &[claim]);
         let env: String = env
             .iter()
             .map(|(k, v)| format!("    - {{name: {k}, value: \"{v}\"}}\n"))
             .collect();
         cluster.apply(&format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  \
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}}}\nspec:\n  \
              containers:\n  - name: {container}\n    image: {image}\n    env:\n{env}    \
              volumeMounts: [{{name: data, mountPath: {mount}}}]\n  \
              volumes: [{{name: data, persistentVolumeClaim: {{claimName: {claim}}}}}]\n"
         ));
-        cluster.wait_for(ns, &format!("pod/{name}"), "{.status.phase}", "Running");
+        cluster.wait_for(ns, &format!("pod/{pod}"), "{.status.phase}", "Running");
+        let plan = dir.join("shop.yaml");
+        std::fs::write(
+            &plan,
+            format!(
+                "name: shop\nnamespace: {ns}\ntargets: [{claim}]\nhooks:\n  pre:\n    - type: {engine}\n      \
+                 workload: pod/{pod}\n      container: {container}\n      host: 127.0.0.1\n      port: {port}\n\
+                 {hook_extra}      dumpFile: {mount}/dump.sql.gz\n      timeout: 2m\n\
+                 snapshot:\n  type: cronjob\nretention: standard\nlock:\n  enabled: false\n\
+                 verify:\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '== {rows}'}}\n"
+            ),
+        )
+        .expect("writing the plan");
+        plan
+    }
+
+    /// `run` of the plan: its stdout, the snapshot, and the dump it wrote through exec onto the pod's volume,
+    /// whose very bytes the driver's snapshot file holds.
+    fn back_up(&self, cluster: &RealCluster, plan: &Path) -> (String, String, Vec<u8>) {
+        let out = ok(cluster, &["run", plan.to_str().expect("utf8 path")]);
+        let dump = std::fs::read(cluster.volume_dir(self.ns, self.claim).join("dump.sql.gz"))
+            .expect("the dump is on the volume");
+        let (snapshot, snapshotted) = snapshotted(cluster, self.ns, "dump.sql.gz");
+        assert!(snapshotted == dump, "the snapshot holds the dump's bytes");
+        (out, snapshot, dump)
+    }
+
+    /// `ENGINE download` into a new dir in `dir`, through exec: the downloaded file, which holds `dump`'s bytes.
+    fn download(&self, cluster: &RealCluster, plan: &Path, dir: &Path, dump: &[u8]) -> PathBuf {
+        let downloads = dir.join("out");
+        std::fs::create_dir(&downloads).expect("the download dir");
+        ok(
+            cluster,
+            &[
+                self.engine,
+                "--plan",
+                plan.to_str().expect("utf8 path"),
+                "download",
+                "--output-dir",
+                downloads.to_str().expect("utf8 path"),
+            ],
+        );
+        let local = downloaded(&downloads);
+        assert!(
+            std::fs::read(&local).expect("the downloaded dump") == dump,
+            "{} holds the dump's bytes",
+            local.display()
+        );
+        local
     }
 }
 
@@ -150,72 +213,36 @@ fn verified(cluster: &RealCluster, ns: &str, plan: &Path, claim: &str, check: &s
 fn mariadb_is_dumped_through_exec_snapshotted_downloaded_restored_from_local_and_verified() {
     let cluster = RealCluster::shared();
     let ns = "db-mariadb";
-    cluster.namespace_with_claims(ns, &["mydata"]);
     let db = Mariadb::start();
     db.create_database("shop");
     db.load("shop", MY_SEED.as_bytes());
     let original = db.sql("shop", MY_CHECKSUM);
     assert!(original.starts_with("1500:"), "{original}");
-    AppPod {
+    let app = App {
         ns,
-        name: "maria-0",
+        pod: "maria-0",
         container: "mariadb",
         image: "mariadb:11",
         claim: "mydata",
         mount: "/var/lib/mysql",
-    }
-    .apply(cluster, &db.container_env("shop"));
+        engine: "mysql",
+        hook_extra: "      user: ${MYSQL_USER}\n      password: ${MYSQL_PASSWORD}\n      singleTransaction: true\n",
+        port: db.port,
+        rows: 1500,
+    };
     let dir = tempfile::tempdir().expect("temp dir");
-    let plan = dir.path().join("shop.yaml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name: shop\nnamespace: {ns}\ntargets: [mydata]\nhooks:\n  pre:\n    - type: mysql\n      \
-             workload: pod/maria-0\n      container: mariadb\n      host: 127.0.0.1\n      port: {}\n      \
-             user: ${{MYSQL_USER}}\n      password: ${{MYSQL_PASSWORD}}\n      \
-             dumpFile: /var/lib/mysql/dump.sql.gz\n      singleTransaction: true\n      timeout: 2m\n\
-             snapshot:\n  type: cronjob\nretention: standard\nlock:\n  enabled: false\n\
-             verify:\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '== 1500'}}\n",
-            db.port
-        ),
-    )
-    .expect("writing the plan");
+    let plan = app.deploy(cluster, &db.container_env("shop"), dir.path());
     let plan_arg = plan.to_str().expect("utf8 path");
 
-    let out = ok(cluster, &["run", plan_arg]);
+    let (out, _, dump) = app.back_up(cluster, &plan);
     assert!(!out.contains(&db.password), "{out}");
-    // The dump is on the pod's volume, and the driver's snapshot file holds the very same bytes.
-    let dump = std::fs::read(cluster.volume_dir(ns, "mydata").join("dump.sql.gz"))
-        .expect("the dump is on the volume");
-    let (_, snapshotted) = snapshotted(cluster, ns, "dump.sql.gz");
-    assert!(snapshotted == dump, "the snapshot holds the dump's bytes");
     let sql = String::from_utf8_lossy(&gunzip(&dump)).into_owned();
     assert!(
         sql.contains("CREATE TABLE `items`"),
         "{}",
         &sql[..sql.len().min(400)]
     );
-
-    // download: the same bytes, through exec.
-    let downloads = dir.path().join("out");
-    std::fs::create_dir(&downloads).expect("the download dir");
-    ok(
-        cluster,
-        &[
-            "mysql",
-            "--plan",
-            plan_arg,
-            "download",
-            "--output-dir",
-            downloads.to_str().expect("utf8 path"),
-        ],
-    );
-    let local = downloaded(&downloads);
-    assert!(
-        std::fs::read(&local).expect("the downloaded dump") == dump,
-        "{} holds the dump's bytes",
-        local.display()
-    );
+    let local = app.download(cluster, &plan, dir.path(), &dump);
 
     // restore --from-local brings a dropped table back, row for row.
     db.sql("shop", "DROP TABLE items");
@@ -242,42 +269,28 @@ fn mariadb_is_dumped_through_exec_snapshotted_downloaded_restored_from_local_and
 fn postgres_is_restored_from_the_pod_and_from_a_new_claim_with_identical_rows_and_verified() {
     let cluster = RealCluster::shared();
     let ns = "db-postgres";
-    cluster.namespace_with_claims(ns, &["pgdata"]);
     let pg = Postgres::start();
     pg.create_database("shop");
     pg.load("shop", PG_SEED.as_bytes());
     let original = pg.psql("shop", PG_CHECKSUM);
     assert!(original.starts_with("2000:"), "{original}");
-    AppPod {
+    let app = App {
         ns,
-        name: "db-0",
+        pod: "db-0",
         container: "postgres",
         image: "postgres:17",
         claim: "pgdata",
         mount: "/var/lib/postgresql/data",
-    }
-    .apply(cluster, &pg.container_env("shop"));
+        engine: "postgres",
+        hook_extra: "",
+        port: pg.port,
+        rows: 2000,
+    };
     let dir = tempfile::tempdir().expect("temp dir");
-    let plan = dir.path().join("shop.yaml");
-    std::fs::write(
-        &plan,
-        format!(
-            "name: shop\nnamespace: {ns}\ntargets: [pgdata]\nhooks:\n  pre:\n    - type: postgres\n      \
-             workload: pod/db-0\n      container: postgres\n      host: 127.0.0.1\n      port: {}\n      \
-             dumpFile: /var/lib/postgresql/data/dump.sql.gz\n      timeout: 2m\n\
-             snapshot:\n  type: cronjob\nretention: standard\nlock:\n  enabled: false\n\
-             verify:\n  checks:\n    - {{name: items, sql: 'select count(*) from items', expect: '== 2000'}}\n",
-            pg.port
-        ),
-    )
-    .expect("writing the plan");
+    let plan = app.deploy(cluster, &pg.container_env("shop"), dir.path());
     let plan_arg = plan.to_str().expect("utf8 path");
 
-    ok(cluster, &["run", plan_arg]);
-    let dump = std::fs::read(cluster.volume_dir(ns, "pgdata").join("dump.sql.gz"))
-        .expect("the dump is on the volume");
-    let (snapshot, snapshotted) = snapshotted(cluster, ns, "dump.sql.gz");
-    assert!(snapshotted == dump, "the snapshot holds the dump's bytes");
+    let (_, snapshot, dump) = app.back_up(cluster, &plan);
 
     // The real provisioner restores the driver's snapshot into a new claim; its dump loads into a fresh database
     // with identical rows.
@@ -306,23 +319,7 @@ fn postgres_is_restored_from_the_pod_and_from_a_new_claim_with_identical_rows_an
     assert_eq!(pg.psql("fresh", PG_CHECKSUM), original);
 
     // download gets the same bytes; restore (from the dump in the pod) undoes a damaging change.
-    let downloads = dir.path().join("out");
-    std::fs::create_dir(&downloads).expect("the download dir");
-    ok(
-        cluster,
-        &[
-            "postgres",
-            "--plan",
-            plan_arg,
-            "download",
-            "--output-dir",
-            downloads.to_str().expect("utf8 path"),
-        ],
-    );
-    assert!(
-        std::fs::read(downloaded(&downloads)).expect("the downloaded dump") == dump,
-        "the download holds the dump's bytes"
-    );
+    app.download(cluster, &plan, dir.path(), &dump);
     pg.psql(
         "shop",
         "DELETE FROM items WHERE id <= 10; UPDATE items SET name = 'x'",

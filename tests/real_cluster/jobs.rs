@@ -6,9 +6,9 @@
 //!   controller ServiceAccount: it deletes the snapshot that is past its delete-after, whose driver file goes with
 //!   it through the real snapshot controller, and copies a kept snapshot's labels back onto its content.
 
-use crate::cluster::{RealCluster, eventually, repo, text};
+use crate::cluster::{RealCluster, eventually, text};
 use crate::docs;
-use crate::rbac_model::tenant_manifest;
+use crate::rbac_model::{controller_manifest_without_pause, tenant_manifest};
 use serde_json::Value;
 
 const NS: &str = "jobs-app";
@@ -56,15 +56,6 @@ fn tenant(locks: &std::path::Path) -> String {
     out.iter()
         .map(|d| format!("---\n{}\n", serde_json::to_string(d).expect("JSON")))
         .collect()
-}
-
-/// deploy/static/backup-ns-controller.yaml with no pause between deletions.
-fn controller_manifest() -> String {
-    let text = std::fs::read_to_string(repo().join("deploy/static/backup-ns-controller.yaml"))
-        .expect("reading the controller manifest");
-    let tz = "  TZ: \"Europe/Vienna\"\n";
-    assert!(text.contains(tz), "the controller's TZ setting moved");
-    text.replace(tz, &format!("{tz}  BACKUP_NS_DELETE_PAUSE: \"0s\"\n"))
 }
 
 /// `adhoc --follow` from `cronjob`: its output and the Job's name (from its first line, `job.batch/NAME created`).
@@ -115,7 +106,7 @@ fn adhoc_follows_its_job_to_either_end_and_the_controllers_job_prunes_and_syncs(
     cluster.namespace_with_claims(NS, &["data"]);
     cluster.kubectl_with_stdin(
         &["apply", "--server-side", "-f", "-"],
-        &controller_manifest(),
+        &controller_manifest_without_pause(),
     );
     cluster.kubectl_with_stdin(
         &["apply", "--server-side", "-f", "-"],
