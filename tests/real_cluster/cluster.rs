@@ -424,7 +424,7 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn script() -> PathBuf {
+pub fn script() -> PathBuf {
     repo().join("scripts/cluster")
 }
 

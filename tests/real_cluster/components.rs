@@ -218,3 +218,48 @@ fn down_stops_every_process_that_up_started_and_nothing_else() {
         assert!(!running(pid), "pid {pid} still runs after `down`");
     }
 }
+
+/// Bad usage of `scripts/cluster` exits 2 with a line naming the problem, and starts nothing: the state dir gets no
+/// pid files, no logs.
+#[test]
+fn bad_usage_exits_2_naming_the_problem_and_starts_nothing() {
+    let state = tempfile::tempdir().expect("temp dir");
+    let dir = state.path().to_str().expect("utf8 path");
+    for (args, says) in [
+        (vec!["up"], "up needs --state DIR"),
+        (
+            vec![
+                "up",
+                "--state",
+                dir,
+                "--only-api",
+                "--run-image",
+                "busybox=host",
+            ],
+            "--run-image maps images for the node agent, which --only-api does not start",
+        ),
+        (
+            vec!["up", "--state", dir, "--run-image", "busybox"],
+            "--run-image 'busybox': want IMAGE=PROGRAM",
+        ),
+        (
+            vec!["up", "--state", dir, "--fast"],
+            "unknown argument '--fast'",
+        ),
+    ] {
+        let out = Command::new(crate::cluster::script())
+            .args(&args)
+            .output()
+            .expect("running scripts/cluster");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_dir(state.path())
+                .expect("the state dir")
+                .count(),
+            0,
+            "{args:?} wrote into the state dir"
+        );
+    }
+}
