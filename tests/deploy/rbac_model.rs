@@ -1,7 +1,8 @@
 //! What the shipped RBAC split must allow and refuse, as `kubectl auth can-i` arguments: the tenant's service
 //! account (deploy/static/backup-ns.yaml in namespace [`TENANT`]) and the controller's
 //! (deploy/static/backup-ns-controller.yaml). The kube-sim deploy tests and the real-cluster tests check the same
-//! lists, so the simulator's authorizer and the real one are held to one model.
+//! lists, so the simulator's authorizer and the real one are held to one model. The shipped roles' mutants
+//! ([`mutants_of`]) are shared the same way: both mutation tests break the night with each of them.
 
 /// The tenant namespace the tenant manifest is installed into.
 pub const TENANT: &str = "shop";
@@ -102,4 +103,58 @@ pub fn controller_manifest_without_pause() -> String {
     let tz = "  TZ: \"Europe/Vienna\"\n";
     assert!(text.contains(tz), "the controller's TZ setting moved");
     text.replace(tz, &format!("{tz}  BACKUP_NS_DELETE_PAUSE: \"0s\"\n"))
+}
+
+/// A shipped role with one grant removed.
+pub struct Mutant {
+    /// `Role/NAME` or `ClusterRole/NAME`.
+    pub role: String,
+    /// What was removed, e.g. `rule 4 (volumesnapshots): verb watch`.
+    pub what: String,
+    pub doc: serde_json::Value,
+}
+
+fn as_strs(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every one-grant removal of `role`'s rules.
+pub fn mutants_of(role: &serde_json::Value) -> Vec<Mutant> {
+    let id = format!(
+        "{}/{}",
+        role["kind"].as_str().expect("kind"),
+        role["metadata"]["name"].as_str().expect("name")
+    );
+    let rules = role["rules"].as_array().expect("rules");
+    let mut out = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let label = format!("rule {i} ({})", as_strs(&rule["resources"]).join(","));
+        for field in ["verbs", "resources", "apiGroups"] {
+            let values = as_strs(&rule[field]);
+            for value in &values {
+                let mut doc = role.clone();
+                let rules = doc["rules"].as_array_mut().expect("rules");
+                let kept: Vec<&String> = values.iter().filter(|v| *v != value).collect();
+                if kept.is_empty() {
+                    rules.remove(i);
+                } else {
+                    rules[i][field] = serde_json::json!(kept);
+                }
+                let singular = &field[..field.len() - 1];
+                out.push(Mutant {
+                    role: id.clone(),
+                    what: format!("{label}: {singular} {value:?}"),
+                    doc,
+                });
+            }
+        }
+    }
+    out
 }

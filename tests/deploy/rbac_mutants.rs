@@ -19,10 +19,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::docs;
-use super::rbac_model::{TENANT, tenant_manifest};
+use super::rbac_model::{TENANT, mutants_of, tenant_manifest};
 use super::stage::{Stage, vienna};
 
 const SYSTEM: &str = "backup-ns-system";
@@ -255,60 +255,6 @@ const UNNEEDED: &[(&str, &str, &str)] = &[
         GROUP,
     ),
 ];
-
-/// A shipped role with one grant removed.
-struct Mutant {
-    /// `Role/NAME` or `ClusterRole/NAME`.
-    role: String,
-    /// What was removed, e.g. `rule 4 (volumesnapshots): verb watch`.
-    what: String,
-    doc: Value,
-}
-
-fn as_strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every one-grant removal of `role`'s rules.
-fn mutants_of(role: &Value) -> Vec<Mutant> {
-    let id = format!(
-        "{}/{}",
-        role["kind"].as_str().expect("kind"),
-        role["metadata"]["name"].as_str().expect("name")
-    );
-    let rules = role["rules"].as_array().expect("rules");
-    let mut out = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
-        let label = format!("rule {i} ({})", as_strs(&rule["resources"]).join(","));
-        for field in ["verbs", "resources", "apiGroups"] {
-            let values = as_strs(&rule[field]);
-            for value in &values {
-                let mut doc = role.clone();
-                let rules = doc["rules"].as_array_mut().expect("rules");
-                let kept: Vec<&String> = values.iter().filter(|v| *v != value).collect();
-                if kept.is_empty() {
-                    rules.remove(i);
-                } else {
-                    rules[i][field] = json!(kept);
-                }
-                let singular = &field[..field.len() - 1];
-                out.push(Mutant {
-                    role: id.clone(),
-                    what: format!("{label}: {singular} {value:?}"),
-                    doc,
-                });
-            }
-        }
-    }
-    out
-}
 
 /// The Job `job` of `ns` once finished (true: complete), or None when it has not finished within `secs`.
 async fn outcome(stage: &Stage, ns: &str, job: &str, secs: u64) -> Option<bool> {
