@@ -197,8 +197,8 @@ pub(super) fn start_message(err: &kube::Error) -> String {
     let text_has = |c: &str| code.map(|c| c.to_string()).as_deref() == Some(c) || text.contains(c);
     if text_has("403") {
         format!(
-            "{text}; the service account needs RBAC verb `create` on `pods/exec` (and `get` on `pods`) in \
-             this namespace"
+            "{text}; the service account needs RBAC verbs `get` and `create` on `pods/exec` (a \
+             WebSocket exec is authorized as both) in this namespace"
         )
     } else if text_has("404") {
         format!("{text}; the pod no longer exists (re-resolve the workload)")

@@ -20,6 +20,8 @@ pub const TENANT_ALLOWED: &[&[&str]] = &[
     &["patch", VS, "-n", TENANT],
     &["list", VS, "-n", TENANT],
     &["watch", VS, "-n", TENANT],
+    // A WebSocket exec is authorized as both `get` and `create` (the real 1.36 apiserver checks both).
+    &["get", "pods", "--subresource=exec", "-n", TENANT],
     &["create", "pods", "--subresource=exec", "-n", TENANT],
     &["get", "persistentvolumeclaims", "-n", TENANT],
     &["list", "deployments.apps", "-n", TENANT],

@@ -35,8 +35,6 @@ const GROUP: &str = "`snapshot.consistency: group` only (a VolumeGroupSnapshot o
                      deploy/static/backup-ns.yaml); the nightly plan snapshots one PVC";
 const PVC_PATCH: &str = "`snapshot.consistency: group` only: the target PVCs get the `backup-ns.sh/group` label the \
                          group's selector uses; the nightly plan snapshots one PVC";
-const EXEC_GET: &str = "API servers before Kubernetes 1.30 authorize the WebSocket exec upgrade (an HTTP GET) as `get \
-                        pods/exec`; kube-sim, like 1.30 and later, asks for `create`";
 const STATEFULSETS: &str = "hooks that target `statefulset/NAME` (the kustomize example overlay's MariaDB, run in \
                             installs.rs); the nightly plan's hook targets a Deployment";
 const WORKLOAD_LIST: &str = "the resolver gets the workload and lists its pods, so no night needs it; it stays because \
@@ -75,7 +73,6 @@ const UNNEEDED: &[(&str, &str, &str)] = &[
         "rule 1 (persistentvolumeclaims): verb \"patch\"",
         PVC_PATCH,
     ),
-    (TENANT_ROLE, "rule 2 (pods/exec): verb \"get\"", EXEC_GET),
     (
         TENANT_ROLE,
         "rule 6 (deployments,statefulsets): resource \"statefulsets\"",

@@ -39,7 +39,10 @@ pub async fn handle(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    // The apiserver authorizes WebSocket exec as `create pods/exec`; it is counted the same way.
+    // The apiserver authorizes a WebSocket exec twice: as the request it is, `get pods/exec`, and (since 1.30,
+    // AuthorizePodWebsocketUpgradeCreatePermission) as `create pods/exec`, the verb of the POST it stands for. A
+    // role needs both, as the real 1.36 apiserver shows (tests/real_cluster/rbac_mutants.rs). It is counted as
+    // `create`.
     let attributes = Attributes {
         verb: "create".into(),
         group: String::new(),
@@ -48,7 +51,11 @@ pub async fn handle(
         namespace: namespace.clone(),
         name: pod.clone(),
     };
-    if let Err(refused) = admit(&shared, &headers, &attributes).await {
+    let get = Attributes {
+        verb: "get".into(),
+        ..attributes.clone()
+    };
+    if let Err(refused) = admit(&shared, &headers, &[&get, &attributes]).await {
         return refused;
     }
     let (spec, protocol, ws) =

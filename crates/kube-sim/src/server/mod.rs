@@ -383,13 +383,19 @@ pub fn authorize_request(
 }
 
 /// Everything the generic API path does before serving, for routes served elsewhere (the exec route):
-/// count the request in the request log, apply injected request faults (as `verb` on `resource/sub`),
-/// authenticate and authorize. `Err` is the response to send instead.
+/// count the request in the request log, apply injected request faults (as `verb` on `resource/sub`), all of the
+/// last of `checks`, then authenticate and authorize each of `checks` in order (the first refusal is the answer).
+/// `Err` is the response to send instead.
 pub async fn admit(
     shared: &Shared,
     headers: &HeaderMap,
-    attrs: &Attributes,
+    checks: &[&Attributes],
 ) -> Result<UserInfo, Response> {
+    let Some(attrs) = checks.last() else {
+        return Err(error_response(&ApiError::internal(
+            "no authorization check",
+        )));
+    };
     let logged = if attrs.subresource.is_empty() {
         attrs.resource.clone()
     } else {
@@ -412,7 +418,11 @@ pub async fn admit(
             return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
         }
     }
-    authorize_request(shared, headers, attrs).map_err(|e| error_response(&e))
+    let mut user = None;
+    for check in checks {
+        user = Some(authorize_request(shared, headers, check).map_err(|e| error_response(&e))?);
+    }
+    user.ok_or_else(|| error_response(&ApiError::internal("no authorization check")))
 }
 
 async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, ApiError> {
