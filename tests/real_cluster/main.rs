@@ -18,6 +18,7 @@ mod manifests;
 mod operator;
 mod pods;
 mod rbac;
+mod rbac_mutants;
 mod retention;
 mod run;
 

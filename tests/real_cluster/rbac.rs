@@ -14,7 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// A kubeconfig for `namespace/account` with a fresh token: the admin's server and CA, the token as the user.
-fn kubeconfig_as(cluster: &RealCluster, dir: &Path, namespace: &str, account: &str) -> PathBuf {
+pub(crate) fn kubeconfig_as(
+    cluster: &RealCluster,
+    dir: &Path,
+    namespace: &str,
+    account: &str,
+) -> PathBuf {
     let token = cluster.kubectl(&[
         "-n",
         namespace,
