@@ -24,6 +24,9 @@ use crate::vocab::retention::RetentionPolicy;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
+mod set;
+pub use set::LabelSet;
+
 /// Prefix of every backup-ns label and annotation key.
 pub const PREFIX: &str = "backup-ns.sh/";
 

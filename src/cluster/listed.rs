@@ -8,37 +8,38 @@ use super::client::Cluster;
 use super::error::{ListRef, Result};
 use super::resources::{VolumeSnapshot, VolumeSnapshotContent};
 use super::snapshots::list_paged_as;
-use crate::labels::{ANNOTATION_RETENTION, ANNOTATION_RUN_ID};
+use crate::labels::{ANNOTATION_RETENTION, ANNOTATION_RUN_ID, LabelSet};
 use crate::vocab::scope::Scope;
 use kube::Resource as _;
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
-/// A VolumeSnapshot as listed, compact.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "raw::Snapshot")]
+/// A VolumeSnapshot as listed, compact. Strings that repeat across a list (namespace, label keys and values,
+/// policy annotation, run id, PVC, group) are shared within it; the object's own (name, uid, resourceVersion,
+/// times, content name) are exact-size boxes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedVolumeSnapshot {
-    pub namespace: String,
-    pub name: String,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
-    pub labels: Option<BTreeMap<String, String>>,
+    pub namespace: Arc<str>,
+    pub name: Box<str>,
+    pub uid: Option<Box<str>>,
+    pub resource_version: Option<Box<str>>,
+    pub labels: Option<LabelSet>,
     /// The `backup-ns.sh/retention` annotation; other annotations are not kept but the run id.
-    pub retention: Option<String>,
+    pub retention: Option<Arc<str>>,
     /// The `backup-ns.sh/run-id` annotation: snapshots of one run are decided together.
-    pub run_id: Option<String>,
-    pub creation_timestamp: Option<String>,
-    pub deletion_timestamp: Option<String>,
+    pub run_id: Option<Arc<str>>,
+    pub creation_timestamp: Option<Box<str>>,
+    pub deletion_timestamp: Option<Box<str>>,
     /// `spec.source.persistentVolumeClaimName`.
-    pub source_pvc: Option<String>,
+    pub source_pvc: Option<Arc<str>>,
     /// `status.boundVolumeSnapshotContentName`.
-    pub bound_content: Option<String>,
+    pub bound_content: Option<Box<str>>,
     /// `status.creationTime`.
-    pub creation_time: Option<String>,
+    pub creation_time: Option<Box<str>>,
     /// `status.readyToUse`.
     pub ready: bool,
     /// `status.volumeGroupSnapshotName`: the group this snapshot is a member of.
-    pub group: Option<String>,
+    pub group: Option<Arc<str>>,
 }
 
 impl ListedVolumeSnapshot {
@@ -47,17 +48,17 @@ impl ListedVolumeSnapshot {
     pub fn to_json(&self) -> serde_json::Value {
         let mut annotations = serde_json::Map::new();
         if let Some(r) = &self.retention {
-            annotations.insert(ANNOTATION_RETENTION.into(), r.clone().into());
+            annotations.insert(ANNOTATION_RETENTION.into(), (**r).into());
         }
         if let Some(r) = &self.run_id {
-            annotations.insert(ANNOTATION_RUN_ID.into(), r.clone().into());
+            annotations.insert(ANNOTATION_RUN_ID.into(), (**r).into());
         }
         serde_json::json!({
             "apiVersion": VolumeSnapshot::api_version(),
             "kind": "VolumeSnapshot",
             "metadata": {
                 "name": self.name,
-                "namespace": self.namespace,
+                "namespace": &*self.namespace,
                 "uid": self.uid,
                 "resourceVersion": self.resource_version,
                 "labels": self.labels,
@@ -65,28 +66,117 @@ impl ListedVolumeSnapshot {
                 "creationTimestamp": self.creation_timestamp,
                 "deletionTimestamp": self.deletion_timestamp,
             },
-            "spec": {"source": {"persistentVolumeClaimName": self.source_pvc}},
+            "spec": {"source": {"persistentVolumeClaimName": self.source_pvc.as_deref()}},
             "status": {
                 "boundVolumeSnapshotContentName": self.bound_content,
                 "creationTime": self.creation_time,
                 "readyToUse": self.ready,
-                "volumeGroupSnapshotName": self.group,
+                "volumeGroupSnapshotName": self.group.as_deref(),
             },
         })
     }
 }
 
-/// A VolumeSnapshotContent as listed, compact.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "raw::Content")]
+/// A VolumeSnapshotContent as listed, compact (its labels and policy shared within the list, as for snapshots).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedVolumeSnapshotContent {
-    pub name: String,
-    pub resource_version: Option<String>,
-    pub labels: Option<BTreeMap<String, String>>,
+    pub name: Box<str>,
+    pub resource_version: Option<Box<str>>,
+    pub labels: Option<LabelSet>,
     /// `spec.deletionPolicy`.
-    pub deletion_policy: String,
+    pub deletion_policy: Arc<str>,
     /// `spec.volumeSnapshotRef.uid`: set once the snapshot controller bound it to one snapshot object.
-    pub bound_uid: Option<String>,
+    pub bound_uid: Option<Box<str>>,
+}
+
+impl ListedVolumeSnapshotContent {
+    /// The compact form of a content read on its own (nothing to share its strings with).
+    pub fn from_content(c: VolumeSnapshotContent) -> Self {
+        Interner::default().content(raw::Content {
+            metadata: raw::Meta {
+                name: c.metadata.name.unwrap_or_default(),
+                resource_version: c.metadata.resource_version,
+                labels: c.metadata.labels,
+                ..raw::Meta::default()
+            },
+            spec: raw::ContentSpec {
+                deletion_policy: c.spec.deletion_policy,
+                volume_snapshot_ref: raw::Ref {
+                    uid: c.spec.volume_snapshot_ref.uid,
+                },
+            },
+        })
+    }
+}
+
+/// Shares equal strings within one list: each distinct namespace, label key, label value, policy and PVC name is
+/// allocated once and referenced from every object that carries it. Dropped with the list's decoding, so nothing
+/// outlives the list that used it.
+#[derive(Default)]
+struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    fn intern(&mut self, s: String) -> Arc<str> {
+        if let Some(found) = self.0.get(s.as_str()) {
+            return found.clone();
+        }
+        let new: Arc<str> = Arc::from(s);
+        self.0.insert(new.clone());
+        new
+    }
+
+    fn labels(&mut self, labels: Option<BTreeMap<String, String>>) -> Option<LabelSet> {
+        labels.map(|map| {
+            LabelSet::from_pairs(
+                map.into_iter()
+                    .map(|(k, v)| (self.intern(k), self.intern(v)))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    }
+
+    fn snapshot(&mut self, s: raw::Snapshot) -> ListedVolumeSnapshot {
+        let mut m = s.metadata;
+        let mut annotations = m.annotations.take().unwrap_or_default();
+        ListedVolumeSnapshot {
+            retention: annotations
+                .remove(ANNOTATION_RETENTION)
+                .map(|r| self.intern(r)),
+            run_id: annotations
+                .remove(ANNOTATION_RUN_ID)
+                .map(|r| self.intern(r)),
+            group: s.status.volume_group_snapshot_name.map(|g| self.intern(g)),
+            namespace: self.intern(m.namespace),
+            name: m.name.into(),
+            uid: boxed(m.uid),
+            resource_version: boxed(m.resource_version),
+            labels: self.labels(m.labels),
+            creation_timestamp: boxed(m.creation_timestamp),
+            deletion_timestamp: boxed(m.deletion_timestamp),
+            source_pvc: s
+                .spec
+                .source
+                .persistent_volume_claim_name
+                .map(|p| self.intern(p)),
+            bound_content: boxed(s.status.bound_volume_snapshot_content_name),
+            creation_time: boxed(s.status.creation_time),
+            ready: s.status.ready_to_use.unwrap_or(false),
+        }
+    }
+
+    fn content(&mut self, c: raw::Content) -> ListedVolumeSnapshotContent {
+        ListedVolumeSnapshotContent {
+            name: c.metadata.name.into(),
+            resource_version: boxed(c.metadata.resource_version),
+            labels: self.labels(c.metadata.labels),
+            deletion_policy: self.intern(c.spec.deletion_policy),
+            bound_uid: boxed(c.spec.volume_snapshot_ref.uid),
+        }
+    }
+}
+
+fn boxed(s: Option<String>) -> Option<Box<str>> {
+    s.map(String::into_boxed_str)
 }
 
 /// The wire shapes the compact forms are decoded from; only the named fields are read.
@@ -94,7 +184,7 @@ mod raw {
     use serde::Deserialize;
     use std::collections::BTreeMap;
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct Meta {
         pub name: String,
@@ -107,7 +197,7 @@ mod raw {
         pub deletion_timestamp: Option<String>,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct Snapshot {
         pub metadata: Meta,
@@ -115,19 +205,19 @@ mod raw {
         pub status: SnapshotStatus,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct SnapshotSpec {
         pub source: SnapshotSource,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct SnapshotSource {
         pub persistent_volume_claim_name: Option<String>,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct SnapshotStatus {
         pub bound_volume_snapshot_content_name: Option<String>,
@@ -136,59 +226,24 @@ mod raw {
         pub volume_group_snapshot_name: Option<String>,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct Content {
         pub metadata: Meta,
         pub spec: ContentSpec,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default, rename_all = "camelCase")]
     pub struct ContentSpec {
         pub deletion_policy: String,
         pub volume_snapshot_ref: Ref,
     }
 
-    #[derive(Default, Deserialize)]
+    #[derive(Clone, Debug, Default, Deserialize)]
     #[serde(default)]
     pub struct Ref {
         pub uid: Option<String>,
-    }
-}
-
-impl From<raw::Snapshot> for ListedVolumeSnapshot {
-    fn from(s: raw::Snapshot) -> Self {
-        let mut m = s.metadata;
-        let mut annotations = m.annotations.take().unwrap_or_default();
-        ListedVolumeSnapshot {
-            retention: annotations.remove(ANNOTATION_RETENTION),
-            run_id: annotations.remove(ANNOTATION_RUN_ID),
-            group: s.status.volume_group_snapshot_name,
-            namespace: m.namespace,
-            name: m.name,
-            uid: m.uid,
-            resource_version: m.resource_version,
-            labels: m.labels,
-            creation_timestamp: m.creation_timestamp,
-            deletion_timestamp: m.deletion_timestamp,
-            source_pvc: s.spec.source.persistent_volume_claim_name,
-            bound_content: s.status.bound_volume_snapshot_content_name,
-            creation_time: s.status.creation_time,
-            ready: s.status.ready_to_use.unwrap_or(false),
-        }
-    }
-}
-
-impl From<raw::Content> for ListedVolumeSnapshotContent {
-    fn from(c: raw::Content) -> Self {
-        ListedVolumeSnapshotContent {
-            name: c.metadata.name,
-            resource_version: c.metadata.resource_version,
-            labels: c.metadata.labels,
-            deletion_policy: c.spec.deletion_policy,
-            bound_uid: c.spec.volume_snapshot_ref.uid,
-        }
     }
 }
 
@@ -206,7 +261,11 @@ impl Cluster {
             namespace: scope.namespace().map(str::to_string),
             selector: selector.map(str::to_string),
         };
-        list_paged_as(self.client(), &path, list, page_size).await
+        let mut interner = Interner::default();
+        list_paged_as(self.client(), &path, list, page_size, |s| {
+            interner.snapshot(s)
+        })
+        .await
     }
 
     /// [`Cluster::list_snapshot_contents`] (all of them) in the compact form.
@@ -220,7 +279,11 @@ impl Cluster {
             namespace: None,
             selector: None,
         };
-        list_paged_as(self.client(), &path, list, page_size).await
+        let mut interner = Interner::default();
+        list_paged_as(self.client(), &path, list, page_size, |c| {
+            interner.content(c)
+        })
+        .await
     }
 }
 
@@ -243,7 +306,7 @@ mod tests {
             "status": {"boundVolumeSnapshotContentName": "vsc-1", "creationTime": "2025-01-01T00:00:01Z",
                        "readyToUse": true, "restoreSize": "1Gi"}
         });
-        let listed: ListedVolumeSnapshot = serde_json::from_value(doc.clone()).unwrap();
+        let listed = Interner::default().snapshot(serde_json::from_value(doc.clone()).unwrap());
         assert_eq!(listed.retention.as_deref(), Some("{\"daily\":2}"));
         assert_eq!(listed.bound_content.as_deref(), Some("vsc-1"));
         assert!(listed.ready);
@@ -256,13 +319,15 @@ mod tests {
 
     #[test]
     fn a_listed_content_keeps_its_policy_and_binding() {
-        let c: ListedVolumeSnapshotContent = serde_json::from_value(json!({
-            "metadata": {"name": "vsc-1", "resourceVersion": "3"},
-            "spec": {"deletionPolicy": "Retain", "driver": "d",
-                     "volumeSnapshotRef": {"name": "data-1", "namespace": "shop", "uid": "u1"}}
-        }))
-        .unwrap();
-        assert_eq!(c.deletion_policy, "Retain");
+        let c = Interner::default().content(
+            serde_json::from_value(json!({
+                "metadata": {"name": "vsc-1", "resourceVersion": "3"},
+                "spec": {"deletionPolicy": "Retain", "driver": "d",
+                         "volumeSnapshotRef": {"name": "data-1", "namespace": "shop", "uid": "u1"}}
+            }))
+            .unwrap(),
+        );
+        assert_eq!(&*c.deletion_policy, "Retain");
         assert_eq!(c.bound_uid.as_deref(), Some("u1"));
     }
 }

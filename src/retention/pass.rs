@@ -12,12 +12,13 @@
 //! Writes go in that order: snapshot patches, content patches, then the paced deletions.
 
 use crate::clock::Clock;
+use crate::labels::LabelSet;
 use crate::retention::apply::{
     ApplyOptions, ApplyReport, Status, prepare, write_deletions, write_patches,
 };
 use crate::retention::port::{ListedSnapshot, SnapshotStore};
 use crate::retention::sync::{SyncReport, sync_to};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Label sync and retention of `listed` (with `contents` as listed), each object written at most once. See the
 /// module docs.
@@ -31,17 +32,16 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     let mut work = prepare(listed, options, clock);
     let mut outcomes = write_patches(cluster, &mut work, options).await;
 
-    // The labels each patched snapshot carries now (its patch went through, or would on a dry run).
-    let mut after: HashMap<(&str, &str), BTreeMap<String, String>> = HashMap::new();
+    // The labels each patched snapshot carries now (its patch went through, or would on a dry run); the unchanged
+    // ones share their strings with the list.
+    let mut after: HashMap<(&str, &str), LabelSet> = HashMap::new();
     for (planned, outcome) in work.patches.iter().zip(&outcomes) {
         if matches!(outcome.status, Status::Applied | Status::DryRun) {
-            let mut labels = planned.vs.labels().cloned().unwrap_or_default();
-            for (k, v) in &planned.changes.0 {
-                match v {
-                    Some(v) => labels.insert(k.clone(), v.clone()),
-                    None => labels.remove(k),
-                };
-            }
+            let labels = planned
+                .vs
+                .labels()
+                .unwrap_or(&LabelSet::default())
+                .with_changes(&planned.changes);
             after.insert((planned.vs.namespace(), planned.vs.name()), labels);
         }
     }

@@ -5,7 +5,7 @@
 //! One paginated list of snapshots (shared with retention in the controller) plus one paginated list of contents;
 //! an unchanged content costs no request at all. Patches carry `test` ops like every label edit.
 
-use crate::labels::{LabelChanges, PREFIX};
+use crate::labels::{LabelChanges, LabelSet, PREFIX};
 use crate::retention::in_order::InOrder;
 use crate::retention::port::{ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
@@ -96,27 +96,26 @@ impl SyncReport {
 /// The label edits that make `content_labels` carry exactly the `backup-ns.sh/*` labels of `snapshot_labels`
 /// (other labels untouched). Pure; empty when in sync.
 pub fn desired_changes(
-    snapshot_labels: Option<&BTreeMap<String, String>>,
-    content_labels: Option<&BTreeMap<String, String>>,
+    snapshot_labels: Option<&LabelSet>,
+    content_labels: Option<&LabelSet>,
 ) -> LabelChanges {
     let mut changes = LabelChanges::new();
-    let ours = |l: Option<&BTreeMap<String, String>>| {
+    fn ours(l: Option<&LabelSet>) -> BTreeMap<&str, &str> {
         l.into_iter()
-            .flatten()
+            .flat_map(LabelSet::iter)
             .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>()
-    };
+            .collect()
+    }
     let want = ours(snapshot_labels);
     let have = ours(content_labels);
-    for (k, v) in &want {
-        if have.get(k) != Some(v) {
-            changes = changes.set(k.clone(), v.clone());
+    for (&k, &v) in &want {
+        if have.get(k) != Some(&v) {
+            changes = changes.set(k, v);
         }
     }
-    for k in have.keys() {
+    for &k in have.keys() {
         if !want.contains_key(k) {
-            changes = changes.remove(k.clone());
+            changes = changes.remove(k);
         }
     }
     changes
@@ -156,7 +155,7 @@ pub async fn sync_listed<C: SnapshotStore>(
 }
 
 /// A snapshot and the labels its content is to mirror.
-pub(crate) type SyncTarget<'a, V> = (&'a V, Option<&'a BTreeMap<String, String>>);
+pub(crate) type SyncTarget<'a, V> = (&'a V, Option<&'a LabelSet>);
 
 /// Makes each target snapshot's content carry the `backup-ns.sh/*` labels given with it (the snapshot's labels
 /// as they are after this run: the controller passes retention's outcome, so a content is written once, with
@@ -242,11 +241,8 @@ async fn patch_content<C: SnapshotStore>(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn map(pairs: &[(&str, &str)]) -> LabelSet {
+        LabelSet::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
     }
 
     #[test]
