@@ -110,29 +110,36 @@ impl ListedVolumeSnapshotContent {
 }
 
 /// Shares equal strings within one list: each distinct namespace, label key, label value, policy and PVC name is
-/// allocated once and referenced from every object that carries it. Dropped with the list's decoding, so nothing
-/// outlives the list that used it.
+/// allocated once and referenced from every object that carries it, and so is each distinct label set. Dropped
+/// with the list's decoding, so nothing outlives the list that used it.
 #[derive(Default)]
-struct Interner(HashSet<Arc<str>>);
+struct Interner {
+    strings: HashSet<Arc<str>>,
+    label_sets: HashSet<LabelSet>,
+}
 
 impl Interner {
     fn intern(&mut self, s: String) -> Arc<str> {
-        if let Some(found) = self.0.get(s.as_str()) {
+        if let Some(found) = self.strings.get(s.as_str()) {
             return found.clone();
         }
         let new: Arc<str> = Arc::from(s);
-        self.0.insert(new.clone());
+        self.strings.insert(new.clone());
         new
     }
 
     fn labels(&mut self, labels: Option<BTreeMap<String, String>>) -> Option<LabelSet> {
-        labels.map(|map| {
-            LabelSet::from_pairs(
-                map.into_iter()
-                    .map(|(k, v)| (self.intern(k), self.intern(v)))
-                    .collect::<Vec<_>>(),
-            )
-        })
+        let set = LabelSet::from_pairs(
+            labels?
+                .into_iter()
+                .map(|(k, v)| (self.intern(k), self.intern(v)))
+                .collect::<Vec<_>>(),
+        );
+        if let Some(found) = self.label_sets.get(&set) {
+            return Some(found.clone());
+        }
+        self.label_sets.insert(set.clone());
+        Some(set)
     }
 
     fn snapshot(&mut self, s: raw::Snapshot) -> ListedVolumeSnapshot {

@@ -429,6 +429,8 @@ pub fn plan_listed<S: ListedSnapshot>(
         plan.guards.extend(part.guards);
         plan.policies.extend(part.policies);
     }
+    // The plan lives as long as the run's report: no growth slack kept.
+    plan.decisions.shrink_to_fit();
     unreadable.sort_by_key(|(i, _)| *i);
     (
         managed,
@@ -619,6 +621,9 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
         });
     }
     drop(grouped);
+    // Both lists live through the whole run: no growth slack kept.
+    patches.shrink_to_fit();
+    deletions.shrink_to_fit();
     Work {
         plan,
         unreadable,

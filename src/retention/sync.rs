@@ -173,37 +173,43 @@ pub(crate) async fn sync_to<'a, C: SnapshotStore>(
         snapshots: targets.len(),
         ..SyncReport::default()
     };
-    // Only the pair is kept per planned patch; its label edits are worked out again when it is sent (the same
-    // pure function of the same two maps), so 100,000 planned patches never hold their edits all at once.
+    // Only the pair is kept per planned patch; its label edits are worked out again when it is reported and when
+    // it is sent (the same pure function of the same two maps), so 100,000 planned patches never hold their edits
+    // all at once, and the report's list is sized once.
     let mut planned = Vec::new();
     for (vs, labels) in targets {
         let Some(content) = vs.bound_content().and_then(|n| by_name.get(n).copied()) else {
             report.without_content += 1;
             continue;
         };
-        let changes = desired_changes(labels, content.labels());
-        if changes.is_empty() {
+        if desired_changes(labels, content.labels()).is_empty() {
             report.unchanged += 1;
             continue;
         }
+        planned.push((vs, content, labels));
+    }
+    planned.shrink_to_fit();
+    report.changes.reserve_exact(planned.len());
+    for &(vs, content, labels) in &planned {
+        let changes = desired_changes(labels, content.labels());
+        let sets = changes.iter().filter(|(_, v)| v.is_some()).count();
         let mut change = SyncChange {
             content: content.name().to_string(),
             snapshot: format!("{}/{}", vs.namespace(), vs.name()),
-            set: Vec::new(),
-            removed: Vec::new(),
+            set: Vec::with_capacity(sets),
+            removed: Vec::with_capacity(changes.len() - sets),
             error: None,
         };
-        for (k, v) in changes.0 {
+        for (k, v) in changes {
             match v {
                 Some(v) => change.set.push(format!("{k}={v}")),
                 None => change.removed.push(k),
             }
         }
         report.changes.push(change);
-        planned.push((content, labels));
     }
     let mut writes = InOrder::new(concurrency, planned.len());
-    for (content, labels) in planned {
+    for (_, content, labels) in planned {
         let changes = desired_changes(labels, content.labels());
         writes
             .push(patch_content(cluster, content, changes, dry_run))
