@@ -17,13 +17,13 @@ impl ListedSnapshot for ListedVolumeSnapshot {
         &self.namespace
     }
     fn name(&self) -> &str {
-        &self.name
+        ListedVolumeSnapshot::name(self)
     }
     fn labels(&self) -> Option<&LabelSet> {
         self.labels.as_ref()
     }
     fn bound_content(&self) -> Option<&str> {
-        self.bound_content.as_deref()
+        ListedVolumeSnapshot::bound_content(self)
     }
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         Ok(ListedVolumeSnapshot::to_json(self))
@@ -32,7 +32,7 @@ impl ListedSnapshot for ListedVolumeSnapshot {
 
 impl ListedContent for ListedVolumeSnapshotContent {
     fn name(&self) -> &str {
-        &self.name
+        ListedVolumeSnapshotContent::name(self)
     }
     fn labels(&self) -> Option<&LabelSet> {
         self.labels.as_ref()

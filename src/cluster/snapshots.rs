@@ -67,7 +67,7 @@ impl NewSnapshot {
 /// True when `now` is the snapshot `listed` saw, unchanged where retention decided on it: same uid, same labels,
 /// not being deleted.
 fn as_listed(now: &VolumeSnapshot, listed: &ListedVolumeSnapshot) -> bool {
-    now.metadata.uid.as_deref() == listed.uid.as_deref()
+    now.metadata.uid.as_deref() == listed.uid()
         && match (&now.metadata.labels, &listed.labels) {
             (Some(now), Some(listed)) => listed == now,
             (now, listed) => now.is_none() && listed.is_none(),
@@ -912,10 +912,10 @@ impl Cluster {
         current: &ListedVolumeSnapshot,
         changes: &LabelChanges,
     ) -> Result<bool> {
-        let object = vs_ref(&current.namespace, &current.name);
+        let object = vs_ref(&current.namespace, current.name());
         let meta = ObjectMeta {
-            uid: current.uid.as_deref().map(str::to_string),
-            ..listed_meta(current.labels.as_ref(), current.resource_version.as_deref())
+            uid: current.uid().map(str::to_string),
+            ..listed_meta(current.labels.as_ref(), current.resource_version())
         };
         patch_labels(&self.snapshots(&current.namespace), &meta, changes, object)
             .await
@@ -928,8 +928,8 @@ impl Cluster {
         current: &ListedVolumeSnapshotContent,
         changes: &LabelChanges,
     ) -> Result<bool> {
-        let object = vsc_ref(&current.name);
-        let meta = listed_meta(current.labels.as_ref(), current.resource_version.as_deref());
+        let object = vsc_ref(current.name());
+        let meta = listed_meta(current.labels.as_ref(), current.resource_version());
         patch_labels(&self.contents(), &meta, changes, object)
             .await
             .map(|sent| sent.is_some())
@@ -1025,15 +1025,15 @@ impl Cluster {
         from: &str,
         to: &str,
     ) -> Result<bool> {
-        let name = &*content.name;
+        let name = content.name();
         let object = vsc_ref(name);
         let mut ops =
             vec![serde_json::json!({"op": "test", "path": "/spec/deletionPolicy", "value": from})];
-        if content.bound_uid.is_some() {
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.uid}));
+        if content.bound_uid().is_some() {
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.uid()}));
         } else {
             ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": &*snapshot.namespace}));
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name()}));
         }
         ops.push(serde_json::json!({"op": "replace", "path": "/spec/deletionPolicy", "value": to}));
         let patch = json_patch_of(serde_json::Value::Array(ops), "deletionPolicy", &object)?;
@@ -1058,9 +1058,9 @@ impl Cluster {
                             let bound = &now.spec.volume_snapshot_ref;
                             now.spec.deletion_policy == from
                                 && bound.namespace.as_deref() == Some(&*snapshot.namespace)
-                                && bound.name.as_deref() == Some(&*snapshot.name)
-                                && (content.bound_uid.is_none()
-                                    || bound.uid.as_deref() == snapshot.uid.as_deref())
+                                && bound.name.as_deref() == Some(snapshot.name())
+                                && (content.bound_uid().is_none()
+                                    || bound.uid.as_deref() == snapshot.uid())
                         });
                     if !still {
                         return Ok(false);
@@ -1096,13 +1096,12 @@ impl Cluster {
             ListedDelete::Changed => {}
             done => return Ok(done),
         }
-        match self.get_snapshot(&vs.namespace, &vs.name).await? {
+        match self.get_snapshot(&vs.namespace, vs.name()).await? {
             None => Ok(ListedDelete::AlreadyGone),
             Some(now) if as_listed(&now, vs) => {
-                self.delete_as_read(&ListedVolumeSnapshot {
-                    resource_version: now.metadata.resource_version.map(Into::into),
-                    ..vs.clone()
-                })
+                self.delete_as_read(
+                    &vs.at_resource_version(now.metadata.resource_version.as_deref()),
+                )
                 .await
             }
             Some(_) => Ok(ListedDelete::Changed),
@@ -1115,7 +1114,7 @@ impl Cluster {
     /// carries no preconditions on its members.
     pub async fn snapshot_as_listed(&self, vs: &ListedVolumeSnapshot) -> Result<Option<bool>> {
         Ok(self
-            .get_snapshot(&vs.namespace, &vs.name)
+            .get_snapshot(&vs.namespace, vs.name())
             .await?
             .filter(|now| now.metadata.deletion_timestamp.is_none())
             .map(|now| as_listed(&now, vs)))
@@ -1124,12 +1123,12 @@ impl Cluster {
     /// One delete of `vs` under preconditions on its uid and resourceVersion (see
     /// [`delete_listed_snapshot`](Self::delete_listed_snapshot)).
     async fn delete_as_read(&self, vs: &ListedVolumeSnapshot) -> Result<ListedDelete> {
-        let (ns, name) = (&*vs.namespace, &*vs.name);
+        let (ns, name) = (&*vs.namespace, vs.name());
         let object = vs_ref(ns, name);
         let params = DeleteParams {
             preconditions: Some(kube::api::Preconditions {
-                uid: vs.uid.as_deref().map(str::to_string),
-                resource_version: vs.resource_version.as_deref().map(str::to_string),
+                uid: vs.uid().map(str::to_string),
+                resource_version: vs.resource_version().map(str::to_string),
             }),
             ..DeleteParams::default()
         };
@@ -1144,7 +1143,7 @@ impl Cluster {
                 Ok(match self.get_snapshot(ns, name).await? {
                     None => ListedDelete::Deleted,
                     Some(now)
-                        if now.metadata.uid.as_deref() == vs.uid.as_deref()
+                        if now.metadata.uid.as_deref() == vs.uid()
                             && now.metadata.deletion_timestamp.is_some() =>
                     {
                         ListedDelete::Deleted
