@@ -433,11 +433,6 @@ impl LabelChanges {
         self.0.len()
     }
 
-    /// Whether `key` is edited.
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).is_ok()
-    }
-
     /// The edits in key order: `Some(value)` sets, `None` removes.
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_deref()))

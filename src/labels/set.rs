@@ -6,7 +6,6 @@
 //! snapshot); as a `LabelSet` that the list interned with its strings (see `cluster::listed`), a snapshot's
 //! labels cost one pointer to a slice it shares with every snapshot labelled the same.
 
-use super::LabelChanges;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,19 +62,6 @@ impl LabelSet {
         self.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    /// These labels with `changes` applied (set or removed); the unchanged ones share their strings with `self`.
-    pub fn with_changes(&self, changes: &LabelChanges) -> LabelSet {
-        let kept = self
-            .0
-            .iter()
-            .filter(|(k, _)| !changes.contains_key(k))
-            .cloned();
-        let set = changes
-            .iter()
-            .filter_map(|(k, v)| Some((Arc::from(k), Arc::from(v?))));
-        LabelSet::from_pairs(kept.chain(set))
     }
 }
 
@@ -142,23 +128,5 @@ mod tests {
         let pair = |k: &str, v: &str| (Arc::from(k), Arc::from(v));
         let set = LabelSet::from_pairs([pair("z", "1"), pair("a", "1"), pair("z", "2")]);
         assert_eq!(set, map(&[("a", "1"), ("z", "2")]));
-    }
-
-    #[test]
-    fn changes_set_and_remove_as_on_the_map() {
-        let m = map(&[("keep", "k"), ("drop", "d"), ("move", "old")]);
-        let changes = LabelChanges::new()
-            .remove("drop")
-            .set("move", "new")
-            .set("add", "a")
-            .remove("absent");
-        let mut want = m.clone();
-        for (k, v) in changes.iter() {
-            match v {
-                Some(v) => want.insert(k.to_string(), v.to_string()),
-                None => want.remove(k),
-            };
-        }
-        assert_eq!(LabelSet::from(m).with_changes(&changes), want);
     }
 }

@@ -12,7 +12,7 @@
 //! Writes go in that order: snapshot patches, content patches, then the paced deletions.
 
 use crate::clock::Clock;
-use crate::labels::LabelSet;
+use crate::labels::LabelChanges;
 use crate::retention::apply::{
     ApplyOptions, ApplyReport, Status, prepare, write_deletions, write_patches,
 };
@@ -32,17 +32,15 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     let mut work = prepare(listed, options, clock);
     let mut outcomes = write_patches(cluster, &mut work, options).await;
 
-    // The labels each patched snapshot carries now (its patch went through, or would on a dry run); the unchanged
-    // ones share their strings with the list.
-    let mut after: HashMap<(&str, &str), LabelSet> = HashMap::new();
+    // The label edits each patched snapshot carries now (its patch went through, or would on a dry run): its
+    // content is to mirror its labels as listed with these applied.
+    let mut edited: HashMap<(&str, &str), &LabelChanges> = HashMap::new();
     for (planned, outcome) in work.patches.iter().zip(&outcomes) {
         if matches!(outcome.status, Status::Applied | Status::DryRun) {
-            let labels = planned
-                .vs
-                .labels()
-                .unwrap_or(&LabelSet::default())
-                .with_changes(&planned.changes);
-            after.insert((planned.vs.namespace(), planned.vs.name()), labels);
+            edited.insert(
+                (planned.vs.namespace(), planned.vs.name()),
+                &planned.changes,
+            );
         }
     }
     let deleted: HashSet<(&str, &str)> = work
@@ -53,12 +51,7 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     let targets = listed
         .iter()
         .filter(|vs| !deleted.contains(&(vs.namespace(), vs.name())))
-        .map(|vs| {
-            let labels = after
-                .get(&(vs.namespace(), vs.name()))
-                .or_else(|| vs.labels());
-            (vs, labels)
-        })
+        .map(|vs| (vs, edited.get(&(vs.namespace(), vs.name())).copied()))
         .collect();
     let mut sync = sync_to(
         cluster,
@@ -70,7 +63,7 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     .await;
     sync.snapshots = listed.len();
     sync.deleted_this_run = deleted.len();
-    drop(after);
+    drop(edited);
     drop(deleted);
 
     outcomes.extend(write_deletions(cluster, &mut work, Some(contents), options).await);
