@@ -24,6 +24,9 @@ use crate::vocab::retention::RetentionPolicy;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
+mod set;
+pub use set::LabelSet;
+
 /// Prefix of every backup-ns label and annotation key.
 pub const PREFIX: &str = "backup-ns.sh/";
 
@@ -391,27 +394,57 @@ impl HotBackup {
     }
 }
 
-/// Desired label edits: `Some(value)` sets, `None` removes. The cluster layer turns them into a guarded patch.
+/// Desired label edits: `Some(value)` sets, `None` removes; one edit per key (the last one given), in key order.
+/// The cluster layer turns them into a guarded patch. Held as an exact-size sorted list: a run plans one per
+/// patched snapshot (40,000 at 100,000 snapshots), most with one or two edits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelChanges(pub BTreeMap<String, Option<String>>);
+pub struct LabelChanges(Vec<(String, Option<String>)>);
 
 impl LabelChanges {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.insert(key.into(), Some(value.into()));
-        self
+    pub fn set(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.with(key.into(), Some(value.into()))
     }
 
-    pub fn remove(mut self, key: impl Into<String>) -> Self {
-        self.0.insert(key.into(), None);
+    pub fn remove(self, key: impl Into<String>) -> Self {
+        self.with(key.into(), None)
+    }
+
+    fn with(mut self, key: String, edit: Option<String>) -> Self {
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 = edit,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, edit));
+            }
+        }
         self
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many keys are edited.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The edits in key order: `Some(value)` sets, `None` removes.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+}
+
+impl IntoIterator for LabelChanges {
+    type Item = (String, Option<String>);
+    type IntoIter = std::vec::IntoIter<(String, Option<String>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 

@@ -118,6 +118,9 @@ pub fn run(args: ControllerArgs) -> Exit {
         };
         let (sync, retention) =
             pass::sync_and_apply(&cluster, &listed, &contents, &options, &clock).await;
+        // The reports own what they name: the lists go before the reports are summed up and printed.
+        drop(listed);
+        drop(contents);
         let namespaces = per_namespace(&sync, &retention);
         let verify_leftovers =
             verify_leftovers::sweep(&cluster, &options.scope, clock.now_utc(), args.dry_run).await;

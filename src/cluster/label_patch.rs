@@ -21,7 +21,7 @@ pub fn label_patch(current: &ObjectMeta, changes: &LabelChanges) -> Option<Value
     let mut tests = Vec::new();
     let mut ops = Vec::new();
     let mut additions = serde_json::Map::new();
-    for (key, wanted) in &changes.0 {
+    for (key, wanted) in changes.iter() {
         let have = labels.and_then(|l| l.get(key));
         let path = format!("/metadata/labels/{}", pointer_escape(key));
         match (have, wanted) {
@@ -36,7 +36,7 @@ pub fn label_patch(current: &ObjectMeta, changes: &LabelChanges) -> Option<Value
                 ops.push(json!({"op": "remove", "path": path}));
             }
             (None, Some(new)) => {
-                additions.insert(key.clone(), Value::String(new.clone()));
+                additions.insert(key.to_string(), Value::String(new.to_string()));
             }
         }
     }

@@ -6,25 +6,24 @@ use super::client::Cluster;
 use super::error::ClusterError;
 use super::listed::{ListedVolumeSnapshot, ListedVolumeSnapshotContent};
 use super::snapshots::ListedDelete;
-use crate::labels::LabelChanges;
+use crate::labels::{LabelChanges, LabelSet};
 use crate::retention::port::{
     Deleted, ListedContent, ListedSnapshot, RestoreInFlight, SnapshotStore,
 };
 use crate::vocab::scope::Scope;
-use std::collections::BTreeMap;
 
 impl ListedSnapshot for ListedVolumeSnapshot {
     fn namespace(&self) -> &str {
         &self.namespace
     }
     fn name(&self) -> &str {
-        &self.name
+        ListedVolumeSnapshot::name(self)
     }
-    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+    fn labels(&self) -> Option<&LabelSet> {
         self.labels.as_ref()
     }
     fn bound_content(&self) -> Option<&str> {
-        self.bound_content.as_deref()
+        ListedVolumeSnapshot::bound_content(self)
     }
     fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         Ok(ListedVolumeSnapshot::to_json(self))
@@ -33,9 +32,9 @@ impl ListedSnapshot for ListedVolumeSnapshot {
 
 impl ListedContent for ListedVolumeSnapshotContent {
     fn name(&self) -> &str {
-        &self.name
+        ListedVolumeSnapshotContent::name(self)
     }
-    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+    fn labels(&self) -> Option<&LabelSet> {
         self.labels.as_ref()
     }
     fn deletion_policy(&self) -> &str {
@@ -71,13 +70,7 @@ impl SnapshotStore for Cluster {
         Ok(self
             .get_snapshot_content(name)
             .await?
-            .map(|c| ListedVolumeSnapshotContent {
-                name: c.name().to_string(),
-                resource_version: c.metadata.resource_version,
-                labels: c.metadata.labels,
-                deletion_policy: c.spec.deletion_policy,
-                bound_uid: c.spec.volume_snapshot_ref.uid,
-            }))
+            .map(ListedVolumeSnapshotContent::from_content))
     }
 
     async fn patch_snapshot_labels(

@@ -12,7 +12,7 @@ use super::resources::{
     VolumeSnapshotContentSpec, VolumeSnapshotSource, VolumeSnapshotSpec,
 };
 use super::retry;
-use crate::labels::LabelChanges;
+use crate::labels::{LabelChanges, LabelSet};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ListParams, ObjectList, Patch, PatchParams, PostParams};
@@ -67,8 +67,11 @@ impl NewSnapshot {
 /// True when `now` is the snapshot `listed` saw, unchanged where retention decided on it: same uid, same labels,
 /// not being deleted.
 fn as_listed(now: &VolumeSnapshot, listed: &ListedVolumeSnapshot) -> bool {
-    now.metadata.uid == listed.uid
-        && now.metadata.labels == listed.labels
+    now.metadata.uid.as_deref() == listed.uid()
+        && match (&now.metadata.labels, &listed.labels) {
+            (Some(now), Some(listed)) => listed == now,
+            (now, listed) => now.is_none() && listed.is_none(),
+        }
         && now.metadata.deletion_timestamp.is_none()
 }
 
@@ -361,51 +364,68 @@ pub(crate) async fn list_paged<K>(
 where
     K: Clone + DeserializeOwned + Debug,
 {
-    paged(list, field_selector, page_size, |params| {
-        let params = params.clone();
-        async move { api.list(&params).await }
-    })
+    paged(
+        list,
+        field_selector,
+        page_size,
+        |params| {
+            let params = params.clone();
+            async move { api.list(&params).await }
+        },
+        |item| item,
+    )
     .await
 }
 
-/// [`list_paged`] decoding each page's items as `K` from the raw response: a compact type that keeps only the
-/// fields its caller reads (serde skips the rest while parsing), so a list of 100,000 objects never holds their
-/// whole documents. `path` is the collection's URL path.
-pub(crate) async fn list_paged_as<K>(
+/// [`list_paged`] decoding each page's items as `R` from the raw response, then keeping each as `keep` makes it:
+/// `R` is a wire shape with only the fields its caller reads (serde skips the rest while parsing), so a list of
+/// 100,000 objects never holds their whole documents, and `keep` turns it into the compact form the list holds
+/// (one page of `R` at a time). `path` is the collection's URL path.
+pub(crate) async fn list_paged_as<R, K>(
     client: &kube::Client,
     path: &str,
     list: ListRef,
     page_size: u32,
+    keep: impl FnMut(R) -> K,
 ) -> Result<Vec<K>>
 where
-    K: Clone + DeserializeOwned + Debug,
+    R: Clone + DeserializeOwned + Debug,
 {
     let request = kube::core::Request::new(path);
-    paged(list, None, page_size, |params| {
-        let sent = request
-            .list(params)
-            .map(|req| client.request::<ObjectList<K>>(req));
-        async move {
-            match sent {
-                Ok(response) => response.await,
-                Err(e) => Err(kube::Error::BuildRequest(e)),
+    paged(
+        list,
+        None,
+        page_size,
+        |params| {
+            let sent = request
+                .list(params)
+                .map(|req| client.request::<ObjectList<R>>(req));
+            async move {
+                match sent {
+                    Ok(response) => response.await,
+                    Err(e) => Err(kube::Error::BuildRequest(e)),
+                }
             }
-        }
-    })
+        },
+        keep,
+    )
     .await
 }
 
-/// The paging loop of [`list_paged`] over any page fetch.
-async fn paged<K, F, Fut>(
+/// The paging loop of [`list_paged`] over any page fetch, each item kept as `keep` makes it. The list is sized
+/// by the pages' `remainingItemCount` where the server gives one (lists without a selector), so 100,000 items
+/// take one allocation of their size rather than doubling into one of up to twice that.
+async fn paged<R, K, F, Fut>(
     list: ListRef,
     field_selector: Option<&str>,
     page_size: u32,
     mut fetch: F,
+    mut keep: impl FnMut(R) -> K,
 ) -> Result<Vec<K>>
 where
-    K: Clone,
+    R: Clone,
     F: FnMut(&ListParams) -> Fut,
-    Fut: Future<Output = std::result::Result<ObjectList<K>, kube::Error>>,
+    Fut: Future<Output = std::result::Result<ObjectList<R>, kube::Error>>,
 {
     let mut params = ListParams::default().limit(page_size.max(1));
     if let Some(sel) = &list.selector {
@@ -443,10 +463,26 @@ where
                 });
             }
         };
-        items.extend(page.items);
+        match page
+            .metadata
+            .remaining_item_count
+            .and_then(|n| usize::try_from(n).ok())
+        {
+            Some(remaining) => {
+                let wanted = page.items.len() + remaining;
+                if items.capacity() - items.len() < wanted {
+                    items.reserve_exact(wanted);
+                }
+            }
+            None => items.reserve(page.items.len()),
+        }
+        items.extend(page.items.into_iter().map(&mut keep));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
+            None => {
+                items.shrink_to_fit();
+                return Ok(items);
+            }
         }
     }
 }
@@ -551,13 +587,10 @@ where
 }
 
 /// The metadata a guarded label patch tests against, from a compact listed object (built for one patch).
-fn listed_meta(
-    labels: &Option<BTreeMap<String, String>>,
-    resource_version: &Option<String>,
-) -> ObjectMeta {
+fn listed_meta(labels: Option<&LabelSet>, resource_version: Option<&str>) -> ObjectMeta {
     ObjectMeta {
-        labels: labels.clone(),
-        resource_version: resource_version.clone(),
+        labels: labels.map(LabelSet::to_map),
+        resource_version: resource_version.map(str::to_string),
         ..ObjectMeta::default()
     }
 }
@@ -879,10 +912,10 @@ impl Cluster {
         current: &ListedVolumeSnapshot,
         changes: &LabelChanges,
     ) -> Result<bool> {
-        let object = vs_ref(&current.namespace, &current.name);
+        let object = vs_ref(&current.namespace, current.name());
         let meta = ObjectMeta {
-            uid: current.uid.clone(),
-            ..listed_meta(&current.labels, &current.resource_version)
+            uid: current.uid().map(str::to_string),
+            ..listed_meta(current.labels.as_ref(), current.resource_version())
         };
         patch_labels(&self.snapshots(&current.namespace), &meta, changes, object)
             .await
@@ -895,8 +928,8 @@ impl Cluster {
         current: &ListedVolumeSnapshotContent,
         changes: &LabelChanges,
     ) -> Result<bool> {
-        let object = vsc_ref(&current.name);
-        let meta = listed_meta(&current.labels, &current.resource_version);
+        let object = vsc_ref(current.name());
+        let meta = listed_meta(current.labels.as_ref(), current.resource_version());
         patch_labels(&self.contents(), &meta, changes, object)
             .await
             .map(|sent| sent.is_some())
@@ -992,15 +1025,15 @@ impl Cluster {
         from: &str,
         to: &str,
     ) -> Result<bool> {
-        let name = content.name.as_str();
+        let name = content.name();
         let object = vsc_ref(name);
         let mut ops =
             vec![serde_json::json!({"op": "test", "path": "/spec/deletionPolicy", "value": from})];
-        if content.bound_uid.is_some() {
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.uid}));
+        if content.bound_uid().is_some() {
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/uid", "value": snapshot.uid()}));
         } else {
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": snapshot.namespace}));
-            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/namespace", "value": &*snapshot.namespace}));
+            ops.push(serde_json::json!({"op": "test", "path": "/spec/volumeSnapshotRef/name", "value": snapshot.name()}));
         }
         ops.push(serde_json::json!({"op": "replace", "path": "/spec/deletionPolicy", "value": to}));
         let patch = json_patch_of(serde_json::Value::Array(ops), "deletionPolicy", &object)?;
@@ -1024,9 +1057,10 @@ impl Cluster {
                         && self.get_snapshot_content(name).await?.is_some_and(|now| {
                             let bound = &now.spec.volume_snapshot_ref;
                             now.spec.deletion_policy == from
-                                && bound.namespace.as_deref() == Some(snapshot.namespace.as_str())
-                                && bound.name.as_deref() == Some(snapshot.name.as_str())
-                                && (content.bound_uid.is_none() || bound.uid == snapshot.uid)
+                                && bound.namespace.as_deref() == Some(&*snapshot.namespace)
+                                && bound.name.as_deref() == Some(snapshot.name())
+                                && (content.bound_uid().is_none()
+                                    || bound.uid.as_deref() == snapshot.uid())
                         });
                     if !still {
                         return Ok(false);
@@ -1062,13 +1096,12 @@ impl Cluster {
             ListedDelete::Changed => {}
             done => return Ok(done),
         }
-        match self.get_snapshot(&vs.namespace, &vs.name).await? {
+        match self.get_snapshot(&vs.namespace, vs.name()).await? {
             None => Ok(ListedDelete::AlreadyGone),
             Some(now) if as_listed(&now, vs) => {
-                self.delete_as_read(&ListedVolumeSnapshot {
-                    resource_version: now.metadata.resource_version,
-                    ..vs.clone()
-                })
+                self.delete_as_read(
+                    &vs.at_resource_version(now.metadata.resource_version.as_deref()),
+                )
                 .await
             }
             Some(_) => Ok(ListedDelete::Changed),
@@ -1081,7 +1114,7 @@ impl Cluster {
     /// carries no preconditions on its members.
     pub async fn snapshot_as_listed(&self, vs: &ListedVolumeSnapshot) -> Result<Option<bool>> {
         Ok(self
-            .get_snapshot(&vs.namespace, &vs.name)
+            .get_snapshot(&vs.namespace, vs.name())
             .await?
             .filter(|now| now.metadata.deletion_timestamp.is_none())
             .map(|now| as_listed(&now, vs)))
@@ -1090,12 +1123,12 @@ impl Cluster {
     /// One delete of `vs` under preconditions on its uid and resourceVersion (see
     /// [`delete_listed_snapshot`](Self::delete_listed_snapshot)).
     async fn delete_as_read(&self, vs: &ListedVolumeSnapshot) -> Result<ListedDelete> {
-        let (ns, name) = (vs.namespace.as_str(), vs.name.as_str());
+        let (ns, name) = (&*vs.namespace, vs.name());
         let object = vs_ref(ns, name);
         let params = DeleteParams {
             preconditions: Some(kube::api::Preconditions {
-                uid: vs.uid.clone(),
-                resource_version: vs.resource_version.clone(),
+                uid: vs.uid().map(str::to_string),
+                resource_version: vs.resource_version().map(str::to_string),
             }),
             ..DeleteParams::default()
         };
@@ -1110,7 +1143,7 @@ impl Cluster {
                 Ok(match self.get_snapshot(ns, name).await? {
                     None => ListedDelete::Deleted,
                     Some(now)
-                        if now.metadata.uid == vs.uid
+                        if now.metadata.uid.as_deref() == vs.uid()
                             && now.metadata.deletion_timestamp.is_some() =>
                     {
                         ListedDelete::Deleted

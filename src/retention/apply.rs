@@ -139,20 +139,21 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a planned write; its PVC and actions move into it (the plan keeps only what writing needs).
     fn of<V: ListedSnapshot>(
         vs: &V,
-        pvc: &str,
+        pvc: String,
         operation: Operation,
-        actions: &[Action],
+        actions: Vec<Action>,
         status: Status,
     ) -> Outcome {
         Outcome {
             namespace: vs.namespace().to_string(),
             name: vs.name().to_string(),
-            pvc: pvc.to_string(),
+            pvc,
             group: None,
             operation,
-            actions: actions.to_vec(),
+            actions,
             status,
         }
     }
@@ -429,6 +430,8 @@ pub fn plan_listed<S: ListedSnapshot>(
         plan.guards.extend(part.guards);
         plan.policies.extend(part.policies);
     }
+    // The plan lives as long as the run's report: no growth slack kept.
+    plan.decisions.shrink_to_fit();
     unreadable.sort_by_key(|(i, _)| *i);
     (
         managed,
@@ -619,6 +622,9 @@ pub(crate) fn prepare<'a, V: ListedSnapshot>(
         });
     }
     drop(grouped);
+    // Both lists live through the whole run: no growth slack kept.
+    patches.shrink_to_fit();
+    deletions.shrink_to_fit();
     Work {
         plan,
         unreadable,
@@ -643,19 +649,19 @@ pub(crate) async fn write_patches<C: SnapshotStore>(
             .await;
     }
     let statuses = writes.finish().await;
+    // Room for the deletions' outcomes too, which the callers append: the run's outcomes are allocated once.
+    let mut outcomes = Vec::with_capacity(work.patches.len() + work.deletions.len());
     let counts = &mut work.counts;
-    work.patches
-        .iter()
-        .zip(statuses)
-        .map(|(p, status)| {
-            if counts.tally(&status) {
-                counts.patched += 1;
-                counts.labels_removed += p.removed;
-                counts.marked += p.marked;
-            }
-            Outcome::of(p.vs, &p.pvc, Operation::Patch, &p.actions, status)
-        })
-        .collect()
+    outcomes.extend(work.patches.iter_mut().zip(statuses).map(|(p, status)| {
+        if counts.tally(&status) {
+            counts.patched += 1;
+            counts.labels_removed += p.removed;
+            counts.marked += p.marked;
+        }
+        let (pvc, actions) = (std::mem::take(&mut p.pvc), std::mem::take(&mut p.actions));
+        Outcome::of(p.vs, pvc, Operation::Patch, actions, status)
+    }));
+    outcomes
 }
 
 /// Paces deletions across all workers: each one starts at least `pause` after the one before, however many run
@@ -717,7 +723,7 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
         .collect();
     let mut held = held_by_restores(cluster, &work.deletions, options).await;
     // One job per snapshot, or per group: a group's members are deleted by one request on their group.
-    let mut jobs: Vec<Vec<usize>> = Vec::new();
+    let mut jobs: Vec<Vec<usize>> = Vec::with_capacity(work.deletions.len());
     let mut job_of_group: HashMap<(&str, &str), usize> = HashMap::new();
     for (k, d) in work.deletions.iter().enumerate() {
         match &d.group {
@@ -771,15 +777,16 @@ pub(crate) async fn write_deletions<C: SnapshotStore>(
     }
     let counts = &mut work.counts;
     work.deletions
-        .iter()
+        .iter_mut()
         .zip(statuses.into_iter().flatten())
         .map(|(d, status)| {
             if counts.tally(&status) {
                 counts.deleted += 1;
             }
+            let (pvc, actions) = (std::mem::take(&mut d.pvc), std::mem::take(&mut d.actions));
             Outcome {
                 group: d.group.as_ref().map(|(g, _)| g.clone()),
-                ..Outcome::of(d.vs, &d.pvc, Operation::Delete, &d.actions, status)
+                ..Outcome::of(d.vs, pvc, Operation::Delete, actions, status)
             }
         })
         .collect()

@@ -12,12 +12,13 @@
 //! Writes go in that order: snapshot patches, content patches, then the paced deletions.
 
 use crate::clock::Clock;
+use crate::labels::LabelChanges;
 use crate::retention::apply::{
     ApplyOptions, ApplyReport, Status, prepare, write_deletions, write_patches,
 };
 use crate::retention::port::{ListedSnapshot, SnapshotStore};
 use crate::retention::sync::{SyncReport, sync_to};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Label sync and retention of `listed` (with `contents` as listed), each object written at most once. See the
 /// module docs.
@@ -31,18 +32,15 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     let mut work = prepare(listed, options, clock);
     let mut outcomes = write_patches(cluster, &mut work, options).await;
 
-    // The labels each patched snapshot carries now (its patch went through, or would on a dry run).
-    let mut after: HashMap<(&str, &str), BTreeMap<String, String>> = HashMap::new();
+    // The label edits each patched snapshot carries now (its patch went through, or would on a dry run): its
+    // content is to mirror its labels as listed with these applied.
+    let mut edited: HashMap<(&str, &str), &LabelChanges> = HashMap::new();
     for (planned, outcome) in work.patches.iter().zip(&outcomes) {
         if matches!(outcome.status, Status::Applied | Status::DryRun) {
-            let mut labels = planned.vs.labels().cloned().unwrap_or_default();
-            for (k, v) in &planned.changes.0 {
-                match v {
-                    Some(v) => labels.insert(k.clone(), v.clone()),
-                    None => labels.remove(k),
-                };
-            }
-            after.insert((planned.vs.namespace(), planned.vs.name()), labels);
+            edited.insert(
+                (planned.vs.namespace(), planned.vs.name()),
+                &planned.changes,
+            );
         }
     }
     let deleted: HashSet<(&str, &str)> = work
@@ -53,12 +51,7 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     let targets = listed
         .iter()
         .filter(|vs| !deleted.contains(&(vs.namespace(), vs.name())))
-        .map(|vs| {
-            let labels = after
-                .get(&(vs.namespace(), vs.name()))
-                .or_else(|| vs.labels());
-            (vs, labels)
-        })
+        .map(|vs| (vs, edited.get(&(vs.namespace(), vs.name())).copied()))
         .collect();
     let mut sync = sync_to(
         cluster,
@@ -70,7 +63,7 @@ pub async fn sync_and_apply<C: SnapshotStore>(
     .await;
     sync.snapshots = listed.len();
     sync.deleted_this_run = deleted.len();
-    drop(after);
+    drop(edited);
     drop(deleted);
 
     outcomes.extend(write_deletions(cluster, &mut work, Some(contents), options).await);

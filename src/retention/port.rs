@@ -3,9 +3,8 @@
 //! ops, and deleting a snapshot exactly as listed (DeleteOptions preconditions instead of a re-read). Retention
 //! stays free of the API client; the cluster layer stays free of retention's decisions.
 
-use crate::labels::LabelChanges;
+use crate::labels::{LabelChanges, LabelSet};
 use crate::vocab::scope::Scope;
-use std::collections::BTreeMap;
 use std::future::Future;
 
 /// A VolumeSnapshot as the cluster listed or read it. Retention reads it and hands it back for writes, so a
@@ -13,7 +12,7 @@ use std::future::Future;
 pub trait ListedSnapshot: Send + Sync {
     fn namespace(&self) -> &str;
     fn name(&self) -> &str;
-    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    fn labels(&self) -> Option<&LabelSet>;
     /// `status.boundVolumeSnapshotContentName`.
     fn bound_content(&self) -> Option<&str>;
     /// The object as `snapshot.storage.k8s.io/v1` JSON, what [`super::ObservedSnapshot::from_volume_snapshot`]
@@ -24,7 +23,7 @@ pub trait ListedSnapshot: Send + Sync {
 /// A VolumeSnapshotContent as the cluster listed or read it.
 pub trait ListedContent: Send + Sync {
     fn name(&self) -> &str;
-    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    fn labels(&self) -> Option<&LabelSet>;
     /// `spec.deletionPolicy`: `Delete` or `Retain`.
     fn deletion_policy(&self) -> &str;
 }

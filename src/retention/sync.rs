@@ -5,7 +5,7 @@
 //! One paginated list of snapshots (shared with retention in the controller) plus one paginated list of contents;
 //! an unchanged content costs no request at all. Patches carry `test` ops like every label edit.
 
-use crate::labels::{LabelChanges, PREFIX};
+use crate::labels::{LabelChanges, LabelSet, PREFIX};
 use crate::retention::in_order::InOrder;
 use crate::retention::port::{ListedContent, ListedSnapshot, SnapshotStore};
 use crate::vocab::scope::Scope;
@@ -96,27 +96,42 @@ impl SyncReport {
 /// The label edits that make `content_labels` carry exactly the `backup-ns.sh/*` labels of `snapshot_labels`
 /// (other labels untouched). Pure; empty when in sync.
 pub fn desired_changes(
-    snapshot_labels: Option<&BTreeMap<String, String>>,
-    content_labels: Option<&BTreeMap<String, String>>,
+    snapshot_labels: Option<&LabelSet>,
+    content_labels: Option<&LabelSet>,
+) -> LabelChanges {
+    desired_changes_after(snapshot_labels, None, content_labels)
+}
+
+/// [`desired_changes`] for a snapshot whose labels get `edits` in the same run: the content mirrors them as they
+/// are after the edits.
+pub fn desired_changes_after<'a>(
+    snapshot_labels: Option<&'a LabelSet>,
+    edits: Option<&'a LabelChanges>,
+    content_labels: Option<&LabelSet>,
 ) -> LabelChanges {
     let mut changes = LabelChanges::new();
-    let ours = |l: Option<&BTreeMap<String, String>>| {
+    fn ours(l: Option<&LabelSet>) -> BTreeMap<&str, &str> {
         l.into_iter()
-            .flatten()
+            .flat_map(LabelSet::iter)
             .filter(|(k, _)| k.starts_with(PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let want = ours(snapshot_labels);
+            .collect()
+    }
+    let mut want = ours(snapshot_labels);
+    for (k, v) in edits.into_iter().flat_map(LabelChanges::iter) {
+        match v {
+            Some(v) if k.starts_with(PREFIX) => want.insert(k, v),
+            _ => want.remove(k),
+        };
+    }
     let have = ours(content_labels);
-    for (k, v) in &want {
-        if have.get(k) != Some(v) {
-            changes = changes.set(k.clone(), v.clone());
+    for (&k, &v) in &want {
+        if have.get(k) != Some(&v) {
+            changes = changes.set(k, v);
         }
     }
-    for k in have.keys() {
+    for &k in have.keys() {
         if !want.contains_key(k) {
-            changes = changes.remove(k.clone());
+            changes = changes.remove(k);
         }
     }
     changes
@@ -151,16 +166,16 @@ pub async fn sync_listed<C: SnapshotStore>(
     dry_run: bool,
     concurrency: usize,
 ) -> SyncReport {
-    let targets = snapshots.iter().map(|vs| (vs, vs.labels())).collect();
+    let targets = snapshots.iter().map(|vs| (vs, None)).collect();
     sync_to(cluster, targets, contents, dry_run, concurrency).await
 }
 
-/// A snapshot and the labels its content is to mirror.
-pub(crate) type SyncTarget<'a, V> = (&'a V, Option<&'a BTreeMap<String, String>>);
+/// A snapshot and the label edits it gets in this run, if any: its content is to mirror its labels with them.
+pub(crate) type SyncTarget<'a, V> = (&'a V, Option<&'a LabelChanges>);
 
-/// Makes each target snapshot's content carry the `backup-ns.sh/*` labels given with it (the snapshot's labels
-/// as they are after this run: the controller passes retention's outcome, so a content is written once, with
-/// its final labels). One guarded patch per content that differs, `concurrency` in flight.
+/// Makes each target snapshot's content carry the `backup-ns.sh/*` labels of the snapshot as they are after
+/// this run (its labels as listed with the edits given with it: the controller passes retention's outcome, so a
+/// content is written once, with its final labels). One guarded patch per content that differs, `concurrency` in flight.
 pub(crate) async fn sync_to<'a, C: SnapshotStore>(
     cluster: &C,
     targets: Vec<SyncTarget<'a, C::Vs>>,
@@ -174,38 +189,44 @@ pub(crate) async fn sync_to<'a, C: SnapshotStore>(
         snapshots: targets.len(),
         ..SyncReport::default()
     };
-    // Only the pair is kept per planned patch; its label edits are worked out again when it is sent (the same
-    // pure function of the same two maps), so 100,000 planned patches never hold their edits all at once.
+    // Only references are kept per planned patch; its label edits are worked out again when it is reported and
+    // when it is sent (the same pure function of the same labels), so 100,000 planned patches never hold their
+    // edits all at once, and the report's list is sized once.
     let mut planned = Vec::new();
-    for (vs, labels) in targets {
+    for (vs, edits) in targets {
         let Some(content) = vs.bound_content().and_then(|n| by_name.get(n).copied()) else {
             report.without_content += 1;
             continue;
         };
-        let changes = desired_changes(labels, content.labels());
-        if changes.is_empty() {
+        if desired_changes_after(vs.labels(), edits, content.labels()).is_empty() {
             report.unchanged += 1;
             continue;
         }
+        planned.push((vs, content, edits));
+    }
+    planned.shrink_to_fit();
+    report.changes.reserve_exact(planned.len());
+    for &(vs, content, edits) in &planned {
+        let changes = desired_changes_after(vs.labels(), edits, content.labels());
+        let sets = changes.iter().filter(|(_, v)| v.is_some()).count();
         let mut change = SyncChange {
             content: content.name().to_string(),
             snapshot: format!("{}/{}", vs.namespace(), vs.name()),
-            set: Vec::new(),
-            removed: Vec::new(),
+            set: Vec::with_capacity(sets),
+            removed: Vec::with_capacity(changes.len() - sets),
             error: None,
         };
-        for (k, v) in changes.0 {
+        for (k, v) in changes {
             match v {
                 Some(v) => change.set.push(format!("{k}={v}")),
                 None => change.removed.push(k),
             }
         }
         report.changes.push(change);
-        planned.push((content, labels));
     }
     let mut writes = InOrder::new(concurrency, planned.len());
-    for (content, labels) in planned {
-        let changes = desired_changes(labels, content.labels());
+    for (vs, content, edits) in planned {
+        let changes = desired_changes_after(vs.labels(), edits, content.labels());
         writes
             .push(patch_content(cluster, content, changes, dry_run))
             .await;
@@ -242,11 +263,8 @@ async fn patch_content<C: SnapshotStore>(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn map(pairs: &[(&str, &str)]) -> LabelSet {
+        LabelSet::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
     }
 
     #[test]
@@ -267,6 +285,35 @@ mod tests {
             LabelChanges::new()
                 .set("backup-ns.sh/daily", "2025-01-02")
                 .remove("backup-ns.sh/weekly")
+        );
+    }
+
+    #[test]
+    fn a_content_mirrors_its_snapshot_after_the_runs_edits() {
+        let vs = map(&[
+            ("backup-ns.sh/pvc", "data"),
+            ("backup-ns.sh/daily", "2025-01-02"),
+        ]);
+        let vsc = map(&[
+            ("backup-ns.sh/pvc", "data"),
+            ("backup-ns.sh/daily", "2025-01-02"),
+        ]);
+        let edits = LabelChanges::new()
+            .remove("backup-ns.sh/daily")
+            .set("backup-ns.sh/delete-after", "2025-01-09")
+            .set("app", "ignored");
+        assert_eq!(
+            desired_changes_after(Some(&vs), Some(&edits), Some(&vsc)),
+            LabelChanges::new()
+                .remove("backup-ns.sh/daily")
+                .set("backup-ns.sh/delete-after", "2025-01-09")
+        );
+        assert!(
+            desired_changes_after(Some(&vs), Some(&LabelChanges::new()), Some(&vsc)).is_empty()
+        );
+        assert_eq!(
+            desired_changes_after(None, Some(&edits), None),
+            LabelChanges::new().set("backup-ns.sh/delete-after", "2025-01-09")
         );
     }
 
