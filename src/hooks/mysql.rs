@@ -1,4 +1,5 @@
-//! MySQL / MariaDB dump hook: parameters and generated check and dump scripts (pure).
+//! MySQL / MariaDB dump hook: parameters and the generated scripts, the check alone (dry run) and the check with
+//! the dump (pure).
 //!
 //! The client tools are detected in the container (`mariadb` + `mariadb-dump` first, then `mysql` +
 //! `mysqldump`), because MariaDB images are dropping the `mysql*` names. The password travels as `MYSQL_PWD`;
@@ -62,16 +63,16 @@ impl MysqlHook {
         .join(" ")
     }
 
-    /// Read-only check: tools present, `SELECT 1` works, the previous dump, and `df` of the dump directory.
-    pub fn check_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(&RunFiles {
-            partial: None,
-            ..files.clone()
-        }));
-        s.push_str(&self.preamble());
+    /// The check every dump starts with: tools present, the compressor, `SELECT 1` works, the tool's version,
+    /// the previous dump, and the space gate on the dump directory ([`script::space_gate`]). Read-only.
+    fn check(&self) -> String {
+        let mut s = self.preamble();
         s.push_str(&self.dump.compression.select());
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
+        // The version is asked beside `SELECT 1`, as for PostgreSQL: two process starts at the same time.
+        s.push_str(&format!(
+            "echo \"{MARKER}tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\" &\n"
+        ));
         let _ = writeln!(
             s,
             "bns_one=$(\"$bns_client\" {} --batch --skip-column-names --execute='SELECT 1' -- {} </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}",
@@ -80,26 +81,23 @@ impl MysqlHook {
         );
         s.push_str(&format!(
             "if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
-             echo '{MARKER}connected=yes'\n\
-             echo \"{MARKER}tool_version=$(\"$bns_dumper\" --version 2>&1 | head -n 1)\"\n"
+             echo '{MARKER}connected=yes'\n"
         ));
         s.push_str(&script::previous_dump_report(&self.dump.dump_file));
+        s.push_str("wait\n");
         let (dir, _) = script::split_path(&self.dump.dump_file);
-        s.push_str(&format!(
-            "if [ ! -d {dir} ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n",
-            dir = quote(dir)
-        ));
-        s.push_str(&script::df_report(&quote(dir)));
-        // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
-        s.push_str("exit 0\n");
+        s.push_str(&script::space_gate(dir, self.dump.threshold));
         s
     }
 
-    /// The dump: `mysqldump`/`mariadb-dump` through the compressor into a partial file, renamed onto the path.
-    pub fn dump_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(files));
-        s.push_str(&self.preamble());
+    /// Only the check (`--dry-run`): nothing is written.
+    pub fn check_script(&self, files: &RunFiles) -> String {
+        script::check_only(files, &self.check())
+    }
+
+    /// The check and then the dump, in one exec session: `mysqldump`/`mariadb-dump` through the compressor into
+    /// a partial file, renamed onto the path.
+    pub fn run_script(&self, files: &RunFiles) -> String {
         let mut command = format!("\"$bns_dumper\" {}", self.connection_args());
         if self.single_transaction {
             command.push_str(" --single-transaction --quick");
@@ -118,12 +116,7 @@ impl MysqlHook {
         }
         command.push_str(" -- ");
         command.push_str(&quote_with_env(&self.dump.database));
-        s.push_str(&script::dump_body(
-            &self.dump.dump_file,
-            self.dump.compression,
-            &command,
-        ));
-        s
+        script::check_then_dump(files, &self.check(), &self.dump.dump_file, &command)
     }
 }
 
@@ -137,7 +130,7 @@ mod tests {
 
     #[test]
     fn defaults_use_single_transaction_and_the_character_set() {
-        let script = example().dump_script(&RunFiles::for_dump("/d/x.gz", "t"));
+        let script = example().run_script(&RunFiles::for_dump("/d/x.gz", "t"));
         assert!(script.contains("--single-transaction --quick"));
         assert!(script.contains("'--default-character-set=utf8mb4'"));
         assert!(script.contains("-- \"${MYSQL_DATABASE}\""));
@@ -145,11 +138,31 @@ mod tests {
     }
 
     #[test]
+    fn the_run_script_checks_then_dumps_in_one_script_and_the_check_alone_writes_nothing() {
+        let files = RunFiles::for_dump("/d/x.gz", "t");
+        let run = example().run_script(&files);
+        let select = run
+            .find("--execute='SELECT 1'")
+            .expect("checks the connection");
+        let gate = run.find("checked=yes").expect("passes the space gate");
+        let dump = run.find("--single-transaction").expect("dumps");
+        assert!(select < gate && gate < dump, "{run}");
+        assert_eq!(
+            run.matches("bns_client=\n").count(),
+            1,
+            "the tools are detected once"
+        );
+        let check = example().check_script(&files);
+        assert!(check.contains("checked=yes") && !check.contains("--single-transaction"));
+        assert!(!check.contains(".partial"), "{check}");
+    }
+
+    #[test]
     fn database_name_follows_double_dash_quoted() {
         let mut hook = example();
         hook.dump.database = "-e'x".into();
         hook.single_transaction = false;
-        let script = hook.dump_script(&RunFiles::for_dump("/d/x.gz", "t"));
+        let script = hook.run_script(&RunFiles::for_dump("/d/x.gz", "t"));
         assert!(script.contains(r"-- '-e'\''x'"));
         assert!(script.contains("--lock-tables"));
     }

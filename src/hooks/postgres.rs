@@ -1,4 +1,5 @@
-//! PostgreSQL dump hook: the parameters and the generated check and dump scripts (pure; the runner executes them).
+//! PostgreSQL dump hook: the parameters and the generated scripts, the check alone (dry run) and the check with the
+//! dump (pure; the runner executes them).
 //!
 //! Connection settings travel as libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
 //! `PGPASSWORD`), never as options: a database name that starts with `-` or contains `=` can then neither become
@@ -37,14 +38,10 @@ impl PostgresHook {
         s
     }
 
-    /// Read-only check: tools present, `SELECT 1` works, the previous dump, and `df` of the dump directory.
-    pub fn check_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(&RunFiles {
-            partial: None,
-            ..files.clone()
-        }));
-        s.push_str(&tool_check(&["psql", "pg_dump"]));
+    /// The check every dump starts with: tools present, the compressor, `SELECT 1` works, the tool's version,
+    /// the previous dump, and the space gate on the dump directory ([`script::space_gate`]). Read-only.
+    fn check(&self) -> String {
+        let mut s = tool_check(&["psql", "pg_dump"]);
         s.push_str(&self.dump.compression.select());
         s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
         s.push_str(&self.connection_env());
@@ -57,23 +54,20 @@ impl PostgresHook {
              echo '{MARKER}connected=yes'\n"
         ));
         s.push_str(&script::previous_dump_report(&self.dump.dump_file));
-        let (dir, _) = script::split_path(&self.dump.dump_file);
-        s.push_str(&format!(
-            "if [ ! -d {dir} ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n",
-            dir = quote(dir)
-        ));
-        s.push_str(&script::df_report(&quote(dir)));
         s.push_str("wait\n");
-        // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
-        s.push_str("exit 0\n");
+        let (dir, _) = script::split_path(&self.dump.dump_file);
+        s.push_str(&script::space_gate(dir, self.dump.threshold));
         s
     }
 
-    /// The dump: `pg_dump` piped through the compressor into a partial file, renamed onto the dump path.
-    pub fn dump_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(files));
-        s.push_str(&self.connection_env());
+    /// Only the check (`--dry-run`): nothing is written.
+    pub fn check_script(&self, files: &RunFiles) -> String {
+        script::check_only(files, &self.check())
+    }
+
+    /// The check and then the dump, in one exec session: `pg_dump` piped through the compressor into a partial
+    /// file, renamed onto the dump path.
+    pub fn run_script(&self, files: &RunFiles) -> String {
         let mut command = String::from("pg_dump");
         match self.format {
             PgFormat::Plain => {
@@ -85,12 +79,7 @@ impl PostgresHook {
             command.push(' ');
             command.push_str(&quote(arg));
         }
-        s.push_str(&script::dump_body(
-            &self.dump.dump_file,
-            self.dump.compression,
-            &command,
-        ));
-        s
+        script::check_then_dump(files, &self.check(), &self.dump.dump_file, &command)
     }
 }
 
@@ -122,7 +111,7 @@ mod tests {
     fn password_is_exported_before_anything_runs() {
         let mut hook = example();
         hook.dump.password = "lit'pw".into();
-        let script = hook.dump_script(&files());
+        let script = hook.run_script(&files());
         let export = script.find("PGPASSWORD=").expect("exported");
         let dump = script.find("pg_dump --format").expect("dumps");
         assert!(export < dump);
@@ -131,7 +120,7 @@ mod tests {
 
     #[test]
     fn defaults_dump_plain_clean_if_exists_through_gzip() {
-        let script = example().dump_script(&files());
+        let script = example().run_script(&files());
         assert!(
             script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status")
         );
@@ -141,12 +130,25 @@ mod tests {
     }
 
     #[test]
+    fn the_run_script_checks_then_dumps_in_one_script_and_the_check_alone_writes_nothing() {
+        let run = example().run_script(&files());
+        let select = run.find("-c 'SELECT 1'").expect("checks the connection");
+        let gate = run.find("checked=yes").expect("passes the space gate");
+        let dump = run.find("pg_dump --format").expect("dumps");
+        assert!(select < gate && gate < dump, "{run}");
+        assert_eq!(run.matches("bns_compress() {").count(), 1, "one compressor");
+        let check = example().check_script(&files());
+        assert!(check.contains("checked=yes") && !check.contains("pg_dump --format"));
+        assert!(!check.contains(".partial"), "{check}");
+    }
+
+    #[test]
     fn custom_format_and_extra_args_are_quoted_words() {
         let mut hook = example();
         hook.format = PgFormat::Custom;
         hook.dump.compression = crate::vocab::hook::Compression::None;
         hook.dump.extra_args = vec!["--exclude-table=a b".into()];
-        let script = hook.dump_script(&files());
+        let script = hook.run_script(&files());
         assert!(script.contains("pg_dump --format=custom '--exclude-table=a b'"));
         assert!(!script.contains("--clean"));
     }

@@ -130,20 +130,82 @@ pub fn df_report(dir_expr: &str) -> String {
     format!("echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n")
 }
 
-/// The dump part shared by PostgreSQL and MySQL: `dump_command` (already quoted shell) is piped through the
-/// compressor into the partial file; its own exit status is carried out of the pipeline through a file because
-/// POSIX sh has no `pipefail`. Then: non-empty check on the *uncompressed* stream (a compressed empty stream is
-/// not zero bytes), fsync where the container's `sync` accepts a file, atomic rename, and the result lines. The
-/// tool's version is not asked again: the check that always runs first in the same container reported it (one
-/// process start less per run, about 0.1 s for Debian's wrapper scripts).
-pub fn dump_body(dump_path: &str, compression: Compression, dump_command: &str) -> String {
-    let (dir, _) = split_path(dump_path);
-    let mut s = compression.select();
-    let _ = writeln!(s, "bns_dump={}", quote(dump_path));
+/// The end of every dump hook's check: the dump directory `dir` exists, `df -P -k` of it is reported (as
+/// [`df_report`] does), and the script stops before anything is written unless the filesystem's Capacity is at
+/// most `threshold` percent: `space=over`, or `space=unreadable` when no Capacity could be read. The runner then
+/// judges the reported `df` itself ([`parse_df`]), so the error is the one a separate check would have given.
+/// The Capacity is read the way [`parse_df`] reads it: the first `NN%` word after the header line. Last comes
+/// `checked=yes`: whatever fails after it failed in the dump, not in the check.
+pub fn space_gate(dir: &str, threshold: u8) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "bns_dir={}", quote(dir));
     s.push_str(&format!(
         "if [ ! -d \"$bns_dir\" ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n"
     ));
+    s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
+    s.push_str(&format!(
+        "echo '{MARKER}df-begin'\nif [ -n \"$bns_df\" ]; then printf '%s\\n' \"$bns_df\"; fi\necho '{MARKER}df-end'\n"
+    ));
+    s.push_str(
+        r#"bns_nl='
+'
+case $bns_df in *"$bns_nl"*) bns_df=${bns_df#*"$bns_nl"} ;; *) bns_df= ;; esac
+bns_used=
+set -f
+for bns_w in $bns_df; do
+  case $bns_w in
+    *%) bns_n=${bns_w%\%}; case $bns_n in ''|*[!0-9]*) ;; *) bns_used=$bns_n; break ;; esac ;;
+  esac
+done
+set +f
+"#,
+    );
+    s.push_str(&format!(
+        "if [ -z \"$bns_used\" ]; then echo '{MARKER}space=unreadable'; exit 1; fi\n\
+         if [ \"$bns_used\" -gt {threshold} ]; then echo \"{MARKER}space=over\"; exit 1; fi\n\
+         echo '{MARKER}checked=yes'\n"
+    ));
+    s
+}
+
+/// The dry run's script of a dump hook: its `check` ([`space_gate`] last) and nothing else; nothing is written.
+pub fn check_only(files: &RunFiles, check: &str) -> String {
+    let mut s = prelude(files);
+    s.push_str(&cleanup_traps(&RunFiles {
+        partial: None,
+        ..files.clone()
+    }));
+    s.push_str(check);
+    // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+    s.push_str("exit 0\n");
+    s
+}
+
+/// A dump hook's script: its `check` ([`space_gate`] last), then the dump of `dump_command` into `dump_path`
+/// ([`dump_body`]), in one exec session.
+pub fn check_then_dump(
+    files: &RunFiles,
+    check: &str,
+    dump_path: &str,
+    dump_command: &str,
+) -> String {
+    let mut s = prelude(files);
+    s.push_str(&cleanup_traps(files));
+    s.push_str(check);
+    s.push_str(&dump_body(dump_path, dump_command));
+    s
+}
+
+/// The dump part shared by PostgreSQL and MySQL, after the hook's check (which selected the compressor and
+/// passed [`space_gate`], so `$bns_dir` is the dump's existing directory): `dump_command` (already quoted shell)
+/// is piped through the compressor into the partial file; its own exit status is carried out of the pipeline
+/// through a file because POSIX sh has no `pipefail`. Then: non-empty check on the *uncompressed* stream (a
+/// compressed empty stream is not zero bytes), fsync where the container's `sync` accepts a file, atomic rename,
+/// and the result lines with `df` after the dump. Check and dump run in one exec session: the tool's version, the
+/// previous dump and the free space are asked once, before the dump starts.
+pub fn dump_body(dump_path: &str, dump_command: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "bns_dump={}", quote(dump_path));
     let _ = writeln!(
         s,
         "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
@@ -251,11 +313,12 @@ fi
     s
 }
 
-/// What a generated script reported: its `KEY=VALUE` facts and its `df` block.
+/// What a generated script reported: its `KEY=VALUE` facts and its `df` blocks, in order (a dump hook's
+/// script reports one before the dump, in its check, and one after).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScriptOutput {
     pub facts: Vec<(String, String)>,
-    pub df: Option<String>,
+    pub df: Vec<String>,
 }
 
 impl ScriptOutput {
@@ -267,7 +330,7 @@ impl ScriptOutput {
             if let Some(rest) = line.strip_prefix(MARKER) {
                 match rest {
                     "df-begin" => df = Some(String::new()),
-                    "df-end" => out.df = df.take(),
+                    "df-end" => out.df.extend(df.take()),
                     _ => {
                         if let Some((key, value)) = rest.split_once('=') {
                             out.facts.push((key.to_string(), value.trim().to_string()));
@@ -404,12 +467,7 @@ mod tests {
             parsed.get("tool_version"),
             Some("pg_dump (PostgreSQL) 15.2")
         );
-        assert_eq!(
-            parse_df(parsed.df.as_deref().unwrap())
-                .unwrap()
-                .used_percent,
-            50
-        );
+        assert_eq!(parse_df(&parsed.df[0]).unwrap().used_percent, 50);
     }
 
     #[test]
