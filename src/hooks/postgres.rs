@@ -6,7 +6,7 @@
 //! an option nor a connection string, and no value ever needs to be in argv.
 
 use super::quote::{quote, quote_with_env};
-use super::script::{self, MARKER, RunFiles};
+use super::script::{self, DumpParts, DumpScripts, MARKER};
 use super::secret::Secret;
 pub use crate::vocab::hook::{PgFormat, PostgresHook};
 use std::fmt::Write as _;
@@ -37,49 +37,32 @@ impl PostgresHook {
         s.push_str("PGAPPNAME=backup-ns; export PGAPPNAME\n");
         s
     }
+}
 
-    /// The check every dump starts with: tools present, the compressor, `SELECT 1` works, the tool's version,
-    /// the previous dump, and the space gate on the dump directory ([`script::space_gate`]). Read-only.
-    fn check(&self) -> String {
-        let mut s = tool_check(&["psql", "pg_dump"]);
-        s.push_str(&self.dump.compression.select());
-        s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
-        s.push_str(&self.connection_env());
-        // The version is asked beside `SELECT 1` (one short line, written at once, so it never tears another):
-        // two process starts at the same time instead of one after the other.
-        s.push_str(&format!(
-            "echo \"{MARKER}tool_version=$(pg_dump --version 2>&1 | head -n 1)\" &\n\
-             bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1' </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
-             if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
-             echo '{MARKER}connected=yes'\n"
-        ));
-        s.push_str(&script::previous_dump_report(&self.dump.dump_file));
-        s.push_str("wait\n");
-        let (dir, _) = script::split_path(&self.dump.dump_file);
-        s.push_str(&script::space_gate(dir, self.dump.threshold));
-        s
-    }
-
-    /// Only the check (`--dry-run`): nothing is written.
-    pub fn check_script(&self, files: &RunFiles) -> String {
-        script::check_only(files, &self.check())
-    }
-
-    /// The check and then the dump, in one exec session: `pg_dump` piped through the compressor into a partial
-    /// file, renamed onto the dump path.
-    pub fn run_script(&self, files: &RunFiles) -> String {
-        let mut command = String::from("pg_dump");
+impl DumpScripts for PostgresHook {
+    /// The parts of its scripts: `psql` and `pg_dump` with libpq's environment.
+    fn parts(&self) -> DumpParts {
+        let mut setup = tool_check(&["psql", "pg_dump"]);
+        setup.push_str(&self.dump.compression.select());
+        setup.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
+        setup.push_str(&self.connection_env());
+        let mut dump_command = String::from("pg_dump");
         match self.format {
-            PgFormat::Plain => {
-                command.push_str(" --format=plain --clean --if-exists");
-            }
-            PgFormat::Custom => command.push_str(" --format=custom"),
+            PgFormat::Plain => dump_command.push_str(" --format=plain --clean --if-exists"),
+            PgFormat::Custom => dump_command.push_str(" --format=custom"),
         }
         for arg in &self.dump.extra_args {
-            command.push(' ');
-            command.push_str(&quote(arg));
+            dump_command.push(' ');
+            dump_command.push_str(&quote(arg));
         }
-        script::check_then_dump(files, &self.check(), &self.dump.dump_file, &command)
+        DumpParts {
+            setup,
+            select_one: "psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1'".into(),
+            version: "pg_dump --version".into(),
+            dump_command,
+            dump_path: self.dump.dump_file.clone(),
+            threshold: self.dump.threshold,
+        }
     }
 }
 
@@ -98,6 +81,7 @@ pub(crate) fn tool_check(tools: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::script::RunFiles;
 
     fn example() -> PostgresHook {
         PostgresHook::new("statefulset/db".parse().expect("a workload"))
@@ -127,19 +111,6 @@ mod tests {
         assert!(script.contains("| bns_compress > \"$bns_tmp\""));
         assert!(script.contains("bns_compress() { gzip -c; }"));
         assert!(script.contains("PGDATABASE=\"${POSTGRES_DB}\"; export PGDATABASE"));
-    }
-
-    #[test]
-    fn the_run_script_checks_then_dumps_in_one_script_and_the_check_alone_writes_nothing() {
-        let run = example().run_script(&files());
-        let select = run.find("-c 'SELECT 1'").expect("checks the connection");
-        let gate = run.find("checked=yes").expect("passes the space gate");
-        let dump = run.find("pg_dump --format").expect("dumps");
-        assert!(select < gate && gate < dump, "{run}");
-        assert_eq!(run.matches("bns_compress() {").count(), 1, "one compressor");
-        let check = example().check_script(&files());
-        assert!(check.contains("checked=yes") && !check.contains("pg_dump --format"));
-        assert!(!check.contains(".partial"), "{check}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::error::HookError;
 use super::exec::ExecCommand;
 use super::kill::kill;
 use super::report::{HookReport, TAIL_LIMIT, tail};
-use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
+use super::script::{self, DfUsage, DumpScripts, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
 use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
 use crate::vocab::hook::{HookAction, HookKind};
