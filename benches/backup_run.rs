@@ -10,7 +10,10 @@
 //! ratio run_wall / (dump_alone + CSI time to ready), goal ≤ 1.1. Prints figures; asserts only that every run
 //! succeeded.
 //!
-//! Knobs: `BENCH_ROWS`, `BENCH_ROUNDS` (default 5), `BENCH_CSI_MS`.
+//! Knobs: `BENCH_ROWS`, `BENCH_ROUNDS` (default 5), `BENCH_CSI_MS`, and `BENCH_LOG`: a `BACKUP_NS_LOG` filter
+//! (e.g. `backup_ns=debug,kube_client=debug`) for one more run after the measured rounds, whose timestamped log
+//! is printed: where a run's wall time goes, request by request; `BENCH_BIN`: the `backup-ns` binary to run instead
+//! of this build's (say, a copy built from another commit, to compare two builds under the same load).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -76,6 +79,8 @@ struct RunResult {
     wall: Duration,
     steps: Vec<(String, u64)>,
     requests: BTreeMap<(String, String), u64>,
+    /// The run's stderr: its log.
+    log: String,
 }
 
 fn main() {
@@ -146,10 +151,16 @@ fn main() {
         let size = std::fs::metadata(&out).map_or(0, |m| m.len());
         (wall, size)
     };
-    let run = || {
+    let binary =
+        std::env::var_os("BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_backup-ns").into());
+    println!(
+        "backup-ns binary: {}",
+        std::path::Path::new(&binary).display()
+    );
+    let run_logged = |log: Option<&str>| {
         sim.requests().reset();
-        let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
+        let mut command = Command::new(&binary);
+        command
             .args(["run"])
             .arg(&plan)
             .args(["--output", "json", "--kubeconfig"])
@@ -158,9 +169,12 @@ fn main() {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", tmp.path())
             .current_dir(tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("backup-ns run");
+            .stdin(Stdio::null());
+        if let Some(filter) = log {
+            command.env("BACKUP_NS_LOG", filter);
+        }
+        let started = Instant::now();
+        let out = command.output().expect("backup-ns run");
         let wall = started.elapsed();
         let requests = sim.requests().snapshot();
         assert!(
@@ -188,8 +202,10 @@ fn main() {
             wall,
             steps,
             requests,
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     };
+    let run = || run_logged(None);
 
     // Warm-up: the first pg_dump and the first exec pay for cold caches.
     dump_alone();
@@ -249,5 +265,14 @@ fn main() {
         if ratio <= 1.1 { "met" } else { "MISSED" },
         requests
     );
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        let traced = run_logged(Some(&filter));
+        println!(
+            "traced run ({filter}): {:.3}s, {} API requests; its log:\n{}",
+            traced.wall.as_secs_f64(),
+            traced.requests.values().sum::<u64>(),
+            traced.log
+        );
+    }
     runtime.block_on(sim.shutdown());
 }

@@ -82,11 +82,7 @@ async fn one_run(
     .expect("connects to kube-sim");
     let clock = Clock::system(chrono_tz::UTC);
     let engine = Engine {
-        cluster: Arc::new(EnginePort {
-            cluster: cluster.clone(),
-            clock,
-            delete_pause: Duration::ZERO,
-        }),
+        cluster: Arc::new(EnginePort::new(cluster.clone(), clock, Duration::ZERO)),
         exec: Arc::new(cluster.container_exec()),
         resolver: Arc::new(cluster.pod_resolver()),
         lock: Arc::new(FileLock::new(LockConfig {

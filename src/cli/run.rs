@@ -151,11 +151,11 @@ pub fn run(args: RunArgs) -> Exit {
         .map_err(|e| format!("cannot connect to the cluster: {e}"))?;
         let namespace = cluster.namespace().to_string();
         let engine = Engine {
-            cluster: Arc::new(EnginePort {
-                cluster: cluster.clone(),
+            cluster: Arc::new(EnginePort::new(
+                cluster.clone(),
                 clock,
-                delete_pause: Duration::from_secs(1),
-            }),
+                Duration::from_secs(1),
+            )),
             exec: Arc::new(cluster.container_exec()),
             resolver: Arc::new(cluster.pod_resolver()),
             lock: Arc::new(FileLock::new(LockConfig {

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a ready group's members are re-read until each target PVC has one.
@@ -36,6 +37,53 @@ pub struct EnginePort {
     pub clock: Clock,
     /// Pause between two retention deletions.
     pub delete_pause: Duration,
+    seen: Arc<Seen>,
+}
+
+/// What the run already read and would otherwise read again: each PVC as preflight found it bound (its
+/// reference for the run's Events), and each snapshot as it was created or last seen ready (the uid and
+/// annotations a guarded annotation patch is built on). An object not seen is read as before.
+#[derive(Debug, Default)]
+struct Seen {
+    pvcs: Mutex<BTreeMap<(String, String), PersistentVolumeClaim>>,
+    snapshots: Mutex<BTreeMap<(String, String), VolumeSnapshot>>,
+}
+
+impl Seen {
+    fn key(namespace: &str, name: &str) -> (String, String) {
+        (namespace.to_string(), name.to_string())
+    }
+
+    /// A poisoned lock only means a panic elsewhere; the map itself is whole (every change is one insert).
+    fn lock<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        map.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn pvc(&self, namespace: &str, name: &str) -> Option<PersistentVolumeClaim> {
+        Self::lock(&self.pvcs)
+            .get(&Self::key(namespace, name))
+            .cloned()
+    }
+
+    fn remember_pvc(&self, namespace: &str, name: &str, pvc: PersistentVolumeClaim) {
+        Self::lock(&self.pvcs).insert(Self::key(namespace, name), pvc);
+    }
+
+    fn snapshot(&self, namespace: &str, name: &str) -> Option<VolumeSnapshot> {
+        Self::lock(&self.snapshots)
+            .get(&Self::key(namespace, name))
+            .cloned()
+    }
+
+    fn remember_snapshot(&self, vs: VolumeSnapshot) {
+        let key = Self::key(vs.namespace(), vs.name());
+        Self::lock(&self.snapshots).insert(key, vs);
+    }
+
+    fn forget_snapshot(&self, namespace: &str, name: &str) {
+        Self::lock(&self.snapshots).remove(&Self::key(namespace, name));
+    }
 }
 
 fn port(e: ClusterError) -> PortError {
@@ -86,6 +134,16 @@ fn group_content_resource() -> ApiResource {
 }
 
 impl EnginePort {
+    /// The port for `cluster`, remembering nothing yet.
+    pub fn new(cluster: Cluster, clock: Clock, delete_pause: Duration) -> Self {
+        EnginePort {
+            cluster,
+            clock,
+            delete_pause,
+            seen: Arc::default(),
+        }
+    }
+
     /// The volume handles a PVC may appear under in a group content's `volumeSnapshotInfoList`: its PV's CSI
     /// volume handle, and (for simulators that have no PVs) the PVC's uid.
     async fn volume_handles(&self, ns: &str, pvc: &str) -> Result<BTreeSet<String>, PortError> {
@@ -265,7 +323,10 @@ impl ClusterPort for EnginePort {
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
             match self.cluster.require_bound_pvc(namespace, pvc).await {
-                Ok(_) => Ok(()),
+                Ok(found) => {
+                    self.seen.remember_pvc(namespace, pvc, found);
+                    Ok(())
+                }
                 Err(e @ ClusterError::Missing { .. }) => {
                     // A failed list (e.g. no `list` right) only costs the suggestion.
                     let names = self.cluster.pvc_names(namespace).await.unwrap_or_default();
@@ -351,7 +412,7 @@ impl ClusterPort for EnginePort {
                     annotations: request.annotations.clone(),
                 })
                 .await
-                .map(|_| ())
+                .map(|created| self.seen.remember_snapshot(created))
                 .map_err(port)
         })
     }
@@ -366,9 +427,13 @@ impl ClusterPort for EnginePort {
             self.cluster
                 .wait_snapshot_ready(namespace, name, timeout)
                 .await
-                .map(|vs| SnapshotTimes {
-                    object_created: vs.object_created(),
-                    cut: vs.cut(),
+                .map(|vs| {
+                    let times = SnapshotTimes {
+                        object_created: vs.object_created(),
+                        cut: vs.cut(),
+                    };
+                    self.seen.remember_snapshot(vs);
+                    times
                 })
                 .map_err(wait_error)
         })
@@ -381,12 +446,22 @@ impl ClusterPort for EnginePort {
         annotations: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
-            let current = current_snapshot(&self.cluster, namespace, name).await?;
-            self.cluster
-                .annotate_snapshot(&current, annotations)
-                .await
-                .map(|_| ())
-                .map_err(port)
+            // The patch is guarded by the uid; what it needs of the snapshot is that uid and whether it has
+            // annotations at all, which the create or the wait of this run already answered.
+            let current = match self.seen.snapshot(namespace, name) {
+                Some(seen) => seen,
+                None => current_snapshot(&self.cluster, namespace, name).await?,
+            };
+            match self.cluster.annotate_snapshot(&current, annotations).await {
+                Ok(patched) => {
+                    self.seen.remember_snapshot(patched);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.seen.forget_snapshot(namespace, name);
+                    Err(port(e))
+                }
+            }
         })
     }
 
@@ -396,6 +471,7 @@ impl ClusterPort for EnginePort {
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), PortError>> {
         Box::pin(async move {
+            self.seen.forget_snapshot(namespace, name);
             self.cluster
                 .delete_snapshot(namespace, name)
                 .await
@@ -519,17 +595,20 @@ impl ClusterPort for EnginePort {
         Box::pin(async move {
             let regarding = match &event.subject {
                 EventSubject::Pvc(name) => {
-                    let pvc = self
-                        .cluster
-                        .get_pvc(&event.namespace, name)
-                        .await
-                        .map_err(port)?
-                        .ok_or_else(|| {
-                            PortError::new(format!(
-                                "PVC {name} in namespace {} does not exist",
-                                event.namespace
-                            ))
-                        })?;
+                    let pvc = match self.seen.pvc(&event.namespace, name) {
+                        Some(pvc) => pvc,
+                        None => self
+                            .cluster
+                            .get_pvc(&event.namespace, name)
+                            .await
+                            .map_err(port)?
+                            .ok_or_else(|| {
+                                PortError::new(format!(
+                                    "PVC {name} in namespace {} does not exist",
+                                    event.namespace
+                                ))
+                            })?,
+                    };
                     pvc_reference(&pvc)
                 }
                 EventSubject::Pod(name) => pod_reference(&event.namespace, name, None),

@@ -14,7 +14,7 @@ use crate::plan::{Consistency, OnError, Plan, When};
 use crate::vocab::exec::{ContainerExec, PodResolver};
 use crate::vocab::lock::{HeldSlot, LockFailure, NodeLock};
 use crate::vocab::ports::{
-    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupSnapshotRequest,
+    ClusterPort, EngineEvent, EventSubject, ExistingSnapshot, GroupSnapshotRequest, PortError,
     SnapshotRequest, SnapshotTimes, WaitError,
 };
 use crate::vocab::workload::ContainerRef;
@@ -280,60 +280,58 @@ impl Engine {
         let (pre, post) = steps::hook_steps(plan);
         let ns = opts.namespace.as_str();
 
-        // Preflight: everything is checked and every problem reported at once.
+        // Preflight: everything is checked and every problem reported at once, in the plan's order. The reads
+        // are independent, so they go out together: the namespace beside the snapshot class, then (in a
+        // namespace that exists) every PVC beside every hook target.
         let started = Instant::now();
         let mut problems = Vec::new();
+        let (namespace, class) = tokio::join!(
+            self.cluster.check_namespace(ns),
+            self.cluster
+                .check_snapshot_class(plan.snapshot.class.as_deref())
+        );
         // Everything but a missing namespace is reported at once: a mistyped workload shows up together with a
         // missing PVC, not only after the PVC is fixed.
-        let namespace_ok = match self.cluster.check_namespace(ns).await {
-            Ok(_) => true,
+        let namespace_ok = match namespace {
+            Ok(()) => true,
             Err(e) => {
                 problems.push(e.message);
                 false
             }
         };
+        let mut resolved: BTreeMap<String, ContainerRef> = BTreeMap::new();
+        let mut hook_problems = Vec::new();
         if namespace_ok {
-            for pvc in &plan.targets {
-                if let Err(e) = self.cluster.check_pvc(ns, pvc).await {
-                    problems.push(e.message);
+            let pvcs = futures::future::join_all(
+                plan.targets
+                    .iter()
+                    .map(|pvc| self.cluster.check_pvc(ns, pvc)),
+            );
+            let targets = futures::future::join_all(
+                pre.iter()
+                    .chain(post.iter())
+                    .map(|step| self.preflight_target(ns, step)),
+            );
+            let (pvcs, targets) = tokio::join!(pvcs, targets);
+            problems.extend(pvcs.into_iter().filter_map(|r| r.err().map(|e| e.message)));
+            for (step, target) in pre.iter().chain(post.iter()).zip(targets) {
+                match target {
+                    Ok(Some(target)) => {
+                        resolved.insert(step.name.clone(), target);
+                    }
+                    Ok(None) => {}
+                    Err(e) => hook_problems.push(format!("hook {}: {e}", step.name)),
                 }
             }
         }
-        let class = match self
-            .cluster
-            .check_snapshot_class(plan.snapshot.class.as_deref())
-            .await
-        {
+        let class = match class {
             Ok(c) => c,
             Err(e) => {
                 problems.push(e.message);
                 String::new()
             }
         };
-        let mut resolved: BTreeMap<String, ContainerRef> = BTreeMap::new();
-        if namespace_ok {
-            for step in pre.iter().chain(post.iter()) {
-                match &step.action {
-                    StepAction::Container {
-                        workload,
-                        container,
-                        ..
-                    } => match self.resolver.resolve(ns, workload, container).await {
-                        Ok(target) => {
-                            resolved.insert(step.name.clone(), target);
-                        }
-                        Err(e) => problems.push(format!("hook {}: {e}", step.name)),
-                    },
-                    StepAction::Rhai { target, .. } => {
-                        if let Some((workload, container)) = target
-                            && let Err(e) = self.resolver.resolve(ns, workload, container).await
-                        {
-                            problems.push(format!("hook {}: {e}", step.name));
-                        }
-                    }
-                }
-            }
-        }
+        problems.extend(hook_problems);
         if !problems.is_empty() {
             let message = problems.join("; ");
             run.record("preflight", ns, StepOutcome::Failed, started, &*message);
@@ -352,31 +350,36 @@ impl Engine {
             ),
         );
 
-        // Pre-hooks. A `mode: hot` hook opens its session here and holds it across the snapshots.
+        // Pre-hooks. A `mode: hot` hook opens its session here and holds it across the snapshots. Meanwhile the
+        // namespace's snapshots are listed for the tier labels: the list does not depend on the hooks, and a dump
+        // takes far longer than a list (retention, after the snapshots, labels tiers from a fresh list anyway).
         let mut sessions: Vec<HotSession> = Vec::new();
-        for step in &pre {
-            if run.failed() {
-                run.record(
-                    &step.name,
-                    "",
-                    StepOutcome::Skipped,
-                    Instant::now(),
-                    "an earlier step failed",
-                );
-                continue;
+        let pre_hooks = async {
+            for step in &pre {
+                if run.failed() {
+                    run.record(
+                        &step.name,
+                        "",
+                        StepOutcome::Skipped,
+                        Instant::now(),
+                        "an earlier step failed",
+                    );
+                    continue;
+                }
+                if step.is_hot() && !opts.dry_run {
+                    sessions.extend(self.hot_begin(step, &resolved, cancel, run).await);
+                    continue;
+                }
+                self.hook(plan, opts, step, &resolved, cancel, true, run)
+                    .await;
             }
-            if step.is_hot() && !opts.dry_run {
-                sessions.extend(self.hot_begin(step, &resolved, cancel, run).await);
-                continue;
-            }
-            self.hook(plan, opts, step, &resolved, cancel, true, run)
-                .await;
-        }
+        };
+        let ((), existing) = tokio::join!(pre_hooks, self.cluster.snapshots_in(ns));
 
         // Snapshots and wait.
         let mut created: Vec<Created> = Vec::new();
         if !run.failed() {
-            self.snapshot_step(plan, opts, &class, cancel, run, &mut created)
+            self.snapshot_step(plan, opts, &class, existing, cancel, run, &mut created)
                 .await;
         } else {
             run.record(
@@ -469,6 +472,31 @@ impl Engine {
                         run.fail(FailureKind::StepFailed, &message);
                     }
                 }
+            }
+        }
+    }
+
+    /// The container a hook step runs in (`None` for a rhai hook, which only has its default target checked).
+    async fn preflight_target(
+        &self,
+        ns: &str,
+        step: &HookStep,
+    ) -> Result<Option<ContainerRef>, crate::vocab::exec::ResolveError> {
+        match &step.action {
+            StepAction::Container {
+                workload,
+                container,
+                ..
+            } => self
+                .resolver
+                .resolve(ns, workload, container)
+                .await
+                .map(Some),
+            StepAction::Rhai { target, .. } => {
+                if let Some((workload, container)) = target {
+                    self.resolver.resolve(ns, workload, container).await?;
+                }
+                Ok(None)
             }
         }
     }
@@ -702,12 +730,14 @@ impl Engine {
         self.remove_created(ns, created, "inconsistent", run).await;
     }
 
+    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(skip_all, fields(step = "snapshot", targets = %plan.targets.join(",")))]
     async fn snapshot_step(
         &self,
         plan: &Plan,
         opts: &RunOptions,
         class: &str,
+        existing: Result<Vec<ExistingSnapshot>, PortError>,
         cancel: &Cancel,
         run: &mut Run,
         created: &mut Vec<Created>,
@@ -719,7 +749,7 @@ impl Engine {
             steps::snapshot_annotations(plan, &run.report.hooks, opts.env_config.as_deref());
         // Labels come from each PVC's existing snapshots (first of the day/week/month gets the tier).
         // One list of the namespace serves every PVC of the plan.
-        let existing: Vec<ExistingSnapshot> = match self.cluster.snapshots_in(ns).await {
+        let existing: Vec<ExistingSnapshot> = match existing {
             Ok(list) => list,
             Err(e) => {
                 let targets = plan.targets.join(",");

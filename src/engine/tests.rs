@@ -392,9 +392,9 @@ async fn steps_run_in_order_lock_preflight_hooks_snapshots_wait_post_retention_e
             "namespace shop",
             "pvc data",
             "pvc files",
-            "exec PRE",
-            // One list of the namespace for both PVCs' tier labels.
+            // One list of the namespace for both PVCs' tier labels, sent beside the pre-hooks.
             "snapshots shop",
+            "exec PRE",
             "create data",
             "create files",
             "wait",

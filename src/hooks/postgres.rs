@@ -1,11 +1,12 @@
-//! PostgreSQL dump hook: the parameters and the generated check and dump scripts (pure; the runner executes them).
+//! PostgreSQL dump hook: the parameters and the generated scripts, the check alone (dry run) and the check with the
+//! dump (pure; the runner executes them).
 //!
 //! Connection settings travel as libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
 //! `PGPASSWORD`), never as options: a database name that starts with `-` or contains `=` can then neither become
 //! an option nor a connection string, and no value ever needs to be in argv.
 
 use super::quote::{quote, quote_with_env};
-use super::script::{self, MARKER, RunFiles};
+use super::script::{self, DumpParts, DumpScripts, MARKER};
 use super::secret::Secret;
 pub use crate::vocab::hook::{PgFormat, PostgresHook};
 use std::fmt::Write as _;
@@ -36,61 +37,32 @@ impl PostgresHook {
         s.push_str("PGAPPNAME=backup-ns; export PGAPPNAME\n");
         s
     }
+}
 
-    /// Read-only check: tools present, `SELECT 1` works, the previous dump, and `df` of the dump directory.
-    pub fn check_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(&RunFiles {
-            partial: None,
-            ..files.clone()
-        }));
-        s.push_str(&tool_check(&["psql", "pg_dump"]));
-        s.push_str(&self.dump.compression.select());
-        s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
-        s.push_str(&self.connection_env());
-        // The version is asked beside `SELECT 1` (one short line, written at once, so it never tears another):
-        // two process starts at the same time instead of one after the other.
-        s.push_str(&format!(
-            "echo \"{MARKER}tool_version=$(pg_dump --version 2>&1 | head -n 1)\" &\n\
-             bns_one=$(psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1' </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
-             if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
-             echo '{MARKER}connected=yes'\n"
-        ));
-        s.push_str(&script::previous_dump_report(&self.dump.dump_file));
-        let (dir, _) = script::split_path(&self.dump.dump_file);
-        s.push_str(&format!(
-            "if [ ! -d {dir} ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n",
-            dir = quote(dir)
-        ));
-        s.push_str(&script::df_report(&quote(dir)));
-        s.push_str("wait\n");
-        // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
-        s.push_str("exit 0\n");
-        s
-    }
-
-    /// The dump: `pg_dump` piped through the compressor into a partial file, renamed onto the dump path.
-    pub fn dump_script(&self, files: &RunFiles) -> String {
-        let mut s = script::prelude(files);
-        s.push_str(&script::cleanup_traps(files));
-        s.push_str(&self.connection_env());
-        let mut command = String::from("pg_dump");
+impl DumpScripts for PostgresHook {
+    /// The parts of its scripts: `psql` and `pg_dump` with libpq's environment.
+    fn parts(&self) -> DumpParts {
+        let mut setup = tool_check(&["psql", "pg_dump"]);
+        setup.push_str(&self.dump.compression.select());
+        setup.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
+        setup.push_str(&self.connection_env());
+        let mut dump_command = String::from("pg_dump");
         match self.format {
-            PgFormat::Plain => {
-                command.push_str(" --format=plain --clean --if-exists");
-            }
-            PgFormat::Custom => command.push_str(" --format=custom"),
+            PgFormat::Plain => dump_command.push_str(" --format=plain --clean --if-exists"),
+            PgFormat::Custom => dump_command.push_str(" --format=custom"),
         }
         for arg in &self.dump.extra_args {
-            command.push(' ');
-            command.push_str(&quote(arg));
+            dump_command.push(' ');
+            dump_command.push_str(&quote(arg));
         }
-        s.push_str(&script::dump_body(
-            &self.dump.dump_file,
-            self.dump.compression,
-            &command,
-        ));
-        s
+        DumpParts {
+            setup,
+            select_one: "psql -X -A -t -v ON_ERROR_STOP=1 -c 'SELECT 1'".into(),
+            version: "pg_dump --version".into(),
+            dump_command,
+            dump_path: self.dump.dump_file.clone(),
+            threshold: self.dump.threshold,
+        }
     }
 }
 
@@ -109,6 +81,7 @@ pub(crate) fn tool_check(tools: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::script::RunFiles;
 
     fn example() -> PostgresHook {
         PostgresHook::new("statefulset/db".parse().expect("a workload"))
@@ -122,7 +95,7 @@ mod tests {
     fn password_is_exported_before_anything_runs() {
         let mut hook = example();
         hook.dump.password = "lit'pw".into();
-        let script = hook.dump_script(&files());
+        let script = hook.run_script(&files());
         let export = script.find("PGPASSWORD=").expect("exported");
         let dump = script.find("pg_dump --format").expect("dumps");
         assert!(export < dump);
@@ -131,7 +104,7 @@ mod tests {
 
     #[test]
     fn defaults_dump_plain_clean_if_exists_through_gzip() {
-        let script = example().dump_script(&files());
+        let script = example().run_script(&files());
         assert!(
             script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status")
         );
@@ -146,7 +119,7 @@ mod tests {
         hook.format = PgFormat::Custom;
         hook.dump.compression = crate::vocab::hook::Compression::None;
         hook.dump.extra_args = vec!["--exclude-table=a b".into()];
-        let script = hook.dump_script(&files());
+        let script = hook.run_script(&files());
         assert!(script.contains("pg_dump --format=custom '--exclude-table=a b'"));
         assert!(!script.contains("--clean"));
     }

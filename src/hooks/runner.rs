@@ -6,7 +6,7 @@ use super::error::HookError;
 use super::exec::ExecCommand;
 use super::kill::kill;
 use super::report::{HookReport, TAIL_LIMIT, tail};
-use super::script::{self, DfUsage, RunFiles, ScriptOutput, parse_df};
+use super::script::{self, DfUsage, DumpScripts, RunFiles, ScriptOutput, parse_df};
 use super::secret::Secret;
 use crate::vocab::exec::{ContainerExec, ExecError, ExecRequest, ExecResult, Stdin, StdoutSink};
 use crate::vocab::hook::{HookAction, HookKind};
@@ -39,8 +39,8 @@ impl Work<'_> {
 }
 
 /// Runs the container hook `action` in `target` as `name` (the step name in logs and reports): for dumps, the
-/// check (tools, `SELECT 1`, free space vs threshold) and then the dump. The whole hook must finish within
-/// `timeout`. Rhai hooks do not run in one container; they are refused here (the sandbox runs them).
+/// check (tools, `SELECT 1`, free space vs threshold) and then the dump, in one exec session. The whole hook
+/// must finish within `timeout`. Rhai hooks do not run in one container; they are refused here (the sandbox runs them).
 pub async fn run(
     name: &str,
     action: &HookAction,
@@ -145,8 +145,8 @@ struct Runner<'a> {
 struct DumpPlan {
     dump_path: String,
     threshold_percent: u8,
-    check: String,
-    dump: String,
+    /// The check alone for a dry run, else the check followed by the dump: one exec session either way.
+    script: String,
 }
 
 impl<'a> Runner<'a> {
@@ -178,8 +178,11 @@ impl<'a> Runner<'a> {
                 let plan = DumpPlan {
                     dump_path: p.dump.dump_file.clone(),
                     threshold_percent: p.dump.threshold,
-                    check: p.check_script(&files),
-                    dump: p.dump_script(&files),
+                    script: if self.check_only {
+                        p.check_script(&files)
+                    } else {
+                        p.run_script(&files)
+                    },
                 };
                 self.dump_flow(plan, &files, &mut cancel).await
             }
@@ -188,8 +191,11 @@ impl<'a> Runner<'a> {
                 let plan = DumpPlan {
                     dump_path: m.dump.dump_file.clone(),
                     threshold_percent: m.dump.threshold,
-                    check: m.check_script(&files),
-                    dump: m.dump_script(&files),
+                    script: if self.check_only {
+                        m.check_script(&files)
+                    } else {
+                        m.run_script(&files)
+                    },
                 };
                 self.dump_flow(plan, &files, &mut cancel).await
             }
@@ -266,71 +272,52 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// One exec session: the check, and (unless this is a dry run) the dump. Everything the script reported
+    /// before `checked=yes` is judged as the check's, with the errors a separate check would give; what fails
+    /// after it failed in the dump.
     async fn dump_flow(
         &self,
-        plan: DumpPlan,
+        mut plan: DumpPlan,
         files: &RunFiles,
         cancel: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<HookReport, HookError> {
         let mut report = self.report();
         report.dump_path = Some(plan.dump_path.clone());
 
-        let checked = self.script(plan.check, files, cancel).await?;
-        let (stdout, stderr) = self.redacted(&checked);
+        let script = std::mem::take(&mut plan.script);
+        let result = self.script(script, files, cancel).await?;
+        let (stdout, stderr) = self.redacted(&result);
         let out = ScriptOutput::parse(&stdout);
-        if !checked.success() {
-            if let Some(tool) = out.get("missing_tool") {
-                return Err(HookError::ToolMissing {
-                    hook: self.name.to_string(),
-                    target: self.target.to_string(),
-                    tool: tool.to_string(),
-                });
-            }
-            return Err(HookError::CheckFailed {
-                hook: self.name.to_string(),
-                target: self.target.to_string(),
-                reason: out.get("error").map_or_else(
-                    || format!("exit status {}", checked.exit_code),
-                    str::to_string,
-                ),
-                stderr_tail: tail(&stderr, TAIL_LIMIT),
-            });
+        if out.get("checked") != Some("yes") {
+            return Err(self.check_failed(&plan, &result, &out, &stderr));
         }
-        let disk = self.disk(&out)?;
+        let disk = self.disk(out.df.first())?;
+        if disk.used_percent > plan.threshold_percent {
+            // The container's gate let it pass, but this reading of its `df` does not: this reading decides.
+            return Err(self.space_threshold(&plan, disk));
+        }
         report.previous_dump = out.get("previous_dump").map(str::to_string);
         report.compression = out.get("compression").map(str::to_string);
         report.warnings = out.all("warning");
         report.tool_version = out.get("tool_version").map(str::to_string);
         report.disk = Some(disk);
-        if disk.used_percent > plan.threshold_percent {
-            return Err(HookError::SpaceThreshold {
-                hook: self.name.to_string(),
-                target: self.target.to_string(),
-                dir: script::split_path(&plan.dump_path).0.to_string(),
-                used_percent: disk.used_percent,
-                threshold_percent: plan.threshold_percent,
-            });
-        }
+        report.exit_code = Some(result.exit_code);
+        report.stdout_tail = tail(&stdout, TAIL_LIMIT);
+        report.stderr_tail = tail(&stderr, TAIL_LIMIT);
         if self.check_only {
-            report.stdout_tail = tail(&stdout, TAIL_LIMIT);
-            report.stderr_tail = tail(&stderr, TAIL_LIMIT);
-            report.exit_code = Some(checked.exit_code);
             report.duration = self.start.elapsed();
             return Ok(report);
         }
 
-        let dumped = self.script(plan.dump, files, cancel).await?;
-        let (stdout, stderr) = self.redacted(&dumped);
-        let out = ScriptOutput::parse(&stdout);
-        if !dumped.success() {
+        if !result.success() {
             return Err(HookError::DumpFailed {
                 hook: self.name.to_string(),
                 target: self.target.to_string(),
                 reason: out.get("error").map_or_else(
-                    || format!("exit status {}", dumped.exit_code),
+                    || format!("exit status {}", result.exit_code),
                     str::to_string,
                 ),
-                exit_code: dumped.exit_code,
+                exit_code: result.exit_code,
                 stderr_tail: tail(&stderr, TAIL_LIMIT),
             });
         }
@@ -339,25 +326,67 @@ impl<'a> Runner<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| self.output_error("the dump script did not report the dump size"))?;
         report.dump_size = Some(size);
-        report.compression = out.get("compression").map(str::to_string);
-        report.warnings = out.all("warning");
-        report.tool_version = out
-            .get("tool_version")
-            .map(str::to_string)
-            .or(report.tool_version);
-        report.disk = Some(self.disk(&out)?);
-        report.exit_code = Some(dumped.exit_code);
-        report.stdout_tail = tail(&stdout, TAIL_LIMIT);
-        report.stderr_tail = tail(&stderr, TAIL_LIMIT);
+        // The `df` after the dump: what the dump left free.
+        report.disk = Some(self.disk(out.df.get(1))?);
         report.duration = self.start.elapsed();
         Ok(report)
     }
 
-    fn disk(&self, out: &ScriptOutput) -> Result<DfUsage, HookError> {
-        let df = out
-            .df
-            .as_deref()
-            .ok_or_else(|| self.output_error("no `df` output for the dump directory"))?;
+    /// Why the script stopped before its check passed: a missing tool, the space gate (judged here on the `df`
+    /// it reported, as [`parse_df`] reads it), or the check's own reason.
+    fn check_failed(
+        &self,
+        plan: &DumpPlan,
+        result: &ExecResult,
+        out: &ScriptOutput,
+        stderr: &str,
+    ) -> HookError {
+        if let Some(tool) = out.get("missing_tool") {
+            return HookError::ToolMissing {
+                hook: self.name.to_string(),
+                target: self.target.to_string(),
+                tool: tool.to_string(),
+            };
+        }
+        if let Some(gate) = out.get("space") {
+            return match self.disk(out.df.first()) {
+                Err(e) => e,
+                Ok(disk) if disk.used_percent > plan.threshold_percent => {
+                    self.space_threshold(plan, disk)
+                }
+                Ok(disk) => self.output_error(&format!(
+                    "the container's space check stopped the dump (space={gate}), but its `df` reads {}% \
+                     used, within the threshold of {}%",
+                    disk.used_percent, plan.threshold_percent
+                )),
+            };
+        }
+        if result.success() {
+            return self.output_error("the script ended without reporting its check");
+        }
+        HookError::CheckFailed {
+            hook: self.name.to_string(),
+            target: self.target.to_string(),
+            reason: out.get("error").map_or_else(
+                || format!("exit status {}", result.exit_code),
+                str::to_string,
+            ),
+            stderr_tail: tail(stderr, TAIL_LIMIT),
+        }
+    }
+
+    fn space_threshold(&self, plan: &DumpPlan, disk: DfUsage) -> HookError {
+        HookError::SpaceThreshold {
+            hook: self.name.to_string(),
+            target: self.target.to_string(),
+            dir: script::split_path(&plan.dump_path).0.to_string(),
+            used_percent: disk.used_percent,
+            threshold_percent: plan.threshold_percent,
+        }
+    }
+
+    fn disk(&self, df: Option<&String>) -> Result<DfUsage, HookError> {
+        let df = df.ok_or_else(|| self.output_error("no `df` output for the dump directory"))?;
         parse_df(df).map_err(|e| self.output_error(&e.to_string()))
     }
 

@@ -130,35 +130,172 @@ pub fn df_report(dir_expr: &str) -> String {
     format!("echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n")
 }
 
-/// The dump part shared by PostgreSQL and MySQL: `dump_command` (already quoted shell) is piped through the
-/// compressor into the partial file; its own exit status is carried out of the pipeline through a file because
-/// POSIX sh has no `pipefail`. Then: non-empty check on the *uncompressed* stream (a compressed empty stream is
-/// not zero bytes), fsync where the container's `sync` accepts a file, atomic rename, and the result lines. The
-/// tool's version is not asked again: the check that always runs first in the same container reported it (one
-/// process start less per run, about 0.1 s for Debian's wrapper scripts).
-pub fn dump_body(dump_path: &str, compression: Compression, dump_command: &str) -> String {
-    let (dir, _) = split_path(dump_path);
-    let mut s = compression.select();
-    let _ = writeln!(s, "bns_dump={}", quote(dump_path));
+/// The end of every dump hook's check: the dump directory `dir` exists, `df -P -k` of it is reported (as
+/// [`df_report`] does), and the script stops before anything is written unless the filesystem's Capacity is at
+/// most `threshold` percent: `space=over`, or `space=unreadable` when no Capacity could be read. The runner then
+/// judges the reported `df` itself ([`parse_df`]), so the error is the one a separate check would have given.
+/// The Capacity is read the way [`parse_df`] reads it: the first `NN%` word after the header line. Last comes
+/// `checked=yes`: whatever fails after it failed in the dump, not in the check.
+pub fn space_gate(dir: &str, threshold: u8) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "bns_dir={}", quote(dir));
     s.push_str(&format!(
         "if [ ! -d \"$bns_dir\" ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n"
     ));
+    s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
+    s.push_str(&format!(
+        "echo '{MARKER}df-begin'\nif [ -n \"$bns_df\" ]; then printf '%s\\n' \"$bns_df\"; fi\necho '{MARKER}df-end'\n"
+    ));
+    s.push_str(
+        r#"bns_nl='
+'
+case $bns_df in *"$bns_nl"*) bns_df=${bns_df#*"$bns_nl"} ;; *) bns_df= ;; esac
+bns_used=
+set -f
+for bns_w in $bns_df; do
+  case $bns_w in
+    *%) bns_n=${bns_w%\%}; case $bns_n in ''|*[!0-9]*) ;; *) bns_used=$bns_n; break ;; esac ;;
+  esac
+done
+set +f
+"#,
+    );
+    s.push_str(&format!(
+        "if [ -z \"$bns_used\" ]; then echo '{MARKER}space=unreadable'; exit 1; fi\n\
+         if [ \"$bns_used\" -gt {threshold} ]; then echo \"{MARKER}space=over\"; exit 1; fi\n\
+         echo '{MARKER}checked=yes'\n"
+    ));
+    s
+}
+
+/// What the shared assembly ([`check_only`], [`check_then_dump`]) needs of a dump hook's engine.
+pub struct DumpParts {
+    /// Everything before the connection is tried: tools, compressor (with its `compression=` line), connection
+    /// settings.
+    pub setup: String,
+    /// The client's `SELECT 1` (quoted shell; its stdout must be `1`).
+    pub select_one: String,
+    /// The dump tool's `--version` (quoted shell).
+    pub version: String,
+    /// The dump tool with its arguments (quoted shell).
+    pub dump_command: String,
+    pub dump_path: String,
+    pub threshold: u8,
+}
+
+impl DumpParts {
+    /// Setup, then the tool's version in the background (one short line, written at once, so it never tears
+    /// another): it costs no wait, and the script waits for it before it reports.
+    fn start(&self) -> String {
+        format!(
+            "{}echo \"{MARKER}tool_version=$({} 2>&1 | head -n 1)\" &\n",
+            self.setup, self.version
+        )
+    }
+
+    /// `SELECT 1`: `connected=yes`, or `error=` and exit 1.
+    fn select_one(&self) -> String {
+        format!(
+            "bns_one=$({} </dev/null) || {{ echo '{MARKER}error=SELECT 1 failed (connection or credentials)'; exit 1; }}\n\
+             if [ \"$bns_one\" != 1 ]; then echo '{MARKER}error=SELECT 1 returned something else'; exit 1; fi\n\
+             echo '{MARKER}connected=yes'\n",
+            self.select_one
+        )
+    }
+
+    /// The previous dump and the space gate, which ends the check.
+    fn previous_and_gate(&self) -> String {
+        let (dir, _) = split_path(&self.dump_path);
+        format!(
+            "{}{}",
+            previous_dump_report(&self.dump_path),
+            space_gate(dir, self.threshold)
+        )
+    }
+}
+
+/// A database hook that dumps: its two scripts, built from its [`DumpParts`].
+pub trait DumpScripts {
+    /// The engine's parts of the scripts.
+    fn parts(&self) -> DumpParts;
+
+    /// Only the check (`--dry-run`, [`check_only`]): tools, `SELECT 1`, the tool's version, the previous dump
+    /// and the space gate; nothing is written.
+    fn check_script(&self, files: &RunFiles) -> String {
+        check_only(files, &self.parts())
+    }
+
+    /// The check and then the dump, in one exec session ([`check_then_dump`]): the dump tool through the
+    /// compressor into a partial file, renamed onto the dump path.
+    fn run_script(&self, files: &RunFiles) -> String {
+        check_then_dump(files, &self.parts())
+    }
+}
+
+/// The dry run's script of a dump hook: the whole check, `SELECT 1` included; nothing is written.
+pub fn check_only(files: &RunFiles, parts: &DumpParts) -> String {
+    let mut s = prelude(files);
+    s.push_str(&cleanup_traps(&RunFiles {
+        partial: None,
+        ..files.clone()
+    }));
+    s.push_str(&parts.start());
+    s.push_str(&parts.select_one());
+    s.push_str(&parts.previous_and_gate());
+    s.push_str("wait\n");
+    // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
+    s.push_str("exit 0\n");
+    s
+}
+
+/// A dump hook's script, in one exec session: the check, then the dump ([`dump_body`]). The dump's own
+/// connection proves the connection, so `SELECT 1` runs only when the dump tool fails: the check is reopened
+/// (`checked=no`), and a failed `SELECT 1` ends the script as the check's failure (a connection or credentials
+/// problem, as a check before the dump would have said) while a passing one leaves the failure to the dump.
+pub fn check_then_dump(files: &RunFiles, parts: &DumpParts) -> String {
+    let mut s = prelude(files);
+    s.push_str(&cleanup_traps(files));
+    s.push_str(&parts.start());
+    s.push_str(&parts.previous_and_gate());
+    let diagnosis = format!(
+        "echo '{MARKER}checked=no'\n{}echo '{MARKER}checked=yes'\n",
+        parts.select_one()
+    );
+    s.push_str(&dump_body(
+        &parts.dump_path,
+        &parts.dump_command,
+        &diagnosis,
+    ));
+    s
+}
+
+/// The dump part shared by PostgreSQL and MySQL, after the hook's check (which selected the compressor and
+/// passed [`space_gate`], so `$bns_dir` is the dump's existing directory): `dump_command` (already quoted shell)
+/// is piped through the compressor into the partial file; its own exit status is carried out of the pipeline
+/// through a file because POSIX sh has no `pipefail`, and when it is not 0 `on_failure` runs first. Then:
+/// non-empty check on the *uncompressed* stream (a compressed empty stream is not zero bytes) while the partial
+/// file is fsynced where the container's `sync` accepts a file, atomic rename, and the result lines with `df`
+/// after the dump.
+pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "bns_dump={}", quote(dump_path));
     let _ = writeln!(
         s,
         "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
     );
     s.push_str("read -r bns_status < \"$bns_rc\"\n");
     s.push_str(&format!(
-        "if [ \"$bns_status\" != 0 ]; then echo \"{MARKER}error=dump tool exited with status $bns_status\"; exit 1; fi\n"
+        "if [ \"$bns_status\" != 0 ]; then\n{on_failure}echo \"{MARKER}error=dump tool exited with status $bns_status\"; exit 1\nfi\n"
     ));
+    s.push_str("sync \"$bns_tmp\" 2>/dev/null &\n");
     s.push_str(
         "bns_first=$(bns_decompress < \"$bns_tmp\" | dd bs=1 count=1 2>/dev/null | wc -c)\n",
     );
     s.push_str(&format!(
         "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
     ));
-    s.push_str("sync \"$bns_tmp\" 2>/dev/null || true\n");
+    // The fsync (and the version asked at the start) must be done before the rename.
+    s.push_str("wait\n");
     s.push_str("mv -f \"$bns_tmp\" \"$bns_dump\"\n");
     s.push_str("sync \"$bns_dir\" 2>/dev/null || true\n");
     s.push_str(&format!("echo \"{MARKER}size=$(wc -c < \"$bns_dump\")\"\n"));
@@ -251,11 +388,12 @@ fi
     s
 }
 
-/// What a generated script reported: its `KEY=VALUE` facts and its `df` block.
+/// What a generated script reported: its `KEY=VALUE` facts and its `df` blocks, in order (a dump hook's
+/// script reports one before the dump, in its check, and one after).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScriptOutput {
     pub facts: Vec<(String, String)>,
-    pub df: Option<String>,
+    pub df: Vec<String>,
 }
 
 impl ScriptOutput {
@@ -267,7 +405,7 @@ impl ScriptOutput {
             if let Some(rest) = line.strip_prefix(MARKER) {
                 match rest {
                     "df-begin" => df = Some(String::new()),
-                    "df-end" => out.df = df.take(),
+                    "df-end" => out.df.extend(df.take()),
                     _ => {
                         if let Some((key, value)) = rest.split_once('=') {
                             out.facts.push((key.to_string(), value.trim().to_string()));
@@ -404,12 +542,48 @@ mod tests {
             parsed.get("tool_version"),
             Some("pg_dump (PostgreSQL) 15.2")
         );
-        assert_eq!(
-            parse_df(parsed.df.as_deref().unwrap())
-                .unwrap()
-                .used_percent,
-            50
-        );
+        assert_eq!(parse_df(&parsed.df[0]).unwrap().used_percent, 50);
+    }
+
+    #[test]
+    fn a_run_script_gates_then_dumps_and_asks_select_1_only_when_the_dump_fails() {
+        use crate::vocab::hook::{MysqlHook, PostgresHook};
+        let workload = || "statefulset/db".parse().expect("a workload");
+        let files = RunFiles::for_dump("/d/x.gz", "t");
+        let engines: [(&dyn DumpScripts, &str, &str); 2] = [
+            (
+                &PostgresHook::new(workload()),
+                "pg_dump --format",
+                "-c 'SELECT 1'",
+            ),
+            (
+                &MysqlHook::new(workload()),
+                "--single-transaction",
+                "--execute='SELECT 1'",
+            ),
+        ];
+        for (hook, dump, select_one) in engines {
+            let run = hook.run_script(&files);
+            let at = |needle: &str| {
+                run.find(needle)
+                    .unwrap_or_else(|| panic!("{needle}: {run}"))
+            };
+            let (gate, dumps) = (at("checked=yes"), at(dump));
+            let (failed, select) = (at("if [ \"$bns_status\" != 0 ]"), at(select_one));
+            assert!(gate < dumps && dumps < failed && failed < select, "{run}");
+            assert_eq!(run.matches(select_one).count(), 1, "{run}");
+            let compressors = |script: &str| script.matches("bns_compress() {").count();
+            let check = hook.check_script(&files);
+            assert_eq!(compressors(&run), compressors(&check), "{run}");
+            let select = check
+                .find(select_one)
+                .expect("the dry run tries the connection");
+            assert!(select < check.find("checked=yes").expect("gate"), "{check}");
+            assert!(
+                !check.contains(dump) && !check.contains(".partial"),
+                "{check}"
+            );
+        }
     }
 
     #[test]

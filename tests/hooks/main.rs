@@ -10,8 +10,11 @@ mod mariadb;
 mod postgres;
 mod rhai;
 
+use backup_ns::hooks::{self, HookError};
+use backup_ns::vocab::hook::HookAction;
 use backup_ns::vocab::workload::ContainerRef;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The "container" every local exec pretends to run in.
 pub fn target() -> ContainerRef {
@@ -88,4 +91,29 @@ pub fn assert_scripts_only_on_stdin(records: &[support::local_exec::ExecRecord],
         assert_eq!(record.argv, ["sh", "-s"], "argv must never carry a script");
         assert!(!record.argv.concat().contains(secret));
     }
+}
+
+/// Runs the dump hook `action`, whose `threshold` is 0 and whose dump goes into `dumps`: it fails on the space
+/// threshold (df rounds Capacity up, so any filesystem holding data reports at least 1%) in its one exec session,
+/// before anything is written.
+pub async fn assert_threshold_trips_before_dumping(action: &HookAction, dumps: &Path) {
+    let exec = support::local_exec::LocalExec::new();
+    let err = hooks::run("db", action, &exec, &target(), Duration::from_secs(60))
+        .await
+        .expect_err("threshold trips");
+    assert!(
+        matches!(&err, HookError::SpaceThreshold { used_percent, threshold_percent: 0, dir, .. }
+            if *used_percent >= 1 && Path::new(dir) == dumps),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("above the threshold of 0%"),
+        "{err}"
+    );
+    assert_eq!(
+        exec.records().len(),
+        1,
+        "one exec session, stopped by its check"
+    );
+    assert!(listing(dumps).is_empty(), "the dump never started");
 }

@@ -2,7 +2,10 @@
 
 use crate::support::local_exec::LocalExec;
 use crate::support::mariadb::Mariadb;
-use crate::{assert_scripts_only_on_stdin, decompress, listing, target};
+use crate::{
+    assert_scripts_only_on_stdin, assert_threshold_trips_before_dumping, decompress, listing,
+    target,
+};
 use backup_ns::hooks::{self, HookError};
 use backup_ns::vocab::hook::{Compression, HookAction, MysqlHook};
 use std::time::Duration;
@@ -77,6 +80,11 @@ async fn mariadb_dump_restores_into_an_empty_database_with_identical_rows() {
     assert!(db.sql("shop", CHECKSUM).starts_with("3000:"));
 
     let records = exec.records();
+    assert_eq!(
+        records.len(),
+        1,
+        "the check and the dump share one exec session"
+    );
     assert_scripts_only_on_stdin(&records, &db.password);
     for record in &records {
         assert!(!String::from_utf8_lossy(&record.stdin).contains(&db.password));
@@ -108,7 +116,11 @@ async fn mariadb_wrong_password_fails_and_never_shows_the_password() {
     assert!(shown.contains("Access denied"), "{shown}");
     assert!(!shown.contains(wrong), "{shown}");
     assert_scripts_only_on_stdin(&exec.records(), wrong);
-    assert_eq!(exec.records().len(), 1, "no dump after a failed check");
+    assert_eq!(
+        exec.records().len(),
+        1,
+        "one exec session, stopped by its check"
+    );
     assert!(listing(dumps.path()).is_empty());
 }
 
@@ -147,4 +159,16 @@ async fn mariadb_injection_attempt_is_dumped_literally() {
         listing(work.path()).is_empty(),
         "nothing was created in the working directory"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_space_threshold_exceeded_fails_before_dumping() {
+    let db = Mariadb::start();
+    let dumps = tempfile::tempdir().unwrap();
+    let mut params = hook(&db, dumps.path().join("dump.sql.gz").to_str().unwrap());
+    params.dump.user = db.user.clone();
+    params.dump.password = db.password.clone();
+    params.dump.database = "mysql".into();
+    params.dump.threshold = 0;
+    assert_threshold_trips_before_dumping(&named(params), dumps.path()).await;
 }

@@ -3,7 +3,8 @@
 use crate::support::local_exec::LocalExec;
 use crate::support::postgres::Postgres;
 use crate::{
-    assert_scripts_only_on_stdin, decompress, fake_tool, listing, process_is_gone, read_pid, target,
+    assert_scripts_only_on_stdin, assert_threshold_trips_before_dumping, decompress, fake_tool,
+    listing, process_is_gone, read_pid, target,
 };
 use backup_ns::hooks::{self, HookError};
 use backup_ns::vocab::hook::{Compression, HookAction, PostgresHook};
@@ -131,7 +132,11 @@ async fn postgres_wrong_password_fails_and_never_shows_the_password() {
     assert!(shown.contains("password authentication failed"), "{shown}");
     assert!(!shown.contains(wrong), "{shown}");
     assert_scripts_only_on_stdin(&exec.records(), wrong);
-    assert_eq!(exec.records().len(), 1, "no dump after a failed check");
+    assert_eq!(
+        exec.records().len(),
+        1,
+        "one exec session, stopped by its check"
+    );
     assert!(listing(dumps.path()).is_empty());
 
     // The same through the container's env.
@@ -198,41 +203,83 @@ async fn postgres_injection_attempt_is_dumped_literally() {
 async fn postgres_space_threshold_exceeded_fails_before_dumping() {
     let pg = Postgres::start();
     let dumps = tempfile::tempdir().unwrap();
-    let dump_path = dumps.path().join("dump.sql.gz");
-    let exec = LocalExec::new();
-    // df rounds Capacity up, so any filesystem holding data reports at least 1%.
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    let mut params = hook(&pg, dumps.path().join("dump.sql.gz").to_str().unwrap());
     params.dump.user = pg.user.clone();
     params.dump.password = pg.password.clone();
     params.dump.database = "postgres".into();
     params.dump.threshold = 0;
-    let err = hooks::run(
-        "pg",
-        &named(params),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect_err("threshold trips");
-    match &err {
-        HookError::SpaceThreshold {
-            used_percent,
-            threshold_percent: 0,
-            dir,
-            ..
-        } => {
-            assert!(*used_percent >= 1);
-            assert_eq!(dir, dumps.path().to_str().unwrap());
+    assert_threshold_trips_before_dumping(&named(params), dumps.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_space_gate_reads_df_as_the_runner_does_and_stops_before_the_dump() {
+    let pg = Postgres::start();
+    let dumps = tempfile::tempdir().unwrap();
+    let dump_path = dumps.path().join("dump.sql.gz");
+    let mut params = hook(&pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = "postgres".into();
+    params.dump.threshold = 90;
+    let header = "Filesystem 1024-blocks Used Available Capacity Mounted on";
+    // A long filesystem name on a line of its own, spaces in the mount point (as `parse_df` reads them).
+    let wrapped = |pct: u8| {
+        format!(
+            "cat <<'EOF'\n{header}\nmy volume:/exports/a very long name\n   100 {pct} {} {pct}% /mnt/my data\nEOF",
+            100 - pct
+        )
+    };
+    for (df, expected) in [
+        (wrapped(95), Err("above the threshold of 90%")),
+        (wrapped(90), Ok(90)),
+        (
+            "echo 'df: cannot read the mount table' >&2; exit 1".to_string(),
+            Err("unexpected `df -P` output: no output"),
+        ),
+        (
+            format!("echo '{header}'; echo 'x 1 2 3 n/a /'"),
+            Err("unexpected `df -P` output: no capacity column"),
+        ),
+    ] {
+        let fakes = tempfile::tempdir().unwrap();
+        fake_tool(fakes.path(), "df", &df);
+        let exec = LocalExec::new().path_prepend(fakes.path());
+        let outcome = hooks::run(
+            "pg",
+            &named(params.clone()),
+            &exec,
+            &target(),
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(exec.records().len(), 1, "{df}: one exec session");
+        match (outcome, expected) {
+            (Ok(report), Ok(used)) => {
+                assert_eq!(report.disk.map(|d| d.used_percent), Some(used), "{df}");
+                assert!(report.dump_size.unwrap() > 0, "{df}");
+                assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "{df}");
+                std::fs::remove_file(&dump_path).unwrap();
+            }
+            (Err(err), Err(message)) => {
+                assert!(err.to_string().contains(message), "{df}: {err}");
+                assert!(
+                    matches!(
+                        err,
+                        HookError::SpaceThreshold {
+                            used_percent: 95,
+                            ..
+                        } | HookError::Output { .. }
+                    ),
+                    "{df}: {err:?}"
+                );
+                assert!(
+                    listing(dumps.path()).is_empty(),
+                    "{df}: the dump never started"
+                );
+            }
+            (outcome, expected) => panic!("{df}: expected {expected:?}, got {outcome:?}"),
         }
-        other => panic!("expected SpaceThreshold, got {other:?}"),
     }
-    assert!(
-        err.to_string().contains("above the threshold of 0%"),
-        "{err}"
-    );
-    assert_eq!(exec.records().len(), 1, "the dump never started");
-    assert!(listing(dumps.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,8 +333,8 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
         "the previous dump is untouched"
     );
     let records = exec.records();
-    assert_eq!(records.len(), 3, "check, dump, kill");
-    assert!(String::from_utf8_lossy(&records[2].stdin).contains("kill -TERM"));
+    assert_eq!(records.len(), 2, "the check with the dump, then the kill");
+    assert!(String::from_utf8_lossy(&records[1].stdin).contains("kill -TERM"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

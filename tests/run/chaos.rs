@@ -351,7 +351,8 @@ fn draw_faults(rng: &mut rand::rngs::StdRng, ns: &str) -> DayFaults {
     let mut faults = Vec::new();
     let mut what = Vec::new();
     if rng.random_range(0..100) < 6 {
-        // The hook's execs: probe, dump, then the runner's own; any of them may lose its stream.
+        // The hook's execs: the check with the dump, then the runner's kill after a lost stream; any of them may
+        // lose its stream (a third is drawn too, and on a day with no third exec its fault never fires).
         let nth = rng.random_range(1..=3);
         let after = Duration::from_millis(rng.random_range(5..120));
         faults.push(Fault::exec_drop(Some(ns), nth, after));
