@@ -207,6 +207,11 @@ pub struct DeleteOutcome {
     pub already_gone: bool,
 }
 
+/// How often [`Cluster::delete_listed_snapshot`] reads a snapshot that is still as listed after a 409 and deletes
+/// it under the fresh resourceVersion: the real snapshot controller may write it more than once right after its
+/// content is switched to `Delete`.
+const DELETE_REREADS: usize = 3;
+
 /// How [`Cluster::delete_listed_snapshot`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListedDelete {
@@ -1087,25 +1092,33 @@ impl Cluster {
     /// a retry happened during the call is that 409 ambiguous, and only then one read tells them apart: a
     /// snapshot that is gone or terminating with the same uid was deleted by this call.
     ///
-    /// A 409 without a retry is read once too: the real snapshot controller writes the snapshot itself when
-    /// retention switches its content to `Delete` (it adds its `volumesnapshot-bound-protection` finalizer), which
-    /// moves the resourceVersion within milliseconds. A snapshot whose uid and labels are still as listed was not
-    /// pinned or relabelled, so it is deleted under the fresh resourceVersion, once; anything else is left alone.
+    /// A 409 without a retry is read too: the real snapshot controller writes the snapshot itself when
+    /// retention switches its content to `Delete` (its `volumesnapshot-bound-protection` finalizer, then its
+    /// status), which moves the resourceVersion within milliseconds, sometimes twice. A snapshot whose uid and
+    /// labels are still as listed was not pinned or relabelled, so it is deleted under the fresh resourceVersion;
+    /// a delete that meets yet another such write reads again, at most [`DELETE_REREADS`] times in all. Anything
+    /// else is left alone.
     pub async fn delete_listed_snapshot(&self, vs: &ListedVolumeSnapshot) -> Result<ListedDelete> {
         match self.delete_as_read(vs).await? {
             ListedDelete::Changed => {}
             done => return Ok(done),
         }
-        match self.get_snapshot(&vs.namespace, vs.name()).await? {
-            None => Ok(ListedDelete::AlreadyGone),
-            Some(now) if as_listed(&now, vs) => {
-                self.delete_as_read(
-                    &vs.at_resource_version(now.metadata.resource_version.as_deref()),
-                )
-                .await
+        for _ in 0..DELETE_REREADS {
+            let Some(now) = self.get_snapshot(&vs.namespace, vs.name()).await? else {
+                return Ok(ListedDelete::AlreadyGone);
+            };
+            if !as_listed(&now, vs) {
+                return Ok(ListedDelete::Changed);
             }
-            Some(_) => Ok(ListedDelete::Changed),
+            match self
+                .delete_as_read(&vs.at_resource_version(now.metadata.resource_version.as_deref()))
+                .await?
+            {
+                ListedDelete::Changed => {}
+                done => return Ok(done),
+            }
         }
+        Ok(ListedDelete::Changed)
     }
 
     /// One read of `vs`: `Some(true)` when it is still as listed (same uid and labels, not being deleted), so it

@@ -400,3 +400,30 @@ async fn a_conflict_on_an_object_still_as_listed_costs_one_read_and_the_change_g
         r.snapshot()
     );
 }
+
+/// The real snapshot controller writes a snapshot right after retention switches its content to `Delete` (a
+/// finalizer, then its status), so the delete under the listed resourceVersion may meet 409 more than once. A
+/// snapshot still as listed is read and deleted again each time, up to three reads, and goes that night.
+#[tokio::test]
+async fn a_delete_that_meets_the_snapshot_controllers_writes_reads_again_and_goes_through() {
+    let env = start().await;
+    seed(&env);
+    let expected = expected_survivors(&env);
+    // The first delete and the next two (both after a read) meet a conflict; the fourth goes through.
+    env.sim
+        .faults()
+        .add(Fault::nth("delete", "volumesnapshots", 1, FaultAction::Conflict).times(3));
+    let opts = ApplyOptions {
+        concurrency: 1,
+        ..options(Scope::Namespace(NS.into()), Options::default())
+    };
+    env.sim.requests().reset();
+    let report = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
+    assert_eq!(env.sim.faults().fired(), [3]);
+    assert_eq!(report.counts.failed, 0, "{}", report.render_text());
+    assert_eq!(report.counts.deferred, 0, "{}", report.render_text());
+    let present: BTreeSet<String> = names(&env.sim, NS).into_iter().collect();
+    assert_eq!(present, expected);
+    let r = env.sim.requests();
+    assert_eq!(r.count("get", "volumesnapshots"), 3, "{:?}", r.snapshot());
+}
