@@ -686,7 +686,26 @@ impl Scenario {
             .into_iter()
             .any(|(name, deleting)| name == due && !deleting);
         if kept {
-            return Err(format!("the due snapshot {due} was not deleted"));
+            // What the pass made of it: its outcome and its decision in the plan.
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let mentions = |v: &Value| v.to_string().contains(&format!("\"{due}\""));
+            let said: Vec<String> = ["outcomes", "plan"]
+                .iter()
+                .flat_map(|k| match &report["retention"][k] {
+                    Value::Array(items) => items.iter().filter(|i| mentions(i)).cloned().collect(),
+                    Value::Object(map) => map
+                        .values()
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .filter(|i| mentions(i))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .map(|v| v.to_string())
+                .collect();
+            return Err(format!(
+                "the due snapshot {due} was not deleted: {}",
+                said.join(" | ")
+            ));
         }
         let policy = cluster.kubectl_output(
             &[
@@ -877,37 +896,49 @@ fn deploy_app(cluster: &RealCluster, pg: &Postgres, dir: &Path) -> PathBuf {
 }
 
 /// `count` snapshots of `SEEDED`'s claim, retained by days with a delete-after far ahead, once ready: the
-/// controller's nights make one due each. Returns (snapshot, content) pairs.
+/// controller's nights make one due each. Then one more, a second later, that is never made due: retention keeps
+/// the newest ready backup of a PVC whatever its labels say, so none of the others may be the newest. Returns the
+/// (snapshot, content) pairs of the first `count`.
 fn seed(cluster: &RealCluster, count: usize) -> Vec<(String, String)> {
     cluster.namespace_with_claims(SEEDED, &["data"]);
-    let manifest: String = (0..count)
-        .map(|i| {
-            format!(
-                "---\napiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: seeded-{i}\n  \
-                 namespace: {SEEDED}\n  labels: {{backup-ns.sh/retain: days, backup-ns.sh/pvc: data, \
-                 backup-ns.sh/delete-after: \"2999-01-01\"}}\nspec:\n  source: {{persistentVolumeClaimName: data}}\n"
-            )
+    let snapshot = |name: &str| {
+        format!(
+            "---\napiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: {name}\n  \
+             namespace: {SEEDED}\n  labels: {{backup-ns.sh/retain: days, backup-ns.sh/pvc: data, \
+             backup-ns.sh/delete-after: \"2999-01-01\"}}\nspec:\n  source: {{persistentVolumeClaimName: data}}\n"
+        )
+    };
+    let ready = |want: usize| {
+        eventually(&format!("{want} seeded snapshots ready"), || {
+            let items = cluster.get_json(&["-n", SEEDED, "volumesnapshots"])["items"].clone();
+            let pairs: Vec<(String, String)> = items
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["status"]["readyToUse"] == true)
+                .filter_map(|s| {
+                    Some((
+                        s["metadata"]["name"].as_str()?.to_owned(),
+                        s["status"]["boundVolumeSnapshotContentName"]
+                            .as_str()?
+                            .to_owned(),
+                    ))
+                })
+                .collect();
+            (pairs.len() == want).then_some(pairs)
         })
-        .collect();
-    cluster.apply(&manifest);
-    eventually(&format!("{count} seeded snapshots ready"), || {
-        let items = cluster.get_json(&["-n", SEEDED, "volumesnapshots"])["items"].clone();
-        let pairs: Vec<(String, String)> = items
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["status"]["readyToUse"] == true)
-            .filter_map(|s| {
-                Some((
-                    s["metadata"]["name"].as_str()?.to_owned(),
-                    s["status"]["boundVolumeSnapshotContentName"]
-                        .as_str()?
-                        .to_owned(),
-                ))
-            })
-            .collect();
-        (pairs.len() == count).then_some(pairs)
-    })
+    };
+    cluster.apply(
+        &(0..count)
+            .map(|i| snapshot(&format!("seeded-{i}")))
+            .collect::<String>(),
+    );
+    let seeds = ready(count);
+    // Kubernetes timestamps have whole seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    cluster.apply(&snapshot("seeded-newest"));
+    ready(count + 1);
+    seeds
 }
 
 #[test]
