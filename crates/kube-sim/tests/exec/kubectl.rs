@@ -235,7 +235,7 @@ rules:
   verbs: [get]
 - apiGroups: [""]
   resources: [pods/exec]
-  verbs: [create]
+  verbs: [get, create]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -244,6 +244,7 @@ rules:
 - apiGroups: [""]
   resources: [pods]
   verbs: [get]
+- {apiGroups: [""], resources: [pods/exec], verbs: [create]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -258,8 +259,10 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}
 subjects: [{kind: ServiceAccount, name: viewer, namespace: app}]
 "#;
 
+/// A WebSocket exec is authorized as `get` and as `create` on pods/exec, as the real 1.36 apiserver does
+/// (tests/real_cluster/rbac_mutants.rs found it): `create` alone is refused.
 #[tokio::test]
-async fn under_rbac_exec_needs_create_on_pods_exec() {
+async fn under_rbac_exec_needs_get_and_create_on_pods_exec() {
     let sim = crate::cluster::sim_with_pod_rbac(true).await;
     sim.apply_yaml(EXEC_ROLES).expect("roles apply");
     let backup = sim.token_for("app", "backup");
@@ -289,7 +292,7 @@ async fn under_rbac_exec_needs_create_on_pods_exec() {
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains(
-            "User \"system:serviceaccount:app:viewer\" cannot create resource \"pods/exec\" in API group \"\" in the namespace \"app\""
+            "User \"system:serviceaccount:app:viewer\" cannot get resource \"pods/exec\" in API group \"\" in the namespace \"app\""
         ),
         "{}",
         text(&refused.stderr)
