@@ -116,7 +116,7 @@ pub struct Mutant {
     pub doc: serde_json::Value,
 }
 
-fn as_strs(v: &serde_json::Value) -> Vec<String> {
+pub fn as_strs(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -160,3 +160,233 @@ pub fn mutants_of(role: &serde_json::Value) -> Vec<Mutant> {
     }
     out
 }
+
+/// The shipped roles as the mutation tests name them.
+pub const TENANT_ROLE: &str = "Role/backup-ns";
+pub const CONTROLLER: &str = "ClusterRole/backup-ns-controller";
+pub const CLUSTER_READ: &str = "ClusterRole/backup-ns-cluster-read";
+
+/// Why a grant that no night needs stays, for the mutation tests' survivor lists.
+pub const GROUP: &str = "`snapshot.consistency: group` only (a VolumeGroupSnapshot of several PVCs, see the header of \
+                     deploy/static/backup-ns.yaml); the nightly plan snapshots one PVC";
+pub const PVC_PATCH: &str = "`snapshot.consistency: group` only: the target PVCs get the `backup-ns.sh/group` label the \
+                         group's selector uses; the nightly plan snapshots one PVC";
+pub const STATEFULSETS: &str = "hooks that target `statefulset/NAME` (the kustomize example overlay's MariaDB, run in \
+                            installs.rs); the nightly plan's hook targets a Deployment";
+pub const WORKLOAD_LIST: &str = "the resolver gets the workload and lists its pods, so no night needs it; it stays because \
+                             the RBAC model (rbac_model.rs TENANT_ALLOWED) that the real-cluster tests hold a real API \
+                             server to declares it";
+pub const WAIT_WATCH: &str = "waiting for readyToUse: the wait lists the snapshot first and watches only while it is not ready; \
+                    kube-sim's snapshots are ready before the run waits, a real CSI driver's are not";
+pub const TENANT_EVENTS: &str = "backup-ns writes each events.k8s.io/v1 Event once (no series, no core/v1 writes); the \
+                             core group and `patch` stay for Event recorders that write core/v1 or patch a series";
+pub const REBIND: &str = "label sync and `backup-ns rebind` of a dangling content (the RBAC table in src/cluster/mod.rs); \
+                      a night without drifted labels or dangling contents calls neither";
+pub const CONTROLLER_MARKS: &str = "marking and tier-label moves for namespaces whose own run did not make them; here each \
+                                tenant's run marks its snapshots before the controller runs";
+pub const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, which works from the snapshots and contents \
+                                it lists; it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED: list \
+                                namespaces, list volumesnapshotclasses) declares it";
+pub const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
+                                 it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
+pub const SNAPSHOT_GET: &str = "`get` of one snapshot by name: a create whose answer was lost is looked up so (the \
+                                retry policy's `create_once`); the night's run reads its snapshot through list and \
+                                watch";
+pub const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
+                         which the preflight finds with `list`";
+
+/// Mutants that leave the night intact on kube-sim and on the real cluster alike, each with why the grant stays:
+/// (role, mutant, reason). Each mutation test adds the survivors only its cluster has.
+pub const UNNEEDED_ON_BOTH: &[(&str, &str, &str)] = &[
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): apiGroup \"\"",
+        PVC_PATCH,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): resource \"persistentvolumeclaims\"",
+        PVC_PATCH,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 1 (persistentvolumeclaims): verb \"patch\"",
+        PVC_PATCH,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 6 (deployments,statefulsets): resource \"statefulsets\"",
+        STATEFULSETS,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 6 (deployments,statefulsets): verb \"list\"",
+        WORKLOAD_LIST,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 7 (volumesnapshots): verb \"get\"",
+        SNAPSHOT_GET,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): apiGroup \"groupsnapshot.storage.k8s.io\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): resource \"volumegroupsnapshots\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): verb \"create\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): verb \"get\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): verb \"list\"",
+        GROUP,
+    ),
+    (
+        TENANT_ROLE,
+        "rule 8 (volumegroupsnapshots): verb \"watch\"",
+        GROUP,
+    ),
+    (TENANT_ROLE, "rule 9 (events): apiGroup \"\"", TENANT_EVENTS),
+    (
+        TENANT_ROLE,
+        "rule 9 (events): verb \"patch\"",
+        TENANT_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"create\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"patch\"",
+        CONTROLLER_MARKS,
+    ),
+    (
+        CONTROLLER,
+        "rule 0 (volumesnapshots): verb \"watch\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"create\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"delete\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"get\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 1 (volumesnapshotcontents): verb \"watch\"",
+        REBIND,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): apiGroup \"snapshot.storage.k8s.io\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): resource \"volumesnapshotclasses\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): verb \"get\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 2 (volumesnapshotclasses): verb \"list\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): apiGroup \"\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): resource \"namespaces\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): verb \"get\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 3 (namespaces): verb \"list\"",
+        CONTROLLER_READS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): apiGroup \"\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): apiGroup \"events.k8s.io\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): resource \"events\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): verb \"create\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CONTROLLER,
+        "rule 4 (events): verb \"patch\"",
+        CONTROLLER_EVENTS,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 0 (volumesnapshotclasses): verb \"get\"",
+        CLASS_GET,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): apiGroup \"groupsnapshot.storage.k8s.io\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): resource \"volumegroupsnapshotclasses\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): verb \"get\"",
+        GROUP,
+    ),
+    (
+        CLUSTER_READ,
+        "rule 1 (volumegroupsnapshotclasses): verb \"list\"",
+        GROUP,
+    ),
+];

@@ -377,17 +377,23 @@ pub fn kubectl_with(kubeconfig: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("waiting for kubectl")
 }
 
-/// Runs the built backup-ns binary with a clean environment (`TZ=UTC`, a temp HOME, `env`) and `--kubeconfig`.
-pub fn backup_ns_with(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let home = tempfile::tempdir().expect("temp HOME for backup-ns");
+/// The built backup-ns binary with a clean environment (`TZ=UTC`, HOME `home`), `args` and `--kubeconfig`.
+pub fn backup_ns_command(kubeconfig: &Path, home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-ns"));
     cmd.env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", home.path())
+        .env("HOME", home)
         .env("TZ", "UTC")
         .args(args)
         .arg("--kubeconfig")
         .arg(kubeconfig);
+    cmd
+}
+
+/// Runs the built backup-ns binary with a clean environment (`TZ=UTC`, a temp HOME, `env`) and `--kubeconfig`.
+pub fn backup_ns_with(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let home = tempfile::tempdir().expect("temp HOME for backup-ns");
+    let mut cmd = backup_ns_command(kubeconfig, home.path(), args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -19,259 +19,38 @@
 //! grant the mutant removed, so the real authorizer's cache has it before the night runs, and after the shipped role
 //! is restored, until it answers yes again.
 //!
-//! A mutant whose night passes must be listed in [`UNNEEDED`] with why its grant stays, and the list must match
-//! exactly; the two mutants whose outcome depends on which of two real processes comes first are in [`TIMING`],
+//! A mutant whose night passes must be listed in `rbac_model::UNNEEDED_ON_BOTH` with why its grant stays, and the
+//! list must match exactly; the two mutants whose outcome depends on which of two real processes comes first are in [`TIMING`],
 //! where either outcome is accepted. The list differs from kube-sim's in two ways, both found here:
 //! - `get` on `pods/exec` is needed: the 1.36 apiserver authorizes a WebSocket exec as `get` and as `create`
 //!   (kube-sim asked only for `create`; it now asks for both, and its own list lost that entry);
 //! - the wait for readyToUse may need `watch`, and the controller's delete may need `get`, when the real CSI
 //!   driver or snapshot controller is slower or quicker than the product ([`TIMING`]).
 
-use crate::cluster::{RealCluster, eventually, kubectl_with, text};
+use crate::cluster::{RealCluster, backup_ns_command, eventually, kubectl_with, text};
 use crate::docs;
 use crate::rbac::kubeconfig_as;
-use crate::rbac_model::{Mutant, TENANT, mutants_of, tenant_manifest};
+use crate::rbac_model::{
+    CONTROLLER, Mutant, TENANT, TENANT_ROLE, UNNEEDED_ON_BOTH, WAIT_WATCH, as_strs, mutants_of,
+    tenant_manifest,
+};
 use crate::support::postgres::Postgres;
 use chrono::NaiveDate;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The namespace of the snapshots the controller's nights delete, one per night, apart from the tenant's own
 /// (whose runs relabel their namespace's snapshots).
 const SEEDED: &str = "rbac-seeded";
 
-const TENANT_ROLE: &str = "Role/backup-ns";
-const CONTROLLER: &str = "ClusterRole/backup-ns-controller";
-const CLUSTER_READ: &str = "ClusterRole/backup-ns-cluster-read";
-
-const GROUP: &str = "`snapshot.consistency: group` only (a VolumeGroupSnapshot of several PVCs); the nightly plan \
-                     snapshots one PVC";
-const PVC_PATCH: &str = "`snapshot.consistency: group` only: the target PVCs get the `backup-ns.sh/group` label the \
-                         group's selector uses; the nightly plan snapshots one PVC";
-const STATEFULSETS: &str =
-    "hooks that target `statefulset/NAME`; the nightly plan's hook targets a Deployment";
-const WORKLOAD_LIST: &str = "the resolver gets the workload and lists its pods, so no night needs it; it stays because \
-                             the RBAC model (rbac_model.rs TENANT_ALLOWED) declares it";
-const TENANT_EVENTS: &str = "backup-ns writes each events.k8s.io/v1 Event once (no series, no core/v1 writes); the \
-                             core group and `patch` stay for Event recorders that write core/v1 or patch a series";
-const REBIND: &str = "label sync and `backup-ns rebind` of a dangling content (the RBAC table in src/cluster/mod.rs); \
-                      a night without drifted labels or dangling contents calls neither";
-const CONTROLLER_MARKS: &str = "marking and tier-label moves for namespaces whose own run did not make them; here each \
-                                tenant's run marks its snapshots before the controller runs";
-const CONTROLLER_READS: &str = "read-only and not used by the nightly pass, which works from the snapshots and contents \
-                                it lists; it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED: list \
-                                namespaces, list volumesnapshotclasses) declares it";
-const CONTROLLER_EVENTS: &str = "the controller reports through its log and the exporter and writes no Events today; \
-                                 it stays because the RBAC model (rbac_model.rs CONTROLLER_ALLOWED) declares it";
-const SNAPSHOT_GET: &str = "`get` of one snapshot by name: a create whose answer was lost is looked up so (the retry \
-                            policy's `create_once`); the night's run reads its snapshot through list and watch";
-const WAIT_WATCH: &str = "the wait for readyToUse lists the snapshot first and watches only while it is not ready: \
-                          whether the real CSI driver has cut it by then is timing (kube-sim's are ready at once)";
 const DELETE_REREAD: &str = "the real snapshot controller writes a snapshot as soon as retention switches its \
                              content to Delete (its bound-protection finalizer); a delete that meets that write's 409 \
                              reads the snapshot once to tell it from a relabel (`delete_listed_snapshot`), so whether \
                              `get` is needed depends on which comes first (on kube-sim it never is: REBIND there)";
-const CLASS_GET: &str = "`get` of a named class (a plan's `snapshot.class`); the nightly plan uses the default class, \
-                         which the preflight finds with `list`";
-
-/// Mutants that leave the night intact on the real cluster, each with why the grant stays: (role, mutant, reason).
-const UNNEEDED: &[(&str, &str, &str)] = &[
-    (
-        TENANT_ROLE,
-        "rule 1 (persistentvolumeclaims): apiGroup \"\"",
-        PVC_PATCH,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 1 (persistentvolumeclaims): resource \"persistentvolumeclaims\"",
-        PVC_PATCH,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 1 (persistentvolumeclaims): verb \"patch\"",
-        PVC_PATCH,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 6 (deployments,statefulsets): resource \"statefulsets\"",
-        STATEFULSETS,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 6 (deployments,statefulsets): verb \"list\"",
-        WORKLOAD_LIST,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 7 (volumesnapshots): verb \"get\"",
-        SNAPSHOT_GET,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): apiGroup \"groupsnapshot.storage.k8s.io\"",
-        GROUP,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): resource \"volumegroupsnapshots\"",
-        GROUP,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): verb \"create\"",
-        GROUP,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): verb \"get\"",
-        GROUP,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): verb \"list\"",
-        GROUP,
-    ),
-    (
-        TENANT_ROLE,
-        "rule 8 (volumegroupsnapshots): verb \"watch\"",
-        GROUP,
-    ),
-    (TENANT_ROLE, "rule 9 (events): apiGroup \"\"", TENANT_EVENTS),
-    (
-        TENANT_ROLE,
-        "rule 9 (events): verb \"patch\"",
-        TENANT_EVENTS,
-    ),
-    (
-        CONTROLLER,
-        "rule 0 (volumesnapshots): verb \"create\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 0 (volumesnapshots): verb \"patch\"",
-        CONTROLLER_MARKS,
-    ),
-    (
-        CONTROLLER,
-        "rule 0 (volumesnapshots): verb \"watch\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 1 (volumesnapshotcontents): verb \"create\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 1 (volumesnapshotcontents): verb \"delete\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 1 (volumesnapshotcontents): verb \"get\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 1 (volumesnapshotcontents): verb \"watch\"",
-        REBIND,
-    ),
-    (
-        CONTROLLER,
-        "rule 2 (volumesnapshotclasses): apiGroup \"snapshot.storage.k8s.io\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 2 (volumesnapshotclasses): resource \"volumesnapshotclasses\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 2 (volumesnapshotclasses): verb \"get\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 2 (volumesnapshotclasses): verb \"list\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 3 (namespaces): apiGroup \"\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 3 (namespaces): resource \"namespaces\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 3 (namespaces): verb \"get\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 3 (namespaces): verb \"list\"",
-        CONTROLLER_READS,
-    ),
-    (
-        CONTROLLER,
-        "rule 4 (events): apiGroup \"\"",
-        CONTROLLER_EVENTS,
-    ),
-    (
-        CONTROLLER,
-        "rule 4 (events): apiGroup \"events.k8s.io\"",
-        CONTROLLER_EVENTS,
-    ),
-    (
-        CONTROLLER,
-        "rule 4 (events): resource \"events\"",
-        CONTROLLER_EVENTS,
-    ),
-    (
-        CONTROLLER,
-        "rule 4 (events): verb \"create\"",
-        CONTROLLER_EVENTS,
-    ),
-    (
-        CONTROLLER,
-        "rule 4 (events): verb \"patch\"",
-        CONTROLLER_EVENTS,
-    ),
-    (
-        CLUSTER_READ,
-        "rule 0 (volumesnapshotclasses): verb \"get\"",
-        CLASS_GET,
-    ),
-    (
-        CLUSTER_READ,
-        "rule 1 (volumegroupsnapshotclasses): apiGroup \"groupsnapshot.storage.k8s.io\"",
-        GROUP,
-    ),
-    (
-        CLUSTER_READ,
-        "rule 1 (volumegroupsnapshotclasses): resource \"volumegroupsnapshotclasses\"",
-        GROUP,
-    ),
-    (
-        CLUSTER_READ,
-        "rule 1 (volumegroupsnapshotclasses): verb \"get\"",
-        GROUP,
-    ),
-    (
-        CLUSTER_READ,
-        "rule 1 (volumegroupsnapshotclasses): verb \"list\"",
-        GROUP,
-    ),
-];
 
 /// Mutants whose night fails or passes depending on timing, so that either outcome is accepted:
 /// (role, mutant, why).
@@ -337,20 +116,12 @@ fn bound_accounts(all: &[Value]) -> BTreeMap<String, BTreeSet<String>> {
 
 /// Every (apiGroup, resource, verb) the rules of `roles` grant.
 fn grants<'a>(roles: impl IntoIterator<Item = &'a Value>) -> BTreeSet<(String, String, String)> {
-    let strs = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    };
     let mut out = BTreeSet::new();
     for role in roles {
         for rule in role["rules"].as_array().into_iter().flatten() {
-            for group in strs(&rule["apiGroups"]) {
-                for resource in strs(&rule["resources"]) {
-                    for verb in strs(&rule["verbs"]) {
+            for group in as_strs(&rule["apiGroups"]) {
+                for resource in as_strs(&rule["resources"]) {
+                    for verb in as_strs(&rule["verbs"]) {
                         out.insert((group.clone(), resource.clone(), verb));
                     }
                 }
@@ -403,15 +174,8 @@ fn await_authorizer(kubeconfig: &Path, grant: &(String, String, String), want: b
 /// [`PROCESS_LIMIT`] is killed and reported as hung.
 fn backup_ns_limited(kubeconfig: &Path, args: &[&str], now: &str) -> Result<Output, String> {
     let home = tempfile::tempdir().expect("temp HOME for backup-ns");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", home.path())
-        .env("TZ", "UTC")
+    let mut child = backup_ns_command(kubeconfig, home.path(), args)
         .env("BACKUP_NS_NOW", now)
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -739,17 +503,16 @@ impl Scenario {
     /// A fresh exporter as its account: synced, counting every snapshot of the cluster, on two polls in a row.
     fn exporter(&self) -> Result<(), String> {
         let home = tempfile::tempdir().expect("temp HOME for the exporter");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backup-ns"))
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", home.path())
-            .args(["exporter", "--listen", "127.0.0.1:0", "--kubeconfig"])
-            .arg(self.kubeconfig(EXPORTER_ACCOUNT))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the exporter");
+        let mut child = backup_ns_command(
+            self.kubeconfig(EXPORTER_ACCOUNT),
+            home.path(),
+            &["exporter", "--listen", "127.0.0.1:0"],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the exporter");
         let stderr = child.stderr.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -1097,7 +860,7 @@ INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, {ROWS}) g;"
         started.elapsed().as_secs_f64()
     );
 
-    let listed: BTreeSet<(String, String)> = UNNEEDED
+    let listed: BTreeSet<(String, String)> = UNNEEDED_ON_BOTH
         .iter()
         .map(|(role, what, _)| ((*role).to_owned(), (*what).to_owned()))
         .collect();

@@ -391,7 +391,7 @@ pub async fn admit(
     headers: &HeaderMap,
     checks: &[&Attributes],
 ) -> Result<UserInfo, Response> {
-    let Some(attrs) = checks.last() else {
+    let Some((attrs, before)) = checks.split_last() else {
         return Err(error_response(&ApiError::internal(
             "no authorization check",
         )));
@@ -418,11 +418,10 @@ pub async fn admit(
             return Err(fault_response(action, &attrs.group, &attrs.resource, &attrs.name).await);
         }
     }
-    let mut user = None;
-    for check in checks {
-        user = Some(authorize_request(shared, headers, check).map_err(|e| error_response(&e))?);
+    for check in before {
+        authorize_request(shared, headers, check).map_err(|e| error_response(&e))?;
     }
-    user.ok_or_else(|| error_response(&ApiError::internal("no authorization check")))
+    authorize_request(shared, headers, attrs).map_err(|e| error_response(&e))
 }
 
 async fn resource_request(shared: &Arc<Shared>, c: Call) -> Result<Response, ApiError> {
