@@ -283,6 +283,12 @@ impl SimBuilder {
             (format!("https://{addr}"), Some(setup.ca_pem), server)
         } else {
             let server = tokio::spawn(async move {
+                use axum::serve::ListenerExt as _;
+                // As Go's servers do: without TCP_NODELAY an exec's last small frames (its output, then its
+                // Status) wait for the client's delayed ACK, about 40 ms per session.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(stop)
                     .await;

@@ -95,6 +95,8 @@ pub async fn serve(
                 Err(_) => continue,
             },
         };
+        // Small frames go out at once, as in `Sim`'s plain-HTTP server.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

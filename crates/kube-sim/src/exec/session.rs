@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::{BufMut as _, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -34,7 +35,7 @@ use super::spec::ExecSpec;
 use super::status;
 
 /// Bytes per output frame (plus one channel byte).
-pub const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = 256 * 1024;
 
 /// How long to wait for the client to acknowledge our close before dropping the connection; it
 /// keeps the final frames from being lost to a TCP reset while the client still sends.
@@ -249,6 +250,11 @@ pub fn start(spec: &ExecSpec) -> Result<Running, ExecError> {
         .stdout(piped(spec.stdout))
         .stderr(piped(spec.stderr));
     let mut child = sandbox.spawn(&mut command, &program, false)?;
+    if let Some(out) = &child.stdout {
+        use std::os::fd::AsRawFd;
+        // SAFETY: F_SETPIPE_SZ on a pipe we own; failure leaves the default size.
+        unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    }
     let stdin = child.stdin.take().map(|w| Box::new(w) as Writer);
     let stdout = child.stdout.take().map(|r| Box::new(r) as Reader);
     let stderr = child.stderr.take().map(|r| Box::new(r) as Reader);
@@ -271,38 +277,45 @@ async fn pump_output(
     mut stderr: Option<Reader>,
     heartbeat: &mut tokio::time::Interval,
 ) -> Result<(), axum::Error> {
-    let mut out_buf = vec![0u8; CHUNK];
-    let mut err_buf = vec![0u8; CHUNK];
+    let mut out_buf = BytesMut::new();
+    let mut err_buf = BytesMut::new();
     while stdout.is_some() || stderr.is_some() {
         let (channel, read) = tokio::select! {
-            read = read_some(stdout.as_mut(), &mut out_buf), if stdout.is_some() => (protocol::STDOUT, read),
-            read = read_some(stderr.as_mut(), &mut err_buf), if stderr.is_some() => (protocol::STDERR, read),
+            read = read_frame(stdout.as_mut(), &mut out_buf, protocol::STDOUT), if stdout.is_some() => (protocol::STDOUT, read),
+            read = read_frame(stderr.as_mut(), &mut err_buf, protocol::STDERR), if stderr.is_some() => (protocol::STDERR, read),
             _ = heartbeat.tick() => {
                 sink.send(Message::Ping(Bytes::new())).await?;
                 continue;
             }
         };
         let (reader, buf) = if channel == protocol::STDOUT {
-            (&mut stdout, &out_buf)
+            (&mut stdout, &mut out_buf)
         } else {
-            (&mut stderr, &err_buf)
+            (&mut stderr, &mut err_buf)
         };
         match read {
             Ok(0) | Err(_) => *reader = None,
-            Ok(n) => {
-                let frame = protocol::server_frame(channel, &buf[..n]);
-                sink.send(Message::Binary(Bytes::from(frame))).await?;
-            }
+            Ok(_) => sink.send(Message::Binary(buf.split().freeze())).await?,
         }
     }
     Ok(())
 }
 
-async fn read_some(reader: Option<&mut Reader>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match reader {
-        Some(reader) => reader.read(buf).await,
-        None => Ok(0),
-    }
+/// Reads up to [`CHUNK`] bytes of `reader` into `buf`, after the channel byte: a whole frame, with no copy. The
+/// frame sent before has been dropped by then, so `reserve` takes its memory back instead of allocating.
+async fn read_frame(
+    reader: Option<&mut Reader>,
+    buf: &mut BytesMut,
+    channel: u8,
+) -> std::io::Result<usize> {
+    let Some(reader) = reader else {
+        return Ok(0);
+    };
+    buf.clear();
+    buf.reserve(CHUNK + 1);
+    buf.put_u8(channel);
+    let mut limited = reader.take(CHUNK as u64);
+    limited.read_buf(buf).await
 }
 
 /// Feed client messages to the child until the client closes the connection or it breaks.
