@@ -108,7 +108,7 @@ mod tests {
         assert!(
             script.contains("pg_dump --format=plain --clean --if-exists </dev/null || bns_status")
         );
-        assert!(script.contains("| bns_compress > \"$bns_tmp\""));
+        assert!(script.contains("| bns_compress | { tee \"$bns_tmp\" ||"));
         assert!(script.contains("bns_compress() { gzip -c; }"));
         assert!(script.contains("PGDATABASE=\"${POSTGRES_DB}\"; export PGDATABASE"));
     }

@@ -15,17 +15,16 @@ pub use crate::vocab::hook::Compression;
 
 /// The shell side of each compression.
 impl Compression {
-    /// Shell lines that define `bns_compress` / `bns_decompress` and set `$bns_compression` to what is really
-    /// used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning
+    /// Shell lines that define `bns_compress` / `bns_decompress` / `bns_test` (the format's own test, reading
+    /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning
     /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there.
     pub fn select(self) -> String {
-        const GZIP: &str =
-            "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_compression=gzip\n";
-        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_compression=zstd\n";
+        const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { gzip -t; }\nbns_compression=gzip\n";
+        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { zstd -q -t; }\nbns_compression=zstd\n";
         let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
         match self {
             Compression::None => {
-                "bns_compress() { cat; }\nbns_decompress() { cat; }\nbns_compression=none\n"
+                "bns_compress() { cat; }\nbns_decompress() { cat; }\nbns_test() { cat; }\nbns_compression=none\n"
                     .to_string()
             }
             Compression::Gzip => format!(
@@ -116,7 +115,10 @@ pub fn cleanup_traps(files: &RunFiles) -> String {
         Some(partial) => {
             let _ = writeln!(s, "bns_tmp={}", quote(partial));
             let _ = writeln!(s, "bns_rc={}", quote(&format!("{partial}.rc")));
-            s.push_str("bns_cleanup() { rm -f \"$bns_tmp\" \"$bns_rc\" \"$bns_pidfile\"; }\n");
+            let _ = writeln!(s, "bns_rectmp={}", quote(&format!("{partial}.sha256")));
+            s.push_str(
+                "bns_cleanup() { rm -f \"$bns_tmp\" \"$bns_rc\" \"$bns_rc.test\" \"$bns_rectmp\" \"$bns_pidfile\"; }\n",
+            );
         }
         None => s.push_str("bns_cleanup() { rm -f \"$bns_pidfile\"; }\n"),
     }
@@ -272,31 +274,54 @@ pub fn check_then_dump(files: &RunFiles, parts: &DumpParts) -> String {
 /// The dump part shared by PostgreSQL and MySQL, after the hook's check (which selected the compressor and
 /// passed [`space_gate`], so `$bns_dir` is the dump's existing directory): `dump_command` (already quoted shell)
 /// is piped through the compressor into the partial file; its own exit status is carried out of the pipeline
-/// through a file because POSIX sh has no `pipefail`, and when it is not 0 `on_failure` runs first. Then:
-/// non-empty check on the *uncompressed* stream (a compressed empty stream is not zero bytes) while the partial
-/// file is fsynced where the container's `sync` accepts a file, atomic rename, and the result lines with `df`
-/// after the dump.
+/// through a file because POSIX sh has no `pipefail`, and when it is not 0 `on_failure` runs first. The
+/// compressed stream passes the format's own test (`gzip -t`) as `tee` writes it, and a short write or a failed
+/// test fails the dump. Then, while the partial file is fsynced where the container's `sync` accepts a file: the
+/// non-empty check on the *uncompressed* stream (a compressed empty stream is not zero bytes) and the file's
+/// SHA-256. Last the atomic rename, the dump's record beside it ([`record_path`]),
+/// and the result lines with `df` after the dump.
 pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "bns_dump={}", quote(dump_path));
+    let _ = writeln!(s, "bns_record={}", quote(&record_path(dump_path)));
+    // The compressed stream is tested as it is written (`tee` into the format's test), on the other core while
+    // the dump runs; `tee`'s own status (a short write) comes out through a file, as the dump tool's does.
     let _ = writeln!(
         s,
-        "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress > \"$bns_tmp\""
+        "{{ bns_status=0; {dump_command} </dev/null || bns_status=$?; echo \"$bns_status\" > \"$bns_rc\"; }} | bns_compress | {{ tee \"$bns_tmp\" || echo \"write $?\" >> \"$bns_rectmp\"; }} | {{ bns_test >/dev/null 2>\"$bns_rc.test\" || echo test >> \"$bns_rectmp\"; }}"
     );
     s.push_str("read -r bns_status < \"$bns_rc\"\n");
     s.push_str(&format!(
         "if [ \"$bns_status\" != 0 ]; then\n{on_failure}echo \"{MARKER}error=dump tool exited with status $bns_status\"; exit 1\nfi\n"
     ));
+    s.push_str(&format!(
+        "if [ -s \"$bns_rectmp\" ]; then\n\
+         case $(cat \"$bns_rectmp\") in\n\
+         *test*) echo \"{MARKER}error=the compressed dump failed its test as it was written ($bns_compression): $(tail -n 1 \"$bns_rc.test\")\" ;;\n\
+         *) echo \"{MARKER}error=the dump could not be written whole (tee exited with status $(tail -n 1 \"$bns_rectmp\" | cut -d ' ' -f 2))\" ;;\n\
+         esac\n\
+         exit 1\n\
+         fi\n"
+    ));
     s.push_str("sync \"$bns_tmp\" 2>/dev/null &\n");
     s.push_str(
-        "bns_first=$(bns_decompress < \"$bns_tmp\" | dd bs=1 count=1 2>/dev/null | wc -c)\n",
+        "bns_first=$(bns_decompress < \"$bns_tmp\" 2>/dev/null | dd bs=1 count=1 2>/dev/null | wc -c)\n",
     );
     s.push_str(&format!(
         "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
     ));
+    s.push_str(
+        "bns_sum=\nif command -v openssl >/dev/null 2>&1; then bns_sum=$(openssl dgst -sha256 -r < \"$bns_tmp\") || bns_sum=\n\
+         elif command -v sha256sum >/dev/null 2>&1; then bns_sum=$(sha256sum < \"$bns_tmp\") || bns_sum=\nfi\n",
+    );
     // The fsync (and the version asked at the start) must be done before the rename.
     s.push_str("wait\n");
+    // The old record goes first: a record never names another dump than the one beside it.
+    s.push_str("rm -f \"$bns_record\"\n");
     s.push_str("mv -f \"$bns_tmp\" \"$bns_dump\"\n");
+    s.push_str(&format!(
+        "if [ -n \"$bns_sum\" ]; then printf '%s  %s\\n' \"${{bns_sum%% *}}\" \"${{bns_dump##*/}}\" > \"$bns_rectmp\" && mv -f \"$bns_rectmp\" \"$bns_record\" && echo \"{MARKER}sha256=${{bns_sum%% *}}\"; fi\n"
+    ));
     s.push_str("sync \"$bns_dir\" 2>/dev/null || true\n");
     s.push_str(&format!("echo \"{MARKER}size=$(wc -c < \"$bns_dump\")\"\n"));
     s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
@@ -304,6 +329,13 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
     // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
     s.push_str("exit 0\n");
     s
+}
+
+/// The dump's record: `SHA256  NAME` (what `sha256sum -c` reads), written beside the dump only after the whole
+/// file passed its format's test in place. A download whose bytes hash to it needs no test of its own
+/// (`dbops::download`).
+pub fn record_path(dump_path: &str) -> String {
+    format!("{dump_path}.sha256")
 }
 
 /// Lines that fail the script with a clear message when a `${NAME}` reference in `values` names a variable the
@@ -376,9 +408,11 @@ fi
     if let Some(partial) = &files.partial {
         let _ = writeln!(
             s,
-            "rm -f {} {}",
+            "rm -f {} {} {} {}",
             quote(partial),
-            quote(&format!("{partial}.rc"))
+            quote(&format!("{partial}.rc")),
+            quote(&format!("{partial}.rc.test")),
+            quote(&format!("{partial}.sha256"))
         );
     }
     s.push_str("rm -f \"$bns_pidfile\"\n");

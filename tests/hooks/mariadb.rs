@@ -62,7 +62,10 @@ async fn mariadb_dump_restores_into_an_empty_database_with_identical_rows() {
         version.contains("mariadb-dump") || version.contains("mysqldump"),
         "{version}"
     );
-    assert_eq!(listing(dumps.path()), ["dump.sql.zst"]);
+    assert_eq!(
+        listing(dumps.path()),
+        ["dump.sql.zst", "dump.sql.zst.sha256"]
+    );
 
     let sql = decompress("zstd", &dump_path);
     let text = String::from_utf8_lossy(&sql);

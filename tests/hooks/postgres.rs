@@ -25,6 +25,15 @@ fn hook(pg: &Postgres, dump_path: &str) -> PostgresHook {
     hook
 }
 
+/// [`hook`] with the server's user and password, dumping `database`.
+fn authed(pg: &Postgres, dump_path: &std::path::Path, database: &str) -> PostgresHook {
+    let mut params = hook(pg, dump_path.to_str().unwrap());
+    params.dump.user = pg.user.clone();
+    params.dump.password = pg.password.clone();
+    params.dump.database = database.into();
+    params
+}
+
 fn named(params: PostgresHook) -> HookAction {
     HookAction::Postgres(params)
 }
@@ -63,7 +72,7 @@ async fn postgres_dump_restores_into_an_empty_database_with_identical_rows() {
     assert_eq!(report.previous_dump.as_deref(), Some("none"));
     assert_eq!(
         listing(dumps.path()),
-        ["dump.sql.gz"],
+        ["dump.sql.gz", "dump.sql.gz.sha256"],
         "no partial or pid file is left"
     );
 
@@ -216,10 +225,7 @@ async fn the_space_gate_reads_df_as_the_runner_does_and_stops_before_the_dump() 
     let pg = Postgres::start();
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
-    params.dump.user = pg.user.clone();
-    params.dump.password = pg.password.clone();
-    params.dump.database = "postgres".into();
+    let mut params = authed(&pg, &dump_path, "postgres");
     params.dump.threshold = 90;
     let header = "Filesystem 1024-blocks Used Available Capacity Mounted on";
     // A long filesystem name on a line of its own, spaces in the mount point (as `parse_df` reads them).
@@ -257,8 +263,13 @@ async fn the_space_gate_reads_df_as_the_runner_does_and_stops_before_the_dump() 
             (Ok(report), Ok(used)) => {
                 assert_eq!(report.disk.map(|d| d.used_percent), Some(used), "{df}");
                 assert!(report.dump_size.unwrap() > 0, "{df}");
-                assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "{df}");
+                assert_eq!(
+                    listing(dumps.path()),
+                    ["dump.sql.gz", "dump.sql.gz.sha256"],
+                    "{df}"
+                );
                 std::fs::remove_file(&dump_path).unwrap();
+                std::fs::remove_file(dumps.path().join("dump.sql.gz.sha256")).unwrap();
             }
             (Err(err), Err(message)) => {
                 assert!(err.to_string().contains(message), "{df}: {err}");
@@ -300,10 +311,7 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
     let exec = LocalExec::new().path_prepend(fakes.path());
     let dump_path = dumps.path().join("dump.sql.gz");
     std::fs::write(&dump_path, b"previous dump").unwrap();
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
-    params.dump.user = pg.user.clone();
-    params.dump.password = pg.password.clone();
-    params.dump.database = "postgres".into();
+    let params = authed(&pg, &dump_path, "postgres");
 
     let err = hooks::run(
         "pg",
@@ -337,16 +345,34 @@ async fn postgres_timeout_kills_the_dump_and_leaves_no_partial_file() {
     assert!(String::from_utf8_lossy(&records[1].stdin).contains("kill -TERM"));
 }
 
+/// Runs the dump hook with `tool` replaced by a shell script of `body`; the dump must fail, and its reason is
+/// returned.
+async fn dump_with_fake(params: &PostgresHook, tool: &str, body: &str) -> String {
+    let fakes = tempfile::tempdir().unwrap();
+    fake_tool(fakes.path(), tool, body);
+    let exec = LocalExec::new().path_prepend(fakes.path());
+    let err = hooks::run(
+        "pg",
+        &named(params.clone()),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("the dump fails");
+    match err {
+        HookError::DumpFailed { reason, .. } => reason,
+        other => panic!("{tool}: expected DumpFailed, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
     let pg = Postgres::start();
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
     std::fs::write(&dump_path, b"previous dump").unwrap();
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
-    params.dump.user = pg.user.clone();
-    params.dump.password = pg.password.clone();
-    params.dump.database = "postgres".into();
+    let params = authed(&pg, &dump_path, "postgres");
 
     for (body, reason) in [
         ("exit 0", "empty dump"),
@@ -355,26 +381,13 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
             "dump tool exited with status 1",
         ),
     ] {
-        let fakes = tempfile::tempdir().unwrap();
-        fake_tool(
-            fakes.path(),
+        let failed = dump_with_fake(
+            &params,
             "pg_dump",
             &format!("case \"$1\" in --version) echo 'pg_dump (fake) 1'; exit 0;; esac\n{body}"),
-        );
-        let exec = LocalExec::new().path_prepend(fakes.path());
-        let err = hooks::run(
-            "pg",
-            &named(params.clone()),
-            &exec,
-            &target(),
-            Duration::from_secs(60),
         )
-        .await
-        .expect_err("the dump fails");
-        match &err {
-            HookError::DumpFailed { reason: r, .. } => assert_eq!(r, reason),
-            other => panic!("expected DumpFailed, got {other:?}"),
-        }
+        .await;
+        assert_eq!(failed, reason);
         assert_eq!(
             listing(dumps.path()),
             ["dump.sql.gz"],
@@ -385,14 +398,69 @@ async fn zero_byte_and_failing_dumps_fail_and_keep_the_previous_dump() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_stream_or_a_short_write_fails_the_dump_and_keeps_the_previous_one_and_its_record()
+{
+    let pg = Postgres::start();
+    let dumps = tempfile::tempdir().unwrap();
+    let dump_path = dumps.path().join("dump.sql.gz");
+    let params = authed(&pg, &dump_path, "postgres");
+    hooks::run(
+        "pg",
+        &named(params.clone()),
+        &LocalExec::new(),
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the first dump succeeds");
+    let previous = std::fs::read(&dump_path).unwrap();
+    let record = std::fs::read_to_string(dumps.path().join("dump.sql.gz.sha256")).unwrap();
+    assert!(
+        record.ends_with("  dump.sql.gz\n") && record.len() == 64 + 2 + 11 + 1,
+        "{record:?}"
+    );
+
+    let gzip = crate::support::binaries::find(&["gzip"], &[]).expect("gzip");
+    let tee = crate::support::binaries::find(&["tee"], &[]).expect("tee");
+    for (tool, body, reason) in [
+        (
+            "gzip",
+            // The compressor cuts its stream short and still exits 0.
+            format!(
+                "case \"$1\" in -c) {} -c | head -c 100; exit 0;; esac\nexec {} \"$@\"",
+                gzip.display(),
+                gzip.display()
+            ),
+            "the compressed dump failed its test as it was written (gzip): gzip: stdin: unexpected end of file",
+        ),
+        (
+            "tee",
+            // The file gets a short write (a full disk); the stream itself goes on whole.
+            format!("{} \"$1\"; truncate -s 50 \"$1\"; exit 1", tee.display()),
+            "the dump could not be written whole (tee exited with status 1)",
+        ),
+    ] {
+        assert_eq!(dump_with_fake(&params, tool, &body).await, reason, "{tool}");
+        assert_eq!(
+            listing(dumps.path()),
+            ["dump.sql.gz", "dump.sql.gz.sha256"],
+            "{tool}: no partial file is left"
+        );
+        assert_eq!(std::fs::read(&dump_path).unwrap(), previous, "{tool}");
+        assert_eq!(
+            std::fs::read_to_string(dumps.path().join("dump.sql.gz.sha256")).unwrap(),
+            record,
+            "{tool}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_check_reports_tools_and_disk_without_dumping() {
     let pg = Postgres::start();
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.gz");
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
-    params.dump.user = pg.user.clone();
-    params.dump.password = pg.password.clone();
-    params.dump.database = "postgres".into();
+    let params = authed(&pg, &dump_path, "postgres");
     let exec = LocalExec::new();
     let report = hooks::check(
         "pg",
@@ -468,7 +536,7 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     let bare = tempfile::tempdir().unwrap();
     let pg_dirs = crate::support::binaries::postgres_dirs();
     for tool in [
-        "sh", "rm", "cat", "df", "wc", "head", "date", "gzip", "dd", "mv", "sync", "psql",
+        "sh", "rm", "cat", "df", "wc", "head", "date", "gzip", "dd", "mv", "sync", "tee", "psql",
         "pg_dump",
     ] {
         let real = crate::support::binaries::find(&[tool], &pg_dirs).expect("tool present");
@@ -483,10 +551,7 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     let exec = LocalExec::new().env("PATH", bare.path().to_str().unwrap());
     let dumps = tempfile::tempdir().unwrap();
     let dump_path = dumps.path().join("dump.sql.zst");
-    let mut params = hook(&pg, dump_path.to_str().unwrap());
-    params.dump.user = pg.user.clone();
-    params.dump.password = pg.password.clone();
-    params.dump.database = "postgres".into();
+    let mut params = authed(&pg, &dump_path, "postgres");
     params.dump.compression = Compression::Zstd;
     let report = hooks::run(
         "pg",
@@ -546,6 +611,10 @@ async fn dump_scripts_work_under_dash_and_bash() {
             pg.psql("shop", CHECKSUM),
             "{shell}"
         );
-        assert_eq!(listing(dumps.path()), ["dump.sql.gz"], "{shell}");
+        assert_eq!(
+            listing(dumps.path()),
+            ["dump.sql.gz", "dump.sql.gz.sha256"],
+            "{shell}"
+        );
     }
 }

@@ -370,17 +370,31 @@ fn draw_faults(rng: &mut rand::rngs::StdRng, ns: &str) -> DayFaults {
     DayFaults { faults, what }
 }
 
-/// The PVC directory holds at most the complete dump: no partial file, no pid file, and the dump ends as
-/// pg_dump ends a finished one (its trailer comment; newer versions add an `\unrestrict` line after it).
+/// The PVC directory holds at most the complete dump and its record: no partial file, no pid file, the dump
+/// ends as pg_dump ends a finished one (its trailer comment; newer versions add an `\unrestrict` line after it),
+/// and a record, when there is one, names this very dump.
 fn assert_no_partial_dump(sim: &Sim, ns: &str, pvc: &str, context: &str) {
     let dir = sim.pvc_dir(ns, pvc);
     let files = listing(&dir);
+    let record = format!("{DUMP}.sha256");
     assert!(
-        files.is_empty() || files == [DUMP],
+        files.is_empty() || files == [DUMP] || files == [DUMP, record.as_str()],
         "{context}: {ns}/{pvc} holds {files:?}"
     );
     if files.is_empty() {
         return;
+    }
+    if files.len() == 2 {
+        let sum = ring::digest::digest(
+            &ring::digest::SHA256,
+            &std::fs::read(dir.join(DUMP)).expect("the dump"),
+        );
+        let hex: String = sum.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(&record)).expect("the record"),
+            format!("{hex}  {DUMP}\n"),
+            "{context}: {ns}/{pvc}'s record names another dump"
+        );
     }
     let sql = String::from_utf8_lossy(&gunzip(&dir.join(DUMP))).into_owned();
     assert!(

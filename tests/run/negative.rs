@@ -216,7 +216,7 @@ async fn an_injection_attempt_in_the_database_name_is_dumped_literally() {
     assert_eq!(out.status.code(), Some(0), "{}", both(&out));
     let files = listing(&env.pvc_dir("pgdata"));
     assert!(!files.contains(&"pwned".to_string()), "{files:?}");
-    assert_eq!(files, ["dump.sql.gz"]);
+    assert_eq!(files, ["dump.sql.gz", "dump.sql.gz.sha256"]);
     let sql = crate::gunzip(&env.pvc_dir("pgdata").join("dump.sql.gz"));
     assert!(String::from_utf8_lossy(&sql).contains("literal"));
     assert_eq!(env.snapshots().len(), 1);
