@@ -149,11 +149,16 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Skip verification (the size is still checked). Verification compares the SHA-256 of the bytes written
-    /// with that of the container's file (`openssl` or `sha256sum` there) and tests a gzip/zstd dump in place
-    /// (`gzip -t`), beside the stream; a container without those tools gets a local gzip decode instead, and
-    /// the summary says so.
+    /// with the dump's record (DUMP.sha256, written by the dump after its `gzip -t`/`zstd -t` passed in the
+    /// container), so nothing else runs there. Without a record, or with --check-in-place, a second exec hashes
+    /// the container's file (`openssl` or `sha256sum` there) and tests a gzip/zstd dump in place, beside the
+    /// stream; a container without those tools gets a local gzip decode instead, and the summary says so.
     #[arg(long)]
     pub no_verify: bool,
+    /// Ignore the dump's record: hash and test the container's file in place now, beside the stream (slower:
+    /// `gzip -t` inflates the whole dump in the container).
+    #[arg(long, conflicts_with = "no_verify")]
+    pub check_in_place: bool,
     /// Don't fsync the file before giving it its final name (like pg_dump's --no-sync). Faster on slow disks,
     /// but a machine crash soon after may leave a truncated file under the final name.
     #[arg(long)]
@@ -329,6 +334,7 @@ async fn download(ctx: &Ctx, args: &DownloadArgs) -> Result<(), DbOpsError> {
         output: args.output.clone(),
         force: args.force,
         verify: !args.no_verify,
+        in_place: args.check_in_place,
         sync: !args.no_sync,
     };
     let announce = |start: &dbops::download::Starting<'_>| {

@@ -54,6 +54,16 @@ async fn dump_download_and_both_restores_round_trip_through_the_pod() {
     );
     let in_pvc = w.pvc().join("dump.sql.gz");
     assert!(in_pvc.is_file(), "the dump landed on the PVC");
+    // Its record, written after `gzip -t` passed in the container, is what `sha256sum -c` reads.
+    let checked = std::process::Command::new("sha256sum")
+        .args(["-c", "dump.sql.gz.sha256"])
+        .current_dir(w.pvc())
+        .output()
+        .expect("sha256sum");
+    assert!(
+        checked.status.success() && String::from_utf8_lossy(&checked.stdout) == "dump.sql.gz: OK\n",
+        "{checked:?}"
+    );
 
     let info = ok(&w.bns(&["postgres", "--plan", &plan, "info"], None).await);
     assert!(info.contains("database:        shopdb"), "{info}");
@@ -94,6 +104,13 @@ async fn dump_download_and_both_restores_round_trip_through_the_pod() {
     assert_eq!(
         std::fs::read(&local).unwrap(),
         std::fs::read(&in_pvc).unwrap()
+    );
+    assert!(
+        show(&out).contains(
+            "verified: SHA-256 matches the dump's record, written after `gzip -t` passed in the container"
+        ),
+        "{}",
+        show(&out)
     );
 
     // The downloaded dump imports into a fresh database as printed.

@@ -6,11 +6,16 @@
 //! signal, panic) except success: the size is checked against a `stat` taken first, the file is fsynced, and only
 //! then does it get its final name.
 //!
-//! Verification never inflates the dump locally when the container can do better: beside the stream a second
-//! exec computes the container file's SHA-256 and tests it in place (`gzip -t`, `zstd -t`), while the SHA-256 of
-//! the bytes as written is computed locally. The download is good when both hashes match and the test passed. A
-//! container without `sha256sum` or the format's tool (the stat reports which it has) gets the fallback: a gzip
-//! dump is decoded locally as it arrives, and the summary says so.
+//! Verification never inflates the dump locally when the container can do better. The SHA-256 of the bytes as
+//! written is computed locally, and compared with:
+//! - the dump's record (`DUMP.sha256`), which the dump wrote only after the whole file passed its format's test in
+//!   place (`gzip -t`, `zstd -t`): bytes that hash to it are the tested file, so nothing else runs in the
+//!   container. When they differ, the container decides as below, after the stream (a stale record is only
+//!   reported; damaged bytes fail);
+//! - without a record, or with `--check-in-place`: the SHA-256 a second exec computes of the container's file
+//!   beside the stream, while it also tests the file in place. The download is good when both hashes match and
+//!   the test passed. A container without `sha256sum` or the format's tool (the stat reports which it has) gets
+//!   the fallback: a gzip dump is decoded locally as it arrives, and the summary says so.
 
 use super::dump_file::{Checks, DumpWriter, Verdicts};
 use super::{DbHook, DbOpsError, DbSession, DumpFile, DumpFormat, human_bytes};
@@ -41,9 +46,11 @@ pub struct DownloadOptions {
     pub output: Option<PathBuf>,
     /// Replace an existing local file.
     pub force: bool,
-    /// Compare SHA-256 with the container's file and test the format in place (or decode a gzip dump locally
-    /// when the container lacks the tools); the size is checked either way.
+    /// Compare SHA-256 with the dump's record, or with the container's file while the format is tested in place
+    /// (or decode a gzip dump locally when the container lacks the tools); the size is checked either way.
     pub verify: bool,
+    /// Ignore the dump's record: hash and test the container's file now.
+    pub in_place: bool,
     /// fsync the file before it gets its final name.
     pub sync: bool,
 }
@@ -56,11 +63,24 @@ pub struct Starting<'a> {
     pub dest: &'a Path,
 }
 
-/// How a download is verified, chosen from the tools the container has.
+/// What the dump's record did for a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Not used: there was none, or `--check-in-place`.
+    Unused,
+    /// The bytes written hash to it: the file that passed its test at dump time.
+    Matched,
+    /// The bytes differed from it and the check in the container vouched for them instead.
+    OutOfDate,
+}
+
+/// How a download is verified, chosen from the dump's record and the tools the container has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     /// The dump's format (names the test and the fallback).
     pub format: DumpFormat,
+    /// Whether the dump's record is (or was) the reference.
+    pub record: Record,
     /// SHA-256 of the container's file compared with that of the bytes written.
     pub hash: bool,
     /// The format's test runs in the container (`gzip -t`).
@@ -96,6 +116,7 @@ impl Verification {
         };
         Verification {
             format,
+            record: Record::Unused,
             hash,
             remote_test,
             local_gzip,
@@ -103,10 +124,22 @@ impl Verification {
         }
     }
 
+    /// The checks for a dump with a record: the local SHA-256 against it, nothing in the container.
+    pub fn recorded(format: DumpFormat) -> Verification {
+        Verification {
+            format,
+            record: Record::Matched,
+            hash: false,
+            remote_test: None,
+            local_gzip: false,
+            missing: Vec::new(),
+        }
+    }
+
     /// What the check thread computes locally.
     fn local_checks(&self) -> Checks {
         Checks {
-            sha256: self.hash,
+            sha256: self.hash || self.record == Record::Matched,
             gzip: self.local_gzip,
         }
     }
@@ -119,6 +152,14 @@ impl Verification {
     /// `verified: SHA-256 matches the container's file, `gzip -t` passed in the container`, or what the
     /// fallback did and why.
     pub fn describe(&self) -> String {
+        if self.record == Record::Matched {
+            return match self.format.test_command() {
+                Some(test) => format!(
+                    "verified: SHA-256 matches the dump's record, written after `{test}` passed in the container"
+                ),
+                None => "verified: SHA-256 matches the dump's record".to_string(),
+            };
+        }
         let mut done = Vec::new();
         if self.hash {
             done.push("SHA-256 matches the container's file".to_string());
@@ -153,6 +194,9 @@ impl Verification {
                 "; the {} stream itself was NOT tested",
                 self.format.describe()
             ));
+        }
+        if self.record == Record::OutOfDate {
+            text.push_str("; the dump's record was out of date");
         }
         text
     }
@@ -238,27 +282,48 @@ pub async fn download(
     let started = Instant::now();
     let verification = options
         .verify
-        .then(|| Verification::choose(file.format, &file.tools));
+        .then(|| match (&file.record, options.in_place) {
+            (Some(_), false) => Verification::recorded(file.format),
+            _ => Verification::choose(file.format, &file.tools),
+        });
     let checks = verification
         .as_ref()
         .map(Verification::local_checks)
         .unwrap_or_default();
+    let stopped = |exit: Exit| DbOpsError::Stopped {
+        exit,
+        message: format!(
+            "{}: the download stopped and its partial file was removed; {} was not written",
+            if exit == Exit::Terminated {
+                "terminated"
+            } else {
+                "interrupted"
+            },
+            dest.display()
+        ),
+    };
+    tokio::pin!(stop);
     let verified = tokio::select! {
         verified = stream_and_check(session, source, std_file, options.sync, checks, verification.as_ref(), bar.clone()) => verified,
-        exit = stop => Err(DbOpsError::Stopped {
-            exit,
-            message: format!(
-                "{}: the download stopped and its partial file was removed; {} was not written",
-                if exit == Exit::Terminated { "terminated" } else { "interrupted" },
-                dest.display()
-            ),
-        }),
+        exit = &mut stop => Err(stopped(exit)),
     };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     let (written, local, remote) = verified?;
     judge(session, &file, written, &local, remote.as_ref())?;
+    let verification = match verification {
+        Some(v)
+            if v.record == Record::Matched
+                && hex(&local) != file.record.clone().unwrap_or_default() =>
+        {
+            tokio::select! {
+                checked = recheck(session, &file, written, &local) => Some(checked?),
+                exit = &mut stop => return Err(stopped(exit)),
+            }
+        }
+        other => other,
+    };
     partial.rename_to(&dest)?;
     Ok(Downloaded {
         path: dest,
@@ -267,6 +332,43 @@ pub async fn download(
         format: file.format,
         verification,
     })
+}
+
+/// The local SHA-256 in hex; empty when it was not computed.
+fn hex(local: &Verdicts) -> String {
+    local
+        .sha256
+        .map(|sum| sum.iter().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default()
+}
+
+/// The bytes written differ from the dump's record: the check in the container tells a stale record (the file
+/// there is what arrived and passes its test: the download stands) from damage (the hashes differ, or the test
+/// fails: the download fails).
+async fn recheck(
+    session: &DbSession<'_>,
+    file: &DumpFile,
+    written: u64,
+    local: &Verdicts,
+) -> Result<Verification, DbOpsError> {
+    let record = crate::hooks::script::record_path(session.hook.dump_path());
+    let mut live = Verification::choose(file.format, &file.tools);
+    if !live.remote() {
+        return Err(DbOpsError::Failed(format!(
+            "the downloaded bytes do not match the dump's record {record} in {} (SHA-256 here {}), and the container has no sha256sum or openssl to tell a stale record from damage; run the download again with --check-in-place",
+            session.target,
+            hex(local)
+        )));
+    }
+    tracing::warn!(
+        record = %record,
+        "the downloaded bytes do not match the dump's record; checking the file in the container"
+    );
+    let checked = remote_check(session, live.remote_test).await?;
+    judge_test(session, &live, &checked)?;
+    judge(session, file, written, local, Some(&checked))?;
+    live.record = Record::OutOfDate;
+    Ok(live)
 }
 
 /// What the check in the container found.
@@ -381,10 +483,7 @@ fn judge(
         )));
     }
     if let Some(remote) = remote {
-        let here: String = local
-            .sha256
-            .map(|sum| sum.iter().map(|b| format!("{b:02x}")).collect())
-            .unwrap_or_default();
+        let here = hex(local);
         if here != remote.sha256 {
             return Err(DbOpsError::Failed(format!(
                 "the downloaded bytes differ from {dump_path} in {} (SHA-256 here {here}, in the container {}); the transfer damaged them or the dump changed meanwhile, run the download again",
@@ -634,6 +733,13 @@ mod tests {
             }
         }
 
+        /// The same container with a record of `sha256_of`'s hash beside its dump.
+        fn with_record(mut self, sha256_of: &[u8]) -> Container {
+            self.stat
+                .push_str(&format!("backup-ns: record={}\n", sha256_hex(sha256_of)));
+            self
+        }
+
         fn checks_run(&self) -> usize {
             self.scripts
                 .lock()
@@ -670,6 +776,12 @@ mod tests {
         }
     }
 
+    /// The summary line ends with `verification` (after the size and speed).
+    fn assert_summary(done: &Downloaded, verification: &str) {
+        let summary = done.summary();
+        assert!(summary.ends_with(verification), "{summary}");
+    }
+
     fn sha256_hex(data: &[u8]) -> String {
         ring::digest::digest(&ring::digest::SHA256, data)
             .as_ref()
@@ -692,6 +804,7 @@ mod tests {
             output: None,
             force: false,
             verify: true,
+            in_place: false,
             sync: true,
         }
     }
@@ -820,12 +933,9 @@ mod tests {
             verification.hash && !verification.local_gzip,
             "{verification:?}"
         );
-        assert!(
-            done.summary().ends_with(
-                ", verified: SHA-256 matches the container's file, `gzip -t` passed in the container"
-            ),
-            "{}",
-            done.summary()
+        assert_summary(
+            &done,
+            ", verified: SHA-256 matches the container's file, `gzip -t` passed in the container",
         );
         let check = container.scripts.lock().unwrap()[1].clone();
         assert!(check.contains("gzip -t < \"$bns_dump\""), "{check}");
@@ -880,6 +990,110 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_that_match_the_dumps_record_need_nothing_run_in_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(b"CREATE TABLE t ();\n");
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(true)).with_record(&data);
+        let done = fetch(&container, &Cat::of(&data), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(container.checks_run(), 0);
+        assert_eq!(std::fs::read(&done.path).unwrap(), data);
+        assert_summary(
+            &done,
+            ", verified: SHA-256 matches the dump's record, written after `gzip -t` passed in the container",
+        );
+    }
+
+    #[tokio::test]
+    async fn check_in_place_ignores_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(b"CREATE TABLE t ();\n");
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(true)).with_record(&data);
+        let session = DbSession {
+            hook: postgres(),
+            target: target(),
+            exec: &container,
+        };
+        let options = DownloadOptions {
+            in_place: true,
+            ..options(dir.path())
+        };
+        let done = download(
+            &session,
+            &Cat::of(&data),
+            &options,
+            |_| None,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(container.checks_run(), 1);
+        assert_summary(
+            &done,
+            ", verified: SHA-256 matches the container's file, `gzip -t` passed in the container",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_record_is_settled_by_the_check_in_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(b"CREATE TABLE t ();\n");
+        // The record names an older dump; the file in the container is what arrives and passes its test.
+        let container =
+            Container::new(&data, ALL_TOOLS, &data, Some(true)).with_record(b"an older dump");
+        let done = fetch(&container, &Cat::of(&data), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(container.checks_run(), 1);
+        assert_summary(
+            &done,
+            ", verified: SHA-256 matches the container's file, `gzip -t` passed in the container; the dump's record was out of date",
+        );
+    }
+
+    #[tokio::test]
+    async fn bytes_damaged_in_transit_fail_against_the_record_and_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(&vec![7u8; 100_000]);
+        let mut received = data.clone();
+        let middle = received.len() / 2;
+        received[middle] ^= 0x01;
+        let container = Container::new(&data, ALL_TOOLS, &data, Some(true)).with_record(&data);
+        let err = fetch(&container, &Cat::of(&received), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(container.checks_run(), 1);
+        assert!(
+            err.to_string().starts_with(
+                "the downloaded bytes differ from /var/lib/postgresql/data/dump.sql.gz"
+            ),
+            "{err}"
+        );
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn a_record_mismatch_without_hash_tools_fails_and_names_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = gzip(b"CREATE TABLE t ();\n");
+        let container = Container::new(&data, "gzip", &[], None).with_record(b"an older dump");
+        let err = fetch(&container, &Cat::of(&data), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(container.checks_run(), 0);
+        assert!(
+            err.to_string().contains(
+                "do not match the dump's record /var/lib/postgresql/data/dump.sql.gz.sha256"
+            ) && err
+                .to_string()
+                .ends_with("run the download again with --check-in-place"),
+            "{err}"
+        );
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
+
+    #[tokio::test]
     async fn without_the_tools_a_gzip_dump_is_decoded_locally_and_the_summary_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let data = gzip(b"CREATE TABLE t ();\n");
@@ -888,12 +1102,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(container.checks_run(), 0);
-        assert!(
-            done.summary().ends_with(
-                ", verified with a local fallback: gzip decoded locally (the container has no sha256sum or gzip)"
-            ),
-            "{}",
-            done.summary()
+        assert_summary(
+            &done,
+            ", verified with a local fallback: gzip decoded locally (the container has no sha256sum or gzip)",
         );
     }
 

@@ -286,11 +286,17 @@ impl DbHook {
         s
     }
 
-    /// Size and modification time (Unix seconds) of the dump file, or `dump=none`; and which of the tools a
-    /// verified download runs in place ([`VERIFY_TOOLS`]) the container has.
+    /// Size and modification time (Unix seconds) of the dump file, or `dump=none`; the SHA-256 its record holds
+    /// (`record=`, [`crate::hooks::script::record_path`]); and which of the tools a verified download runs in
+    /// place ([`VERIFY_TOOLS`]) the container has.
     pub fn stat_script(&self) -> String {
         let mut s = String::from("set -u\n");
         s.push_str(&dump_facts(self.dump_path()));
+        let _ = writeln!(
+            s,
+            "bns_record={}\nif [ -f \"$bns_record\" ]; then bns_rec=; read -r bns_rec bns_rest < \"$bns_record\" || true; echo \"{MARKER}record=$bns_rec\"; fi",
+            quote(&crate::hooks::script::record_path(self.dump_path()))
+        );
         let _ = writeln!(
             s,
             "bns_tools=; for bns_t in {}; do if command -v \"$bns_t\" >/dev/null 2>&1; then bns_tools=\"$bns_tools $bns_t\"; fi; done; echo \"{MARKER}tools=$bns_tools\"",

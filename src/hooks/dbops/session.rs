@@ -29,6 +29,9 @@ pub struct DumpFile {
     pub format: DumpFormat,
     /// Which of [`super::VERIFY_TOOLS`] the container has (reported by the stat script only; empty otherwise).
     pub tools: Vec<String>,
+    /// The SHA-256 (lowercase hex) the dump's record beside it holds, if it has a readable one (stat script
+    /// only).
+    pub record: Option<String>,
 }
 
 impl DbSession<'_> {
@@ -133,11 +136,17 @@ impl DbSession<'_> {
             .split_whitespace()
             .map(str::to_string)
             .collect();
+        let record = out
+            .get("record")
+            .map(str::trim)
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase);
         Ok(Some(DumpFile {
             size,
             mtime,
             format,
             tools,
+            record,
         }))
     }
 
