@@ -13,6 +13,11 @@
 //! asserts only that both copies are complete. The CPU of the check in the "container" (sha256sum, gzip -t) runs
 //! on the same machine, so it competes with both tools for the cores here.
 //!
+//! Each dump gets its record beside it (`dump.sql.gz.sha256`) as `backup-ns` dumps write it: after `gzip -t`
+//! passed on the file, its SHA-256 (made here with the host's `gzip` and `sha256sum`; the time is printed, as
+//! it is a cost of the dump, not of the download). So the default download checks its bytes against the record
+//! and runs nothing in the container; `BENCH_ARGS=--check-in-place` measures the check in the container instead.
+//!
 //! Knobs: `BENCH_KINDS` (comma-separated, default `stored,plain,sql`), `BENCH_MIB` (size of the dump in the timed
 //! rounds, default 256), `BENCH_ROUNDS` (timed rounds per kind, default 5; which tool goes first alternates),
 //! `BENCH_WARMUP` (untimed rounds first, default 1), `BENCH_RSS_MIB` (size of the one peak-RSS download, default
@@ -58,16 +63,35 @@ spec:
         claimName: data
 "#;
 
-/// Wall time and peak RSS of one child process.
+/// Wall time and peak RSS of one child process, and the CPU the simulator and the container spent meanwhile.
 struct Run {
     wall: Duration,
-    /// User plus system CPU time; less sensitive than wall time to other load on the machine.
+    /// User plus system CPU time of the tool; less sensitive than wall time to other load on the machine.
     cpu: Duration,
+    /// CPU of this process meanwhile: the in-process kube-sim serving the tool (the bench itself idles).
+    server_cpu: Duration,
+    /// CPU of the processes kube-sim ran in the "container" for the tool (`tar`, `cat`, the checks): every child
+    /// reaped meanwhile, less the tool itself.
+    container_cpu: Duration,
     max_rss_kib: i64,
     ok: bool,
 }
 
+fn tv(t: libc::timeval) -> Duration {
+    Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000)
+}
+
+/// User plus system CPU of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`) so far.
+fn cpu_of(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage fills the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn measure(cmd: &mut Command) -> Run {
+    let (server_before, children_before) =
+        (cpu_of(libc::RUSAGE_SELF), cpu_of(libc::RUSAGE_CHILDREN));
     let start = Instant::now();
     let child = cmd.spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -77,10 +101,14 @@ fn measure(cmd: &mut Command) -> Run {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     std::mem::forget(child); // already reaped by wait4
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
     Run {
         wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        cpu,
+        server_cpu: cpu_of(libc::RUSAGE_SELF).saturating_sub(server_before),
+        container_cpu: cpu_of(libc::RUSAGE_CHILDREN)
+            .saturating_sub(children_before)
+            .saturating_sub(cpu),
         max_rss_kib: usage.ru_maxrss,
         ok: waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     }
@@ -157,6 +185,26 @@ fn make_dump(path: &Path, mib: usize, format: Format) {
             gz.finish().expect("finish gzip");
         }
     }
+}
+
+/// Writes `dump`'s record as a backup-ns dump does: its format's test first (`gzip -t`), then `HEX  NAME`.
+fn write_record(dump: &Path, format: Format) {
+    if format != Format::Plain {
+        let tested = Command::new("gzip")
+            .arg("-t")
+            .stdin(std::fs::File::open(dump).expect("dump"))
+            .status()
+            .expect("gzip -t");
+        assert!(tested.success(), "gzip -t failed on the bench's dump");
+    }
+    let sum = Command::new("sha256sum")
+        .stdin(std::fs::File::open(dump).expect("dump"))
+        .output()
+        .expect("sha256sum");
+    let hex = String::from_utf8(sum.stdout).expect("hex");
+    let name = dump.file_name().expect("name").to_string_lossy();
+    let record = dump.with_file_name(format!("{name}.sha256"));
+    std::fs::write(record, format!("{}  {name}\n", &hex[..64])).expect("record");
 }
 
 /// The backup-ns command, prefixed by `BENCH_WRAP` when set (e.g. `BENCH_WRAP="perf record -g -o /tmp/bns.data --"`
@@ -332,10 +380,14 @@ fn main() {
         let made = Instant::now();
         make_dump(&bench.dump, mib, format);
         let size = std::fs::metadata(&bench.dump).expect("dump").len();
+        let made_in = made.elapsed();
+        let recorded = Instant::now();
+        write_record(&bench.dump, format);
         println!(
-            "== {}: {size} bytes, made in {:.1}s",
+            "== {}: {size} bytes, made in {:.1}s, its record in {:.2}s",
             format.describe(),
-            made.elapsed().as_secs_f64()
+            made_in.as_secs_f64(),
+            recorded.elapsed().as_secs_f64()
         );
         // Warm-up: on a VM the first writes into never-used memory cost several times more than later ones,
         // which would penalise whichever tool runs first.
@@ -362,15 +414,19 @@ fn main() {
                 println!("backup-ns says: {said}");
             }
             println!(
-                "round {}: kubectl cp {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, cpu {:.2}s, peak RSS {:.1} MiB) | ratio {:.2}x",
+                "round {}: kubectl cp {:.2}s ({:.0} MiB/s, cpu {:.2}s + kube-sim {:.2}s + container {:.2}s, peak RSS {:.1} MiB) | backup-ns download {:.2}s ({:.0} MiB/s, cpu {:.2}s + kube-sim {:.2}s + container {:.2}s, peak RSS {:.1} MiB) | ratio {:.2}x",
                 round + 1,
                 k.wall.as_secs_f64(),
                 size as f64 / 1048576.0 / k.wall.as_secs_f64(),
                 k.cpu.as_secs_f64(),
+                k.server_cpu.as_secs_f64(),
+                k.container_cpu.as_secs_f64(),
                 k.max_rss_kib as f64 / 1024.0,
                 b.wall.as_secs_f64(),
                 size as f64 / 1048576.0 / b.wall.as_secs_f64(),
                 b.cpu.as_secs_f64(),
+                b.server_cpu.as_secs_f64(),
+                b.container_cpu.as_secs_f64(),
                 b.max_rss_kib as f64 / 1024.0,
                 k.wall.as_secs_f64() / b.wall.as_secs_f64()
             );
@@ -414,6 +470,7 @@ fn main() {
     }
     if rss_mib > 0 {
         make_dump(&bench.dump, rss_mib, Format::Stored);
+        write_record(&bench.dump, Format::Stored);
         let size = std::fs::metadata(&bench.dump).expect("dump").len();
         let (b, said) = bench.download(size);
         println!(
