@@ -38,10 +38,10 @@ pub fn per_namespace(sync: &SyncReport, retention: &ApplyReport) -> Vec<Namespac
     let mut why: BTreeMap<String, [Vec<String>; 2]> = BTreeMap::new();
     for change in &sync.changes {
         let entry = why
-            .entry(namespace_of(&change.snapshot).to_string())
+            .entry(namespace_of(change.snapshot()).to_string())
             .or_default();
         if let Some(error) = &change.error {
-            entry[0].push(format!("content {}: {error}", change.content));
+            entry[0].push(format!("content {}: {error}", change.content()));
         }
     }
     for guard in &retention.plan.guards {
@@ -90,20 +90,12 @@ mod tests {
         let sync = SyncReport {
             failed: 1,
             changes: vec![
-                SyncChange {
-                    content: "snapcontent-a".into(),
-                    snapshot: "a/data-1".into(),
-                    set: vec![],
-                    removed: vec![],
-                    error: Some("HTTP 500".into()),
+                {
+                    let mut failed = SyncChange::new("snapcontent-a", "a/data-1", [], []);
+                    failed.error = Some("HTTP 500".into());
+                    failed
                 },
-                SyncChange {
-                    content: "snapcontent-b".into(),
-                    snapshot: "b/data-1".into(),
-                    set: vec![],
-                    removed: vec![],
-                    error: None,
-                },
+                SyncChange::new("snapcontent-b", "b/data-1", [], []),
             ],
             ..SyncReport::default()
         };
