@@ -273,6 +273,13 @@ pub async fn download(
         )));
     }
     let (partial, std_file) = PartialFile::create(&dest, &name)?;
+    reserve(&std_file, file.size).map_err(|e| {
+        DbOpsError::Refused(format!(
+            "cannot reserve {} for {} ({e}); free some space or choose another --output-dir",
+            human_bytes(file.size),
+            dest.display()
+        ))
+    })?;
     let bar = on_start(&Starting {
         dump_path: hook.dump_path(),
         size: file.size,
@@ -529,6 +536,36 @@ async fn stream_to_file(
         .map_err(|e| DbOpsError::Failed(format!("writing the local file failed: {e}")))?;
     let verdicts = written.checked.map_err(DbOpsError::Failed)?;
     Ok((total, verdicts))
+}
+
+/// Reserves `size` bytes for the file up front: a disk too small fails now, not halfway, and the writes then fill
+/// blocks already allocated. Filesystems without `fallocate` just skip it.
+fn reserve(file: &std::fs::File, size: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        if size == 0 {
+            return Ok(());
+        }
+        // SAFETY: a plain syscall on a file descriptor we own; it reads no memory of ours.
+        let rc = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                0,
+                0,
+                libc::off_t::try_from(size).unwrap_or(libc::off_t::MAX),
+            )
+        };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(error);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, size);
+    Ok(())
 }
 
 /// The hidden file a download writes into; removed when dropped unless it was renamed to its final name.
