@@ -16,7 +16,8 @@ pub use crate::vocab::hook::Compression;
 /// The shell side of each compression.
 impl Compression {
     /// Shell lines that define `bns_compress` / `bns_decompress` / `bns_test` (the format's own test, reading
-    /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used. zstd is used when configured and installed; without it the dump falls back to gzip with a warning
+    /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used.
+    /// zstd is used when configured and installed; without it the dump falls back to gzip with a warning
     /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there.
     pub fn select(self) -> String {
         const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { gzip -t; }\nbns_compression=gzip\n";
@@ -310,10 +311,8 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
     s.push_str(&format!(
         "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
     ));
-    s.push_str(
-        "bns_sum=\nif command -v openssl >/dev/null 2>&1; then bns_sum=$(openssl dgst -sha256 -r < \"$bns_tmp\") || bns_sum=\n\
-         elif command -v sha256sum >/dev/null 2>&1; then bns_sum=$(sha256sum < \"$bns_tmp\") || bns_sum=\nfi\n",
-    );
+    s.push_str(SHA256_FN);
+    s.push_str("bns_sum=$(bns_sha256 < \"$bns_tmp\") || bns_sum=\n");
     // The fsync (and the version asked at the start) must be done before the rename.
     s.push_str("wait\n");
     // The old record goes first: a record never names another dump than the one beside it.
@@ -331,9 +330,14 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
     s
 }
 
-/// The dump's record: `SHA256  NAME` (what `sha256sum -c` reads), written beside the dump only after the whole
-/// file passed its format's test in place. A download whose bytes hash to it needs no test of its own
-/// (`dbops::download`).
+/// Defines `bns_sha256`: `HEX ...` of stdin, with `openssl` (which uses the CPU's SHA extensions where Debian's
+/// `sha256sum` does not) or else `sha256sum`; status 127 when the container has neither.
+pub const SHA256_FN: &str = "bns_sha256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; \
+     elif command -v sha256sum >/dev/null 2>&1; then sha256sum; else return 127; fi; }\n";
+
+/// The dump's record: `SHA256  NAME` (what `sha256sum -c` reads), written beside the dump only after its
+/// compressed stream passed the format's test as it was written. A download whose bytes hash to it needs no test
+/// of its own (`dbops::download`).
 pub fn record_path(dump_path: &str) -> String {
     format!("{dump_path}.sha256")
 }

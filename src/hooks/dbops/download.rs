@@ -320,10 +320,7 @@ pub async fn download(
     let (written, local, remote) = verified?;
     judge(session, &file, written, &local, remote.as_ref())?;
     let verification = match verification {
-        Some(v)
-            if v.record == Record::Matched
-                && hex(&local) != file.record.clone().unwrap_or_default() =>
-        {
+        Some(v) if v.record == Record::Matched && file.record.as_deref() != Some(&*hex(&local)) => {
             tokio::select! {
                 checked = recheck(session, &file, written, &local) => Some(checked?),
                 exit = &mut stop => return Err(stopped(exit)),
@@ -782,7 +779,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|s| s.contains("sha256sum <"))
+                .filter(|s| s.contains("bns_sha256 <"))
                 .count()
         }
     }
@@ -798,7 +795,7 @@ mod tests {
                     panic!("scripts travel as bytes on stdin");
                 };
                 let script = String::from_utf8(script).unwrap();
-                let is_check = script.contains("sha256sum <");
+                let is_check = script.contains("bns_sha256 <");
                 self.scripts.lock().unwrap().push(script);
                 Ok(if is_check {
                     self.check.clone()

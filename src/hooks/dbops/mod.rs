@@ -316,9 +316,10 @@ impl DbHook {
         if let Some(test) = test {
             let _ = writeln!(s, "{test} < \"$bns_dump\" >/dev/null & bns_test=$!");
         }
+        s.push_str(crate::hooks::script::SHA256_FN);
         let _ = writeln!(
             s,
-            "if command -v openssl >/dev/null 2>&1; then bns_sum=$(openssl dgst -sha256 -r < \"$bns_dump\"); else bns_sum=$(sha256sum < \"$bns_dump\"); fi || {{ echo '{MARKER}error=the SHA-256 of the dump file could not be computed'; exit 1; }}"
+            "bns_sum=$(bns_sha256 < \"$bns_dump\") || {{ echo '{MARKER}error=the SHA-256 of the dump file could not be computed'; exit 1; }}"
         );
         let _ = writeln!(s, "echo \"{MARKER}sha256=${{bns_sum%% *}}\"");
         if test.is_some() {
