@@ -18,12 +18,17 @@ impl Compression {
     /// Shell lines that define `bns_compress` / `bns_decompress` / `bns_test` (the format's own test, reading
     /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used.
     /// zstd is used when configured and installed; without it the dump falls back to gzip with a warning
-    /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there.
+    /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there, or
+    /// when the container has no `tee`.
     pub fn select(self) -> String {
         const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { gzip -t; }\nbns_compression=gzip\n";
         const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { zstd -q -t; }\nbns_compression=zstd\n";
         let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
-        match self {
+        // The compressed stream is tested as `tee` writes it ([`dump_body`]).
+        let tee = format!(
+            "command -v tee >/dev/null 2>&1 || {{ echo '{MARKER}missing_tool=tee'; exit 1; }}\n"
+        );
+        let compression = match self {
             Compression::None => {
                 "bns_compress() { cat; }\nbns_decompress() { cat; }\nbns_test() { cat; }\nbns_compression=none\n"
                     .to_string()
@@ -36,7 +41,8 @@ impl Compression {
                 "if command -v zstd >/dev/null 2>&1; then\n{ZSTD}elif command -v gzip >/dev/null 2>&1; then\n{GZIP}echo '{MARKER}warning=zstd is not installed in the container; compressing with gzip'\nelse\n{}fi\n",
                 missing("zstd or gzip")
             ),
-        }
+        };
+        tee + compression.as_str()
     }
 }
 

@@ -553,6 +553,31 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     let dump_path = dumps.path().join("dump.sql.zst");
     let mut params = authed(&pg, &dump_path, "postgres");
     params.dump.compression = Compression::Zstd;
+
+    // Without `tee` the stream cannot be tested as it is written: the check says so before anything is written.
+    let tee = bare.path().join("tee");
+    let real_tee = std::fs::read_link(&tee).unwrap();
+    std::fs::remove_file(&tee).unwrap();
+    let err = hooks::run(
+        "pg",
+        &named(params.clone()),
+        &exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_err("no tee");
+    assert!(
+        matches!(&err, HookError::ToolMissing { tool, .. } if tool == "tee"),
+        "{err:?}"
+    );
+    assert!(
+        listing(dumps.path()).is_empty(),
+        "{:?}",
+        listing(dumps.path())
+    );
+    std::os::unix::fs::symlink(real_tee, &tee).unwrap();
+
     let report = hooks::run(
         "pg",
         &named(params),
