@@ -6,7 +6,7 @@ use crate::{
     assert_scripts_only_on_stdin, assert_threshold_trips_before_dumping, decompress, fake_tool,
     listing, process_is_gone, read_pid, target,
 };
-use backup_ns::hooks::{self, HookError};
+use backup_ns::hooks::{self, HookError, HookReport};
 use backup_ns::vocab::hook::{Compression, HookAction, PostgresHook};
 use std::time::Duration;
 
@@ -32,6 +32,18 @@ fn authed(pg: &Postgres, dump_path: &std::path::Path, database: &str) -> Postgre
     params.dump.password = pg.password.clone();
     params.dump.database = database.into();
     params
+}
+
+/// Runs the dump hook `params` through `exec`, with a minute to finish.
+async fn run_pg(params: PostgresHook, exec: &LocalExec) -> Result<HookReport, HookError> {
+    hooks::run(
+        "pg",
+        &named(params),
+        exec,
+        &target(),
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 fn named(params: PostgresHook) -> HookAction {
@@ -126,15 +138,9 @@ async fn postgres_wrong_password_fails_and_never_shows_the_password() {
     params.dump.password = String::from(wrong);
     params.dump.database = "postgres".into();
 
-    let err = hooks::run(
-        "pg",
-        &named(params),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect_err("a wrong password fails");
+    let err = run_pg(params, &exec)
+        .await
+        .expect_err("a wrong password fails");
     assert!(matches!(err, HookError::CheckFailed { .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("SELECT 1 failed"), "{shown}");
@@ -153,15 +159,9 @@ async fn postgres_wrong_password_fails_and_never_shows_the_password() {
     let mut params = hook(&pg, dump_path.to_str().unwrap());
     params.dump.user = pg.user.clone();
     params.dump.database = "postgres".into();
-    let err = hooks::run(
-        "pg",
-        &named(params),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect_err("a wrong env password fails");
+    let err = run_pg(params, &exec)
+        .await
+        .expect_err("a wrong env password fails");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("password authentication failed"), "{shown}");
     assert!(!shown.contains(wrong), "{shown}");
@@ -189,15 +189,9 @@ async fn postgres_injection_attempt_is_dumped_literally() {
     params.dump.password = pg.password.clone();
     params.dump.database = evil_db.clone();
     let exec = LocalExec::new().cwd(parent.path());
-    hooks::run(
-        "pg",
-        &named(params),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("the oddly named database is dumped");
+    run_pg(params, &exec)
+        .await
+        .expect("the oddly named database is dumped");
 
     let sql = String::from_utf8(decompress("gzip", &dump_path)).unwrap();
     assert!(
@@ -250,14 +244,7 @@ async fn the_space_gate_reads_df_as_the_runner_does_and_stops_before_the_dump() 
         let fakes = tempfile::tempdir().unwrap();
         fake_tool(fakes.path(), "df", &df);
         let exec = LocalExec::new().path_prepend(fakes.path());
-        let outcome = hooks::run(
-            "pg",
-            &named(params.clone()),
-            &exec,
-            &target(),
-            Duration::from_secs(60),
-        )
-        .await;
+        let outcome = run_pg(params.clone(), &exec).await;
         assert_eq!(exec.records().len(), 1, "{df}: one exec session");
         match (outcome, expected) {
             (Ok(report), Ok(used)) => {
@@ -351,15 +338,9 @@ async fn dump_with_fake(params: &PostgresHook, tool: &str, body: &str) -> String
     let fakes = tempfile::tempdir().unwrap();
     fake_tool(fakes.path(), tool, body);
     let exec = LocalExec::new().path_prepend(fakes.path());
-    let err = hooks::run(
-        "pg",
-        &named(params.clone()),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect_err("the dump fails");
+    let err = run_pg(params.clone(), &exec)
+        .await
+        .expect_err("the dump fails");
     match err {
         HookError::DumpFailed { reason, .. } => reason,
         other => panic!("{tool}: expected DumpFailed, got {other:?}"),
@@ -558,15 +539,7 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     let tee = bare.path().join("tee");
     let real_tee = std::fs::read_link(&tee).unwrap();
     std::fs::remove_file(&tee).unwrap();
-    let err = hooks::run(
-        "pg",
-        &named(params.clone()),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect_err("no tee");
+    let err = run_pg(params.clone(), &exec).await.expect_err("no tee");
     assert!(
         matches!(&err, HookError::ToolMissing { tool, .. } if tool == "tee"),
         "{err:?}"
@@ -578,15 +551,9 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
     );
     std::os::unix::fs::symlink(real_tee, &tee).unwrap();
 
-    let report = hooks::run(
-        "pg",
-        &named(params),
-        &exec,
-        &target(),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("dump succeeds with gzip");
+    let report = run_pg(params, &exec)
+        .await
+        .expect("dump succeeds with gzip");
     assert_eq!(report.compression.as_deref(), Some("gzip"));
     assert_eq!(
         report.warnings,
@@ -619,15 +586,9 @@ async fn dump_scripts_work_under_dash_and_bash() {
         params.dump.user = pg.user.clone();
         params.dump.password = pg.password.clone();
         params.dump.database = "shop".into();
-        hooks::run(
-            "pg",
-            &named(params),
-            &exec,
-            &target(),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("dump under {shell}: {e}"));
+        run_pg(params, &exec)
+            .await
+            .unwrap_or_else(|e| panic!("dump under {shell}: {e}"));
         let restored = format!("restored_{shell}");
         pg.create_database(&restored);
         pg.load(&restored, &decompress("gzip", &dump_path));
