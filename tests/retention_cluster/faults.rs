@@ -115,12 +115,7 @@ async fn faults_during_prune_are_counted_and_a_rerun_converges_without_extra_del
         "volumesnapshots",
         FaultAction::InternalError,
     ));
-    // One write at a time: an `nth` fault counts requests in arrival order, which names one object only when
-    // one is in flight (the concurrency tests cover several at once).
-    let opts = ApplyOptions {
-        concurrency: 1,
-        ..options(Scope::Namespace(NS.into()), Options::default())
-    };
+    let opts = one_at_a_time();
     let first = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
     assert_eq!(first.counts.failed, 9, "{}", first.render_text());
     assert_eq!(first.counts.deferred, 0, "{}", first.render_text());
@@ -379,10 +374,7 @@ async fn a_conflict_on_an_object_still_as_listed_costs_one_read_and_the_change_g
         1,
         FaultAction::Conflict,
     ));
-    let opts = ApplyOptions {
-        concurrency: 1,
-        ..options(Scope::Namespace(NS.into()), Options::default())
-    };
+    let opts = one_at_a_time();
     env.sim.requests().reset();
     let report = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
     assert_eq!(env.sim.faults().fired(), [2, 1]);
@@ -413,10 +405,7 @@ async fn a_delete_that_meets_the_snapshot_controllers_writes_reads_again_and_goe
     env.sim
         .faults()
         .add(Fault::nth("delete", "volumesnapshots", 1, FaultAction::Conflict).times(3));
-    let opts = ApplyOptions {
-        concurrency: 1,
-        ..options(Scope::Namespace(NS.into()), Options::default())
-    };
+    let opts = one_at_a_time();
     env.sim.requests().reset();
     let report = apply(&env.cluster, &opts, &clock(NOW)).await.unwrap();
     assert_eq!(env.sim.faults().fired(), [3]);
@@ -426,4 +415,13 @@ async fn a_delete_that_meets_the_snapshot_controllers_writes_reads_again_and_goe
     assert_eq!(present, expected);
     let r = env.sim.requests();
     assert_eq!(r.count("get", "volumesnapshots"), 3, "{:?}", r.snapshot());
+}
+
+/// Options for a pass over `NS` with one write at a time: an `nth` fault counts requests in arrival order, which
+/// names one object only when one is in flight (the concurrency tests cover several at once).
+fn one_at_a_time() -> ApplyOptions {
+    ApplyOptions {
+        concurrency: 1,
+        ..options(Scope::Namespace(NS.into()), Options::default())
+    }
 }

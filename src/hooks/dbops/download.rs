@@ -855,19 +855,21 @@ mod tests {
 
     /// Downloads from `container` streaming `cat` into `dir`, never stopped.
     async fn fetch(container: &Container, cat: &Cat, dir: &Path) -> Result<Downloaded, DbOpsError> {
+        fetch_with(container, cat, &options(dir)).await
+    }
+
+    /// [`fetch`] with `options` as given.
+    async fn fetch_with(
+        container: &Container,
+        cat: &Cat,
+        options: &DownloadOptions,
+    ) -> Result<Downloaded, DbOpsError> {
         let session = DbSession {
             hook: postgres(),
             target: target(),
             exec: container,
         };
-        download(
-            &session,
-            cat,
-            &options(dir),
-            |_| None,
-            std::future::pending(),
-        )
-        .await
+        download(&session, cat, options, |_| None, std::future::pending()).await
     }
 
     #[test]
@@ -1044,24 +1046,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = gzip(b"CREATE TABLE t ();\n");
         let container = Container::new(&data, ALL_TOOLS, &data, Some(true)).with_record(&data);
-        let session = DbSession {
-            hook: postgres(),
-            target: target(),
-            exec: &container,
-        };
         let options = DownloadOptions {
             in_place: true,
             ..options(dir.path())
         };
-        let done = download(
-            &session,
-            &Cat::of(&data),
-            &options,
-            |_| None,
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        let done = fetch_with(&container, &Cat::of(&data), &options)
+            .await
+            .unwrap();
         assert_eq!(container.checks_run(), 1);
         assert_summary(
             &done,
@@ -1188,30 +1179,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = b"plain sql\n".to_vec();
         let container = Container::new(&data, ALL_TOOLS, &data, None);
-        let session = DbSession {
-            hook: postgres(),
-            target: target(),
-            exec: &container,
-        };
         let dest = dir.path().join("latest.sql");
         std::fs::write(&dest, "old").unwrap();
         let mut opts = options(dir.path());
         opts.output = Some(dest.clone());
         let cat = Cat::of(&data);
-        let err = download(&session, &cat, &opts, |_| None, std::future::pending())
-            .await
-            .unwrap_err();
+        let err = fetch_with(&container, &cat, &opts).await.unwrap_err();
         assert_eq!(err.exit(), Exit::Usage);
         opts.force = true;
-        let done = download(&session, &cat, &opts, |_| None, std::future::pending())
-            .await
-            .unwrap();
-        assert!(
-            done.summary()
-                .ends_with(", verified: SHA-256 matches the container's file"),
-            "{}",
-            done.summary()
-        );
+        let done = fetch_with(&container, &cat, &opts).await.unwrap();
+        assert_summary(&done, ", verified: SHA-256 matches the container's file");
         assert_eq!(std::fs::read(&dest).unwrap(), data);
     }
 
