@@ -160,6 +160,59 @@ async fn a_download_is_byte_identical_named_after_the_dump_and_never_overwritten
     assert_eq!(listing(&w.path("out")).len(), 2);
 }
 
+/// A local disk too small for the dump is refused before the stream, and nothing is left behind. The "disk" is a
+/// file-size limit on the backup-ns process (RLIMIT_FSIZE, with SIGXFSZ ignored so the write fails with EFBIG
+/// instead of killing it), as `fallocate` meets it on a full filesystem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_disk_too_small_is_refused_before_the_stream_and_leaves_nothing() {
+    let w = world().await;
+    let plan = plan(&w);
+    std::fs::create_dir(w.path("out")).unwrap();
+    std::fs::write(w.pvc().join("dump.sql.gz"), gzip(&vec![b'x'; 64 << 20])).unwrap();
+    let mut cmd = w.command(
+        &[
+            "postgres",
+            "--plan",
+            &plan,
+            "download",
+            "--output-dir",
+            "out",
+        ],
+        &[],
+    );
+    cmd.stdin(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("backup-ns finished within 120s")
+        .expect("backup-ns output");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        stderr(&out).contains("cannot reserve")
+            && stderr(&out).contains("choose another --output-dir"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        listing(&w.path("out")).is_empty(),
+        "{:?}",
+        listing(&w.path("out"))
+    );
+}
+
 /// A world whose container's PATH is `bin`: a directory of links to the host's `tools` (plus any scripts the
 /// caller puts there), so that the container lacks every other tool.
 async fn world_with_path(tools: &[&str]) -> (World, tempfile::TempDir) {
