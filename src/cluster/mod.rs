@@ -34,6 +34,7 @@ pub mod core;
 pub mod engine_port;
 pub mod error;
 pub mod exec;
+pub mod exec_frames;
 pub mod jobs;
 pub mod label_patch;
 pub mod label_pod;

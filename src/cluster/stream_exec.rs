@@ -1,23 +1,21 @@
-//! Exec whose stdout is handed over frame by frame (`postgres|mysql download`).
+//! Exec whose stdout is handed over as it arrives (`postgres|mysql download`).
 //!
 //! kube-rs's `AttachedProcess` copies every stdout frame into an in-memory pipe that the caller then reads back
 //! out, and wakes two tasks per frame. For a multi-GiB dump that is several extra copies of every byte, so this
-//! path speaks the exec protocol on the raw WebSocket instead: each binary frame's payload is a reference-counted
-//! [`Bytes`] handed to a [`ChunkSink`] as a slice of the frame (no copy), stderr keeps its bounded tail, and the
-//! status channel gives the exit code exactly as in [`super::exec`]. Memory is bounded by the sink: while it is
-//! busy no further frame is read, and TCP flow control holds back the server.
+//! path speaks the exec protocol on the upgraded connection itself ([`super::exec_frames`]): stdout is read
+//! straight into the memory a [`ChunkSink`] offers, stderr keeps its bounded tail, and the status channel gives
+//! the exit code exactly as in [`super::exec`]. Memory is bounded by the sink: while it is busy nothing more is
+//! read, and TCP flow control holds back the server.
 
 use super::client::Cluster;
 use super::exec::{ExitStatus, TailBuffer, exit_status, start_message};
+use super::exec_frames::ExecFrames;
 use crate::vocab::exec::{ExecError, ExecResult};
 use crate::vocab::workload::ContainerRef;
-use bytes::Bytes;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Resource;
 use kube::api::AttachParams;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Channel numbers of the Kubernetes exec protocol (`channel.k8s.io` and its v4/v5 successors).
 const STDOUT: u8 = 1;
@@ -27,10 +25,16 @@ const STATUS: u8 = 3;
 /// How much of stderr is kept (its tail) for the error message.
 const STDERR_TAIL: usize = 64 * 1024;
 
-/// Takes a command's stdout as it arrives.
+/// The most a status message may hold (a `Status` object is a few hundred bytes).
+const STATUS_LIMIT: u64 = 1024 * 1024;
+
+/// Takes a command's stdout as it arrives, into memory of its own.
 pub trait ChunkSink {
-    /// One chunk, in order. An error aborts the stream and is reported as the exec's error.
-    fn chunk(&mut self, data: Bytes) -> impl Future<Output = std::io::Result<()>>;
+    /// Room for the next bytes of stdout; never empty.
+    fn space(&mut self) -> &mut [u8];
+    /// The first `n` bytes of [`space`](Self::space) now hold the next stdout, in order. An error aborts the
+    /// stream and is reported as the exec's error.
+    fn filled(&mut self, n: usize) -> impl Future<Output = std::io::Result<()>>;
 }
 
 impl Cluster {
@@ -59,54 +63,24 @@ impl Cluster {
                 message: e.to_string(),
             })?;
         tracing::debug!(%target, "exec (streamed stdout)");
-        let mut socket = self
+        let connection = self
             .client()
             .connect(request)
             .await
             .map_err(|err| ExecError::Start {
                 target: target.clone(),
                 message: start_message(&err),
-            })?
-            .into_stream();
-
-        let mut stderr = TailBuffer::new(STDERR_TAIL);
-        let mut status: Option<Status> = None;
-        while let Some(message) = socket.next().await {
-            let frame = match message {
-                Ok(Message::Binary(frame)) => frame,
-                Ok(Message::Close(_)) => break,
-                // Pings are answered by the WebSocket layer; text frames are not part of the protocol.
-                Ok(_) => continue,
-                Err(e) => return Err(broke(format!("reading the exec stream failed: {e}"))),
-            };
-            let Some(&channel) = frame.first() else {
-                continue;
-            };
-            match channel {
-                STDOUT if frame.len() > 1 => {
-                    if let Err(e) = sink.chunk(frame.slice(1..)).await {
-                        let _ = socket.close(None).await;
-                        return Err(broke(format!("handling the output failed: {e}")));
-                    }
-                }
-                STDERR => stderr.push(&frame[1..]),
-                STATUS => {
-                    status = Some(serde_json::from_slice(&frame[1..]).map_err(|e| {
-                        broke(format!("the status channel carried invalid JSON: {e}"))
-                    })?);
-                    break;
-                }
-                // The v5 close channel and the initial one-byte frames carry nothing for us.
-                _ => {}
-            }
-        }
-        // The command has ended; a failing close handshake changes nothing about its result.
-        let _ = socket.close(None).await;
+            })?;
+        let mut frames = ExecFrames::new(connection.into_stream().into_inner());
+        let outcome = read_channels(&mut frames, sink).await;
+        // The command has ended (or the stream broke); a failing close changes nothing about the result.
+        frames.close().await;
+        let (stderr, status) = outcome.map_err(broke)?;
         match status.as_ref().map(exit_status) {
             Some(ExitStatus::Exited(exit_code)) => Ok(ExecResult {
                 exit_code,
                 stdout: Vec::new(),
-                stderr: stderr.into_bytes(),
+                stderr,
             }),
             Some(ExitStatus::Failed(message)) => Err(ExecError::Start {
                 target: target.clone(),
@@ -117,10 +91,72 @@ impl Cluster {
     }
 }
 
-/// A download's file writer takes the frames as they come.
+/// Reads the channels until the status message (or the end of the stream): stdout into `sink`, the tail of
+/// stderr, and the status.
+async fn read_channels<S>(
+    frames: &mut ExecFrames<S>,
+    sink: &mut impl ChunkSink,
+) -> Result<(Vec<u8>, Option<Status>), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut stderr = TailBuffer::new(STDERR_TAIL);
+    let mut status = Vec::new();
+    while let Some(part) = frames.next_part().await? {
+        match part.channel {
+            STDOUT => loop {
+                let n = frames.read(sink.space()).await?;
+                if n == 0 {
+                    break;
+                }
+                sink.filled(n)
+                    .await
+                    .map_err(|e| format!("handling the output failed: {e}"))?;
+            },
+            STDERR => {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = frames.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    stderr.push(&buf[..n]);
+                }
+            }
+            STATUS => {
+                if status.len() as u64 + part.len > STATUS_LIMIT {
+                    return Err(format!(
+                        "the status channel carried over {STATUS_LIMIT} bytes"
+                    ));
+                }
+                let start = status.len();
+                status.resize(start + part.len as usize, 0);
+                let mut at = start;
+                while at < status.len() {
+                    at += frames.read(&mut status[at..]).await?;
+                }
+                // The initial one-byte frames of the v4 protocol carry no status.
+                if part.end && !status.is_empty() {
+                    let parsed = serde_json::from_slice(&status)
+                        .map_err(|e| format!("the status channel carried invalid JSON: {e}"))?;
+                    return Ok((stderr.into_bytes(), Some(parsed)));
+                }
+            }
+            // The v5 close channel and stdin's echo carry nothing for us; `next_part` skips what is left.
+            _ => {}
+        }
+    }
+    Ok((stderr.into_bytes(), None))
+}
+
+/// A download's file writer offers its stage buffer.
 impl ChunkSink for crate::hooks::dbops::DumpWriter {
-    async fn chunk(&mut self, data: Bytes) -> std::io::Result<()> {
-        crate::hooks::dbops::DumpWriter::chunk(self, data).await
+    fn space(&mut self) -> &mut [u8] {
+        crate::hooks::dbops::DumpWriter::space(self)
+    }
+
+    async fn filled(&mut self, n: usize) -> std::io::Result<()> {
+        crate::hooks::dbops::DumpWriter::filled(self, n).await
     }
 }
 

@@ -352,21 +352,28 @@ async fn an_interactive_session_gets_a_terminal_and_our_input() {
     assert_eq!(exit_status(&status), ExitStatus::Exited(0));
 }
 
-/// Collects the chunks of `exec_stdout_chunks`; fails with `fail_after` chunks seen, when set.
+/// Collects the chunks of `exec_stdout_chunks` (offering 64 KiB at a time); fails with `fail_after` chunks
+/// seen, when set.
 #[derive(Default)]
 struct Collect {
     bytes: Vec<u8>,
+    buffer: Vec<u8>,
     chunks: usize,
     fail_after: Option<usize>,
 }
 
 impl ChunkSink for Collect {
-    async fn chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+    fn space(&mut self) -> &mut [u8] {
+        self.buffer.resize(64 * 1024, 0);
+        &mut self.buffer
+    }
+
+    async fn filled(&mut self, n: usize) -> std::io::Result<()> {
         if self.fail_after == Some(self.chunks) {
             return Err(std::io::Error::other("the disk is full (test)"));
         }
         self.chunks += 1;
-        self.bytes.extend_from_slice(&data);
+        self.bytes.extend_from_slice(&self.buffer[..n]);
         Ok(())
     }
 }

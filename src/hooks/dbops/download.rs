@@ -686,7 +686,6 @@ mod tests {
     use super::*;
     use crate::hooks::dbops::session::tests::{postgres, target};
     use crate::vocab::exec::{ContainerExec, ExecRequest, Stdin, StdoutSink};
-    use bytes::Bytes;
     use futures::future::BoxFuture;
     use std::io::Write as _;
     use std::sync::Mutex;
@@ -718,7 +717,7 @@ mod tests {
         ) -> Result<ExecResult, ExecError> {
             assert_eq!(argv[..2], ["cat", "--"]);
             for frame in self.data.chunks(1000) {
-                sink.chunk(Bytes::copy_from_slice(frame)).await.unwrap();
+                sink.chunk(frame).await.unwrap();
             }
             if self.stall {
                 std::future::pending::<()>().await;

@@ -5,12 +5,9 @@
 //!
 //! Why it looks the way it does (each point was measured on the download benchmark, `cargo bench --bench
 //! download`):
-//! - A frame's payload starts one byte into the WebSocket frame (after the channel number). The kernel's copy
-//!   into the page cache runs several times slower from a source misaligned to its destination, so the bytes are
-//!   first copied (cheaply, in user space, while still in the CPU cache) into a page-aligned stage buffer, and
-//!   each `write` goes out from there.
-//! - The frames are released as soon as they are staged, so the WebSocket reader can reuse its memory instead of
-//!   faulting in fresh pages for every frame.
+//! - The exec stream is read straight into a page-aligned stage buffer ([`DumpWriter::space`]), and each
+//!   `write` goes out from there: no copy in user space, and the kernel's copy into the page cache runs several
+//!   times faster from a source aligned like its destination than from one a frame header's length off.
 //! - The check thread gets whole stage buffers from a fixed pool and hands them back when hashed (or decoded);
 //!   when it falls behind, the download waits for a free buffer. Memory is therefore bounded by `POOL × STAGE`,
 //!   and no thread is woken per frame.
@@ -18,7 +15,6 @@
 //!   well-compressed dump locally ran at a quarter of the transfer's speed.
 //! - `sync_file_range` starts writeback every [`WRITEBACK_STEP`] bytes, so the final `fsync` has little left.
 
-use bytes::Bytes;
 use std::io::Write as _;
 use tokio::sync::mpsc;
 
@@ -146,15 +142,29 @@ impl DumpWriter {
         Ok(())
     }
 
-    /// Takes the next frame of the dump, in order; an error (the file could not be written) ends the download.
-    pub async fn chunk(&mut self, data: Bytes) -> std::io::Result<()> {
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let n = self.stage.push(rest);
-            rest = &rest[n..];
-            if self.stage.is_full() {
-                self.write_stage().await?;
-            }
+    /// Room for the next bytes of the dump: the free end of the stage buffer (never empty).
+    pub fn space(&mut self) -> &mut [u8] {
+        self.stage.spare()
+    }
+
+    /// The first `n` bytes of [`space`](Self::space) hold the next bytes of the dump; an error (the file could not
+    /// be written) ends the download.
+    pub async fn filled(&mut self, n: usize) -> std::io::Result<()> {
+        self.stage.advance(n);
+        if self.stage.is_full() {
+            self.write_stage().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the next bytes of the dump from memory of the caller's, in order.
+    pub async fn chunk(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let space = self.space();
+            let n = data.len().min(space.len());
+            space[..n].copy_from_slice(&data[..n]);
+            data = &data[n..];
+            self.filled(n).await?;
         }
         Ok(())
     }
@@ -269,13 +279,15 @@ impl AlignedBuffer {
         }
     }
 
-    /// Copies as much of `data` as fits; returns how many bytes that was.
-    fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.capacity - self.len);
-        let at = self.start + self.len;
-        self.memory[at..at + n].copy_from_slice(&data[..n]);
+    /// The unfilled rest of the buffer.
+    fn spare(&mut self) -> &mut [u8] {
+        &mut self.memory[self.start + self.len..self.start + self.capacity]
+    }
+
+    /// Counts the first `n` bytes of [`spare`](Self::spare) as filled.
+    fn advance(&mut self, n: usize) {
+        assert!(n <= self.capacity - self.len, "filled beyond the buffer");
         self.len += n;
-        n
     }
 
     fn is_full(&self) -> bool {
@@ -300,9 +312,12 @@ mod tests {
     fn aligned_buffers_start_on_a_page_and_fill_to_capacity() {
         let mut buffer = AlignedBuffer::new(10);
         assert_eq!(buffer.filled().as_ptr() as usize % AlignedBuffer::ALIGN, 0);
-        assert_eq!(buffer.push(b"0123456"), 7);
-        assert_eq!(buffer.push(b"789abc"), 3);
-        assert!(buffer.is_full());
+        buffer.spare()[..7].copy_from_slice(b"0123456");
+        buffer.advance(7);
+        assert_eq!(buffer.spare().len(), 3);
+        buffer.spare().copy_from_slice(b"789");
+        buffer.advance(3);
+        assert!(buffer.is_full() && buffer.spare().is_empty());
         assert_eq!(buffer.filled(), b"0123456789");
         buffer.clear();
         assert_eq!(buffer.filled(), b"");
@@ -325,7 +340,7 @@ mod tests {
         let path = dir.path().join("dump");
         let mut writer = DumpWriter::new(std::fs::File::create(&path).unwrap(), checks, None);
         for chunk in data.chunks(65_537) {
-            writer.chunk(Bytes::copy_from_slice(chunk)).await.unwrap();
+            writer.chunk(chunk).await.unwrap();
         }
         let written = writer.finish(true).await;
         let mut file = Vec::new();
