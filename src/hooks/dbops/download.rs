@@ -508,7 +508,7 @@ async fn stream_to_file(
     bar: Option<indicatif::ProgressBar>,
 ) -> Result<(u64, Verdicts), DbOpsError> {
     let dump_path = session.hook.dump_path();
-    let mut writer = DumpWriter::new(file, checks, bar);
+    let mut writer = DumpWriter::new(file, checks, sync, bar);
     let exec_result = source
         .stream_stdout(
             &session.target,
