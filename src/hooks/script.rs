@@ -311,14 +311,16 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
          fi\n"
     ));
     s.push_str("sync \"$bns_tmp\" 2>/dev/null &\n");
+    // The hash runs beside the first-byte check, into the record's temporary file (empty after the checks above).
+    s.push_str(SHA256_FN);
+    s.push_str("bns_sha256 < \"$bns_tmp\" > \"$bns_rectmp\" 2>/dev/null &\nbns_hashing=$!\n");
     s.push_str(
         "bns_first=$(bns_decompress < \"$bns_tmp\" 2>/dev/null | dd bs=1 count=1 2>/dev/null | wc -c)\n",
     );
     s.push_str(&format!(
-        "if [ \"$bns_first\" -eq 0 ]; then echo '{MARKER}error=empty dump'; exit 1; fi\n"
+        "if [ \"$bns_first\" -eq 0 ]; then wait; echo '{MARKER}error=empty dump'; exit 1; fi\n"
     ));
-    s.push_str(SHA256_FN);
-    s.push_str("bns_sum=$(bns_sha256 < \"$bns_tmp\") || bns_sum=\n");
+    s.push_str("bns_sum=\nif wait \"$bns_hashing\"; then read -r bns_sum < \"$bns_rectmp\" || bns_sum=; fi\n");
     // The fsync (and the version asked at the start) must be done before the rename.
     s.push_str("wait\n");
     // The old record goes first: a record never names another dump than the one beside it.
@@ -367,10 +369,11 @@ pub fn env_guard<'v>(values: impl IntoIterator<Item = &'v str>) -> String {
     s
 }
 
-/// Lines that print the previous dump (if any) as `previous_dump=SIZE MTIME`.
+/// Lines that print the previous dump (if any) as `previous_dump=SIZE MTIME`, in the background (one short line,
+/// written at once, like the tool's version): the script waits for it before the new dump replaces the old one.
 pub fn previous_dump_report(dump_path: &str) -> String {
     format!(
-        "bns_dump={}\nif [ -f \"$bns_dump\" ]; then echo \"{MARKER}previous_dump=$(wc -c < \"$bns_dump\") bytes, modified $(date -r \"$bns_dump\" '+%Y-%m-%dT%H:%M:%S%z' 2>/dev/null || echo unknown)\"; else echo '{MARKER}previous_dump=none'; fi\n",
+        "bns_dump={}\nif [ -f \"$bns_dump\" ]; then echo \"{MARKER}previous_dump=$(wc -c < \"$bns_dump\") bytes, modified $(date -r \"$bns_dump\" '+%Y-%m-%dT%H:%M:%S%z' 2>/dev/null || echo unknown)\" & else echo '{MARKER}previous_dump=none'; fi\n",
         quote(dump_path)
     )
 }

@@ -560,6 +560,8 @@ async fn zstd_falls_back_to_gzip_when_the_container_lacks_it() {
         ["zstd is not installed in the container; compressing with gzip"]
     );
     assert!(!decompress("gzip", &dump_path).is_empty());
+    // Neither openssl nor sha256sum here: the dump stands without a record, and nothing else is left behind.
+    assert_eq!(listing(dumps.path()), ["dump.sql.zst"]);
 
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["kind"], "postgres");
