@@ -105,7 +105,12 @@ where
     while let Some(part) = frames.next_part().await? {
         match part.channel {
             STDOUT => loop {
-                let n = frames.read(sink.space()).await?;
+                let space = sink.space();
+                if space.is_empty() {
+                    // Never silently drop output: a sink without room is a bug, not the end of the part.
+                    return Err("the output's sink offered no room".into());
+                }
+                let n = frames.read(space).await?;
                 if n == 0 {
                     break;
                 }
