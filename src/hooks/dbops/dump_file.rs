@@ -189,12 +189,14 @@ impl DumpWriter {
         Ok(())
     }
 
-    /// Why the write thread stopped (it only stops early on an error).
+    /// Why the pipeline stopped taking buffers: the write thread's error (it only stops early on one), or else
+    /// the check thread is gone.
     async fn write_error(&mut self) -> std::io::Error {
         self.full = None;
         match self.writer.join().await {
             Some((_, Err(e))) => e,
-            _ => std::io::Error::other("the local write thread stopped"),
+            Some((_, Ok(_))) => std::io::Error::other("the local check thread stopped"),
+            None => std::io::Error::other("the local write thread stopped"),
         }
     }
 
