@@ -75,7 +75,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ExecFrames<S> {
                 CLOSE => return Ok(None),
                 PING => {
                     let mut payload = vec![0; header.len as usize];
-                    self.take_exact(&mut payload).await?;
+                    self.read_exact(&mut payload).await?;
                     self.send(PONG, &payload)
                         .await
                         .map_err(|e| format!("answering the server's ping failed: {e}"))?;
@@ -98,7 +98,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ExecFrames<S> {
             }
             if self.message == Message::Start && self.remaining > 0 {
                 let mut channel = [0u8];
-                self.take_exact(&mut channel).await?;
+                self.read_exact(&mut channel).await?;
                 self.message = Message::Channel(channel[0]);
             }
             let message = self.message;
@@ -151,11 +151,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ExecFrames<S> {
         let _ = self.send(CLOSE, &[]).await;
     }
 
-    /// Reads exactly `buf.len()` bytes of the current frame.
-    async fn take_exact(&mut self, buf: &mut [u8]) -> Result<(), String> {
+    /// Reads exactly `buf.len()` bytes of the current part (an error if it holds fewer).
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), String> {
         let mut at = 0;
         while at < buf.len() {
-            at += self.read(&mut buf[at..]).await?;
+            match self.read(&mut buf[at..]).await? {
+                0 => return Err("a frame ended before the bytes it was read for".into()),
+                n => at += n,
+            }
         }
         Ok(())
     }

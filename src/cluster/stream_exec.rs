@@ -136,10 +136,7 @@ where
                 }
                 let start = status.len();
                 status.resize(start + part.len as usize, 0);
-                let mut at = start;
-                while at < status.len() {
-                    at += frames.read(&mut status[at..]).await?;
-                }
+                frames.read_exact(&mut status[start..]).await?;
                 // The initial one-byte frames of the v4 protocol carry no status.
                 if part.end && !status.is_empty() {
                     let parsed = serde_json::from_slice(&status)
