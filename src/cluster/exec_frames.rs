@@ -139,11 +139,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ExecFrames<S> {
         Ok(n)
     }
 
+    /// Hands what is left of the current part to `take`, a few KiB at a time.
+    pub async fn each(&mut self, mut take: impl FnMut(&[u8])) -> Result<(), String> {
+        let mut scratch = [0u8; 4096];
+        loop {
+            match self.read(&mut scratch).await? {
+                0 => return Ok(()),
+                n => take(&scratch[..n]),
+            }
+        }
+    }
+
     /// Drops what is left of the current part.
     pub async fn skip(&mut self) -> Result<(), String> {
-        let mut scratch = [0u8; 4096];
-        while self.read(&mut scratch).await? > 0 {}
-        Ok(())
+        self.each(|_| {}).await
     }
 
     /// Sends a close frame: the command has ended and its result is known, so a failure here changes nothing.

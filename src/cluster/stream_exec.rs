@@ -118,16 +118,7 @@ where
                     .await
                     .map_err(|e| format!("handling the output failed: {e}"))?;
             },
-            STDERR => {
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = frames.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    stderr.push(&buf[..n]);
-                }
-            }
+            STDERR => frames.each(|bytes| stderr.push(bytes)).await?,
             STATUS => {
                 if status.len() as u64 + part.len > STATUS_LIMIT {
                     return Err(format!(

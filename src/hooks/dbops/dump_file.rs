@@ -152,8 +152,10 @@ impl DumpWriter {
         Ok(())
     }
 
-    /// Takes the next bytes of the dump from memory of the caller's, in order.
-    pub async fn chunk(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+    /// Takes the next bytes of the dump from memory of the caller's, in order (tests feed it so; the exec
+    /// stream fills [`space`](Self::space) instead).
+    #[cfg(test)]
+    pub(crate) async fn chunk(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
             let space = self.space();
             let n = data.len().min(space.len());
