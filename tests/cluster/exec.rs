@@ -441,6 +441,32 @@ async fn a_failing_sink_aborts_the_stream_with_its_reason() {
     );
 }
 
+/// A sink that (wrongly) offers no room.
+struct NoRoom;
+
+impl ChunkSink for NoRoom {
+    fn space(&mut self) -> &mut [u8] {
+        &mut []
+    }
+
+    async fn filled(&mut self, _n: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_sink_without_room_is_an_error_not_a_silent_end_of_stdout() {
+    let env = start(POD).await;
+    let t = target(&env).await;
+    let err = env
+        .cluster
+        .exec_stdout_chunks(&t, vec!["echo".into(), "data".into()], &mut NoRoom)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecError::Stream { .. }), "{err}");
+    assert!(err.to_string().contains("offered no room"), "{err}");
+}
+
 #[tokio::test]
 async fn a_streamed_exec_into_a_missing_pod_fails_to_start_and_says_so() {
     let env = start(POD).await;
