@@ -139,6 +139,7 @@ impl Cluster {
         // One retry policy for every request: kube's own (429/503/504 on any request, creates included) is off.
         let mut config = config;
         config.default_retry = false;
+        skip_trust_store_for_plain_http(&mut config);
         let retry = options.retry.unwrap_or_default();
         let stats = Arc::new(RetryStats::default());
         let builder =
@@ -214,6 +215,19 @@ fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
     })
 }
 
+/// A plain `http://` server (`kubectl proxy`, kube-sim) never speaks TLS, yet kube builds its TLS connector
+/// anyway and, when the kubeconfig names no CA, loads the operating system's whole trust store for it: a few
+/// milliseconds at every start, for nothing. An empty root store stops that. Left alone when a proxy is set (an
+/// `https://` proxy needs the real trust store) or when a CA is given (nothing to save).
+fn skip_trust_store_for_plain_http(config: &mut kube::Config) {
+    if config.cluster_url.scheme() == Some(&http::uri::Scheme::HTTP)
+        && config.proxy_url.is_none()
+        && config.root_cert.is_none()
+    {
+        config.root_cert = Some(Vec::new());
+    }
+}
+
 async fn from_kubeconfig(
     kubeconfig: Kubeconfig,
     options: &KubeConfigOptions,
@@ -230,6 +244,34 @@ async fn from_kubeconfig(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_plain_http_server_without_proxy_or_ca_gets_the_empty_trust_store() {
+        let config = |url: &str| kube::Config::new(url.parse().expect("a URL"));
+        let mut plain = config("http://127.0.0.1:8001");
+        skip_trust_store_for_plain_http(&mut plain);
+        assert_eq!(plain.root_cert, Some(Vec::new()));
+
+        let mut tls = config("https://127.0.0.1:6443");
+        skip_trust_store_for_plain_http(&mut tls);
+        assert_eq!(
+            tls.root_cert, None,
+            "an https server keeps the system's roots"
+        );
+
+        let mut proxied = config("http://127.0.0.1:8001");
+        proxied.proxy_url = Some("https://proxy:3128".parse().expect("a URL"));
+        skip_trust_store_for_plain_http(&mut proxied);
+        assert_eq!(
+            proxied.root_cert, None,
+            "an https proxy needs the real roots"
+        );
+
+        let mut with_ca = config("http://127.0.0.1:8001");
+        with_ca.root_cert = Some(vec![vec![1, 2, 3]]);
+        skip_trust_store_for_plain_http(&mut with_ca);
+        assert_eq!(with_ca.root_cert, Some(vec![vec![1, 2, 3]]));
+    }
 
     #[test]
     fn namespace_resolution_follows_the_documented_order() {
