@@ -16,17 +16,20 @@ pub use crate::vocab::hook::Compression;
 /// The shell side of each compression.
 impl Compression {
     /// Shell lines that define `bns_compress` / `bns_decompress` / `bns_test` (the format's own test, reading
-    /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used.
+    /// all of stdin: `gzip -t` under `nice -n 19` where there is `nice`, or `cat` for no compression) and set
+    /// `$bns_compression` to what is really used.
     /// zstd is used when configured and installed; without it the dump falls back to gzip with a warning
     /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there, or
     /// when the container has no `tee`.
     pub fn select(self) -> String {
-        const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { gzip -t; }\nbns_compression=gzip\n";
-        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { zstd -q -t; }\nbns_compression=zstd\n";
+        const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { $bns_nice gzip -t; }\nbns_compression=gzip\n";
+        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { $bns_nice zstd -q -t; }\nbns_compression=zstd\n";
         let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
-        // The compressed stream is tested as `tee` writes it ([`dump_body`]).
+        // The compressed stream is tested as `tee` writes it ([`dump_body`]), at the lowest priority (`nice`, where
+        // the container has it) so that the test yields the CPU to the dump and its compressor.
         let tee = format!(
-            "command -v tee >/dev/null 2>&1 || {{ echo '{MARKER}missing_tool=tee'; exit 1; }}\n"
+            "command -v tee >/dev/null 2>&1 || {{ echo '{MARKER}missing_tool=tee'; exit 1; }}\n\
+             bns_nice=\ncommand -v nice >/dev/null 2>&1 && bns_nice='nice -n 19'\n"
         );
         let compression = match self {
             Compression::None => {
@@ -134,14 +137,17 @@ pub fn cleanup_traps(files: &RunFiles) -> String {
     s
 }
 
-/// Shell lines that report `df -P -k` of `dir_var` (a shell expression) between markers.
-pub fn df_report(dir_expr: &str) -> String {
-    format!("echo '{MARKER}df-begin'\ndf -P -k {dir_expr} || true\necho '{MARKER}df-end'\n")
+/// Shell lines that print `$bns_df` (the output of `df -P -k`, or empty when it failed) between the markers the
+/// runner reads it by.
+fn df_block() -> String {
+    format!(
+        "echo '{MARKER}df-begin'\nif [ -n \"$bns_df\" ]; then printf '%s\\n' \"$bns_df\"; fi\necho '{MARKER}df-end'\n"
+    )
 }
 
-/// The end of every dump hook's check: the dump directory `dir` exists, `df -P -k` of it is reported (as
-/// [`df_report`] does), and the script stops before anything is written unless the filesystem's Capacity is at
-/// most `threshold` percent: `space=over`, or `space=unreadable` when no Capacity could be read. The runner then
+/// The end of every dump hook's check: the dump directory `dir` exists, `df -P -k` of it is reported
+/// ([`df_block`]), and the script stops before anything is written unless the filesystem's Capacity is at most
+/// `threshold` percent: `space=over`, or `space=unreadable` when no Capacity could be read. The runner then
 /// judges the reported `df` itself ([`parse_df`]), so the error is the one a separate check would have given.
 /// The Capacity is read the way [`parse_df`] reads it: the first `NN%` word after the header line. Last comes
 /// `checked=yes`: whatever fails after it failed in the dump, not in the check.
@@ -152,9 +158,7 @@ pub fn space_gate(dir: &str, threshold: u8) -> String {
         "if [ ! -d \"$bns_dir\" ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n"
     ));
     s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
-    s.push_str(&format!(
-        "echo '{MARKER}df-begin'\nif [ -n \"$bns_df\" ]; then printf '%s\\n' \"$bns_df\"; fi\necho '{MARKER}df-end'\n"
-    ));
+    s.push_str(&df_block());
     s.push_str(
         r#"bns_nl='
 '
@@ -282,11 +286,11 @@ pub fn check_then_dump(files: &RunFiles, parts: &DumpParts) -> String {
 /// passed [`space_gate`], so `$bns_dir` is the dump's existing directory): `dump_command` (already quoted shell)
 /// is piped through the compressor into the partial file; its own exit status is carried out of the pipeline
 /// through a file because POSIX sh has no `pipefail`, and when it is not 0 `on_failure` runs first. The
-/// compressed stream passes the format's own test (`gzip -t`) as `tee` writes it, and a short write or a failed
-/// test fails the dump. Then, while the partial file is fsynced where the container's `sync` accepts a file: the
-/// non-empty check on the *uncompressed* stream (a compressed empty stream is not zero bytes) and the file's
-/// SHA-256. Last the atomic rename, the dump's record beside it ([`record_path`]),
-/// and the result lines with `df` after the dump.
+/// compressed stream passes the format's own test (`gzip -t`, at the lowest priority) as `tee` writes it, and a
+/// short write or a failed test fails the dump. Then, while the partial file is fsynced where the container's
+/// `sync` accepts a file: the non-empty check on the *uncompressed* stream (a compressed empty stream is not zero
+/// bytes), the file's SHA-256 and its size. Last the atomic rename, the dump's record beside it
+/// ([`record_path`]), and, while the directory is fsynced, `df` after the dump; then the result lines.
 pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "bns_dump={}", quote(dump_path));
@@ -311,28 +315,35 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
          fi\n"
     ));
     s.push_str("sync \"$bns_tmp\" 2>/dev/null &\n");
-    // The hash runs beside the first-byte check, into the record's temporary file (empty after the checks above).
+    // While the fsync runs: the hash, into the record's temporary file (empty after the checks above), the size,
+    // into the status file (read above), and the first-byte check.
     s.push_str(SHA256_FN);
     s.push_str("bns_sha256 < \"$bns_tmp\" > \"$bns_rectmp\" 2>/dev/null &\nbns_hashing=$!\n");
+    s.push_str("wc -c < \"$bns_tmp\" > \"$bns_rc\" 2>/dev/null &\n");
     s.push_str(
         "bns_first=$(bns_decompress < \"$bns_tmp\" 2>/dev/null | dd bs=1 count=1 2>/dev/null | wc -c)\n",
     );
     s.push_str(&format!(
         "if [ \"$bns_first\" -eq 0 ]; then wait; echo '{MARKER}error=empty dump'; exit 1; fi\n"
     ));
+    // The new dump replaces the old one from here on. The old record goes before the rename (here, beside the
+    // fsync): a record never names another dump than the one beside it.
+    s.push_str("rm -f \"$bns_record\" &\n");
     s.push_str("bns_sum=\nif wait \"$bns_hashing\"; then read -r bns_sum < \"$bns_rectmp\" || bns_sum=; fi\n");
-    // The fsync (and the version asked at the start) must be done before the rename.
+    // The fsync and the removal (and the version asked at the start) must be done before the rename.
     s.push_str("wait\n");
-    // The old record goes first: a record never names another dump than the one beside it.
-    s.push_str("rm -f \"$bns_record\"\n");
+    s.push_str("bns_size=\nread -r bns_size < \"$bns_rc\" || bns_size=\n");
     s.push_str("mv -f \"$bns_tmp\" \"$bns_dump\"\n");
     s.push_str(&format!(
         "if [ -n \"$bns_sum\" ]; then printf '%s  %s\\n' \"${{bns_sum%% *}}\" \"${{bns_dump##*/}}\" > \"$bns_rectmp\" && mv -f \"$bns_rectmp\" \"$bns_record\" && echo \"{MARKER}sha256=${{bns_sum%% *}}\"; fi\n"
     ));
-    s.push_str("sync \"$bns_dir\" 2>/dev/null || true\n");
-    s.push_str(&format!("echo \"{MARKER}size=$(wc -c < \"$bns_dump\")\"\n"));
+    // The renames are made durable while `df` reads what the dump left free.
+    s.push_str("sync \"$bns_dir\" 2>/dev/null &\nbns_syncing=$!\n");
+    s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
+    s.push_str("wait \"$bns_syncing\" || true\n");
+    s.push_str(&format!("echo \"{MARKER}size=$bns_size\"\n"));
     s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
-    s.push_str(&df_report("\"$bns_dir\""));
+    s.push_str(&df_block());
     // Explicit: the exec's stdin may stay open after the script, and `sh -s` would wait for more.
     s.push_str("exit 0\n");
     s
