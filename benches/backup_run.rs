@@ -12,7 +12,7 @@
 //! medians and the ratio run_wall / (dump_alone + CSI time to ready), goal ≤ 1.1, and the median of the rounds'
 //! own ratios (each run against the dump beside it). Prints figures; asserts only that every run succeeded.
 //!
-//! Knobs: `BENCH_ROWS`, `BENCH_ROUNDS` (default 5), `BENCH_CSI_MS`, and `BENCH_LOG`: a `BACKUP_NS_LOG` filter
+//! Knobs: `BENCH_ROWS`, `BENCH_ROUNDS` (default 9), `BENCH_CSI_MS`, and `BENCH_LOG`: a `BACKUP_NS_LOG` filter
 //! (e.g. `backup_ns=debug,kube_client=debug`) for one more run after the measured rounds, whose timestamped log
 //! is printed: where a run's wall time goes, request by request; `BENCH_BIN`: the `backup-ns` binary to run instead
 //! of this build's (say, a copy built from another commit, to compare two builds under the same load).
@@ -137,7 +137,7 @@ struct RunResult {
 
 fn main() {
     let rows = env_u64("BENCH_ROWS", 200_000);
-    let rounds = env_u64("BENCH_ROUNDS", 5) as usize;
+    let rounds = env_u64("BENCH_ROUNDS", 9) as usize;
     let csi = Duration::from_millis(env_u64("BENCH_CSI_MS", 200));
 
     let pg = Postgres::start();
