@@ -16,20 +16,18 @@ pub use crate::vocab::hook::Compression;
 /// The shell side of each compression.
 impl Compression {
     /// Shell lines that define `bns_compress` / `bns_decompress` / `bns_test` (the format's own test, reading
-    /// all of stdin: `gzip -t` under `nice -n 19` where there is `nice`, or `cat` for no compression) and set
-    /// `$bns_compression` to what is really used.
+    /// all of stdin: `gzip -t`, or `cat` for no compression) and set `$bns_compression` to what is really used.
     /// zstd is used when configured and installed; without it the dump falls back to gzip with a warning
     /// (restores detect the format by its magic bytes). Fails with `missing_tool=` when neither is there, or
     /// when the container has no `tee`.
     pub fn select(self) -> String {
-        const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { $bns_nice gzip -t; }\nbns_compression=gzip\n";
-        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { $bns_nice zstd -q -t; }\nbns_compression=zstd\n";
+        const GZIP: &str = "bns_compress() { gzip -c; }\nbns_decompress() { gzip -dc; }\nbns_test() { gzip -t; }\nbns_compression=gzip\n";
+        const ZSTD: &str = "bns_compress() { zstd -q -c; }\nbns_decompress() { zstd -q -dc; }\nbns_test() { zstd -q -t; }\nbns_compression=zstd\n";
         let missing = |tool: &str| format!("echo '{MARKER}missing_tool={tool}'; exit 1\n");
-        // The compressed stream is tested as `tee` writes it ([`dump_body`]), at the lowest priority (`nice`, where
-        // the container has it) so that the test yields the CPU to the dump and its compressor.
+        // The compressed stream is tested as `tee` writes it ([`dump_body`]). Not under `nice`: the dump waits on
+        // the test through `tee`, so a test starved by the database's own work would stall the dump with it.
         let tee = format!(
-            "command -v tee >/dev/null 2>&1 || {{ echo '{MARKER}missing_tool=tee'; exit 1; }}\n\
-             bns_nice=\ncommand -v nice >/dev/null 2>&1 && bns_nice='nice -n 19'\n"
+            "command -v tee >/dev/null 2>&1 || {{ echo '{MARKER}missing_tool=tee'; exit 1; }}\n"
         );
         let compression = match self {
             Compression::None => {
@@ -286,11 +284,11 @@ pub fn check_then_dump(files: &RunFiles, parts: &DumpParts) -> String {
 /// passed [`space_gate`], so `$bns_dir` is the dump's existing directory): `dump_command` (already quoted shell)
 /// is piped through the compressor into the partial file; its own exit status is carried out of the pipeline
 /// through a file because POSIX sh has no `pipefail`, and when it is not 0 `on_failure` runs first. The
-/// compressed stream passes the format's own test (`gzip -t`, at the lowest priority) as `tee` writes it, and a
-/// short write or a failed test fails the dump. Then, while the partial file is fsynced where the container's
-/// `sync` accepts a file: the non-empty check on the *uncompressed* stream (a compressed empty stream is not zero
-/// bytes), the file's SHA-256 and its size. Last the atomic rename, the dump's record beside it
-/// ([`record_path`]), and, while the directory is fsynced, `df` after the dump; then the result lines.
+/// compressed stream passes the format's own test (`gzip -t`) as `tee` writes it, and a short write or a failed
+/// test fails the dump. Then, while the partial file is fsynced where the container's `sync` accepts a file: the
+/// non-empty check on the *uncompressed* stream (a compressed empty stream is not zero bytes), the file's SHA-256
+/// and its size. Last the atomic rename, the dump's record beside it ([`record_path`]), and, while the directory
+/// is fsynced, `df` after the dump; then the result lines.
 pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "bns_dump={}", quote(dump_path));
