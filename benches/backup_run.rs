@@ -289,6 +289,7 @@ fn main() {
             .filter(|((_, resource), _)| resource == "pods/exec")
             .map(|(_, n)| n)
             .sum::<u64>();
+        let ratio = r.wall.as_secs_f64() / (a.0 + r.csi).as_secs_f64();
         println!(
             "round {}: pg_dump | gzip {:.3}s ({} bytes) | backup-ns run {:.3}s, CSI time to ready {:.3}s, ratio {:.3}; {total} API requests ({execs} exec sessions)",
             round + 1,
@@ -296,7 +297,7 @@ fn main() {
             a.1,
             r.wall.as_secs_f64(),
             r.csi.as_secs_f64(),
-            r.wall.as_secs_f64() / (a.0 + r.csi).as_secs_f64(),
+            ratio,
         );
         println!(
             "  steps: {}",
@@ -314,7 +315,7 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        paired.push(r.wall.as_secs_f64() / (a.0 + r.csi).as_secs_f64());
+        paired.push(ratio);
         alone.push(a.0);
         runs.push(r);
     }

@@ -135,8 +135,10 @@ pub fn cleanup_traps(files: &RunFiles) -> String {
     s
 }
 
-/// Shell lines that print `$bns_df` (the output of `df -P -k`, or empty when it failed) between the markers the
-/// runner reads it by.
+/// Reads `df -P -k` of the dump's directory into `$bns_df` (empty when `df` fails), for [`df_block`].
+const READ_DF: &str = "bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n";
+
+/// Shell lines that print `$bns_df` ([`READ_DF`]) between the markers the runner reads it by.
 fn df_block() -> String {
     format!(
         "echo '{MARKER}df-begin'\nif [ -n \"$bns_df\" ]; then printf '%s\\n' \"$bns_df\"; fi\necho '{MARKER}df-end'\n"
@@ -155,7 +157,7 @@ pub fn space_gate(dir: &str, threshold: u8) -> String {
     s.push_str(&format!(
         "if [ ! -d \"$bns_dir\" ]; then echo '{MARKER}error=dump dir does not exist'; exit 1; fi\n"
     ));
-    s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
+    s.push_str(READ_DF);
     s.push_str(&df_block());
     s.push_str(
         r#"bns_nl='
@@ -337,7 +339,7 @@ pub fn dump_body(dump_path: &str, dump_command: &str, on_failure: &str) -> Strin
     ));
     // The renames are made durable while `df` reads what the dump left free.
     s.push_str("sync \"$bns_dir\" 2>/dev/null &\nbns_syncing=$!\n");
-    s.push_str("bns_df=$(df -P -k \"$bns_dir\") || bns_df=\n");
+    s.push_str(READ_DF);
     s.push_str("wait \"$bns_syncing\" || true\n");
     s.push_str(&format!("echo \"{MARKER}size=$bns_size\"\n"));
     s.push_str(&format!("echo \"{MARKER}compression=$bns_compression\"\n"));
